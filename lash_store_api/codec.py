@@ -1,0 +1,257 @@
+"""Canonical JSON, SHA-256 refs and the byte encodings every backend stores.
+
+Opaque JSON is stored as canonical JSON text (never ``jsonb``: it rejects
+``\\u0000``); records that carry bytes are MessagePack maps whose JSON fields
+are canonical JSON strings. Encodings are deterministic, so equal checkpoints
+share a ref.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import msgpack
+
+from .common import JSON, BlobRef
+from .errors import BackendError, UnsupportedRecordSchemaVersion
+from .sessions import (
+    AgentFrameRecord,
+    HydratedSessionCheckpoint,
+    PersistedSessionConfig,
+    PersistedTurnState,
+    SessionCheckpoint,
+    SessionNodeRecord,
+    TokenUsage,
+)
+
+__all__ = [
+    "RECORD_SCHEMA_VERSION",
+    "canon",
+    "decode_checkpoint",
+    "decode_config",
+    "decode_frames",
+    "decode_json",
+    "decode_node",
+    "encode_checkpoint",
+    "encode_config",
+    "encode_frames",
+    "encode_json",
+    "encode_node",
+    "sha256_hex",
+    "sha256_of_bytes",
+]
+
+#: Carried by every stored record; a mismatch raises UnsupportedRecordSchemaVersion.
+RECORD_SCHEMA_VERSION = 1
+
+
+def canon(value: JSON) -> bytes:
+    """Canonical JSON: sorted keys, compact separators, UTF-8."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def sha256_hex(value: JSON) -> str:
+    """Lowercase hex SHA-256 of the canonical JSON of ``value``."""
+    return hashlib.sha256(canon(value)).hexdigest()
+
+
+def sha256_of_bytes(data: bytes) -> BlobRef:
+    """The content address of raw bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def encode_json(value: JSON) -> str:
+    return canon(value).decode("utf-8")
+
+
+def decode_json(text: str | bytes) -> Any:
+    return json.loads(text)
+
+
+def _pack(kind: str, fields: dict[str, Any]) -> bytes:
+    body = {"schema_version": RECORD_SCHEMA_VERSION, "kind": kind, **fields}
+    return msgpack.packb(body, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def _unpack(kind: str, data: bytes) -> dict[str, Any]:
+    try:
+        body = msgpack.unpackb(data, raw=False)
+    except Exception as exc:
+        raise BackendError(f"cannot decode {kind} record: {exc}") from exc
+    if not isinstance(body, dict):
+        raise BackendError(f"cannot decode {kind} record: not a map")
+    version = body.get("schema_version", 0)
+    if not isinstance(version, int):
+        raise BackendError(f"cannot decode {kind} record: schema_version is {version!r}")
+    if version != RECORD_SCHEMA_VERSION:
+        raise UnsupportedRecordSchemaVersion(kind, version, RECORD_SCHEMA_VERSION)
+    if body.get("kind") != kind:
+        raise BackendError(f"expected a {kind} record, found {body.get('kind')!r}")
+    return body
+
+
+def _opt_json(value: JSON) -> str | None:
+    return None if value is None else encode_json(value)
+
+
+def _from_opt_json(text: str | None) -> Any:
+    return None if text is None else decode_json(text)
+
+
+# --- checkpoint envelope -----------------------------------------------------------
+
+
+def _usage_fields(u: TokenUsage) -> list[int]:
+    return [u.input_tokens, u.output_tokens, u.cached_input_tokens, u.reasoning_tokens]
+
+
+def _manifest_fields(cp: SessionCheckpoint) -> dict[str, Any]:
+    ts = cp.turn_state
+    return {
+        "turn_index": ts.turn_index,
+        "token_usage": _usage_fields(ts.token_usage),
+        "last_prompt_usage": _opt_json(ts.last_prompt_usage),
+        "protocol_turn_options": encode_json(ts.protocol_turn_options),
+        "tool_state_ref": cp.tool_state_ref,
+        "plugin_snapshot_ref": cp.plugin_snapshot_ref,
+        "plugin_snapshot_revision": cp.plugin_snapshot_revision,
+        "execution_state_ref": cp.execution_state_ref,
+    }
+
+
+def _manifest_kwargs(m: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "turn_state": PersistedTurnState(
+            turn_index=m["turn_index"],
+            token_usage=TokenUsage(*m["token_usage"]),
+            last_prompt_usage=_from_opt_json(m["last_prompt_usage"]),
+            protocol_turn_options=decode_json(m["protocol_turn_options"]),
+        ),
+        "tool_state_ref": m["tool_state_ref"],
+        "plugin_snapshot_ref": m["plugin_snapshot_ref"],
+        "plugin_snapshot_revision": m["plugin_snapshot_revision"],
+        "execution_state_ref": m["execution_state_ref"],
+    }
+
+
+def encode_checkpoint(cp: HydratedSessionCheckpoint) -> tuple[BlobRef, bytes]:
+    """The deterministic envelope bytes of a checkpoint and their SHA-256 ref."""
+    data = _pack(
+        "checkpoint",
+        {
+            "manifest": _manifest_fields(cp),
+            "tool_state": _opt_json(cp.tool_state),
+            "plugin_snapshot": _opt_json(cp.plugin_snapshot),
+            "execution_state": cp.execution_state,
+        },
+    )
+    return sha256_of_bytes(data), data
+
+
+def decode_checkpoint(data: bytes) -> HydratedSessionCheckpoint:
+    body = _unpack("checkpoint", data)
+    try:
+        return HydratedSessionCheckpoint(
+            **_manifest_kwargs(body["manifest"]),
+            tool_state=_from_opt_json(body["tool_state"]),
+            plugin_snapshot=_from_opt_json(body["plugin_snapshot"]),
+            execution_state=body["execution_state"],
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BackendError(f"cannot decode checkpoint record: {exc!r}") from exc
+
+
+# --- head and node records ---------------------------------------------------------
+
+
+def encode_node(node: SessionNodeRecord) -> bytes:
+    return _pack(
+        "node",
+        {
+            "node_id": node.node_id,
+            "parent_node_id": node.parent_node_id,
+            "caused_by": _opt_json(node.caused_by),
+            "agent_frame_id": node.agent_frame_id,
+            "timestamp": node.timestamp,
+            "payload": encode_json(node.payload),
+        },
+    )
+
+
+def decode_node(data: bytes) -> SessionNodeRecord:
+    body = _unpack("node", data)
+    try:
+        return SessionNodeRecord(
+            node_id=body["node_id"],
+            parent_node_id=body["parent_node_id"],
+            caused_by=_from_opt_json(body["caused_by"]),
+            agent_frame_id=body["agent_frame_id"],
+            timestamp=body["timestamp"],
+            payload=decode_json(body["payload"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BackendError(f"cannot decode node record: {exc!r}") from exc
+
+
+def encode_frames(frames: tuple[AgentFrameRecord, ...] | list[AgentFrameRecord]) -> bytes:
+    return _pack(
+        "agent_frames",
+        {
+            "frames": [
+                {
+                    "frame_id": f.frame_id,
+                    "session_id": f.session_id,
+                    "created_at": f.created_at,
+                    "assignment": encode_json(f.assignment),
+                    "previous_frame_id": f.previous_frame_id,
+                    "status": f.status,
+                    "reason": f.reason,
+                    "caused_by": _opt_json(f.caused_by),
+                    "protocol_turn_options": encode_json(f.protocol_turn_options),
+                    "execution_state_ref": f.execution_state_ref,
+                    "execution_state_snapshot": f.execution_state_snapshot,
+                }
+                for f in frames
+            ]
+        },
+    )
+
+
+def decode_frames(data: bytes) -> list[AgentFrameRecord]:
+    body = _unpack("agent_frames", data)
+    try:
+        return [
+            AgentFrameRecord(
+                frame_id=f["frame_id"],
+                session_id=f["session_id"],
+                created_at=f["created_at"],
+                assignment=decode_json(f["assignment"]),
+                previous_frame_id=f["previous_frame_id"],
+                status=f["status"],
+                reason=f["reason"],
+                caused_by=_from_opt_json(f["caused_by"]),
+                protocol_turn_options=decode_json(f["protocol_turn_options"]),
+                execution_state_ref=f["execution_state_ref"],
+                execution_state_snapshot=f["execution_state_snapshot"],
+            )
+            for f in body["frames"]
+        ]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BackendError(f"cannot decode agent_frames record: {exc!r}") from exc
+
+
+def encode_config(config: PersistedSessionConfig) -> str:
+    return encode_json({"provider_id": config.provider_id, "model": config.model})
+
+
+def decode_config(text: str | bytes) -> PersistedSessionConfig:
+    try:
+        body = decode_json(text)
+        return PersistedSessionConfig(provider_id=body["provider_id"], model=body["model"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BackendError(f"cannot decode session config: {exc!r}") from exc

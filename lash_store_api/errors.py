@@ -1,0 +1,265 @@
+"""The error hierarchy every backend raises (spec/errors.md).
+
+Backends never let a driver exception escape: anything unexpected is wrapped
+in :class:`BackendError` with what was being done and for which record.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AttachmentMetadataError",
+    "AttachmentNotFound",
+    "BackendError",
+    "ClaimSuperseded",
+    "ConflictError",
+    "DatabaseSchemaMismatch",
+    "EventReplayConflict",
+    "HandleNotGranted",
+    "IdempotencyConflict",
+    "InvalidPayload",
+    "InvalidRegistration",
+    "InvalidRequest",
+    "InvalidState",
+    "LeaseExpired",
+    "LeaseHeld",
+    "NotFound",
+    "OccurrenceConflict",
+    "OccurrenceNotFound",
+    "ProcessLeaseExpired",
+    "ProcessNotFound",
+    "QueuedWorkClaimExpired",
+    "RegistrationConflict",
+    "ReplayKeyRequired",
+    "RevisionConflict",
+    "SchemaVersionError",
+    "SelectorNoMatch",
+    "SessionBindingMismatch",
+    "StoreError",
+    "TurnCommitConflict",
+    "UndeclaredEventType",
+    "UnknownBackend",
+    "UnsupportedOperation",
+    "UnsupportedReadScope",
+    "UnsupportedRecordSchemaVersion",
+]
+
+
+class StoreError(Exception):
+    """Base of every error a lash store raises."""
+
+
+# --- conflicts: reload and retry ---------------------------------------------------
+
+
+class ConflictError(StoreError):
+    """Another writer got there first; the caller should reload and retry."""
+
+
+class RevisionConflict(ConflictError):
+    """The head moved: ``expected`` is what the commit assumed, ``actual`` what is stored."""
+
+    def __init__(self, expected: int | None, actual: int, *, session_id: str | None = None):
+        self.expected = expected
+        self.actual = actual
+        self.session_id = session_id
+        where = f" for session {session_id!r}" if session_id is not None else ""
+        super().__init__(f"head revision conflict{where}: expected {expected}, actual {actual}")
+
+
+class TurnCommitConflict(ConflictError):
+    """A turn id was already committed with another hash (or under another session)."""
+
+    def __init__(self, session_id: str, turn_id: str, detail: str = "different turn_commit_hash"):
+        self.session_id = session_id
+        self.turn_id = turn_id
+        super().__init__(f"turn {turn_id!r} of session {session_id!r}: {detail}")
+
+
+class IdempotencyConflict(ConflictError):
+    """An idempotency key was reused with different content."""
+
+    def __init__(self, key: str, detail: str = "reused with different content"):
+        self.key = key
+        super().__init__(f"idempotency key {key!r} {detail}")
+
+
+class RegistrationConflict(IdempotencyConflict):
+    """A process id was registered again with another registration hash."""
+
+
+class EventReplayConflict(IdempotencyConflict):
+    """An event replay key was reused with another payload hash."""
+
+
+class OccurrenceConflict(IdempotencyConflict):
+    """A trigger idempotency key was reused with another request hash."""
+
+
+class LeaseHeld(ConflictError):
+    """Another owner holds a live lease ("already leased")."""
+
+    def __init__(self, owner_id: str, expires_at_epoch_ms: int):
+        self.owner_id = owner_id
+        self.expires_at_epoch_ms = expires_at_epoch_ms
+        super().__init__(f"already leased by {owner_id!r} until {expires_at_epoch_ms}")
+
+
+# --- binding and scope -------------------------------------------------------------
+
+
+class SessionBindingMismatch(StoreError):
+    """A handle bound to one session was used for another."""
+
+    def __init__(self, bound_session_id: str, attempted_session_id: str):
+        self.bound_session_id = bound_session_id
+        self.attempted_session_id = attempted_session_id
+        super().__init__(
+            f"handle is bound to session {bound_session_id!r}, "
+            f"not {attempted_session_id!r}"
+        )
+
+
+class UnsupportedReadScope(StoreError):
+    """The backend cannot serve this read scope."""
+
+    def __init__(self, scope: object):
+        self.scope = scope
+        super().__init__(f"unsupported read scope: {scope!r}")
+
+
+# --- leases ------------------------------------------------------------------------
+
+
+class LeaseExpired(StoreError):
+    """A lease or claim is gone: expired, superseded or never existed."""
+
+
+class QueuedWorkClaimExpired(LeaseExpired):
+    def __init__(self, session_id: str, claim_id: str):
+        self.session_id = session_id
+        self.claim_id = claim_id
+        super().__init__(f"queued work claim {claim_id!r} of session {session_id!r} is missing or expired")
+
+
+class ClaimSuperseded(QueuedWorkClaimExpired):
+    """The claim's token was replaced by a later claim."""
+
+
+class ProcessLeaseExpired(LeaseExpired):
+    def __init__(self, process_id: str):
+        self.process_id = process_id
+        super().__init__(f"lease of process {process_id!r} is missing or expired")
+
+
+# --- not found ---------------------------------------------------------------------
+
+
+class NotFound(StoreError):
+    """A named record does not exist."""
+
+
+class ProcessNotFound(NotFound):
+    pass
+
+
+class OccurrenceNotFound(NotFound):
+    pass
+
+
+class AttachmentNotFound(NotFound):
+    def __init__(self, attachment_id: str):
+        self.attachment_id = attachment_id
+        super().__init__(f"attachment {attachment_id!r} not found")
+
+
+class HandleNotGranted(NotFound):
+    pass
+
+
+# --- bad input ---------------------------------------------------------------------
+
+
+class InvalidRequest(StoreError, ValueError):
+    """The request is malformed; ``field`` names the offending input. Nothing was written."""
+
+    def __init__(self, field: str, problem: str):
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field}: {problem}")
+
+
+class UndeclaredEventType(InvalidRequest):
+    pass
+
+
+class InvalidPayload(InvalidRequest):
+    pass
+
+
+class ReplayKeyRequired(InvalidRequest):
+    pass
+
+
+class InvalidRegistration(InvalidRequest):
+    pass
+
+
+class SelectorNoMatch(InvalidRequest):
+    pass
+
+
+class InvalidState(StoreError):
+    """The record is in a state that forbids the operation (e.g. already terminal)."""
+
+
+# --- schema versions ---------------------------------------------------------------
+
+
+class SchemaVersionError(StoreError):
+    pass
+
+
+class UnsupportedRecordSchemaVersion(SchemaVersionError):
+    def __init__(self, record_kind: str, actual: int, expected: int):
+        self.record_kind = record_kind
+        self.actual = actual
+        self.expected = expected
+        super().__init__(f"{record_kind} has schema version {actual}, expected {expected}")
+
+
+class DatabaseSchemaMismatch(SchemaVersionError):
+    def __init__(self, component: str, actual: object, expected: object, detail: str = ""):
+        self.component = component
+        self.actual = actual
+        self.expected = expected
+        extra = f" ({detail})" if detail else ""
+        super().__init__(f"{component} has schema {actual}, expected {expected}{extra}")
+
+
+# --- everything else ---------------------------------------------------------------
+
+
+class UnsupportedOperation(StoreError):
+    """The backend does not serve this facet or call."""
+
+
+class UnknownBackend(StoreError, LookupError):
+    """No installed backend serves the URL's scheme."""
+
+
+class BackendError(StoreError):
+    """Driver, I/O or decode failure, with what was being done and for which record."""
+
+    def __init__(self, message: str, *, session_id: str | None = None, record: str | None = None):
+        self.session_id = session_id
+        self.record = record
+        parts = [message]
+        if session_id is not None:
+            parts.append(f"session={session_id!r}")
+        if record is not None:
+            parts.append(f"record={record!r}")
+        super().__init__(" ".join(parts) if len(parts) == 1 else f"{parts[0]} ({', '.join(parts[1:])})")
+
+
+class AttachmentMetadataError(BackendError):
+    pass

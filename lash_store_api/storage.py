@@ -1,0 +1,152 @@
+"""The storage a backend opens, and the backend plugin interface."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
+
+from .common import DurabilityTier
+
+if TYPE_CHECKING:
+    from .artifacts import ArtifactStore
+    from .attachments import AttachmentStore
+    from .maintenance import BlobStore, Maintenance
+    from .processes import ProcessRegistry
+    from .sessions import SessionFactory, SessionHandle
+    from .triggers import TriggerStore
+
+__all__ = ["Backend", "Capabilities", "Facet", "Storage", "StorageBase"]
+
+
+class Facet(StrEnum):
+    """A part of the contract a backend may serve; one spec file each."""
+
+    SESSIONS = "sessions"
+    MAINTENANCE = "maintenance"
+    ATTACHMENTS = "attachments"
+    QUEUED_WORK = "queued_work"
+    PROCESSES = "processes"
+    TRIGGERS = "triggers"
+    ARTIFACTS = "artifacts"
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a backend serves and how durably."""
+
+    facets: frozenset[Facet] = field(default_factory=frozenset)
+    durability: DurabilityTier = DurabilityTier.INLINE
+
+    def serves(self, facet: Facet | str) -> bool:
+        return Facet(facet) in self.facets
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """An opened store. Use as ``async with`` to close its resources on exit."""
+
+    @property
+    def url(self) -> str:
+        """A URL that opens this same data again (passwords are not hidden)."""
+        ...
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    def session(self, session_id: str | None = None) -> SessionHandle:
+        """A handle bound to ``session_id``; unbound if ``None`` (binds on first commit)."""
+        ...
+
+    @property
+    def sessions(self) -> SessionFactory: ...
+
+    @property
+    def maintenance(self) -> Maintenance: ...
+
+    @property
+    def blobs(self) -> BlobStore: ...
+
+    @property
+    def attachments(self) -> AttachmentStore: ...
+
+    @property
+    def processes(self) -> ProcessRegistry: ...
+
+    @property
+    def triggers(self) -> TriggerStore: ...
+
+    @property
+    def artifacts(self) -> ArtifactStore: ...
+
+    async def aclose(self) -> None: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+class StorageBase:
+    """Context-manager plumbing and "facet not served" errors for backends to inherit."""
+
+    backend_name: str = "backend"
+
+    async def aclose(self) -> None:
+        return None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def _unsupported(self, facet: Facet) -> Any:
+        from .errors import UnsupportedOperation
+
+        raise UnsupportedOperation(f"the {self.backend_name} backend does not serve {facet.value}")
+
+    @property
+    def processes(self) -> ProcessRegistry:
+        return self._unsupported(Facet.PROCESSES)  # type: ignore[no-any-return]
+
+    @property
+    def triggers(self) -> TriggerStore:
+        return self._unsupported(Facet.TRIGGERS)  # type: ignore[no-any-return]
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        return self._unsupported(Facet.ARTIFACTS)  # type: ignore[no-any-return]
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What a plugin registers through ``lash_store_register_backends``."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def schemes(self) -> tuple[str, ...]:
+        """URL schemes this backend opens, e.g. ``("postgresql", "postgres")``."""
+        ...
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    async def open(self, url: str, **options: Any) -> Storage: ...
+
+    def isolated(self, url: str) -> AbstractAsyncContextManager[Storage]:
+        """An empty, private storage for one test, removed on exit."""
+        ...

@@ -1,0 +1,282 @@
+"""One input validator for every backend (design.md, departure 6).
+
+Every check raises :class:`InvalidRequest` naming the field, before anything
+is written, so all backends reject the same inputs with the same message.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from .attachments import AttachmentCreateMeta, AttachmentIntent
+from .errors import InvalidRequest
+from .sessions import (
+    AgentFrameRecord,
+    Append,
+    HydratedSessionCheckpoint,
+    PersistedSessionConfig,
+    ReplaceFull,
+    RuntimeCommit,
+    SessionMeta,
+    SessionNodeRecord,
+    SessionStoreCreateRequest,
+    TokenLedgerEntry,
+    TokenUsage,
+    Unchanged,
+)
+
+__all__ = [
+    "MAX_ID_BYTES",
+    "check_attachment_meta",
+    "check_commit",
+    "check_create_request",
+    "check_id",
+    "check_ids",
+    "check_intent",
+    "check_json",
+    "check_meta",
+    "check_node",
+    "check_optional_id",
+    "check_revision",
+    "check_text",
+]
+
+MAX_ID_BYTES = 1024
+
+
+def check_text(field: str, value: object) -> str:
+    """A string that encodes as UTF-8 (no lone surrogates)."""
+    if not isinstance(value, str):
+        raise InvalidRequest(field, f"must be a string, got {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidRequest(field, f"is not valid UTF-8 (lone surrogate at {exc.start})") from None
+    return value
+
+
+def check_id(field: str, value: object) -> str:
+    """A non-empty string without NUL, at most 1024 UTF-8 bytes."""
+    check_text(field, value)
+    assert isinstance(value, str)
+    if not value:
+        raise InvalidRequest(field, "must not be empty")
+    if "\x00" in value:
+        raise InvalidRequest(field, "must not contain NUL")
+    size = len(value.encode("utf-8"))
+    if size > MAX_ID_BYTES:
+        raise InvalidRequest(field, f"is {size} bytes; ids are at most {MAX_ID_BYTES} UTF-8 bytes")
+    return value
+
+
+def check_optional_id(field: str, value: object) -> str | None:
+    return None if value is None else check_id(field, value)
+
+
+def check_ids(field: str, values: object) -> list[str]:
+    if isinstance(values, str | bytes) or not isinstance(values, Sequence):
+        raise InvalidRequest(field, "must be a list of ids")
+    return [check_id(f"{field}[{i}]", v) for i, v in enumerate(values)]
+
+
+def check_int(field: str, value: object, *, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequest(field, f"must be an integer, got {type(value).__name__}")
+    if value < minimum:
+        raise InvalidRequest(field, f"must be >= {minimum}, got {value}")
+    return value
+
+
+def check_revision(field: str, value: object) -> int | None:
+    return None if value is None else check_int(field, value)
+
+
+def check_bytes(field: str, value: object) -> None:
+    if value is not None and not isinstance(value, bytes):
+        raise InvalidRequest(field, f"must be bytes, got {type(value).__name__}")
+
+
+def check_json(field: str, value: object) -> None:
+    """A JSON value that round-trips exactly.
+
+    Accepted: None, bool, int, finite float, str, list and dict with string
+    keys. Strings may contain NUL; lone surrogates are rejected because they
+    cannot be encoded as UTF-8. Tuples are rejected because they would read
+    back as lists.
+    """
+    stack: list[tuple[str, Any]] = [(field, value)]
+    while stack:
+        path, item = stack.pop()
+        if item is None or isinstance(item, bool | int):
+            continue
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                raise InvalidRequest(path, f"{item!r} is not a JSON number")
+        elif isinstance(item, str):
+            check_text(path, item)
+        elif isinstance(item, list):
+            stack.extend((f"{path}[{i}]", v) for i, v in enumerate(item))
+        elif isinstance(item, dict):
+            for key, v in item.items():
+                if not isinstance(key, str):
+                    raise InvalidRequest(path, f"has a non-string key {key!r}")
+                check_text(f"{path}[{key!r}] (key)", key)
+                stack.append((f"{path}[{key!r}]", v))
+        else:
+            raise InvalidRequest(path, f"{type(item).__name__} is not JSON-compatible")
+
+
+def check_usage(field: str, usage: object) -> None:
+    if not isinstance(usage, TokenUsage):
+        raise InvalidRequest(field, "must be a TokenUsage")
+    for name in ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens"):
+        check_int(f"{field}.{name}", getattr(usage, name))
+
+
+def check_ledger_entry(field: str, entry: object) -> None:
+    if not isinstance(entry, TokenLedgerEntry):
+        raise InvalidRequest(field, "must be a TokenLedgerEntry")
+    check_text(f"{field}.source", entry.source)
+    check_text(f"{field}.model", entry.model)
+    check_usage(f"{field}.usage", entry.usage)
+
+
+def check_node(field: str, node: object) -> None:
+    if not isinstance(node, SessionNodeRecord):
+        raise InvalidRequest(field, "must be a SessionNodeRecord")
+    check_id(f"{field}.node_id", node.node_id)
+    check_optional_id(f"{field}.parent_node_id", node.parent_node_id)
+    check_optional_id(f"{field}.agent_frame_id", node.agent_frame_id)
+    check_text(f"{field}.timestamp", node.timestamp)
+    check_json(f"{field}.caused_by", node.caused_by)
+    check_json(f"{field}.payload", node.payload)
+
+
+def check_config(field: str, config: object) -> None:
+    if not isinstance(config, PersistedSessionConfig):
+        raise InvalidRequest(field, "must be a PersistedSessionConfig")
+    check_text(f"{field}.provider_id", config.provider_id)
+    check_json(f"{field}.model", config.model)
+
+
+def check_frame(field: str, frame: object) -> None:
+    if not isinstance(frame, AgentFrameRecord):
+        raise InvalidRequest(field, "must be an AgentFrameRecord")
+    check_id(f"{field}.frame_id", frame.frame_id)
+    check_id(f"{field}.session_id", frame.session_id)
+    check_text(f"{field}.created_at", frame.created_at)
+    check_json(f"{field}.assignment", frame.assignment)
+    check_optional_id(f"{field}.previous_frame_id", frame.previous_frame_id)
+    check_text(f"{field}.status", frame.status)
+    check_text(f"{field}.reason", frame.reason)
+    check_json(f"{field}.caused_by", frame.caused_by)
+    check_json(f"{field}.protocol_turn_options", frame.protocol_turn_options)
+    check_optional_id(f"{field}.execution_state_ref", frame.execution_state_ref)
+    check_bytes(f"{field}.execution_state_snapshot", frame.execution_state_snapshot)
+
+
+def check_checkpoint(field: str, cp: object) -> None:
+    if not isinstance(cp, HydratedSessionCheckpoint):
+        raise InvalidRequest(field, "must be a HydratedSessionCheckpoint")
+    ts = cp.turn_state
+    check_int(f"{field}.turn_state.turn_index", ts.turn_index)
+    check_usage(f"{field}.turn_state.token_usage", ts.token_usage)
+    check_json(f"{field}.turn_state.last_prompt_usage", ts.last_prompt_usage)
+    check_json(f"{field}.turn_state.protocol_turn_options", ts.protocol_turn_options)
+    for name in ("tool_state_ref", "plugin_snapshot_ref", "execution_state_ref"):
+        check_optional_id(f"{field}.{name}", getattr(cp, name))
+    if cp.plugin_snapshot_revision is not None:
+        check_int(f"{field}.plugin_snapshot_revision", cp.plugin_snapshot_revision)
+    check_json(f"{field}.tool_state", cp.tool_state)
+    check_json(f"{field}.plugin_snapshot", cp.plugin_snapshot)
+    check_bytes(f"{field}.execution_state", cp.execution_state)
+
+
+def check_commit(commit: object) -> None:
+    """Validate a whole :class:`RuntimeCommit`; raise on the first bad field."""
+    if not isinstance(commit, RuntimeCommit):
+        raise InvalidRequest("commit", "must be a RuntimeCommit")
+    check_id("session_id", commit.session_id)
+    check_revision("expected_head_revision", commit.expected_head_revision)
+    check_config("config", commit.config)
+    for i, frame in enumerate(commit.agent_frames):
+        check_frame(f"agent_frames[{i}]", frame)
+    check_text("current_agent_frame_id", commit.current_agent_frame_id)
+    delta = commit.graph
+    if isinstance(delta, Unchanged):
+        check_optional_id("graph.leaf_node_id", delta.leaf_node_id)
+    elif isinstance(delta, Append):
+        check_optional_id("graph.leaf_node_id", delta.leaf_node_id)
+        for i, node in enumerate(delta.nodes):
+            check_node(f"graph.nodes[{i}]", node)
+    elif isinstance(delta, ReplaceFull):
+        check_optional_id("graph.graph.leaf_node_id", delta.graph.leaf_node_id)
+        for i, node in enumerate(delta.graph.nodes):
+            check_node(f"graph.graph.nodes[{i}]", node)
+    else:
+        raise InvalidRequest("graph", "must be Unchanged, Append or ReplaceFull")
+    check_checkpoint("checkpoint", commit.checkpoint)
+    for i, entry in enumerate(commit.usage_deltas):
+        check_ledger_entry(f"usage_deltas[{i}]", entry)
+    if commit.turn_commit is not None:
+        stamp = commit.turn_commit
+        check_id("turn_commit.session_id", stamp.session_id)
+        check_id("turn_commit.turn_id", stamp.turn_id)
+        check_text("turn_commit.turn_commit_hash", stamp.turn_commit_hash)
+    for i, done in enumerate(commit.completed_queue_claims):
+        check_id(f"completed_queue_claims[{i}].session_id", done.session_id)
+        check_id(f"completed_queue_claims[{i}].claim_id", done.claim_id)
+        check_ids(f"completed_queue_claims[{i}].batch_ids", done.batch_ids)
+    check_ids("committed_attachment_ids", commit.committed_attachment_ids)
+
+
+def check_meta(meta: object) -> None:
+    if not isinstance(meta, SessionMeta):
+        raise InvalidRequest("meta", "must be a SessionMeta")
+    check_id("meta.session_id", meta.session_id)
+    check_text("meta.session_name", meta.session_name)
+    check_text("meta.created_at", meta.created_at)
+    check_text("meta.model", meta.model)
+    if meta.cwd is not None:
+        check_text("meta.cwd", meta.cwd)
+    check_json("meta.relation", meta.relation)
+
+
+def check_create_request(request: object) -> None:
+    if not isinstance(request, SessionStoreCreateRequest):
+        raise InvalidRequest("request", "must be a SessionStoreCreateRequest")
+    check_id("request.session_id", request.session_id)
+    check_json("request.relation", request.relation)
+    check_json("request.policy", request.policy)
+    policy = request.policy
+    model = policy.get("model") if isinstance(policy, dict) else None
+    model_id = model.get("id") if isinstance(model, dict) else None
+    if not isinstance(model_id, str):
+        raise InvalidRequest("request.policy.model.id", "must be a string (the session's model)")
+    if request.cwd is not None:
+        check_text("request.cwd", request.cwd)
+
+
+def check_intent(intent: object) -> None:
+    if not isinstance(intent, AttachmentIntent):
+        raise InvalidRequest("intent", "must be an AttachmentIntent")
+    check_id("intent.attachment_id", intent.attachment_id)
+    check_id("intent.session_id", intent.session_id)
+    check_text("intent.canonical_uri", intent.canonical_uri)
+    check_int("intent.intent_at_epoch_ms", intent.intent_at_epoch_ms)
+
+
+def check_attachment_meta(data: object, meta: object) -> None:
+    if not isinstance(data, bytes):
+        raise InvalidRequest("data", f"must be bytes, got {type(data).__name__}")
+    if not isinstance(meta, AttachmentCreateMeta):
+        raise InvalidRequest("meta", "must be an AttachmentCreateMeta")
+    check_json("meta.media_type", meta.media_type)
+    for name in ("width", "height"):
+        value = getattr(meta, name)
+        if value is not None:
+            check_int(f"meta.{name}", value)
+    if meta.label is not None:
+        check_text("meta.label", meta.label)

@@ -1,0 +1,89 @@
+"""The in-memory storage and its backend object."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+from lash_store_api import Capabilities, DurabilityTier, Facet, StorageBase
+from lash_store_api.errors import InvalidRequest
+
+from .attachments import MemoryAttachmentStore
+from .maintenance import MemoryBlobStore, MemoryMaintenance
+from .sessions import MemorySessionFactory, MemorySessionHandle
+from .state import MemoryState, state_for
+
+CAPABILITIES = Capabilities(
+    facets=frozenset({Facet.SESSIONS, Facet.MAINTENANCE, Facet.ATTACHMENTS}),
+    durability=DurabilityTier.INLINE,
+)
+
+
+class MemoryStorage(StorageBase):
+    """Python objects, no I/O. ``memory://NAME`` opened twice in one process shares data."""
+
+    backend_name = "memory"
+
+    def __init__(self, state: MemoryState) -> None:
+        self._state = state
+        self._sessions = MemorySessionFactory(state)
+        self._maintenance = MemoryMaintenance(state)
+        self._blobs = MemoryBlobStore(state)
+        self._attachments = MemoryAttachmentStore(state)
+
+    @property
+    def url(self) -> str:
+        return f"memory://{self._state.name}"
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return CAPABILITIES
+
+    def session(self, session_id: str | None = None) -> MemorySessionHandle:
+        return MemorySessionHandle(self._state, session_id)
+
+    @property
+    def sessions(self) -> MemorySessionFactory:
+        return self._sessions
+
+    @property
+    def maintenance(self) -> MemoryMaintenance:
+        return self._maintenance
+
+    @property
+    def blobs(self) -> MemoryBlobStore:
+        return self._blobs
+
+    @property
+    def attachments(self) -> MemoryAttachmentStore:
+        return self._attachments
+
+
+def name_from_url(url: str) -> str | None:
+    parts = urlsplit(url)
+    if parts.scheme != "memory":
+        raise InvalidRequest("url", f"{url!r} is not a memory:// URL")
+    name = (parts.netloc + parts.path).strip("/")
+    return name or None
+
+
+class MemoryBackend:
+    name = "memory"
+    schemes = ("memory",)
+    capabilities = CAPABILITIES
+
+    async def open(self, url: str, **options: Any) -> MemoryStorage:
+        if options:
+            raise InvalidRequest("options", f"memory:// takes no options, got {sorted(options)}")
+        return MemoryStorage(state_for(name_from_url(url)))
+
+    @asynccontextmanager
+    async def isolated(self, url: str) -> AsyncIterator[MemoryStorage]:
+        # A fresh anonymous state: private, and gone once nothing refers to it.
+        storage = MemoryStorage(state_for(None))
+        try:
+            yield storage
+        finally:
+            await storage.aclose()

@@ -1,0 +1,80 @@
+"""The in-memory tables. Each mirrors a table a durable backend keeps.
+
+Records are stored in their encoded form (the same bytes a durable backend
+writes), so a caller mutating what it passed in, or what it read back, cannot
+change what is stored.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+import weakref
+from dataclasses import dataclass, field
+
+from lash_store_api import (
+    AttachmentManifestEntry,
+    RuntimeCommitResult,
+    SessionMeta,
+    StoredAttachment,
+    TokenLedgerEntry,
+)
+
+
+@dataclass(slots=True)
+class NodeRow:
+    parent_node_id: str | None
+    data: bytes
+    tombstoned: bool = False
+
+
+@dataclass(slots=True)
+class SessionNodes:
+    """One session's nodes; dict order is insertion order."""
+
+    rows: dict[str, NodeRow] = field(default_factory=dict)
+    live_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class HeadRow:
+    head_revision: int
+    config: str
+    agent_frames: bytes
+    current_agent_frame_id: str
+    checkpoint_ref: str
+    leaf_node_id: str | None
+    graph_node_count: int
+
+
+@dataclass(slots=True, weakref_slot=True)
+class MemoryState:
+    """Every table of one in-memory storage."""
+
+    name: str
+    blobs: dict[str, bytes] = field(default_factory=dict)
+    heads: dict[str, HeadRow] = field(default_factory=dict)
+    nodes: dict[str, SessionNodes] = field(default_factory=dict)
+    usage: dict[str, list[TokenLedgerEntry]] = field(default_factory=dict)
+    stamps: dict[tuple[str, str], tuple[str, RuntimeCommitResult]] = field(default_factory=dict)
+    meta: dict[str, SessionMeta] = field(default_factory=dict)
+    manifest: dict[str, AttachmentManifestEntry] = field(default_factory=dict)
+    attachments: dict[str, StoredAttachment] = field(default_factory=dict)
+
+
+# Named storages live while any open storage refers to them, so
+# ``memory://name`` opened twice in one process shares its data.
+_named: weakref.WeakValueDictionary[str, MemoryState] = weakref.WeakValueDictionary()
+_lock = threading.Lock()
+
+
+def state_for(name: str | None) -> MemoryState:
+    """The live state called ``name``, created empty if none; a fresh one for ``None``."""
+    with _lock:
+        if name is None:
+            name = f"anon-{uuid.uuid4().hex[:12]}"
+        state = _named.get(name)
+        if state is None:
+            state = MemoryState(name)
+            _named[name] = state
+        return state

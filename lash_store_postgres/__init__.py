@@ -1,0 +1,1 @@
+"""PostgreSQL backend for lash-store (psycopg 3). Not yet implemented."""
