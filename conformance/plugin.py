@@ -45,7 +45,8 @@ def behaviour(behaviour_id: str, *, needs: Sequence[Facet | str] = (Facet.SESSIO
 
     ``needs`` lists the facets the backend must serve; otherwise the test is
     reported as unsupported (skipped with reason ``unsupported: <facet>``),
-    never as passed.
+    never as passed. The last facet in ``needs`` is the row the test counts
+    under in ``lash-store conformance`` (see :func:`report_facet`).
     """
     facets = tuple(Facet(f) for f in needs)
 
@@ -100,6 +101,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         path = Path(str(item.path))
         if path.parent == HERE and path.stem in SUITE_MODULES and item.get_closest_marker("lash_behaviour") is None:
             raise pytest.UsageError(f"{item.nodeid} carries no behaviour number (use @behaviour)")
+
+
+def report_facet(node: pytest.Item) -> str | None:
+    """The facet row a suite test counts under: the last facet it needs."""
+    needs = required_facets(node)
+    return needs[-1].value if needs else None
 
 
 def required_facets(node: pytest.Item) -> tuple[Facet, ...]:

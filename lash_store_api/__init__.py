@@ -11,6 +11,8 @@ Import this package as ``lash``::
 
 from __future__ import annotations
 
+from .artifacts import *  # noqa: F403
+from .artifacts import __all__ as _artifacts_all
 from .attachments import *  # noqa: F403
 from .attachments import __all__ as _attachments_all
 from .codec import canon, sha256_hex, sha256_of_bytes
@@ -30,16 +32,26 @@ from .plugins import (
     open_storage,
     plugin_manager,
 )
+from .processes import *  # noqa: F403
+from .processes import __all__ as _processes_all
+from .queued_work import *  # noqa: F403
+from .queued_work import __all__ as _queued_work_all
 from .sessions import *  # noqa: F403
 from .sessions import __all__ as _sessions_all
 from .storage import Backend, Capabilities, Facet, Storage, StorageBase
+from .triggers import *  # noqa: F403
+from .triggers import __all__ as _triggers_all
 
 __all__ = [
+    *_artifacts_all,
     *_attachments_all,
     *_common_all,
     *_errors_all,
     *_maintenance_all,
+    *_processes_all,
+    *_queued_work_all,
     *_sessions_all,
+    *_triggers_all,
     "DEFAULT_URL",
     "Backend",
     "Capabilities",

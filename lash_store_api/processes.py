@@ -249,9 +249,9 @@ class ProcessSessionDeleteReport:
 class ProcessRegistry(Protocol):
     """Durable processes that outlive a turn (spec/processes.md).
 
-    Every call but :meth:`get_process`, :meth:`revoke_handle`,
-    :meth:`has_handle_grant` and :meth:`complete_process_lease` fails for an
-    unknown process id.
+    A call naming an unknown process raises, except :meth:`get_process`
+    (``None``), :meth:`revoke_handle` and :meth:`complete_process_lease`
+    (silent no-ops).
     """
 
     def durability_tier(self) -> DurabilityTier:
