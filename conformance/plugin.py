@@ -40,7 +40,9 @@ SUITE_MODULES = frozenset(
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def behaviour(behaviour_id: str, *, needs: Sequence[Facet | str] = (Facet.SESSIONS,)) -> Callable[[F], F]:
+def behaviour(
+    behaviour_id: str, *, needs: Sequence[Facet | str] = (Facet.SESSIONS,)
+) -> Callable[[F], F]:
     """Mark a test as asserting one numbered behaviour, e.g. ``behaviour("sessions-11")``.
 
     ``needs`` lists the facets the backend must serve; otherwise the test is
@@ -77,7 +79,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Module | None:
     if file_path.suffix == ".py" and file_path.parent == HERE and file_path.stem in SUITE_MODULES:
-        return pytest.Module.from_parent(parent, path=file_path)  # type: ignore[no-any-return]
+        return pytest.Module.from_parent(parent, path=file_path)
     return None
 
 
@@ -99,7 +101,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         path = Path(str(item.path))
-        if path.parent == HERE and path.stem in SUITE_MODULES and item.get_closest_marker("lash_behaviour") is None:
+        if (
+            path.parent == HERE
+            and path.stem in SUITE_MODULES
+            and item.get_closest_marker("lash_behaviour") is None
+        ):
             raise pytest.UsageError(f"{item.nodeid} carries no behaviour number (use @behaviour)")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgpack
@@ -198,7 +198,7 @@ def decode_node(data: bytes) -> SessionNodeRecord:
         raise BackendError(f"cannot decode node record: {exc!r}") from exc
 
 
-def encode_frames(frames: tuple[AgentFrameRecord, ...] | list[AgentFrameRecord]) -> bytes:
+def encode_frames(frames: Sequence[AgentFrameRecord]) -> bytes:
     return _pack(
         "agent_frames",
         {

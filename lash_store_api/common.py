@@ -10,7 +10,7 @@ __all__ = ["JSON", "AttachmentId", "BlobRef", "CausalRef", "DurabilityTier", "fr
 
 #: A JSON-compatible value stored opaquely. Checked at runtime by
 #: :func:`lash_store_api.validation.check_json`; anything else raises ``InvalidRequest``.
-JSON: TypeAlias = None | bool | int | float | str | Sequence["JSON"] | Mapping[str, "JSON"]
+JSON: TypeAlias = bool | int | float | str | Sequence["JSON"] | Mapping[str, "JSON"] | None
 
 #: Lowercase hex SHA-256 of a blob's bytes (64 characters, no prefix).
 BlobRef: TypeAlias = str

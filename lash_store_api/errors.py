@@ -114,8 +114,7 @@ class SessionBindingMismatch(StoreError):
         self.bound_session_id = bound_session_id
         self.attempted_session_id = attempted_session_id
         super().__init__(
-            f"handle is bound to session {bound_session_id!r}, "
-            f"not {attempted_session_id!r}"
+            f"handle is bound to session {bound_session_id!r}, not {attempted_session_id!r}"
         )
 
 
@@ -138,7 +137,9 @@ class QueuedWorkClaimExpired(LeaseExpired):
     def __init__(self, session_id: str, claim_id: str):
         self.session_id = session_id
         self.claim_id = claim_id
-        super().__init__(f"queued work claim {claim_id!r} of session {session_id!r} is missing or expired")
+        super().__init__(
+            f"queued work claim {claim_id!r} of session {session_id!r} is missing or expired"
+        )
 
 
 class ClaimSuperseded(QueuedWorkClaimExpired):
@@ -258,7 +259,9 @@ class BackendError(StoreError):
             parts.append(f"session={session_id!r}")
         if record is not None:
             parts.append(f"record={record!r}")
-        super().__init__(" ".join(parts) if len(parts) == 1 else f"{parts[0]} ({', '.join(parts[1:])})")
+        super().__init__(
+            " ".join(parts) if len(parts) == 1 else f"{parts[0]} ({', '.join(parts[1:])})"
+        )
 
 
 class AttachmentMetadataError(BackendError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from .errors import UnsupportedReadScope
 from .sessions import (
     ActivePath,
     FullGraph,
@@ -13,7 +14,6 @@ from .sessions import (
     TokenLedgerEntry,
     TokenUsage,
 )
-from .errors import UnsupportedReadScope
 
 __all__ = ["active_path_ids", "merge_ledger", "select_graph"]
 

@@ -87,7 +87,9 @@ def installed_backends() -> dict[str, Backend]:
 
 def scheme_of(url: str) -> str:
     if "://" not in url:
-        raise InvalidRequest("url", f"{url!r} has no scheme (expected e.g. memory:// or postgresql://)")
+        raise InvalidRequest(
+            "url", f"{url!r} has no scheme (expected e.g. memory:// or postgresql://)"
+        )
     return urlsplit(url).scheme.lower()
 
 

@@ -99,7 +99,8 @@ class SessionNodeRecord:
     caused_by: CausalRef | None = None
     agent_frame_id: str | None = None
     timestamp: str = ""
-    #: ``{"kind": "event", "event": ...}`` or ``{"kind": "plugin", "plugin_type": str, "body": ...}``
+    #: ``{"kind": "event", "event": ...}`` or
+    #: ``{"kind": "plugin", "plugin_type": str, "body": ...}``
     payload: JSON = None
 
 
@@ -259,7 +260,11 @@ class RuntimeCommit:
 
     def __post_init__(self) -> None:
         freeze_sequences(
-            self, "agent_frames", "usage_deltas", "completed_queue_claims", "committed_attachment_ids"
+            self,
+            "agent_frames",
+            "usage_deltas",
+            "completed_queue_claims",
+            "committed_attachment_ids",
         )
 
 
@@ -354,7 +359,9 @@ class SessionFactory(Protocol):
 
     async def create_store(self, request: SessionStoreCreateRequest) -> SessionHandle: ...
 
-    async def open_existing_store(self, request: SessionStoreCreateRequest) -> SessionHandle | None: ...
+    async def open_existing_store(
+        self, request: SessionStoreCreateRequest
+    ) -> SessionHandle | None: ...
 
     async def delete_session(self, session_id: str) -> None: ...
 

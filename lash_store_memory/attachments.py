@@ -41,7 +41,11 @@ def stamp_committed(
     """Stamp rows the session owns; a stamped row keeps its first time."""
     for attachment_id in attachment_ids:
         entry = state.manifest.get(attachment_id)
-        if entry is not None and entry.session_id == session_id and entry.committed_at_epoch_ms is None:
+        if (
+            entry is not None
+            and entry.session_id == session_id
+            and entry.committed_at_epoch_ms is None
+        ):
             state.manifest[attachment_id] = dataclasses.replace(entry, committed_at_epoch_ms=at_ms)
 
 

@@ -44,7 +44,9 @@ class MemoryMaintenance:
     async def vacuum(self, session_id: str | None = None) -> VacuumReport:
         if session_id is not None:
             return VacuumReport(vacuum_session(self._state, check_id("session_id", session_id)))
-        return VacuumReport(sum(vacuum_session(self._state, sid) for sid in list(self._state.nodes)))
+        return VacuumReport(
+            sum(vacuum_session(self._state, sid) for sid in list(self._state.nodes))
+        )
 
     async def gc_unreachable(self) -> GcReport:
         return collect(self._state)

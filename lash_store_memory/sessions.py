@@ -97,7 +97,8 @@ class MemorySessionHandle:
         check_expected_revision(sid, commit.expected_head_revision, actual)
         if commit.completed_queue_claims:
             raise UnsupportedOperation(
-                "the memory backend does not serve queued_work: completed_queue_claims must be empty"
+                "the memory backend does not serve queued_work: "
+                "completed_queue_claims must be empty"
             )
         # Encode everything before the first write, so a failure writes nothing.
         ref, envelope = encode_checkpoint(commit.checkpoint)
@@ -148,7 +149,11 @@ class MemorySessionHandle:
         if sid is None or head is None:
             return None
         rows = self._state.nodes.get(sid)
-        live = [] if rows is None else [decode_node(r.data) for r in rows.rows.values() if not r.tombstoned]
+        live = (
+            []
+            if rows is None
+            else [decode_node(r.data) for r in rows.rows.values() if not r.tombstoned]
+        )
         envelope = self._state.blobs.get(head.checkpoint_ref)
         if envelope is None:
             raise BackendError(
@@ -241,12 +246,14 @@ class MemorySessionFactory:
     async def delete_session(self, session_id: str) -> None:
         check_id("session_id", session_id)
         state = self._state
-        for table in (state.heads, state.nodes, state.usage, state.meta):
-            table.pop(session_id, None)  # type: ignore[attr-defined]
-        for key in [k for k in state.stamps if k[0] == session_id]:
-            del state.stamps[key]
-        for key in [k for k, e in state.manifest.items() if e.session_id == session_id]:
-            del state.manifest[key]
+        state.heads.pop(session_id, None)
+        state.nodes.pop(session_id, None)
+        state.usage.pop(session_id, None)
+        state.meta.pop(session_id, None)
+        for stamp_key in [k for k in state.stamps if k[0] == session_id]:
+            del state.stamps[stamp_key]
+        for attachment_id in [k for k, e in state.manifest.items() if e.session_id == session_id]:
+            del state.manifest[attachment_id]
 
     async def list_sessions(self) -> list[SessionSummary]:
         state = self._state
