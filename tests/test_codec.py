@@ -1,0 +1,82 @@
+"""Canonical JSON, refs and record encodings (lash_store_api.codec)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import msgpack
+import pytest
+
+import lash_store_api as lash
+from lash_store_api.codec import (
+    canon,
+    decode_checkpoint,
+    decode_frames,
+    decode_node,
+    encode_checkpoint,
+    encode_frames,
+    encode_node,
+    sha256_hex,
+)
+
+
+def test_canon_sorts_keys_and_is_compact() -> None:
+    assert canon({"b": 1, "a": [1, "é"]}) == '{"a":[1,"é"],"b":1}'.encode()
+
+
+def test_sha256_hex_is_hash_of_canonical_json() -> None:
+    value = {"z": None, "a": "\u0000"}
+    assert sha256_hex(value) == hashlib.sha256(canon(value)).hexdigest()
+    assert len(sha256_hex(value)) == 64
+
+
+def test_equal_checkpoints_share_a_ref_whatever_the_key_order() -> None:
+    a = lash.HydratedSessionCheckpoint(tool_state={"x": 1, "y": 2})
+    b = lash.HydratedSessionCheckpoint(tool_state={"y": 2, "x": 1})
+    ref_a, data_a = encode_checkpoint(a)
+    ref_b, data_b = encode_checkpoint(b)
+    assert ref_a == ref_b == hashlib.sha256(data_a).hexdigest()
+    assert data_a == data_b
+
+
+def test_checkpoint_round_trips_every_field() -> None:
+    cp = lash.HydratedSessionCheckpoint(
+        turn_state=lash.PersistedTurnState(
+            turn_index=3,
+            token_usage=lash.TokenUsage(1, 2, 3, 4),
+            last_prompt_usage={"p": 1},
+            protocol_turn_options={"o": [True]},
+        ),
+        tool_state_ref="a" * 64,
+        plugin_snapshot_ref="b" * 64,
+        plugin_snapshot_revision=12,
+        execution_state_ref="c" * 64,
+        tool_state={"generation": 9, "nul": "\u0000"},
+        plugin_snapshot=[1, 2.5, None],
+        execution_state=b"\x00\xff",
+    )
+    assert decode_checkpoint(encode_checkpoint(cp)[1]) == cp
+
+
+def test_node_and_frames_round_trip() -> None:
+    node = lash.SessionNodeRecord(
+        node_id="n", parent_node_id="p", caused_by={"type": "turn"}, payload={"kind": "event"}
+    )
+    assert decode_node(encode_node(node)) == node
+    frame = lash.AgentFrameRecord(
+        frame_id="f", session_id="s", created_at="2026-01-01T00:00:00Z",
+        execution_state_snapshot=b"state",
+    )
+    assert decode_frames(encode_frames([frame])) == [frame]
+
+
+def test_record_without_schema_version_is_refused() -> None:
+    data = msgpack.packb({"kind": "node", "node_id": "n"})
+    with pytest.raises(lash.UnsupportedRecordSchemaVersion) as info:
+        decode_node(data)
+    assert info.value.actual == 0
+
+
+def test_garbage_record_is_a_backend_error() -> None:
+    with pytest.raises(lash.BackendError, match="node"):
+        decode_node(b"\xc1 not msgpack")
