@@ -64,7 +64,9 @@ def test_node_and_frames_round_trip() -> None:
     )
     assert decode_node(encode_node(node)) == node
     frame = lash.AgentFrameRecord(
-        frame_id="f", session_id="s", created_at="2026-01-01T00:00:00Z",
+        frame_id="f",
+        session_id="s",
+        created_at="2026-01-01T00:00:00Z",
         execution_state_snapshot=b"state",
     )
     assert decode_frames(encode_frames([frame])) == [frame]

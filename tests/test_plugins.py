@@ -36,7 +36,9 @@ def third_party() -> Iterator[None]:
         register(EchoBackend())
 
     reset_plugins()
-    plugin_manager().register(SimpleNamespace(lash_store_register_backends=lash_store_register_backends))
+    plugin_manager().register(
+        SimpleNamespace(lash_store_register_backends=lash_store_register_backends)
+    )
     yield
     reset_plugins()
 

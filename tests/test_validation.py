@@ -54,7 +54,9 @@ def test_commit_errors_name_the_nested_field() -> None:
         session_id="s",
         expected_head_revision=None,
         config=lash.PersistedSessionConfig("p", {"id": "m"}),
-        graph=lash.Append(nodes=[lash.SessionNodeRecord(node_id="ok"), lash.SessionNodeRecord(node_id="")]),
+        graph=lash.Append(
+            nodes=[lash.SessionNodeRecord(node_id="ok"), lash.SessionNodeRecord(node_id="")]
+        ),
     )
     with pytest.raises(lash.InvalidRequest) as info:
         check_commit(commit)
