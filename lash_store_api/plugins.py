@@ -30,6 +30,7 @@ from .storage import Backend, Storage
 
 __all__ = [
     "DEFAULT_URL",
+    "ENV_VAR",
     "backend_for_url",
     "hookimpl",
     "hookspec",
@@ -37,6 +38,7 @@ __all__ = [
     "open_storage",
     "plugin_manager",
     "reset_plugins",
+    "resolve_url",
 ]
 
 PROJECT = "lash_store"

@@ -295,7 +295,7 @@ class SessionStoreCreateRequest:
 
 @dataclass(frozen=True, slots=True)
 class SessionSummary:
-    """One row of ``sessions.list()``: a session that has a head."""
+    """One row of ``list_sessions()``: a session with a head or metadata (revision 0: no head)."""
 
     session_id: str
     head_revision: int

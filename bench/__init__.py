@@ -1,0 +1,1 @@
+"""Benchmarks (design.md, "Performance budget"): they measure, never assert timings."""

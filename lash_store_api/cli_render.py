@@ -1,0 +1,277 @@
+"""Plain-text rendering for the ``lash-store`` CLI: tables, graph trees, payload previews.
+
+Pure functions returning lines, so the CLI, the demo and the tests share them
+and nothing here touches a store.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TextIO
+
+from .sessions import ModelUsage, SessionNodeRecord, TokenLedgerEntry, TokenUsage
+
+__all__ = [
+    "ASCII",
+    "UNICODE",
+    "Glyphs",
+    "glyphs_for",
+    "ledger_table",
+    "preview",
+    "table",
+    "tree_lines",
+    "usage_table",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Glyphs:
+    tee: str
+    elbow: str
+    pipe: str
+    blank: str
+    head: str
+    ellipsis: str
+
+
+UNICODE = Glyphs("├─ ", "└─ ", "│  ", "   ", "◀ head", "…")
+ASCII = Glyphs("|- ", "`- ", "|  ", "   ", "<- head", "...")
+
+
+def glyphs_for(stream: TextIO) -> Glyphs:
+    """Box-drawing glyphs if ``stream`` can encode them, else ASCII (e.g. a latin-1 pipe)."""
+    try:
+        "├└│◀…".encode(getattr(stream, "encoding", None) or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return ASCII
+    return UNICODE
+
+
+# --- tables ----------------------------------------------------------------------
+
+
+def table(
+    headers: Sequence[str],
+    rows: Iterable[Sequence[object]],
+    *,
+    total: Sequence[object] | None = None,
+    indent: str = "",
+) -> list[str]:
+    """Columns two spaces apart; numbers right-aligned with thousands separators.
+
+    ``total`` is printed under a rule. A column is numeric when every body cell
+    in it is an int.
+    """
+    body = [list(row) for row in rows]
+    judged = body or ([list(total)] if total is not None else [])
+    numeric = [
+        bool(judged) and all(isinstance(r[i], int) and not isinstance(r[i], bool) for r in judged)
+        for i in range(len(headers))
+    ]
+    cells = [[_cell(v) for v in row] for row in body]
+    foot = None if total is None else [_cell(v) for v in total]
+    every = [list(headers), *cells, *([foot] if foot is not None else [])]
+    widths = [max(len(r[i]) for r in every) for i in range(len(headers))]
+
+    def line(row: Sequence[str]) -> str:
+        parts = [
+            c.rjust(w) if num else c.ljust(w)
+            for c, w, num in zip(row, widths, numeric, strict=True)
+        ]
+        return (indent + "  ".join(parts)).rstrip()
+
+    out = [line(headers), *(line(r) for r in cells)]
+    if foot is not None:
+        out.append(indent + "  ".join("-" * w for w in widths))
+        out.append(line(foot))
+    return out
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _usage_cells(u: TokenUsage) -> list[object]:
+    return [u.input_tokens, u.output_tokens, u.cached_input_tokens, u.reasoning_tokens, u.total()]
+
+
+USAGE_HEADERS = ("input", "output", "cached", "reasoning", "total")
+
+
+def ledger_table(ledger: Sequence[TokenLedgerEntry], *, indent: str = "") -> list[str]:
+    """A session's token ledger; a total row when there is more than one entry."""
+    if not ledger:
+        return [f"{indent}(no token usage recorded)"]
+    rows = [[e.source, e.model, *_usage_cells(e.usage)] for e in ledger]
+    total = None
+    if len(ledger) > 1:
+        summed = sum((e.usage for e in ledger), TokenUsage())
+        total = ["total", "", *_usage_cells(summed)]
+    return table(("source", "model", *USAGE_HEADERS), rows, total=total, indent=indent)
+
+
+def usage_table(usage: Sequence[ModelUsage], *, indent: str = "") -> list[str]:
+    """Token totals by model across sessions, with a total row."""
+    if not usage:
+        return [f"{indent}(no token usage recorded)"]
+    rows = [[m.model, m.session_count, *_usage_cells(m.usage)] for m in usage]
+    summed = sum((m.usage for m in usage), TokenUsage())
+    # The sessions column is not summed: one session may use several models.
+    total = ["total", "", *_usage_cells(summed)]
+    return table(("model", "sessions", *USAGE_HEADERS), rows, total=total, indent=indent)
+
+
+# --- payload previews ------------------------------------------------------------
+
+_LABEL_KEYS = ("type", "role", "kind")
+_TEXT_KEYS = ("text", "content", "message", "summary", "output", "result")
+
+
+def preview(payload: object, width: int = 60, glyphs: Glyphs = UNICODE) -> str:
+    """One line describing a node payload, cut to ``width`` characters."""
+    text = " ".join(_describe(payload).split())  # collapse newlines and runs of blanks
+    if len(text) <= width:
+        return text
+    keep = max(width - len(glyphs.ellipsis), 1)
+    return text[:keep].rstrip() + glyphs.ellipsis
+
+
+def _describe(payload: object) -> str:
+    if isinstance(payload, Mapping):
+        kind = payload.get("kind")
+        if kind == "event" and "event" in payload:
+            return _describe_event(payload["event"])
+        if kind == "plugin":
+            return (
+                f"[{payload.get('plugin_type', 'plugin')}] {_describe_event(payload.get('body'))}"
+            )
+    return _describe_event(payload)
+
+
+def _describe_event(event: object) -> str:
+    if isinstance(event, str):
+        return event
+    if not isinstance(event, Mapping):
+        return _compact(event)
+    label_key = next((k for k in _LABEL_KEYS if isinstance(event.get(k), str)), None)
+    label = str(event[label_key]) if label_key else ""
+    text = next((t for k in _TEXT_KEYS if (t := _text_of(event.get(k))) is not None), None)
+    if text is None:
+        # No prose (e.g. a tool call): show the remaining fields compactly.
+        rest = {k: v for k, v in event.items() if k != label_key}
+        name = rest.pop("name", None)
+        text = " ".join(
+            part
+            for part in (str(name) if name is not None else "", _compact(rest) if rest else "")
+            if part
+        )
+    return f"{label}: {text}" if label else text
+
+
+def _text_of(value: object) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):  # content parts: [{"type": "text", "text": ...}, ...]
+        parts = [
+            p["text"] for p in value if isinstance(p, Mapping) and isinstance(p.get("text"), str)
+        ]
+        return " ".join(parts) if parts else None
+    return None
+
+
+def _compact(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=repr)
+
+
+# --- graph trees -----------------------------------------------------------------
+
+
+def tree_lines(
+    nodes: Sequence[SessionNodeRecord],
+    leaf_node_id: str | None,
+    *,
+    glyphs: Glyphs = UNICODE,
+    width: int = 100,
+    indent: str = "",
+) -> list[str]:
+    """The nodes as a tree: children under their parent, siblings in insertion order.
+
+    A node's only child is drawn in the same column (a conversation is mostly
+    one long chain, which would otherwise drift off the screen); indentation
+    appears only where the graph branches. Nodes whose parent is not among
+    ``nodes`` start their own tree; nodes only reachable through a cycle are
+    drawn last, marked.
+    """
+    if not nodes:
+        return [f"{indent}(no nodes)"]
+    ids = {n.node_id for n in nodes}
+    children: dict[str, list[SessionNodeRecord]] = {}
+    roots: list[SessionNodeRecord] = []
+    for node in nodes:
+        parent = node.parent_node_id
+        if parent is None or parent not in ids or parent == node.node_id:
+            roots.append(node)
+        else:
+            children.setdefault(parent, []).append(node)
+    id_width = max(len(n.node_id) for n in nodes)
+    out: list[str] = []
+    seen: set[str] = set()
+
+    def draw(start: Sequence[SessionNodeRecord], base: str, note: str | None = None) -> None:
+        # Explicit stack, not recursion: deep chains must not hit the recursion limit.
+        stack: list[tuple[SessionNodeRecord, str, str, str | None]] = []
+        forked = len(start) > 1
+        for i, node in reversed(list(enumerate(start))):
+            last = i == len(start) - 1
+            first = base + ((glyphs.elbow if last else glyphs.tee) if forked else "")
+            cont = base + ((glyphs.blank if last else glyphs.pipe) if forked else "")
+            stack.append((node, first, cont, note))
+        while stack:
+            node, first, cont, mark = stack.pop()
+            if node.node_id in seen:
+                continue
+            seen.add(node.node_id)
+            out.append(_node_line(node, first, id_width, leaf_node_id, glyphs, width, mark))
+            kids = [k for k in children.get(node.node_id, ()) if k.node_id not in seen]
+            if len(kids) == 1:
+                stack.append((kids[0], cont, cont, None))
+            else:
+                for i, kid in reversed(list(enumerate(kids))):
+                    last = i == len(kids) - 1
+                    first = cont + (glyphs.elbow if last else glyphs.tee)
+                    stack.append((kid, first, cont + (glyphs.blank if last else glyphs.pipe), None))
+
+    draw(roots, indent)
+    stranded = [n for n in nodes if n.node_id not in seen]
+    while stranded:  # on a parent cycle: no root reaches these
+        draw(stranded[:1], indent, "(in a parent cycle)")
+        stranded = [n for n in stranded if n.node_id not in seen]
+    return out
+
+
+def _node_line(
+    node: SessionNodeRecord,
+    prefix: str,
+    id_width: int,
+    leaf: str | None,
+    glyphs: Glyphs,
+    width: int,
+    note: str | None,
+) -> str:
+    marks = []
+    if node.node_id == leaf:
+        marks.append(glyphs.head)
+    if note:
+        marks.append(note)
+    suffix = ("  " + " ".join(marks)) if marks else ""
+    head = f"{prefix}{node.node_id.ljust(id_width)}  "
+    room = max(width - len(head) - len(suffix), 16)
+    return (head + preview(node.payload, room, glyphs) + suffix).rstrip()
