@@ -6,13 +6,17 @@ Private to the suite: the public way to make random inputs is
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from lash_store_api import (
     JSON,
+    AgentFrameRecord,
     Append,
+    AttachmentIntent,
     FullGraph,
     GraphCommitDelta,
     HydratedSessionCheckpoint,
@@ -22,6 +26,7 @@ from lash_store_api import (
     RuntimeCommit,
     RuntimeTurnCommitStamp,
     SessionHandle,
+    SessionMeta,
     SessionNodeRecord,
     TokenLedgerEntry,
     TokenUsage,
@@ -31,11 +36,19 @@ __all__ = [
     "CONFIG",
     "checkpoint",
     "commit",
+    "frame",
     "fresh_id",
     "full",
+    "intent_for",
+    "meta_for",
     "node",
     "stamp",
     "usage",
+    "with_config",
+    "with_cp",
+    "with_frame",
+    "with_node",
+    "with_usage",
 ]
 
 CONFIG = PersistedSessionConfig(provider_id="provider", model={"id": "model-1"})
@@ -114,6 +127,51 @@ def commit(
         usage_deltas=list(deltas),
         turn_commit=turn,
     )
+
+
+# --- one-part variations of a commit on revision 1, for bad-input cases -----------------
+
+
+def frame(sid: str, **changes: Any) -> AgentFrameRecord:
+    base = AgentFrameRecord(frame_id="f-1", session_id=sid, created_at="2024-01-01T00:00:00Z")
+    return dataclasses.replace(base, **changes)
+
+
+def with_node(sid: str, **changes: Any) -> RuntimeCommit:
+    return commit(sid, 1, nodes=[dataclasses.replace(node("x"), **changes)])
+
+
+def with_cp(sid: str, **changes: Any) -> RuntimeCommit:
+    return commit(sid, 1, cp=dataclasses.replace(checkpoint(), **changes))
+
+
+def with_frame(sid: str, **changes: Any) -> RuntimeCommit:
+    return dataclasses.replace(commit(sid, 1), agent_frames=[frame(sid, **changes)])
+
+
+def with_config(sid: str, model: Any) -> RuntimeCommit:
+    return dataclasses.replace(commit(sid, 1), config=PersistedSessionConfig("p", model))
+
+
+def with_usage(sid: str, **counts: Any) -> RuntimeCommit:
+    return commit(sid, 1, deltas=[usage(), usage("agent", "other", **counts)])
+
+
+def meta_for(sid: str, **changes: Any) -> SessionMeta:
+    base = SessionMeta(
+        session_id=sid, session_name="n", created_at="2024-01-01T00:00:00Z", model="m"
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def intent_for(sid: str, **changes: Any) -> AttachmentIntent:
+    base = AttachmentIntent(
+        attachment_id="a" * 64,
+        session_id=sid,
+        canonical_uri="sha256:" + "a" * 64,
+        intent_at_epoch_ms=100,
+    )
+    return dataclasses.replace(base, **changes)
 
 
 async def full(handle: SessionHandle) -> PersistedSessionRead | None:

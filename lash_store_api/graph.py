@@ -17,6 +17,8 @@ from .sessions import (
 
 __all__ = ["active_path_ids", "merge_ledger", "select_graph"]
 
+_ZERO = TokenUsage()
+
 
 def active_path_ids(parents: Mapping[str, str | None], leaf: str) -> set[str]:
     """Ids on the walk from ``leaf`` up through ``parents`` (live nodes only).
@@ -55,8 +57,8 @@ def select_graph(
 def merge_ledger(deltas: Iterable[TokenLedgerEntry]) -> list[TokenLedgerEntry]:
     """Sum deltas per ``(source, model)`` at the first occurrence's position.
 
-    Entries whose input + output + reasoning total is zero are dropped, cache-only
-    entries included (design.md, departure 5).
+    Entries whose four counters are all zero are dropped; an entry with only
+    cached input tokens is kept, since it still says what the cache served.
     """
     totals: dict[tuple[str, str], TokenUsage] = {}
     for entry in deltas:
@@ -66,5 +68,5 @@ def merge_ledger(deltas: Iterable[TokenLedgerEntry]) -> list[TokenLedgerEntry]:
     return [
         TokenLedgerEntry(source, model, usage)
         for (source, model), usage in totals.items()
-        if usage.total() != 0
+        if usage != _ZERO
     ]

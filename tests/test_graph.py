@@ -27,7 +27,7 @@ def test_select_graph_keeps_insertion_order() -> None:
     assert select_graph(nodes, "left2", lash.FullGraph()).nodes == tuple(nodes)
 
 
-def test_merge_ledger_sums_in_first_seen_order_and_drops_zero_totals() -> None:
+def test_merge_ledger_sums_in_first_seen_order_and_drops_all_zero_entries() -> None:
     e = lash.TokenLedgerEntry
     u = lash.TokenUsage
     merged = merge_ledger(
@@ -36,9 +36,12 @@ def test_merge_ledger_sums_in_first_seen_order_and_drops_zero_totals() -> None:
             e("agent", "m1", u(output_tokens=2)),
             e("cache", "m1", u(cached_input_tokens=5)),
             e("agent", "m2", u(input_tokens=3, reasoning_tokens=1)),
+            e("idle", "m3", u()),
+            e("idle", "m3", u()),
         ]
     )
     assert merged == [
         e("agent", "m2", u(input_tokens=4, reasoning_tokens=1)),
         e("agent", "m1", u(output_tokens=2)),
+        e("cache", "m1", u(cached_input_tokens=5)),
     ]

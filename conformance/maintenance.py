@@ -1,0 +1,191 @@
+"""Blobs and maintenance: content addressing, tombstones, vacuum, GC
+(spec/blobs_and_maintenance.md §5; GC roots per design.md departure 2)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from lash_store_api import (
+    Append,
+    Facet,
+    FullGraph,
+    GcReport,
+    PersistedSessionRead,
+    ReplaceFull,
+    SessionGraph,
+    SessionHandle,
+    Storage,
+)
+
+from ._fixtures import append, checkpoint, commit, full, node
+from .plugin import behaviour
+
+MAINTENANCE = (Facet.SESSIONS, Facet.MAINTENANCE)
+
+
+async def replaced(storage: Storage, sid: str, *ids: str) -> SessionHandle:
+    """A session whose graph was committed via ``ReplaceFull``: a chain of ``ids``."""
+    handle = storage.session(sid)
+    nodes = [node(i, ids[n - 1] if n else None) for n, i in enumerate(ids)]
+    graph = ReplaceFull(SessionGraph(nodes, ids[-1]))
+    await handle.commit_runtime_state(commit(sid, None, graph=graph))
+    return handle
+
+
+async def read(handle: SessionHandle) -> PersistedSessionRead:
+    loaded = await full(handle)
+    assert loaded is not None
+    return loaded
+
+
+@behaviour("maintenance-1", needs=MAINTENANCE)
+@pytest.mark.asyncio
+async def test_maintenance_1_replace_full_node_is_loadable(storage: Storage) -> None:
+    """A node committed via `ReplaceFull` is returned by `load_node`."""
+    handle = await replaced(storage, "m1-load", "n1", "n2")
+    assert await handle.load_node("n2") == node("n2", "n1")
+
+
+@behaviour("maintenance-2", needs=MAINTENANCE)
+@pytest.mark.asyncio
+async def test_maintenance_2_tombstoned_node_is_not_loadable(storage: Storage) -> None:
+    """After tombstoning it, `load_node` returns `None`."""
+    handle = await replaced(storage, "m2-tomb", "n1", "n2")
+    await handle.tombstone_nodes(["n2"])
+    assert await handle.load_node("n2") is None
+    assert await handle.load_node("n1") == node("n1")
+
+
+@behaviour("maintenance-3", needs=MAINTENANCE)
+@pytest.mark.asyncio
+async def test_maintenance_3_tombstoned_node_leaves_full_graph(storage: Storage) -> None:
+    """After tombstoning, a `FullGraph` load omits it."""
+    handle = await replaced(storage, "m3-tomb", "n1", "n2", "n3")
+    await handle.tombstone_nodes(["n2"])
+    loaded = await handle.load_session(FullGraph())
+    assert loaded is not None
+    assert list(loaded.graph.nodes) == [node("n1"), node("n3", "n2")]
+
+
+@behaviour("maintenance-4", needs=MAINTENANCE)
+@pytest.mark.asyncio
+async def test_maintenance_4_vacuum_reports_only_removed_rows(storage: Storage) -> None:
+    """`vacuum()` reports only rows it removed (at most 1 here): the one tombstoned row of
+    this session, not another session's."""
+    other = await replaced(storage, "m4-other", "o1", "o2")
+    await other.tombstone_nodes(["o1", "o2"])
+    handle = await replaced(storage, "m4-vac", "n1", "n2")
+    await handle.tombstone_nodes(["n2"])
+    assert (await handle.vacuum()).removed_node_count == 1
+    assert (await other.vacuum()).removed_node_count == 2
+
+
+@behaviour("maintenance-5", needs=MAINTENANCE)
+@pytest.mark.asyncio
+async def test_maintenance_5_gc_runs_on_live_store(storage: Storage) -> None:
+    """`gc_unreachable()` runs without error on a live store (which stays readable)."""
+    handle = await replaced(storage, "m5-gc", "n1", "n2")
+    await handle.commit_runtime_state(commit("m5-gc", 1, cp=checkpoint(2, tool_state={"k": 1})))
+    before = await read(handle)
+    assert isinstance(await handle.gc_unreachable(), GcReport)
+    assert isinstance(await storage.maintenance.gc_unreachable(), GcReport)
+    assert await read(handle) == before
+
+
+@behaviour("maintenance-6", needs=MAINTENANCE)
+@pytest.mark.asyncio
+async def test_maintenance_6_checkpoint_ref_is_sha256_of_envelope(storage: Storage) -> None:
+    """Equal checkpoints give equal refs, and the ref is the SHA-256 hex of the stored
+    envelope."""
+    cp = checkpoint(4, tool_state={"files": ["a", "b"]}, execution_state=b"\x01\x02")
+    first = await storage.session("m6-a").commit_runtime_state(commit("m6-a", None, cp=cp))
+    second = await storage.session("m6-b").commit_runtime_state(commit("m6-b", None, cp=cp))
+    assert first.checkpoint_ref == second.checkpoint_ref
+    envelope = await storage.blobs.get(first.checkpoint_ref)
+    assert envelope is not None
+    assert first.checkpoint_ref == hashlib.sha256(envelope).hexdigest()
+
+
+@behaviour("maintenance-7", needs=MAINTENANCE)
+@pytest.mark.asyncio
+async def test_maintenance_7_append_revives_tombstoned_node(storage: Storage) -> None:
+    """Re-committing a tombstoned id via `Append` makes it visible again."""
+    handle = await replaced(storage, "m7-revive", "n1", "n2")
+    await handle.tombstone_nodes(["n2"])
+    revived = node("n2", "n1", text="revived")
+    await handle.commit_runtime_state(commit("m7-revive", 1, graph=Append([revived], "n2")))
+    assert await handle.load_node("n2") == revived
+    assert list((await read(handle)).graph.nodes) == [node("n1"), revived]
+
+
+@behaviour("maintenance-8", needs=MAINTENANCE)
+@pytest.mark.asyncio
+async def test_maintenance_8_second_vacuum_reports_zero(storage: Storage) -> None:
+    """A second consecutive `vacuum()` reports 0."""
+    handle = await replaced(storage, "m8-vac", "n1", "n2", "n3")
+    await handle.tombstone_nodes(["n2", "n3"])
+    assert (await handle.vacuum()).removed_node_count == 2
+    assert (await handle.vacuum()).removed_node_count == 0
+
+
+@behaviour("maintenance-9", needs=MAINTENANCE)
+@pytest.mark.asyncio
+async def test_maintenance_9_tombstoning_unknown_id_changes_nothing(storage: Storage) -> None:
+    """Tombstoning an unknown id succeeds and changes nothing."""
+    handle = await replaced(storage, "m9-unknown", "n1", "n2")
+    before = await read(handle)
+    await handle.tombstone_nodes(["no-such-node", "no-such-node"])
+    assert await read(handle) == before
+    assert (await handle.vacuum()).removed_node_count == 0
+
+
+@behaviour("maintenance-10", needs=MAINTENANCE)
+@pytest.mark.asyncio
+async def test_maintenance_10_gc_keeps_roots_and_deletes_the_rest(storage: Storage) -> None:
+    """GC is implemented (design.md departure 2): every session's head checkpoint and its
+    three snapshot refs survive, as does a checkpoint held by a stored turn-commit result;
+    other blobs are deleted and counted."""
+    blobs = storage.blobs
+    tool, plugin, execution = (
+        await blobs.put(b"tool"),
+        await blobs.put(b"plug"),
+        await blobs.put(b"exec"),
+    )
+    orphans = [await blobs.put(b"orphan-1"), await blobs.put(b"orphan-2")]
+    only_superseded = await blobs.put(b"child of a superseded checkpoint")
+
+    a = storage.session("m10-a")
+    stamped = await a.commit_runtime_state(
+        commit("m10-a", None, cp=checkpoint(1), turn=("t1", "h1"))
+    )
+    head_cp = checkpoint(
+        2, tool_state_ref=tool, plugin_snapshot_ref=plugin, execution_state_ref=execution
+    )
+    head_a = await a.commit_runtime_state(commit("m10-a", 1, cp=head_cp))
+
+    b = storage.session("m10-b")
+    old_b = await b.commit_runtime_state(
+        commit("m10-b", None, cp=checkpoint(3, tool_state_ref=only_superseded))
+    )
+    head_b = await b.commit_runtime_state(
+        commit("m10-b", 1, cp=checkpoint(4), graph=append(node("x")))
+    )
+    before = (await read(a), await read(b))
+
+    report = await storage.maintenance.gc_unreachable()
+
+    kept = [
+        head_a.checkpoint_ref,
+        tool,
+        plugin,
+        execution,
+        stamped.checkpoint_ref,
+        head_b.checkpoint_ref,
+    ]
+    gone = [*orphans, only_superseded, old_b.checkpoint_ref]
+    assert report == GcReport(root_count=3, retained_blob_count=6, deleted_blob_count=4)
+    assert [await blobs.get(ref) is not None for ref in kept] == [True] * 6
+    assert [await blobs.get(ref) for ref in gone] == [None] * 4
+    assert (await read(a), await read(b)) == before
