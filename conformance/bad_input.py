@@ -1,8 +1,10 @@
 """Bad input: every check raises InvalidRequest naming the field and writes nothing (design.md, 6).
 
-Accepted edge cases round-trip exactly: NUL inside strings, ids of exactly
+Accepted edge cases round-trip exactly: NUL inside JSON payloads, ids of exactly
 1024 UTF-8 bytes, a 16 MiB execution state. Lone surrogates are rejected,
-because they cannot be encoded as UTF-8 (``lash_store_api.validation.check_json``).
+because they cannot be encoded as UTF-8, and so is NUL in plain text fields
+(names, labels, timestamps), which durable backends keep in text columns
+(``lash_store_api.validation``).
 """
 
 from __future__ import annotations
@@ -277,13 +279,13 @@ NUL_JSON: JSON = {"text": "a\x00b", "\x00": ["\x00", "", "\x00\x00"], "k\x00": {
 @behaviour("bad-input-7")
 @pytest.mark.asyncio
 async def test_bad_input_7_nul_inside_payloads_round_trips(storage: Storage) -> None:
+    """NUL inside JSON payloads (values and keys) and inside bytes round-trips exactly."""
     sid = fresh_id("nul")
     handle = storage.session(sid)
     nodes = [
         dataclasses.replace(
             node("n1", payload={"kind": "event", "event": NUL_JSON}),
             caused_by={"type": "turn", "turn_id": "t\x00"},
-            timestamp="\x00",
         ),
         node("n2", "n1", payload=["\x00"]),
     ]
@@ -296,17 +298,15 @@ async def test_bad_input_7_nul_inside_payloads_round_trips(storage: Storage) -> 
     )
     sent = dataclasses.replace(
         commit(sid, None, nodes=nodes, leaf="n2", cp=cp),
-        config=PersistedSessionConfig("provider\x00", {"id": "m\x00", "x": NUL_JSON}),
+        config=PersistedSessionConfig("provider", {"id": "m\x00", "x": NUL_JSON}),
         agent_frames=[
             frame(
                 sid,
                 assignment=NUL_JSON,
-                reason="why\x00",
                 protocol_turn_options={"\x00": None},
                 execution_state_snapshot=b"\x00",
             )
         ],
-        current_agent_frame_id="f-1\x00",
     )
     await handle.commit_runtime_state(sent)
     read = await full(handle)
@@ -316,23 +316,41 @@ async def test_bad_input_7_nul_inside_payloads_round_trips(storage: Storage) -> 
     assert read.checkpoint == cp
     assert read.config == sent.config
     assert list(read.agent_frames) == list(sent.agent_frames)
-    assert read.current_agent_frame_id == "f-1\x00"
 
-    meta = SessionMeta(
-        session_id=sid,
-        session_name="name\x00",
-        created_at="\x00",
-        model="m\x00",
-        cwd="/tmp/\x00",
-        relation={"kind": "root", "\x00": "\x00"},
-    )
+    meta = meta_for(sid, relation={"kind": "root", "\x00": "\x00"})
     await handle.save_session_meta(meta)
     assert await handle.load_session_meta() == meta
 
-    # ledger keys are plain text too (only ids exclude NUL)
-    await handle.commit_runtime_state(commit(sid, 1, deltas=[usage("src\x00", "m\x00", 4)]))
-    read = await full(handle)
-    assert read is not None and list(read.token_ledger) == [usage("src\x00", "m\x00", 4)]
+
+TEXT_NUL_CASES: list[tuple[str, str, Callable[[str], RuntimeCommit]]] = [
+    ("timestamp", "graph.nodes[0].timestamp", lambda s: with_node(s, timestamp="\x00")),
+    ("provider", "config.provider_id", lambda s: with_config_provider(s, "p\x00")),
+    ("frame_reason", "agent_frames[0].reason", lambda s: with_frame(s, reason="why\x00")),
+    ("current_frame", "current_agent_frame_id",
+     lambda s: dataclasses.replace(commit(s, 1), current_agent_frame_id="f\x00")),
+    ("ledger_source", "usage_deltas[0].source", lambda s: commit(s, 1, deltas=[usage("s\x00")])),
+    ("ledger_model", "usage_deltas[0].model",
+     lambda s: commit(s, 1, deltas=[usage("agent", "m\x00")])),
+    ("turn_hash", "turn_commit.turn_commit_hash",
+     lambda s: commit(s, 1, turn=dataclasses.replace(stamp(s, "t"), turn_commit_hash="h\x00"))),
+]  # fmt: skip
+
+
+def with_config_provider(sid: str, provider_id: str) -> RuntimeCommit:
+    return dataclasses.replace(commit(sid, 1), config=PersistedSessionConfig(provider_id, None))
+
+
+@behaviour("bad-input-12")
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("field", "build"), [pytest.param(f, b, id=n) for n, f, b in TEXT_NUL_CASES]
+)
+async def test_bad_input_12_nul_in_plain_text_fields_rejected(
+    storage: Storage, build: Callable[[str], RuntimeCommit], field: str
+) -> None:
+    """NUL outside JSON payloads (names, labels, timestamps) raises InvalidRequest naming
+    the field, and writes nothing."""
+    await assert_rejected(storage, on_commit(lambda s, _: build(s)), None, field)
 
 
 SURROGATE_CASES: list[tuple[str, str, Callable[[str], RuntimeCommit]]] = [
@@ -374,6 +392,8 @@ async def test_bad_input_9_16_mib_execution_state_round_trips(storage: Storage) 
 
 META_CASES: list[tuple[str, Callable[[str], SessionMeta], str]] = [
     ("nul_session", lambda s: meta_for("a\x00b"), "meta.session_id"),
+    ("nul_name", lambda s: meta_for(s, session_name="a\x00"), "meta.session_name"),
+    ("nul_model", lambda s: meta_for(s, model="m\x00"), "meta.model"),
     ("empty_session", lambda s: meta_for(""), "meta.session_id"),
     ("long_session", lambda s: meta_for(TOO_LONG), "meta.session_id"),
     ("relation_set", lambda s: meta_for(s, relation={"kind": {"root"}}), "meta.relation"),

@@ -93,7 +93,7 @@ def frames_of(session_id: str) -> st.SearchStrategy[AgentFrameRecord]:
         frame_id=st.sampled_from(["f-1", "f-2"]),
         session_id=st.just(session_id),
         created_at=st.just("2024-01-01T00:00:00Z"),
-        reason=st.sampled_from(["initial", "nul \x00"]),
+        reason=st.sampled_from(["initial", "handoff: é"]),
         execution_state_snapshot=st.none() | st.just(b"\x00state"),
     )
 

@@ -49,12 +49,14 @@ __all__ = [
     "checkpoints",
     "graph_deltas",
     "ids",
+    "json_texts",
     "json_values",
     "ledger_entries",
     "node_payloads",
     "runtime_commits",
     "session_graphs",
     "session_nodes",
+    "texts",
     "token_ledgers",
     "token_usages",
 ]
@@ -74,6 +76,11 @@ def ids(*, min_size: int = 1, max_size: int = 16) -> SearchStrategy[str]:
     if max_size * 4 <= MAX_ID_BYTES:
         return text
     return text.filter(lambda s: len(s.encode("utf-8")) <= MAX_ID_BYTES)
+
+
+def texts(*, max_size: int = 12) -> SearchStrategy[str]:
+    """Plain text fields (names, labels, reasons, hashes): encodable text without NUL."""
+    return st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=max_size)
 
 
 def json_texts(*, max_size: int = 12) -> SearchStrategy[str]:
@@ -329,7 +336,7 @@ def agent_frames(*, session_id: str) -> SearchStrategy[AgentFrameRecord]:
         assignment=json_values(max_leaves=4),
         previous_frame_id=st.none() | ids(max_size=8),
         status=st.sampled_from(["active", "superseded"]),
-        reason=json_texts(max_size=8),
+        reason=texts(max_size=8),
         caused_by=st.none(),
         protocol_turn_options=st.dictionaries(
             json_texts(max_size=4), json_values(max_leaves=2), max_size=2
@@ -357,7 +364,7 @@ def _runtime_commits(
     current = draw(st.sampled_from([f.frame_id for f in frames])) if frames else ""
     with_stamp = draw(st.booleans()) if stamped is None else stamped
     stamp = (
-        RuntimeTurnCommitStamp(sid, draw(ids(max_size=8)), draw(json_texts(max_size=8)))
+        RuntimeTurnCommitStamp(sid, draw(ids(max_size=8)), draw(texts(max_size=8)))
         if with_stamp
         else None
     )

@@ -46,20 +46,27 @@ __all__ = [
 MAX_ID_BYTES = 1024
 
 
-def check_text(field: str, value: object) -> str:
-    """A string that encodes as UTF-8 (no lone surrogates)."""
+def check_text(field: str, value: object, *, allow_nul: bool = False) -> str:
+    """A string that encodes as UTF-8 (no lone surrogates).
+
+    NUL is refused in plain text fields (names, labels, timestamps), which
+    durable backends keep in text columns; inside JSON payloads it is escaped
+    and round-trips, so :func:`check_json` allows it.
+    """
     if not isinstance(value, str):
         raise InvalidRequest(field, f"must be a string, got {type(value).__name__}")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise InvalidRequest(field, f"is not valid UTF-8 (lone surrogate at {exc.start})") from None
+    if not allow_nul and "\x00" in value:
+        raise InvalidRequest(field, "must not contain NUL (allowed only inside JSON payloads)")
     return value
 
 
 def check_id(field: str, value: object) -> str:
     """A non-empty string without NUL, at most 1024 UTF-8 bytes."""
-    check_text(field, value)
+    check_text(field, value, allow_nul=True)
     assert isinstance(value, str)
     if not value:
         raise InvalidRequest(field, "must not be empty")
@@ -115,14 +122,14 @@ def check_json(field: str, value: object) -> None:
             if not math.isfinite(item):
                 raise InvalidRequest(path, f"{item!r} is not a JSON number")
         elif isinstance(item, str):
-            check_text(path, item)
+            check_text(path, item, allow_nul=True)
         elif isinstance(item, list):
             stack.extend((f"{path}[{i}]", v) for i, v in enumerate(item))
         elif isinstance(item, dict):
             for key, v in item.items():
                 if not isinstance(key, str):
                     raise InvalidRequest(path, f"has a non-string key {key!r}")
-                check_text(f"{path}[{key!r}] (key)", key)
+                check_text(f"{path}[{key!r}] (key)", key, allow_nul=True)
                 stack.append((f"{path}[{key!r}]", v))
         else:
             raise InvalidRequest(path, f"{type(item).__name__} is not JSON-compatible")
