@@ -35,7 +35,7 @@ typecheck: $(VENV)/.installed-dev
 
 # The project's own tests plus the conformance suite on every URL in LASH_STORE_URLS.
 pytest: $(VENV)/.installed-dev
-	$(BIN)/pytest -q --pyargs lash_store_conformance tests \
+	$(BIN)/pytest -q -rs --pyargs lash_store_conformance tests \
 		$(foreach url,$(LASH_STORE_URLS),--lash-store $(url)) $(PYTEST_ARGS)
 
 conformance: $(VENV)/.installed

@@ -74,7 +74,7 @@ def cmd_conformance(args: argparse.Namespace, out: TextIO) -> int:
     try:
         # mypy cannot map the `lash_store_conformance` name onto conformance/ (an
         # editable-install import hook does), so this import is untyped for it.
-        from lash_store_conformance.runner import (  # type: ignore[import-not-found,unused-ignore]
+        from lash_store_conformance.runner import (
             run_conformance,
         )
     except ModuleNotFoundError as exc:

@@ -6,7 +6,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, Self, runtime_checkable
 
 from .common import DurabilityTier
 
@@ -112,22 +112,22 @@ class StorageBase:
     ) -> None:
         await self.aclose()
 
-    def _unsupported(self, facet: Facet) -> Any:
+    def _unsupported(self, facet: Facet) -> NoReturn:
         from .errors import UnsupportedOperation
 
         raise UnsupportedOperation(f"the {self.backend_name} backend does not serve {facet.value}")
 
     @property
     def processes(self) -> ProcessRegistry:
-        return self._unsupported(Facet.PROCESSES)  # type: ignore[no-any-return]
+        return self._unsupported(Facet.PROCESSES)
 
     @property
     def triggers(self) -> TriggerStore:
-        return self._unsupported(Facet.TRIGGERS)  # type: ignore[no-any-return]
+        return self._unsupported(Facet.TRIGGERS)
 
     @property
     def artifacts(self) -> ArtifactStore:
-        return self._unsupported(Facet.ARTIFACTS)  # type: ignore[no-any-return]
+        return self._unsupported(Facet.ARTIFACTS)
 
 
 @runtime_checkable
