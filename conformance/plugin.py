@@ -26,6 +26,7 @@ HERE = Path(__file__).resolve().parent
 SUITE_MODULES = frozenset(
     {
         "sessions",
+        "session_factory",
         "maintenance",
         "attachments",
         "errors",

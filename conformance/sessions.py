@@ -17,7 +17,6 @@ from lash_store_api import (
     RevisionConflict,
     RuntimeCommitResult,
     SessionBindingMismatch,
-    SessionMeta,
     Storage,
     TokenLedgerEntry,
     TokenUsage,
@@ -29,7 +28,6 @@ from ._fixtures import (
     checkpoint,
     claim_one,
     commit,
-    create_request,
     draft,
     frame,
     full,
@@ -407,7 +405,9 @@ async def test_sessions_23_no_session_before_first_commit(storage: Storage) -> N
 @behaviour("sessions-24")
 @pytest.mark.asyncio
 async def test_sessions_24_ledger_merges_and_drops_zero_totals(storage: Storage) -> None:
-    """The ledger merges by `(source, model)` and drops zero-total entries."""
+    """The ledger merges by `(source, model)` and drops zero-total entries.
+
+    Design departure 5: "zero" means all four counters; a cache-only entry is kept."""
     sid = "s24-ledger"
     handle = storage.session(sid)
     zero = usage("agent", "m-zero")
@@ -417,13 +417,17 @@ async def test_sessions_24_ledger_merges_and_drops_zero_totals(storage: Storage)
         usage("tool", "m-b", output_tokens=5),
         usage("agent", "m-b", input_tokens=4),
     )
-    await handle.commit_runtime_state(commit(sid, None, deltas=[tool_in, agent_in, zero]))
+    cache_only = usage("cache", "m-c", cached_input_tokens=7)
+    await handle.commit_runtime_state(
+        commit(sid, None, deltas=[tool_in, agent_in, zero, cache_only])
+    )
     await handle.commit_runtime_state(
         commit(sid, 1, deltas=[agent_out, tool_out, zero, other_model])
     )
     assert list((await read(storage, sid)).token_ledger) == [
         TokenLedgerEntry("tool", "m-b", tool_in.usage + tool_out.usage),
         TokenLedgerEntry("agent", "m-a", TokenUsage(10, 3, 4, 2)),
+        cache_only,
         other_model,
     ]
 
@@ -443,72 +447,3 @@ async def test_sessions_25_active_path_stops_at_cycle_and_missing_parent(storage
     assert missing is not None and list(missing.graph.nodes) == orphan_chain
     looped = await handle.load_session(ActivePath("z"))
     assert looped is not None and list(looped.graph.nodes) == cycle
-
-
-@behaviour("sessions-26")
-def test_sessions_26_factory_reports_declared_tier(storage: Storage) -> None:
-    """The factory reports its declared tier."""
-    assert storage.sessions.durability_tier() == storage.capabilities.durability
-
-
-@behaviour("sessions-27")
-@pytest.mark.asyncio
-async def test_sessions_27_open_unknown_is_none(storage: Storage) -> None:
-    """Opening an unknown session returns `None`."""
-    assert await storage.sessions.open_existing_store(create_request("s27-nope", model="m")) is None
-
-
-@behaviour("sessions-28")
-@pytest.mark.asyncio
-async def test_sessions_28_create_seeds_meta(storage: Storage) -> None:
-    """`create_store` seeds id, name = id, model id, relation and a non-empty `created_at`;
-    its handle has the factory's tier; a reopened handle sees the same meta."""
-    sid = "s28-create"
-    relation = {"kind": "child", "parent_session_id": "s28-parent"}
-    handle = await storage.sessions.create_store(
-        create_request(sid, model="model-28", relation=relation, cwd="/srv/work")
-    )
-    seeded = await handle.load_session_meta()
-    assert seeded is not None and seeded.created_at != ""
-    expected = SessionMeta(session_id=sid, session_name=sid, created_at=seeded.created_at,
-                           model="model-28", cwd="/srv/work", relation=relation)  # fmt: skip
-    assert seeded == expected
-    assert handle.durability_tier() == storage.sessions.durability_tier()
-    reopened = await storage.sessions.open_existing_store(create_request(sid, model="model-28"))
-    assert reopened is not None
-    assert await reopened.load_session_meta() == seeded
-
-
-@behaviour("sessions-29")
-@pytest.mark.asyncio
-async def test_sessions_29_recreate_keeps_metadata(storage: Storage) -> None:
-    """Re-creating an existing session with another model and relation leaves its metadata
-    untouched."""
-    sid = "s29-recreate"
-    first = await storage.sessions.create_store(create_request(sid, model="model-a"))
-    seeded = await first.load_session_meta()
-    child = {"kind": "child", "parent_session_id": "p"}
-    again = await storage.sessions.create_store(
-        create_request(sid, model="model-b", relation=child, cwd="/x")
-    )
-    assert seeded is not None
-    assert await again.load_session_meta() == seeded
-
-
-@behaviour("sessions-30")
-@pytest.mark.asyncio
-async def test_sessions_30_delete_is_idempotent_and_create_reseeds(storage: Storage) -> None:
-    """After delete, open returns `None`, a second delete succeeds, and create seeds fresh
-    metadata."""
-    sid = "s30-delete"
-    handle = await storage.sessions.create_store(create_request(sid, model="model-old"))
-    await handle.save_session_meta(meta(sid, name="renamed", model="model-old"))
-    await handle.commit_runtime_state(commit(sid, None, graph=append(node("n1"))))
-    await storage.sessions.delete_session(sid)
-    assert await storage.sessions.open_existing_store(create_request(sid, model="m")) is None
-    await storage.sessions.delete_session(sid)
-    fresh = await storage.sessions.create_store(create_request(sid, model="model-new"))
-    seeded = await fresh.load_session_meta()
-    assert seeded is not None
-    fresh_fields = (seeded.session_name, seeded.model, seeded.relation)
-    assert fresh_fields == (sid, "model-new", {"kind": "root"})
