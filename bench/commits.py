@@ -99,34 +99,35 @@ async def time_commits(label: str, url: str, cfg: BenchConfig) -> list[Row]:
     backend = lash.backend_for_url(url)
     async with backend.isolated(url) as warm:  # first-call costs (imports, caches) untimed
         await _commit_session(warm, "warmup", make_turns(20, cfg.spec), 20)
-    rows: list[Row] = []
-    for T in cfg.turns:
-        turns = make_turns(T, cfg.spec)
-        window = min(cfg.window, T)
-        sessions = math.ceil(cfg.window / window)
-        medians: list[float] = []
-        p95s: list[float] = []
-        per_run = 0
-        for run in range(cfg.runs):
+    medians: dict[int, list[float]] = {T: [] for T in cfg.turns}
+    p95s: dict[int, list[float]] = {T: [] for T in cfg.turns}
+    per_run: dict[int, int] = {}
+    # Runs are the outer loop, so a burst of machine noise spreads over every
+    # T instead of inflating one T's ratio.
+    for run in range(cfg.runs):
+        for T in cfg.turns:
+            turns = make_turns(T, cfg.spec)
+            window = min(cfg.window, T)
             samples: list[int] = []
             async with backend.isolated(url) as storage:
-                for s in range(sessions):
+                for s in range(math.ceil(cfg.window / window)):
                     sid = f"bench-T{T}-r{run}-s{s}"
                     samples += await _commit_session(storage, sid, turns, T - window)
-            medians.append(statistics.median(samples) / 1000)
-            p95s.append(p95(samples) / 1000)
-            per_run = len(samples)
-        rows.append(
-            Row(
-                backend=label,
-                T=T,
-                median_us=round(statistics.median(medians), 2),
-                p95_us=round(statistics.median(p95s), 2),
-                ratio_to_T10=None,
-                samples_per_run=per_run,
-                runs=cfg.runs,
-            )
+            medians[T].append(statistics.median(samples) / 1000)
+            p95s[T].append(p95(samples) / 1000)
+            per_run[T] = len(samples)
+    rows = [
+        Row(
+            backend=label,
+            T=T,
+            median_us=round(statistics.median(medians[T]), 2),
+            p95_us=round(statistics.median(p95s[T]), 2),
+            ratio_to_T10=None,
+            samples_per_run=per_run[T],
+            runs=cfg.runs,
         )
+        for T in cfg.turns
+    ]
     base = next((r["median_us"] for r in rows if r["T"] == 10), None)
     for row in rows:
         row["ratio_to_T10"] = None if not base else round(row["median_us"] / base, 3)
