@@ -1,14 +1,19 @@
-"""Small builders shared by the numbered-behaviour modules (sessions, maintenance,
-attachments, errors), so that each test reads as the behaviour it asserts.
+"""Small builders shared by the suite's test modules, so that each test reads as the
+behaviour it asserts: one builder per record, each taking keyword overrides.
 
 Private to the suite and never collected: only modules named in
-``plugin.SUITE_MODULES`` are.
+``plugin.SUITE_MODULES`` are. The public way to make random inputs is
+:mod:`lash_store_conformance.strategies`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import itertools
+import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from lash_store_api import (
     JSON,
@@ -41,7 +46,7 @@ from lash_store_api import (
 
 __all__ = [
     "CONFIG",
-    "append",
+    "TIMESTAMP",
     "checkpoint",
     "claim_one",
     "commit",
@@ -49,48 +54,64 @@ __all__ = [
     "create_request",
     "draft",
     "frame",
+    "fresh_id",
     "full",
     "intent",
     "meta",
     "node",
     "queue",
+    "stamp",
     "superseded_claim",
     "usage",
+    "with_config",
+    "with_cp",
+    "with_frame",
+    "with_node",
+    "with_usage",
 ]
 
-CONFIG = PersistedSessionConfig(provider_id="conformance-provider", model={"id": "model-c"})
+MODEL = "model-1"
+CONFIG = PersistedSessionConfig(provider_id="conformance-provider", model={"id": MODEL})
 TIMESTAMP = "2024-05-01T12:00:00.000Z"
 
+_counter = itertools.count(1)
 
-def node(node_id: str, parent: str | None = None, text: str | None = None) -> SessionNodeRecord:
-    """A message node; ``text`` defaults to the id, so nodes with equal ids are equal."""
+
+def fresh_id(prefix: str = "s") -> str:
+    """A session id no other test or example uses (hypothesis examples share a storage)."""
+    return f"{prefix}-{next(_counter)}-{uuid.uuid4().hex[:8]}"
+
+
+# --- records -----------------------------------------------------------------------
+
+
+def node(
+    node_id: str, parent: str | None = None, *, text: str | None = None, payload: JSON = None
+) -> SessionNodeRecord:
+    """A message node whose text defaults to the id, so nodes with equal ids are equal;
+    ``payload`` replaces the whole message payload instead."""
+    if text is not None and payload is not None:
+        raise ValueError("node(): give text or payload, not both")
+    body: JSON = (
+        payload
+        if payload is not None
+        else {"kind": "event", "event": {"text": text if text is not None else node_id}}
+    )
     return SessionNodeRecord(
-        node_id=node_id,
-        parent_node_id=parent,
-        timestamp=TIMESTAMP,
-        payload={"kind": "event", "event": {"text": text if text is not None else node_id}},
+        node_id=node_id, parent_node_id=parent, timestamp=TIMESTAMP, payload=body
     )
 
 
-def frame(
-    frame_id: str,
-    session_id: str,
-    *,
-    previous: str | None = None,
-    status: str = "active",
-    reason: str = "initial",
-    snapshot: bytes | None = None,
-) -> AgentFrameRecord:
-    return AgentFrameRecord(
+def frame(session_id: str, frame_id: str = "f-1", **fields: Any) -> AgentFrameRecord:
+    """An active agent frame assigned ``{"role": frame_id}``; ``fields`` override any
+    other field of the record (``previous_frame_id``, ``status``, ``reason``, ...)."""
+    base = AgentFrameRecord(
         frame_id=frame_id,
         session_id=session_id,
         created_at=TIMESTAMP,
         assignment={"role": frame_id},
-        previous_frame_id=previous,
-        status=status,
-        reason=reason,
-        execution_state_snapshot=snapshot,
     )
+    return dataclasses.replace(base, **fields)
 
 
 def checkpoint(
@@ -117,8 +138,8 @@ def checkpoint(
 
 
 def usage(
-    source: str,
-    model: str,
+    source: str = "agent",
+    model: str = MODEL,
     *,
     input_tokens: int = 0,
     output_tokens: int = 0,
@@ -132,9 +153,8 @@ def usage(
     )
 
 
-def append(*nodes: SessionNodeRecord, leaf: str | None = None) -> Append:
-    """``Append(nodes)`` whose leaf defaults to the last node."""
-    return Append(nodes=list(nodes), leaf_node_id=leaf if leaf is not None else nodes[-1].node_id)
+def stamp(session_id: str, turn_id: str, turn_hash: str = "hash-1") -> RuntimeTurnCommitStamp:
+    return RuntimeTurnCommitStamp(session_id, turn_id, turn_hash)
 
 
 def commit(
@@ -142,43 +162,73 @@ def commit(
     expected: int | None,
     *,
     graph: GraphCommitDelta | None = None,
+    nodes: Sequence[SessionNodeRecord] = (),
+    leaf: str | None = None,
     cp: HydratedSessionCheckpoint | None = None,
     deltas: Sequence[TokenLedgerEntry] = (),
-    turn: tuple[str, str] | None = None,
+    turn: RuntimeTurnCommitStamp | None = None,
     frames: Sequence[AgentFrameRecord] = (),
     current_frame: str = "",
     completions: Sequence[QueuedWorkCompletion] = (),
     attachment_ids: Sequence[str] = (),
 ) -> RuntimeCommit:
-    """A commit for ``session_id``; ``turn`` is ``(turn_id, turn_commit_hash)``."""
+    """A commit for ``session_id``; ``graph`` defaults to ``Append(nodes, leaf)`` (so to an
+    empty ``Append``), and ``cp`` to ``checkpoint()``."""
+    if graph is not None and (nodes or leaf is not None):
+        raise ValueError("commit(): give graph or nodes/leaf, not both")
     return RuntimeCommit(
         session_id=session_id,
         expected_head_revision=expected,
         config=CONFIG,
         agent_frames=list(frames),
         current_agent_frame_id=current_frame,
-        graph=graph if graph is not None else Append(),
+        graph=graph if graph is not None else Append(nodes=list(nodes), leaf_node_id=leaf),
         checkpoint=cp if cp is not None else checkpoint(),
         usage_deltas=list(deltas),
-        turn_commit=None if turn is None else RuntimeTurnCommitStamp(session_id, *turn),
+        turn_commit=turn,
         completed_queue_claims=list(completions),
         committed_attachment_ids=list(attachment_ids),
     )
 
 
-async def full(handle: SessionHandle) -> PersistedSessionRead | None:
-    return await handle.load_session(FullGraph())
+# --- one-part variations of a commit on revision 1, for bad-input cases -----------------
 
 
-def meta(session_id: str, *, name: str = "a session", model: str = "model-c") -> SessionMeta:
-    return SessionMeta(
+def with_node(sid: str, **changes: Any) -> RuntimeCommit:
+    return commit(sid, 1, nodes=[dataclasses.replace(node("x"), **changes)])
+
+
+def with_cp(sid: str, **changes: Any) -> RuntimeCommit:
+    return commit(sid, 1, cp=dataclasses.replace(checkpoint(), **changes))
+
+
+def with_frame(sid: str, **changes: Any) -> RuntimeCommit:
+    return commit(sid, 1, frames=[dataclasses.replace(frame(sid), **changes)])
+
+
+def with_config(sid: str, model: Any) -> RuntimeCommit:
+    return dataclasses.replace(commit(sid, 1), config=PersistedSessionConfig("p", model))
+
+
+def with_usage(sid: str, **counts: Any) -> RuntimeCommit:
+    return commit(sid, 1, deltas=[usage(), usage("agent", "other", **counts)])
+
+
+# --- metadata, sessions and attachments ------------------------------------------------
+
+
+def meta(session_id: str, **fields: Any) -> SessionMeta:
+    """Metadata with all six fields set (a child session with a cwd); ``fields`` override
+    any of them."""
+    base = SessionMeta(
         session_id=session_id,
-        session_name=name,
+        session_name="a session",
         created_at=TIMESTAMP,
-        model=model,
+        model=MODEL,
         cwd="/home/agent/project",
         relation={"kind": "child", "parent_session_id": "parent-of-" + session_id},
     )
+    return dataclasses.replace(base, **fields)
 
 
 def create_request(
@@ -197,13 +247,20 @@ def content_id(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def intent(attachment_id: str, session_id: str, at_ms: int) -> AttachmentIntent:
-    return AttachmentIntent(
+def intent(session_id: str, attachment_id: str = "a" * 64, **fields: Any) -> AttachmentIntent:
+    """An intent at epoch ms 100 whose canonical URI is ``sha256:<attachment_id>``;
+    ``fields`` override any field afterwards (the URI is not re-derived)."""
+    base = AttachmentIntent(
         attachment_id=attachment_id,
         session_id=session_id,
         canonical_uri=f"sha256:{attachment_id}",
-        intent_at_epoch_ms=at_ms,
+        intent_at_epoch_ms=100,
     )
+    return dataclasses.replace(base, **fields)
+
+
+async def full(handle: SessionHandle) -> PersistedSessionRead | None:
+    return await handle.load_session(FullGraph())
 
 
 # --- queued work -------------------------------------------------------------------

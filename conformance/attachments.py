@@ -32,8 +32,8 @@ A, B, C = sorted(content_id(f"attachment-{n}".encode()) for n in range(3))
 
 
 def entry(attachment_id: str, session_id: str, at_ms: int) -> AttachmentManifestEntry:
-    """The uncommitted manifest row an ``intent(attachment_id, session_id, at_ms)`` makes."""
-    i = intent(attachment_id, session_id, at_ms)
+    """The uncommitted manifest row an intent for ``attachment_id`` at ``at_ms`` makes."""
+    i = intent(session_id, attachment_id, intent_at_epoch_ms=at_ms)
     return AttachmentManifestEntry(
         attachment_id=i.attachment_id,
         session_id=i.session_id,
@@ -47,7 +47,7 @@ async def three_intents(storage: Storage, sid: str) -> SessionHandle:
     """A session with intents for C, A and B (in that order), all at time 100."""
     handle = storage.session(sid)
     for attachment_id in (C, A, B):
-        await handle.record_intent(intent(attachment_id, sid, 100))
+        await handle.record_intent(intent(sid, attachment_id))
     return handle
 
 
@@ -95,8 +95,8 @@ async def test_attachments_3_forget_removes_orphan(storage: Storage) -> None:
 async def test_attachments_4_noop_manifest_accepts_and_lists_nothing() -> None:
     """A no-op manifest accepts all calls and lists nothing."""
     manifest = NoopAttachmentManifest()
-    await manifest.record_intent(intent(A, "a4-noop", 100))
-    await manifest.record_intent(intent(B, "a4-noop", 100))
+    await manifest.record_intent(intent("a4-noop", A))
+    await manifest.record_intent(intent("a4-noop", B))
     await manifest.commit_refs("a4-noop", [A])
     assert await manifest.list_uncommitted(200) == []
     assert await manifest.list_uncommitted(2**62) == []
@@ -110,7 +110,7 @@ async def test_attachments_5_intent_visible_through_second_handle(
     storage: Storage, reopen: Callable[[], Awaitable[Storage]]
 ) -> None:
     """An intent is visible through a second handle."""
-    await storage.session("a5-reopen").record_intent(intent(A, "a5-reopen", 100))
+    await storage.session("a5-reopen").record_intent(intent("a5-reopen", A))
     second = (await reopen()).session("a5-reopen")
     assert await second.list_uncommitted(100) == [entry(A, "a5-reopen", 100)]
 
@@ -188,8 +188,8 @@ async def test_attachments_11_recommit_keeps_commit_stamp(storage: Storage) -> N
     `commit_refs` and a runtime commit) leaves the row committed."""
     sid = "a11-recommit"
     handle = storage.session(sid)
-    await handle.record_intent(intent(A, sid, 100))
-    await handle.record_intent(intent(B, sid, 100))
+    await handle.record_intent(intent(sid, A))
+    await handle.record_intent(intent(sid, B))
     await handle.commit_refs(sid, [A])
     await handle.commit_refs(sid, [A])
     await handle.commit_runtime_state(commit(sid, None, attachment_ids=[A]))
@@ -203,7 +203,7 @@ async def test_attachments_12_threshold_inclusive_ordered_by_id(storage: Storage
     sid = "a12-order"
     handle = storage.session(sid)
     for attachment_id, at in ((C, 100), (B, 150), (A, 120)):
-        await handle.record_intent(intent(attachment_id, sid, at))
+        await handle.record_intent(intent(sid, attachment_id, intent_at_epoch_ms=at))
     assert await handle.list_uncommitted(150) == [
         entry(A, sid, 120),
         entry(B, sid, 150),
@@ -218,7 +218,7 @@ async def test_attachments_12_threshold_inclusive_ordered_by_id(storage: Storage
 async def test_attachments_13_foreign_commit_refs_ignored(storage: Storage) -> None:
     """`commit_refs` from a session that does not own the row leaves it uncommitted."""
     owner = storage.session("a13-owner")
-    await owner.record_intent(intent(A, "a13-owner", 100))
+    await owner.record_intent(intent("a13-owner", A))
     await storage.session("a13-other").commit_refs("a13-other", [A])
     assert await owner.list_uncommitted(200) == [entry(A, "a13-owner", 100)]
 
@@ -229,7 +229,7 @@ async def test_attachments_14_rerecorded_intent_stays_committed(storage: Storage
     """Re-recording a committed id's intent keeps it committed."""
     sid = "a14-rerecord"
     handle = storage.session(sid)
-    await handle.record_intent(intent(A, sid, 100))
+    await handle.record_intent(intent(sid, A))
     await handle.commit_refs(sid, [A])
-    await handle.record_intent(intent(A, sid, 300))
+    await handle.record_intent(intent(sid, A, intent_at_epoch_ms=300))
     assert await handle.list_uncommitted(10_000) == []

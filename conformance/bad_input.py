@@ -34,14 +34,14 @@ from lash_store_api import (
     Unchanged,
 )
 
-from ._build import (
+from ._fixtures import (
     checkpoint,
     commit,
     frame,
     fresh_id,
     full,
-    intent_for,
-    meta_for,
+    intent,
+    meta,
     node,
     stamp,
     usage,
@@ -317,9 +317,9 @@ async def test_bad_input_7_nul_inside_payloads_round_trips(storage: Storage) -> 
     assert read.config == sent.config
     assert list(read.agent_frames) == list(sent.agent_frames)
 
-    meta = meta_for(sid, relation={"kind": "root", "\x00": "\x00"})
-    await handle.save_session_meta(meta)
-    assert await handle.load_session_meta() == meta
+    saved = meta(sid, relation={"kind": "root", "\x00": "\x00"})
+    await handle.save_session_meta(saved)
+    assert await handle.load_session_meta() == saved
 
 
 TEXT_NUL_CASES: list[tuple[str, str, Callable[[str], RuntimeCommit]]] = [
@@ -391,17 +391,17 @@ async def test_bad_input_9_16_mib_execution_state_round_trips(storage: Storage) 
 
 
 META_CASES: list[tuple[str, Callable[[str], SessionMeta], str]] = [
-    ("nul_session", lambda s: meta_for("a\x00b"), "meta.session_id"),
-    ("nul_name", lambda s: meta_for(s, session_name="a\x00"), "meta.session_name"),
-    ("nul_model", lambda s: meta_for(s, model="m\x00"), "meta.model"),
-    ("empty_session", lambda s: meta_for(""), "meta.session_id"),
-    ("long_session", lambda s: meta_for(TOO_LONG), "meta.session_id"),
-    ("relation_set", lambda s: meta_for(s, relation={"kind": {"root"}}), "meta.relation"),
-    ("relation_nan", lambda s: meta_for(s, relation=[float("nan")]), "meta.relation"),
-    ("name_surrogate", lambda s: meta_for(s, session_name="\ud800"), "meta.session_name"),
-    ("cwd_surrogate", lambda s: meta_for(s, cwd="/\udfff"), "meta.cwd"),
-    ("model_not_text", lambda s: meta_for(s, model=12), "meta.model"),
-    ("created_not_text", lambda s: meta_for(s, created_at=None), "meta.created_at"),
+    ("nul_session", lambda s: meta("a\x00b"), "meta.session_id"),
+    ("nul_name", lambda s: meta(s, session_name="a\x00"), "meta.session_name"),
+    ("nul_model", lambda s: meta(s, model="m\x00"), "meta.model"),
+    ("empty_session", lambda s: meta(""), "meta.session_id"),
+    ("long_session", lambda s: meta(TOO_LONG), "meta.session_id"),
+    ("relation_set", lambda s: meta(s, relation={"kind": {"root"}}), "meta.relation"),
+    ("relation_nan", lambda s: meta(s, relation=[float("nan")]), "meta.relation"),
+    ("name_surrogate", lambda s: meta(s, session_name="\ud800"), "meta.session_name"),
+    ("cwd_surrogate", lambda s: meta(s, cwd="/\udfff"), "meta.cwd"),
+    ("model_not_text", lambda s: meta(s, model=12), "meta.model"),
+    ("created_not_text", lambda s: meta(s, created_at=None), "meta.created_at"),
 ]
 
 
@@ -419,15 +419,27 @@ async def test_bad_input_10_bad_metadata(
 
 
 INTENT_CASES: list[tuple[str, Callable[[str], AttachmentIntent], str]] = [
-    ("nul_attachment", lambda s: intent_for(s, attachment_id="a\x00"), "intent.attachment_id"),
-    ("empty_attachment", lambda s: intent_for(s, attachment_id=""), "intent.attachment_id"),
-    ("long_attachment", lambda s: intent_for(s, attachment_id=TOO_LONG), "intent.attachment_id"),
-    ("nul_session", lambda s: intent_for("s\x00"), "intent.session_id"),
-    ("empty_session", lambda s: intent_for(""), "intent.session_id"),
-    ("uri_surrogate", lambda s: intent_for(s, canonical_uri="\ud800"), "intent.canonical_uri"),
-    ("negative_time", lambda s: intent_for(s, intent_at_epoch_ms=-1), "intent.intent_at_epoch_ms"),
-    ("bool_time", lambda s: intent_for(s, intent_at_epoch_ms=True), "intent.intent_at_epoch_ms"),
-    ("float_time", lambda s: intent_for(s, intent_at_epoch_ms=1.5), "intent.intent_at_epoch_ms"),
+    (
+        "nul_attachment",
+        lambda s: dataclasses.replace(intent(s), attachment_id="a\x00"),
+        "intent.attachment_id",
+    ),
+    (
+        "empty_attachment",
+        lambda s: dataclasses.replace(intent(s), attachment_id=""),
+        "intent.attachment_id",
+    ),
+    (
+        "long_attachment",
+        lambda s: dataclasses.replace(intent(s), attachment_id=TOO_LONG),
+        "intent.attachment_id",
+    ),
+    ("nul_session", lambda s: intent("s\x00"), "intent.session_id"),
+    ("empty_session", lambda s: intent(""), "intent.session_id"),
+    ("uri_surrogate", lambda s: intent(s, canonical_uri="\ud800"), "intent.canonical_uri"),
+    ("negative_time", lambda s: intent(s, intent_at_epoch_ms=-1), "intent.intent_at_epoch_ms"),
+    ("bool_time", lambda s: intent(s, intent_at_epoch_ms=True), "intent.intent_at_epoch_ms"),
+    ("float_time", lambda s: intent(s, intent_at_epoch_ms=1.5), "intent.intent_at_epoch_ms"),
 ]
 
 

@@ -17,7 +17,7 @@ from lash_store_api import (
     TokenLedgerEntry,
 )
 
-from ._build import checkpoint, commit, fresh_id, node, stamp, usage
+from ._fixtures import checkpoint, commit, fresh_id, node, stamp, usage
 from .model import merged_ledger
 from .plugin import behaviour
 

@@ -23,7 +23,7 @@ from lash_store_api import (
     Storage,
 )
 
-from ._build import checkpoint, commit, fresh_id, full, node, stamp, usage
+from ._fixtures import checkpoint, commit, fresh_id, full, node, stamp, usage
 from .plugin import behaviour
 
 

@@ -19,7 +19,7 @@ from lash_store_api import (
     TurnCommitConflict,
 )
 
-from ._fixtures import commit, content_id, full, queue, superseded_claim
+from ._fixtures import commit, content_id, full, queue, stamp, superseded_claim
 from .plugin import behaviour
 
 QUEUED = (Facet.SESSIONS, Facet.QUEUED_WORK)
@@ -45,9 +45,9 @@ async def test_errors_2_changed_hash_is_exactly_turn_commit_conflict(storage: St
     """A changed hash for a known turn id raises exactly `TurnCommitConflict`."""
     sid = "e2-stamp"
     handle = storage.session(sid)
-    await handle.commit_runtime_state(commit(sid, None, turn=("turn-7", "hash-a")))
+    await handle.commit_runtime_state(commit(sid, None, turn=stamp(sid, "turn-7", "hash-a")))
     with pytest.raises(TurnCommitConflict) as raised:
-        await handle.commit_runtime_state(commit(sid, 1, turn=("turn-7", "hash-b")))
+        await handle.commit_runtime_state(commit(sid, 1, turn=stamp(sid, "turn-7", "hash-b")))
     assert raised.type is TurnCommitConflict
     assert (raised.value.session_id, raised.value.turn_id) == (sid, "turn-7")
 
@@ -73,7 +73,7 @@ async def test_errors_4_stale_completion_in_stamped_commit(storage: Storage) -> 
     sid = "e4-stale"
     handle = storage.session(sid)
     _batch, stale, _live = await superseded_claim(queue(handle), sid)
-    stamped = commit(sid, None, turn=("turn-1", "h1"), completions=[stale.completion()])
+    stamped = commit(sid, None, turn=stamp(sid, "turn-1", "h1"), completions=[stale.completion()])
     with pytest.raises(QueuedWorkClaimExpired) as raised:
         await handle.commit_runtime_state(stamped)
     assert (raised.value.session_id, raised.value.claim_id) == (sid, stale.claim_id)

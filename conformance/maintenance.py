@@ -19,7 +19,7 @@ from lash_store_api import (
     Storage,
 )
 
-from ._fixtures import append, checkpoint, commit, full, node
+from ._fixtures import checkpoint, commit, full, node, stamp
 from .plugin import behaviour
 
 MAINTENANCE = (Facet.SESSIONS, Facet.MAINTENANCE)
@@ -158,7 +158,7 @@ async def test_maintenance_10_gc_keeps_roots_and_deletes_the_rest(storage: Stora
 
     a = storage.session("m10-a")
     stamped = await a.commit_runtime_state(
-        commit("m10-a", None, cp=checkpoint(1), turn=("t1", "h1"))
+        commit("m10-a", None, cp=checkpoint(1), turn=stamp("m10-a", "t1", "h1"))
     )
     head_cp = checkpoint(
         2, tool_state_ref=tool, plugin_snapshot_ref=plugin, execution_state_ref=execution
@@ -170,7 +170,7 @@ async def test_maintenance_10_gc_keeps_roots_and_deletes_the_rest(storage: Stora
         commit("m10-b", None, cp=checkpoint(3, tool_state_ref=only_superseded))
     )
     head_b = await b.commit_runtime_state(
-        commit("m10-b", 1, cp=checkpoint(4), graph=append(node("x")))
+        commit("m10-b", 1, cp=checkpoint(4), nodes=[node("x")], leaf="x")
     )
     before = (await read(a), await read(b))
 

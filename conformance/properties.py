@@ -29,7 +29,7 @@ from lash_store_api import (
     TokenUsage,
 )
 
-from ._build import commit, fresh_id, stamp
+from ._fixtures import commit, fresh_id, stamp
 from .plugin import behaviour
 from .strategies import blob_refs, checkpoints, node_payloads, session_graphs, token_ledgers
 

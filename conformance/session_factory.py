@@ -6,7 +6,7 @@ import pytest
 
 from lash_store_api import SessionMeta, Storage
 
-from ._fixtures import append, commit, create_request, meta, node
+from ._fixtures import commit, create_request, meta, node
 from .plugin import behaviour
 
 
@@ -67,8 +67,8 @@ async def test_sessions_30_delete_is_idempotent_and_create_reseeds(storage: Stor
     metadata."""
     sid = "s30-delete"
     handle = await storage.sessions.create_store(create_request(sid, model="model-old"))
-    await handle.save_session_meta(meta(sid, name="renamed", model="model-old"))
-    await handle.commit_runtime_state(commit(sid, None, graph=append(node("n1"))))
+    await handle.save_session_meta(meta(sid, session_name="renamed", model="model-old"))
+    await handle.commit_runtime_state(commit(sid, None, nodes=[node("n1")], leaf="n1"))
     await storage.sessions.delete_session(sid)
     assert await storage.sessions.open_existing_store(create_request(sid, model="m")) is None
     await storage.sessions.delete_session(sid)

@@ -24,7 +24,6 @@ from lash_store_api import (
 )
 
 from ._fixtures import (
-    append,
     checkpoint,
     claim_one,
     commit,
@@ -35,6 +34,7 @@ from ._fixtures import (
     meta,
     node,
     queue,
+    stamp,
     superseded_claim,
     usage,
 )
@@ -54,7 +54,7 @@ async def branching(storage: Storage, sid: str) -> None:
     handle = storage.session(sid)
     stale = node("stale", "right-leaf")
     await handle.commit_runtime_state(
-        commit(sid, None, graph=append(ROOT, LEFT_1, RIGHT, stale, LEFT_2, leaf="left-2"))
+        commit(sid, None, nodes=[ROOT, LEFT_1, RIGHT, stale, LEFT_2], leaf="left-2")
     )
     await handle.tombstone_nodes(["stale"])
 
@@ -79,9 +79,13 @@ async def test_sessions_2_agent_frames_round_trip(storage: Storage) -> None:
     the custom reason and that frame's execution-state bytes."""
     sid = "s2-frames"
     frames = [
-        frame("frame-1", sid, status="superseded"),
+        frame(sid, "frame-1", status="superseded"),
         frame(
-            "frame-2", sid, previous="frame-1", reason="custom handoff", snapshot=b"\x00st\xffate"
+            sid,
+            "frame-2",
+            previous_frame_id="frame-1",
+            reason="custom handoff",
+            execution_state_snapshot=b"\x00st\xffate",
         ),
     ]
     await storage.session(sid).commit_runtime_state(
@@ -183,7 +187,7 @@ async def test_sessions_9_active_path_overrides_leaf(storage: Storage) -> None:
 @pytest.mark.asyncio
 async def test_sessions_10_metadata_round_trips(storage: Storage) -> None:
     """Metadata round-trips all six fields."""
-    saved = meta("s10-meta", name="Named session", model="model-meta")
+    saved = meta("s10-meta", session_name="Named session", model="model-meta")
     handle = storage.session("s10-meta")
     await handle.save_session_meta(saved)
     assert await handle.load_session_meta() == saved
@@ -195,7 +199,9 @@ async def test_sessions_11_stamped_resend_returns_first_result(storage: Storage)
     """Re-sending a stamped commit (same turn id and hash) returns the first call's revision
     and checkpoint ref."""
     sid = "s11-stamp"
-    stamped = commit(sid, None, graph=append(node("n1")), cp=checkpoint(1), turn=("turn-1", "h1"))
+    stamped = commit(
+        sid, None, nodes=[node("n1")], leaf="n1", cp=checkpoint(1), turn=stamp(sid, "turn-1", "h1")
+    )
     first = await storage.session(sid).commit_runtime_state(stamped)
     again = await storage.session(sid).commit_runtime_state(stamped)
     assert again == first
@@ -208,7 +214,7 @@ async def test_sessions_12_stamped_commit_needs_no_lease(storage: Storage) -> No
     """A stamped commit needs no lease: with no claim held, it commits."""
     sid = "s12-nolease"
     result = await storage.session(sid).commit_runtime_state(
-        commit(sid, None, graph=append(node("n1")), turn=("turn-1", "h1"))
+        commit(sid, None, nodes=[node("n1")], leaf="n1", turn=stamp(sid, "turn-1", "h1"))
     )
     assert result.head_revision == 1
     assert (await read(storage, sid)).head_revision == 1
@@ -221,8 +227,8 @@ async def test_sessions_13_stamp_replay_ignores_expected_revision(storage: Stora
     revision but the same turn id and hash returns the stored result."""
     sid = "s13-stamp"
     handle = storage.session(sid)
-    first = await handle.commit_runtime_state(commit(sid, None, turn=("turn-1", "h1")))
-    retried = await handle.commit_runtime_state(commit(sid, 5, turn=("turn-1", "h1")))
+    first = await handle.commit_runtime_state(commit(sid, None, turn=stamp(sid, "turn-1", "h1")))
+    retried = await handle.commit_runtime_state(commit(sid, 5, turn=stamp(sid, "turn-1", "h1")))
     assert retried == first
 
 
@@ -232,9 +238,9 @@ async def test_sessions_14_changed_hash_conflicts(storage: Storage) -> None:
     """A known turn id with a different hash raises `TurnCommitConflict`."""
     sid = "s14-stamp"
     handle = storage.session(sid)
-    await handle.commit_runtime_state(commit(sid, None, turn=("turn-1", "h1")))
+    await handle.commit_runtime_state(commit(sid, None, turn=stamp(sid, "turn-1", "h1")))
     with pytest.raises(TurnCommitConflict):
-        await handle.commit_runtime_state(commit(sid, 1, turn=("turn-1", "h2")))
+        await handle.commit_runtime_state(commit(sid, 1, turn=stamp(sid, "turn-1", "h2")))
 
 
 @behaviour("sessions-15", needs=QUEUED)
@@ -246,13 +252,15 @@ async def test_sessions_15_stale_completion_rejects_stamped_commit_whole(storage
     handle = storage.session(sid)
     work = queue(handle)
     batch, stale, _live = await superseded_claim(work, sid)
-    rejected = commit(sid, None, turn=("turn-1", "h1"), completions=[stale.completion()])
+    rejected = commit(sid, None, turn=stamp(sid, "turn-1", "h1"), completions=[stale.completion()])
     with pytest.raises(QueuedWorkClaimExpired):
         await handle.commit_runtime_state(rejected)
     assert await full(handle) is None
     assert [b.batch_id for b in await work.list_queued_work(sid)] == [batch.batch_id]
     # No stamp: the same turn id with another hash is a first commit, not a conflict.
-    result = await handle.commit_runtime_state(commit(sid, None, turn=("turn-1", "h-other")))
+    result = await handle.commit_runtime_state(
+        commit(sid, None, turn=stamp(sid, "turn-1", "h-other"))
+    )
     assert result.head_revision == 1
 
 
@@ -266,7 +274,7 @@ async def test_sessions_16_retry_after_claim_consumed_returns_original(storage: 
     work = queue(handle)
     await work.enqueue_queued_work(draft(sid, "work for turn 1"))
     live = await claim_one(work, sid, "worker")
-    accepted = commit(sid, None, turn=("turn-1", "h1"), completions=[live.completion()])
+    accepted = commit(sid, None, turn=stamp(sid, "turn-1", "h1"), completions=[live.completion()])
     first = await handle.commit_runtime_state(accepted)
     assert await work.list_queued_work(sid) == []
     assert await handle.commit_runtime_state(accepted) == first
@@ -286,7 +294,7 @@ async def test_sessions_17a_meta_checkpoint_intent_survive_reopen(
     await handle.commit_runtime_state(
         commit(sid, None, cp=checkpoint(tool_state={"generation": 77}))
     )
-    await handle.record_intent(intent("a" * 64, sid, 100))
+    await handle.record_intent(intent(sid, "a" * 64))
     second = (await reopen()).session(sid)
     assert await second.load_session_meta() == saved
     loaded = await full(second)
@@ -336,17 +344,19 @@ async def test_sessions_20_stale_expected_conflicts_and_writes_nothing(storage: 
     `RevisionConflict(expected, actual)` and writes nothing."""
     empty = storage.session("s20-empty")
     with pytest.raises(RevisionConflict) as on_empty:
-        await empty.commit_runtime_state(commit("s20-empty", 3, graph=append(node("x"))))
+        await empty.commit_runtime_state(commit("s20-empty", 3, nodes=[node("x")], leaf="x"))
     assert (on_empty.value.expected, on_empty.value.actual) == (3, 0)
     assert await full(empty) is None
 
     sid = "s20-head"
     handle = storage.session(sid)
-    await handle.commit_runtime_state(commit(sid, None, graph=append(node("n1")), cp=checkpoint(1)))
+    await handle.commit_runtime_state(
+        commit(sid, None, nodes=[node("n1")], leaf="n1", cp=checkpoint(1))
+    )
     before, spent = await read(storage, sid), usage("agent", "m", input_tokens=5)
     for stale in (0, 2, 7):
         attempt = commit(
-            sid, stale, graph=append(node("n2", "n1")), cp=checkpoint(2), deltas=[spent]
+            sid, stale, nodes=[node("n2", "n1")], leaf="n2", cp=checkpoint(2), deltas=[spent]
         )
         with pytest.raises(RevisionConflict) as conflict:
             await handle.commit_runtime_state(attempt)
@@ -362,10 +372,10 @@ async def test_sessions_21_expected_none_on_existing_head_conflicts(storage: Sto
     nothing."""
     sid = "s21-none"
     handle = storage.session(sid)
-    await handle.commit_runtime_state(commit(sid, None, graph=append(node("n1"))))
+    await handle.commit_runtime_state(commit(sid, None, nodes=[node("n1")], leaf="n1"))
     before = await read(storage, sid)
     with pytest.raises(RevisionConflict) as conflict:
-        await handle.commit_runtime_state(commit(sid, None, graph=append(node("n2", "n1"))))
+        await handle.commit_runtime_state(commit(sid, None, nodes=[node("n2", "n1")], leaf="n2"))
     assert (conflict.value.expected, conflict.value.actual) == (None, 1)
     assert await read(storage, sid) == before
 
@@ -378,7 +388,9 @@ async def test_sessions_22_lost_head_write_is_revision_conflict(storage: Storage
     sid = "s22-race"
     await storage.session(sid).commit_runtime_state(commit(sid, None))
     racers = [
-        storage.session(sid).commit_runtime_state(commit(sid, 1, graph=append(node(f"w{i}"))))
+        storage.session(sid).commit_runtime_state(
+            commit(sid, 1, nodes=[node(f"w{i}")], leaf=f"w{i}")
+        )
         for i in range(4)
     ]
     outcomes = await asyncio.gather(*racers, return_exceptions=True)
@@ -441,7 +453,7 @@ async def test_sessions_25_active_path_stops_at_cycle_and_missing_parent(storage
     orphan_chain = [node("a", "ghost"), node("b", "a"), node("c", "b")]
     cycle = [node("x", "z"), node("y", "x"), node("z", "y")]
     await handle.commit_runtime_state(
-        commit(sid, None, graph=append(*orphan_chain, *cycle, node("other"), leaf="c"))
+        commit(sid, None, nodes=[*orphan_chain, *cycle, node("other")], leaf="c")
     )
     missing = await handle.load_session(ActivePath("c"))
     assert missing is not None and list(missing.graph.nodes) == orphan_chain
