@@ -52,3 +52,22 @@ async def test_failure_while_encoding_a_node_leaves_the_session_as_it_was(
         assert after is not None
         assert [n.node_id for n in after.graph.nodes] == ["a", "b", "c"]
         assert after.token_ledger[0].usage.input_tokens == 10
+
+
+async def test_missing_or_corrupt_checkpoint_names_session_and_ref() -> None:
+    async with await lash.open_storage("memory://") as storage:
+        store = storage.session("s")
+        result = await store.commit_runtime_state(commit(None, "a"))
+        blobs = storage._state.blobs  # type: ignore[attr-defined]
+        blobs[result.checkpoint_ref] = b"\xc1 not an envelope"
+        with pytest.raises(lash.BackendError) as corrupt:
+            await store.load_session(lash.FullGraph())
+        del blobs[result.checkpoint_ref]
+        with pytest.raises(lash.BackendError) as missing:
+            await store.load_session(lash.ActivePath(None))
+        for info in (corrupt, missing):
+            assert info.value.session_id == "s"
+            assert info.value.record == result.checkpoint_ref
+            assert result.checkpoint_ref in str(info.value)
+        # Other reads of the session still work.
+        assert await store.load_node("a") is not None
