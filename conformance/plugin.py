@@ -18,7 +18,7 @@ import pytest_asyncio
 
 from lash_store_api import Backend, Facet, Storage, backend_for_url
 
-__all__ = ["SUITE_MODULES", "behaviour"]
+__all__ = ["SUITE_MODULES", "UNSUPPORTED_PREFIX", "behaviour"]
 
 HERE = Path(__file__).resolve().parent
 
@@ -37,6 +37,9 @@ SUITE_MODULES = frozenset(
         "stateful",
     }
 )
+
+#: The skip reason that marks a test as unsupported (a facet the backend does not serve).
+UNSUPPORTED_PREFIX = "unsupported:"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -124,7 +127,7 @@ def required_facets(node: pytest.Item) -> tuple[Facet, ...]:
 def skip_unless_served(node: pytest.Item, backend: Backend) -> None:
     for facet in required_facets(node):
         if not backend.capabilities.serves(facet):
-            pytest.skip(f"unsupported: {facet.value}")
+            pytest.skip(f"{UNSUPPORTED_PREFIX} {facet.value}")
 
 
 @pytest.fixture

@@ -17,11 +17,10 @@ import pytest
 
 from lash_store_api import Facet
 
-from .plugin import report_facet
+from .plugin import UNSUPPORTED_PREFIX, report_facet
 
 __all__ = ["ConformanceResult", "FacetCounts", "Outcome", "run_conformance"]
 
-UNSUPPORTED_PREFIX = "unsupported:"
 #: The row of a test that declares no facet (should not happen: the plugin requires @behaviour).
 NO_FACET = "(none)"
 

@@ -17,12 +17,12 @@ import asyncio
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from . import cli_render as render
 from .codec import sha256_hex
 from .common import JSON, DurabilityTier
 from .errors import RevisionConflict
+from .rules import now_rfc3339
 from .sessions import (
     ActivePath,
     AgentFrameRecord,
@@ -67,10 +67,6 @@ class Turn:
     usage: Sequence[TokenLedgerEntry]
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _nodes(turn: Turn) -> list[SessionNodeRecord]:
     nodes, parent = [], turn.parent
     for node_id, role, text, extra in turn.messages:
@@ -79,7 +75,7 @@ def _nodes(turn: Turn) -> list[SessionNodeRecord]:
                 node_id=node_id,
                 parent_node_id=parent,
                 agent_frame_id="frame-1",
-                timestamp=_now(),
+                timestamp=now_rfc3339(),
                 caused_by={"type": "turn", "turn_id": turn.turn_id},
                 payload=_payload(role, text, extra),
             )
