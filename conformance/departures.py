@@ -92,7 +92,7 @@ async def test_departures_2_gc_collects_and_roots_turn_results(storage: Storage)
 
     report = await storage.maintenance.gc_unreachable()
     # roots: the head (r3) and the stamped result (r1); each keeps its child
-    assert report == GcReport(root_count=2, retained_blob_count=4, deleted_blob_count=3)
+    assert report == GcReport(root_count=2, retained_blob_count=4, deleted_blob_count=3), report
     for kept in (r1.checkpoint_ref, t1, r3.checkpoint_ref, t3):
         assert await storage.blobs.get(kept) is not None, kept
     for gone in (orphan, r2.checkpoint_ref, t2):

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import msgpack
 
+from .attachments import AttachmentRef
 from .common import JSON, BlobRef
 from .errors import BackendError, UnsupportedRecordSchemaVersion
 from .sessions import (
@@ -23,6 +24,7 @@ from .sessions import (
     PersistedSessionConfig,
     PersistedTurnState,
     SessionCheckpoint,
+    SessionMeta,
     SessionNodeRecord,
     TokenUsage,
 )
@@ -30,19 +32,26 @@ from .sessions import (
 __all__ = [
     "RECORD_SCHEMA_VERSION",
     "canon",
+    "decode_attachment_ref",
     "decode_checkpoint",
     "decode_config",
     "decode_frames",
     "decode_json",
+    "decode_meta",
     "decode_node",
+    "decode_record",
+    "encode_attachment_ref",
     "encode_checkpoint",
     "encode_config",
     "encode_frames",
     "encode_json",
+    "encode_meta",
     "encode_node",
     "sha256_hex",
     "sha256_of_bytes",
 ]
+
+_T = TypeVar("_T")
 
 #: Carried by every stored record; a mismatch raises UnsupportedRecordSchemaVersion.
 RECORD_SCHEMA_VERSION = 1
@@ -255,3 +264,89 @@ def decode_config(text: str | bytes) -> PersistedSessionConfig:
         return PersistedSessionConfig(provider_id=body["provider_id"], model=body["model"])
     except (KeyError, TypeError, ValueError) as exc:
         raise BackendError(f"cannot decode session config: {exc!r}") from exc
+
+
+def decode_record(
+    decode: Callable[[bytes], _T], data: bytes, *, session_id: str | None, record: str
+) -> _T:
+    """``decode(data)``; a failure is re-raised naming the session and the record."""
+    try:
+        return decode(data)
+    except UnsupportedRecordSchemaVersion:
+        raise
+    except BackendError as exc:
+        raise BackendError(str(exc), session_id=session_id, record=record) from exc
+
+
+# --- records stored as JSON text -------------------------------------------------
+
+
+def encode_meta(meta: SessionMeta) -> str:
+    return encode_json(
+        {
+            "schema_version": RECORD_SCHEMA_VERSION,
+            "session_id": meta.session_id,
+            "session_name": meta.session_name,
+            "created_at": meta.created_at,
+            "model": meta.model,
+            "cwd": meta.cwd,
+            "relation": meta.relation,
+        }
+    )
+
+
+def _json_record(kind: str, text: str | bytes) -> dict[str, Any]:
+    try:
+        body = decode_json(text)
+    except ValueError as exc:
+        raise BackendError(f"cannot decode {kind} record: {exc}") from exc
+    if not isinstance(body, dict):
+        raise BackendError(f"cannot decode {kind} record: not an object")
+    version = body.get("schema_version", 0)
+    if version != RECORD_SCHEMA_VERSION:
+        raise UnsupportedRecordSchemaVersion(kind, version, RECORD_SCHEMA_VERSION)
+    return body
+
+
+def decode_meta(text: str | bytes) -> SessionMeta:
+    body = _json_record("session meta", text)
+    try:
+        return SessionMeta(
+            session_id=body["session_id"],
+            session_name=body["session_name"],
+            created_at=body["created_at"],
+            model=body["model"],
+            cwd=body["cwd"],
+            relation=body["relation"],
+        )
+    except (KeyError, TypeError) as exc:
+        raise BackendError(f"cannot decode session meta record: {exc!r}") from exc
+
+
+def encode_attachment_ref(ref: AttachmentRef) -> str:
+    return encode_json(
+        {
+            "schema_version": RECORD_SCHEMA_VERSION,
+            "id": ref.id,
+            "media_type": ref.media_type,
+            "byte_len": ref.byte_len,
+            "width": ref.width,
+            "height": ref.height,
+            "label": ref.label,
+        }
+    )
+
+
+def decode_attachment_ref(text: str | bytes) -> AttachmentRef:
+    body = _json_record("attachment meta", text)
+    try:
+        return AttachmentRef(
+            id=body["id"],
+            media_type=body["media_type"],
+            byte_len=body["byte_len"],
+            width=body["width"],
+            height=body["height"],
+            label=body["label"],
+        )
+    except (KeyError, TypeError) as exc:
+        raise BackendError(f"cannot decode attachment meta record: {exc!r}") from exc

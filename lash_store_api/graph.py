@@ -15,7 +15,7 @@ from .sessions import (
     TokenUsage,
 )
 
-__all__ = ["active_path_ids", "merge_ledger", "select_graph"]
+__all__ = ["active_path_ids", "collapse_duplicates", "merge_ledger", "select_graph"]
 
 _ZERO = TokenUsage()
 
@@ -70,3 +70,15 @@ def merge_ledger(deltas: Iterable[TokenLedgerEntry]) -> list[TokenLedgerEntry]:
         for (source, model), usage in totals.items()
         if usage != _ZERO
     ]
+
+
+def collapse_duplicates(nodes: Iterable[SessionNodeRecord]) -> list[SessionNodeRecord]:
+    """Each node id once, at its first position, carrying its last record.
+
+    What upserting ``nodes`` one by one leaves behind, for backends that write
+    them in one statement (which must not touch a row twice).
+    """
+    latest: dict[str, SessionNodeRecord] = {}
+    for node in nodes:
+        latest[node.node_id] = node
+    return list(latest.values())

@@ -88,11 +88,17 @@ def check_ids(field: str, values: object) -> list[str]:
     return [check_id(f"{field}[{i}]", v) for i, v in enumerate(values)]
 
 
+#: Counters, revisions and timestamps are stored in signed 64-bit columns.
+INT64_MAX = 2**63 - 1
+
+
 def check_int(field: str, value: object, *, minimum: int = 0) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidRequest(field, f"must be an integer, got {type(value).__name__}")
     if value < minimum:
         raise InvalidRequest(field, f"must be >= {minimum}, got {value}")
+    if value > INT64_MAX:
+        raise InvalidRequest(field, f"must fit in 64 bits (<= {INT64_MAX}), got {value}")
     return value
 
 

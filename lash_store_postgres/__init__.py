@@ -1,1 +1,7 @@
-"""PostgreSQL backend for lash-store (psycopg 3). Not yet implemented."""
+"""The PostgreSQL backend of lash-store (psycopg 3): ``postgresql://`` and ``postgres://``."""
+
+from .backend import PostgresBackend, PostgresStorage, migrate_url
+from .config import PgOptions
+from .migrations import MigrationReport
+
+__all__ = ["MigrationReport", "PgOptions", "PostgresBackend", "PostgresStorage", "migrate_url"]

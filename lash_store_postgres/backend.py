@@ -1,0 +1,147 @@
+"""The PostgreSQL storage and its backend object."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+
+from lash_store_api import Capabilities, DurabilityTier, Facet, StorageBase
+
+from .attachments import PostgresAttachmentStore
+from .config import SCHEMES, PgOptions, parse_url, storage_url
+from .db import Conn, Db, make_pool
+from .errors import wrapped
+from .maintenance import PostgresBlobStore, PostgresMaintenance
+from .migrations import MigrationReport, check_current, migrate
+from .sessions import PostgresSessionFactory, PostgresSessionHandle
+
+CAPABILITIES = Capabilities(
+    facets=frozenset({Facet.SESSIONS, Facet.MAINTENANCE, Facet.ATTACHMENTS}),
+    durability=DurabilityTier.DURABLE,
+)
+
+
+def redact(conninfo: str) -> str:
+    """``conninfo`` without its password, for messages."""
+    parts = urlsplit(conninfo)
+    if parts.password is None:
+        return conninfo
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@asynccontextmanager
+async def direct_connection(conninfo: str) -> AsyncIterator[Conn]:
+    """One connection outside any pool (migrations, schema drops)."""
+    with wrapped(f"connecting to {redact(conninfo)}"):
+        conn = await psycopg.AsyncConnection.connect(
+            conninfo, autocommit=True, prepare_threshold=None
+        )
+    async with conn:
+        with wrapped(f"talking to {redact(conninfo)}"):
+            yield conn
+
+
+class PostgresStorage(StorageBase):
+    """Sessions, blobs and attachments in one Postgres schema, through one connection pool."""
+
+    backend_name = "postgres"
+
+    def __init__(self, db: Db, conninfo: str) -> None:
+        self._db = db
+        self._conninfo = conninfo
+        self._sessions = PostgresSessionFactory(db)
+        self._maintenance = PostgresMaintenance(db)
+        self._blobs = PostgresBlobStore(db)
+        self._attachments = PostgresAttachmentStore(db)
+
+    @property
+    def url(self) -> str:
+        return storage_url(self._conninfo, self._db.options)
+
+    @property
+    def schema(self) -> str:
+        """The Postgres schema holding this storage's tables."""
+        return self._db.schema
+
+    @property
+    def options(self) -> PgOptions:
+        return self._db.options
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return CAPABILITIES
+
+    def session(self, session_id: str | None = None) -> PostgresSessionHandle:
+        return PostgresSessionHandle(self._db, session_id)
+
+    @property
+    def sessions(self) -> PostgresSessionFactory:
+        return self._sessions
+
+    @property
+    def maintenance(self) -> PostgresMaintenance:
+        return self._maintenance
+
+    @property
+    def blobs(self) -> PostgresBlobStore:
+        return self._blobs
+
+    @property
+    def attachments(self) -> PostgresAttachmentStore:
+        return self._attachments
+
+    async def aclose(self) -> None:
+        await self._db.aclose()
+
+
+async def migrate_url(url: str, **options: Any) -> MigrationReport:
+    """Apply pending migrations to the schema ``url`` names (``lash-store migrate``)."""
+    conninfo, opts = parse_url(url, options)
+    async with direct_connection(conninfo) as conn:
+        return await migrate(conn, opts.schema)
+
+
+async def open_postgres(url: str, **options: Any) -> PostgresStorage:
+    conninfo, opts = parse_url(url, options)
+    # Connect once directly first: a wrong host or database fails now, with
+    # libpq's own message, instead of as a pool timeout later.
+    async with direct_connection(conninfo) as conn:
+        if opts.migrate:
+            await migrate(conn, opts.schema)
+        else:
+            await check_current(conn, opts.schema)
+    pool = make_pool(conninfo, opts)
+    with wrapped(f"opening a connection pool to {redact(conninfo)}"):
+        await pool.open()
+    return PostgresStorage(Db(pool, opts), conninfo)
+
+
+class PostgresBackend:
+    name = "postgres"
+    schemes = SCHEMES
+    capabilities = CAPABILITIES
+
+    async def open(self, url: str, **options: Any) -> PostgresStorage:
+        return await open_postgres(url, **options)
+
+    @asynccontextmanager
+    async def isolated(self, url: str) -> AsyncIterator[PostgresStorage]:
+        """A storage in a fresh schema of ``url``'s database, dropped on exit."""
+        conninfo, _ = parse_url(url)
+        schema = f"lash_test_{uuid.uuid4().hex[:16]}"
+        storage = await open_postgres(url, schema=schema)
+        try:
+            yield storage
+        finally:
+            await storage.aclose()
+            async with direct_connection(conninfo) as conn:
+                await conn.execute(
+                    sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+                )

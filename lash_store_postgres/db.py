@@ -1,0 +1,119 @@
+"""The pool, the schema-qualified statements, and the transaction every operation runs in."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, LiteralString
+
+from psycopg import AsyncConnection, sql
+from psycopg_pool import AsyncConnectionPool
+
+from lash_store_api.errors import BackendError
+
+from .config import PgOptions
+from .errors import connection_lost, wrapped
+from .migrations import lock_key
+
+Conn = AsyncConnection[tuple[Any, ...]]
+
+# Timeouts are set per transaction (SET LOCAL semantics), so nothing outlives
+# the transaction: the same code works through PgBouncer in transaction mode.
+_PRELUDE = "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)"
+# Commits hold the GC lock shared; the sweep holds it exclusively (maintenance.py).
+_PRELUDE_WITH_GC_GUARD = _PRELUDE + ", pg_advisory_xact_lock_shared(%s, %s)"
+
+
+def make_pool(conninfo: str, options: PgOptions) -> AsyncConnectionPool[Conn]:
+    return AsyncConnectionPool(
+        conninfo,
+        min_size=options.pool_min_size,
+        max_size=options.pool_max_size,
+        timeout=options.pool_timeout,
+        max_idle=options.pool_max_idle,
+        max_lifetime=options.pool_max_lifetime,
+        check=AsyncConnectionPool.check_connection if options.pool_check else None,
+        kwargs={"autocommit": True, "prepare_threshold": options.prepare_threshold},
+        open=False,
+        name="lash-store",
+    )
+
+
+class Db:
+    """One storage's pool and schema. Statements name tables as ``{s}.table``."""
+
+    def __init__(self, pool: AsyncConnectionPool[Conn], options: PgOptions) -> None:
+        self.pool = pool
+        self.options = options
+        self.schema = options.schema
+        self._schema_id = sql.Identifier(options.schema)
+        self._statements: dict[str, sql.Composed] = {}
+        self._prelude = (str(options.lock_timeout), str(options.statement_timeout))
+        self.gc_lock = lock_key("gc", options.schema)
+        self._checks: set[asyncio.Task[None]] = set()
+
+    def q(self, text: LiteralString) -> sql.Composed:
+        """``text`` with ``{s}`` bound to this storage's schema (built once, then cached)."""
+        statement = self._statements.get(text)
+        if statement is None:
+            statement = sql.SQL(text).format(s=self._schema_id)
+            self._statements[text] = statement
+        return statement
+
+    @asynccontextmanager
+    async def connection(
+        self, action: str, *, session_id: str | None = None, record: str | None = None
+    ) -> AsyncIterator[Conn]:
+        """A pooled connection; any driver error in the block becomes ``BackendError``."""
+        try:
+            with wrapped(action, session_id=session_id, record=record):
+                async with self.pool.connection() as conn:
+                    yield conn
+        except BackendError as exc:
+            if exc.__cause__ is not None and connection_lost(exc.__cause__):
+                self._check_pool_soon()
+            raise
+
+    @asynccontextmanager
+    async def transaction(
+        self,
+        action: str,
+        *,
+        session_id: str | None = None,
+        record: str | None = None,
+        gc_guard: bool = False,
+    ) -> AsyncIterator[Conn]:
+        """A pipelined transaction with this storage's timeouts set.
+
+        Statements queued in the block travel together; a result fetched
+        after the block costs no extra round trip.
+        """
+        async with (
+            self.connection(action, session_id=session_id, record=record) as conn,
+            conn.pipeline(),
+            conn.transaction(),
+        ):
+            if gc_guard:
+                await conn.execute(_PRELUDE_WITH_GC_GUARD, (*self._prelude, *self.gc_lock))
+            else:
+                await conn.execute(_PRELUDE, self._prelude)
+            yield conn
+
+    def _check_pool_soon(self) -> None:
+        """After a lost connection (say, a server restart), drop the pool's other dead ones."""
+
+        async def check() -> None:
+            try:
+                await self.pool.check()
+            except Exception:
+                return
+
+        task = asyncio.get_running_loop().create_task(check())
+        self._checks.add(task)
+        task.add_done_callback(self._checks.discard)
+
+    async def aclose(self) -> None:
+        for task in list(self._checks):
+            task.cancel()
+        await self.pool.close()

@@ -1,0 +1,118 @@
+"""Maintenance facet on PostgreSQL: blobs, vacuum and mark-and-sweep GC.
+
+GC marks without blocking anyone, then sweeps in a short transaction that
+holds the GC advisory lock exclusively. Every commit holds that lock shared
+for its whole transaction (``commit.py``), so the sweep waits for commits in
+flight and re-reads the roots after they are visible: a blob a commit in
+flight references is never deleted, and commits wait only for the sweep.
+"""
+
+from __future__ import annotations
+
+from lash_store_api import BlobRef, GcReport, SessionCheckpoint, VacuumReport
+from lash_store_api.codec import decode_checkpoint, decode_record, sha256_of_bytes
+from lash_store_api.errors import InvalidRequest
+from lash_store_api.maintenance import mark_retained
+from lash_store_api.validation import check_id
+
+from .db import Db
+
+_VACUUM_SESSION = "DELETE FROM {s}.nodes WHERE session_id = %s AND tombstoned"
+_VACUUM_ALL = "DELETE FROM {s}.nodes WHERE tombstoned"
+
+_ROOTS = """
+SELECT checkpoint_ref FROM {s}.heads
+UNION SELECT checkpoint_ref FROM {s}.turn_stamps"""
+_BLOBS_BY_REF = "SELECT ref, data FROM {s}.blobs WHERE ref = ANY(%s::text[])"
+_ALL_REFS = "SELECT ref FROM {s}.blobs"
+_LOCK_GC = "SELECT pg_advisory_xact_lock(%s, %s)"
+_SWEEP = "DELETE FROM {s}.blobs WHERE ref = ANY(%s::text[])"
+
+_PUT_BLOB = "INSERT INTO {s}.blobs (ref, data) VALUES (%s, %s) ON CONFLICT (ref) DO NOTHING"
+_GET_BLOB = "SELECT data FROM {s}.blobs WHERE ref = %s"
+
+
+async def vacuum_session(db: Db, session_id: str) -> int:
+    async with db.transaction("vacuuming tombstoned nodes", session_id=session_id) as conn:
+        cur = await conn.execute(db.q(_VACUUM_SESSION), (session_id,))
+    return cur.rowcount
+
+
+async def _manifests(db: Db, refs: set[BlobRef]) -> dict[BlobRef, SessionCheckpoint]:
+    """The manifests of those ``refs`` that exist; an undecodable one aborts GC."""
+    if not refs:
+        return {}
+    async with db.transaction("reading GC roots") as conn:
+        cur = await conn.execute(db.q(_BLOBS_BY_REF), (sorted(refs),))
+    return {
+        ref: decode_record(decode_checkpoint, bytes(data), session_id=None, record=ref).manifest()
+        for ref, data in await cur.fetchall()
+    }
+
+
+async def collect(db: Db) -> GcReport:
+    """Delete every blob that no head or stored turn result reaches."""
+    # Mark, without locks: the roots now, their manifests, and every blob now.
+    async with db.transaction("reading GC roots") as conn:
+        roots_cur = await conn.execute(db.q(_ROOTS))
+        refs_cur = await conn.execute(db.q(_ALL_REFS))
+    roots = {str(r) for (r,) in await roots_cur.fetchall()}
+    candidates = {str(r) for (r,) in await refs_cur.fetchall()}
+    manifests = await _manifests(db, roots)
+
+    # Sweep, holding the GC lock: commits in flight have finished, new ones wait.
+    async with db.transaction("sweeping unreachable blobs") as conn:
+        await conn.execute(_LOCK_GC, db.gc_lock)
+        cur = await conn.execute(db.q(_ROOTS))
+        final_roots = {str(r) for (r,) in await cur.fetchall()}
+        new_roots = final_roots - manifests.keys()
+        if new_roots:
+            cur = await conn.execute(db.q(_BLOBS_BY_REF), (sorted(new_roots),))
+            for ref, data in await cur.fetchall():
+                checkpoint = decode_record(
+                    decode_checkpoint, bytes(data), session_id=None, record=ref
+                )
+                manifests[ref] = checkpoint.manifest()
+        root_count, retained = mark_retained(final_roots, (), manifests.get)
+        doomed = sorted(candidates - retained)
+        sweep = await conn.execute(db.q(_SWEEP), (doomed,)) if doomed else None
+    # A pipelined statement's rowcount is known once the transaction has synced.
+    return GcReport(root_count, len(retained), 0 if sweep is None else sweep.rowcount)
+
+
+class PostgresMaintenance:
+    def __init__(self, db: Db) -> None:
+        self._db = db
+
+    async def vacuum(self, session_id: str | None = None) -> VacuumReport:
+        if session_id is not None:
+            return VacuumReport(await vacuum_session(self._db, check_id("session_id", session_id)))
+        db = self._db
+        async with db.transaction("vacuuming tombstoned nodes") as conn:
+            cur = await conn.execute(db.q(_VACUUM_ALL))
+        return VacuumReport(cur.rowcount)
+
+    async def gc_unreachable(self) -> GcReport:
+        return await collect(self._db)
+
+
+class PostgresBlobStore:
+    def __init__(self, db: Db) -> None:
+        self._db = db
+
+    async def put(self, data: bytes) -> BlobRef:
+        if not isinstance(data, bytes):
+            raise InvalidRequest("data", f"must be bytes, got {type(data).__name__}")
+        ref = sha256_of_bytes(data)
+        db = self._db
+        async with db.transaction("storing a blob", record=ref) as conn:
+            await conn.execute(db.q(_PUT_BLOB), (ref, data))
+        return ref
+
+    async def get(self, ref: BlobRef) -> bytes | None:
+        check_id("ref", ref)
+        db = self._db
+        async with db.transaction("loading a blob", record=ref) as conn:
+            cur = await conn.execute(db.q(_GET_BLOB), (ref,))
+        row = await cur.fetchone()
+        return None if row is None else bytes(row[0])

@@ -1,0 +1,157 @@
+"""Numbered, checksummed schema migrations, applied under an advisory lock.
+
+Each ``migrations/NNNN_name.sql`` file runs once per schema, inside one
+transaction that holds ``pg_advisory_xact_lock`` for that schema, so any
+number of processes may migrate at once: the first applies, the others wait
+and then find nothing to do. Each applied file is recorded with the SHA-256 of
+its text. A database that records a version this code does not know, or a
+checksum that differs from the file's, is refused with
+``DatabaseSchemaMismatch`` rather than guessed at.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import zlib
+from dataclasses import dataclass
+from importlib import resources
+
+from psycopg import AsyncConnection, sql
+
+from lash_store_api.errors import DatabaseSchemaMismatch
+
+_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+TABLE = "lash_migrations"
+
+
+def lock_key(namespace: str, schema: str) -> tuple[int, int]:
+    """Two int4 advisory-lock keys: what is locked, and for which schema."""
+
+    def int4(text: str) -> int:
+        value = zlib.crc32(text.encode("utf-8"))
+        return value - 2**32 if value >= 2**31 else value
+
+    return int4(f"lash_store.{namespace}"), int4(schema)
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    text: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+    @property
+    def filename(self) -> str:
+        return f"{self.version:04d}_{self.name}.sql"
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationReport:
+    schema: str
+    applied: tuple[int, ...]
+    version: int
+
+
+def known_migrations() -> list[Migration]:
+    """The migrations shipped with this code, by version."""
+    found = []
+    for entry in resources.files("lash_store_postgres").joinpath("migrations").iterdir():
+        match = _FILE.match(entry.name)
+        if match:
+            found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    assert versions == list(range(1, len(found) + 1)), f"migrations must be 1..N, got {versions}"
+    return found
+
+
+def latest_version() -> int:
+    return len(known_migrations())
+
+
+def _verify(schema: str, recorded: dict[int, str], known: list[Migration]) -> None:
+    component = f"postgres schema {schema!r}"
+    by_version = {m.version: m for m in known}
+    newer = sorted(v for v in recorded if v not in by_version)
+    if newer:
+        raise DatabaseSchemaMismatch(
+            component,
+            max(recorded),
+            len(known),
+            f"the database was migrated to version {newer[-1]} by a newer lash-store; "
+            "upgrade lash-store to use it",
+        )
+    for version, checksum in sorted(recorded.items()):
+        migration = by_version[version]
+        if checksum != migration.checksum:
+            raise DatabaseSchemaMismatch(
+                component,
+                f"{version} (checksum {checksum[:12]})",
+                f"{version} (checksum {migration.checksum[:12]})",
+                f"migration {migration.filename} was changed after it was applied",
+            )
+
+
+async def _recorded(conn: AsyncConnection[tuple[object, ...]], schema: str) -> dict[int, str]:
+    cur = await conn.execute(
+        "SELECT to_regclass(format('%%I.%%I', %s::text, %s::text)) IS NOT NULL", (schema, TABLE)
+    )
+    row = await cur.fetchone()
+    if row is None or not row[0]:
+        return {}
+    query = sql.SQL("SELECT version, checksum FROM {}.{}").format(
+        sql.Identifier(schema), sql.Identifier(TABLE)
+    )
+    cur = await conn.execute(query)
+    return {int(str(v)): str(c) for v, c in await cur.fetchall()}
+
+
+async def migrate(conn: AsyncConnection[tuple[object, ...]], schema: str) -> MigrationReport:
+    """Apply every pending migration to ``schema`` (created if missing)."""
+    known = known_migrations()
+    s = sql.Identifier(schema)
+    async with conn.transaction():
+        # The lock comes first: concurrent CREATE SCHEMA IF NOT EXISTS can collide.
+        await conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", lock_key("migrate", schema))
+        await conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(s))
+        await conn.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {}.{} ("
+                " version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            ).format(s, sql.Identifier(TABLE))
+        )
+        recorded = await _recorded(conn, schema)
+        _verify(schema, recorded, known)
+        applied = []
+        for migration in known:
+            if migration.version in recorded:
+                continue
+            await conn.execute(sql.SQL(migration.text).format(s=s))
+            await conn.execute(
+                sql.SQL("INSERT INTO {}.{} (version, name, checksum) VALUES (%s, %s, %s)").format(
+                    s, sql.Identifier(TABLE)
+                ),
+                (migration.version, migration.name, migration.checksum),
+            )
+            applied.append(migration.version)
+    return MigrationReport(schema, tuple(applied), len(known))
+
+
+async def check_current(conn: AsyncConnection[tuple[object, ...]], schema: str) -> None:
+    """Raise ``DatabaseSchemaMismatch`` unless ``schema`` is exactly at this code's version."""
+    known = known_migrations()
+    recorded = await _recorded(conn, schema)
+    _verify(schema, recorded, known)
+    if len(recorded) < len(known):
+        raise DatabaseSchemaMismatch(
+            f"postgres schema {schema!r}",
+            max(recorded, default=0),
+            len(known),
+            "migrations are pending and migrate is off; run `lash-store migrate URL`",
+        )
