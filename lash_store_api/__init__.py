@@ -38,7 +38,15 @@ from .queued_work import *  # noqa: F403
 from .queued_work import __all__ as _queued_work_all
 from .sessions import *  # noqa: F403
 from .sessions import __all__ as _sessions_all
-from .storage import Backend, Capabilities, Facet, Storage, StorageBase
+from .storage import (
+    Backend,
+    Capabilities,
+    Facet,
+    MigratingBackend,
+    MigrationReport,
+    Storage,
+    StorageBase,
+)
 from .triggers import *  # noqa: F403
 from .triggers import __all__ as _triggers_all
 
@@ -56,6 +64,8 @@ __all__ = [
     "Backend",
     "Capabilities",
     "Facet",
+    "MigratingBackend",
+    "MigrationReport",
     "Storage",
     "StorageBase",
     "active_path_ids",

@@ -21,7 +21,7 @@ from .common import DurabilityTier
 from .errors import NotFound, StoreError
 from .plugins import ENV_VAR, backend_for_url, installed_backends, open_storage, resolve_url
 from .sessions import ActivePath, FullGraph
-from .storage import Backend, Facet, Storage
+from .storage import Backend, Facet, MigratingBackend, Storage
 
 __all__ = ["build_parser", "main"]
 
@@ -112,6 +112,21 @@ def cmd_conformance(args: argparse.Namespace, out: TextIO) -> int:
         reason = "pytest reported a problem"
     print(f"{PROG}: error: {reason} (pytest exit code {result.exit_code})", file=sys.stderr)
     return 1
+
+
+def cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
+    url = resolve_url(args.url)
+    backend = backend_for_url(url)
+    if not isinstance(backend, MigratingBackend):
+        print(f"the {backend.name} backend has no schema to migrate", file=out)
+        return 0
+    report = asyncio.run(backend.migrate(url))
+    applied = ", ".join(report.applied) if report.applied else "nothing to apply"
+    print(
+        f"migrate {shown_url(url)}: {report.location} at version {report.version} ({applied})",
+        file=out,
+    )
+    return 0
 
 
 async def cmd_sessions(storage: Storage, args: argparse.Namespace, out: TextIO) -> int:
@@ -279,6 +294,14 @@ def build_parser() -> argparse.ArgumentParser:
     url_arg(p)
     p.set_defaults(run=cmd_conformance, pytest_args=[])
     p.usage = f"{PROG} conformance [-h] [URL] [-- PYTEST_ARGS...]"
+
+    p = add(
+        "migrate",
+        "Apply pending schema migrations (safe to run from many processes at once).",
+        "lash-store migrate postgresql://localhost/agents",
+    )
+    url_arg(p)
+    p.set_defaults(run=cmd_migrate)
 
     p = add(
         "sessions", "List sessions: id, head revision, nodes, tokens.", "lash-store sessions $URL"

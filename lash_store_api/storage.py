@@ -18,7 +18,15 @@ if TYPE_CHECKING:
     from .sessions import SessionFactory, SessionHandle
     from .triggers import TriggerStore
 
-__all__ = ["Backend", "Capabilities", "Facet", "Storage", "StorageBase"]
+__all__ = [
+    "Backend",
+    "Capabilities",
+    "Facet",
+    "MigratingBackend",
+    "MigrationReport",
+    "Storage",
+    "StorageBase",
+]
 
 
 class Facet(StrEnum):
@@ -150,3 +158,23 @@ class Backend(Protocol):
     def isolated(self, url: str) -> AbstractAsyncContextManager[Storage]:
         """An empty, private storage for one test, removed on exit."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationReport:
+    """What ``migrate`` did: where, which migrations it applied, the version now."""
+
+    location: str
+    applied: tuple[str, ...]
+    version: int
+
+
+@runtime_checkable
+class MigratingBackend(Backend, Protocol):
+    """A backend whose storage has a schema to upgrade (``lash-store migrate URL``).
+
+    ``migrate`` applies pending migrations and is safe to run from several
+    processes at once; ``open`` may also migrate unless told not to.
+    """
+
+    async def migrate(self, url: str, **options: Any) -> MigrationReport: ...

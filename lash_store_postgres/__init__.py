@@ -2,6 +2,5 @@
 
 from .backend import PostgresBackend, PostgresStorage, migrate_url
 from .config import PgOptions
-from .migrations import MigrationReport
 
-__all__ = ["MigrationReport", "PgOptions", "PostgresBackend", "PostgresStorage", "migrate_url"]
+__all__ = ["PgOptions", "PostgresBackend", "PostgresStorage", "migrate_url"]

@@ -11,14 +11,14 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
-from lash_store_api import Capabilities, DurabilityTier, Facet, StorageBase
+from lash_store_api import Capabilities, DurabilityTier, Facet, MigrationReport, StorageBase
 
 from .attachments import PostgresAttachmentStore
 from .config import SCHEMES, PgOptions, parse_url, storage_url
 from .db import Conn, Db, make_pool
 from .errors import wrapped
 from .maintenance import PostgresBlobStore, PostgresMaintenance
-from .migrations import MigrationReport, check_current, migrate
+from .migrations import check_current, migrate
 from .sessions import PostgresSessionFactory, PostgresSessionHandle
 
 CAPABILITIES = Capabilities(
@@ -130,6 +130,9 @@ class PostgresBackend:
 
     async def open(self, url: str, **options: Any) -> PostgresStorage:
         return await open_postgres(url, **options)
+
+    async def migrate(self, url: str, **options: Any) -> MigrationReport:
+        return await migrate_url(url, **options)
 
     @asynccontextmanager
     async def isolated(self, url: str) -> AsyncIterator[PostgresStorage]:

@@ -19,6 +19,7 @@ from importlib import resources
 
 from psycopg import AsyncConnection, sql
 
+from lash_store_api import MigrationReport
 from lash_store_api.errors import DatabaseSchemaMismatch
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -48,13 +49,6 @@ class Migration:
     @property
     def filename(self) -> str:
         return f"{self.version:04d}_{self.name}.sql"
-
-
-@dataclass(frozen=True, slots=True)
-class MigrationReport:
-    schema: str
-    applied: tuple[int, ...]
-    version: int
 
 
 def known_migrations() -> list[Migration]:
@@ -139,8 +133,8 @@ async def migrate(conn: AsyncConnection[tuple[object, ...]], schema: str) -> Mig
                 ),
                 (migration.version, migration.name, migration.checksum),
             )
-            applied.append(migration.version)
-    return MigrationReport(schema, tuple(applied), len(known))
+            applied.append(migration.filename)
+    return MigrationReport(f"postgres schema {schema!r}", tuple(applied), len(known))
 
 
 async def check_current(conn: AsyncConnection[tuple[object, ...]], schema: str) -> None:
