@@ -1,4 +1,4 @@
-"""Concurrent commits: one winner per revision, and idempotent stamped retries."""
+"""Concurrent commits: one winner per revision, idempotent stamped retries, GC beside commits."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from lash_store_api import (
+    ActivePath,
+    Facet,
     FullGraph,
+    GcReport,
     RevisionConflict,
     RuntimeCommit,
     RuntimeCommitResult,
@@ -163,3 +166,55 @@ async def test_concurrency_2_lost_reply_retry_returns_first_result(
     assert read2.head_revision == 1
     assert list(read2.token_ledger) == [usage(input_tokens=11)]
     assert [n.node_id for n in read2.graph.nodes] == ["m1"]
+
+
+GC_WRITERS = 4
+GC_TURNS = 12
+
+
+@behaviour("concurrency-3", needs=(Facet.SESSIONS, Facet.MAINTENANCE))
+@pytest.mark.asyncio
+async def test_concurrency_3_gc_in_a_loop_never_deletes_what_commits_reference(
+    storage: Storage,
+) -> None:
+    # Checkpoints alternate between two contents shared by every session, so
+    # each commit revives a blob that the previous one made unreachable: the
+    # exact blob a concurrent sweep would delete.
+    stop = asyncio.Event()
+    reports: list[GcReport] = []
+
+    async def collect_until_stopped() -> None:
+        while not stop.is_set():
+            reports.append(await storage.maintenance.gc_unreachable())
+            await asyncio.sleep(0)
+
+    async def write(writer: int) -> str:
+        sid = fresh_id(f"gc-race-{writer}")
+        handle = storage.session(sid)
+        leaf: str | None = None
+        for turn in range(GC_TURNS):
+            cp = checkpoint(turn_index=turn % 2, tool_state={"phase": turn % 2})
+            await handle.commit_runtime_state(
+                commit(sid, turn or None, nodes=[node(f"n{turn}", leaf)], leaf=f"n{turn}", cp=cp)
+            )
+            leaf = f"n{turn}"
+            read = await handle.load_session(ActivePath())
+            assert read is not None and read.checkpoint == cp, f"{sid} after turn {turn}"
+        return sid
+
+    collector = asyncio.create_task(collect_until_stopped())
+    try:
+        sids = await asyncio.gather(*(write(w) for w in range(GC_WRITERS)))
+    finally:
+        stop.set()
+        await collector
+    assert len(reports) >= 2, "the collector should have swept while commits ran"
+
+    final = await storage.maintenance.gc_unreachable()
+    # Every head ends on the same checkpoint content: one root, nothing else kept.
+    assert (final.root_count, final.retained_blob_count) == (1, 1)
+    last = checkpoint(turn_index=(GC_TURNS - 1) % 2, tool_state={"phase": (GC_TURNS - 1) % 2})
+    for sid in sids:
+        read = await storage.session(sid).load_session(FullGraph())
+        assert read is not None and read.checkpoint == last
+        assert read.head_revision == GC_TURNS
