@@ -53,7 +53,7 @@ async def record_intent(db: Db, bound: str | None, intent: AttachmentIntent) -> 
     check_intent(intent)
     check_binding(bound, intent.session_id)
     row = (intent.attachment_id, intent.session_id, intent.canonical_uri, intent.intent_at_epoch_ms)
-    async with db.transaction(
+    async with db.pipelined(
         "recording an attachment intent", session_id=intent.session_id, record=intent.attachment_id
     ) as conn:
         await conn.execute(db.q(_RECORD_INTENT), row)
@@ -67,7 +67,7 @@ async def commit_refs(
     check_binding(bound, session_id)
     if not ids:
         return
-    async with db.transaction("stamping committed attachments", session_id=session_id) as conn:
+    async with db.pipelined("stamping committed attachments", session_id=session_id) as conn:
         await conn.execute(db.q(_COMMIT_REFS), (now_ms(), session_id, ids))
 
 
@@ -76,7 +76,7 @@ async def list_uncommitted(
 ) -> list[AttachmentManifestEntry]:
     if bound is None:
         return []
-    async with db.transaction("listing uncommitted attachments", session_id=bound) as conn:
+    async with db.pipelined("listing uncommitted attachments", session_id=bound) as conn:
         cur = await conn.execute(db.q(_LIST_UNCOMMITTED), (bound, older_than_epoch_ms))
     return [
         AttachmentManifestEntry(
@@ -90,7 +90,7 @@ async def forget(db: Db, bound: str | None, attachment_id: str) -> None:
     check_id("attachment_id", attachment_id)
     if bound is None:
         return
-    async with db.transaction(
+    async with db.pipelined(
         "forgetting an attachment", session_id=bound, record=attachment_id
     ) as conn:
         await conn.execute(db.q(_FORGET), (attachment_id, bound))
@@ -116,14 +116,14 @@ class PostgresAttachmentStore:
             label=meta.label,
         )
         db = self._db
-        async with db.transaction("storing an attachment", record=ref.id) as conn:
+        async with db.pipelined("storing an attachment", record=ref.id) as conn:
             await conn.execute(db.q(_PUT), (ref.id, encode_attachment_ref(ref), bytes(data)))
         return decode_attachment_ref(encode_attachment_ref(ref))
 
     async def get(self, attachment_id: str) -> StoredAttachment:
         check_id("attachment_id", attachment_id)
         db = self._db
-        async with db.transaction("loading an attachment", record=attachment_id) as conn:
+        async with db.pipelined("loading an attachment", record=attachment_id) as conn:
             cur = await conn.execute(db.q(_GET), (attachment_id,))
         row = await cur.fetchone()
         if row is None:

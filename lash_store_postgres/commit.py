@@ -221,7 +221,7 @@ async def _stored_result(
     stamp_hash, revision, ref = row[-3:]
     if stamp_hash is None:
         return None
-    async with db.transaction("reading a stored turn result", session_id=sid, record=ref) as conn:
+    async with db.pipelined("reading a stored turn result", session_id=sid, record=ref) as conn:
         cur = await conn.execute(db.q(_LOAD_BLOB), (ref,))
     found = await cur.fetchone()
     if found is None:
@@ -241,7 +241,7 @@ async def _situation(
         "sid": sid,
         "turn_id": None if commit.turn_commit is None else commit.turn_commit.turn_id,
     }
-    async with db.transaction("reading the head", session_id=sid) as conn:
+    async with db.pipelined("reading the head", session_id=sid) as conn:
         cur = await conn.execute(db.q(_SITUATION), params)
     row = await cur.fetchone()
     assert row is not None
@@ -265,7 +265,7 @@ async def commit_runtime_state(db: Db, commit: RuntimeCommit) -> RuntimeCommitRe
     statement = db.q(commit_statement(shape))
     for _ in range(3):
         try:
-            async with db.transaction("committing", session_id=sid, gc_guard=True) as conn:
+            async with db.pipelined("committing", session_id=sid, gc_guard=True) as conn:
                 cur = await conn.execute(statement, params)
             row = await cur.fetchone()
             assert row is not None

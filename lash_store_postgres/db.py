@@ -76,7 +76,7 @@ class Db:
             raise
 
     @asynccontextmanager
-    async def transaction(
+    async def pipelined(
         self,
         action: str,
         *,
@@ -84,21 +84,37 @@ class Db:
         record: str | None = None,
         gc_guard: bool = False,
     ) -> AsyncIterator[Conn]:
-        """A pipelined transaction with this storage's timeouts set.
+        """Statements queued in the block run as one transaction, in one round trip.
 
-        Statements queued in the block travel together; a result fetched
-        after the block costs no extra round trip.
+        In pipeline mode the server runs everything up to the next Sync as one
+        implicit transaction, and psycopg sends that Sync when the block exits:
+        so no BEGIN/COMMIT round trips, and all or nothing. Fetch results after
+        the block: a fetch inside it would sync early and split the transaction.
         """
         async with (
             self.connection(action, session_id=session_id, record=record) as conn,
             conn.pipeline(),
+        ):
+            await self._prelude_on(conn, gc_guard)
+            yield conn
+
+    @asynccontextmanager
+    async def transaction(
+        self, action: str, *, session_id: str | None = None, record: str | None = None
+    ) -> AsyncIterator[Conn]:
+        """An explicit transaction, for work that reads results before it writes."""
+        async with (
+            self.connection(action, session_id=session_id, record=record) as conn,
             conn.transaction(),
         ):
-            if gc_guard:
-                await conn.execute(_PRELUDE_WITH_GC_GUARD, (*self._prelude, *self.gc_lock))
-            else:
-                await conn.execute(_PRELUDE, self._prelude)
+            await self._prelude_on(conn, False)
             yield conn
+
+    async def _prelude_on(self, conn: Conn, gc_guard: bool) -> None:
+        if gc_guard:
+            await conn.execute(_PRELUDE_WITH_GC_GUARD, (*self._prelude, *self.gc_lock))
+        else:
+            await conn.execute(_PRELUDE, self._prelude)
 
     def _check_pool_soon(self) -> None:
         """After a lost connection (say, a server restart), drop the pool's other dead ones."""

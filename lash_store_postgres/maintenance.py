@@ -33,7 +33,7 @@ _GET_BLOB = "SELECT data FROM {s}.blobs WHERE ref = %s"
 
 
 async def vacuum_session(db: Db, session_id: str) -> int:
-    async with db.transaction("vacuuming tombstoned nodes", session_id=session_id) as conn:
+    async with db.pipelined("vacuuming tombstoned nodes", session_id=session_id) as conn:
         cur = await conn.execute(db.q(_VACUUM_SESSION), (session_id,))
     return cur.rowcount
 
@@ -42,7 +42,7 @@ async def _manifests(db: Db, refs: set[BlobRef]) -> dict[BlobRef, SessionCheckpo
     """The manifests of those ``refs`` that exist; an undecodable one aborts GC."""
     if not refs:
         return {}
-    async with db.transaction("reading GC roots") as conn:
+    async with db.pipelined("reading GC roots") as conn:
         cur = await conn.execute(db.q(_BLOBS_BY_REF), (sorted(refs),))
     return {
         ref: decode_record(decode_checkpoint, bytes(data), session_id=None, record=ref).manifest()
@@ -53,7 +53,7 @@ async def _manifests(db: Db, refs: set[BlobRef]) -> dict[BlobRef, SessionCheckpo
 async def collect(db: Db) -> GcReport:
     """Delete every blob that no head or stored turn result reaches."""
     # Mark, without locks: the roots now, their manifests, and every blob now.
-    async with db.transaction("reading GC roots") as conn:
+    async with db.pipelined("reading GC roots") as conn:
         roots_cur = await conn.execute(db.q(_ROOTS))
         refs_cur = await conn.execute(db.q(_ALL_REFS))
     roots = {str(r) for (r,) in await roots_cur.fetchall()}
@@ -88,7 +88,7 @@ class PostgresMaintenance:
         if session_id is not None:
             return VacuumReport(await vacuum_session(self._db, check_id("session_id", session_id)))
         db = self._db
-        async with db.transaction("vacuuming tombstoned nodes") as conn:
+        async with db.pipelined("vacuuming tombstoned nodes") as conn:
             cur = await conn.execute(db.q(_VACUUM_ALL))
         return VacuumReport(cur.rowcount)
 
@@ -105,14 +105,14 @@ class PostgresBlobStore:
             raise InvalidRequest("data", f"must be bytes, got {type(data).__name__}")
         ref = sha256_of_bytes(data)
         db = self._db
-        async with db.transaction("storing a blob", record=ref) as conn:
+        async with db.pipelined("storing a blob", record=ref) as conn:
             await conn.execute(db.q(_PUT_BLOB), (ref, data))
         return ref
 
     async def get(self, ref: BlobRef) -> bytes | None:
         check_id("ref", ref)
         db = self._db
-        async with db.transaction("loading a blob", record=ref) as conn:
+        async with db.pipelined("loading a blob", record=ref) as conn:
             cur = await conn.execute(db.q(_GET_BLOB), (ref,))
         row = await cur.fetchone()
         return None if row is None else bytes(row[0])

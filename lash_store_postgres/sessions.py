@@ -184,7 +184,7 @@ class PostgresSessionHandle:
         if sid is None:
             return None
         db = self._db
-        async with db.transaction("loading the session", session_id=sid) as conn:
+        async with db.pipelined("loading the session", session_id=sid) as conn:
             cur = conn.cursor(binary=True)
             await cur.execute(db.q(_LOAD_SESSION), (sid,))
         row = await cur.fetchone()
@@ -197,7 +197,7 @@ class PostgresSessionHandle:
             return None
         db = self._db
         record = f"node {node_id}"
-        async with db.transaction("loading a node", session_id=sid, record=record) as conn:
+        async with db.pipelined("loading a node", session_id=sid, record=record) as conn:
             cur = await conn.execute(db.q(_LOAD_NODE), (sid, node_id))
         row = await cur.fetchone()
         if row is None:
@@ -207,7 +207,7 @@ class PostgresSessionHandle:
     async def save_session_meta(self, meta: SessionMeta) -> None:
         check_meta(meta)
         db = self._db
-        async with db.transaction("saving session meta", session_id=meta.session_id) as conn:
+        async with db.pipelined("saving session meta", session_id=meta.session_id) as conn:
             await conn.execute(db.q(_SAVE_META), (meta.session_id, encode_meta(meta)))
 
     async def load_session_meta(self) -> SessionMeta | None:
@@ -215,7 +215,7 @@ class PostgresSessionHandle:
         if sid is None:
             return None
         db = self._db
-        async with db.transaction("loading session meta", session_id=sid) as conn:
+        async with db.pipelined("loading session meta", session_id=sid) as conn:
             cur = await conn.execute(db.q(_LOAD_META), (sid,))
         row = await cur.fetchone()
         if row is None:
@@ -228,7 +228,7 @@ class PostgresSessionHandle:
         if sid is None or not ids:
             return
         db = self._db
-        async with db.transaction("tombstoning nodes", session_id=sid) as conn:
+        async with db.pipelined("tombstoning nodes", session_id=sid) as conn:
             await conn.execute(db.q(_TOMBSTONE), (sid, ids))
 
     async def vacuum(self) -> VacuumReport:
@@ -264,7 +264,7 @@ class PostgresSessionFactory:
         db = self._db
         sid = request.session_id
         meta = encode_meta(seed_meta(request, now_rfc3339()))
-        async with db.transaction("creating a session", session_id=sid) as conn:
+        async with db.pipelined("creating a session", session_id=sid) as conn:
             await conn.execute(db.q(_SEED_META), (sid, meta))
         return PostgresSessionHandle(db, sid)
 
@@ -273,7 +273,7 @@ class PostgresSessionFactory:
     ) -> PostgresSessionHandle | None:
         sid = check_id("request.session_id", request.session_id)
         db = self._db
-        async with db.transaction("opening a session", session_id=sid) as conn:
+        async with db.pipelined("opening a session", session_id=sid) as conn:
             cur = await conn.execute(db.q(_EXISTS), {"sid": sid})
         row = await cur.fetchone()
         return PostgresSessionHandle(db, sid) if row is not None and row[0] else None
@@ -281,13 +281,13 @@ class PostgresSessionFactory:
     async def delete_session(self, session_id: str) -> None:
         sid = check_id("session_id", session_id)
         db = self._db
-        async with db.transaction("deleting a session", session_id=sid) as conn:
+        async with db.pipelined("deleting a session", session_id=sid) as conn:
             for statement in _DELETE_SESSION:
                 await conn.execute(db.q(statement), {"sid": sid})
 
     async def list_sessions(self) -> list[SessionSummary]:
         db = self._db
-        async with db.transaction("listing sessions") as conn:
+        async with db.pipelined("listing sessions") as conn:
             cur = await conn.execute(db.q(_LIST_SESSIONS))
         return [
             SessionSummary(sid, int(rev), int(count), int(tokens))
@@ -296,7 +296,7 @@ class PostgresSessionFactory:
 
     async def usage_by_model(self) -> list[ModelUsage]:
         db = self._db
-        async with db.transaction("summing usage by model") as conn:
+        async with db.pipelined("summing usage by model") as conn:
             cur = await conn.execute(db.q(_USAGE_BY_MODEL))
         return [
             ModelUsage(model, TokenUsage(int(i), int(o), int(c), int(r)), int(n))
