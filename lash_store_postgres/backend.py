@@ -78,6 +78,10 @@ class PostgresStorage(StorageBase):
     def capabilities(self) -> Capabilities:
         return CAPABILITIES
 
+    def pool_stats(self) -> dict[str, int]:
+        """The connection pool's counters (psycopg_pool ``get_stats``), for monitoring."""
+        return self._db.pool.get_stats()
+
     def session(self, session_id: str | None = None) -> PostgresSessionHandle:
         return PostgresSessionHandle(self._db, session_id)
 
