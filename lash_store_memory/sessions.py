@@ -39,6 +39,7 @@ from lash_store_api.codec import (
     decode_config,
     decode_frames,
     decode_node,
+    decode_record,
     encode_checkpoint,
     encode_config,
     encode_frames,
@@ -159,10 +160,9 @@ class MemorySessionHandle:
             raise BackendError(
                 "checkpoint blob is missing", session_id=sid, record=head.checkpoint_ref
             )
-        try:
-            checkpoint = decode_checkpoint(envelope)
-        except BackendError as exc:
-            raise BackendError(str(exc), session_id=sid, record=head.checkpoint_ref) from exc
+        checkpoint = decode_record(
+            decode_checkpoint, envelope, session_id=sid, record=head.checkpoint_ref
+        )
         return PersistedSessionRead(
             session_id=sid,
             head_revision=head.head_revision,
