@@ -56,7 +56,7 @@ async def commit(
     )
 
 
-async def seed(url: str) -> lash.Storage:
+async def seed(url: str, *, close: bool = False) -> lash.Storage:
     """s-alpha: a branch (u2 edited into u2b); s-beta: one turn; s-empty: metadata only."""
     storage = await lash.open_storage(url)
     await commit(
@@ -87,17 +87,40 @@ async def seed(url: str) -> lash.Storage:
     await storage.sessions.create_store(
         lash.SessionStoreCreateRequest(session_id="s-empty", policy={"model": {"id": "m-large"}})
     )
+    if close:
+        await storage.aclose()
     return storage
 
 
-@pytest.fixture
-def url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A named memory:// URL holding the seeded sessions while the test runs."""
+async def drop_schema(pg_url: str, schema: str) -> None:
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["memory", "postgresql"])
+def url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A storage URL holding the seeded sessions while the test runs.
+
+    memory: a named storage, kept open so its state lives. postgresql: a
+    fresh schema of the test server, dropped afterwards.
+    """
     monkeypatch.delenv("LASH_STORE_URL", raising=False)
-    name = f"memory://cli-{uuid.uuid4().hex[:8]}"
-    storage = asyncio.run(seed(name))  # kept referenced: the named state lives while it is open
-    yield name
-    asyncio.run(storage.aclose())
+    if request.param == "memory":
+        name = f"memory://cli-{uuid.uuid4().hex[:8]}"
+        storage = asyncio.run(seed(name))  # kept referenced: the named state lives while open
+        yield name
+        asyncio.run(storage.aclose())
+        return
+    pg_url: str = request.getfixturevalue("pg_url")
+    schema = f"lash_cli_{uuid.uuid4().hex[:12]}"
+    store_url = f"{pg_url}{'&' if '?' in pg_url else '?'}schema={schema}"
+    asyncio.run(seed(store_url, close=True))
+    try:
+        yield store_url
+    finally:
+        asyncio.run(drop_schema(pg_url, schema))
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[str], str]:
