@@ -1,12 +1,16 @@
-"""Sessions: the store factory (spec/sessions.md §4 and §6, behaviours 26-30)."""
+"""Sessions: the store factory (spec/sessions.md §4 and §6, behaviours 26-30).
+
+``listing-N`` are this project's additions: ``list_sessions`` and ``usage_by_model``
+(docs/semantics.md, "Sessions factory").
+"""
 
 from __future__ import annotations
 
 import pytest
 
-from lash_store_api import SessionMeta, Storage
+from lash_store_api import ModelUsage, SessionMeta, SessionSummary, Storage, TokenUsage
 
-from ._fixtures import commit, create_request, meta, node
+from ._fixtures import commit, create_request, meta, node, usage
 from .plugin import behaviour
 
 
@@ -77,3 +81,48 @@ async def test_sessions_30_delete_is_idempotent_and_create_reseeds(storage: Stor
     assert seeded is not None
     fresh_fields = (seeded.session_name, seeded.model, seeded.relation)
     assert fresh_fields == (sid, "model-new", {"kind": "root"})
+
+
+@behaviour("listing-1")
+@pytest.mark.asyncio
+async def test_listing_1_sessions_by_id_with_revision_live_nodes_and_tokens(
+    storage: Storage,
+) -> None:
+    """Every session with a head or metadata, by id; tombstones leave the count at once."""
+    one = storage.session("l1-b")
+    await one.commit_runtime_state(
+        commit("l1-b", None, nodes=[node("a"), node("b", "a"), node("c", "b")], leaf="c",
+               deltas=[usage(input_tokens=10, output_tokens=5, cached_input_tokens=4)])
+    )  # fmt: skip
+    await one.commit_runtime_state(
+        commit("l1-b", 1, nodes=[node("d", "c")], leaf="d",
+               deltas=[usage("tool", input_tokens=1, reasoning_tokens=2)])
+    )  # fmt: skip
+    await storage.sessions.create_store(create_request("l1-a", model="m"))
+    assert await storage.sessions.list_sessions() == [
+        SessionSummary("l1-a", 0, 0, 0),
+        SessionSummary("l1-b", 2, 4, 18),
+    ]
+    await one.tombstone_nodes(["b", "c", "nope", "b"])
+    assert (await storage.sessions.list_sessions())[1] == SessionSummary("l1-b", 2, 2, 18)
+    # Re-sending a tombstoned id revives it and counts it again.
+    await one.commit_runtime_state(commit("l1-b", 2, nodes=[node("c", "b")], leaf="c"))
+    assert (await storage.sessions.list_sessions())[1] == SessionSummary("l1-b", 3, 3, 18)
+
+
+@behaviour("listing-2")
+@pytest.mark.asyncio
+async def test_listing_2_usage_by_model_sums_across_sessions(storage: Storage) -> None:
+    """Totals per model, by model name, with how many sessions used each."""
+    await storage.session("l2-a").commit_runtime_state(
+        commit("l2-a", None, deltas=[usage(model="m-2", input_tokens=3),
+                                     usage(model="m-1", output_tokens=4)])
+    )  # fmt: skip
+    await storage.session("l2-b").commit_runtime_state(
+        commit("l2-b", None, deltas=[usage("tool", model="m-2", input_tokens=5,
+                                           cached_input_tokens=1)])
+    )  # fmt: skip
+    assert await storage.sessions.usage_by_model() == [
+        ModelUsage("m-1", TokenUsage(output_tokens=4), 1),
+        ModelUsage("m-2", TokenUsage(input_tokens=8, cached_input_tokens=1), 2),
+    ]

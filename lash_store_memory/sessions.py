@@ -8,6 +8,7 @@ written, and the write phase cannot fail.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Sequence
 
 from lash_store_api import (
@@ -191,14 +192,18 @@ class MemorySessionHandle:
 
     async def tombstone_nodes(self, node_ids: Sequence[str]) -> None:
         ids = check_ids("node_ids", node_ids)
-        rows = None if self._bound is None else self._state.nodes.get(self._bound)
-        if rows is None:
+        sid = self._bound
+        rows = None if sid is None else self._state.nodes.get(sid)
+        if sid is None or rows is None:
             return
         for node_id in ids:
             row = rows.rows.get(node_id)
             if row is not None and not row.tombstoned:
                 row.tombstoned = True
                 rows.live_count -= 1
+        head = self._state.heads.get(sid)
+        if head is not None:  # the head's count follows tombstones at once
+            self._state.heads[sid] = dataclasses.replace(head, graph_node_count=rows.live_count)
 
     async def vacuum(self) -> VacuumReport:
         if self._bound is None:

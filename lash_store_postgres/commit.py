@@ -44,18 +44,23 @@ stamp AS (
     WHERE session_id = %(sid)s AND turn_id = %(turn_id)s
 )"""
 
-# The live node count after this commit, computed from the snapshot before it.
-_COUNT_APPEND = """(SELECT count(*) FROM {s}.nodes
-        WHERE session_id = %(sid)s AND NOT tombstoned)
-      + %(n)s
-      - (SELECT count(*) FROM {s}.nodes
-         WHERE session_id = %(sid)s AND NOT tombstoned AND node_id = ANY(%(ids)s::text[]))"""
+# The live node count after this commit. The head's count is kept exact by
+# commits and tombstones alike; ids this commit sends that are live already
+# do not add to it. Exact because the head row is locked (_LOCK_HEAD) before
+# this statement takes its snapshot.
+_NEWLY_LIVE = """%(n)s - (SELECT count(*) FROM {s}.nodes
+        WHERE session_id = %(sid)s AND NOT tombstoned AND node_id = ANY(%(ids)s::text[]))"""
+_COUNT_UPDATE = "graph_node_count + " + _NEWLY_LIVE
 _COUNT_REPLACE = "%(n)s"
+
+# Taken first: writers of one session queue here, so the commit statement's
+# snapshot already holds whatever the previous writer committed.
+_LOCK_HEAD = "SELECT FROM {s}.heads WHERE session_id = %(sid)s FOR UPDATE"
 
 _HEAD_UPDATE = """
 cas AS (
     UPDATE {s}.heads SET
-        head_revision = %(rev)s, config = %(config)s, agent_frames = %(frames)s,
+        head_revision = %(rev)s, config = %(config)s, agent_frames = %(frames)b,
         current_agent_frame_id = %(frame_id)s, checkpoint_ref = %(ref)s,
         leaf_node_id = %(leaf)s, graph_node_count = COUNT, updated_at = now()
     WHERE session_id = %(sid)s AND head_revision = %(expected)s
@@ -67,7 +72,7 @@ _HEAD_INSERT = """
 cas AS (
     INSERT INTO {s}.heads (session_id, head_revision, config, agent_frames,
         current_agent_frame_id, checkpoint_ref, leaf_node_id, graph_node_count)
-    SELECT %(sid)s, %(rev)s, %(config)s, %(frames)s, %(frame_id)s, %(ref)s, %(leaf)s, COUNT
+    SELECT %(sid)s, %(rev)s, %(config)s, %(frames)b, %(frame_id)s, %(ref)s, %(leaf)s, COUNT
     WHERE NOT EXISTS (SELECT FROM stamp)
     ON CONFLICT (session_id) DO NOTHING
     RETURNING session_id
@@ -75,7 +80,7 @@ cas AS (
 
 _PUT_BLOB = """
 put_blob AS (
-    INSERT INTO {s}.blobs (ref, data) SELECT %(ref)s, %(blob)s FROM cas
+    INSERT INTO {s}.blobs (ref, data) SELECT %(ref)s, %(blob)b FROM cas
     ON CONFLICT (ref) DO NOTHING
 )"""
 
@@ -89,7 +94,7 @@ _PUT_NODES = """
 put_nodes AS (
     INSERT INTO {s}.nodes (session_id, node_id, rev, ord, parent_node_id, data)
     SELECT %(sid)s, u.node_id, %(rev)s, u.ord, u.parent, u.data
-    FROM cas, unnest(%(ids)s::text[], %(parents)s::text[], %(datas)s::bytea[])
+    FROM cas, unnest(%(ids)s::text[], %(parents)s::text[], %(datas)b::bytea[])
         WITH ORDINALITY AS u(node_id, parent, data, ord)
     ON CONFLICT (session_id, node_id) DO UPDATE SET
         parent_node_id = EXCLUDED.parent_node_id, data = EXCLUDED.data, tombstoned = false"""
@@ -147,7 +152,9 @@ class _Shape:
 
 def commit_statement(shape: _Shape) -> LiteralString:
     head = _HEAD_INSERT if shape.first else _HEAD_UPDATE
-    count = _COUNT_REPLACE if shape.replace else _COUNT_APPEND
+    count = _COUNT_UPDATE
+    if shape.replace or shape.first:
+        count = _COUNT_REPLACE if shape.replace else _NEWLY_LIVE
     parts = [_STAMP, head.replace("COUNT", count), _PUT_BLOB]
     if shape.replace:
         parts.append(_DROP_OTHER_NODES)
@@ -266,6 +273,7 @@ async def commit_runtime_state(db: Db, commit: RuntimeCommit) -> RuntimeCommitRe
     for _ in range(3):
         try:
             async with db.pipelined("committing", session_id=sid, gc_guard=True) as conn:
+                await conn.execute(db.q(_LOCK_HEAD), params)
                 cur = await conn.execute(statement, params)
             row = await cur.fetchone()
             assert row is not None

@@ -21,6 +21,7 @@ Conn = AsyncConnection[tuple[Any, ...]]
 # Timeouts are set per transaction (SET LOCAL semantics), so nothing outlives
 # the transaction: the same code works through PgBouncer in transaction mode.
 _PRELUDE = "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)"
+_BEGIN_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 # Commits hold the GC lock shared; the sweep holds it exclusively (maintenance.py).
 _PRELUDE_WITH_GC_GUARD = _PRELUDE + ", pg_advisory_xact_lock_shared(%s, %s)"
 
@@ -83,6 +84,7 @@ class Db:
         session_id: str | None = None,
         record: str | None = None,
         gc_guard: bool = False,
+        snapshot: bool = False,
     ) -> AsyncIterator[Conn]:
         """Statements queued in the block run as one transaction, in one round trip.
 
@@ -90,13 +92,19 @@ class Db:
         implicit transaction, and psycopg sends that Sync when the block exits:
         so no BEGIN/COMMIT round trips, and all or nothing. Fetch results after
         the block: a fetch inside it would sync early and split the transaction.
+        ``snapshot=True`` makes several reads see one snapshot (a read-only
+        REPEATABLE READ transaction, still in the same round trip).
         """
         async with (
             self.connection(action, session_id=session_id, record=record) as conn,
             conn.pipeline(),
         ):
+            if snapshot:
+                await conn.execute(_BEGIN_SNAPSHOT)
             await self._prelude_on(conn, gc_guard)
             yield conn
+            if snapshot:
+                await conn.execute("COMMIT")
 
     @asynccontextmanager
     async def transaction(

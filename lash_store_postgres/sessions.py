@@ -57,17 +57,12 @@ from .db import Db
 
 TIER = DurabilityTier.DURABLE
 
-_LOAD_SESSION = """
+_LOAD_HEAD = """
 SELECT h.head_revision, h.config, h.agent_frames, h.current_agent_frame_id,
-       h.checkpoint_ref, h.leaf_node_id, b.data, n.ids, n.datas,
+       h.checkpoint_ref, h.leaf_node_id, b.data,
        u.sources, u.models, u.inputs, u.outputs, u.cached, u.reasoning
 FROM {s}.heads AS h
 LEFT JOIN {s}.blobs AS b ON b.ref = h.checkpoint_ref
-LEFT JOIN LATERAL (
-    SELECT array_agg(node_id ORDER BY rev, ord) AS ids,
-           array_agg(data ORDER BY rev, ord) AS datas
-    FROM {s}.nodes WHERE session_id = h.session_id AND NOT tombstoned
-) AS n ON true
 LEFT JOIN LATERAL (
     SELECT array_agg(source ORDER BY first) AS sources, array_agg(model ORDER BY first) AS models,
            array_agg(i ORDER BY first) AS inputs, array_agg(o ORDER BY first) AS outputs,
@@ -80,6 +75,12 @@ LEFT JOIN LATERAL (
 ) AS u ON true
 WHERE h.session_id = %s"""
 
+# Plain rows, not array_agg: aggregating 800 rows costs more than sending them.
+_LOAD_NODES = """
+SELECT node_id, data FROM {s}.nodes
+WHERE session_id = %s AND NOT tombstoned
+ORDER BY rev, ord"""
+
 _LOAD_NODE = """
 SELECT data FROM {s}.nodes WHERE session_id = %s AND node_id = %s AND NOT tombstoned"""
 
@@ -91,9 +92,17 @@ INSERT INTO {s}.session_meta (session_id, meta) VALUES (%s, %s)
 ON CONFLICT (session_id) DO NOTHING"""
 _LOAD_META = "SELECT meta FROM {s}.session_meta WHERE session_id = %s"
 
+# The head is locked first, as commits do, so the two never deadlock; its
+# live count drops by the nodes this call actually flips.
+_LOCK_HEAD = "SELECT FROM {s}.heads WHERE session_id = %(sid)s FOR UPDATE"
 _TOMBSTONE = """
-UPDATE {s}.nodes SET tombstoned = true
-WHERE session_id = %s AND node_id = ANY(%s::text[]) AND NOT tombstoned"""
+WITH flipped AS (
+    UPDATE {s}.nodes SET tombstoned = true
+    WHERE session_id = %(sid)s AND node_id = ANY(%(ids)s::text[]) AND NOT tombstoned
+    RETURNING 1
+)
+UPDATE {s}.heads SET graph_node_count = graph_node_count - (SELECT count(*) FROM flipped)
+WHERE session_id = %(sid)s"""
 
 _EXISTS = """
 SELECT EXISTS (SELECT FROM {s}.session_meta WHERE session_id = %(sid)s)
@@ -134,26 +143,26 @@ def _ledger(row: Sequence[Any]) -> list[TokenLedgerEntry]:
     )
 
 
-def _read(sid: str, row: Sequence[Any], scope: SessionReadScope) -> PersistedSessionRead:
-    revision, config, frames, frame_id, ref, leaf, envelope, ids, datas = row[:9]
+def _read(
+    sid: str, head: Sequence[Any], node_rows: Sequence[Sequence[Any]], scope: SessionReadScope
+) -> PersistedSessionRead:
+    revision, config, frames, frame_id, ref, leaf, envelope = head[:7]
     if envelope is None:
         raise BackendError("checkpoint blob is missing", session_id=sid, record=ref)
     nodes = [
-        decode_record(decode_node, bytes(data), session_id=sid, record=f"node {node_id}")
-        for node_id, data in zip(ids or (), datas or (), strict=True)
+        decode_record(decode_node, data, session_id=sid, record=f"node {node_id}")
+        for node_id, data in node_rows
     ]
     return PersistedSessionRead(
         session_id=sid,
         head_revision=int(revision),
         config=decode_record(decode_config, config, session_id=sid, record="head config"),
-        agent_frames=decode_record(
-            decode_frames, bytes(frames), session_id=sid, record="head frames"
-        ),
+        agent_frames=decode_record(decode_frames, frames, session_id=sid, record="head frames"),
         current_agent_frame_id=frame_id,
         graph=select_graph(nodes, leaf, scope),
         checkpoint_ref=ref,
-        checkpoint=decode_record(decode_checkpoint, bytes(envelope), session_id=sid, record=ref),
-        token_ledger=_ledger(row[9:]),
+        checkpoint=decode_record(decode_checkpoint, envelope, session_id=sid, record=ref),
+        token_ledger=_ledger(head[7:]),
     )
 
 
@@ -184,11 +193,15 @@ class PostgresSessionHandle:
         if sid is None:
             return None
         db = self._db
-        async with db.pipelined("loading the session", session_id=sid) as conn:
-            cur = conn.cursor(binary=True)
-            await cur.execute(db.q(_LOAD_SESSION), (sid,))
-        row = await cur.fetchone()
-        return None if row is None else _read(sid, row, scope)
+        async with db.pipelined("loading the session", session_id=sid, snapshot=True) as conn:
+            head_cur = conn.cursor(binary=True)
+            await head_cur.execute(db.q(_LOAD_HEAD), (sid,))
+            nodes_cur = conn.cursor(binary=True)
+            await nodes_cur.execute(db.q(_LOAD_NODES), (sid,))
+        head = await head_cur.fetchone()
+        if head is None:
+            return None
+        return _read(sid, head, await nodes_cur.fetchall(), scope)
 
     async def load_node(self, node_id: str) -> SessionNodeRecord | None:
         check_id("node_id", node_id)
@@ -229,7 +242,8 @@ class PostgresSessionHandle:
             return
         db = self._db
         async with db.pipelined("tombstoning nodes", session_id=sid) as conn:
-            await conn.execute(db.q(_TOMBSTONE), (sid, ids))
+            await conn.execute(db.q(_LOCK_HEAD), {"sid": sid})
+            await conn.execute(db.q(_TOMBSTONE), {"sid": sid, "ids": ids})
 
     async def vacuum(self) -> VacuumReport:
         if self._bound is None:

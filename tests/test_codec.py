@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import hashlib
 
 import msgpack
@@ -82,3 +84,16 @@ def test_record_without_schema_version_is_refused() -> None:
 def test_garbage_record_is_a_backend_error() -> None:
     with pytest.raises(lash.BackendError, match="node"):
         decode_node(b"\xc1 not msgpack")
+
+
+def test_node_with_an_integer_beyond_64_bits_round_trips() -> None:
+    huge: lash.JSON = {"n": 2**70, "neg": -(2**65), "nested": [1, {"x": 2**64}]}
+    node = lash.SessionNodeRecord(node_id="n", caused_by={"big": 2**80}, payload=huge)
+    assert decode_node(encode_node(node)) == node
+
+
+def test_node_payload_reads_back_as_json_would() -> None:
+    payload: lash.JSON = {"a": [1, 2.5, -0.0, None, True, "x\u0000y"], "": {"k": []}}
+    node = lash.SessionNodeRecord(node_id="n", payload=payload)
+    back = decode_node(encode_node(node)).payload
+    assert back == payload and back == json.loads(json.dumps(payload))
