@@ -5,9 +5,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
-LASH_STORE_URLS ?= memory://
+# The URLs the conformance suite runs on; empty means memory:// plus the PostgreSQL URL
+# that scripts/pgserver.py picks (see docs/testing-with-postgres.md).
+LASH_STORE_URLS ?=
+PGSERVER := $(BIN)/python scripts/pgserver.py
 
-.PHONY: demo test lint typecheck pytest conformance bench clean
+.PHONY: demo test lint typecheck pytest bootstrap-pgbouncer conformance bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,13 +36,39 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
-# The project's own tests plus the conformance suite on every URL in LASH_STORE_URLS.
-pytest: $(VENV)/.installed-dev
-	$(BIN)/pytest -q -rs --pyargs lash_store_conformance tests \
-		$(foreach url,$(LASH_STORE_URLS),--lash-store $(url)) $(PYTEST_ARGS)
+# The project's own tests plus the conformance suite on memory:// and PostgreSQL (or on
+# LASH_STORE_URLS). `pgserver.py ensure` prints the PostgreSQL URL ($LASH_STORE_PG_URL, a
+# server at 127.0.0.1:5432, or a throwaway cluster in .pgtmp/) or fails with one line; pytest
+# gets it as LASH_STORE_PG_URL. A throwaway cluster started here is stopped afterwards.
+pytest: $(VENV)/.installed-dev bootstrap-pgbouncer
+	@kept=$$($(PGSERVER) status 2>/dev/null); \
+	pg_url=$$($(PGSERVER) ensure) || exit 1; \
+	if [ -z "$$kept" ] && [ -d .pgtmp ]; then \
+		trap '$(PGSERVER) stop' EXIT; trap 'exit 130' INT TERM; \
+	fi; \
+	urls='$(LASH_STORE_URLS)'; args=; \
+	for url in $${urls:-memory:// $$pg_url}; do args="$$args --lash-store $$url"; done; \
+	echo "LASH_STORE_PG_URL=$$pg_url $(BIN)/pytest -q -rs --pyargs lash_store_conformance" \
+		"tests$$args $(PYTEST_ARGS)"; \
+	LASH_STORE_PG_URL=$$pg_url $(BIN)/pytest -q -rs --pyargs lash_store_conformance tests \
+		$$args $(PYTEST_ARGS)
+
+# The PgBouncer test needs pgbouncer: as root with apt-get it is installed here, with service
+# starts blocked (policy-rc.d) so that no system pgbouncer is left running.
+bootstrap-pgbouncer:
+	@if ! command -v pgbouncer >/dev/null 2>&1 && [ ! -x /usr/sbin/pgbouncer ] \
+		&& [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing pgbouncer with apt-get (for tests/test_pgbouncer.py)"; \
+		policy=; if [ ! -e /usr/sbin/policy-rc.d ]; then policy=/usr/sbin/policy-rc.d; \
+			printf '#!/bin/sh\nexit 101\n' >$$policy; chmod +x $$policy; fi; \
+		install='env DEBIAN_FRONTEND=noninteractive apt-get install -y -q pgbouncer'; \
+		$$install >/dev/null 2>&1 || { apt-get update -q >/dev/null && $$install >/dev/null; } \
+			|| echo "note: apt-get could not install pgbouncer; tests/test_pgbouncer.py needs it"; \
+		if [ -n "$$policy" ]; then rm -f $$policy; fi; \
+	fi
 
 conformance: $(VENV)/.installed
-	$(BIN)/lash-store conformance $(firstword $(LASH_STORE_URLS))
+	$(BIN)/lash-store conformance $(or $(firstword $(LASH_STORE_URLS)),memory://)
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/commits.py

@@ -1,0 +1,361 @@
+"""Rows of the Postgres measures: lash-postgres, the floor and the peer, interleaved.
+
+Every contender offers a *scratch*: an empty store in a schema of its own,
+removed on exit, with three operations (see ``Scratch``). The measures:
+
+- ``commit``: per-commit latency of the last ``window`` commits of a T-turn session;
+- ``load``: latency of reading that whole session back (``loads`` reads per run);
+- ``storage``: bytes per turn of one T-turn session (``schema_bytes`` after the
+  commits minus ``schema_bytes`` of the same schema empty, over T);
+- ``concurrent``: aggregate turns/s of ``sessions`` tasks each committing its own
+  session through the contender's one pool.
+
+Runs are the outermost loop and the contenders' order rotates from run to run,
+so machine noise spreads over all of them instead of one contender's ratio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import math
+import statistics
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict
+
+import lash_store_api as lash
+from bench.workload import DEFAULT_SPEC, Turn, WorkloadSpec, build_commit, make_turns
+
+if TYPE_CHECKING:
+    from bench.pg_floor import SchemaSize
+
+__all__ = [
+    "Check",
+    "Contender",
+    "PgConfig",
+    "Row",
+    "frozen_gc",
+    "lash_contender",
+    "measure_postgres",
+    "p95",
+    "rate_to_floor",
+    "ratio_to_shortest",
+]
+
+UNITS = {"commit": "µs", "load": "µs", "storage": "bytes/turn", "concurrent": "turns/s"}
+FLOOR = "floor"
+
+
+class Row(TypedDict):
+    measure: str  # commit | load | storage | concurrent
+    backend: str
+    T: int  # turns in the session (concurrent: turns per session)
+    unit: str
+    median: float | None
+    p95: float | None  # commit and load only
+    ratio_to_floor: float | None
+    ratio_to_shortest_T: float | None  # this backend's same measure at its smallest T
+    samples_per_run: int
+    runs: int
+    note: str | None
+    detail: dict[str, Any]
+
+
+class Check(TypedDict):
+    name: str
+    ratio: float | None
+    budget: float
+    met: bool
+
+
+def p95(samples: Sequence[float]) -> float:
+    """Nearest-rank 95th percentile."""
+    ordered = sorted(samples)
+    return ordered[max(math.ceil(0.95 * len(ordered)) - 1, 0)]
+
+
+def make_row(measure: str, backend: str, T: int, **values: Any) -> Row:
+    row = Row(
+        measure=measure,
+        backend=backend,
+        T=T,
+        unit=UNITS[measure],
+        median=None,
+        p95=None,
+        ratio_to_floor=None,
+        ratio_to_shortest_T=None,
+        samples_per_run=0,
+        runs=0,
+        note=None,
+        detail={},
+    )
+    row.update(values)  # type: ignore[typeddict-item]
+    return row
+
+
+@contextmanager
+def frozen_gc() -> Iterator[None]:
+    """Keep the harness's prebuilt objects out of the cyclic GC while timing."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def ratio_to_shortest(rows: list[Row]) -> None:
+    """Fill ``ratio_to_shortest_T`` for commit, load and storage rows."""
+    for row in rows:
+        if row["measure"] == "concurrent" or row["median"] is None:
+            continue
+        peers = [
+            r
+            for r in rows
+            if (r["measure"], r["backend"]) == (row["measure"], row["backend"])
+            and r["median"] is not None
+        ]
+        base = min(peers, key=lambda r: r["T"])["median"]
+        row["ratio_to_shortest_T"] = round(row["median"] / base, 3) if base else None
+
+
+def rate_to_floor(rows: list[Row]) -> None:
+    """Fill ``ratio_to_floor`` (row / floor at the same measure and T) for non-floor rows."""
+    floors = {(r["measure"], r["T"]): r["median"] for r in rows if r["backend"] == FLOOR}
+    for row in rows:
+        if row["backend"] in (FLOOR, "memory") or row["median"] is None:
+            continue
+        base = floors.get((row["measure"], row["T"]))
+        row["ratio_to_floor"] = round(row["median"] / base, 3) if base else None
+
+
+# --- contenders ----------------------------------------------------------------------
+
+TurnCommit = Callable[[], Awaitable[object]]
+
+
+class Scratch(Protocol):
+    """An empty store of one contender, private to one measurement."""
+
+    def commits(self, session_id: str, turns: Sequence[Turn]) -> list[TurnCommit]:
+        """One zero-argument callable per turn, to be awaited in order; built untimed."""
+        ...
+
+    async def load(self, session_id: str) -> int:
+        """Read the whole session back; the number of messages or nodes read."""
+        ...
+
+    async def size_bytes(self) -> SchemaSize | None:
+        """What the scratch occupies (``schema_bytes``); ``None`` if not measurable."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Contender:
+    label: str
+    scratch: Callable[[], AbstractAsyncContextManager[Scratch]]
+    #: Why the contender cannot run (e.g. "not installed"); its rows carry this note.
+    missing: str | None = None
+    #: The pool its sessions share, as reported with the concurrent row.
+    pool: str = ""
+
+
+def _bind(handle: lash.SessionHandle, commit: lash.RuntimeCommit) -> TurnCommit:
+    return lambda: handle.commit_runtime_state(commit)
+
+
+class LashScratch:
+    """An isolated lash storage; its size is measured on ``storage.schema``."""
+
+    def __init__(self, storage: lash.Storage, admin_url: str) -> None:
+        self._storage = storage
+        self._admin_url = admin_url
+
+    def commits(self, session_id: str, turns: Sequence[Turn]) -> list[TurnCommit]:
+        handle = self._storage.session(session_id)
+        return [_bind(handle, build_commit(session_id, t)) for t in turns]
+
+    async def load(self, session_id: str) -> int:
+        read = await self._storage.session(session_id).load_session(lash.FullGraph())
+        if read is None:
+            raise RuntimeError(f"lash has no session {session_id}")
+        return len(read.graph.nodes)
+
+    async def size_bytes(self) -> SchemaSize | None:
+        schema = getattr(self._storage, "schema", None)
+        if not isinstance(schema, str):  # e.g. a memory:// stand-in for a dry run
+            return None
+        from bench.pg_floor import schema_bytes
+
+        return await schema_bytes(self._admin_url, schema)
+
+
+def lash_contender(label: str, url: str, admin_url: str) -> Contender:
+    """The lash backend for ``url``; sizes are read through ``admin_url``."""
+
+    @asynccontextmanager
+    async def scratch() -> AsyncIterator[Scratch]:
+        backend = lash.backend_for_url(url)
+        async with backend.isolated(url) as storage:
+            yield LashScratch(storage, admin_url)
+
+    return Contender(label, scratch, pool="the storage's own pool (lash default: 1 to 10)")
+
+
+# --- the measures --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PgConfig:
+    turns: tuple[int, ...] = (10, 100, 200)
+    storage_turns: tuple[int, ...] = (50, 200)
+    runs: int = 5
+    window: int = 50
+    loads: int = 20
+    sessions: int = 8
+    session_turns: int = 50
+    pool_size: int = 10
+    spec: WorkloadSpec = field(default_factory=lambda: DEFAULT_SPEC)
+
+
+async def _run_turns(commits: Sequence[TurnCommit], timed_from: int) -> list[int]:
+    samples: list[int] = []
+    for i, commit in enumerate(commits):
+        start = time.perf_counter_ns()
+        await commit()
+        elapsed = time.perf_counter_ns() - start
+        if i >= timed_from:
+            samples.append(elapsed)
+    return samples
+
+
+async def _commit_and_load(
+    c: Contender, T: int, run: int, cfg: PgConfig
+) -> tuple[list[int], list[int]]:
+    """Commit enough T-turn sessions for ``window`` timed commits, then time loads of the last."""
+    turns = make_turns(T, cfg.spec)
+    window = min(cfg.window, T)
+    commit_ns: list[int] = []
+    load_ns: list[int] = []
+    async with c.scratch() as scratch:
+        sid = ""
+        for s in range(math.ceil(cfg.window / window)):
+            sid = f"bench-T{T}-r{run}-s{s}"
+            commits = scratch.commits(sid, turns)
+            with frozen_gc():
+                commit_ns += await _run_turns(commits, T - window)
+        with frozen_gc():
+            for _ in range(cfg.loads):
+                start = time.perf_counter_ns()
+                count = await scratch.load(sid)
+                load_ns.append(time.perf_counter_ns() - start)
+                if count != T * cfg.spec.nodes_per_turn:  # a load that read the wrong thing
+                    raise RuntimeError(f"{c.label} loaded {count} items of a {T}-turn session")
+    return commit_ns, load_ns
+
+
+async def _concurrent(c: Contender, run: int, cfg: PgConfig) -> float:
+    """Aggregate turns/s of ``sessions`` concurrent sessions through one scratch."""
+    turns = make_turns(cfg.session_turns, cfg.spec)
+    async with c.scratch() as scratch:
+        # Untimed: let the pool grow to the concurrency it will serve.
+        warm = [scratch.commits(f"warm-r{run}-{i}", turns[:2]) for i in range(cfg.sessions)]
+        await asyncio.gather(*(_run_turns(w, 0) for w in warm))
+        work = [scratch.commits(f"conc-r{run}-{i}", turns) for i in range(cfg.sessions)]
+        with frozen_gc():
+            start = time.perf_counter()
+            await asyncio.gather(*(_run_turns(w, len(w)) for w in work))
+            elapsed = time.perf_counter() - start
+    return cfg.sessions * cfg.session_turns / elapsed
+
+
+async def _storage(c: Contender, T: int, cfg: PgConfig) -> Row:
+    async with c.scratch() as scratch:
+        empty = await scratch.size_bytes()
+        for commit in scratch.commits(f"bench-store-T{T}", make_turns(T, cfg.spec)):
+            await commit()
+        total = await scratch.size_bytes()
+    if empty is None or total is None:
+        return make_row("storage", c.label, T, note="no schema to measure")
+    return make_row(
+        "storage",
+        c.label,
+        T,
+        median=round((total.total - empty.total) / T, 1),
+        samples_per_run=1,
+        runs=1,
+        detail={
+            "total_bytes": total.total,
+            "empty_schema_bytes": empty.total,
+            "map_fork_bytes": total.maps - empty.maps,
+        },
+    )
+
+
+def _latency_row(measure: str, label: str, T: int, runs: list[list[int]]) -> Row:
+    return make_row(
+        measure,
+        label,
+        T,
+        median=round(statistics.median(statistics.median(r) / 1000 for r in runs), 2),
+        p95=round(statistics.median(p95(r) / 1000 for r in runs), 2),
+        samples_per_run=len(runs[0]),
+        runs=len(runs),
+    )
+
+
+async def measure_postgres(contenders: Sequence[Contender], cfg: PgConfig) -> list[Row]:
+    """Every Postgres row of ``contenders``; ``ratio_to_*`` are left for the caller."""
+    live = [c for c in contenders if c.missing is None]
+    rows: list[Row] = []
+    for c in live:  # first-use costs (imports, catalog caches) untimed
+        async with c.scratch() as scratch:
+            for commit in scratch.commits("warmup", make_turns(20, cfg.spec)):
+                await commit()
+            await scratch.load("warmup")
+    for c in live:  # storage is deterministic: once
+        for T in cfg.storage_turns:
+            rows.append(await _storage(c, T, cfg))
+
+    commit_ns: dict[tuple[str, int], list[list[int]]] = {}
+    load_ns: dict[tuple[str, int], list[list[int]]] = {}
+    rates: dict[str, list[float]] = {}
+    for run in range(cfg.runs):
+        shift = run % len(live) if live else 0
+        order = [*live[shift:], *live[:shift]]
+        for T in cfg.turns:
+            for c in order:
+                commits, loads = await _commit_and_load(c, T, run, cfg)
+                commit_ns.setdefault((c.label, T), []).append(commits)
+                load_ns.setdefault((c.label, T), []).append(loads)
+        for c in order:
+            rates.setdefault(c.label, []).append(await _concurrent(c, run, cfg))
+
+    for c in live:
+        for T in cfg.turns:
+            rows.append(_latency_row("commit", c.label, T, commit_ns[(c.label, T)]))
+            rows.append(_latency_row("load", c.label, T, load_ns[(c.label, T)]))
+        rows.append(
+            make_row(
+                "concurrent",
+                c.label,
+                cfg.session_turns,
+                median=round(statistics.median(rates[c.label]), 1),
+                samples_per_run=1,
+                runs=cfg.runs,
+                detail={"sessions": cfg.sessions, "pool": c.pool},
+            )
+        )
+    for c in contenders:
+        if c.missing is not None:
+            for measure, Ts in (
+                ("commit", cfg.turns),
+                ("load", cfg.turns),
+                ("storage", cfg.storage_turns),
+                ("concurrent", (cfg.session_turns,)),
+            ):
+                rows += [make_row(measure, c.label, T, note=c.missing) for T in Ts]
+    return rows

@@ -1,0 +1,180 @@
+"""PostgreSQL schema migrations: concurrent migrators, and databases this code must refuse."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+from pg_cluster import scratch_schema, with_query
+from psycopg import sql
+
+import lash_store_api as lash
+from lash_store_postgres import migrate_url
+
+REPO = Path(__file__).resolve().parent.parent
+MIGRATIONS = sorted(
+    (REPO / "lash_store_postgres" / "migrations").glob("[0-9][0-9][0-9][0-9]_*.sql")
+)
+#: ``(version, name)`` of every migration file shipped, by version.
+SHIPPED = [(int(p.name[:4]), re.sub(r"^\d{4}_|\.sql$", "", p.name)) for p in MIGRATIONS]
+LATEST = len(SHIPPED)
+MIGRATORS = 4
+
+
+def scalar(url: str, query: sql.SQL | sql.Composed, *params: object) -> object:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def execute(url: str, query: sql.SQL | sql.Composed, *params: object) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(query, params)
+
+
+def migrations_table(schema: str) -> sql.Composed:
+    return sql.SQL("{}.lash_migrations").format(sql.Identifier(schema))
+
+
+@pytest.fixture
+def schema(pg_url: str) -> Iterator[str]:
+    with scratch_schema(pg_url) as name:
+        yield name
+
+
+@pytest.fixture
+def empty_database(pg_url: str) -> Iterator[str]:
+    """The URL of a database created empty for this test, dropped after it."""
+    name = f"lash_mig_{uuid.uuid4().hex[:16]}"
+    execute(pg_url, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield urlsplit(pg_url)._replace(path=f"/{name}").geturl()
+    finally:
+        execute(
+            pg_url, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+# --- several processes migrating at once -------------------------------------------------
+
+#: Imports everything first, says it is ready, waits for the go file, then runs
+#: the CLI's ``main(["migrate", URL])``, exactly what ``lash-store migrate URL`` runs.
+MIGRATOR = """
+import os, sys, time
+from lash_store_api.cli import main
+import lash_store_postgres
+ready, go, url = sys.argv[1:]
+open(ready, "w").close()
+while not os.path.exists(go):
+    time.sleep(0.001)
+sys.exit(main(["migrate", url]))
+"""
+
+
+def wait_for_files(paths: list[Path], processes: list[subprocess.Popen[str]]) -> None:
+    while not all(p.exists() for p in paths):
+        for process in processes:
+            if process.poll() is not None:
+                _, err = process.communicate()
+                raise AssertionError(f"a migrator exited before the start:\n{err}")
+        time.sleep(0.01)
+
+
+@pytest.mark.timeout(120)
+def test_processes_migrating_an_empty_database_at_once_all_succeed(
+    empty_database: str, tmp_path: Path
+) -> None:
+    go = tmp_path / "go"
+    ready = [tmp_path / f"ready-{i}" for i in range(MIGRATORS)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", MIGRATOR, str(flag), str(go), empty_database],
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for flag in ready
+    ]
+    try:
+        wait_for_files(ready, processes)
+        go.touch()
+        outcomes = [(p.wait(), *p.communicate()) for p in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    for code, out, err in outcomes:
+        assert code == 0, f"a migrator failed (exit {code}):\n{out}{err}"
+
+    with psycopg.connect(empty_database) as conn:
+        rows = conn.execute(
+            "SELECT version, name, count(*) OVER (PARTITION BY version)"
+            " FROM lash.lash_migrations ORDER BY version"
+        ).fetchall()
+        heads = conn.execute("SELECT to_regclass('lash.heads') IS NOT NULL").fetchone()
+    assert rows == [(version, name, 1) for version, name in SHIPPED]
+    assert heads == (True,)
+
+
+# --- databases the code refuses ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("migrate", ["true", "false"])
+async def test_a_database_stamped_newer_than_the_code_is_refused(
+    pg_url: str, schema: str, migrate: str
+) -> None:
+    url = with_query(pg_url, schema=schema)
+    await migrate_url(url)
+    execute(
+        pg_url,
+        sql.SQL("INSERT INTO {} (version, name, checksum) VALUES (%s, 'future', 'f00d')").format(
+            migrations_table(schema)
+        ),
+        LATEST + 1,
+    )
+    with pytest.raises(lash.DatabaseSchemaMismatch) as refused:
+        await lash.open_storage(with_query(url, migrate=migrate))
+    assert (refused.value.actual, refused.value.expected) == (LATEST + 1, LATEST)
+    assert f"version {LATEST + 1}" in str(refused.value)
+    # Nothing was applied or rewritten on the way.
+    count = scalar(pg_url, sql.SQL("SELECT count(*) FROM {}").format(migrations_table(schema)))
+    assert count == LATEST + 1
+
+
+@pytest.mark.parametrize("migrate", ["true", "false"])
+async def test_an_edited_migration_is_refused_naming_its_file(
+    pg_url: str, schema: str, migrate: str
+) -> None:
+    url = with_query(pg_url, schema=schema)
+    await migrate_url(url)
+    execute(
+        pg_url,
+        sql.SQL("UPDATE {} SET checksum = %s WHERE version = 1").format(migrations_table(schema)),
+        "0" * 64,
+    )
+    with pytest.raises(lash.DatabaseSchemaMismatch) as refused:
+        await lash.open_storage(with_query(url, migrate=migrate))
+    assert MIGRATIONS[0].name in str(refused.value)
+
+
+async def test_migrate_off_on_an_empty_schema_is_refused_saying_to_run_migrate(
+    pg_url: str, schema: str
+) -> None:
+    with pytest.raises(lash.DatabaseSchemaMismatch) as refused:
+        await lash.open_storage(with_query(pg_url, schema=schema, migrate="false"))
+    assert "lash-store migrate" in str(refused.value)
+    assert (refused.value.actual, refused.value.expected) == (0, LATEST)
+    # Nothing was created either.
+    assert scalar(pg_url, sql.SQL("SELECT to_regnamespace(%s) IS NULL"), schema) is True
