@@ -41,29 +41,29 @@ from .errors import CONTENTION, sqlstate
 _STAMP = """
 stamp AS (
     SELECT turn_commit_hash, head_revision, checkpoint_ref FROM {s}.turn_stamps
-    WHERE session_id = %(sid)s AND turn_id = %(turn_id)s
+    WHERE session_id = %(sid)b AND turn_id = %(turn_id)b
 )"""
 
 # The live node count after this commit. The head's count is kept exact by
 # commits and tombstones alike; ids this commit sends that are live already
 # do not add to it. Exact because the head row is locked (_LOCK_HEAD) before
 # this statement takes its snapshot.
-_NEWLY_LIVE = """%(n)s - (SELECT count(*) FROM {s}.nodes
-        WHERE session_id = %(sid)s AND NOT tombstoned AND node_id = ANY(%(ids)s::text[]))"""
+_NEWLY_LIVE = """%(n)b - (SELECT count(*) FROM {s}.nodes
+        WHERE session_id = %(sid)b AND NOT tombstoned AND node_id = ANY(%(ids)b::text[]))"""
 _COUNT_UPDATE = "graph_node_count + " + _NEWLY_LIVE
-_COUNT_REPLACE = "%(n)s"
+_COUNT_REPLACE = "%(n)b"
 
 # Taken first: writers of one session queue here, so the commit statement's
 # snapshot already holds whatever the previous writer committed.
-_LOCK_HEAD = "SELECT FROM {s}.heads WHERE session_id = %(sid)s FOR UPDATE"
+_LOCK_HEAD = "SELECT FROM {s}.heads WHERE session_id = %(sid)b FOR UPDATE"
 
 _HEAD_UPDATE = """
 cas AS (
     UPDATE {s}.heads SET
-        head_revision = %(rev)s, config = %(config)s, agent_frames = %(frames)b,
-        current_agent_frame_id = %(frame_id)s, checkpoint_ref = %(ref)s,
-        leaf_node_id = %(leaf)s, graph_node_count = COUNT, updated_at = now()
-    WHERE session_id = %(sid)s AND head_revision = %(expected)s
+        head_revision = %(rev)b, config = %(config)b, agent_frames = %(frames)b,
+        current_agent_frame_id = %(frame_id)b, checkpoint_ref = %(ref)b,
+        leaf_node_id = %(leaf)b, graph_node_count = COUNT, updated_at = now()
+    WHERE session_id = %(sid)b AND head_revision = %(expected)b
       AND NOT EXISTS (SELECT FROM stamp)
     RETURNING session_id
 )"""
@@ -72,7 +72,7 @@ _HEAD_INSERT = """
 cas AS (
     INSERT INTO {s}.heads (session_id, head_revision, config, agent_frames,
         current_agent_frame_id, checkpoint_ref, leaf_node_id, graph_node_count)
-    SELECT %(sid)s, %(rev)s, %(config)s, %(frames)b, %(frame_id)s, %(ref)s, %(leaf)s, COUNT
+    SELECT %(sid)b, %(rev)b, %(config)b, %(frames)b, %(frame_id)b, %(ref)b, %(leaf)b, COUNT
     WHERE NOT EXISTS (SELECT FROM stamp)
     ON CONFLICT (session_id) DO NOTHING
     RETURNING session_id
@@ -80,21 +80,21 @@ cas AS (
 
 _PUT_BLOB = """
 put_blob AS (
-    INSERT INTO {s}.blobs (ref, data) SELECT %(ref)s, %(blob)b FROM cas
+    INSERT INTO {s}.blobs (ref, data) SELECT %(ref)b, %(blob)b FROM cas
     ON CONFLICT (ref) DO NOTHING
 )"""
 
 _DROP_OTHER_NODES = """
 drop_nodes AS (
     DELETE FROM {s}.nodes USING cas
-    WHERE nodes.session_id = %(sid)s AND nodes.node_id <> ALL(%(ids)s::text[])
+    WHERE nodes.session_id = %(sid)b AND nodes.node_id <> ALL(%(ids)b::text[])
 )"""
 
 _PUT_NODES = """
 put_nodes AS (
     INSERT INTO {s}.nodes (session_id, node_id, rev, ord, parent_node_id, data)
-    SELECT %(sid)s, u.node_id, %(rev)s, u.ord, u.parent, u.data
-    FROM cas, unnest(%(ids)s::text[], %(parents)s::text[], %(datas)b::bytea[])
+    SELECT %(sid)b, u.node_id, %(rev)b, u.ord, u.parent, u.data
+    FROM cas, unnest(%(ids)b::text[], %(parents)b::text[], %(datas)b::bytea[])
         WITH ORDINALITY AS u(node_id, parent, data, ord)
     ON CONFLICT (session_id, node_id) DO UPDATE SET
         parent_node_id = EXCLUDED.parent_node_id, data = EXCLUDED.data, tombstoned = false"""
@@ -105,9 +105,9 @@ _PUT_USAGE = """
 put_usage AS (
     INSERT INTO {s}.usage (session_id, rev, ord, source, model, input_tokens,
         output_tokens, cached_input_tokens, reasoning_tokens)
-    SELECT %(sid)s, %(rev)s, u.ord, u.source, u.model, u.i, u.o, u.c, u.r
-    FROM cas, unnest(%(sources)s::text[], %(models)s::text[], %(inputs)s::bigint[],
-                     %(outputs)s::bigint[], %(cached)s::bigint[], %(reasoning)s::bigint[])
+    SELECT %(sid)b, %(rev)b, u.ord, u.source, u.model, u.i, u.o, u.c, u.r
+    FROM cas, unnest(%(sources)b::text[], %(models)b::text[], %(inputs)b::bigint[],
+                     %(outputs)b::bigint[], %(cached)b::bigint[], %(reasoning)b::bigint[])
         WITH ORDINALITY AS u(source, model, i, o, c, r, ord)
 )"""
 
@@ -115,13 +115,13 @@ _PUT_STAMP = """
 put_stamp AS (
     INSERT INTO {s}.turn_stamps (session_id, turn_id, turn_commit_hash, head_revision,
         checkpoint_ref)
-    SELECT %(sid)s, %(turn_id)s, %(hash)s, %(rev)s, %(ref)s FROM cas
+    SELECT %(sid)b, %(turn_id)b, %(hash)b, %(rev)b, %(ref)b FROM cas
 )"""
 
 _ADOPT_ATTACHMENTS = """
 adopt AS (
-    UPDATE {s}.attachment_manifest m SET committed_at_ms = %(now_ms)s FROM cas
-    WHERE m.session_id = %(sid)s AND m.attachment_id = ANY(%(attachment_ids)s::text[])
+    UPDATE {s}.attachment_manifest m SET committed_at_ms = %(now_ms)b FROM cas
+    WHERE m.session_id = %(sid)b AND m.attachment_id = ANY(%(attachment_ids)b::text[])
       AND m.committed_at_ms IS NULL
 )"""
 
@@ -130,10 +130,10 @@ SELECT EXISTS (SELECT FROM cas), s.turn_commit_hash, s.head_revision, s.checkpoi
 FROM (SELECT) AS one LEFT JOIN stamp AS s ON true"""
 
 _SITUATION = """
-SELECT (SELECT head_revision FROM {s}.heads WHERE session_id = %(sid)s),
+SELECT (SELECT head_revision FROM {s}.heads WHERE session_id = %(sid)b),
        s.turn_commit_hash, s.head_revision, s.checkpoint_ref
 FROM (SELECT) AS one LEFT JOIN {s}.turn_stamps AS s
-    ON s.session_id = %(sid)s AND s.turn_id = %(turn_id)s"""
+    ON s.session_id = %(sid)b AND s.turn_id = %(turn_id)b"""
 
 _LOAD_BLOB = "SELECT data FROM {s}.blobs WHERE ref = %s"
 
