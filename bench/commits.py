@@ -322,9 +322,9 @@ async def run(
         "cpus": os.cpu_count(),
     }
     if labels:
-        from bench.pg_floor import redact, server_version
+        from bench.pg_floor import server_version
 
-        env |= {"pg_url": redact(pg_url), "lash_url": redact(lash_url)}
+        env |= {"pg_url": lash.redact_url(pg_url), "lash_url": lash.redact_url(lash_url)}
         env["pg_server_version"] = await server_version(pg_url)
     return {
         "workload": workload(cfg, pg if labels else None),

@@ -28,7 +28,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
@@ -42,7 +41,6 @@ __all__ = [
     "SchemaSize",
     "floor_scratch",
     "open_pool",
-    "redact",
     "schema_bytes",
     "scratch_schema",
     "server_version",
@@ -165,15 +163,6 @@ async def server_version(url: str) -> str | None:
     except psycopg.Error:
         return None
     return str(row[0]) if row else None
-
-
-def redact(url: str) -> str:
-    """``url`` with its password, if any, replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 # --- the floor -----------------------------------------------------------------------

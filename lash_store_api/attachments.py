@@ -19,6 +19,7 @@ __all__ = [
     "AttachmentStorePersistence",
     "NoopAttachmentManifest",
     "StoredAttachment",
+    "attachment_ref",
 ]
 
 
@@ -98,3 +99,15 @@ class NoopAttachmentManifest:
 
     async def forget(self, attachment_id: str) -> None:
         return None
+
+
+def attachment_ref(attachment_id: str, data: bytes, meta: AttachmentCreateMeta) -> AttachmentRef:
+    """The ref a store returns for ``data`` put with ``meta`` (``attachment_id``: its hash)."""
+    return AttachmentRef(
+        id=attachment_id,
+        media_type=meta.media_type,
+        byte_len=len(data),
+        width=meta.width,
+        height=meta.height,
+        label=meta.label,
+    )

@@ -14,10 +14,9 @@ import shutil
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TextIO
-from urllib.parse import urlsplit, urlunsplit
 
 from . import cli_render as render
-from .common import DurabilityTier
+from .common import DurabilityTier, redact_url
 from .errors import NotFound, StoreError
 from .plugins import ENV_VAR, backend_for_url, installed_backends, open_storage, resolve_url
 from .sessions import ActivePath, FullGraph
@@ -227,14 +226,7 @@ def _inline_hint(storage: Storage) -> str:
 
 def shown_url(url: str) -> str:
     """``url`` with any password masked, for printing."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    netloc = f"{parts.username or ''}:***@{host}"
-    return urlunsplit(parts._replace(netloc=netloc))
+    return redact_url(url)
 
 
 def _print_lines(lines: Sequence[str], out: TextIO) -> None:

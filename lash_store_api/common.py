@@ -5,8 +5,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any, TypeAlias
+from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["JSON", "AttachmentId", "BlobRef", "CausalRef", "DurabilityTier", "freeze_sequences"]
+__all__ = [
+    "JSON",
+    "AttachmentId",
+    "BlobRef",
+    "CausalRef",
+    "DurabilityTier",
+    "freeze_sequences",
+    "redact_url",
+]
 
 #: A JSON-compatible value stored opaquely. Checked at runtime by
 #: :func:`lash_store_api.validation.check_json`; anything else raises ``InvalidRequest``.
@@ -37,3 +46,14 @@ def freeze_sequences(obj: Any, *names: str) -> None:
         value = getattr(obj, name)
         if not isinstance(value, tuple):
             object.__setattr__(obj, name, tuple(value))
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password masked, for messages and output."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))

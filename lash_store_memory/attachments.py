@@ -14,6 +14,7 @@ from lash_store_api import (
     AttachmentRef,
     AttachmentStorePersistence,
     StoredAttachment,
+    attachment_ref,
 )
 from lash_store_api.codec import sha256_of_bytes
 from lash_store_api.rules import check_binding, now_ms
@@ -91,14 +92,7 @@ class MemoryAttachmentStore:
 
     async def put(self, data: bytes, meta: AttachmentCreateMeta) -> AttachmentRef:
         check_attachment_meta(data, meta)
-        ref = AttachmentRef(
-            id=sha256_of_bytes(data),
-            media_type=copy.deepcopy(meta.media_type),
-            byte_len=len(data),
-            width=meta.width,
-            height=meta.height,
-            label=meta.label,
-        )
+        ref = copy.deepcopy(attachment_ref(sha256_of_bytes(data), data, meta))
         self._state.attachments[ref.id] = StoredAttachment(ref, bytes(data))
         return copy.deepcopy(ref)
 

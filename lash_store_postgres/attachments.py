@@ -12,6 +12,7 @@ from lash_store_api import (
     AttachmentRef,
     AttachmentStorePersistence,
     StoredAttachment,
+    attachment_ref,
 )
 from lash_store_api.codec import (
     decode_attachment_ref,
@@ -107,14 +108,7 @@ class PostgresAttachmentStore:
 
     async def put(self, data: bytes, meta: AttachmentCreateMeta) -> AttachmentRef:
         check_attachment_meta(data, meta)
-        ref = AttachmentRef(
-            id=sha256_of_bytes(data),
-            media_type=meta.media_type,
-            byte_len=len(data),
-            width=meta.width,
-            height=meta.height,
-            label=meta.label,
-        )
+        ref = attachment_ref(sha256_of_bytes(data), data, meta)
         db = self._db
         async with db.pipelined("storing an attachment", record=ref.id) as conn:
             await conn.execute(db.q(_PUT), (ref.id, encode_attachment_ref(ref), bytes(data)))

@@ -6,12 +6,18 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
 
-from lash_store_api import Capabilities, DurabilityTier, Facet, MigrationReport, StorageBase
+from lash_store_api import (
+    Capabilities,
+    DurabilityTier,
+    Facet,
+    MigrationReport,
+    StorageBase,
+    redact_url,
+)
 
 from .attachments import PostgresAttachmentStore
 from .config import SCHEMES, PgOptions, parse_url, storage_url
@@ -27,24 +33,15 @@ CAPABILITIES = Capabilities(
 )
 
 
-def redact(conninfo: str) -> str:
-    """``conninfo`` without its password, for messages."""
-    parts = urlsplit(conninfo)
-    if parts.password is None:
-        return conninfo
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 @asynccontextmanager
 async def direct_connection(conninfo: str) -> AsyncIterator[Conn]:
     """One connection outside any pool (migrations, schema drops)."""
-    with wrapped(f"connecting to {redact(conninfo)}"):
+    with wrapped(f"connecting to {redact_url(conninfo)}"):
         conn = await psycopg.AsyncConnection.connect(
             conninfo, autocommit=True, prepare_threshold=None
         )
     async with conn:
-        with wrapped(f"talking to {redact(conninfo)}"):
+        with wrapped(f"talking to {redact_url(conninfo)}"):
             yield conn
 
 
@@ -122,7 +119,7 @@ async def open_postgres(url: str, **options: Any) -> PostgresStorage:
         else:
             await check_current(conn, opts.schema)
     pool = make_pool(conninfo, opts)
-    with wrapped(f"opening a connection pool to {redact(conninfo)}"):
+    with wrapped(f"opening a connection pool to {redact_url(conninfo)}"):
         await pool.open()
     return PostgresStorage(Db(pool, opts), conninfo)
 
