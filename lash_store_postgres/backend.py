@@ -40,8 +40,8 @@ async def direct_connection(conninfo: str) -> AsyncIterator[Conn]:
         conn = await psycopg.AsyncConnection.connect(
             conninfo, autocommit=True, prepare_threshold=None
         )
-    async with conn:
-        with wrapped(f"talking to {redact_url(conninfo)}"):
+    with wrapped(f"talking to {redact_url(conninfo)}"):
+        async with conn:  # its exit (close) may fail too: inside the wrapper
             yield conn
 
 

@@ -140,4 +140,5 @@ class Db:
     async def aclose(self) -> None:
         for task in list(self._checks):
             task.cancel()
-        await self.pool.close()
+        with wrapped("closing the connection pool"):
+            await self.pool.close()
