@@ -17,8 +17,10 @@ from .sessions import (
     SessionMeta,
     SessionStoreCreateRequest,
 )
+from .validation import check_commit, check_id
 
 __all__ = [
+    "BoundHandle",
     "check_binding",
     "check_expected_revision",
     "now_ms",
@@ -26,6 +28,28 @@ __all__ = [
     "replayed_result",
     "seed_meta",
 ]
+
+
+class BoundHandle:
+    """The binding a session handle keeps (spec/sessions.md §1), for backends to inherit.
+
+    Bound to a session id, or unbound (``None``) until the first commit it
+    attempts latches that commit's session, even if the commit then fails.
+    """
+
+    def __init__(self, session_id: str | None) -> None:
+        self._bound = None if session_id is None else check_id("session_id", session_id)
+
+    @property
+    def session_id(self) -> str | None:
+        return self._bound
+
+    def _accept_commit(self, commit: RuntimeCommit) -> str:
+        """Validate ``commit``, check and latch the binding; return its session id."""
+        check_commit(commit)
+        check_binding(self._bound, commit.session_id)
+        self._bound = commit.session_id
+        return commit.session_id
 
 
 def check_binding(bound: str | None, attempted: str) -> None:

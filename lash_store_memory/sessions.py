@@ -48,7 +48,7 @@ from lash_store_api.codec import (
 )
 from lash_store_api.graph import merge_ledger, select_graph
 from lash_store_api.rules import (
-    check_binding,
+    BoundHandle,
     check_expected_revision,
     now_ms,
     now_rfc3339,
@@ -56,7 +56,6 @@ from lash_store_api.rules import (
     seed_meta,
 )
 from lash_store_api.validation import (
-    check_commit,
     check_create_request,
     check_id,
     check_ids,
@@ -69,25 +68,18 @@ from .state import HeadRow, MemoryState, NodeRow, SessionNodes
 TIER = DurabilityTier.INLINE
 
 
-class MemorySessionHandle:
+class MemorySessionHandle(BoundHandle):
     """A handle on one session of a :class:`MemoryState`."""
 
     def __init__(self, state: MemoryState, session_id: str | None) -> None:
+        super().__init__(session_id)
         self._state = state
-        self._bound = None if session_id is None else check_id("session_id", session_id)
-
-    @property
-    def session_id(self) -> str | None:
-        return self._bound
 
     def durability_tier(self) -> DurabilityTier:
         return TIER
 
     async def commit_runtime_state(self, commit: RuntimeCommit) -> RuntimeCommitResult:
-        check_commit(commit)
-        sid = commit.session_id
-        check_binding(self._bound, sid)
-        self._bound = sid
+        sid = self._accept_commit(commit)
         state = self._state
         stamp = commit.turn_commit
         stamp_key = None if stamp is None else (sid, stamp.turn_id)

@@ -42,9 +42,8 @@ from lash_store_api.codec import (
     encode_meta,
 )
 from lash_store_api.graph import merge_ledger, select_graph
-from lash_store_api.rules import check_binding, now_rfc3339, seed_meta
+from lash_store_api.rules import BoundHandle, now_rfc3339, seed_meta
 from lash_store_api.validation import (
-    check_commit,
     check_create_request,
     check_id,
     check_ids,
@@ -166,24 +165,18 @@ def _read(
     )
 
 
-class PostgresSessionHandle:
+class PostgresSessionHandle(BoundHandle):
     """A handle on one session; every operation follows its binding."""
 
     def __init__(self, db: Db, session_id: str | None) -> None:
+        super().__init__(session_id)
         self._db = db
-        self._bound = None if session_id is None else check_id("session_id", session_id)
-
-    @property
-    def session_id(self) -> str | None:
-        return self._bound
 
     def durability_tier(self) -> DurabilityTier:
         return TIER
 
     async def commit_runtime_state(self, commit: RuntimeCommit) -> RuntimeCommitResult:
-        check_commit(commit)
-        check_binding(self._bound, commit.session_id)
-        self._bound = commit.session_id  # even a failed commit binds (spec/sessions.md §1)
+        self._accept_commit(commit)  # even a failed commit binds (spec/sessions.md §1)
         return await commit_runtime_state(self._db, commit)
 
     async def load_session(self, scope: SessionReadScope) -> PersistedSessionRead | None:
