@@ -1,4 +1,9 @@
-"""PostgreSQL schema migrations: concurrent migrators, and databases this code must refuse."""
+"""PostgreSQL schema migrations: concurrent migrators, and databases this code must refuse.
+
+These are the Postgres-only behaviours of spec/errors.md (errors-9: a database
+stamped with another schema version fails at connect; errors-10: concurrent
+first connections both succeed and stamp once), so the tests carry those numbers.
+"""
 
 from __future__ import annotations
 
@@ -90,7 +95,7 @@ def wait_for_files(paths: list[Path], processes: list[subprocess.Popen[str]]) ->
 
 
 @pytest.mark.timeout(120)
-def test_processes_migrating_an_empty_database_at_once_all_succeed(
+def test_errors_10_processes_migrating_an_empty_database_at_once_all_succeed(
     empty_database: str, tmp_path: Path
 ) -> None:
     go = tmp_path / "go"
@@ -132,7 +137,7 @@ def test_processes_migrating_an_empty_database_at_once_all_succeed(
 
 
 @pytest.mark.parametrize("migrate", ["true", "false"])
-async def test_a_database_stamped_newer_than_the_code_is_refused(
+async def test_errors_9_a_database_stamped_newer_than_the_code_is_refused(
     pg_url: str, schema: str, migrate: str
 ) -> None:
     url = with_query(pg_url, schema=schema)
@@ -154,7 +159,7 @@ async def test_a_database_stamped_newer_than_the_code_is_refused(
 
 
 @pytest.mark.parametrize("migrate", ["true", "false"])
-async def test_an_edited_migration_is_refused_naming_its_file(
+async def test_errors_9_an_edited_migration_is_refused_naming_its_file(
     pg_url: str, schema: str, migrate: str
 ) -> None:
     url = with_query(pg_url, schema=schema)

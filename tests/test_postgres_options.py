@@ -124,7 +124,7 @@ async def lock_waiters(admin: AsyncConn, schema: str) -> int:
 
 
 @pytest.mark.timeout(30)
-async def test_lock_timeout_from_the_url_turns_a_held_head_lock_into_revision_conflict(
+async def test_sessions_22_lock_timeout_from_the_url_turns_a_held_head_lock_into_revision_conflict(
     pg_url: str, schema: str
 ) -> None:
     url = with_query(pg_url, schema=schema)
