@@ -289,12 +289,14 @@ async def commit_runtime_state(db: Db, commit: RuntimeCommit) -> RuntimeCommitRe
             row = None
         if row is not None and row[0]:
             return result
-        # Nothing was written. Decide why, from what is stored now.
+        # Nothing was written. Decide why: first a stamp the statement saw, ...
         stored = None if row is None else await _stored_result(db, sid, row)
-        if stored is None:
-            actual, stored = await _situation(db, commit)
-        else:
-            actual = -1
+        if stored is not None:
+            replay = replayed_result(commit, stored)  # the stored result, or TurnCommitConflict
+            assert replay is not None
+            return replay
+        # ... then what is stored now: a stamp a racing commit wrote, or the moved head.
+        actual, stored = await _situation(db, commit)
         replay = replayed_result(commit, stored)
         if replay is not None:
             return replay
