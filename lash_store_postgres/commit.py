@@ -46,16 +46,12 @@ stamp AS (
 
 # The live node count after this commit. The head's count is kept exact by
 # commits and tombstones alike; ids this commit sends that are live already
-# do not add to it. Exact because the head row is locked (_LOCK_HEAD) before
-# this statement takes its snapshot.
+# do not add to it. Exact because the head row is locked (db.pipelined's
+# lock_head) before this statement takes its snapshot.
 _NEWLY_LIVE = """%(n)b - (SELECT count(*) FROM {s}.nodes
         WHERE session_id = %(sid)b AND NOT tombstoned AND node_id = ANY(%(ids)b::text[]))"""
 _COUNT_UPDATE = "graph_node_count + " + _NEWLY_LIVE
 _COUNT_REPLACE = "%(n)b"
-
-# Taken first: writers of one session queue here, so the commit statement's
-# snapshot already holds whatever the previous writer committed.
-_LOCK_HEAD = "SELECT FROM {s}.heads WHERE session_id = %(sid)b FOR UPDATE"
 
 _HEAD_UPDATE = """
 cas AS (
@@ -272,8 +268,9 @@ async def commit_runtime_state(db: Db, commit: RuntimeCommit) -> RuntimeCommitRe
     statement = db.q(commit_statement(shape))
     for _ in range(3):
         try:
-            async with db.pipelined("committing", session_id=sid, gc_guard=True) as conn:
-                await conn.execute(db.q(_LOCK_HEAD), params)
+            async with db.pipelined(
+                "committing", session_id=sid, gc_guard=True, lock_head=sid
+            ) as conn:
                 cur = await conn.execute(statement, params)
             row = await cur.fetchone()
             assert row is not None

@@ -23,7 +23,10 @@ Conn = AsyncConnection[tuple[Any, ...]]
 _PRELUDE = "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)"
 _BEGIN_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 # Commits hold the GC lock shared; the sweep holds it exclusively (maintenance.py).
-_PRELUDE_WITH_GC_GUARD = _PRELUDE + ", pg_advisory_xact_lock_shared(%s, %s)"
+_GC_GUARD = ", pg_advisory_xact_lock_shared(%s, %s)"
+# Writers of one session queue on its head row. An uncorrelated sub-select runs
+# when its column is reached, so after the timeouts before it are set.
+_LOCK_HEAD = ", (SELECT true FROM {s}.heads WHERE session_id = %s FOR UPDATE)"
 
 
 def make_pool(conninfo: str, options: PgOptions) -> AsyncConnectionPool[Conn]:
@@ -50,6 +53,7 @@ class Db:
         self.schema = options.schema
         self._schema_id = sql.Identifier(options.schema)
         self._statements: dict[str, sql.Composed] = {}
+        self._preludes: dict[tuple[bool, bool], sql.Composed] = {}
         self._prelude = (str(options.lock_timeout), str(options.statement_timeout))
         self.gc_lock = lock_key("gc", options.schema)
         self._checks: set[asyncio.Task[None]] = set()
@@ -84,6 +88,7 @@ class Db:
         session_id: str | None = None,
         record: str | None = None,
         gc_guard: bool = False,
+        lock_head: str | None = None,
         snapshot: bool = False,
     ) -> AsyncIterator[Conn]:
         """Statements queued in the block run as one transaction, in one round trip.
@@ -94,6 +99,8 @@ class Db:
         the block: a fetch inside it would sync early and split the transaction.
         ``snapshot=True`` makes several reads see one snapshot (a read-only
         REPEATABLE READ transaction, still in the same round trip).
+        ``gc_guard`` holds the GC lock shared; ``lock_head`` locks that
+        session's head row first, so writers of one session queue there.
         """
         async with (
             self.connection(action, session_id=session_id, record=record) as conn,
@@ -101,7 +108,7 @@ class Db:
         ):
             if snapshot:
                 await conn.execute(_BEGIN_SNAPSHOT)
-            await self._prelude_on(conn, gc_guard)
+            await self._prelude_on(conn, gc_guard, lock_head)
             yield conn
             if snapshot:
                 await conn.execute("COMMIT")
@@ -115,14 +122,24 @@ class Db:
             self.connection(action, session_id=session_id, record=record) as conn,
             conn.transaction(),
         ):
-            await self._prelude_on(conn, False)
+            await self._prelude_on(conn, False, None)
             yield conn
 
-    async def _prelude_on(self, conn: Conn, gc_guard: bool) -> None:
+    async def _prelude_on(self, conn: Conn, gc_guard: bool, lock_head: str | None) -> None:
+        """One statement: the timeouts, then the GC lock and the head lock if asked."""
+        key = (gc_guard, lock_head is not None)
+        statement = self._preludes.get(key)
+        if statement is None:
+            text = _PRELUDE + (_GC_GUARD if gc_guard else "")
+            if lock_head is not None:
+                text += _LOCK_HEAD
+            statement = self._preludes[key] = self.q(text)
+        params: tuple[object, ...] = self._prelude
         if gc_guard:
-            await conn.execute(_PRELUDE_WITH_GC_GUARD, (*self._prelude, *self.gc_lock))
-        else:
-            await conn.execute(_PRELUDE, self._prelude)
+            params += self.gc_lock
+        if lock_head is not None:
+            params += (lock_head,)
+        await conn.execute(statement, params)
 
     def _check_pool_soon(self) -> None:
         """After a lost connection (say, a server restart), drop the pool's other dead ones."""
