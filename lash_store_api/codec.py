@@ -178,47 +178,64 @@ def decode_checkpoint(data: bytes) -> HydratedSessionCheckpoint:
 # --- head and node records ---------------------------------------------------------
 
 
-def encode_node(node: SessionNodeRecord) -> bytes:
-    """A node as one MessagePack map; its JSON values are native MessagePack.
+# A node is a MessagePack array, not a map: a session read decodes hundreds of
+# them, and an array skips building a dict per node. caused_by and payload are
+# native MessagePack ("node"), or canonical JSON text when they hold an integer
+# MessagePack cannot ("node/json", beyond 64 bits).
+_NODE, _NODE_JSON = "node", "node/json"
 
-    Native values decode in one C call, which matters when a read decodes
-    hundreds of nodes. An integer MessagePack cannot hold (beyond 64 bits)
-    makes the record fall back to canonical JSON text for those two fields.
-    """
-    fields: dict[str, Any] = {
-        "node_id": node.node_id,
-        "parent_node_id": node.parent_node_id,
-        "agent_frame_id": node.agent_frame_id,
-        "timestamp": node.timestamp,
-        "caused_by": node.caused_by,
-        "payload": node.payload,
-    }
+
+def encode_node(node: SessionNodeRecord) -> bytes:
+    fields: list[Any] = [
+        RECORD_SCHEMA_VERSION,
+        _NODE,
+        node.node_id,
+        node.parent_node_id,
+        node.agent_frame_id,
+        node.timestamp,
+        node.caused_by,
+        node.payload,
+    ]
     try:
-        return _pack("node", fields)
+        return msgpack.packb(fields, use_bin_type=True)  # type: ignore[no-any-return]
     except OverflowError:
-        del fields["caused_by"], fields["payload"]
-        fields["caused_by_json"] = _opt_json(node.caused_by)
-        fields["payload_json"] = encode_json(node.payload)
-        return _pack("node", fields)
+        fields[1:] = [
+            _NODE_JSON,
+            *fields[2:6],
+            _opt_json(node.caused_by),
+            encode_json(node.payload),
+        ]
+        return msgpack.packb(fields, use_bin_type=True)  # type: ignore[no-any-return]
 
 
 def decode_node(data: bytes) -> SessionNodeRecord:
-    body = _unpack("node", data)
     try:
-        if "payload_json" in body:
-            caused_by = _from_opt_json(body["caused_by_json"])
-            payload = decode_json(body["payload_json"])
-        else:
-            caused_by, payload = body["caused_by"], body["payload"]
+        body = msgpack.unpackb(data, raw=False)
+    except Exception as exc:
+        raise BackendError(f"cannot decode node record: {exc}") from exc
+    if type(body) is not list or len(body) != 8:
+        if isinstance(body, dict):
+            _unpack("node", data)  # a map: refused for its version or its kind
+        raise BackendError("cannot decode node record: not an 8-item array")
+    version, kind, node_id, parent_node_id, agent_frame_id, timestamp, caused_by, payload = body
+    if version != RECORD_SCHEMA_VERSION:
+        if not isinstance(version, int):
+            raise BackendError(f"cannot decode node record: schema_version is {version!r}")
+        raise UnsupportedRecordSchemaVersion("node", version, RECORD_SCHEMA_VERSION)
+    try:
+        if kind == _NODE_JSON:
+            caused_by, payload = _from_opt_json(caused_by), decode_json(payload)
+        elif kind != _NODE:
+            raise BackendError(f"expected a node record, found {kind!r}")
         return SessionNodeRecord(
-            node_id=body["node_id"],
-            parent_node_id=body["parent_node_id"],
+            node_id=node_id,
+            parent_node_id=parent_node_id,
             caused_by=caused_by,
-            agent_frame_id=body["agent_frame_id"],
-            timestamp=body["timestamp"],
+            agent_frame_id=agent_frame_id,
+            timestamp=timestamp,
             payload=payload,
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (TypeError, ValueError) as exc:
         raise BackendError(f"cannot decode node record: {exc!r}") from exc
 
 
