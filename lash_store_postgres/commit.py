@@ -1,18 +1,18 @@
-"""The runtime commit: one statement, one transaction, one round trip.
+"""The runtime commit: one transaction, one round trip.
 
-Every write of a commit is a data-modifying CTE that selects ``FROM cas``,
-the conditional head write. If the head moved (or a stamp for the turn
-already exists) ``cas`` is empty and nothing else is written; the statement
-then tells which case it was and the slow path decides between a replayed
-result, ``TurnCommitConflict`` and ``RevisionConflict``. The commit also holds
-the GC lock shared, so a sweep never deletes a blob this commit references.
+The prelude (``db.pipelined``) sets the timeouts; then one call of
+``commit_turn`` (migrations/0002) holds the GC lock shared, so a sweep never
+deletes a blob this commit references, locks the session's head row, does the
+conditional head write and, only if it applied, every other write. If the head
+moved, or the turn is already stamped, nothing is written; the slow path here
+decides between a replayed result, ``TurnCommitConflict`` and
+``RevisionConflict``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, LiteralString
+from typing import Any
 
 from lash_store_api import (
     Append,
@@ -38,92 +38,18 @@ from lash_store_api.rules import check_expected_revision, now_ms, replayed_resul
 from .db import Db
 from .errors import CONTENTION, sqlstate
 
-_STAMP = """
-stamp AS (
-    SELECT turn_commit_hash, head_revision, checkpoint_ref FROM {s}.turn_stamps
-    WHERE session_id = %(sid)b AND turn_id = %(turn_id)b
-)"""
-
-# The live node count after this commit. The head's count is kept exact by
-# commits and tombstones alike; ids this commit sends that are live already
-# do not add to it. Exact because the head row is locked (db.pipelined's
-# lock_head) before this statement takes its snapshot.
-_NEWLY_LIVE = """%(n)b - (SELECT count(*) FROM {s}.nodes
-        WHERE session_id = %(sid)b AND NOT tombstoned AND node_id = ANY(%(ids)b::text[]))"""
-_COUNT_UPDATE = "graph_node_count + " + _NEWLY_LIVE
-_COUNT_REPLACE = "%(n)b"
-
-_HEAD_UPDATE = """
-cas AS (
-    UPDATE {s}.heads SET
-        head_revision = %(rev)b, config = %(config)b, agent_frames = %(frames)b,
-        current_agent_frame_id = %(frame_id)b, checkpoint_ref = %(ref)b,
-        leaf_node_id = %(leaf)b, graph_node_count = COUNT, updated_at = now()
-    WHERE session_id = %(sid)b AND head_revision = %(expected)b
-      AND NOT EXISTS (SELECT FROM stamp)
-    RETURNING session_id
-)"""
-
-_HEAD_INSERT = """
-cas AS (
-    INSERT INTO {s}.heads (session_id, head_revision, config, agent_frames,
-        current_agent_frame_id, checkpoint_ref, leaf_node_id, graph_node_count)
-    SELECT %(sid)b, %(rev)b, %(config)b, %(frames)b, %(frame_id)b, %(ref)b, %(leaf)b, COUNT
-    WHERE NOT EXISTS (SELECT FROM stamp)
-    ON CONFLICT (session_id) DO NOTHING
-    RETURNING session_id
-)"""
-
-_PUT_BLOB = """
-put_blob AS (
-    INSERT INTO {s}.blobs (ref, data) SELECT %(ref)b, %(blob)b FROM cas
-    ON CONFLICT (ref) DO NOTHING
-)"""
-
-_DROP_OTHER_NODES = """
-drop_nodes AS (
-    DELETE FROM {s}.nodes USING cas
-    WHERE nodes.session_id = %(sid)b AND nodes.node_id <> ALL(%(ids)b::text[])
-)"""
-
-_PUT_NODES = """
-put_nodes AS (
-    INSERT INTO {s}.nodes (session_id, node_id, rev, ord, parent_node_id, data)
-    SELECT %(sid)b, u.node_id, %(rev)b, u.ord, u.parent, u.data
-    FROM cas, unnest(%(ids)b::text[], %(parents)b::text[], %(datas)b::bytea[])
-        WITH ORDINALITY AS u(node_id, parent, data, ord)
-    ON CONFLICT (session_id, node_id) DO UPDATE SET
-        parent_node_id = EXCLUDED.parent_node_id, data = EXCLUDED.data, tombstoned = false"""
-# ReplaceFull re-sequences the ids it keeps: they take the new list's order.
-_RESEQUENCE = ", rev = EXCLUDED.rev, ord = EXCLUDED.ord"
-
-_PUT_USAGE = """
-put_usage AS (
-    INSERT INTO {s}.usage (session_id, rev, ord, source, model, input_tokens,
-        output_tokens, cached_input_tokens, reasoning_tokens)
-    SELECT %(sid)b, %(rev)b, u.ord, u.source, u.model, u.i, u.o, u.c, u.r
-    FROM cas, unnest(%(sources)b::text[], %(models)b::text[], %(inputs)b::bigint[],
-                     %(outputs)b::bigint[], %(cached)b::bigint[], %(reasoning)b::bigint[])
-        WITH ORDINALITY AS u(source, model, i, o, c, r, ord)
-)"""
-
-_PUT_STAMP = """
-put_stamp AS (
-    INSERT INTO {s}.turn_stamps (session_id, turn_id, turn_commit_hash, head_revision,
-        checkpoint_ref)
-    SELECT %(sid)b, %(turn_id)b, %(hash)b, %(rev)b, %(ref)b FROM cas
-)"""
-
-_ADOPT_ATTACHMENTS = """
-adopt AS (
-    UPDATE {s}.attachment_manifest m SET committed_at_ms = %(now_ms)b FROM cas
-    WHERE m.session_id = %(sid)b AND m.attachment_id = ANY(%(attachment_ids)b::text[])
-      AND m.committed_at_ms IS NULL
-)"""
-
-_OUTCOME = """
-SELECT EXISTS (SELECT FROM cas), s.turn_commit_hash, s.head_revision, s.checkpoint_ref
-FROM (SELECT) AS one LEFT JOIN stamp AS s ON true"""
+# The statements live in migrations/0002_commit_function.sql, planned once per
+# connection; this is the call. Every argument is cast, so empty arrays and
+# NULLs resolve to the function's one signature.
+_COMMIT = """
+SELECT applied, stamp_hash, stamp_revision, stamp_ref FROM {s}.commit_turn(
+    %(sid)s::text, %(expected)s::bigint, %(config)s::text, %(frames)b::bytea,
+    %(frame_id)s::text, %(ref)s::text, %(blob)b::bytea, %(leaf)s::text, %(replace)s::boolean,
+    %(ids)s::text[], %(parents)s::text[], %(datas)b::bytea[],
+    %(sources)s::text[], %(models)s::text[], %(inputs)s::bigint[], %(outputs)s::bigint[],
+    %(cached)s::bigint[], %(reasoning)s::bigint[],
+    %(turn_id)s::text, %(hash)s::text, %(now_ms)s::bigint, %(attachment_ids)s::text[],
+    %(gc_lock)s::integer[])"""
 
 _SITUATION = """
 SELECT (SELECT head_revision FROM {s}.heads WHERE session_id = %(sid)b),
@@ -132,37 +58,6 @@ FROM (SELECT) AS one LEFT JOIN {s}.turn_stamps AS s
     ON s.session_id = %(sid)b AND s.turn_id = %(turn_id)b"""
 
 _LOAD_BLOB = "SELECT data FROM {s}.blobs WHERE ref = %s"
-
-
-@dataclass(frozen=True, slots=True)
-class _Shape:
-    """What a commit writes; one cached statement per shape."""
-
-    first: bool
-    replace: bool
-    nodes: bool
-    usage: bool
-    stamp: bool
-    attachments: bool
-
-
-def commit_statement(shape: _Shape) -> LiteralString:
-    head = _HEAD_INSERT if shape.first else _HEAD_UPDATE
-    count = _COUNT_UPDATE
-    if shape.replace or shape.first:
-        count = _COUNT_REPLACE if shape.replace else _NEWLY_LIVE
-    parts = [_STAMP, head.replace("COUNT", count), _PUT_BLOB]
-    if shape.replace:
-        parts.append(_DROP_OTHER_NODES)
-    if shape.nodes:
-        parts.append(_PUT_NODES + (_RESEQUENCE if shape.replace else "") + "\n)")
-    if shape.usage:
-        parts.append(_PUT_USAGE)
-    if shape.stamp:
-        parts.append(_PUT_STAMP)
-    if shape.attachments:
-        parts.append(_ADOPT_ATTACHMENTS)
-    return "WITH" + ",".join(parts) + _OUTCOME
 
 
 def _graph_of(commit: RuntimeCommit) -> tuple[bool, Sequence[SessionNodeRecord], str | None]:
@@ -174,7 +69,7 @@ def _graph_of(commit: RuntimeCommit) -> tuple[bool, Sequence[SessionNodeRecord],
     return False, (), delta.leaf_node_id
 
 
-def encode_commit(commit: RuntimeCommit) -> tuple[_Shape, dict[str, Any], RuntimeCommitResult]:
+def encode_commit(commit: RuntimeCommit) -> tuple[dict[str, Any], RuntimeCommitResult]:
     """Every parameter of the commit statement, encoded before any I/O."""
     replace, nodes, leaf = _graph_of(commit)
     ref, envelope = encode_checkpoint(commit.checkpoint)
@@ -191,7 +86,7 @@ def encode_commit(commit: RuntimeCommit) -> tuple[_Shape, dict[str, Any], Runtim
         "ref": ref,
         "blob": envelope,
         "leaf": leaf,
-        "n": len(nodes),
+        "replace": replace,
         "ids": [n.node_id for n in nodes],
         "parents": [n.parent_node_id for n in nodes],
         "datas": [encode_node(n) for n in nodes],
@@ -206,15 +101,7 @@ def encode_commit(commit: RuntimeCommit) -> tuple[_Shape, dict[str, Any], Runtim
         "now_ms": now_ms(),
         "attachment_ids": list(commit.committed_attachment_ids),
     }
-    shape = _Shape(
-        first=not commit.expected_head_revision,
-        replace=replace,
-        nodes=bool(nodes),
-        usage=bool(usage),
-        stamp=stamp is not None,
-        attachments=bool(commit.committed_attachment_ids),
-    )
-    return shape, params, RuntimeCommitResult(revision, ref, commit.checkpoint.manifest())
+    return params, RuntimeCommitResult(revision, ref, commit.checkpoint.manifest())
 
 
 async def _stored_result(
@@ -264,14 +151,12 @@ async def commit_runtime_state(db: Db, commit: RuntimeCommit) -> RuntimeCommitRe
             "the postgres backend does not serve queued_work: completed_queue_claims must be empty"
         )
     replayed_result(commit, None)  # a stamp naming another session fails before any I/O
-    shape, params, result = encode_commit(commit)
-    statement = db.q(commit_statement(shape))
+    params, result = encode_commit(commit)
+    statement = db.q(_COMMIT)
     for _ in range(3):
         try:
-            async with db.pipelined(
-                "committing", session_id=sid, gc_guard=True, lock_head=sid
-            ) as conn:
-                cur = await conn.execute(statement, params)
+            async with db.pipelined("committing", session_id=sid) as conn:
+                cur = await conn.execute(statement, {**params, "gc_lock": list(db.gc_lock)})
             row = await cur.fetchone()
             assert row is not None
         except BackendError as exc:

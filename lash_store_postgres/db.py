@@ -22,8 +22,6 @@ Conn = AsyncConnection[tuple[Any, ...]]
 # the transaction: the same code works through PgBouncer in transaction mode.
 _PRELUDE = "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)"
 _BEGIN_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
-# Commits hold the GC lock shared; the sweep holds it exclusively (maintenance.py).
-_GC_GUARD = ", pg_advisory_xact_lock_shared(%s, %s)"
 # Writers of one session queue on its head row. An uncorrelated sub-select runs
 # when its column is reached, so after the timeouts before it are set.
 _LOCK_HEAD = ", (SELECT true FROM {s}.heads WHERE session_id = %s FOR UPDATE)"
@@ -53,7 +51,6 @@ class Db:
         self.schema = options.schema
         self._schema_id = sql.Identifier(options.schema)
         self._statements: dict[str, sql.Composed] = {}
-        self._preludes: dict[tuple[bool, bool], sql.Composed] = {}
         self._prelude = (str(options.lock_timeout), str(options.statement_timeout))
         self.gc_lock = lock_key("gc", options.schema)
         self._checks: set[asyncio.Task[None]] = set()
@@ -87,7 +84,6 @@ class Db:
         *,
         session_id: str | None = None,
         record: str | None = None,
-        gc_guard: bool = False,
         lock_head: str | None = None,
         snapshot: bool = False,
     ) -> AsyncIterator[Conn]:
@@ -99,8 +95,8 @@ class Db:
         the block: a fetch inside it would sync early and split the transaction.
         ``snapshot=True`` makes several reads see one snapshot (a read-only
         REPEATABLE READ transaction, still in the same round trip).
-        ``gc_guard`` holds the GC lock shared; ``lock_head`` locks that
-        session's head row first, so writers of one session queue there.
+        ``lock_head`` locks that session's head row first, so writers of one
+        session queue there (commits do it inside ``commit_turn``).
         """
         async with (
             self.connection(action, session_id=session_id, record=record) as conn,
@@ -108,7 +104,7 @@ class Db:
         ):
             if snapshot:
                 await conn.execute(_BEGIN_SNAPSHOT)
-            await self._prelude_on(conn, gc_guard, lock_head)
+            await self._prelude_on(conn, lock_head)
             yield conn
             if snapshot:
                 await conn.execute("COMMIT")
@@ -122,24 +118,15 @@ class Db:
             self.connection(action, session_id=session_id, record=record) as conn,
             conn.transaction(),
         ):
-            await self._prelude_on(conn, False, None)
+            await self._prelude_on(conn, None)
             yield conn
 
-    async def _prelude_on(self, conn: Conn, gc_guard: bool, lock_head: str | None) -> None:
-        """One statement: the timeouts, then the GC lock and the head lock if asked."""
-        key = (gc_guard, lock_head is not None)
-        statement = self._preludes.get(key)
-        if statement is None:
-            text = _PRELUDE + (_GC_GUARD if gc_guard else "")
-            if lock_head is not None:
-                text += _LOCK_HEAD
-            statement = self._preludes[key] = self.q(text)
-        params: tuple[object, ...] = self._prelude
-        if gc_guard:
-            params += self.gc_lock
-        if lock_head is not None:
-            params += (lock_head,)
-        await conn.execute(statement, params)
+    async def _prelude_on(self, conn: Conn, lock_head: str | None) -> None:
+        """One statement: the timeouts, then the head lock if asked."""
+        if lock_head is None:
+            await conn.execute(_PRELUDE, self._prelude)
+        else:
+            await conn.execute(self.q(_PRELUDE + _LOCK_HEAD), (*self._prelude, lock_head))
 
     def _check_pool_soon(self) -> None:
         """After a lost connection (say, a server restart), drop the pool's other dead ones."""

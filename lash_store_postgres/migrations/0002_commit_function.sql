@@ -1,0 +1,127 @@
+-- The runtime commit as one PL/pgSQL function. PL/pgSQL keeps the plans of its
+-- statements for the life of the server connection, so a commit is planned
+-- once per connection instead of once per call, with no client-side prepared
+-- statements (which PgBouncer's transaction pooling cannot carry).
+--
+-- The caller has set the transaction's timeouts (db.py, prelude). The function
+-- holds the GC lock shared until the transaction ends, so a sweep never
+-- deletes a blob this commit references, and locks the session's head row
+-- first, so writers of one session queue there. Returns applied = false, writing nothing, when the turn is already stamped
+-- (with that stamp's hash, revision and checkpoint) or when the head is not at
+-- p_expected; the caller then decides which error it is. {s} is the schema.
+
+CREATE FUNCTION {s}.commit_turn(
+    p_session_id     text,
+    p_expected       bigint,   -- NULL or 0: the session has no head yet
+    p_config         text,
+    p_agent_frames   bytea,
+    p_frame_id       text,
+    p_checkpoint_ref text,
+    p_checkpoint     bytea,
+    p_leaf           text,
+    p_replace        boolean,  -- ReplaceFull: the nodes sent are the whole graph
+    p_node_ids       text[],
+    p_parents        text[],
+    p_node_data      bytea[],
+    p_sources        text[],
+    p_models         text[],
+    p_inputs         bigint[],
+    p_outputs        bigint[],
+    p_cached         bigint[],
+    p_reasoning      bigint[],
+    p_turn_id        text,
+    p_turn_hash      text,
+    p_now_ms         bigint,
+    p_attachment_ids text[],
+    p_gc_lock        integer[],  -- the GC advisory lock's two keys (maintenance.py)
+    OUT applied        boolean,
+    OUT stamp_hash     text,
+    OUT stamp_revision bigint,
+    OUT stamp_ref      text
+) LANGUAGE plpgsql AS $$
+DECLARE
+    v_revision bigint := coalesce(p_expected, 0) + 1;
+    v_count    bigint := cardinality(p_node_ids);
+BEGIN
+    applied := false;
+    PERFORM pg_advisory_xact_lock_shared(p_gc_lock[1], p_gc_lock[2]);
+    PERFORM FROM {s}.heads AS h WHERE h.session_id = p_session_id FOR UPDATE;
+
+    IF p_turn_id IS NOT NULL THEN
+        SELECT t.turn_commit_hash, t.head_revision, t.checkpoint_ref
+          INTO stamp_hash, stamp_revision, stamp_ref
+          FROM {s}.turn_stamps AS t
+         WHERE t.session_id = p_session_id AND t.turn_id = p_turn_id;
+        IF FOUND THEN
+            RETURN;
+        END IF;
+    END IF;
+
+    -- The conditional head write. The head keeps the live node count: ids sent
+    -- that are live already do not add to it (exact: the head row is locked,
+    -- and this statement's snapshot is taken after the lock).
+    IF coalesce(p_expected, 0) = 0 THEN
+        INSERT INTO {s}.heads AS h (session_id, head_revision, config, agent_frames,
+                current_agent_frame_id, checkpoint_ref, leaf_node_id, graph_node_count)
+        VALUES (p_session_id, 1, p_config, p_agent_frames, p_frame_id, p_checkpoint_ref,
+                p_leaf, v_count)
+        ON CONFLICT (session_id) DO NOTHING;
+    ELSE
+        UPDATE {s}.heads AS h SET
+            head_revision = v_revision, config = p_config, agent_frames = p_agent_frames,
+            current_agent_frame_id = p_frame_id, checkpoint_ref = p_checkpoint_ref,
+            leaf_node_id = p_leaf, updated_at = now(),
+            graph_node_count = CASE WHEN p_replace THEN v_count ELSE
+                h.graph_node_count + v_count - (
+                    SELECT count(*) FROM {s}.nodes AS n
+                     WHERE n.session_id = p_session_id AND NOT n.tombstoned
+                       AND n.node_id = ANY(p_node_ids)) END
+         WHERE h.session_id = p_session_id AND h.head_revision = p_expected;
+    END IF;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+
+    INSERT INTO {s}.blobs (ref, data) VALUES (p_checkpoint_ref, p_checkpoint)
+    ON CONFLICT (ref) DO NOTHING;
+
+    IF p_replace THEN
+        DELETE FROM {s}.nodes AS n
+         WHERE n.session_id = p_session_id AND n.node_id <> ALL(p_node_ids);
+    END IF;
+    IF v_count > 0 THEN
+        -- (rev, ord) is the insertion order: a known id keeps its place, unless
+        -- ReplaceFull re-sequences the graph in the order sent.
+        INSERT INTO {s}.nodes AS n (session_id, node_id, rev, ord, parent_node_id, data)
+        SELECT p_session_id, u.node_id, v_revision, u.ord, u.parent, u.data
+          FROM unnest(p_node_ids, p_parents, p_node_data) WITH ORDINALITY
+               AS u(node_id, parent, data, ord)
+        ON CONFLICT (session_id, node_id) DO UPDATE SET
+            parent_node_id = EXCLUDED.parent_node_id, data = EXCLUDED.data, tombstoned = false,
+            rev = CASE WHEN p_replace THEN EXCLUDED.rev ELSE n.rev END,
+            ord = CASE WHEN p_replace THEN EXCLUDED.ord ELSE n.ord END;
+    END IF;
+
+    IF cardinality(p_sources) > 0 THEN
+        INSERT INTO {s}.usage (session_id, rev, ord, source, model, input_tokens,
+                output_tokens, cached_input_tokens, reasoning_tokens)
+        SELECT p_session_id, v_revision, u.ord, u.source, u.model, u.i, u.o, u.c, u.r
+          FROM unnest(p_sources, p_models, p_inputs, p_outputs, p_cached, p_reasoning)
+               WITH ORDINALITY AS u(source, model, i, o, c, r, ord);
+    END IF;
+
+    IF p_turn_id IS NOT NULL THEN
+        INSERT INTO {s}.turn_stamps (session_id, turn_id, turn_commit_hash, head_revision,
+                checkpoint_ref)
+        VALUES (p_session_id, p_turn_id, p_turn_hash, v_revision, p_checkpoint_ref);
+    END IF;
+
+    IF cardinality(p_attachment_ids) > 0 THEN
+        UPDATE {s}.attachment_manifest AS m SET committed_at_ms = p_now_ms
+         WHERE m.session_id = p_session_id AND m.attachment_id = ANY(p_attachment_ids)
+           AND m.committed_at_ms IS NULL;
+    END IF;
+
+    applied := true;
+END
+$$;
