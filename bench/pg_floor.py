@@ -12,10 +12,13 @@ Tables (in a scratch schema of their own, dropped afterwards)::
     usage  (session_id, revision, idx, source, model, 4 bigint counters)
                                                                     PK (session_id, revision, idx)
     heads  (session_id, revision, leaf_node_id, checkpoint_ref)     PK session_id
+    turns  (session_id, turn_id, turn_hash, revision, checkpoint_ref)
+                                                                    PK (session_id, turn_id)
 
 A turn is: one ``INSERT ... SELECT FROM unnest(arrays)`` of its 4 nodes (data
 is ``codec.encode_node`` of the node, the bytes lash stores), one blob insert
-of the encoded checkpoint envelope, one usage row, and the head row (inserted
+of the encoded checkpoint envelope, one usage row, the turn's stamp row, and
+the head row (inserted
 by the first turn, then ``UPDATE ... WHERE revision = expected``). A load is
 ``SELECT data FROM nodes WHERE session_id = %s ORDER BY seq`` fetched whole in
 binary format, not decoded.
@@ -62,6 +65,10 @@ _DDL = (
     """CREATE TABLE heads (
         session_id text PRIMARY KEY, revision bigint NOT NULL,
         leaf_node_id text, checkpoint_ref text)""",
+    """CREATE TABLE turns (
+        session_id text NOT NULL, turn_id text NOT NULL, turn_hash text NOT NULL,
+        revision bigint NOT NULL, checkpoint_ref text NOT NULL,
+        PRIMARY KEY (session_id, turn_id))""",
 )
 
 _INSERT_NODES = """INSERT INTO nodes (session_id, node_id, seq, parent_node_id, data)
@@ -72,6 +79,8 @@ _INSERT_BLOB = "INSERT INTO blobs (ref, data) VALUES (%s, %b) ON CONFLICT (ref) 
 _INSERT_USAGE = """INSERT INTO usage (session_id, revision, idx, source, model, input_tokens,
     output_tokens, cached_input_tokens, reasoning_tokens)
     VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"""
+_INSERT_TURN = """INSERT INTO turns (session_id, turn_id, turn_hash, revision, checkpoint_ref)
+    VALUES (%s, %s, %s, %s, %s)"""
 _INSERT_HEAD = """INSERT INTO heads (session_id, revision, leaf_node_id, checkpoint_ref)
     VALUES (%s, %s, %s, %s)"""
 _UPDATE_HEAD = """UPDATE heads SET revision = %s, leaf_node_id = %s, checkpoint_ref = %s
@@ -203,6 +212,7 @@ class FloorScratch:
             u.cached_input_tokens,
             u.reasoning_tokens,
         )
+        turn_args = (sid, turn.turn_id, turn.turn_commit_hash, turn.index + 1, ref)
         leaf = nodes[-1].node_id
         first = turn.index == 0
         head_sql = _INSERT_HEAD if first else _UPDATE_HEAD
@@ -219,6 +229,7 @@ class FloorScratch:
                     await conn.execute(_INSERT_NODES, node_args)
                     await conn.execute(_INSERT_BLOB, (ref, envelope))
                     await conn.execute(_INSERT_USAGE, usage_args)
+                    await conn.execute(_INSERT_TURN, turn_args)
                     head = await conn.execute(head_sql, head_args)
                 if head.rowcount != 1:  # the revision check a real store makes
                     raise RuntimeError(f"floor head of {sid} is not at revision {turn.index}")
