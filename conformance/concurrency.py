@@ -12,6 +12,7 @@ from lash_store_api import (
     Facet,
     FullGraph,
     GcReport,
+    HydratedSessionCheckpoint,
     RevisionConflict,
     RuntimeCommit,
     RuntimeCommitResult,
@@ -177,9 +178,12 @@ GC_TURNS = 12
 async def test_concurrency_3_gc_in_a_loop_never_deletes_what_commits_reference(
     storage: Storage,
 ) -> None:
-    # Checkpoints alternate between two contents shared by every session, so
-    # each commit revives a blob that the previous one made unreachable: the
+    # Each writer's checkpoints alternate between two contents of its own, so
+    # every commit revives the blob its previous commit made unreachable: the
     # exact blob a concurrent sweep would delete.
+    def phase_checkpoint(writer: int, turn: int) -> HydratedSessionCheckpoint:
+        return checkpoint(turn_index=turn % 2, tool_state={"writer": writer, "phase": turn % 2})
+
     stop = asyncio.Event()
     reports: list[GcReport] = []
 
@@ -193,7 +197,7 @@ async def test_concurrency_3_gc_in_a_loop_never_deletes_what_commits_reference(
         handle = storage.session(sid)
         leaf: str | None = None
         for turn in range(GC_TURNS):
-            cp = checkpoint(turn_index=turn % 2, tool_state={"phase": turn % 2})
+            cp = phase_checkpoint(writer, turn)
             await handle.commit_runtime_state(
                 commit(sid, turn or None, nodes=[node(f"n{turn}", leaf)], leaf=f"n{turn}", cp=cp)
             )
@@ -211,10 +215,9 @@ async def test_concurrency_3_gc_in_a_loop_never_deletes_what_commits_reference(
     assert len(reports) >= 2, "the collector should have swept while commits ran"
 
     final = await storage.maintenance.gc_unreachable()
-    # Every head ends on the same checkpoint content: one root, nothing else kept.
-    assert (final.root_count, final.retained_blob_count) == (1, 1)
-    last = checkpoint(turn_index=(GC_TURNS - 1) % 2, tool_state={"phase": (GC_TURNS - 1) % 2})
-    for sid in sids:
+    # Each head is a root and keeps only its own last checkpoint.
+    assert (final.root_count, final.retained_blob_count) == (GC_WRITERS, GC_WRITERS)
+    for writer, sid in enumerate(sids):
         read = await storage.session(sid).load_session(FullGraph())
-        assert read is not None and read.checkpoint == last
+        assert read is not None and read.checkpoint == phase_checkpoint(writer, GC_TURNS - 1)
         assert read.head_revision == GC_TURNS
