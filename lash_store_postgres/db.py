@@ -22,9 +22,6 @@ Conn = AsyncConnection[tuple[Any, ...]]
 # the transaction: the same code works through PgBouncer in transaction mode.
 _PRELUDE = "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)"
 _BEGIN_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
-# Writers of one session queue on its head row. An uncorrelated sub-select runs
-# when its column is reached, so after the timeouts before it are set.
-_LOCK_HEAD = ", (SELECT true FROM {s}.heads WHERE session_id = %s FOR UPDATE)"
 
 
 def make_pool(conninfo: str, options: PgOptions) -> AsyncConnectionPool[Conn]:
@@ -84,7 +81,6 @@ class Db:
         *,
         session_id: str | None = None,
         record: str | None = None,
-        lock_head: str | None = None,
         snapshot: bool = False,
     ) -> AsyncIterator[Conn]:
         """Statements queued in the block run as one transaction, in one round trip.
@@ -95,8 +91,6 @@ class Db:
         the block: a fetch inside it would sync early and split the transaction.
         ``snapshot=True`` makes several reads see one snapshot (a read-only
         REPEATABLE READ transaction, still in the same round trip).
-        ``lock_head`` locks that session's head row first, so writers of one
-        session queue there (commits do it inside ``commit_turn``).
         """
         async with (
             self.connection(action, session_id=session_id, record=record) as conn,
@@ -104,7 +98,7 @@ class Db:
         ):
             if snapshot:
                 await conn.execute(_BEGIN_SNAPSHOT)
-            await self._prelude_on(conn, lock_head)
+            await conn.execute(_PRELUDE, self._prelude)
             yield conn
             if snapshot:
                 await conn.execute("COMMIT")
@@ -118,15 +112,8 @@ class Db:
             self.connection(action, session_id=session_id, record=record) as conn,
             conn.transaction(),
         ):
-            await self._prelude_on(conn, None)
-            yield conn
-
-    async def _prelude_on(self, conn: Conn, lock_head: str | None) -> None:
-        """One statement: the timeouts, then the head lock if asked."""
-        if lock_head is None:
             await conn.execute(_PRELUDE, self._prelude)
-        else:
-            await conn.execute(self.q(_PRELUDE + _LOCK_HEAD), (*self._prelude, lock_head))
+            yield conn
 
     def _check_pool_soon(self) -> None:
         """After a lost connection (say, a server restart), drop the pool's other dead ones."""

@@ -91,8 +91,9 @@ INSERT INTO {s}.session_meta (session_id, meta) VALUES (%s, %s)
 ON CONFLICT (session_id) DO NOTHING"""
 _LOAD_META = "SELECT meta FROM {s}.session_meta WHERE session_id = %s"
 
-# The head is locked first, as commits do, so the two never deadlock; its
-# live count drops by the nodes this call actually flips.
+# The head is locked first, as commits do (commit_turn), so the two never
+# deadlock; its live count drops by the nodes this call actually flips.
+_LOCK_HEAD = "SELECT FROM {s}.heads WHERE session_id = %(sid)s FOR UPDATE"
 _TOMBSTONE = """
 WITH flipped AS (
     UPDATE {s}.nodes SET tombstoned = true
@@ -233,7 +234,8 @@ class PostgresSessionHandle(BoundHandle):
         if sid is None or not ids:
             return
         db = self._db
-        async with db.pipelined("tombstoning nodes", session_id=sid, lock_head=sid) as conn:
+        async with db.pipelined("tombstoning nodes", session_id=sid) as conn:
+            await conn.execute(db.q(_LOCK_HEAD), {"sid": sid})
             await conn.execute(db.q(_TOMBSTONE), {"sid": sid, "ids": ids})
 
     async def vacuum(self) -> VacuumReport:
