@@ -2,9 +2,10 @@
 
 GC marks without blocking anyone, then sweeps in a short transaction that
 holds the GC advisory lock exclusively. Every commit holds that lock shared
-for its whole transaction (``commit.py``), so the sweep waits for commits in
-flight and re-reads the roots after they are visible: a blob a commit in
-flight references is never deleted, and commits wait only for the sweep.
+for its whole transaction (``commit_turn``, migrations/0002), so the sweep
+waits for commits in flight and re-reads the roots after they are visible: a
+blob a commit in flight references is never deleted, and commits wait only
+for the sweep.
 """
 
 from __future__ import annotations
