@@ -1,8 +1,9 @@
 """Session facet on PostgreSQL: reads, metadata, tombstones and the session factory.
 
-The commit itself lives in ``commit.py``. A session read is one statement
-(one snapshot, one round trip): the head, its checkpoint blob, the live nodes
-in insertion order and the ledger summed per ``(source, model)`` in SQL.
+The commit itself lives in ``commit.py``. A session read is two statements in
+one read-only snapshot and one round trip: the head with its checkpoint blob
+and its ledger summed per ``(source, model)`` in SQL, then the live nodes in
+insertion order.
 """
 
 from __future__ import annotations
