@@ -87,6 +87,14 @@ def _pack(kind: str, fields: dict[str, Any]) -> bytes:
     return msgpack.packb(body, use_bin_type=True)  # type: ignore[no-any-return]
 
 
+def _check_version(kind: str, version: object) -> None:
+    """Every record's ``schema_version`` rule: an integer, and exactly this code's."""
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise BackendError(f"cannot decode {kind} record: schema_version is {version!r}")
+    if version != RECORD_SCHEMA_VERSION:
+        raise UnsupportedRecordSchemaVersion(kind, version, RECORD_SCHEMA_VERSION)
+
+
 def _unpack(kind: str, data: bytes) -> dict[str, Any]:
     try:
         body = msgpack.unpackb(data, raw=False)
@@ -94,11 +102,7 @@ def _unpack(kind: str, data: bytes) -> dict[str, Any]:
         raise BackendError(f"cannot decode {kind} record: {exc}") from exc
     if not isinstance(body, dict):
         raise BackendError(f"cannot decode {kind} record: not a map")
-    version = body.get("schema_version", 0)
-    if not isinstance(version, int):
-        raise BackendError(f"cannot decode {kind} record: schema_version is {version!r}")
-    if version != RECORD_SCHEMA_VERSION:
-        raise UnsupportedRecordSchemaVersion(kind, version, RECORD_SCHEMA_VERSION)
+    _check_version(kind, body.get("schema_version", 0))
     if body.get("kind") != kind:
         raise BackendError(f"expected a {kind} record, found {body.get('kind')!r}")
     return body
@@ -218,10 +222,7 @@ def decode_node(data: bytes) -> SessionNodeRecord:
             _unpack("node", data)  # a map: refused for its version or its kind
         raise BackendError("cannot decode node record: not an 8-item array")
     version, kind, node_id, parent_node_id, agent_frame_id, timestamp, caused_by, payload = body
-    if version != RECORD_SCHEMA_VERSION:
-        if not isinstance(version, int):
-            raise BackendError(f"cannot decode node record: schema_version is {version!r}")
-        raise UnsupportedRecordSchemaVersion("node", version, RECORD_SCHEMA_VERSION)
+    _check_version("node", version)
     try:
         if kind == _NODE_JSON:
             caused_by, payload = _from_opt_json(caused_by), decode_json(payload)
@@ -334,9 +335,7 @@ def _json_record(kind: str, text: str | bytes) -> dict[str, Any]:
         raise BackendError(f"cannot decode {kind} record: {exc}") from exc
     if not isinstance(body, dict):
         raise BackendError(f"cannot decode {kind} record: not an object")
-    version = body.get("schema_version", 0)
-    if version != RECORD_SCHEMA_VERSION:
-        raise UnsupportedRecordSchemaVersion(kind, version, RECORD_SCHEMA_VERSION)
+    _check_version(kind, body.get("schema_version", 0))
     return body
 
 

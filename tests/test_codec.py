@@ -13,6 +13,7 @@ from lash_store_api.codec import (
     canon,
     decode_checkpoint,
     decode_frames,
+    decode_meta,
     decode_node,
     encode_checkpoint,
     encode_frames,
@@ -96,3 +97,15 @@ def test_node_payload_reads_back_as_json_would() -> None:
     node = lash.SessionNodeRecord(node_id="n", payload=payload)
     back = decode_node(encode_node(node)).payload
     assert back == payload and back == json.loads(json.dumps(payload))
+
+
+@pytest.mark.parametrize("version", ["1", True, 1.0, None])
+def test_a_schema_version_that_is_not_an_integer_is_a_backend_error_in_every_record(
+    version: object,
+) -> None:
+    meta = json.dumps({"schema_version": version, "session_id": "s"})
+    with pytest.raises(lash.BackendError, match="schema_version"):
+        decode_meta(meta)
+    node = msgpack.packb([version, "node", "n", None, None, "", None, None])
+    with pytest.raises(lash.BackendError, match="schema_version"):
+        decode_node(node)
