@@ -10,6 +10,9 @@ for the sweep.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from lash_store_api import BlobRef, GcReport, SessionCheckpoint, VacuumReport
 from lash_store_api.codec import decode_checkpoint, decode_record, sha256_of_bytes
 from lash_store_api.errors import InvalidRequest
@@ -24,6 +27,10 @@ _VACUUM_ALL = "DELETE FROM {s}.nodes WHERE tombstoned"
 _ROOTS = """
 SELECT checkpoint_ref FROM {s}.heads
 UNION SELECT checkpoint_ref FROM {s}.turn_stamps"""
+_ROOT_BLOBS = """
+SELECT ref, data FROM {s}.blobs
+WHERE ref IN (SELECT checkpoint_ref FROM {s}.heads
+              UNION SELECT checkpoint_ref FROM {s}.turn_stamps)"""
 _BLOBS_BY_REF = "SELECT ref, data FROM {s}.blobs WHERE ref = ANY(%s::text[])"
 _ALL_REFS = "SELECT ref FROM {s}.blobs"
 _LOCK_GC = "SELECT pg_advisory_xact_lock(%s, %s)"
@@ -39,27 +46,22 @@ async def vacuum_session(db: Db, session_id: str) -> int:
     return cur.rowcount
 
 
-async def _manifests(db: Db, refs: set[BlobRef]) -> dict[BlobRef, SessionCheckpoint]:
-    """The manifests of those ``refs`` that exist; an undecodable one aborts GC."""
-    if not refs:
-        return {}
-    async with db.pipelined("reading GC roots") as conn:
-        cur = await conn.execute(db.q(_BLOBS_BY_REF), (sorted(refs),))
+def _decode_manifests(rows: Iterable[tuple[Any, ...]]) -> dict[BlobRef, SessionCheckpoint]:
+    """``{ref: manifest}`` of ``(ref, data)`` blob rows; an undecodable one aborts GC."""
     return {
         ref: decode_record(decode_checkpoint, bytes(data), session_id=None, record=ref).manifest()
-        for ref, data in await cur.fetchall()
+        for ref, data in rows
     }
 
 
 async def collect(db: Db) -> GcReport:
     """Delete every blob that no head or stored turn result reaches."""
-    # Mark, without locks: the roots now, their manifests, and every blob now.
+    # Mark, without locks: every blob now, and the manifests of the roots now.
     async with db.pipelined("reading GC roots") as conn:
-        roots_cur = await conn.execute(db.q(_ROOTS))
         refs_cur = await conn.execute(db.q(_ALL_REFS))
-    roots = {str(r) for (r,) in await roots_cur.fetchall()}
+        roots_cur = await conn.execute(db.q(_ROOT_BLOBS))
     candidates = {str(r) for (r,) in await refs_cur.fetchall()}
-    manifests = await _manifests(db, roots)
+    manifests = _decode_manifests(await roots_cur.fetchall())
 
     # Sweep, holding the GC lock: commits in flight have finished, new ones wait.
     async with db.transaction("sweeping unreachable blobs") as conn:
@@ -69,11 +71,7 @@ async def collect(db: Db) -> GcReport:
         new_roots = final_roots - manifests.keys()
         if new_roots:
             cur = await conn.execute(db.q(_BLOBS_BY_REF), (sorted(new_roots),))
-            for ref, data in await cur.fetchall():
-                checkpoint = decode_record(
-                    decode_checkpoint, bytes(data), session_id=None, record=ref
-                )
-                manifests[ref] = checkpoint.manifest()
+            manifests |= _decode_manifests(await cur.fetchall())
         root_count, retained = mark_retained(final_roots, (), manifests.get)
         doomed = sorted(candidates - retained)
         sweep = await conn.execute(db.q(_SWEEP), (doomed,)) if doomed else None

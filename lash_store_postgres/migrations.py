@@ -64,10 +64,6 @@ def known_migrations() -> list[Migration]:
     return found
 
 
-def latest_version() -> int:
-    return len(known_migrations())
-
-
 def _verify(schema: str, recorded: dict[int, str], known: list[Migration]) -> None:
     component = f"postgres schema {schema!r}"
     by_version = {m.version: m for m in known}
