@@ -15,10 +15,8 @@ exit; ``with_query(url, ...)`` adds query parameters (storage options) to a URL.
 from __future__ import annotations
 
 import os
-import pwd
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -30,6 +28,7 @@ from urllib.parse import urlencode, urlsplit
 
 import psycopg
 import pytest
+from pgserver import free_port, server_account, server_bindir
 from psycopg import sql
 
 __all__ = [
@@ -41,31 +40,13 @@ __all__ = [
     "with_query",
 ]
 
-#: Where Debian/Ubuntu put the server binaries (one folder per major version).
-DEBIAN_BINDIRS = Path("/usr/lib/postgresql")
-SERVER_BINARIES = ("initdb", "pg_ctl", "postgres")
 #: Seconds pg_ctl waits for the server to start or stop.
 PG_CTL_WAIT = "60"
 
 
-def _has_server_binaries(folder: Path) -> bool:
-    return all(os.access(folder / name, os.X_OK) for name in SERVER_BINARIES)
-
-
 def postgres_bindir() -> Path | None:
     """The folder holding initdb, pg_ctl and postgres, or None if they are not installed."""
-    on_path = shutil.which("pg_ctl")
-    if on_path is not None and _has_server_binaries(Path(on_path).parent):
-        return Path(on_path).parent
-    if DEBIAN_BINDIRS.is_dir():
-
-        def major(folder: Path) -> int:
-            return int(folder.name) if folder.name.isdigit() else -1
-
-        for version in sorted(DEBIAN_BINDIRS.iterdir(), key=major, reverse=True):
-            if _has_server_binaries(version / "bin"):
-                return version / "bin"
-    return None
+    return server_bindir()
 
 
 def require_postgres_binaries() -> Path:
@@ -79,21 +60,10 @@ def require_postgres_binaries() -> Path:
     pytest.skip(why)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _server_account() -> pwd.struct_passwd | None:
-    """The account server commands run as: ``postgres`` when we are root, else ourselves."""
-    if os.geteuid() != 0:
-        return None
-    try:
-        return pwd.getpwnam("postgres")
-    except KeyError:
-        raise RuntimeError("initdb refuses to run as root and there is no postgres user") from None
+def _runuser_prefix() -> list[str]:
+    """Server programs refuse root: run them as the account ``pgserver`` picks."""
+    account = server_account()
+    return [] if account.pw_uid == os.geteuid() else ["runuser", "-u", account.pw_name, "--"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,9 +87,8 @@ class Cluster:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def _run(self, *argv: str) -> subprocess.CompletedProcess[str]:
-        prefix = ["runuser", "-u", "postgres", "--"] if _server_account() is not None else []
         return subprocess.run(
-            [*prefix, *argv],
+            [*_runuser_prefix(), *argv],
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -177,11 +146,10 @@ def _configure(cluster: Cluster) -> None:
 def throwaway_cluster(*, attempts: int = 3) -> Iterator[Cluster]:
     """initdb and start a private server; stop it and delete its files on exit."""
     bindir = require_postgres_binaries()
-    account = _server_account()
+    account = server_account()
     folder = Path(tempfile.mkdtemp(prefix="lash-pg-"))
     try:
-        if account is not None:
-            os.chown(folder, account.pw_uid, account.pw_gid)
+        os.chown(folder, account.pw_uid, account.pw_gid)
         cluster = Cluster(bindir, folder, 0)
         done = cluster._run(
             str(bindir / "initdb"),
@@ -199,7 +167,7 @@ def throwaway_cluster(*, attempts: int = 3) -> Iterator[Cluster]:
             raise RuntimeError(f"initdb failed (exit {done.returncode}): {done.stderr}")
         for attempt in range(attempts):
             # The port is free now but could be taken before the server binds it: retry.
-            cluster = Cluster(bindir, folder, _free_port())
+            cluster = Cluster(bindir, folder, free_port())
             _configure(cluster)
             try:
                 cluster.pg_ctl("start")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -20,11 +19,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
+from pgserver import free_port, tcp_open
+
 __all__ = [
     "PGBOUNCER_INSTALL_HINT",
     "pgbouncer_binary",
-    "reachable",
-    "shown",
     "start_pgbouncer",
 ]
 
@@ -40,36 +39,6 @@ def pgbouncer_binary() -> str | None:
     if found is not None:
         return found
     return next((p for p in PGBOUNCER_FALLBACKS if os.access(p, os.X_OK)), None)
-
-
-def shown(url: str) -> str:
-    """``url`` with its password masked, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
-
-
-def reachable(url: str, timeout: float = 3.0) -> bool:
-    """Whether something accepts TCP connections at the URL's host and port.
-
-    A URL without a host (a Unix socket) counts as reachable: connecting will tell.
-    """
-    parts = urlsplit(url)
-    if not parts.hostname or parts.hostname.startswith("/"):
-        return True
-    try:
-        with socket.create_connection((parts.hostname, parts.port or 5432), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _run_as() -> list[str]:
@@ -143,11 +112,9 @@ def _wait_until_listening(process: subprocess.Popen[bytes], port: int, timeout: 
     while time.monotonic() < deadline:
         if process.poll() is not None:
             return False
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return True
-        except OSError:
-            time.sleep(0.05)
+        if tcp_open("127.0.0.1", port, timeout=1):
+            return True
+        time.sleep(0.05)
     return False
 
 

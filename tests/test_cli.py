@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pg_cluster import scratch_schema, with_query
 
 import lash_store_api as lash
 from lash_store_api.cli import main, shown_url
@@ -92,13 +93,6 @@ async def seed(url: str, *, close: bool = False) -> lash.Storage:
     return storage
 
 
-async def drop_schema(pg_url: str, schema: str) -> None:
-    import psycopg
-
-    async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
 @pytest.fixture(params=["memory", "postgresql"])
 def url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A storage URL holding the seeded sessions while the test runs.
@@ -114,13 +108,10 @@ def url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iter
         asyncio.run(storage.aclose())
         return
     pg_url: str = request.getfixturevalue("pg_url")
-    schema = f"lash_cli_{uuid.uuid4().hex[:12]}"
-    store_url = f"{pg_url}{'&' if '?' in pg_url else '?'}schema={schema}"
-    asyncio.run(seed(store_url, close=True))
-    try:
+    with scratch_schema(pg_url) as schema:
+        store_url = with_query(pg_url, schema=schema)
+        asyncio.run(seed(store_url, close=True))
         yield store_url
-    finally:
-        asyncio.run(drop_schema(pg_url, schema))
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[str], str]:
