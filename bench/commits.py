@@ -50,6 +50,7 @@ from bench.pg_rows import (
     ratio_to_shortest,
 )
 from bench.workload import DEFAULT_SPEC, Turn, WorkloadSpec, build_commit, make_turns
+from lash_store_api.backend import redact_url
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "commits.json"
 DEFAULT_PG_URL = os.environ.get("LASH_STORE_PG_URL") or "postgresql://127.0.0.1:5432/test"
@@ -324,7 +325,7 @@ async def run(
     if labels:
         from bench.pg_floor import server_version
 
-        env |= {"pg_url": lash.redact_url(pg_url), "lash_url": lash.redact_url(lash_url)}
+        env |= {"pg_url": redact_url(pg_url), "lash_url": redact_url(lash_url)}
         env["pg_server_version"] = await server_version(pg_url)
     return {
         "workload": workload(cfg, pg if labels else None),

@@ -37,7 +37,7 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from bench.workload import Turn
-from lash_store_api.codec import encode_checkpoint, encode_node
+from lash_store_api.backend.codec import encode_checkpoint, encode_node
 
 __all__ = [
     "FloorScratch",

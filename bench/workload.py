@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import lash_store_api as lash
-from lash_store_api.codec import canon, encode_checkpoint
+from lash_store_api.backend.codec import canon, encode_checkpoint, sha256_hex
 
 __all__ = ["DEFAULT_SPEC", "Turn", "WorkloadSpec", "build_commit", "make_turns"]
 
@@ -117,7 +117,7 @@ def make_turns(count: int, spec: WorkloadSpec = DEFAULT_SPEC) -> list[Turn]:
         # Pad the tool state so the whole encoded envelope is about checkpoint_bytes.
         overhead = len(encode_checkpoint(_checkpoint(turn_state, ""))[1])
         checkpoint = _checkpoint(turn_state, _text(rng, max(spec.checkpoint_bytes - overhead, 0)))
-        digest = lash.sha256_hex([t, [n.node_id for n in nodes], usage.total()])
+        digest = sha256_hex([t, [n.node_id for n in nodes], usage.total()])
         turns.append(
             Turn(
                 t,

@@ -4,7 +4,7 @@ Accepted edge cases round-trip exactly: NUL inside JSON payloads, ids of exactly
 1024 UTF-8 bytes, a 16 MiB execution state. Lone surrogates are rejected,
 because they cannot be encoded as UTF-8, and so is NUL in plain text fields
 (names, labels, timestamps), which durable backends keep in text columns
-(``lash_store_api.validation``).
+(``lash_store_api.backend.validation``).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """A small reference model of one storage's session facet, for the stateful test.
 
 Plain dicts and lists, written from spec/sessions.md, spec/blobs_and_maintenance.md
-and design.md alone: it shares no code with ``lash_store_api.graph``,
-``lash_store_api.rules`` or any backend, so a bug there cannot hide in both.
+and design.md alone: it shares no code with ``lash_store_api.backend.graph``,
+``lash_store_api.backend.rules`` or any backend, so a bug there cannot hide in both.
 Blob refs are the one thing it cannot compute (each backend picks its own
 checkpoint encoding): it learns them from commit results and only checks
 that they are used consistently.

@@ -1,7 +1,7 @@
 """Property tests over the public strategies: graphs, ledgers and GC.
 
 Each test states its invariant in one sentence. Expected values are computed
-here, independently of ``lash_store_api.graph`` and of any backend.
+here, independently of ``lash_store_api.backend.graph`` and of any backend.
 """
 
 from __future__ import annotations

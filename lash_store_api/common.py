@@ -18,7 +18,7 @@ __all__ = [
 ]
 
 #: A JSON-compatible value stored opaquely. Checked at runtime by
-#: :func:`lash_store_api.validation.check_json`; anything else raises ``InvalidRequest``.
+#: :func:`lash_store_api.backend.validation.check_json`; anything else raises ``InvalidRequest``.
 JSON: TypeAlias = bool | int | float | str | Sequence["JSON"] | Mapping[str, "JSON"] | None
 
 #: Lowercase hex SHA-256 of a blob's bytes (64 characters, no prefix).

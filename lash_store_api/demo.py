@@ -19,10 +19,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from . import cli_render as render
-from .codec import sha256_hex
+from .backend.codec import sha256_hex
+from .backend.rules import now_rfc3339
 from .common import JSON, DurabilityTier
 from .errors import RevisionConflict
-from .rules import now_rfc3339
 from .sessions import (
     ActivePath,
     AgentFrameRecord,

@@ -7,7 +7,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
-from lash_store_api import Capabilities, DurabilityTier, Facet, StorageBase
+from lash_store_api import Capabilities, DurabilityTier, Facet
+from lash_store_api.backend import StorageBase
 from lash_store_api.errors import InvalidRequest
 
 from .attachments import MemoryAttachmentStore

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from lash_store_api import BlobRef, GcReport, SessionCheckpoint, VacuumReport
-from lash_store_api.codec import decode_checkpoint, sha256_of_bytes
+from lash_store_api.backend.codec import decode_checkpoint, sha256_of_bytes
+from lash_store_api.backend.maintenance import mark_retained
+from lash_store_api.backend.validation import check_id
 from lash_store_api.errors import InvalidRequest
-from lash_store_api.maintenance import mark_retained
-from lash_store_api.validation import check_id
 
 from .state import MemoryState
 

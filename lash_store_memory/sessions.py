@@ -35,7 +35,7 @@ from lash_store_api import (
     UnsupportedReadScope,
     VacuumReport,
 )
-from lash_store_api.codec import (
+from lash_store_api.backend.codec import (
     decode_checkpoint,
     decode_config,
     decode_frames,
@@ -46,8 +46,8 @@ from lash_store_api.codec import (
     encode_frames,
     encode_node,
 )
-from lash_store_api.graph import merge_ledger, select_graph
-from lash_store_api.rules import (
+from lash_store_api.backend.graph import merge_ledger, select_graph
+from lash_store_api.backend.rules import (
     BoundHandle,
     check_expected_revision,
     now_ms,
@@ -55,7 +55,7 @@ from lash_store_api.rules import (
     replayed_result,
     seed_meta,
 )
-from lash_store_api.validation import (
+from lash_store_api.backend.validation import (
     check_create_request,
     check_id,
     check_ids,

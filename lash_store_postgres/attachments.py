@@ -12,16 +12,21 @@ from lash_store_api import (
     AttachmentRef,
     AttachmentStorePersistence,
     StoredAttachment,
-    attachment_ref,
 )
-from lash_store_api.codec import (
+from lash_store_api.backend import attachment_ref
+from lash_store_api.backend.codec import (
     decode_attachment_ref,
     decode_record,
     encode_attachment_ref,
     sha256_of_bytes,
 )
-from lash_store_api.rules import check_binding, now_ms
-from lash_store_api.validation import check_attachment_meta, check_id, check_ids, check_intent
+from lash_store_api.backend.rules import check_binding, now_ms
+from lash_store_api.backend.validation import (
+    check_attachment_meta,
+    check_id,
+    check_ids,
+    check_intent,
+)
 
 from .db import Db
 

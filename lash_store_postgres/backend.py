@@ -15,9 +15,8 @@ from lash_store_api import (
     DurabilityTier,
     Facet,
     MigrationReport,
-    StorageBase,
-    redact_url,
 )
+from lash_store_api.backend import StorageBase, redact_url
 
 from .attachments import PostgresAttachmentStore
 from .config import SCHEMES, PgOptions, parse_url, storage_url

@@ -24,7 +24,7 @@ from lash_store_api import (
     SessionNodeRecord,
     UnsupportedOperation,
 )
-from lash_store_api.codec import (
+from lash_store_api.backend.codec import (
     decode_checkpoint,
     decode_record,
     encode_checkpoint,
@@ -32,8 +32,8 @@ from lash_store_api.codec import (
     encode_frames,
     encode_node,
 )
-from lash_store_api.graph import collapse_duplicates
-from lash_store_api.rules import check_expected_revision, now_ms, replayed_result
+from lash_store_api.backend.graph import collapse_duplicates
+from lash_store_api.backend.rules import check_expected_revision, now_ms, replayed_result
 
 from .db import Db
 from .errors import CONTENTION, sqlstate

@@ -14,10 +14,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from lash_store_api import BlobRef, GcReport, SessionCheckpoint, VacuumReport
-from lash_store_api.codec import decode_checkpoint, decode_record, sha256_of_bytes
+from lash_store_api.backend.codec import decode_checkpoint, decode_record, sha256_of_bytes
+from lash_store_api.backend.maintenance import mark_retained
+from lash_store_api.backend.validation import check_id
 from lash_store_api.errors import InvalidRequest
-from lash_store_api.maintenance import mark_retained
-from lash_store_api.validation import check_id
 
 from .db import Db
 

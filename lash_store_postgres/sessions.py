@@ -33,7 +33,7 @@ from lash_store_api import (
     UnsupportedReadScope,
     VacuumReport,
 )
-from lash_store_api.codec import (
+from lash_store_api.backend.codec import (
     decode_checkpoint,
     decode_config,
     decode_frames,
@@ -42,9 +42,9 @@ from lash_store_api.codec import (
     decode_record,
     encode_meta,
 )
-from lash_store_api.graph import merge_ledger, select_graph
-from lash_store_api.rules import BoundHandle, now_rfc3339, seed_meta
-from lash_store_api.validation import (
+from lash_store_api.backend.graph import merge_ledger, select_graph
+from lash_store_api.backend.rules import BoundHandle, now_rfc3339, seed_meta
+from lash_store_api.backend.validation import (
     check_create_request,
     check_id,
     check_ids,

@@ -7,7 +7,7 @@ import os
 import pytest
 from pgserver import url_reachable
 
-from lash_store_api import redact_url
+from lash_store_api.backend import redact_url
 
 #: The server ``make test`` finds first when ``$LASH_STORE_PG_URL`` is unset.
 DEFAULT_PG_URL = "postgresql://127.0.0.1:5432/test"

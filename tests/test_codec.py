@@ -1,4 +1,4 @@
-"""Canonical JSON, refs and record encodings (lash_store_api.codec)."""
+"""Canonical JSON, refs and record encodings (lash_store_api.backend.codec)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import msgpack
 import pytest
 
 import lash_store_api as lash
-from lash_store_api.codec import (
+from lash_store_api.backend.codec import (
     canon,
     decode_checkpoint,
     decode_frames,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import lash_store_api as lash
-from lash_store_api.graph import active_path_ids, merge_ledger, select_graph
+from lash_store_api.backend.graph import active_path_ids, merge_ledger, select_graph
 
 
 def node(node_id: str, parent: str | None = None) -> lash.SessionNodeRecord:

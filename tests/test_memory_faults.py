@@ -6,7 +6,7 @@ import pytest
 
 import lash_store_api as lash
 import lash_store_memory.sessions as memory_sessions
-from lash_store_api.codec import encode_node
+from lash_store_api.backend.codec import encode_node
 
 
 def commit(revision: int | None, *node_ids: str, turn: str | None = None) -> lash.RuntimeCommit:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import lash_store_api as lash
+from lash_store_api.backend.codec import sha256_of_bytes
 from lash_store_api.plugins import plugin_manager, reset_plugins
 from lash_store_memory import MemoryBackend, MemoryStorage
 
@@ -80,4 +81,4 @@ async def test_named_memory_storage_is_shared_while_open() -> None:
     async with await lash.open_storage("memory://shared-test") as first:
         await first.blobs.put(b"x")
         async with await lash.open_storage(first.url) as second:
-            assert await second.blobs.get(lash.sha256_of_bytes(b"x")) == b"x"
+            assert await second.blobs.get(sha256_of_bytes(b"x")) == b"x"

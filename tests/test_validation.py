@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import lash_store_api as lash
-from lash_store_api.validation import MAX_ID_BYTES, check_commit, check_id, check_json
+from lash_store_api.backend.validation import MAX_ID_BYTES, check_commit, check_id, check_json
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,8 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from .errors import RevisionConflict, SessionBindingMismatch, TurnCommitConflict
-from .sessions import (
+from ..errors import RevisionConflict, SessionBindingMismatch, TurnCommitConflict
+from ..sessions import (
     RuntimeCommit,
     RuntimeCommitResult,
     SessionMeta,

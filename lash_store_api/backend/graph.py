@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from .errors import UnsupportedReadScope
-from .sessions import (
+from ..errors import UnsupportedReadScope
+from ..sessions import (
     ActivePath,
     FullGraph,
     SessionGraph,

@@ -10,9 +10,9 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from .attachments import AttachmentCreateMeta, AttachmentIntent
-from .errors import InvalidRequest
-from .sessions import (
+from ..attachments import AttachmentCreateMeta, AttachmentIntent
+from ..errors import InvalidRequest
+from ..sessions import (
     AgentFrameRecord,
     Append,
     HydratedSessionCheckpoint,

@@ -15,10 +15,10 @@ from typing import Any, TypeVar
 
 import msgpack
 
-from .attachments import AttachmentRef
-from .common import JSON, BlobRef
-from .errors import BackendError, UnsupportedRecordSchemaVersion
-from .sessions import (
+from ..attachments import AttachmentRef
+from ..common import JSON, BlobRef
+from ..errors import BackendError, UnsupportedRecordSchemaVersion
+from ..sessions import (
     AgentFrameRecord,
     HydratedSessionCheckpoint,
     PersistedSessionConfig,

@@ -1,0 +1,21 @@
+"""The backend kit: what every backend builds on, ours and third parties' alike.
+
+A backend does I/O and reports what it observed; the kit validates input,
+encodes records, plans each commit and turns the backend's observation into
+the result or the contract's error, in one fixed order. See
+docs/writing-a-backend.md.
+
+- :mod:`.validation`: one input validator (``InvalidRequest`` naming the field).
+- :mod:`.codec`: canonical JSON, SHA-256 refs, the stored byte encodings.
+- :mod:`.graph`: read-scope selection, the token ledger merge.
+- :mod:`.rules`: the session binding and the commit checks.
+- :mod:`.maintenance`: the GC mark phase.
+"""
+
+from __future__ import annotations
+
+from ..attachments import attachment_ref
+from ..common import redact_url
+from ..storage import StorageBase
+
+__all__ = ["StorageBase", "attachment_ref", "redact_url"]
