@@ -32,18 +32,21 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from psycopg.rows import class_row
+
 import lash_store_api as lash
 from bench.workload import build_commit, make_turns
+from lash_store_api.backend.sessions import build_read
 from lash_store_postgres.backend import PostgresStorage
-from lash_store_postgres.sessions import _LOAD_HEAD, _LOAD_NODES, _read
+from lash_store_postgres.sessions import _LOAD_HEAD, _LOAD_NODES, HeadRow
 
 _FLOOR_SELECT = "SELECT data FROM {s}.nodes WHERE session_id = %s ORDER BY rev, ord"
 
 
-async def _rows(storage: PostgresStorage, sid: str) -> tuple[Any, list[Any]]:
+async def _rows(storage: PostgresStorage, sid: str) -> tuple[HeadRow | None, list[Any]]:
     db = storage._db  # the bench looks inside on purpose: it splits one public call
     async with db.pipelined("bench read", session_id=sid, snapshot=True) as conn:
-        head_cur = conn.cursor(binary=True)
+        head_cur = conn.cursor(binary=True, row_factory=class_row(HeadRow))
         await head_cur.execute(db.q(_LOAD_HEAD), (sid,))
         nodes_cur = conn.cursor(binary=True)
         await nodes_cur.execute(db.q(_LOAD_NODES), (sid,))
@@ -76,9 +79,10 @@ async def measure(url: str, turns: int, runs: int, reads: int) -> dict[str, floa
         for turn in make_turns(turns):
             await handle.commit_runtime_state(build_commit(sid, turn))
         head, rows = await _rows(storage, sid)
+        assert head is not None
 
         async def decode() -> object:
-            return _read(sid, head, rows, lash.FullGraph())
+            return build_read(sid, head.rows(rows), lash.FullGraph())
 
         parts: dict[str, Callable[[], Awaitable[object]]] = {
             "load_session": lambda: handle.load_session(lash.FullGraph()),

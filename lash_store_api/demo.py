@@ -19,8 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from . import cli_render as render
+from .backend.clock import now_rfc3339
 from .backend.codec import sha256_hex
-from .backend.rules import now_rfc3339
 from .common import JSON, DurabilityTier
 from .errors import RevisionConflict
 from .sessions import (

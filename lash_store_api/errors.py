@@ -56,14 +56,29 @@ class ConflictError(StoreError):
 
 
 class RevisionConflict(ConflictError):
-    """The head moved: ``expected`` is what the commit assumed, ``actual`` what is stored."""
+    """The head moved: ``expected`` is what the commit assumed, ``actual`` what is stored.
 
-    def __init__(self, expected: int | None, actual: int, *, session_id: str | None = None):
+    ``reason`` says why when the head did not visibly move: another writer held
+    it longer than the backend waits (a lock timeout, a deadlock).
+    """
+
+    def __init__(
+        self,
+        expected: int | None,
+        actual: int,
+        *,
+        session_id: str | None = None,
+        reason: str | None = None,
+    ):
         self.expected = expected
         self.actual = actual
         self.session_id = session_id
+        self.reason = reason
         where = f" for session {session_id!r}" if session_id is not None else ""
-        super().__init__(f"head revision conflict{where}: expected {expected}, actual {actual}")
+        why = f" ({reason})" if reason else ""
+        super().__init__(
+            f"head revision conflict{where}: expected {expected}, actual {actual}{why}"
+        )
 
 
 class TurnCommitConflict(ConflictError):

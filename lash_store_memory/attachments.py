@@ -7,103 +7,86 @@ import dataclasses
 from collections.abc import Sequence
 
 from lash_store_api import (
-    AttachmentCreateMeta,
     AttachmentIntent,
     AttachmentManifestEntry,
-    AttachmentNotFound,
     AttachmentRef,
     AttachmentStorePersistence,
     StoredAttachment,
 )
-from lash_store_api.backend import attachment_ref
-from lash_store_api.backend.codec import sha256_of_bytes
-from lash_store_api.backend.rules import check_binding, now_ms
-from lash_store_api.backend.validation import (
-    check_attachment_meta,
-    check_id,
-    check_ids,
-    check_intent,
-)
+from lash_store_api.backend.attachments import AttachmentStoreBase
+from lash_store_api.backend.clock import now_ms
 
 from .state import MemoryState
 
 
-def record_intent(state: MemoryState, bound: str | None, intent: AttachmentIntent) -> None:
-    check_intent(intent)
-    check_binding(bound, intent.session_id)
-    previous = state.manifest.get(intent.attachment_id)
-    state.manifest[intent.attachment_id] = AttachmentManifestEntry(
-        attachment_id=intent.attachment_id,
-        session_id=intent.session_id,
-        canonical_uri=intent.canonical_uri,
-        intent_at_epoch_ms=intent.intent_at_epoch_ms,
-        committed_at_epoch_ms=None if previous is None else previous.committed_at_epoch_ms,
-    )
-
-
-def stamp_committed(
-    state: MemoryState, session_id: str, attachment_ids: Sequence[str], at_ms: int
-) -> None:
-    """Stamp rows the session owns; a stamped row keeps its first time."""
-    for attachment_id in attachment_ids:
-        entry = state.manifest.get(attachment_id)
-        if (
-            entry is not None
-            and entry.session_id == session_id
-            and entry.committed_at_epoch_ms is None
-        ):
-            state.manifest[attachment_id] = dataclasses.replace(entry, committed_at_epoch_ms=at_ms)
-
-
-def commit_refs(
-    state: MemoryState, bound: str | None, session_id: str, attachment_ids: Sequence[str]
-) -> None:
-    check_id("session_id", session_id)
-    ids = check_ids("attachment_ids", attachment_ids)
-    check_binding(bound, session_id)
-    stamp_committed(state, session_id, ids, now_ms())
-
-
-def list_uncommitted(
-    state: MemoryState, bound: str | None, older_than_epoch_ms: int
-) -> list[AttachmentManifestEntry]:
-    return sorted(
-        (
-            e
-            for e in state.manifest.values()
-            if e.session_id == bound
-            and e.committed_at_epoch_ms is None
-            and e.intent_at_epoch_ms <= older_than_epoch_ms
-        ),
-        key=lambda e: e.attachment_id,
-    )
-
-
-def forget(state: MemoryState, bound: str | None, attachment_id: str) -> None:
-    check_id("attachment_id", attachment_id)
-    entry = state.manifest.get(attachment_id)
-    if entry is not None and entry.session_id == bound:
-        del state.manifest[attachment_id]
-
-
-class MemoryAttachmentStore:
-    """Attachment bytes, content-addressed; they live as long as the storage."""
+class MemoryManifest:
+    """The write-ahead manifest (``ManifestIO``) over the state's manifest table."""
 
     def __init__(self, state: MemoryState) -> None:
         self._state = state
 
-    def persistence(self) -> AttachmentStorePersistence:
-        return AttachmentStorePersistence.EPHEMERAL
+    async def record_intent(self, intent: AttachmentIntent) -> None:
+        previous = self._state.manifest.get(intent.attachment_id)
+        self._state.manifest[intent.attachment_id] = AttachmentManifestEntry(
+            attachment_id=intent.attachment_id,
+            session_id=intent.session_id,
+            canonical_uri=intent.canonical_uri,
+            intent_at_epoch_ms=intent.intent_at_epoch_ms,
+            committed_at_epoch_ms=None if previous is None else previous.committed_at_epoch_ms,
+        )
 
-    async def put(self, data: bytes, meta: AttachmentCreateMeta) -> AttachmentRef:
-        check_attachment_meta(data, meta)
-        ref = copy.deepcopy(attachment_ref(sha256_of_bytes(data), data, meta))
-        self._state.attachments[ref.id] = StoredAttachment(ref, bytes(data))
-        return copy.deepcopy(ref)
+    async def stamp_committed(
+        self, session_id: str, attachment_ids: Sequence[str], at_ms: int
+    ) -> None:
+        self._stamp(session_id, attachment_ids, at_ms)
 
-    async def get(self, attachment_id: str) -> StoredAttachment:
-        check_id("attachment_id", attachment_id)
-        stored = self._state.attachments.get(attachment_id)
-        if stored is None:
-            raise AttachmentNotFound(attachment_id)
-        return copy.deepcopy(stored)
+    def stamp_now(self, session_id: str, attachment_ids: Sequence[str]) -> None:
+        """Stamp inside a commit, which must not await."""
+        if attachment_ids:
+            self._stamp(session_id, attachment_ids, now_ms())
+
+    def _stamp(self, session_id: str, attachment_ids: Sequence[str], at_ms: int) -> None:
+        manifest = self._state.manifest
+        for attachment_id in attachment_ids:
+            entry = manifest.get(attachment_id)
+            # A stamped row keeps its first time.
+            if (
+                entry is not None
+                and entry.session_id == session_id
+                and entry.committed_at_epoch_ms is None
+            ):
+                manifest[attachment_id] = dataclasses.replace(entry, committed_at_epoch_ms=at_ms)
+
+    async def list_uncommitted(
+        self, session_id: str, older_than_epoch_ms: int
+    ) -> list[AttachmentManifestEntry]:
+        return sorted(
+            (
+                e
+                for e in self._state.manifest.values()
+                if e.session_id == session_id
+                and e.committed_at_epoch_ms is None
+                and e.intent_at_epoch_ms <= older_than_epoch_ms
+            ),
+            key=lambda e: e.attachment_id,
+        )
+
+    async def forget(self, session_id: str, attachment_id: str) -> None:
+        entry = self._state.manifest.get(attachment_id)
+        if entry is not None and entry.session_id == session_id:
+            del self._state.manifest[attachment_id]
+
+
+class MemoryAttachmentStore(AttachmentStoreBase):
+    """Attachment bytes, content-addressed; they live as long as the storage."""
+
+    persistence_kind = AttachmentStorePersistence.EPHEMERAL
+
+    def __init__(self, state: MemoryState) -> None:
+        self._state = state
+
+    async def _store(self, ref: AttachmentRef, data: bytes) -> None:
+        self._state.attachments[ref.id] = StoredAttachment(copy.deepcopy(ref), data)
+
+    async def _load(self, attachment_id: str) -> StoredAttachment | None:
+        return copy.deepcopy(self._state.attachments.get(attachment_id))

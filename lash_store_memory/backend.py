@@ -29,8 +29,8 @@ class MemoryStorage(StorageBase):
 
     def __init__(self, state: MemoryState) -> None:
         self._state = state
-        self._sessions = MemorySessionFactory(state)
         self._maintenance = MemoryMaintenance(state)
+        self._sessions = MemorySessionFactory(state, self._maintenance)
         self._blobs = MemoryBlobStore(state)
         self._attachments = MemoryAttachmentStore(state)
 
@@ -43,7 +43,7 @@ class MemoryStorage(StorageBase):
         return CAPABILITIES
 
     def session(self, session_id: str | None = None) -> MemorySessionHandle:
-        return MemorySessionHandle(self._state, session_id)
+        return MemorySessionHandle(self._state, session_id, self._maintenance)
 
     @property
     def sessions(self) -> MemorySessionFactory:

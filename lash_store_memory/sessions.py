@@ -1,255 +1,154 @@
-"""Session facet in memory: the runtime commit, reads, metadata and the factory.
+"""Session facet in memory: the commit's writes, reads, metadata and the factory's I/O.
 
-Every method does its checks and then its writes without awaiting in
-between, so under asyncio a commit is atomic: checks raise before anything is
-written, and the write phase cannot fail.
+Every method looks and then writes without awaiting in between, so under
+asyncio a commit is atomic: it writes all of its plan or nothing.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from collections.abc import Sequence
 
-from lash_store_api import (
-    ActivePath,
-    Append,
-    AttachmentIntent,
-    AttachmentManifestEntry,
-    BackendError,
-    DurabilityTier,
-    FullGraph,
-    GcReport,
-    ModelUsage,
-    PersistedSessionRead,
-    ReplaceFull,
-    RuntimeCommit,
-    RuntimeCommitResult,
-    SessionMeta,
-    SessionNodeRecord,
-    SessionReadScope,
-    SessionStoreCreateRequest,
-    SessionSummary,
-    TokenUsage,
-    UnsupportedOperation,
-    UnsupportedReadScope,
-    VacuumReport,
-)
-from lash_store_api.backend.codec import (
-    decode_checkpoint,
-    decode_config,
-    decode_frames,
-    decode_node,
-    decode_record,
-    encode_checkpoint,
-    encode_config,
-    encode_frames,
-    encode_node,
-)
-from lash_store_api.backend.graph import merge_ledger, select_graph
-from lash_store_api.backend.rules import (
-    BoundHandle,
-    check_expected_revision,
-    now_ms,
-    now_rfc3339,
-    replayed_result,
-    seed_meta,
-)
-from lash_store_api.backend.validation import (
-    check_create_request,
-    check_id,
-    check_ids,
-    check_meta,
+from lash_store_api import DurabilityTier, Maintenance, ModelUsage, SessionSummary, TokenUsage
+from lash_store_api.backend.commit import CommitObservation, CommitPlan, stored_stamp
+from lash_store_api.backend.graph import merge_ledger
+from lash_store_api.backend.sessions import (
+    SessionFactoryBase,
+    SessionHandleBase,
+    SessionRows,
+    StoredHead,
 )
 
-from . import attachments, maintenance
-from .state import HeadRow, MemoryState, NodeRow, SessionNodes
+from .attachments import MemoryManifest
+from .state import HeadRow, MemoryState, NodeRow, SessionNodes, StampRow
 
 TIER = DurabilityTier.INLINE
 
 
-class MemorySessionHandle(BoundHandle):
+class MemorySessionHandle(SessionHandleBase):
     """A handle on one session of a :class:`MemoryState`."""
 
-    def __init__(self, state: MemoryState, session_id: str | None) -> None:
-        super().__init__(session_id)
+    tier = TIER
+
+    def __init__(self, state: MemoryState, session_id: str | None, maintenance: Maintenance):
+        super().__init__(session_id, manifest=MemoryManifest(state), maintenance=maintenance)
         self._state = state
 
-    def durability_tier(self) -> DurabilityTier:
-        return TIER
-
-    async def commit_runtime_state(self, commit: RuntimeCommit) -> RuntimeCommitResult:
-        sid = self._accept_commit(commit)
+    async def _write_commit(self, plan: CommitPlan) -> CommitObservation:
         state = self._state
-        stamp = commit.turn_commit
-        stamp_key = None if stamp is None else (sid, stamp.turn_id)
-        replay = replayed_result(commit, None if stamp_key is None else state.stamps.get(stamp_key))
-        if replay is not None:
-            return copy.deepcopy(replay)
+        sid = plan.session_id
         head = state.heads.get(sid)
-        actual = 0 if head is None else head.head_revision
-        check_expected_revision(sid, commit.expected_head_revision, actual)
-        if commit.completed_queue_claims:
-            raise UnsupportedOperation(
-                "the memory backend does not serve queued_work: "
-                "completed_queue_claims must be empty"
+        actual = 0 if head is None else head.head.head_revision
+        stamp = None if plan.turn_id is None else state.stamps.get((sid, plan.turn_id))
+        if stamp is not None:
+            found = stored_stamp(
+                sid,
+                stamp.turn_commit_hash,
+                stamp.head_revision,
+                stamp.checkpoint_ref,
+                state.blobs.get(stamp.checkpoint_ref),
             )
-        # Encode everything before the first write, so a failure writes nothing.
-        ref, envelope = encode_checkpoint(commit.checkpoint)
-        delta = commit.graph
-        new_nodes: Sequence[SessionNodeRecord] = ()
-        if isinstance(delta, Append):
-            new_nodes = delta.nodes
-        elif isinstance(delta, ReplaceFull):
-            new_nodes = delta.graph.nodes
-        encoded = [(n.node_id, NodeRow(n.parent_node_id, encode_node(n))) for n in new_nodes]
-        config = encode_config(commit.config)
-        frames = encode_frames(commit.agent_frames)
-        result = RuntimeCommitResult(actual + 1, ref, commit.checkpoint.manifest())
+            return CommitObservation(False, actual, found)
+        if not plan.applies(actual, stamp_stored=False):
+            return CommitObservation(False, actual)
 
-        # --- write phase: nothing below raises ---
-        state.blobs.setdefault(ref, envelope)
-        if commit.usage_deltas:
-            state.usage.setdefault(sid, []).extend(commit.usage_deltas)
+        state.blobs.setdefault(plan.checkpoint_ref, plan.checkpoint)
+        if plan.usage_deltas:
+            state.usage.setdefault(sid, []).extend(plan.usage_deltas)
         nodes = state.nodes.setdefault(sid, SessionNodes())
-        if isinstance(delta, ReplaceFull):
+        if plan.replace:
             nodes.rows = {}
             nodes.live_count = 0
-        for node_id, row in encoded:
-            previous = nodes.rows.get(node_id)
+        for node in plan.nodes:
+            previous = nodes.rows.get(node.node_id)
             if previous is None or previous.tombstoned:
                 nodes.live_count += 1
-            nodes.rows[node_id] = row
-        leaf = delta.graph.leaf_node_id if isinstance(delta, ReplaceFull) else delta.leaf_node_id
+            nodes.rows[node.node_id] = NodeRow(node.parent_node_id, node.data)
         state.heads[sid] = HeadRow(
-            head_revision=actual + 1,
-            config=config,
-            agent_frames=frames,
-            current_agent_frame_id=commit.current_agent_frame_id,
-            checkpoint_ref=ref,
-            leaf_node_id=leaf,
+            head=StoredHead(
+                head_revision=plan.revision,
+                config=plan.config,
+                agent_frames=plan.agent_frames,
+                current_agent_frame_id=plan.current_agent_frame_id,
+                checkpoint_ref=plan.checkpoint_ref,
+                leaf_node_id=plan.leaf_node_id,
+            ),
             graph_node_count=nodes.live_count,
         )
-        attachments.stamp_committed(state, sid, commit.committed_attachment_ids, now_ms())
-        if stamp is not None and stamp_key is not None:
-            state.stamps[stamp_key] = (stamp.turn_commit_hash, result)
-        return copy.deepcopy(result)
+        MemoryManifest(state).stamp_now(sid, plan.committed_attachment_ids)
+        if plan.turn_id is not None and plan.turn_commit_hash is not None:
+            state.stamps[(sid, plan.turn_id)] = StampRow(
+                plan.turn_commit_hash, plan.revision, plan.checkpoint_ref
+            )
+        return CommitObservation(True, actual)
 
-    async def load_session(self, scope: SessionReadScope) -> PersistedSessionRead | None:
-        if not isinstance(scope, FullGraph | ActivePath):
-            raise UnsupportedReadScope(scope)
-        sid = self._bound
-        head = None if sid is None else self._state.heads.get(sid)
-        if sid is None or head is None:
+    async def _read_session(self, sid: str) -> SessionRows | None:
+        row = self._state.heads.get(sid)
+        if row is None:
             return None
-        rows = self._state.nodes.get(sid)
+        nodes = self._state.nodes.get(sid)
         live = (
             []
-            if rows is None
-            else [decode_node(r.data) for r in rows.rows.values() if not r.tombstoned]
+            if nodes is None
+            else [(i, r.data) for i, r in nodes.rows.items() if not r.tombstoned]
         )
-        envelope = self._state.blobs.get(head.checkpoint_ref)
-        if envelope is None:
-            raise BackendError(
-                "checkpoint blob is missing", session_id=sid, record=head.checkpoint_ref
-            )
-        checkpoint = decode_record(
-            decode_checkpoint, envelope, session_id=sid, record=head.checkpoint_ref
-        )
-        return PersistedSessionRead(
-            session_id=sid,
-            head_revision=head.head_revision,
-            config=decode_config(head.config),
-            agent_frames=decode_frames(head.agent_frames),
-            current_agent_frame_id=head.current_agent_frame_id,
-            graph=select_graph(live, head.leaf_node_id, scope),
-            checkpoint_ref=head.checkpoint_ref,
-            checkpoint=checkpoint,
-            token_ledger=merge_ledger(self._state.usage.get(sid, ())),
+        return SessionRows(
+            head=row.head,
+            checkpoint=self._state.blobs.get(row.head.checkpoint_ref),
+            nodes=live,
+            usage=list(self._state.usage.get(sid, ())),
         )
 
-    async def load_node(self, node_id: str) -> SessionNodeRecord | None:
-        check_id("node_id", node_id)
-        rows = None if self._bound is None else self._state.nodes.get(self._bound)
-        row = None if rows is None else rows.rows.get(node_id)
-        return None if row is None or row.tombstoned else decode_node(row.data)
+    async def _read_node(self, sid: str, node_id: str) -> bytes | None:
+        nodes = self._state.nodes.get(sid)
+        row = None if nodes is None else nodes.rows.get(node_id)
+        return None if row is None or row.tombstoned else row.data
 
-    async def save_session_meta(self, meta: SessionMeta) -> None:
-        check_meta(meta)
-        self._state.meta[meta.session_id] = copy.deepcopy(meta)
+    async def _write_meta(self, sid: str, meta: str) -> None:
+        self._state.meta[sid] = meta
 
-    async def load_session_meta(self) -> SessionMeta | None:
-        meta = None if self._bound is None else self._state.meta.get(self._bound)
-        return copy.deepcopy(meta)
+    async def _read_meta(self, sid: str) -> str | None:
+        return self._state.meta.get(sid)
 
-    async def tombstone_nodes(self, node_ids: Sequence[str]) -> None:
-        ids = check_ids("node_ids", node_ids)
-        sid = self._bound
-        rows = None if sid is None else self._state.nodes.get(sid)
-        if sid is None or rows is None:
+    async def _tombstone(self, sid: str, node_ids: Sequence[str]) -> None:
+        nodes = self._state.nodes.get(sid)
+        if nodes is None:
             return
-        for node_id in ids:
-            row = rows.rows.get(node_id)
+        for node_id in node_ids:
+            row = nodes.rows.get(node_id)
             if row is not None and not row.tombstoned:
                 row.tombstoned = True
-                rows.live_count -= 1
+                nodes.live_count -= 1
         head = self._state.heads.get(sid)
         if head is not None:  # the head's count follows tombstones at once
-            self._state.heads[sid] = dataclasses.replace(head, graph_node_count=rows.live_count)
-
-    async def vacuum(self) -> VacuumReport:
-        if self._bound is None:
-            return VacuumReport()
-        return VacuumReport(maintenance.vacuum_session(self._state, self._bound))
-
-    async def gc_unreachable(self) -> GcReport:
-        return maintenance.collect(self._state)
-
-    async def record_intent(self, intent: AttachmentIntent) -> None:
-        attachments.record_intent(self._state, self._bound, intent)
-
-    async def commit_refs(self, session_id: str, attachment_ids: Sequence[str]) -> None:
-        attachments.commit_refs(self._state, self._bound, session_id, attachment_ids)
-
-    async def list_uncommitted(self, older_than_epoch_ms: int) -> list[AttachmentManifestEntry]:
-        return attachments.list_uncommitted(self._state, self._bound, older_than_epoch_ms)
-
-    async def forget(self, attachment_id: str) -> None:
-        attachments.forget(self._state, self._bound, attachment_id)
+            self._state.heads[sid] = dataclasses.replace(head, graph_node_count=nodes.live_count)
 
 
-class MemorySessionFactory:
-    def __init__(self, state: MemoryState) -> None:
+class MemorySessionFactory(SessionFactoryBase):
+    tier = TIER
+
+    def __init__(self, state: MemoryState, maintenance: Maintenance) -> None:
         self._state = state
+        self._maintenance = maintenance
 
-    def durability_tier(self) -> DurabilityTier:
-        return TIER
+    def _handle(self, sid: str) -> MemorySessionHandle:
+        return MemorySessionHandle(self._state, sid, self._maintenance)
 
-    async def create_store(self, request: SessionStoreCreateRequest) -> MemorySessionHandle:
-        check_create_request(request)
-        if request.session_id not in self._state.meta:
-            self._state.meta[request.session_id] = copy.deepcopy(seed_meta(request, now_rfc3339()))
-        return MemorySessionHandle(self._state, request.session_id)
+    async def _seed_meta(self, sid: str, meta: str) -> None:
+        self._state.meta.setdefault(sid, meta)
 
-    async def open_existing_store(
-        self, request: SessionStoreCreateRequest
-    ) -> MemorySessionHandle | None:
-        check_id("request.session_id", request.session_id)
-        sid = request.session_id
-        if sid in self._state.meta or sid in self._state.heads:
-            return MemorySessionHandle(self._state, sid)
-        return None
+    async def _exists(self, sid: str) -> bool:
+        return sid in self._state.meta or sid in self._state.heads
 
-    async def delete_session(self, session_id: str) -> None:
-        check_id("session_id", session_id)
+    async def _delete(self, sid: str) -> None:
         state = self._state
-        state.heads.pop(session_id, None)
-        state.nodes.pop(session_id, None)
-        state.usage.pop(session_id, None)
-        state.meta.pop(session_id, None)
-        for stamp_key in [k for k in state.stamps if k[0] == session_id]:
+        state.heads.pop(sid, None)
+        state.nodes.pop(sid, None)
+        state.usage.pop(sid, None)
+        state.meta.pop(sid, None)
+        for stamp_key in [k for k in state.stamps if k[0] == sid]:
             del state.stamps[stamp_key]
-        for attachment_id in [k for k, e in state.manifest.items() if e.session_id == session_id]:
+        for attachment_id in [k for k, e in state.manifest.items() if e.session_id == sid]:
             del state.manifest[attachment_id]
 
     async def list_sessions(self) -> list[SessionSummary]:
@@ -261,7 +160,7 @@ class MemorySessionFactory:
             summaries.append(
                 SessionSummary(
                     session_id=sid,
-                    head_revision=0 if head is None else head.head_revision,
+                    head_revision=0 if head is None else head.head.head_revision,
                     node_count=0 if head is None else head.graph_node_count,
                     total_tokens=sum(e.usage.total() for e in ledger),
                 )

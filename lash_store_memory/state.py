@@ -12,13 +12,8 @@ import uuid
 import weakref
 from dataclasses import dataclass, field
 
-from lash_store_api import (
-    AttachmentManifestEntry,
-    RuntimeCommitResult,
-    SessionMeta,
-    StoredAttachment,
-    TokenLedgerEntry,
-)
+from lash_store_api import AttachmentManifestEntry, StoredAttachment, TokenLedgerEntry
+from lash_store_api.backend.sessions import StoredHead
 
 
 @dataclass(slots=True)
@@ -38,13 +33,17 @@ class SessionNodes:
 
 @dataclass(frozen=True, slots=True)
 class HeadRow:
-    head_revision: int
-    config: str
-    agent_frames: bytes
-    current_agent_frame_id: str
-    checkpoint_ref: str
-    leaf_node_id: str | None
+    head: StoredHead
     graph_node_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class StampRow:
+    """A stamped turn; its result's manifest is read from the checkpoint blob."""
+
+    turn_commit_hash: str
+    head_revision: int
+    checkpoint_ref: str
 
 
 @dataclass(slots=True, weakref_slot=True)
@@ -56,8 +55,9 @@ class MemoryState:
     heads: dict[str, HeadRow] = field(default_factory=dict)
     nodes: dict[str, SessionNodes] = field(default_factory=dict)
     usage: dict[str, list[TokenLedgerEntry]] = field(default_factory=dict)
-    stamps: dict[tuple[str, str], tuple[str, RuntimeCommitResult]] = field(default_factory=dict)
-    meta: dict[str, SessionMeta] = field(default_factory=dict)
+    stamps: dict[tuple[str, str], StampRow] = field(default_factory=dict)
+    #: Encoded session metadata by session id.
+    meta: dict[str, str] = field(default_factory=dict)
     manifest: dict[str, AttachmentManifestEntry] = field(default_factory=dict)
     attachments: dict[str, StoredAttachment] = field(default_factory=dict)
 

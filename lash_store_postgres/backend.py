@@ -52,8 +52,8 @@ class PostgresStorage(StorageBase):
     def __init__(self, db: Db, conninfo: str) -> None:
         self._db = db
         self._conninfo = conninfo
-        self._sessions = PostgresSessionFactory(db)
         self._maintenance = PostgresMaintenance(db)
+        self._sessions = PostgresSessionFactory(db, self._maintenance)
         self._blobs = PostgresBlobStore(db)
         self._attachments = PostgresAttachmentStore(db)
 
@@ -79,7 +79,7 @@ class PostgresStorage(StorageBase):
         return self._db.pool.get_stats()
 
     def session(self, session_id: str | None = None) -> PostgresSessionHandle:
-        return PostgresSessionHandle(self._db, session_id)
+        return PostgresSessionHandle(self._db, session_id, self._maintenance)
 
     @property
     def sessions(self) -> PostgresSessionFactory:

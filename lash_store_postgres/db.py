@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, LiteralString
 
+import psycopg
 from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
 
@@ -62,11 +63,19 @@ class Db:
 
     @asynccontextmanager
     async def connection(
-        self, action: str, *, session_id: str | None = None, record: str | None = None
+        self,
+        action: str,
+        *,
+        session_id: str | None = None,
+        record: str | None = None,
+        passthrough: tuple[type[psycopg.Error], ...] = (),
     ) -> AsyncIterator[Conn]:
-        """A pooled connection; any driver error in the block becomes ``BackendError``."""
+        """A pooled connection; a driver error in the block becomes ``BackendError``.
+
+        Errors of the ``passthrough`` classes reach the caller as they are.
+        """
         try:
-            with wrapped(action, session_id=session_id, record=record):
+            with wrapped(action, session_id=session_id, record=record, passthrough=passthrough):
                 async with self.pool.connection() as conn:
                     yield conn
         except BackendError as exc:
@@ -82,6 +91,7 @@ class Db:
         session_id: str | None = None,
         record: str | None = None,
         snapshot: bool = False,
+        passthrough: tuple[type[psycopg.Error], ...] = (),
     ) -> AsyncIterator[Conn]:
         """Statements queued in the block run as one transaction, in one round trip.
 
@@ -93,7 +103,9 @@ class Db:
         REPEATABLE READ transaction, still in the same round trip).
         """
         async with (
-            self.connection(action, session_id=session_id, record=record) as conn,
+            self.connection(
+                action, session_id=session_id, record=record, passthrough=passthrough
+            ) as conn,
             conn.pipeline(),
         ):
             if snapshot:

@@ -9,18 +9,10 @@ import psycopg
 
 from lash_store_api.errors import BackendError, StoreError
 
-#: SQLSTATEs that mean "another writer holds or changed the head": serialization
-#: failure, deadlock, lock not available (lock_timeout).
-CONTENTION = frozenset({"40001", "40P01", "55P03"})
-
-
-def sqlstate(exc: BaseException) -> str | None:
-    return exc.sqlstate if isinstance(exc, psycopg.Error) else None
-
 
 def connection_lost(exc: BaseException) -> bool:
     """True when the failure is the connection's, not the statement's."""
-    return isinstance(exc, psycopg.OperationalError) and sqlstate(exc) is None
+    return isinstance(exc, psycopg.OperationalError) and exc.sqlstate is None
 
 
 def describe(exc: psycopg.Error) -> str:
@@ -31,15 +23,22 @@ def describe(exc: psycopg.Error) -> str:
 
 @contextmanager
 def wrapped(
-    action: str, *, session_id: str | None = None, record: str | None = None
+    action: str,
+    *,
+    session_id: str | None = None,
+    record: str | None = None,
+    passthrough: tuple[type[psycopg.Error], ...] = (),
 ) -> Iterator[None]:
     """Re-raise any psycopg error inside the block as :class:`BackendError`.
 
-    Lash errors raised inside pass through unchanged.
+    Lash errors, and the psycopg errors in ``passthrough`` (which the caller
+    handles), pass through unchanged.
     """
     try:
         yield
     except StoreError:
+        raise
+    except passthrough:
         raise
     except psycopg.Error as exc:
         raise BackendError(

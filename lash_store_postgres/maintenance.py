@@ -2,7 +2,7 @@
 
 GC marks without blocking anyone, then sweeps in a short transaction that
 holds the GC advisory lock exclusively. Every commit holds that lock shared
-for its whole transaction (``commit_turn``, migrations/0002), so the sweep
+for its whole transaction (``commit_turn``, repeatable/commit_turn.sql), so the sweep
 waits for commits in flight and re-reads the roots after they are visible: a
 blob a commit in flight references is never deleted, and commits wait only
 for the sweep.
@@ -13,11 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from lash_store_api import BlobRef, GcReport, SessionCheckpoint, VacuumReport
-from lash_store_api.backend.codec import decode_checkpoint, decode_record, sha256_of_bytes
-from lash_store_api.backend.maintenance import mark_retained
-from lash_store_api.backend.validation import check_id
-from lash_store_api.errors import InvalidRequest
+from lash_store_api import BlobRef, GcReport, SessionCheckpoint
+from lash_store_api.backend.codec import decode_checkpoint, decode_record
+from lash_store_api.backend.maintenance import BlobStoreBase, MaintenanceBase, mark_retained
 
 from .db import Db
 
@@ -38,12 +36,6 @@ _SWEEP = "DELETE FROM {s}.blobs WHERE ref = ANY(%s::text[])"
 
 _PUT_BLOB = "INSERT INTO {s}.blobs (ref, data) VALUES (%s, %s) ON CONFLICT (ref) DO NOTHING"
 _GET_BLOB = "SELECT data FROM {s}.blobs WHERE ref = %s"
-
-
-async def vacuum_session(db: Db, session_id: str) -> int:
-    async with db.pipelined("vacuuming tombstoned nodes", session_id=session_id) as conn:
-        cur = await conn.execute(db.q(_VACUUM_SESSION), (session_id,))
-    return cur.rowcount
 
 
 def _decode_manifests(rows: Iterable[tuple[Any, ...]]) -> dict[BlobRef, SessionCheckpoint]:
@@ -79,37 +71,33 @@ async def collect(db: Db) -> GcReport:
     return GcReport(root_count, len(retained), 0 if sweep is None else sweep.rowcount)
 
 
-class PostgresMaintenance:
+class PostgresMaintenance(MaintenanceBase):
     def __init__(self, db: Db) -> None:
         self._db = db
 
-    async def vacuum(self, session_id: str | None = None) -> VacuumReport:
-        if session_id is not None:
-            return VacuumReport(await vacuum_session(self._db, check_id("session_id", session_id)))
+    async def _vacuum(self, session_id: str | None) -> int:
         db = self._db
-        async with db.pipelined("vacuuming tombstoned nodes") as conn:
-            cur = await conn.execute(db.q(_VACUUM_ALL))
-        return VacuumReport(cur.rowcount)
+        async with db.pipelined("vacuuming tombstoned nodes", session_id=session_id) as conn:
+            if session_id is None:
+                cur = await conn.execute(db.q(_VACUUM_ALL))
+            else:
+                cur = await conn.execute(db.q(_VACUUM_SESSION), (session_id,))
+        return cur.rowcount
 
     async def gc_unreachable(self) -> GcReport:
         return await collect(self._db)
 
 
-class PostgresBlobStore:
+class PostgresBlobStore(BlobStoreBase):
     def __init__(self, db: Db) -> None:
         self._db = db
 
-    async def put(self, data: bytes) -> BlobRef:
-        if not isinstance(data, bytes):
-            raise InvalidRequest("data", f"must be bytes, got {type(data).__name__}")
-        ref = sha256_of_bytes(data)
+    async def _put(self, ref: BlobRef, data: bytes) -> None:
         db = self._db
         async with db.pipelined("storing a blob", record=ref) as conn:
             await conn.execute(db.q(_PUT_BLOB), (ref, data))
-        return ref
 
-    async def get(self, ref: BlobRef) -> bytes | None:
-        check_id("ref", ref)
+    async def _get(self, ref: BlobRef) -> bytes | None:
         db = self._db
         async with db.pipelined("loading a blob", record=ref) as conn:
             cur = await conn.execute(db.q(_GET_BLOB), (ref,))

@@ -1,12 +1,16 @@
-"""Numbered, checksummed schema migrations, applied under an advisory lock.
+"""Checksummed schema migrations, applied under an advisory lock.
 
-Each ``migrations/NNNN_name.sql`` file runs once per schema, inside one
-transaction that holds ``pg_advisory_xact_lock`` for that schema, so any
+Each numbered ``migrations/NNNN_name.sql`` file runs once per schema, inside
+one transaction that holds ``pg_advisory_xact_lock`` for that schema, so any
 number of processes may migrate at once: the first applies, the others wait
 and then find nothing to do. Each applied file is recorded with the SHA-256 of
 its text. A database that records a version this code does not know, or a
 checksum that differs from the file's, is refused with
 ``DatabaseSchemaMismatch`` rather than guessed at.
+
+Each ``repeatable/name.sql`` file (functions, ``CREATE OR REPLACE``) runs
+after the numbered ones whenever its checksum differs from the one recorded,
+in the same transaction.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from lash_store_api import MigrationReport
 from lash_store_api.errors import DatabaseSchemaMismatch
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_REPEATABLE = re.compile(r"^([a-z0-9_]+)\.sql$")
 TABLE = "lash_migrations"
+REPEATABLE_TABLE = "lash_repeatables"
 
 
 def lock_key(namespace: str, schema: str) -> tuple[int, int]:
@@ -64,6 +70,31 @@ def known_migrations() -> list[Migration]:
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class Repeatable:
+    name: str
+    text: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+    @property
+    def filename(self) -> str:
+        return f"repeatable/{self.name}.sql"
+
+
+def known_repeatables() -> list[Repeatable]:
+    """The repeatable scripts shipped with this code, by name."""
+    folder = resources.files("lash_store_postgres").joinpath("repeatable")
+    found = []
+    for entry in folder.iterdir():
+        match = _REPEATABLE.match(entry.name)
+        if match:
+            found.append(Repeatable(match[1], entry.read_text(encoding="utf-8")))
+    return sorted(found, key=lambda r: r.name)
+
+
 def _verify(schema: str, recorded: dict[int, str], known: list[Migration]) -> None:
     component = f"postgres schema {schema!r}"
     by_version = {m.version: m for m in known}
@@ -87,18 +118,29 @@ def _verify(schema: str, recorded: dict[int, str], known: list[Migration]) -> No
             )
 
 
-async def _recorded(conn: AsyncConnection[tuple[object, ...]], schema: str) -> dict[int, str]:
+async def _checksums(
+    conn: AsyncConnection[tuple[object, ...]], schema: str, table: str, key: str
+) -> dict[str, str]:
+    """``{key: checksum}`` recorded in ``schema.table``; empty if the table does not exist."""
     cur = await conn.execute(
-        "SELECT to_regclass(format('%%I.%%I', %s::text, %s::text)) IS NOT NULL", (schema, TABLE)
+        "SELECT to_regclass(format('%%I.%%I', %s::text, %s::text)) IS NOT NULL", (schema, table)
     )
     row = await cur.fetchone()
     if row is None or not row[0]:
         return {}
-    query = sql.SQL("SELECT version, checksum FROM {}.{}").format(
-        sql.Identifier(schema), sql.Identifier(TABLE)
+    query = sql.SQL("SELECT {}, checksum FROM {}.{}").format(
+        sql.Identifier(key), sql.Identifier(schema), sql.Identifier(table)
     )
     cur = await conn.execute(query)
-    return {int(str(v)): str(c) for v, c in await cur.fetchall()}
+    return {str(k): str(c) for k, c in await cur.fetchall()}
+
+
+async def _recorded(conn: AsyncConnection[tuple[object, ...]], schema: str) -> dict[int, str]:
+    return {int(v): c for v, c in (await _checksums(conn, schema, TABLE, "version")).items()}
+
+
+def _stale_repeatables(recorded: dict[str, str]) -> list[Repeatable]:
+    return [r for r in known_repeatables() if recorded.get(r.name) != r.checksum]
 
 
 async def migrate(conn: AsyncConnection[tuple[object, ...]], schema: str) -> MigrationReport:
@@ -130,6 +172,24 @@ async def migrate(conn: AsyncConnection[tuple[object, ...]], schema: str) -> Mig
                 (migration.version, migration.name, migration.checksum),
             )
             applied.append(migration.filename)
+        await conn.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {}.{} ("
+                " name text PRIMARY KEY, checksum text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            ).format(s, sql.Identifier(REPEATABLE_TABLE))
+        )
+        recorded_repeatables = await _checksums(conn, schema, REPEATABLE_TABLE, "name")
+        for repeatable in _stale_repeatables(recorded_repeatables):
+            await conn.execute(sql.SQL(repeatable.text).format(s=s))
+            await conn.execute(
+                sql.SQL(
+                    "INSERT INTO {}.{} (name, checksum) VALUES (%s, %s) ON CONFLICT (name)"
+                    " DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now()"
+                ).format(s, sql.Identifier(REPEATABLE_TABLE)),
+                (repeatable.name, repeatable.checksum),
+            )
+            applied.append(repeatable.filename)
     return MigrationReport(f"postgres schema {schema!r}", tuple(applied), len(known))
 
 
@@ -144,4 +204,12 @@ async def check_current(conn: AsyncConnection[tuple[object, ...]], schema: str) 
             max(recorded, default=0),
             len(known),
             "migrations are pending and migrate is off; run `lash-store migrate URL`",
+        )
+    stale = _stale_repeatables(await _checksums(conn, schema, REPEATABLE_TABLE, "name"))
+    if stale:
+        raise DatabaseSchemaMismatch(
+            f"postgres schema {schema!r}",
+            "an older " + stale[0].filename,
+            "this code's",
+            "a function is out of date and migrate is off; run `lash-store migrate URL`",
         )

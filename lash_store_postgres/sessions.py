@@ -1,65 +1,43 @@
-"""Session facet on PostgreSQL: reads, metadata, tombstones and the session factory.
+"""Session facet on PostgreSQL: the commit call, reads, metadata, tombstones, the factory.
 
-The commit itself lives in ``commit.py``. A session read is two statements in
-one read-only snapshot and one round trip: the head with its checkpoint blob
-and its ledger summed per ``(source, model)`` in SQL, then the live nodes in
+The commit itself is ``commit.py``. A session read is two statements in one
+read-only snapshot and one round trip: the head with its checkpoint blob and
+its ledger summed per ``(source, model)`` in SQL, then the live nodes in
 insertion order.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+
+from psycopg.rows import class_row
 
 from lash_store_api import (
-    ActivePath,
-    AttachmentIntent,
-    AttachmentManifestEntry,
-    BackendError,
     DurabilityTier,
-    FullGraph,
-    GcReport,
+    Maintenance,
     ModelUsage,
-    PersistedSessionRead,
-    RuntimeCommit,
-    RuntimeCommitResult,
-    SessionMeta,
-    SessionNodeRecord,
-    SessionReadScope,
-    SessionStoreCreateRequest,
     SessionSummary,
     TokenLedgerEntry,
     TokenUsage,
-    UnsupportedReadScope,
-    VacuumReport,
 )
-from lash_store_api.backend.codec import (
-    decode_checkpoint,
-    decode_config,
-    decode_frames,
-    decode_meta,
-    decode_node,
-    decode_record,
-    encode_meta,
-)
-from lash_store_api.backend.graph import merge_ledger, select_graph
-from lash_store_api.backend.rules import BoundHandle, now_rfc3339, seed_meta
-from lash_store_api.backend.validation import (
-    check_create_request,
-    check_id,
-    check_ids,
-    check_meta,
+from lash_store_api.backend.commit import CommitObservation, CommitPlan
+from lash_store_api.backend.sessions import (
+    SessionFactoryBase,
+    SessionHandleBase,
+    SessionRows,
+    StoredHead,
 )
 
-from . import attachments, maintenance
-from .commit import commit_runtime_state
+from .attachments import PostgresManifest
+from .commit import write_commit
 from .db import Db
 
 TIER = DurabilityTier.DURABLE
 
 _LOAD_HEAD = """
 SELECT h.head_revision, h.config, h.agent_frames, h.current_agent_frame_id,
-       h.checkpoint_ref, h.leaf_node_id, b.data,
+       h.checkpoint_ref, h.leaf_node_id, b.data AS checkpoint,
        u.sources, u.models, u.inputs, u.outputs, u.cached, u.reasoning
 FROM {s}.heads AS h
 LEFT JOIN {s}.blobs AS b ON b.ref = h.checkpoint_ref
@@ -131,163 +109,125 @@ SELECT model, sum(input_tokens), sum(output_tokens), sum(cached_input_tokens),
 FROM {s}.usage GROUP BY model ORDER BY model COLLATE "C" """
 
 
-def _ledger(row: Sequence[Any]) -> list[TokenLedgerEntry]:
-    sources, models, inputs, outputs, cached, reasoning = row
-    if sources is None:
-        return []
-    return merge_ledger(
-        TokenLedgerEntry(s, m, TokenUsage(int(i), int(o), int(c), int(r)))
-        for s, m, i, o, c, r in zip(
-            sources, models, inputs, outputs, cached, reasoning, strict=True
+@dataclass(frozen=True, slots=True)
+class HeadRow:
+    """A row of ``_LOAD_HEAD``: the head, its checkpoint blob and its summed ledger."""
+
+    head_revision: int
+    config: str
+    agent_frames: bytes
+    current_agent_frame_id: str
+    checkpoint_ref: str
+    leaf_node_id: str | None
+    checkpoint: bytes | None
+    sources: list[str] | None
+    models: list[str] | None
+    inputs: list[int] | None
+    outputs: list[int] | None
+    cached: list[int] | None
+    reasoning: list[int] | None
+
+    def ledger(self) -> list[TokenLedgerEntry]:
+        if self.sources is None:
+            return []
+        counters = zip(
+            self.sources,
+            self.models or (),
+            self.inputs or (),
+            self.outputs or (),
+            self.cached or (),
+            self.reasoning or (),
+            strict=True,
         )
-    )
+        return [
+            TokenLedgerEntry(s, m, TokenUsage(int(i), int(o), int(c), int(r)))
+            for s, m, i, o, c, r in counters
+        ]
+
+    def rows(self, nodes: Sequence[tuple[str, bytes]]) -> SessionRows:
+        head = StoredHead(
+            head_revision=self.head_revision,
+            config=self.config,
+            agent_frames=self.agent_frames,
+            current_agent_frame_id=self.current_agent_frame_id,
+            checkpoint_ref=self.checkpoint_ref,
+            leaf_node_id=self.leaf_node_id,
+        )
+        return SessionRows(head, self.checkpoint, nodes, self.ledger())
 
 
-def _read(
-    sid: str, head: Sequence[Any], node_rows: Sequence[Sequence[Any]], scope: SessionReadScope
-) -> PersistedSessionRead:
-    revision, config, frames, frame_id, ref, leaf, envelope = head[:7]
-    if envelope is None:
-        raise BackendError("checkpoint blob is missing", session_id=sid, record=ref)
-    nodes = [
-        decode_record(decode_node, data, session_id=sid, record=f"node {node_id}")
-        for node_id, data in node_rows
-    ]
-    return PersistedSessionRead(
-        session_id=sid,
-        head_revision=int(revision),
-        config=decode_record(decode_config, config, session_id=sid, record="head config"),
-        agent_frames=decode_record(decode_frames, frames, session_id=sid, record="head frames"),
-        current_agent_frame_id=frame_id,
-        graph=select_graph(nodes, leaf, scope),
-        checkpoint_ref=ref,
-        checkpoint=decode_record(decode_checkpoint, envelope, session_id=sid, record=ref),
-        token_ledger=_ledger(head[7:]),
-    )
-
-
-class PostgresSessionHandle(BoundHandle):
+class PostgresSessionHandle(SessionHandleBase):
     """A handle on one session; every operation follows its binding."""
 
-    def __init__(self, db: Db, session_id: str | None) -> None:
-        super().__init__(session_id)
+    tier = TIER
+
+    def __init__(self, db: Db, session_id: str | None, maintenance: Maintenance) -> None:
+        super().__init__(session_id, manifest=PostgresManifest(db), maintenance=maintenance)
         self._db = db
 
-    def durability_tier(self) -> DurabilityTier:
-        return TIER
+    async def _write_commit(self, plan: CommitPlan) -> CommitObservation:
+        return await write_commit(self._db, plan)
 
-    async def commit_runtime_state(self, commit: RuntimeCommit) -> RuntimeCommitResult:
-        self._accept_commit(commit)  # even a failed commit binds (spec/sessions.md §1)
-        return await commit_runtime_state(self._db, commit)
-
-    async def load_session(self, scope: SessionReadScope) -> PersistedSessionRead | None:
-        if not isinstance(scope, FullGraph | ActivePath):
-            raise UnsupportedReadScope(scope)
-        sid = self._bound
-        if sid is None:
-            return None
+    async def _read_session(self, sid: str) -> SessionRows | None:
         db = self._db
         async with db.pipelined("loading the session", session_id=sid, snapshot=True) as conn:
-            head_cur = conn.cursor(binary=True)
+            head_cur = conn.cursor(binary=True, row_factory=class_row(HeadRow))
             await head_cur.execute(db.q(_LOAD_HEAD), (sid,))
             nodes_cur = conn.cursor(binary=True)
             await nodes_cur.execute(db.q(_LOAD_NODES), (sid,))
         head = await head_cur.fetchone()
-        if head is None:
-            return None
-        return _read(sid, head, await nodes_cur.fetchall(), scope)
+        return None if head is None else head.rows(await nodes_cur.fetchall())
 
-    async def load_node(self, node_id: str) -> SessionNodeRecord | None:
-        check_id("node_id", node_id)
-        sid = self._bound
-        if sid is None:
-            return None
+    async def _read_node(self, sid: str, node_id: str) -> bytes | None:
         db = self._db
         record = f"node {node_id}"
         async with db.pipelined("loading a node", session_id=sid, record=record) as conn:
             cur = await conn.execute(db.q(_LOAD_NODE), (sid, node_id))
         row = await cur.fetchone()
-        if row is None:
-            return None
-        return decode_record(decode_node, bytes(row[0]), session_id=sid, record=record)
+        return None if row is None else bytes(row[0])
 
-    async def save_session_meta(self, meta: SessionMeta) -> None:
-        check_meta(meta)
+    async def _write_meta(self, sid: str, meta: str) -> None:
         db = self._db
-        async with db.pipelined("saving session meta", session_id=meta.session_id) as conn:
-            await conn.execute(db.q(_SAVE_META), (meta.session_id, encode_meta(meta)))
+        async with db.pipelined("saving session meta", session_id=sid) as conn:
+            await conn.execute(db.q(_SAVE_META), (sid, meta))
 
-    async def load_session_meta(self) -> SessionMeta | None:
-        sid = self._bound
-        if sid is None:
-            return None
+    async def _read_meta(self, sid: str) -> str | None:
         db = self._db
         async with db.pipelined("loading session meta", session_id=sid) as conn:
             cur = await conn.execute(db.q(_LOAD_META), (sid,))
         row = await cur.fetchone()
-        if row is None:
-            return None
-        return decode_record(decode_meta, row[0], session_id=sid, record="session meta")
+        return None if row is None else str(row[0])
 
-    async def tombstone_nodes(self, node_ids: Sequence[str]) -> None:
-        ids = check_ids("node_ids", node_ids)
-        sid = self._bound
-        if sid is None or not ids:
-            return
+    async def _tombstone(self, sid: str, node_ids: Sequence[str]) -> None:
         db = self._db
         async with db.pipelined("tombstoning nodes", session_id=sid) as conn:
             await conn.execute(db.q(_LOCK_HEAD), {"sid": sid})
-            await conn.execute(db.q(_TOMBSTONE), {"sid": sid, "ids": ids})
-
-    async def vacuum(self) -> VacuumReport:
-        if self._bound is None:
-            return VacuumReport()
-        return VacuumReport(await maintenance.vacuum_session(self._db, self._bound))
-
-    async def gc_unreachable(self) -> GcReport:
-        return await maintenance.collect(self._db)
-
-    async def record_intent(self, intent: AttachmentIntent) -> None:
-        await attachments.record_intent(self._db, self._bound, intent)
-
-    async def commit_refs(self, session_id: str, attachment_ids: Sequence[str]) -> None:
-        await attachments.commit_refs(self._db, self._bound, session_id, attachment_ids)
-
-    async def list_uncommitted(self, older_than_epoch_ms: int) -> list[AttachmentManifestEntry]:
-        return await attachments.list_uncommitted(self._db, self._bound, older_than_epoch_ms)
-
-    async def forget(self, attachment_id: str) -> None:
-        await attachments.forget(self._db, self._bound, attachment_id)
+            await conn.execute(db.q(_TOMBSTONE), {"sid": sid, "ids": list(node_ids)})
 
 
-class PostgresSessionFactory:
-    def __init__(self, db: Db) -> None:
+class PostgresSessionFactory(SessionFactoryBase):
+    tier = TIER
+
+    def __init__(self, db: Db, maintenance: Maintenance) -> None:
         self._db = db
+        self._maintenance = maintenance
 
-    def durability_tier(self) -> DurabilityTier:
-        return TIER
+    def _handle(self, sid: str) -> PostgresSessionHandle:
+        return PostgresSessionHandle(self._db, sid, self._maintenance)
 
-    async def create_store(self, request: SessionStoreCreateRequest) -> PostgresSessionHandle:
-        check_create_request(request)
+    async def _seed_meta(self, sid: str, meta: str) -> None:
         db = self._db
-        sid = request.session_id
-        meta = encode_meta(seed_meta(request, now_rfc3339()))
         async with db.pipelined("creating a session", session_id=sid) as conn:
             await conn.execute(db.q(_SEED_META), (sid, meta))
-        return PostgresSessionHandle(db, sid)
 
-    async def open_existing_store(
-        self, request: SessionStoreCreateRequest
-    ) -> PostgresSessionHandle | None:
-        sid = check_id("request.session_id", request.session_id)
+    async def _exists(self, sid: str) -> bool:
         db = self._db
         async with db.pipelined("opening a session", session_id=sid) as conn:
             cur = await conn.execute(db.q(_EXISTS), {"sid": sid})
         row = await cur.fetchone()
-        return PostgresSessionHandle(db, sid) if row is not None and row[0] else None
+        return row is not None and bool(row[0])
 
-    async def delete_session(self, session_id: str) -> None:
-        sid = check_id("session_id", session_id)
+    async def _delete(self, sid: str) -> None:
         db = self._db
         async with db.pipelined("deleting a session", session_id=sid) as conn:
             for statement in _DELETE_SESSION:

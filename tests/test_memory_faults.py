@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import lash_store_api as lash
-import lash_store_memory.sessions as memory_sessions
+import lash_store_api.backend.commit as kit_commit
 from lash_store_api.backend.codec import encode_node
 
 
@@ -38,7 +38,7 @@ async def test_failure_while_encoding_a_node_leaves_the_session_as_it_was(
                 raise RuntimeError("disk on fire")
             return encode_node(node)
 
-        monkeypatch.setattr(memory_sessions, "encode_node", exploding)
+        monkeypatch.setattr(kit_commit, "encode_node", exploding)
         with pytest.raises(RuntimeError):
             await store.commit_runtime_state(commit(1, "b", "boom", turn="t-2"))
         monkeypatch.undo()

@@ -52,6 +52,7 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+_D = TypeVar("_D", bytes, str, str | bytes)
 
 #: Carried by every stored record; a mismatch raises UnsupportedRecordSchemaVersion.
 RECORD_SCHEMA_VERSION = 1
@@ -300,7 +301,7 @@ def decode_config(text: str | bytes) -> PersistedSessionConfig:
 
 
 def decode_record(
-    decode: Callable[[bytes], _T], data: bytes, *, session_id: str | None, record: str
+    decode: Callable[[_D], _T], data: _D, *, session_id: str | None, record: str
 ) -> _T:
     """``decode(data)``; a failure is re-raised naming the session and the record."""
     try:

@@ -1,0 +1,246 @@
+"""The one commit pipeline every backend runs (spec/sessions.md §2).
+
+1. :func:`accept_commit` validates the commit and checks the handle's binding;
+   the handle then latches the session, so even a commit that fails later binds.
+2. :func:`plan_commit` checks the stamp's session and encodes everything into a
+   :class:`CommitPlan`, before any I/O.
+3. The backend, in one transaction, looks at the head revision and at the
+   stored stamp of the plan's turn, writes the plan if and only if
+   :meth:`CommitPlan.applies` to what it saw, and reports a
+   :class:`CommitObservation`.
+4. :func:`decide_commit` turns the observation into the result or the
+   contract's error. The order of the checks lives there and nowhere else:
+   binding (step 1), stamp replay, revision, queue completions, writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..common import BlobRef
+from ..errors import (
+    BackendError,
+    RevisionConflict,
+    SessionBindingMismatch,
+    TurnCommitConflict,
+    UnsupportedOperation,
+)
+from ..queued_work import QueuedWorkCompletion
+from ..sessions import (
+    Append,
+    ReplaceFull,
+    RuntimeCommit,
+    RuntimeCommitResult,
+    SessionNodeRecord,
+    TokenLedgerEntry,
+)
+from .codec import (
+    decode_checkpoint,
+    decode_record,
+    encode_checkpoint,
+    encode_config,
+    encode_frames,
+    encode_node,
+)
+from .graph import collapse_duplicates
+from .validation import check_commit
+
+__all__ = [
+    "CONTENDED_REASON",
+    "CommitObservation",
+    "CommitPlan",
+    "EncodedNode",
+    "StoredStamp",
+    "accept_commit",
+    "check_binding",
+    "decide_commit",
+    "plan_commit",
+    "stored_stamp",
+]
+
+
+#: Why a commit that found its head held by another writer failed.
+CONTENDED_REASON = "another writer held the session's head too long; reload and retry"
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedNode:
+    """A graph node as stored: its id, its parent and its encoded record."""
+
+    node_id: str
+    parent_node_id: str | None
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StoredStamp:
+    """What a backend keeps for a stamped turn: its hash and the result it returned."""
+
+    turn_commit_hash: str
+    result: RuntimeCommitResult
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommitPlan:
+    """Everything one commit writes, encoded, and what it returns if written."""
+
+    session_id: str
+    #: As the caller sent it: ``None`` (and 0) mean "no head yet".
+    expected_head_revision: int | None
+    config: str
+    agent_frames: bytes
+    current_agent_frame_id: str
+    checkpoint_ref: BlobRef
+    checkpoint: bytes
+    #: ``ReplaceFull``: the session's nodes, tombstoned too, are replaced by ``nodes``.
+    replace: bool
+    #: Each id once, at its first position, carrying its last record.
+    nodes: tuple[EncodedNode, ...]
+    leaf_node_id: str | None
+    usage_deltas: tuple[TokenLedgerEntry, ...]
+    turn_id: str | None
+    turn_commit_hash: str | None
+    committed_attachment_ids: tuple[str, ...]
+    queue_completions: tuple[QueuedWorkCompletion, ...]
+    #: The backend cannot settle ``queue_completions``: it must look and write nothing.
+    observe_only: bool
+    #: What a written commit returns.
+    result: RuntimeCommitResult
+
+    @property
+    def revision(self) -> int:
+        """The head revision a write of this plan produces."""
+        return self.result.head_revision
+
+    @property
+    def base_revision(self) -> int:
+        """The stored head revision this plan may be written on (0: no head)."""
+        return self.expected_head_revision or 0
+
+    def applies(self, actual_revision: int, stamp_stored: bool) -> bool:
+        """Whether a backend that sees this head revision and stamp must write the plan."""
+        return not self.observe_only and not stamp_stored and actual_revision == self.base_revision
+
+
+@dataclass(frozen=True, slots=True)
+class CommitObservation:
+    """What a backend saw and did for one plan."""
+
+    #: The plan was written, whole.
+    written: bool
+    #: The head revision the backend saw before writing (0: no head).
+    actual_revision: int
+    #: The stamp stored for the plan's turn, if the plan is stamped and one is stored.
+    stored_stamp: StoredStamp | None = None
+    #: The head could not be taken in time (lock timeout, deadlock, serialization
+    #: failure): nothing was written, and ``actual_revision`` is what was visible.
+    contended: bool = False
+
+
+def check_binding(bound: str | None, attempted: str) -> None:
+    """Raise unless a handle bound to ``bound`` may act for ``attempted``."""
+    if bound is not None and bound != attempted:
+        raise SessionBindingMismatch(bound, attempted)
+
+
+def accept_commit(bound: str | None, commit: object) -> RuntimeCommit:
+    """Validate ``commit`` and check the binding; the caller then latches its session."""
+    check_commit(commit)
+    assert isinstance(commit, RuntimeCommit)
+    check_binding(bound, commit.session_id)
+    return commit
+
+
+def plan_commit(commit: RuntimeCommit, *, serves_queued_work: bool) -> CommitPlan:
+    """The plan of an accepted commit. A stamp naming another session fails here."""
+    stamp = commit.turn_commit
+    if stamp is not None and stamp.session_id != commit.session_id:
+        raise TurnCommitConflict(
+            commit.session_id, stamp.turn_id, f"stamp names session {stamp.session_id!r}"
+        )
+    delta = commit.graph
+    replace = isinstance(delta, ReplaceFull)
+    records: Sequence[SessionNodeRecord] = ()
+    if isinstance(delta, ReplaceFull):
+        records, leaf = delta.graph.nodes, delta.graph.leaf_node_id
+    elif isinstance(delta, Append):
+        records, leaf = delta.nodes, delta.leaf_node_id
+    else:
+        leaf = delta.leaf_node_id
+    nodes = tuple(
+        EncodedNode(n.node_id, n.parent_node_id, encode_node(n))
+        for n in collapse_duplicates(records)
+    )
+    ref, envelope = encode_checkpoint(commit.checkpoint)
+    revision = (commit.expected_head_revision or 0) + 1
+    return CommitPlan(
+        session_id=commit.session_id,
+        expected_head_revision=commit.expected_head_revision,
+        config=encode_config(commit.config),
+        agent_frames=encode_frames(commit.agent_frames),
+        current_agent_frame_id=commit.current_agent_frame_id,
+        checkpoint_ref=ref,
+        checkpoint=envelope,
+        replace=replace,
+        nodes=nodes,
+        leaf_node_id=leaf,
+        usage_deltas=tuple(commit.usage_deltas),
+        turn_id=None if stamp is None else stamp.turn_id,
+        turn_commit_hash=None if stamp is None else stamp.turn_commit_hash,
+        committed_attachment_ids=tuple(commit.committed_attachment_ids),
+        queue_completions=tuple(commit.completed_queue_claims),
+        observe_only=bool(commit.completed_queue_claims) and not serves_queued_work,
+        result=RuntimeCommitResult(revision, ref, commit.checkpoint.manifest()),
+    )
+
+
+def decide_commit(plan: CommitPlan, seen: CommitObservation) -> RuntimeCommitResult:
+    """The result of ``plan`` given what the backend saw, or the contract's error.
+
+    The one place that orders the checks: stamp replay, revision, queue
+    completions, writes (the binding was checked by :func:`accept_commit`).
+    """
+    sid = plan.session_id
+    stored = seen.stored_stamp
+    if plan.turn_id is not None and stored is not None:
+        if stored.turn_commit_hash != plan.turn_commit_hash:
+            raise TurnCommitConflict(sid, plan.turn_id)
+        return stored.result
+    expected = plan.expected_head_revision
+    if seen.contended:
+        raise RevisionConflict(
+            expected, seen.actual_revision, session_id=sid, reason=CONTENDED_REASON
+        )
+    if seen.actual_revision != plan.base_revision:
+        raise RevisionConflict(expected, seen.actual_revision, session_id=sid)
+    if plan.observe_only:
+        raise UnsupportedOperation(
+            "this backend does not serve queued_work: completed_queue_claims must be empty"
+        )
+    if not seen.written:
+        raise BackendError(
+            "the backend wrote nothing and reported no reason (a backend bug)", session_id=sid
+        )
+    return plan.result
+
+
+def stored_stamp(
+    session_id: str,
+    turn_commit_hash: str,
+    head_revision: int,
+    checkpoint_ref: BlobRef,
+    checkpoint: bytes | None,
+) -> StoredStamp:
+    """A stored stamp from its row and its checkpoint blob (the result's manifest)."""
+    if checkpoint is None:
+        raise BackendError(
+            "stored turn result's checkpoint blob is missing",
+            session_id=session_id,
+            record=checkpoint_ref,
+        )
+    envelope = decode_record(
+        decode_checkpoint, checkpoint, session_id=session_id, record=checkpoint_ref
+    )
+    result = RuntimeCommitResult(head_revision, checkpoint_ref, envelope.manifest())
+    return StoredStamp(turn_commit_hash, result)

@@ -1,0 +1,311 @@
+"""Session handle and factory bases: the contract's prologue, once, for every backend.
+
+A backend subclasses :class:`SessionHandleBase` and :class:`SessionFactoryBase`
+and writes only the ``_io`` methods: each gets validated arguments and a bound
+session id, does its I/O and returns what it read, encoded as stored. The
+bases own validation, the binding (spec/sessions.md §1), decoding, read-scope
+selection, the ledger merge, the commit pipeline (:mod:`.commit`) and the
+attachment-manifest and maintenance delegations.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from ..attachments import AttachmentIntent, AttachmentManifestEntry
+from ..common import BlobRef, DurabilityTier
+from ..errors import BackendError, UnsupportedReadScope
+from ..maintenance import GcReport, Maintenance, VacuumReport
+from ..sessions import (
+    ActivePath,
+    FullGraph,
+    ModelUsage,
+    PersistedSessionRead,
+    RuntimeCommit,
+    RuntimeCommitResult,
+    SessionMeta,
+    SessionNodeRecord,
+    SessionReadScope,
+    SessionStoreCreateRequest,
+    SessionSummary,
+    TokenLedgerEntry,
+)
+from .attachments import ManifestIO
+from .clock import now_ms, now_rfc3339
+from .codec import (
+    decode_checkpoint,
+    decode_config,
+    decode_frames,
+    decode_meta,
+    decode_node,
+    decode_record,
+    encode_meta,
+)
+from .commit import (
+    CommitObservation,
+    CommitPlan,
+    accept_commit,
+    check_binding,
+    decide_commit,
+    plan_commit,
+)
+from .graph import merge_ledger, select_graph
+from .validation import (
+    check_create_request,
+    check_id,
+    check_ids,
+    check_int,
+    check_intent,
+    check_meta,
+)
+
+__all__ = [
+    "SessionFactoryBase",
+    "SessionHandleBase",
+    "SessionRows",
+    "StoredHead",
+    "build_read",
+    "seed_meta",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredHead:
+    """A session's head as stored (config and frames encoded)."""
+
+    head_revision: int
+    config: str | bytes
+    agent_frames: bytes
+    current_agent_frame_id: str
+    checkpoint_ref: BlobRef
+    leaf_node_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRows:
+    """What one read of a session returned, from one consistent snapshot."""
+
+    head: StoredHead
+    #: The head's checkpoint envelope; ``None`` if the blob is missing.
+    checkpoint: bytes | None
+    #: ``(node_id, encoded record)`` of the live nodes, in insertion order.
+    nodes: Iterable[tuple[str, bytes]]
+    #: Usage deltas in order, or already summed per ``(source, model)`` in first-seen order.
+    usage: Iterable[TokenLedgerEntry]
+
+
+def build_read(sid: str, rows: SessionRows, scope: SessionReadScope) -> PersistedSessionRead:
+    """Decode ``rows`` into the read ``scope`` asks for."""
+    head = rows.head
+    ref = head.checkpoint_ref
+    if rows.checkpoint is None:
+        raise BackendError("checkpoint blob is missing", session_id=sid, record=ref)
+    nodes = [
+        decode_record(decode_node, data, session_id=sid, record=f"node {node_id}")
+        for node_id, data in rows.nodes
+    ]
+    return PersistedSessionRead(
+        session_id=sid,
+        head_revision=head.head_revision,
+        config=decode_record(decode_config, head.config, session_id=sid, record="head config"),
+        agent_frames=decode_record(
+            decode_frames, head.agent_frames, session_id=sid, record="head frames"
+        ),
+        current_agent_frame_id=head.current_agent_frame_id,
+        graph=select_graph(nodes, head.leaf_node_id, scope),
+        checkpoint_ref=ref,
+        checkpoint=decode_record(decode_checkpoint, rows.checkpoint, session_id=sid, record=ref),
+        token_ledger=merge_ledger(rows.usage),
+    )
+
+
+def seed_meta(request: SessionStoreCreateRequest, created_at: str) -> SessionMeta:
+    """The metadata ``create_store`` writes for a session that has none (request validated)."""
+    policy = request.policy
+    assert isinstance(policy, Mapping)
+    model = policy["model"]
+    assert isinstance(model, Mapping)
+    return SessionMeta(
+        session_id=request.session_id,
+        session_name=request.session_id,
+        created_at=created_at,
+        model=str(model["id"]),
+        cwd=request.cwd,
+        relation=request.relation,
+    )
+
+
+class SessionHandleBase(ABC):
+    """A handle on one session (``SessionHandle``); every operation follows its binding.
+
+    Bound to a session id, or unbound (``None``) until the first commit it
+    attempts latches that commit's session, even if the commit then fails.
+    Reads of an unbound handle return nothing; its writes do nothing.
+    """
+
+    #: The tier the backend declares (spec/sessions.md behaviour 1).
+    tier: DurabilityTier = DurabilityTier.INLINE
+    #: Whether the backend settles ``completed_queue_claims`` inside commits.
+    serves_queued_work: bool = False
+
+    def __init__(
+        self, session_id: str | None, *, manifest: ManifestIO, maintenance: Maintenance
+    ) -> None:
+        self._bound = None if session_id is None else check_id("session_id", session_id)
+        self._manifest = manifest
+        self._maintenance = maintenance
+
+    @property
+    def session_id(self) -> str | None:
+        return self._bound
+
+    def durability_tier(self) -> DurabilityTier:
+        return self.tier
+
+    # --- the I/O a backend writes ---
+
+    @abstractmethod
+    async def _write_commit(self, plan: CommitPlan) -> CommitObservation:
+        """In one transaction: look at the head and the plan's stamp; write iff the plan applies."""
+
+    @abstractmethod
+    async def _read_session(self, sid: str) -> SessionRows | None:
+        """The session's rows from one snapshot, or ``None`` if it has no head."""
+
+    @abstractmethod
+    async def _read_node(self, sid: str, node_id: str) -> bytes | None:
+        """The encoded record of a live node, or ``None``."""
+
+    @abstractmethod
+    async def _write_meta(self, sid: str, meta: str) -> None:
+        """Store encoded metadata for ``sid``, replacing any."""
+
+    @abstractmethod
+    async def _read_meta(self, sid: str) -> str | bytes | None:
+        """The encoded metadata of ``sid``, or ``None``."""
+
+    @abstractmethod
+    async def _tombstone(self, sid: str, node_ids: Sequence[str]) -> None:
+        """Tombstone the live nodes among ``node_ids`` (non-empty); the head's count follows."""
+
+    # --- the contract ---
+
+    async def commit_runtime_state(self, commit: RuntimeCommit) -> RuntimeCommitResult:
+        accepted = accept_commit(self._bound, commit)
+        self._bound = accepted.session_id  # even a commit that fails below binds
+        plan = plan_commit(accepted, serves_queued_work=self.serves_queued_work)
+        return decide_commit(plan, await self._write_commit(plan))
+
+    async def load_session(self, scope: SessionReadScope) -> PersistedSessionRead | None:
+        if not isinstance(scope, FullGraph | ActivePath):
+            raise UnsupportedReadScope(scope)
+        sid = self._bound
+        rows = None if sid is None else await self._read_session(sid)
+        return None if sid is None or rows is None else build_read(sid, rows, scope)
+
+    async def load_node(self, node_id: str) -> SessionNodeRecord | None:
+        check_id("node_id", node_id)
+        sid = self._bound
+        data = None if sid is None else await self._read_node(sid, node_id)
+        if sid is None or data is None:
+            return None
+        return decode_record(decode_node, data, session_id=sid, record=f"node {node_id}")
+
+    async def save_session_meta(self, meta: SessionMeta) -> None:
+        check_meta(meta)
+        await self._write_meta(meta.session_id, encode_meta(meta))
+
+    async def load_session_meta(self) -> SessionMeta | None:
+        sid = self._bound
+        text = None if sid is None else await self._read_meta(sid)
+        if sid is None or text is None:
+            return None
+        return decode_record(decode_meta, text, session_id=sid, record="session meta")
+
+    async def tombstone_nodes(self, node_ids: Sequence[str]) -> None:
+        ids = check_ids("node_ids", node_ids)
+        if self._bound is not None and ids:
+            await self._tombstone(self._bound, ids)
+
+    async def vacuum(self) -> VacuumReport:
+        if self._bound is None:
+            return VacuumReport()
+        return await self._maintenance.vacuum(self._bound)
+
+    async def gc_unreachable(self) -> GcReport:
+        return await self._maintenance.gc_unreachable()
+
+    # write-ahead attachment manifest (spec/attachments.md §1)
+
+    async def record_intent(self, intent: AttachmentIntent) -> None:
+        check_intent(intent)
+        check_binding(self._bound, intent.session_id)
+        await self._manifest.record_intent(intent)
+
+    async def commit_refs(self, session_id: str, attachment_ids: Sequence[str]) -> None:
+        check_id("session_id", session_id)
+        ids = check_ids("attachment_ids", attachment_ids)
+        check_binding(self._bound, session_id)
+        if ids:
+            await self._manifest.stamp_committed(session_id, ids, now_ms())
+
+    async def list_uncommitted(self, older_than_epoch_ms: int) -> list[AttachmentManifestEntry]:
+        check_int("older_than_epoch_ms", older_than_epoch_ms)
+        if self._bound is None:
+            return []
+        return await self._manifest.list_uncommitted(self._bound, older_than_epoch_ms)
+
+    async def forget(self, attachment_id: str) -> None:
+        check_id("attachment_id", attachment_id)
+        if self._bound is not None:
+            await self._manifest.forget(self._bound, attachment_id)
+
+
+class SessionFactoryBase(ABC):
+    """Create, open, delete and list sessions (``SessionFactory``), around a backend's I/O."""
+
+    tier: DurabilityTier = DurabilityTier.INLINE
+
+    def durability_tier(self) -> DurabilityTier:
+        return self.tier
+
+    @abstractmethod
+    def _handle(self, sid: str) -> SessionHandleBase:
+        """A handle bound to ``sid``."""
+
+    @abstractmethod
+    async def _seed_meta(self, sid: str, meta: str) -> None:
+        """Store encoded metadata for ``sid`` unless it has some already."""
+
+    @abstractmethod
+    async def _exists(self, sid: str) -> bool:
+        """Whether ``sid`` has a head or metadata."""
+
+    @abstractmethod
+    async def _delete(self, sid: str) -> None:
+        """Remove everything ``sid`` owns."""
+
+    @abstractmethod
+    async def list_sessions(self) -> list[SessionSummary]:
+        """Every session with a head or metadata, by id."""
+
+    @abstractmethod
+    async def usage_by_model(self) -> list[ModelUsage]:
+        """Token totals by model across all sessions, by model name."""
+
+    async def create_store(self, request: SessionStoreCreateRequest) -> SessionHandleBase:
+        check_create_request(request)
+        sid = request.session_id
+        await self._seed_meta(sid, encode_meta(seed_meta(request, now_rfc3339())))
+        return self._handle(sid)
+
+    async def open_existing_store(
+        self, request: SessionStoreCreateRequest
+    ) -> SessionHandleBase | None:
+        sid = check_id("request.session_id", request.session_id)
+        return self._handle(sid) if await self._exists(sid) else None
+
+    async def delete_session(self, session_id: str) -> None:
+        await self._delete(check_id("session_id", session_id))

@@ -1,0 +1,187 @@
+-- The runtime commit as one PL/pgSQL function (repeatable: `migrate` runs this
+-- file again whenever its text changes, and records its checksum). A change of
+-- its arguments or result columns also needs a numbered migration that drops
+-- the previous version, since CREATE OR REPLACE cannot change them.
+--
+-- PL/pgSQL keeps its statements' plans for the life of the server connection,
+-- so a commit is planned once per connection, with no client-side prepared
+-- statements (which PgBouncer's transaction pooling cannot carry). The caller
+-- has set the transaction's timeouts (db.py, the prelude).
+--
+-- It looks, then writes if and only if the plan applies (lash_store_api.backend.commit:
+-- CommitPlan.applies), and returns what it saw: whether it wrote, the head
+-- revision, whether it could not take the head in time, and the stamp stored for
+-- this turn with its checkpoint blob. The client decides the result or the
+-- error from that alone (decide_commit), so every outcome takes one round trip.
+-- {s} is the schema.
+
+-- The stamp stored for a turn, with its checkpoint blob (the result's manifest).
+CREATE OR REPLACE FUNCTION {s}.stored_stamp(p_session_id text, p_turn_id text,
+    OUT stamp_hash text, OUT stamp_revision bigint, OUT stamp_ref text, OUT stamp_checkpoint bytea)
+RETURNS SETOF record LANGUAGE sql STABLE AS $$
+    SELECT t.turn_commit_hash, t.head_revision, t.checkpoint_ref, b.data
+      FROM {s}.turn_stamps AS t LEFT JOIN {s}.blobs AS b ON b.ref = t.checkpoint_ref
+     WHERE t.session_id = p_session_id AND t.turn_id = p_turn_id
+$$;
+
+-- A session's head revision, 0 when it has none.
+CREATE OR REPLACE FUNCTION {s}.head_revision(p_session_id text) RETURNS bigint
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce((SELECT h.head_revision FROM {s}.heads AS h
+                      WHERE h.session_id = p_session_id), 0)
+$$;
+
+CREATE OR REPLACE FUNCTION {s}.commit_turn(
+    p_session_id     text,
+    p_expected       bigint,   -- NULL or 0: the session has no head yet
+    p_config         text,
+    p_agent_frames   bytea,
+    p_frame_id       text,
+    p_checkpoint_ref text,
+    p_checkpoint     bytea,
+    p_leaf           text,
+    p_replace        boolean,  -- ReplaceFull: the nodes sent are the whole graph
+    p_node_ids       text[],
+    p_parents        text[],
+    p_node_data      bytea[],
+    p_sources        text[],
+    p_models         text[],
+    p_inputs         bigint[],
+    p_outputs        bigint[],
+    p_cached         bigint[],
+    p_reasoning      bigint[],
+    p_turn_id        text,
+    p_turn_hash      text,
+    p_now_ms         bigint,
+    p_attachment_ids text[],
+    p_observe_only   boolean,    -- look, write nothing (queue claims this backend cannot settle)
+    p_gc_lock        integer[],  -- the GC advisory lock's two keys (maintenance.py)
+    OUT applied          boolean,
+    OUT contended        boolean,
+    OUT actual_revision  bigint,
+    OUT stamp_hash       text,
+    OUT stamp_revision   bigint,
+    OUT stamp_ref        text,
+    OUT stamp_checkpoint bytea
+) LANGUAGE plpgsql AS $$
+DECLARE
+    v_base     bigint := coalesce(p_expected, 0);
+    v_revision bigint := coalesce(p_expected, 0) + 1;
+    v_count    bigint := cardinality(p_node_ids);
+    v_written  boolean := false;
+BEGIN
+    applied := false;
+    contended := false;
+
+    -- A stored stamp is final: a retry is answered without waiting for any lock.
+    IF p_turn_id IS NOT NULL THEN
+        SELECT * INTO stamp_hash, stamp_revision, stamp_ref, stamp_checkpoint
+          FROM {s}.stored_stamp(p_session_id, p_turn_id);
+        IF FOUND THEN
+            actual_revision := {s}.head_revision(p_session_id);
+            RETURN;
+        END IF;
+    END IF;
+
+    -- Take the locks and write the head. Holding the GC lock shared until the
+    -- transaction ends means a sweep never deletes a blob this commit
+    -- references; the head row lock queues the session's writers. Failing to
+    -- get either in time (lock_timeout, a deadlock) is contention, not an error.
+    BEGIN
+        PERFORM pg_advisory_xact_lock_shared(p_gc_lock[1], p_gc_lock[2]);
+        SELECT h.head_revision INTO actual_revision
+          FROM {s}.heads AS h WHERE h.session_id = p_session_id FOR UPDATE;
+        actual_revision := coalesce(actual_revision, 0);
+
+        -- A commit of this turn may have landed while this one waited for the lock.
+        IF p_turn_id IS NOT NULL THEN
+            SELECT * INTO stamp_hash, stamp_revision, stamp_ref, stamp_checkpoint
+              FROM {s}.stored_stamp(p_session_id, p_turn_id);
+            IF FOUND THEN
+                RETURN;
+            END IF;
+        END IF;
+        IF p_observe_only OR actual_revision <> v_base THEN
+            RETURN;
+        END IF;
+
+        -- The head keeps the live node count: ids sent that are live already do
+        -- not add to it (exact: the head row is locked, and this statement's
+        -- snapshot is taken after the lock).
+        IF v_base = 0 THEN
+            INSERT INTO {s}.heads AS h (session_id, head_revision, config, agent_frames,
+                    current_agent_frame_id, checkpoint_ref, leaf_node_id, graph_node_count)
+            VALUES (p_session_id, 1, p_config, p_agent_frames, p_frame_id, p_checkpoint_ref,
+                    p_leaf, v_count)
+            ON CONFLICT (session_id) DO NOTHING;
+        ELSE
+            UPDATE {s}.heads AS h SET
+                head_revision = v_revision, config = p_config, agent_frames = p_agent_frames,
+                current_agent_frame_id = p_frame_id, checkpoint_ref = p_checkpoint_ref,
+                leaf_node_id = p_leaf, updated_at = now(),
+                graph_node_count = CASE WHEN p_replace THEN v_count ELSE
+                    h.graph_node_count + v_count - (
+                        SELECT count(*) FROM {s}.nodes AS n
+                         WHERE n.session_id = p_session_id AND NOT n.tombstoned
+                           AND n.node_id = ANY(p_node_ids)) END
+             WHERE h.session_id = p_session_id AND h.head_revision = p_expected;
+        END IF;
+        v_written := FOUND;
+    EXCEPTION WHEN lock_not_available OR deadlock_detected OR serialization_failure THEN
+        contended := true;
+        actual_revision := {s}.head_revision(p_session_id);
+        RETURN;
+    END;
+    IF NOT v_written THEN
+        -- A first commit raced this one and won: report what it left.
+        actual_revision := {s}.head_revision(p_session_id);
+        IF p_turn_id IS NOT NULL THEN
+            SELECT * INTO stamp_hash, stamp_revision, stamp_ref, stamp_checkpoint
+              FROM {s}.stored_stamp(p_session_id, p_turn_id);
+        END IF;
+        RETURN;
+    END IF;
+
+    INSERT INTO {s}.blobs (ref, data) VALUES (p_checkpoint_ref, p_checkpoint)
+    ON CONFLICT (ref) DO NOTHING;
+
+    IF p_replace THEN
+        DELETE FROM {s}.nodes AS n
+         WHERE n.session_id = p_session_id AND n.node_id <> ALL(p_node_ids);
+    END IF;
+    IF v_count > 0 THEN
+        -- (rev, ord) is the insertion order: a known id keeps its place, unless
+        -- ReplaceFull re-sequences the graph in the order sent.
+        INSERT INTO {s}.nodes AS n (session_id, node_id, rev, ord, parent_node_id, data)
+        SELECT p_session_id, u.node_id, v_revision, u.ord, u.parent, u.data
+          FROM unnest(p_node_ids, p_parents, p_node_data) WITH ORDINALITY
+               AS u(node_id, parent, data, ord)
+        ON CONFLICT (session_id, node_id) DO UPDATE SET
+            parent_node_id = EXCLUDED.parent_node_id, data = EXCLUDED.data, tombstoned = false,
+            rev = CASE WHEN p_replace THEN EXCLUDED.rev ELSE n.rev END,
+            ord = CASE WHEN p_replace THEN EXCLUDED.ord ELSE n.ord END;
+    END IF;
+
+    IF cardinality(p_sources) > 0 THEN
+        INSERT INTO {s}.usage (session_id, rev, ord, source, model, input_tokens,
+                output_tokens, cached_input_tokens, reasoning_tokens)
+        SELECT p_session_id, v_revision, u.ord, u.source, u.model, u.i, u.o, u.c, u.r
+          FROM unnest(p_sources, p_models, p_inputs, p_outputs, p_cached, p_reasoning)
+               WITH ORDINALITY AS u(source, model, i, o, c, r, ord);
+    END IF;
+
+    IF p_turn_id IS NOT NULL THEN
+        INSERT INTO {s}.turn_stamps (session_id, turn_id, turn_commit_hash, head_revision,
+                checkpoint_ref)
+        VALUES (p_session_id, p_turn_id, p_turn_hash, v_revision, p_checkpoint_ref);
+    END IF;
+
+    IF cardinality(p_attachment_ids) > 0 THEN
+        UPDATE {s}.attachment_manifest AS m SET committed_at_ms = p_now_ms
+         WHERE m.session_id = p_session_id AND m.attachment_id = ANY(p_attachment_ids)
+           AND m.committed_at_ms IS NULL;
+    END IF;
+
+    applied := true;
+END
+$$;
