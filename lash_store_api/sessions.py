@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, TypeAlias, runtime_checkable
+from typing import Protocol, TypeAlias, runtime_checkable
 
+from .attachments import AttachmentIntent, AttachmentManifestEntry
 from .common import JSON, AttachmentId, BlobRef, CausalRef, DurabilityTier, freeze_sequences
-
-if TYPE_CHECKING:
-    from .attachments import AttachmentIntent, AttachmentManifestEntry
-    from .maintenance import GcReport, VacuumReport
-    from .queued_work import QueuedWorkCompletion
+from .maintenance import GcReport, VacuumReport
+from .queued_work import QueuedWorkCompletion
 
 __all__ = [
     "ActivePath",

@@ -6,17 +6,16 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, NoReturn, Protocol, Self, runtime_checkable
+from typing import Any, NoReturn, Protocol, Self, runtime_checkable
 
+from .artifacts import ArtifactStore
+from .attachments import AttachmentStore
 from .common import DurabilityTier
-
-if TYPE_CHECKING:
-    from .artifacts import ArtifactStore
-    from .attachments import AttachmentStore
-    from .maintenance import BlobStore, Maintenance
-    from .processes import ProcessRegistry
-    from .sessions import SessionFactory, SessionHandle
-    from .triggers import TriggerStore
+from .errors import UnsupportedOperation
+from .maintenance import BlobStore, Maintenance
+from .processes import ProcessRegistry
+from .sessions import SessionFactory, SessionHandle
+from .triggers import TriggerStore
 
 __all__ = [
     "Backend",
@@ -121,8 +120,6 @@ class StorageBase:
         await self.aclose()
 
     def _unsupported(self, facet: Facet) -> NoReturn:
-        from .errors import UnsupportedOperation
-
         raise UnsupportedOperation(f"the {self.backend_name} backend does not serve {facet.value}")
 
     @property
