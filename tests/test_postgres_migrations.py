@@ -183,3 +183,54 @@ async def test_migrate_off_on_an_empty_schema_is_refused_saying_to_run_migrate(
     assert (refused.value.actual, refused.value.expected) == (0, LATEST)
     # Nothing was created either.
     assert scalar(pg_url, sql.SQL("SELECT to_regnamespace(%s) IS NULL"), schema) is True
+
+
+# --- repeatable scripts (the commit function) ---------------------------------------------
+
+REPEATABLES = sorted((REPO / "lash_store_postgres" / "repeatable").glob("*.sql"))
+
+
+def repeatables_table(schema: str) -> sql.Composed:
+    return sql.SQL("{}.lash_repeatables").format(sql.Identifier(schema))
+
+
+async def test_repeatable_scripts_run_once_and_again_only_when_their_text_changes(
+    pg_url: str, schema: str
+) -> None:
+    url = with_query(pg_url, schema=schema)
+    first = await migrate_url(url)
+    assert first.applied == (
+        *(p.name for p in MIGRATIONS),
+        *(f"repeatable/{p.name}" for p in REPEATABLES),
+    )
+    assert (await migrate_url(url)).applied == ()
+    # A database whose function came from other text (an older release, say) gets
+    # this code's function on the next migrate, and commits work on it.
+    execute(pg_url, sql.SQL("UPDATE {} SET checksum = 'old'").format(repeatables_table(schema)))
+    execute(pg_url, sql.SQL("DROP FUNCTION {}.commit_turn").format(sql.Identifier(schema)))
+    again = await migrate_url(url)
+    assert again.applied == tuple(f"repeatable/{p.name}" for p in REPEATABLES)
+    async with await lash.open_storage(url) as storage:
+        commit = lash.RuntimeCommit(
+            session_id="s",
+            expected_head_revision=None,
+            config=lash.PersistedSessionConfig("p", {"id": "m"}),
+        )
+        assert (await storage.session("s").commit_runtime_state(commit)).head_revision == 1
+
+
+async def test_migrate_off_with_an_outdated_function_is_refused_saying_to_run_migrate(
+    pg_url: str, schema: str
+) -> None:
+    url = with_query(pg_url, schema=schema)
+    await migrate_url(url)
+    execute(pg_url, sql.SQL("UPDATE {} SET checksum = 'old'").format(repeatables_table(schema)))
+    with pytest.raises(lash.DatabaseSchemaMismatch) as refused:
+        await lash.open_storage(with_query(url, migrate="false"))
+    assert "lash-store migrate" in str(refused.value)
+    assert REPEATABLES[0].name in str(refused.value)
+    # Opening with migrate on brings it up to date.
+    async with await lash.open_storage(url):
+        pass
+    checksum = scalar(pg_url, sql.SQL("SELECT checksum FROM {}").format(repeatables_table(schema)))
+    assert checksum != "old"
