@@ -30,7 +30,7 @@ class MemoryStorage(StorageBase):
     def __init__(self, state: MemoryState) -> None:
         self._state = state
         self._maintenance = MemoryMaintenance(state)
-        self._sessions = MemorySessionFactory(state, self._maintenance)
+        self._sessions = MemorySessionFactory(state, self.session)
         self._blobs = MemoryBlobStore(state)
         self._attachments = MemoryAttachmentStore(state)
 

@@ -7,7 +7,7 @@ asyncio a commit is atomic: it writes all of its plan or nothing.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from lash_store_api import DurabilityTier, Maintenance, ModelUsage, SessionSummary, TokenUsage
 from lash_store_api.backend.commit import CommitObservation, CommitPlan, stored_stamp
@@ -127,12 +127,9 @@ class MemorySessionHandle(SessionHandleBase):
 class MemorySessionFactory(SessionFactoryBase):
     tier = TIER
 
-    def __init__(self, state: MemoryState, maintenance: Maintenance) -> None:
+    def __init__(self, state: MemoryState, handle: Callable[[str], MemorySessionHandle]) -> None:
+        super().__init__(handle)
         self._state = state
-        self._maintenance = maintenance
-
-    def _handle(self, sid: str) -> MemorySessionHandle:
-        return MemorySessionHandle(self._state, sid, self._maintenance)
 
     async def _seed_meta(self, sid: str, meta: str) -> None:
         self._state.meta.setdefault(sid, meta)

@@ -53,7 +53,7 @@ class PostgresStorage(StorageBase):
         self._db = db
         self._conninfo = conninfo
         self._maintenance = PostgresMaintenance(db)
-        self._sessions = PostgresSessionFactory(db, self._maintenance)
+        self._sessions = PostgresSessionFactory(db, self.session)
         self._blobs = PostgresBlobStore(db)
         self._attachments = PostgresAttachmentStore(db)
 

@@ -43,59 +43,49 @@ def lock_key(namespace: str, schema: str) -> tuple[int, int]:
 
 
 @dataclass(frozen=True, slots=True)
-class Migration:
-    version: int
+class Script:
+    """A shipped SQL file: a numbered migration, or a repeatable script (``version=None``)."""
+
+    filename: str
     name: str
     text: str
+    version: int | None = None
 
     @property
     def checksum(self) -> str:
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
 
-    @property
-    def filename(self) -> str:
-        return f"{self.version:04d}_{self.name}.sql"
 
-
-def known_migrations() -> list[Migration]:
-    """The migrations shipped with this code, by version."""
+def _scripts(folder: str, pattern: re.Pattern[str]) -> list[tuple[re.Match[str], str]]:
+    """``(name match, text)`` of the files in ``folder`` whose names match ``pattern``."""
     found = []
-    for entry in resources.files("lash_store_postgres").joinpath("migrations").iterdir():
-        match = _FILE.match(entry.name)
+    for entry in resources.files("lash_store_postgres").joinpath(folder).iterdir():
+        match = pattern.match(entry.name)
         if match:
-            found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
-    found.sort(key=lambda m: m.version)
+            found.append((match, entry.read_text(encoding="utf-8")))
+    return found
+
+
+def known_migrations() -> list[Script]:
+    """The numbered migrations shipped with this code, by version."""
+    found = sorted(
+        (Script(m[0], m[2], text, int(m[1])) for m, text in _scripts("migrations", _FILE)),
+        key=lambda s: s.version or 0,
+    )
     versions = [m.version for m in found]
     assert versions == list(range(1, len(found) + 1)), f"migrations must be 1..N, got {versions}"
     return found
 
 
-@dataclass(frozen=True, slots=True)
-class Repeatable:
-    name: str
-    text: str
-
-    @property
-    def checksum(self) -> str:
-        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
-
-    @property
-    def filename(self) -> str:
-        return f"repeatable/{self.name}.sql"
-
-
-def known_repeatables() -> list[Repeatable]:
+def known_repeatables() -> list[Script]:
     """The repeatable scripts shipped with this code, by name."""
-    folder = resources.files("lash_store_postgres").joinpath("repeatable")
-    found = []
-    for entry in folder.iterdir():
-        match = _REPEATABLE.match(entry.name)
-        if match:
-            found.append(Repeatable(match[1], entry.read_text(encoding="utf-8")))
-    return sorted(found, key=lambda r: r.name)
+    found = (
+        Script(f"repeatable/{m[0]}", m[1], text) for m, text in _scripts("repeatable", _REPEATABLE)
+    )
+    return sorted(found, key=lambda s: s.name)
 
 
-def _verify(schema: str, recorded: dict[int, str], known: list[Migration]) -> None:
+def _verify(schema: str, recorded: dict[int, str], known: list[Script]) -> None:
     component = f"postgres schema {schema!r}"
     by_version = {m.version: m for m in known}
     newer = sorted(v for v in recorded if v not in by_version)
@@ -139,7 +129,7 @@ async def _recorded(conn: AsyncConnection[tuple[object, ...]], schema: str) -> d
     return {int(v): c for v, c in (await _checksums(conn, schema, TABLE, "version")).items()}
 
 
-def _stale_repeatables(recorded: dict[str, str]) -> list[Repeatable]:
+def _stale_repeatables(recorded: dict[str, str]) -> list[Script]:
     return [r for r in known_repeatables() if recorded.get(r.name) != r.checksum]
 
 

@@ -8,7 +8,7 @@ insertion order.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from psycopg.rows import class_row
@@ -208,12 +208,9 @@ class PostgresSessionHandle(SessionHandleBase):
 class PostgresSessionFactory(SessionFactoryBase):
     tier = TIER
 
-    def __init__(self, db: Db, maintenance: Maintenance) -> None:
+    def __init__(self, db: Db, handle: Callable[[str], PostgresSessionHandle]) -> None:
+        super().__init__(handle)
         self._db = db
-        self._maintenance = maintenance
-
-    def _handle(self, sid: str) -> PostgresSessionHandle:
-        return PostgresSessionHandle(self._db, sid, self._maintenance)
 
     async def _seed_meta(self, sid: str, meta: str) -> None:
         db = self._db

@@ -11,7 +11,7 @@ attachment-manifest and maintenance delegations.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..attachments import AttachmentIntent, AttachmentManifestEntry
@@ -268,12 +268,12 @@ class SessionFactoryBase(ABC):
 
     tier: DurabilityTier = DurabilityTier.INLINE
 
+    def __init__(self, handle: Callable[[str], SessionHandleBase]) -> None:
+        #: Makes a handle bound to a session id: the storage's ``session``.
+        self._handle = handle
+
     def durability_tier(self) -> DurabilityTier:
         return self.tier
-
-    @abstractmethod
-    def _handle(self, sid: str) -> SessionHandleBase:
-        """A handle bound to ``sid``."""
 
     @abstractmethod
     async def _seed_meta(self, sid: str, meta: str) -> None:
