@@ -6,7 +6,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import TracebackType
-from typing import Any, NoReturn, Protocol, Self, runtime_checkable
+from typing import Any, NoReturn, Protocol, Self, TypeVar, runtime_checkable
 
 from .artifacts import ArtifactStore
 from .attachments import AttachmentStore
@@ -100,10 +100,36 @@ class Storage(Protocol):
     ) -> None: ...
 
 
+_F = TypeVar("_F")
+
+
 class StorageBase:
-    """Context-manager plumbing and "facet not served" errors for backends to inherit."""
+    """The facet properties, context-manager plumbing and "facet not served" errors.
+
+    A backend's storage passes the facet objects it serves to ``__init__``; a
+    facet left out raises ``UnsupportedOperation`` naming it when used.
+    """
 
     backend_name: str = "backend"
+
+    def __init__(
+        self,
+        *,
+        sessions: SessionFactory | None = None,
+        maintenance: Maintenance | None = None,
+        blobs: BlobStore | None = None,
+        attachments: AttachmentStore | None = None,
+        processes: ProcessRegistry | None = None,
+        triggers: TriggerStore | None = None,
+        artifacts: ArtifactStore | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._maintenance = maintenance
+        self._blobs = blobs
+        self._attachments = attachments
+        self._processes = processes
+        self._triggers = triggers
+        self._artifacts = artifacts
 
     async def aclose(self) -> None:
         return None
@@ -122,17 +148,36 @@ class StorageBase:
     def _unsupported(self, facet: Facet) -> NoReturn:
         raise UnsupportedOperation(f"the {self.backend_name} backend does not serve {facet.value}")
 
+    def _served(self, value: _F | None, facet: Facet) -> _F:
+        return self._unsupported(facet) if value is None else value
+
+    @property
+    def sessions(self) -> SessionFactory:
+        return self._served(self._sessions, Facet.SESSIONS)
+
+    @property
+    def maintenance(self) -> Maintenance:
+        return self._served(self._maintenance, Facet.MAINTENANCE)
+
+    @property
+    def blobs(self) -> BlobStore:
+        return self._served(self._blobs, Facet.MAINTENANCE)
+
+    @property
+    def attachments(self) -> AttachmentStore:
+        return self._served(self._attachments, Facet.ATTACHMENTS)
+
     @property
     def processes(self) -> ProcessRegistry:
-        return self._unsupported(Facet.PROCESSES)
+        return self._served(self._processes, Facet.PROCESSES)
 
     @property
     def triggers(self) -> TriggerStore:
-        return self._unsupported(Facet.TRIGGERS)
+        return self._served(self._triggers, Facet.TRIGGERS)
 
     @property
     def artifacts(self) -> ArtifactStore:
-        return self._unsupported(Facet.ARTIFACTS)
+        return self._served(self._artifacts, Facet.ARTIFACTS)
 
 
 @runtime_checkable

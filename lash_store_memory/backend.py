@@ -29,10 +29,12 @@ class MemoryStorage(StorageBase):
 
     def __init__(self, state: MemoryState) -> None:
         self._state = state
-        self._maintenance = MemoryMaintenance(state)
-        self._sessions = MemorySessionFactory(state, self.session)
-        self._blobs = MemoryBlobStore(state)
-        self._attachments = MemoryAttachmentStore(state)
+        super().__init__(
+            sessions=MemorySessionFactory(state, self.session),
+            maintenance=MemoryMaintenance(state),
+            blobs=MemoryBlobStore(state),
+            attachments=MemoryAttachmentStore(state),
+        )
 
     @property
     def url(self) -> str:
@@ -43,23 +45,7 @@ class MemoryStorage(StorageBase):
         return CAPABILITIES
 
     def session(self, session_id: str | None = None) -> MemorySessionHandle:
-        return MemorySessionHandle(self._state, session_id, self._maintenance)
-
-    @property
-    def sessions(self) -> MemorySessionFactory:
-        return self._sessions
-
-    @property
-    def maintenance(self) -> MemoryMaintenance:
-        return self._maintenance
-
-    @property
-    def blobs(self) -> MemoryBlobStore:
-        return self._blobs
-
-    @property
-    def attachments(self) -> MemoryAttachmentStore:
-        return self._attachments
+        return MemorySessionHandle(self._state, session_id, self.maintenance)
 
 
 def name_from_url(url: str) -> str | None:

@@ -16,7 +16,6 @@ from lash_store_api.backend.sessions import (
     SessionFactoryBase,
     SessionHandleBase,
     SessionRows,
-    StoredHead,
 )
 
 from .attachments import MemoryManifest
@@ -64,17 +63,7 @@ class MemorySessionHandle(SessionHandleBase):
             if previous is None or previous.tombstoned:
                 nodes.live_count += 1
             nodes.rows[node.node_id] = NodeRow(node.parent_node_id, node.data)
-        state.heads[sid] = HeadRow(
-            head=StoredHead(
-                head_revision=plan.revision,
-                config=plan.config,
-                agent_frames=plan.agent_frames,
-                current_agent_frame_id=plan.current_agent_frame_id,
-                checkpoint_ref=plan.checkpoint_ref,
-                leaf_node_id=plan.leaf_node_id,
-            ),
-            graph_node_count=nodes.live_count,
-        )
+        state.heads[sid] = HeadRow(plan.head(), graph_node_count=nodes.live_count)
         MemoryManifest(state).stamp_now(sid, plan.committed_attachment_ids)
         if plan.turn_id is not None and plan.turn_commit_hash is not None:
             state.stamps[(sid, plan.turn_id)] = StampRow(

@@ -13,7 +13,7 @@ import weakref
 from dataclasses import dataclass, field
 
 from lash_store_api import AttachmentManifestEntry, StoredAttachment, TokenLedgerEntry
-from lash_store_api.backend.sessions import StoredHead
+from lash_store_api.backend.commit import StoredHead
 
 
 @dataclass(slots=True)

@@ -52,10 +52,12 @@ class PostgresStorage(StorageBase):
     def __init__(self, db: Db, conninfo: str) -> None:
         self._db = db
         self._conninfo = conninfo
-        self._maintenance = PostgresMaintenance(db)
-        self._sessions = PostgresSessionFactory(db, self.session)
-        self._blobs = PostgresBlobStore(db)
-        self._attachments = PostgresAttachmentStore(db)
+        super().__init__(
+            sessions=PostgresSessionFactory(db, self.session),
+            maintenance=PostgresMaintenance(db),
+            blobs=PostgresBlobStore(db),
+            attachments=PostgresAttachmentStore(db),
+        )
 
     @property
     def url(self) -> str:
@@ -79,23 +81,7 @@ class PostgresStorage(StorageBase):
         return self._db.pool.get_stats()
 
     def session(self, session_id: str | None = None) -> PostgresSessionHandle:
-        return PostgresSessionHandle(self._db, session_id, self._maintenance)
-
-    @property
-    def sessions(self) -> PostgresSessionFactory:
-        return self._sessions
-
-    @property
-    def maintenance(self) -> PostgresMaintenance:
-        return self._maintenance
-
-    @property
-    def blobs(self) -> PostgresBlobStore:
-        return self._blobs
-
-    @property
-    def attachments(self) -> PostgresAttachmentStore:
-        return self._attachments
+        return PostgresSessionHandle(self._db, session_id, self.maintenance)
 
     async def aclose(self) -> None:
         await self._db.aclose()

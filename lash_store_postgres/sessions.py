@@ -21,13 +21,8 @@ from lash_store_api import (
     TokenLedgerEntry,
     TokenUsage,
 )
-from lash_store_api.backend.commit import CommitObservation, CommitPlan
-from lash_store_api.backend.sessions import (
-    SessionFactoryBase,
-    SessionHandleBase,
-    SessionRows,
-    StoredHead,
-)
+from lash_store_api.backend.commit import CommitObservation, CommitPlan, StoredHead
+from lash_store_api.backend.sessions import SessionFactoryBase, SessionHandleBase, SessionRows
 
 from .attachments import PostgresManifest
 from .commit import write_commit

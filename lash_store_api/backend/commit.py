@@ -51,6 +51,7 @@ __all__ = [
     "CommitObservation",
     "CommitPlan",
     "EncodedNode",
+    "StoredHead",
     "StoredStamp",
     "accept_commit",
     "check_binding",
@@ -71,6 +72,18 @@ class EncodedNode:
     node_id: str
     parent_node_id: str | None
     data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StoredHead:
+    """A session's head as stored (config and frames encoded)."""
+
+    head_revision: int
+    config: str | bytes
+    agent_frames: bytes
+    current_agent_frame_id: str
+    checkpoint_ref: BlobRef
+    leaf_node_id: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +130,17 @@ class CommitPlan:
     def base_revision(self) -> int:
         """The stored head revision this plan may be written on (0: no head)."""
         return self.expected_head_revision or 0
+
+    def head(self) -> StoredHead:
+        """The head a write of this plan leaves."""
+        return StoredHead(
+            head_revision=self.revision,
+            config=self.config,
+            agent_frames=self.agent_frames,
+            current_agent_frame_id=self.current_agent_frame_id,
+            checkpoint_ref=self.checkpoint_ref,
+            leaf_node_id=self.leaf_node_id,
+        )
 
     def applies(self, actual_revision: int, stamp_stored: bool) -> bool:
         """Whether a backend that sees this head revision and stamp must write the plan."""

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..attachments import AttachmentIntent, AttachmentManifestEntry
-from ..common import BlobRef, DurabilityTier
+from ..common import DurabilityTier
 from ..errors import BackendError, UnsupportedReadScope
 from ..maintenance import GcReport, Maintenance, VacuumReport
 from ..sessions import (
@@ -46,6 +46,7 @@ from .codec import (
 from .commit import (
     CommitObservation,
     CommitPlan,
+    StoredHead,
     accept_commit,
     check_binding,
     decide_commit,
@@ -69,18 +70,6 @@ __all__ = [
     "build_read",
     "seed_meta",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class StoredHead:
-    """A session's head as stored (config and frames encoded)."""
-
-    head_revision: int
-    config: str | bytes
-    agent_frames: bytes
-    current_agent_frame_id: str
-    checkpoint_ref: BlobRef
-    leaf_node_id: str | None
 
 
 @dataclass(frozen=True, slots=True)
