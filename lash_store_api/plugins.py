@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 import pluggy
 
+from .common import redact_url
 from .errors import InvalidRequest, UnknownBackend
 from .storage import Backend, Storage
 
@@ -90,7 +91,7 @@ def installed_backends() -> dict[str, Backend]:
 def scheme_of(url: str) -> str:
     if "://" not in url:
         raise InvalidRequest(
-            "url", f"{url!r} has no scheme (expected e.g. memory:// or postgresql://)"
+            "url", f"{redact_url(url)!r} has no scheme (expected e.g. memory:// or postgresql://)"
         )
     return urlsplit(url).scheme.lower()
 
