@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 import lash_store_api as lash
 from lash_store_api.plugins import (
@@ -24,6 +25,7 @@ from lash_store_api.plugins import (
     plugin_failures,
     reset_plugins,
 )
+from lash_store_cli.cli import cli
 
 REPO = Path(__file__).resolve().parent.parent
 INSTALL = "pip install 'lash-store[postgres]'"
@@ -125,6 +127,56 @@ def test_postgres_backend_raises_unavailable_when_called_directly() -> None:
         "postgres ('postgresql', 'postgres') durable",
         *[f"raised {INSTALL} (the postgres extra; psycopg is not installed)"] * 2,
     ]
+
+
+def test_without_psycopg_the_cli_lists_postgresql_as_unavailable() -> None:
+    done = run_without_psycopg(
+        "finder",
+        """
+        import runpy
+        sys.argv = ["lash-store", "backends"]
+        runpy.run_module("lash_store_cli", run_name="__main__")
+        """,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = {line.split()[0]: line for line in done.stdout.splitlines()}
+    assert rows["backend"].split() == ["backend", "schemes", "facets", "durability", "status"]
+    assert rows["memory"].endswith("inline      available")
+    assert "postgres://, postgresql://" in rows["postgres"]
+    assert rows["postgres"].endswith(
+        f"durable     unavailable: {INSTALL} (the postgres extra; psycopg is not installed)"
+    )
+    assert "failed to load" not in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "err"),
+    [
+        (["sessions", "memory://"], 0, ""),
+        (
+            ["sessions", "postgresql://127.0.0.1/test"],
+            1,
+            f"lash-store: error: the postgres backend is unavailable: {INSTALL} "
+            "(the postgres extra; psycopg is not installed)\n",
+        ),
+        (
+            ["migrate", "postgresql://127.0.0.1/test"],
+            1,
+            f"lash-store: error: the postgres backend is unavailable: {INSTALL} "
+            "(the postgres extra; psycopg is not installed)\n",
+        ),
+    ],
+    ids=["memory", "sessions-postgresql", "migrate-postgresql"],
+)
+def test_without_psycopg_cli_commands(argv: list[str], code: int, err: str) -> None:
+    done = run_without_psycopg(
+        "sys.modules",
+        f"""
+        from lash_store_cli.cli import main
+        sys.exit(main({argv!r}))
+        """,
+    )
+    assert (done.returncode, done.stderr) == (code, err)
 
 
 # --- broken third-party plugins ----------------------------------------------------
@@ -244,3 +296,37 @@ def test_a_failing_hook_keeps_the_backends_it_registered_out(
     finally:
         reset_plugins()
         sys.modules.pop("half_done", None)
+
+
+def test_backends_command_lists_broken_plugins_by_name(broken_plugins: None) -> None:
+    result = CliRunner().invoke(cli, ["backends"], prog_name="lash-store")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["backend", "schemes", "facets", "durability", "status"]
+    assert lines[1].startswith("memory ") and lines[1].endswith("available")
+    assert lines[2].startswith("postgres ")
+    cut = lines.index("plugins that failed to load (entry point group lash_store):")
+    broken = {line.split()[0]: line.split(None, 1)[1] for line in lines[cut + 1 :]}
+    assert set(broken) == {"badargs", "hookfails", "importfails"}
+    assert broken["hookfails"] == "lash_store_register_backends raised ValueError: no backend today"
+    assert broken["importfails"].startswith("import of broken_on_import failed: RuntimeError:")
+    result = CliRunner().invoke(cli, ["sessions", "memory://"], prog_name="lash-store")
+    assert result.exit_code == 0 and result.stdout.startswith("no sessions in memory://")
+
+
+def test_the_api_imports_neither_the_cli_nor_the_suite_nor_a_driver() -> None:
+    done = run_without_psycopg(
+        "finder",
+        """
+        import importlib, pkgutil
+        import lash_store_api
+
+        for info in pkgutil.walk_packages(lash_store_api.__path__, "lash_store_api."):
+            importlib.import_module(info.name)
+        import lash_store_memory.plugin, lash_store_postgres.plugin
+
+        roots = {name.split(".")[0] for name in sys.modules}
+        print(sorted(roots & {"lash_store_cli", "lash_store_conformance", "click", "pytest"}))
+        """,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "[]\n", "")
