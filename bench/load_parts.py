@@ -37,8 +37,8 @@ from psycopg.rows import class_row
 import lash_store_api as lash
 from bench.workload import build_commit, make_turns
 from lash_store_api.backend.sessions import build_read
-from lash_store_postgres.backend import PostgresStorage
 from lash_store_postgres.sessions import _LOAD_HEAD, _LOAD_NODES, HeadRow
+from lash_store_postgres.storage import PostgresStorage
 
 _FLOOR_SELECT = "SELECT data FROM {s}.nodes WHERE session_id = %s ORDER BY rev, ord"
 

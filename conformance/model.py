@@ -2,7 +2,7 @@
 
 Plain dicts and lists, written from spec/sessions.md, spec/blobs_and_maintenance.md
 and design.md alone: it shares no code with ``lash_store_api.backend.graph``,
-``lash_store_api.backend.rules`` or any backend, so a bug there cannot hide in both.
+``lash_store_api.backend`` or any backend, so a bug there cannot hide in both.
 Blob refs are the one thing it cannot compute (each backend picks its own
 checkpoint encoding): it learns them from commit results and only checks
 that they are used consistently.

@@ -17,6 +17,7 @@ import pytest
 import pytest_asyncio
 
 from lash_store_api import Backend, Facet, Storage, backend_for_url
+from lash_store_api.backend import redact_url
 
 __all__ = ["SUITE_MODULES", "UNSUPPORTED_PREFIX", "behaviour"]
 
@@ -93,7 +94,7 @@ def storage_urls(config: pytest.Config) -> list[str]:
 
 
 def _url_id(url: str) -> str:
-    return urlsplit(url).scheme or url
+    return urlsplit(url).scheme or redact_url(url)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

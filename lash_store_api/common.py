@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any, TypeAlias
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote_plus
 
 __all__ = [
     "JSON",
@@ -48,12 +49,43 @@ def freeze_sequences(obj: Any, *names: str) -> None:
             object.__setattr__(obj, name, tuple(value))
 
 
+#: libpq connection parameters whose value is a secret.
+_SECRET_KEYS = frozenset({"password", "sslpassword"})
+#: ``password=...`` in a libpq key=value conninfo string; the value is a quoted or bare word.
+_CONNINFO_SECRET = re.compile(
+    r"(?<![\w.])((?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s']+)", re.IGNORECASE
+)
+_MASK = "***"
+
+
 def redact_url(url: str) -> str:
-    """``url`` with any password masked, for messages and output."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    """``url`` with every password masked, for messages and output.
+
+    Masks the password of a URL's user info (``postgresql://u:***@h/db``,
+    IPv6 hosts and multi-host lists kept as written), ``password`` and
+    ``sslpassword`` query parameters (``?password=***``), and the same keys
+    in a libpq ``key=value`` conninfo string. Everything else is left exactly
+    as given.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return _CONNINFO_SECRET.sub(lambda m: m.group(1) + _MASK, url)
+    # The authority runs to the first '/', '?' or '#'; the user info to its last '@'.
+    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    authority, tail = rest[:cut], rest[cut:]
+    userinfo, at, hostport = authority.rpartition("@")
+    if at and ":" in userinfo:
+        authority = f"{userinfo.split(':', 1)[0]}:{_MASK}@{hostport}"
+    path, question, query = tail.partition("?")
+    if question:
+        query, hash_, fragment = query.partition("#")
+        query = "&".join(_redact_param(p) for p in query.split("&"))
+        tail = f"{path}?{query}{hash_}{fragment}"
+    return f"{scheme}://{authority}{tail}"
+
+
+def _redact_param(param: str) -> str:
+    key, eq, _ = param.partition("=")
+    if eq and unquote_plus(key).strip().lower() in _SECRET_KEYS:
+        return f"{key}={_MASK}"
+    return param

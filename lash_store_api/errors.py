@@ -10,6 +10,7 @@ __all__ = [
     "AttachmentMetadataError",
     "AttachmentNotFound",
     "BackendError",
+    "BackendUnavailable",
     "ClaimSuperseded",
     "ConflictError",
     "DatabaseSchemaMismatch",
@@ -261,6 +262,19 @@ class UnsupportedOperation(StoreError):
 
 class UnknownBackend(StoreError, LookupError):
     """No installed backend serves the URL's scheme."""
+
+
+class BackendUnavailable(StoreError):
+    """A backend is installed but cannot open storages here, e.g. its driver is missing.
+
+    ``reason`` is the backend's own one-line account, saying how to fix it
+    (``pip install 'lash-store[postgres]' (the postgres extra; psycopg is not installed)``).
+    """
+
+    def __init__(self, backend: str, reason: str):
+        self.backend = backend
+        self.reason = reason
+        super().__init__(f"the {backend} backend is unavailable: {reason}")
 
 
 class BackendError(StoreError):

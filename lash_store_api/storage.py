@@ -182,7 +182,20 @@ class StorageBase:
 
 @runtime_checkable
 class Backend(Protocol):
-    """What a plugin registers through ``lash_store_register_backends``."""
+    """What a plugin registers through ``lash_store_register_backends``.
+
+    ``name``, ``schemes`` and ``capabilities`` must not need the backend's
+    driver: a plugin module imports nothing optional, and the driver is
+    imported inside ``open`` (and ``migrate``, ``isolated``).
+
+    Optionally, ``unavailable_reason() -> str | None`` says why the backend
+    cannot open storages here (its driver is not installed, say), in one line
+    that tells how to fix it, e.g. ``"pip install 'lash-store[postgres]'
+    (the postgres extra; psycopg is not installed)"``; ``None`` means available, and so does a
+    backend without the method. Opening a URL of an unavailable backend raises
+    :class:`~lash_store_api.errors.BackendUnavailable` carrying that reason,
+    and ``lash-store backends`` shows it.
+    """
 
     @property
     def name(self) -> str: ...

@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from lash_store_api import Capabilities, DurabilityTier, Facet
-from lash_store_api.backend import StorageBase
+from lash_store_api.backend import StorageBase, redact_url
 from lash_store_api.errors import InvalidRequest
 
 from .attachments import MemoryAttachmentStore
@@ -51,7 +51,7 @@ class MemoryStorage(StorageBase):
 def name_from_url(url: str) -> str | None:
     parts = urlsplit(url)
     if parts.scheme != "memory":
-        raise InvalidRequest("url", f"{url!r} is not a memory:// URL")
+        raise InvalidRequest("url", f"{redact_url(url)!r} is not a memory:// URL")
     name = (parts.netloc + parts.path).strip("/")
     return name or None
 

@@ -1,30 +1,31 @@
-"""The PostgreSQL storage and its backend object."""
+"""The PostgreSQL backend object: what the plugin registers, importable without psycopg.
+
+``name``, ``schemes`` and ``capabilities`` need no driver. :mod:`.storage`
+(psycopg and everything built on it) is imported only when a storage is
+opened, migrated or made for a test; without the ``postgres`` extra that
+raises :class:`~lash_store_api.BackendUnavailable` naming the install command.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from functools import cache
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-import psycopg
-from psycopg import sql
+from lash_store_api import BackendUnavailable, Capabilities, DurabilityTier, Facet, MigrationReport
 
-from lash_store_api import (
-    Capabilities,
-    DurabilityTier,
-    Facet,
-    MigrationReport,
-)
-from lash_store_api.backend import StorageBase, redact_url
+from .config import SCHEMES
 
-from .attachments import PostgresAttachmentStore
-from .config import SCHEMES, PgOptions, parse_url, storage_url
-from .db import Conn, Db, make_pool
-from .errors import wrapped
-from .maintenance import PostgresBlobStore, PostgresMaintenance
-from .migrations import check_current, migrate
-from .sessions import PostgresSessionFactory, PostgresSessionHandle
+if TYPE_CHECKING:
+    from .storage import PostgresStorage
+
+NAME = "postgres"
+INSTALL = "pip install 'lash-store[postgres]'"
+#: The driver modules the ``postgres`` extra installs.
+DRIVER_MODULES = ("psycopg", "psycopg_pool")
 
 CAPABILITIES = Capabilities(
     facets=frozenset({Facet.SESSIONS, Facet.MAINTENANCE, Facet.ATTACHMENTS}),
@@ -32,105 +33,60 @@ CAPABILITIES = Capabilities(
 )
 
 
-@asynccontextmanager
-async def direct_connection(conninfo: str) -> AsyncIterator[Conn]:
-    """One connection outside any pool (migrations, schema drops)."""
-    with wrapped(f"connecting to {redact_url(conninfo)}"):
-        conn = await psycopg.AsyncConnection.connect(
-            conninfo, autocommit=True, prepare_threshold=None
-        )
-    with wrapped(f"talking to {redact_url(conninfo)}"):
-        async with conn:  # its exit (close) may fail too: inside the wrapper
-            yield conn
+@cache
+def driver_missing() -> str | None:
+    """Why the driver does not import (the fix first), or ``None`` when it does."""
+    for name in DRIVER_MODULES:
+        try:
+            import_module(name)
+        except ModuleNotFoundError as exc:
+            missing = exc.name or name
+            return f"{INSTALL} (the postgres extra; {missing} is not installed)"
+        except ImportError as exc:  # installed, but broken (e.g. no libpq for psycopg)
+            text = str(exc).strip().splitlines()
+            why = text[0] if text else type(exc).__name__
+            return f"{INSTALL} (the postgres extra; {name} does not import: {why})"
+    return None
 
 
-class PostgresStorage(StorageBase):
-    """Sessions, blobs and attachments in one Postgres schema, through one connection pool."""
-
-    backend_name = "postgres"
-
-    def __init__(self, db: Db, conninfo: str) -> None:
-        self._db = db
-        self._conninfo = conninfo
-        super().__init__(
-            sessions=PostgresSessionFactory(db, self.session),
-            maintenance=PostgresMaintenance(db),
-            blobs=PostgresBlobStore(db),
-            attachments=PostgresAttachmentStore(db),
-        )
-
-    @property
-    def url(self) -> str:
-        return storage_url(self._conninfo, self._db.options)
-
-    @property
-    def schema(self) -> str:
-        """The Postgres schema holding this storage's tables."""
-        return self._db.schema
-
-    @property
-    def options(self) -> PgOptions:
-        return self._db.options
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return CAPABILITIES
-
-    def pool_stats(self) -> dict[str, int]:
-        """The connection pool's counters (psycopg_pool ``get_stats``), for monitoring."""
-        return self._db.pool.get_stats()
-
-    def session(self, session_id: str | None = None) -> PostgresSessionHandle:
-        return PostgresSessionHandle(self._db, session_id, self.maintenance)
-
-    async def aclose(self) -> None:
-        await self._db.aclose()
-
-
-async def migrate_url(url: str, **options: Any) -> MigrationReport:
-    """Apply pending migrations to the schema ``url`` names (``lash-store migrate``)."""
-    conninfo, opts = parse_url(url, options)
-    async with direct_connection(conninfo) as conn:
-        return await migrate(conn, opts.schema)
-
-
-async def open_postgres(url: str, **options: Any) -> PostgresStorage:
-    conninfo, opts = parse_url(url, options)
-    # Connect once directly first: a wrong host or database fails now, with
-    # libpq's own message, instead of as a pool timeout later.
-    async with direct_connection(conninfo) as conn:
-        if opts.migrate:
-            await migrate(conn, opts.schema)
-        else:
-            await check_current(conn, opts.schema)
-    pool = make_pool(conninfo, opts)
-    with wrapped(f"opening a connection pool to {redact_url(conninfo)}"):
-        await pool.open()
-    return PostgresStorage(Db(pool, opts), conninfo)
+def require_driver() -> None:
+    """Raise :class:`BackendUnavailable` unless psycopg and psycopg_pool import."""
+    reason = driver_missing()
+    if reason is not None:
+        raise BackendUnavailable(NAME, reason)
 
 
 class PostgresBackend:
-    name = "postgres"
+    name = NAME
     schemes = SCHEMES
     capabilities = CAPABILITIES
 
+    def unavailable_reason(self) -> str | None:
+        """``None`` when psycopg and psycopg_pool import; else the install command and why."""
+        return driver_missing()
+
     async def open(self, url: str, **options: Any) -> PostgresStorage:
+        require_driver()
+        from .storage import open_postgres
+
         return await open_postgres(url, **options)
 
     async def migrate(self, url: str, **options: Any) -> MigrationReport:
+        require_driver()
+        from .storage import migrate_url
+
         return await migrate_url(url, **options)
 
     @asynccontextmanager
     async def isolated(self, url: str) -> AsyncIterator[PostgresStorage]:
         """A storage in a fresh schema of ``url``'s database, dropped on exit."""
-        conninfo, _ = parse_url(url)
+        require_driver()
+        from .storage import drop_schema, open_postgres
+
         schema = f"lash_test_{uuid.uuid4().hex[:16]}"
         storage = await open_postgres(url, schema=schema)
         try:
             yield storage
         finally:
             await storage.aclose()
-            async with direct_connection(conninfo) as conn:
-                await conn.execute(
-                    sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
-                )
+            await drop_schema(url, schema)

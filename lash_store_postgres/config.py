@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from lash_store_api.backend import redact_url
 from lash_store_api.errors import InvalidRequest
 
 SCHEMES = ("postgresql", "postgres")
@@ -129,7 +130,7 @@ def parse_url(url: str, overrides: Mapping[str, object] | None = None) -> tuple[
         raise InvalidRequest("url", f"must be a string, got {type(url).__name__}")
     parts = urlsplit(url)
     if parts.scheme not in SCHEMES:
-        raise InvalidRequest("url", f"{url!r} is not a postgresql:// URL")
+        raise InvalidRequest("url", f"{redact_url(url)!r} is not a postgresql:// URL")
     found: dict[str, Any] = {}
     passthrough: list[tuple[str, str]] = []
     for key, value in parse_qsl(parts.query, keep_blank_values=True):

@@ -1,27 +1,27 @@
 """The ``lash-store`` CLI: each command's output shape, its errors, and the installed script.
 
-Commands run in-process through ``main([...])``. Data is seeded into a named
-``memory://`` storage that the test keeps open while ``main`` runs: a named
-in-memory storage is shared by every open of the same URL in one process.
+Commands run in-process through click's ``CliRunner``. Data is seeded into a
+named ``memory://`` storage that the test keeps open while the command runs: a
+named in-memory storage is shared by every open of the same URL in one process.
+Every command that reads a store also runs on a seeded PostgreSQL schema.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import subprocess
+import inspect
 import sys
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from pg_cluster import scratch_schema, with_query
 
 import lash_store_api as lash
-from lash_store_api.cli import main, shown_url
-from lash_store_api.cli_render import ASCII, preview, table, tree_lines
+from lash_store_cli import commands
+from lash_store_cli.cli import cli, main
 
 CONFIG = lash.PersistedSessionConfig(provider_id="test", model={"id": "m-large"})
 
@@ -114,47 +114,140 @@ def url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iter
         yield store_url
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[str], str]:
-    code = main(list(argv))
+def runner() -> CliRunner:
+    """A runner keeping stderr apart from stdout (click 8.1 mixes them unless told)."""
+    options: dict[str, Any] = {}
+    if "mix_stderr" in inspect.signature(CliRunner.__init__).parameters:
+        options["mix_stderr"] = False
+    return CliRunner(**options)
+
+
+def invoke(*argv: str, env: dict[str, str | None] | None = None) -> tuple[int, str, str]:
+    result = runner().invoke(cli, list(argv), prog_name="lash-store", env=env)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def run(*argv: str, env: dict[str, str | None] | None = None) -> tuple[int, list[str], str]:
+    code, out, err = invoke(*argv, env=env)
+    return code, out.splitlines(), err
+
+
+# --- help, version and usage errors -------------------------------------------------
+
+
+def test_help_lists_every_command_on_one_line_with_examples() -> None:
+    code, out, err = invoke("--help")
+    assert code == 0 and err == ""
+    commands = ["backends", "conformance", "migrate", "sessions", "show", "usage", "gc", "vacuum"]
+    listed = [line.split()[0] for line in out.split("Commands:\n", 1)[1].splitlines()[:9]]
+    assert listed == [*commands, "demo"]  # in the order of the README, one line each
+    assert "Examples:" in out and "LASH_STORE_URL" in out
+    assert "..." not in out.split("Commands:", 1)[1].split("\n\n", 1)[0]  # no cut-off help
+
+
+@pytest.mark.parametrize(
+    ("command", "example"),
+    [
+        ("backends", "lash-store backends"),
+        ("conformance", "lash-store conformance memory:// -- -x -k sessions"),
+        ("show", "lash-store show postgresql://localhost/agents s-1 --active"),
+        ("vacuum", "lash-store vacuum $URL --session s-1"),
+    ],
+)
+def test_command_help_has_an_example(command: str, example: str) -> None:
+    code, out, _ = invoke(command, "-h")
+    assert code == 0
+    assert out.startswith(f"Usage: lash-store {command} ")
+    assert f"Example:\n    {example}\n" in out
+
+
+def test_conformance_usage_shows_the_pytest_arguments() -> None:
+    code, out, _ = invoke("conformance", "--help")
+    assert code == 0
+    assert out.startswith("Usage: lash-store conformance [OPTIONS] [URL] [-- PYTEST_ARGS...]\n")
+
+
+def test_version_prints_the_installed_distribution_version() -> None:
+    from importlib.metadata import version
+
+    code, out, err = invoke("--version")
+    assert code == 0 and err == ""
+    assert out == f"lash-store {version('lash-store')}\n"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["show"],
+        ["bogus"],
+        ["sessions", "memory://", "extra"],
+        ["vacuum", "--session"],
+        ["show", "--no-such-option", "s-1"],
+        [],
+    ],
+    ids=["missing-session", "unknown-command", "extra-argument", "option-value", "option", "none"],
+)
+def test_usage_errors_exit_2(argv: list[str]) -> None:
+    code, out, err = invoke(*argv)
+    assert code == 2
+    assert "Usage: lash-store" in err + out or err.startswith("Error: ")
+    assert "lash-store: error:" not in err  # click's own usage message, not a store error
+
+
+def test_missing_session_names_it() -> None:
+    code, _, err = invoke("show")
+    assert code == 2 and "Missing argument 'SESSION'" in err
+
+
+def test_main_returns_the_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sessions", "memory://"]) == 0
+    assert main(["sessions", "nope://x"]) == 1
+    assert main(["show"]) == 2
+    assert main(["--version"]) == 0
     captured = capsys.readouterr()
-    return code, captured.out.splitlines(), captured.err
-
-
-# --- help and usage errors -------------------------------------------------------
-
-
-def test_help_lists_every_command_with_an_example(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exited:
-        main(["--help"])
-    assert exited.value.code == 0
-    out = capsys.readouterr().out
-    for command in ("backends", "conformance", "sessions", "show", "usage", "gc", "vacuum", "demo"):
-        assert f"\n    {command}" in out
-    assert "examples:" in out and "LASH_STORE_URL" in out
-
-
-def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exited:
-        main(["show"])
-    assert exited.value.code == 2
-    assert "SESSION" in capsys.readouterr().err
+    assert captured.err.count("lash-store: error: no installed backend serves nope://") == 1
 
 
 # --- commands ----------------------------------------------------------------------
 
 
-def test_backends_lists_memory(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "backends")
+def test_backends_lists_memory() -> None:
+    code, out, _ = run("backends")
     assert code == 0
-    assert out[0].split() == ["backend", "schemes", "facets", "durability"]
+    assert out[0].split() == ["backend", "schemes", "facets", "durability", "status"]
     memory = next(line for line in out[1:] if line.startswith("memory "))
     assert "memory://" in memory
     assert "sessions, maintenance, attachments" in memory
-    assert memory.split()[-1] == "inline"
+    assert memory.split()[-2:] == ["inline", "available"]
+    postgres = next(line for line in out[1:] if line.startswith("postgres "))
+    assert "postgres://, postgresql://" in postgres
+    assert postgres.split()[-2:] == ["durable", "available"]  # psycopg is installed here
 
 
-def test_sessions_one_line_each(capsys: pytest.CaptureFixture[str], url: str) -> None:
-    code, out, _ = run(capsys, "sessions", url)
+def test_conformance_passes_what_follows_the_double_dash_to_pytest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[tuple[str, list[str]]] = []
+
+    def fake(url: str, pytest_args: list[str], out: object) -> int:
+        calls.append((url, list(pytest_args)))
+        return 0
+
+    monkeypatch.setattr(commands, "conformance", fake)
+    assert invoke("conformance", "memory://x", "--", "-x", "-k", "a or b", "--")[0] == 0
+    assert invoke("conformance", "--", "-q", env={"LASH_STORE_URL": None})[0] == 0
+    assert invoke("conformance", env={"LASH_STORE_URL": "memory://env"})[0] == 0
+    assert calls == [
+        ("memory://x", ["-x", "-k", "a or b", "--"]),
+        ("memory://", ["-q"]),
+        ("memory://env", []),
+    ]
+    code, _, err = invoke("conformance", "memory://", "-x")  # without --: not ours, not pytest's
+    assert code == 2 and "No such option" in err and "-x" in err
+
+
+def test_sessions_one_line_each(url: str) -> None:
+    code, out, _ = run("sessions", url)
     assert code == 0
     assert [line.split() for line in out] == [
         ["session", "revision", "nodes", "tokens"],
@@ -164,24 +257,36 @@ def test_sessions_one_line_each(capsys: pytest.CaptureFixture[str], url: str) ->
     ]
 
 
-def test_url_defaults_to_the_environment(
-    capsys: pytest.CaptureFixture[str], url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("LASH_STORE_URL", url)
-    code, out, _ = run(capsys, "sessions")
+def test_url_defaults_to_the_environment(url: str) -> None:
+    code, out, _ = run("sessions", env={"LASH_STORE_URL": url})
+    assert code == 0 and len(out) == 4
+    code, out, _ = run("show", "s-beta", env={"LASH_STORE_URL": url})  # a lone SESSION
+    assert code == 0 and out[0] == "session s-beta  revision 1  1 nodes (full graph)  leaf b1"
+    code, out, _ = run("usage", env={"LASH_STORE_URL": url})
+    assert code == 0 and out[1].split()[0] == "m-large"
+
+
+def test_url_argument_wins_over_the_environment(url: str) -> None:
+    code, out, _ = run("sessions", url, env={"LASH_STORE_URL": "nope://elsewhere"})
     assert code == 0 and len(out) == 4
 
 
-def test_empty_memory_store_says_so(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "sessions", "memory://")
+def test_url_defaults_to_memory_without_the_environment() -> None:
+    code, out, _ = run("sessions", env={"LASH_STORE_URL": None})
+    assert code == 0
+    assert out == ["no sessions in memory:// (memory:// storages live only inside one process)"]
+    code, _, err = run("show", "s-1", env={"LASH_STORE_URL": ""})
+    assert code == 1 and "not found in memory://" in err
+
+
+def test_empty_memory_store_says_so() -> None:
+    code, out, _ = run("sessions", "memory://")
     assert code == 0
     assert out == ["no sessions in memory:// (memory:// storages live only inside one process)"]
 
 
-def test_show_draws_the_full_graph_and_the_ledger(
-    capsys: pytest.CaptureFixture[str], url: str
-) -> None:
-    code, out, _ = run(capsys, "show", url, "s-alpha")
+def test_show_draws_the_full_graph_and_the_ledger(url: str) -> None:
+    code, out, _ = run("show", url, "s-alpha")
     assert code == 0
     assert out[0] == "session s-alpha  revision 3  5 nodes (full graph)  leaf a2b"
     assert out[1:6] == [
@@ -201,16 +306,16 @@ def test_show_draws_the_full_graph_and_the_ledger(
     ]
 
 
-def test_show_active_path_only(capsys: pytest.CaptureFixture[str], url: str) -> None:
-    code, out, _ = run(capsys, "show", url, "s-alpha", "--active")
+def test_show_active_path_only(url: str) -> None:
+    code, out, _ = run("show", url, "s-alpha", "--active")
     assert code == 0
     assert out[0] == "session s-alpha  revision 3  4 nodes (active path)  leaf a2b"
     assert [line.split()[0] for line in out[1:5]] == ["u1", "a1", "u2b", "a2b"]
     assert "first draft" not in "\n".join(out)
 
 
-def test_usage_by_model_with_total(capsys: pytest.CaptureFixture[str], url: str) -> None:
-    code, out, _ = run(capsys, "usage", url)
+def test_usage_by_model_with_total(url: str) -> None:
+    code, out, _ = run("usage", url)
     assert code == 0
     assert [line.split() for line in out] == [
         ["model", "sessions", "input", "output", "cached", "reasoning", "total"],
@@ -221,25 +326,25 @@ def test_usage_by_model_with_total(capsys: pytest.CaptureFixture[str], url: str)
     ]
 
 
-def test_vacuum_then_gc(capsys: pytest.CaptureFixture[str], url: str) -> None:
+def test_vacuum_then_gc(url: str) -> None:
     async def tombstone() -> None:
         async with await lash.open_storage(url) as storage:
             await storage.session("s-alpha").tombstone_nodes(["u2"])
 
     asyncio.run(tombstone())
-    code, out, _ = run(capsys, "vacuum", url)
+    code, out, _ = run("vacuum", url)
     assert code == 0
     assert out == [f"vacuum {url} (every session): removed 1 tombstoned nodes"]
-    code, out, _ = run(capsys, "vacuum", url, "--session", "s-alpha")
+    code, out, _ = run("vacuum", url, "--session", "s-alpha")
     assert out == [f"vacuum {url} (session 's-alpha'): removed 0 tombstoned nodes"]
-    code, out, _ = run(capsys, "gc", url)
+    code, out, _ = run("gc", url)
     assert code == 0
     # Three commits of s-alpha and one of s-beta share one empty checkpoint envelope.
     assert out == [f"gc {url}: 1 roots, 1 blobs retained, 0 deleted"]
 
 
-def test_demo_narrates_branch_retry_and_race(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "demo")
+def test_demo_narrates_branch_retry_and_race() -> None:
+    code, out, err = run("demo")
     assert code == 0 and err == ""
     text = "\n".join(out)
     assert "FullGraph" in text and "ActivePath" in text
@@ -250,12 +355,11 @@ def test_demo_narrates_branch_retry_and_race(capsys: pytest.CaptureFixture[str])
     assert len(out) < 70  # about one screen
 
 
-def test_demo_twice_on_one_store_uses_fresh_sessions(capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_twice_on_one_store_uses_fresh_sessions() -> None:
     name = f"memory://demo-{uuid.uuid4().hex[:8]}"
     storage = asyncio.run(lash.open_storage(name))  # keeps the named state alive
-    assert main(["demo", name]) == 0
-    assert main(["demo", name]) == 0
-    capsys.readouterr()
+    assert invoke("demo", name)[0] == 0
+    assert invoke("demo", name)[0] == 0
     summaries = asyncio.run(storage.sessions.list_sessions())
     assert len(summaries) == 4 and all(s.head_revision > 0 for s in summaries)
 
@@ -263,16 +367,16 @@ def test_demo_twice_on_one_store_uses_fresh_sessions(capsys: pytest.CaptureFixtu
 # --- errors ------------------------------------------------------------------------
 
 
-def test_unknown_scheme_is_one_error_line(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "sessions", "nope://somewhere")
+def test_unknown_scheme_is_one_error_line() -> None:
+    code, out, err = run("sessions", "nope://somewhere")
     assert code == 1 and out == []
     assert err.count("\n") == 1
     assert err.startswith("lash-store: error: no installed backend serves nope:// URLs")
     assert "memory://" in err
 
 
-def test_url_without_scheme_is_one_error_line(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys, "usage", "localhost")
+def test_url_without_scheme_is_one_error_line() -> None:
+    code, _, err = run("usage", "localhost")
     assert code == 1
     assert (
         err
@@ -280,153 +384,66 @@ def test_url_without_scheme_is_one_error_line(capsys: pytest.CaptureFixture[str]
     )
 
 
-def test_unknown_session_is_one_error_line(capsys: pytest.CaptureFixture[str], url: str) -> None:
-    code, out, err = run(capsys, "show", url, "no-such-session")
+def test_unknown_session_is_one_error_line(url: str) -> None:
+    code, out, err = run("show", url, "no-such-session")
     assert code == 1 and out == []
     assert err.startswith("lash-store: error: session 'no-such-session' not found in ")
     assert err.count("\n") == 1
-    code, _, err = run(capsys, "show", url, "s-empty")
+    code, _, err = run("show", url, "s-empty")
     assert code == 1
     assert "session 's-empty' exists but has no commits yet" in err
 
 
-def test_password_is_masked_in_output() -> None:
-    assert shown_url("postgresql://me:secret@db:5432/x") == "postgresql://me:***@db:5432/x"
-    assert shown_url("memory://x") == "memory://x"
+def test_a_multi_line_store_error_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def fails(storage: lash.Storage, shown: str, out: object) -> None:
+        raise lash.BackendError("connection lost\nDETAIL: the server went away")
+
+    monkeypatch.setattr(commands, "sessions", fails)
+    code, out, err = run("sessions", "memory://")
+    assert (code, out, err) == (1, [], "lash-store: error: connection lost\n")
 
 
-# --- rendering -----------------------------------------------------------------------
+def test_an_unexpected_error_is_one_line_with_exit_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def breaks(storage: lash.Storage, shown: str, out: object) -> None:
+        raise RuntimeError("a bug\nsecond line")
 
-
-def test_tree_keeps_chains_in_one_column_and_survives_cycles() -> None:
-    chain = [node(f"n{i}", f"n{i - 1}" if i else None, "user", "x") for i in range(3000)]
-    lines = tree_lines(chain, "n2999", glyphs=ASCII)
-    assert len(lines) == 3000 and lines[-1].endswith("<- head")
-    assert all(line.startswith("n") for line in lines)  # no drift to the right
-    cycle = [node("c1", "c2", "user", "a"), node("c2", "c1", "user", "b")]
-    assert tree_lines(cycle, None, glyphs=ASCII) == [
-        "c1  user: a  (in a parent cycle)",
-        "c2  user: b",
-    ]
-
-
-def test_preview_is_one_short_line() -> None:
-    long = {"kind": "event", "event": {"type": "user", "text": "line one\nline two " + "y" * 200}}
-    text = preview(long, 30)
-    assert "\n" not in text and len(text) == 30 and text.startswith("user: line one line two")
-    tool = {"kind": "event", "event": {"type": "tool_call", "name": "shell", "args": {"cmd": "ls"}}}
-    assert preview(tool) == 'tool_call: shell {"args":{"cmd":"ls"}}'
-    assert preview({"kind": "plugin", "plugin_type": "memo", "body": "note"}) == "[memo] note"
-
-
-def test_table_aligns_numbers_right() -> None:
-    assert table(("name", "n"), [["a", 1], ["bb", 1000]], total=["all", 1001]) == [
-        "name      n",
-        "a         1",
-        "bb    1,000",
-        "----  -----",
-        "all   1,001",
-    ]
-
-
-# --- the installed script and the conformance runner ----------------------------------
-
-
-def script() -> str:
-    beside = Path(sys.executable).parent / "lash-store"
-    found = str(beside) if beside.exists() else shutil.which("lash-store")
-    if found is None:
-        pytest.skip("the lash-store script is not installed")
-    return found
-
-
-def run_script(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"LASH_STORE_URL", "LASH_STORE_DEBUG"}}
-    return subprocess.run(
-        [script(), *argv], capture_output=True, text=True, timeout=timeout, env=env, check=False
+    monkeypatch.setattr(commands, "usage", breaks)
+    code, out, err = run("usage", "memory://", env={"LASH_STORE_DEBUG": None})
+    assert (code, out) == (1, [])
+    assert err == (
+        "lash-store: error: unexpected RuntimeError: a bug "
+        "(set LASH_STORE_DEBUG=1 for a traceback)\n"
     )
+    result = runner().invoke(cli, ["usage", "memory://"], env={"LASH_STORE_DEBUG": "1"})
+    assert result.exit_code == 1 and isinstance(result.exception, RuntimeError)
 
 
-def test_installed_script_runs_and_fails_without_traceback() -> None:
-    ok = run_script("backends")
-    assert ok.returncode == 0 and "memory://" in ok.stdout
-    bad = run_script("sessions", "nope://x")
-    assert bad.returncode == 1
-    assert bad.stdout == ""
-    assert bad.stderr.startswith("lash-store: error: ") and bad.stderr.count("\n") == 1
-    assert "Traceback" not in bad.stderr
+def test_keyboard_interrupt_exits_130_quietly(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def interrupted(storage: lash.Storage, shown: str, out: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands, "gc", interrupted)
+    assert run("gc", "memory://") == (130, [], "")
 
 
-def test_conformance_on_memory_passes_with_a_row_per_facet() -> None:
-    done = run_script("conformance", "memory://", timeout=900)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    rows = {}
-    table_start = done.stdout.index("facet ")
-    for line in done.stdout[table_start:].splitlines()[1:]:
-        cells = line.split()
-        if len(cells) == 4 and cells[1].replace(",", "").isdigit():
-            rows[cells[0]] = [int(c.replace(",", "")) for c in cells[1:]]
-    for facet in ("sessions", "maintenance", "attachments"):
-        assert facet in rows, done.stdout[-3000:]
-        passed, failed, unsupported = rows[facet]
-        assert failed == 0 and passed > 0 and unsupported == 0
+def test_password_is_masked_in_output() -> None:
+    code, out, _ = run("sessions", "memory://me:secret@db")
+    assert code == 0
+    assert out == [
+        "no sessions in memory://me:***@db (memory:// storages live only inside one process)"
+    ]
+    code, out, err = run("show", "memory://me:secret@db", "s-1")
+    assert code == 1 and "secret" not in err and "memory://me:***@db" in err
 
 
-def test_conformance_without_pytest_names_the_extra(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_conformance_without_pytest_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     suite = [m for m in sys.modules if m.split(".")[0] == "lash_store_conformance"]
     for name in suite:  # restored by monkeypatch after the test
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "pytest", None)  # as if pytest were not installed
-    code, out, err = run(capsys, "conformance", "memory://")
+    code, out, err = run("conformance", "memory://")
     assert code == 1 and out == []
     assert err == (
         "lash-store: error: the conformance suite needs pytest: "
         "install the extra with  pip install 'lash-store[conformance]'\n"
     )
-
-
-FAKE_SUITE = """
-import pytest
-from lash_store_conformance import behaviour
-
-@behaviour("fake-1")
-def test_passes(lash_backend):
-    pass
-
-@behaviour("fake-2")
-def test_fails(lash_backend):
-    assert False
-
-@behaviour("fake-3")
-def test_skips_for_another_reason(lash_backend):
-    pytest.skip("flaky")
-
-@behaviour("fake-4", needs=["sessions", "processes"])
-def test_needs_an_unserved_facet(lash_backend):
-    pass
-
-@behaviour("fake-5", needs=["maintenance"])
-@pytest.mark.xfail(reason="known gap")
-def test_expected_to_fail(lash_backend):
-    assert False
-"""
-
-
-def test_runner_counts_only_unsupported_skips_as_unsupported(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from lash_store_conformance.runner import run_conformance
-
-    suite = tmp_path / "test_fake_suite.py"
-    suite.write_text(FAKE_SUITE)
-    result = run_conformance("memory://", [], suite=[str(suite)])
-    capsys.readouterr()
-    rows = {r.facet: (r.passed, r.failed, r.unsupported) for r in result.facets}
-    assert rows == {"sessions": (1, 2, 0), "maintenance": (0, 1, 0), "processes": (0, 0, 1)}
-    assert [r.facet for r in result.facets] == ["sessions", "maintenance", "processes"]
-    assert not result.ok
-    why = dict(result.failures)
-    assert why[next(k for k in why if "skips_for_another" in k)] == "skipped: flaky"
-    assert why[next(k for k in why if "expected_to_fail" in k)] == "xfail: known gap"

@@ -75,7 +75,7 @@ def empty_database(pg_url: str) -> Iterator[str]:
 #: the CLI's ``main(["migrate", URL])``, exactly what ``lash-store migrate URL`` runs.
 MIGRATOR = """
 import os, sys, time
-from lash_store_api.cli import main
+from lash_store_cli.cli import main
 import lash_store_postgres
 ready, go, url = sys.argv[1:]
 open(ready, "w").close()

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import lash_store_api as lash
-from lash_store_api.cli import main
 from lash_store_api.plugins import reset_plugins
+from lash_store_cli.cli import main
 
 PLUGIN = '''
 from contextlib import asynccontextmanager

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
-from .sessions import ModelUsage, SessionNodeRecord, TokenLedgerEntry, TokenUsage
+from lash_store_api import ModelUsage, SessionNodeRecord, TokenLedgerEntry, TokenUsage
 
 __all__ = [
     "ASCII",

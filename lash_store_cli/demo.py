@@ -18,30 +18,32 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from . import cli_render as render
-from .backend.clock import now_rfc3339
-from .backend.codec import sha256_hex
-from .common import JSON, DurabilityTier
-from .errors import RevisionConflict
-from .sessions import (
+from lash_store_api import (
+    JSON,
     ActivePath,
     AgentFrameRecord,
     Append,
+    DurabilityTier,
     FullGraph,
     HydratedSessionCheckpoint,
     PersistedSessionConfig,
     PersistedSessionRead,
     PersistedTurnState,
+    RevisionConflict,
     RuntimeCommit,
     RuntimeCommitResult,
     RuntimeTurnCommitStamp,
     SessionHandle,
     SessionNodeRecord,
     SessionStoreCreateRequest,
+    Storage,
     TokenLedgerEntry,
     TokenUsage,
 )
-from .storage import Storage
+from lash_store_api.backend.clock import now_rfc3339
+from lash_store_api.backend.codec import sha256_hex
+
+from . import render
 
 __all__ = ["run_demo"]
 

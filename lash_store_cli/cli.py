@@ -1,0 +1,299 @@
+"""The ``lash-store`` command: inspect a store, run maintenance, run conformance, try a demo.
+
+Built on click; one subcommand per job (their work is in :mod:`.commands`).
+Exit codes: 0 ok; 1 for a store error (any ``StoreError``) or an unexpected
+one, printed as one ``lash-store: error:`` line on stderr; 2 for a usage
+error. A reader that goes away early (``| head``) ends the command quietly,
+with exit code 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import IO, Any, TextIO, TypeVar
+
+import click
+from click.core import ParameterSource
+
+from lash_store_api import StoreError
+from lash_store_api.plugins import DEFAULT_URL, ENV_VAR, resolve_url
+
+from . import commands
+from .commands import PROG, CliError
+
+__all__ = ["cli", "main"]
+
+DEBUG_VAR = "LASH_STORE_DEBUG"
+DISTRIBUTION = "lash-store"
+#: Where the ``conformance`` command keeps what followed ``--``, for pytest.
+PYTEST_ARGS = "lash_store.pytest_args"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+HELP = """Durable state for LLM agents: inspect and maintain a lash store."""
+
+EPILOG = f"""\b
+URL defaults to ${ENV_VAR}, else {DEFAULT_URL} (which keeps data only inside one process).
+
+\b
+Examples:
+  lash-store demo                       simulate agent sessions in memory
+  lash-store backends                   what can store, under which URL schemes
+  lash-store conformance memory://      check a backend against the contract
+  lash-store sessions postgresql://localhost/agents
+  lash-store show postgresql://localhost/agents s-1 --active
+"""
+
+
+def first_line(text: str) -> str:
+    stripped = text.strip()
+    return stripped.splitlines()[0] if stripped else text
+
+
+class Failure(click.ClickException):
+    """A failure shown as one ``lash-store: error:`` line, exit code 1."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(first_line(message))
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"{PROG}: error: {self.format_message()}", err=True)
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe: point stdout at /dev/null so the exit-time flush cannot fail."""
+    with contextlib.suppress(OSError, ValueError):  # no file descriptor (e.g. captured)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+class LashGroup(click.Group):
+    """Commands listed in the order they are defined; errors become one line."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            result = super().invoke(ctx)
+            sys.stdout.flush()  # a reader that went away fails here, not at interpreter exit
+            return result
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except BrokenPipeError:
+            # The reader went away (e.g. `| head`): what it wanted was printed. Stop quietly.
+            _silence_stdout()
+            raise click.exceptions.Exit(0) from None
+        except (StoreError, CliError) as exc:
+            raise Failure(str(exc) or type(exc).__name__) from exc
+        except KeyboardInterrupt:
+            raise click.exceptions.Exit(130) from None
+        except Exception as exc:
+            if os.environ.get(DEBUG_VAR):
+                raise
+            what = f"{type(exc).__name__}: {first_line(str(exc))}".rstrip(": ")
+            raise Failure(f"unexpected {what} (set {DEBUG_VAR}=1 for a traceback)") from exc
+
+
+class PassThroughCommand(click.Command):
+    """A command whose arguments after the first ``--`` go, untouched, to pytest."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        passed: list[str] = []
+        if "--" in args:
+            cut = args.index("--")
+            args, passed = args[:cut], args[cut + 1 :]
+        ctx.meta[PYTEST_ARGS] = passed
+        return super().parse_args(ctx, args)
+
+    def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
+        return [*super().collect_usage_pieces(ctx), "[-- PYTEST_ARGS...]"]
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version(DISTRIBUTION)
+    except Exception:  # not installed as a distribution (e.g. run from a source tree)
+        return "unknown"
+
+
+def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    click.echo(f"{PROG} {_version()}")
+    ctx.exit()
+
+
+def url_argument(function: F) -> F:
+    """The optional URL: the argument, else ``$LASH_STORE_URL``, else ``memory://``."""
+    return click.argument("url", required=False, default=DEFAULT_URL, envvar=ENV_VAR)(function)
+
+
+def example(*lines: str) -> str:
+    return "\b\nExample:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _out() -> TextIO:
+    return sys.stdout  # looked up per call: a test runner may have replaced it
+
+
+@click.group(
+    cls=LashGroup,
+    help=HELP,
+    epilog=EPILOG,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the installed version and exit.",
+)
+def cli() -> None:
+    """The ``lash-store`` command group."""
+
+
+@cli.command(
+    "backends",
+    short_help="List installed backends: URL schemes, facets, durability.",
+    epilog=example("lash-store backends"),
+)
+def backends_command() -> None:
+    """List installed backends: URL schemes, facets, durability, and whether each
+    works here (an unavailable one says what to install). Plugins that failed to
+    load are listed by entry-point name, with their error."""
+    commands.backends(_out())
+
+
+@cli.command(
+    "conformance",
+    cls=PassThroughCommand,
+    short_help="Run the conformance suite; print one row per facet.",
+    epilog=example("lash-store conformance memory:// -- -x -k sessions"),
+)
+@url_argument
+@click.pass_context
+def conformance_command(ctx: click.Context, url: str) -> None:
+    """Run the conformance suite on URL's backend; print one row per facet
+    (passed, failed, unsupported). Arguments after -- go to pytest. Needs the
+    conformance extra: pip install 'lash-store[conformance]'."""
+    code = commands.conformance(resolve_url(url), ctx.meta.get(PYTEST_ARGS, []), _out())
+    if code:
+        ctx.exit(code)
+
+
+@cli.command(
+    "migrate",
+    short_help="Apply pending schema migrations.",
+    epilog=example("lash-store migrate postgresql://localhost/agents"),
+)
+@url_argument
+def migrate_command(url: str) -> None:
+    """Apply pending schema migrations (safe to run from many processes at once)."""
+    commands.migrate(resolve_url(url), _out())
+
+
+@cli.command(
+    "sessions",
+    short_help="List sessions: id, head revision, nodes, tokens.",
+    epilog=example("lash-store sessions $URL"),
+)
+@url_argument
+def sessions_command(url: str) -> None:
+    """List sessions: id, head revision, nodes, tokens."""
+    commands.with_storage(resolve_url(url), commands.sessions, _out())
+
+
+@cli.command(
+    "show",
+    short_help="Show one session's graph as a tree, then its token ledger.",
+    epilog=example("lash-store show postgresql://localhost/agents s-1 --active"),
+)
+@url_argument
+@click.argument("session", required=False, metavar="SESSION")
+@click.option("--active", is_flag=True, help="Only the head leaf's ancestry.")
+@click.pass_context
+def show_command(ctx: click.Context, url: str, session: str | None, active: bool) -> None:
+    """Show one session's graph as a tree, then its token ledger. URL may be left
+    out (then $LASH_STORE_URL, else memory://): a lone argument is the SESSION."""
+    url_given = ctx.get_parameter_source("url") is ParameterSource.COMMANDLINE
+    if session is None:
+        if not url_given:
+            raise click.UsageError("Missing argument 'SESSION'.", ctx)
+        # One argument: it is the session; the URL comes from the environment or the default.
+        param = next(p for p in ctx.command.params if p.name == "url")
+        session, url, url_given = url, param.resolve_envvar_value(ctx) or DEFAULT_URL, False
+    commands.with_storage(
+        resolve_url(url), commands.show(session, active=active, url_given=url_given), _out()
+    )
+
+
+@cli.command(
+    "usage",
+    short_help="Token totals by model across every session.",
+    epilog=example("lash-store usage $URL"),
+)
+@url_argument
+def usage_command(url: str) -> None:
+    """Token totals by model across every session, with a total row."""
+    commands.with_storage(resolve_url(url), commands.usage, _out())
+
+
+@cli.command(
+    "gc",
+    short_help="Delete blobs that no session head or stored turn reaches.",
+    epilog=example("lash-store gc $URL"),
+)
+@url_argument
+def gc_command(url: str) -> None:
+    """Delete blobs that no session head or stored turn reaches; print the report."""
+    commands.with_storage(resolve_url(url), commands.gc, _out())
+
+
+@cli.command(
+    "vacuum",
+    short_help="Delete tombstoned graph nodes.",
+    epilog=example("lash-store vacuum $URL --session s-1"),
+)
+@url_argument
+@click.option(
+    "--session", metavar="SESSION", default=None, help="Only this session (default: every one)."
+)
+def vacuum_command(url: str, session: str | None) -> None:
+    """Delete tombstoned graph nodes, of one session or of every session."""
+    commands.with_storage(resolve_url(url), commands.vacuum(session), _out())
+
+
+@cli.command(
+    "demo",
+    short_help="Simulate agent sessions: turns, a branch, a retry, a race.",
+    epilog=example("lash-store demo"),
+)
+@url_argument
+def demo_command(url: str) -> None:
+    """Simulate agent sessions: turns, a branch, a retry, a race, narrated step by step."""
+    commands.with_storage(resolve_url(url), commands.demo, _out())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return the process exit code (the console script's entry point)."""
+    try:
+        cli.main(args=None if argv is None else list(argv), prog_name=PROG)
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

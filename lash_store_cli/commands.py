@@ -1,0 +1,264 @@
+"""What each ``lash-store`` command does, apart from parsing its arguments.
+
+Each function writes its lines to ``out`` and raises a
+:class:`~lash_store_api.StoreError` (or :class:`CliError`) on failure;
+:mod:`.cli` turns those into one ``lash-store: error:`` line and exit code 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TextIO
+
+from lash_store_api import (
+    ActivePath,
+    DurabilityTier,
+    Facet,
+    FullGraph,
+    MigratingBackend,
+    NotFound,
+    Storage,
+)
+from lash_store_api.backend import redact_url
+from lash_store_api.plugins import (
+    ENTRY_POINT_GROUP,
+    backend_for_url,
+    backend_statuses,
+    open_storage,
+    plugin_failures,
+)
+
+from . import render
+
+__all__ = [
+    "CliError",
+    "backends",
+    "conformance",
+    "demo",
+    "gc",
+    "migrate",
+    "sessions",
+    "show",
+    "usage",
+    "vacuum",
+    "with_storage",
+]
+
+PROG = "lash-store"
+
+#: Top-level modules of the conformance extra: without one, ``conformance`` names the extra.
+CONFORMANCE_EXTRA = frozenset({"pytest", "_pytest", "pytest_asyncio", "hypothesis"})
+
+
+class CliError(Exception):
+    """A user-facing failure that is not a store error (e.g. a missing extra)."""
+
+
+def print_lines(lines: Sequence[str], out: TextIO) -> None:
+    for line in lines:
+        print(line, file=out)
+
+
+def inline_hint(storage: Storage) -> str:
+    # An inline-tier store is new and empty in every process, which surprises a CLI user.
+    if storage.capabilities.durability is DurabilityTier.INLINE:
+        scheme = storage.url.split("://", 1)[0]
+        return f" ({scheme}:// storages live only inside one process)"
+    return ""
+
+
+# --- commands that need no open storage ----------------------------------------------
+
+
+def backends(out: TextIO) -> None:
+    statuses = backend_statuses()
+    failures = plugin_failures()
+    if not statuses and not failures:
+        print("no backends installed", file=out)
+        return
+    if statuses:
+        rows = []
+        for status in statuses:
+            caps = status.backend.capabilities
+            facets = [f.value for f in Facet if caps.serves(f)]
+            rows.append(
+                [
+                    status.name,
+                    ", ".join(f"{s}://" for s in status.schemes),
+                    ", ".join(facets) or "-",
+                    caps.durability.value,
+                    "available" if status.available else f"unavailable: {status.unavailable}",
+                ]
+            )
+        headers = ("backend", "schemes", "facets", "durability", "status")
+        print_lines(render.table(headers, rows), out)
+    if failures:
+        if statuses:
+            print(file=out)
+        print(f"plugins that failed to load (entry point group {ENTRY_POINT_GROUP}):", file=out)
+        rows = [[name, why] for name, why in sorted(failures.items())]
+        print_lines(render.table(("plugin", "error"), rows, indent="  ")[1:], out)
+
+
+def conformance(url: str, pytest_args: Sequence[str], out: TextIO) -> int:
+    """Run the suite; print a row per facet. Returns the exit code (1 on any failure)."""
+    try:
+        # Imported here so that every other command works without the conformance extra.
+        from lash_store_conformance.runner import run_conformance
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] in CONFORMANCE_EXTRA:
+            raise CliError(
+                f"the conformance suite needs {exc.name}: "
+                "install the extra with  pip install 'lash-store[conformance]'"
+            ) from None
+        raise
+    backend_for_url(url)  # a bad URL fails here, in one line, not as a pytest usage error
+    result = run_conformance(url, list(pytest_args))
+    print(file=out)
+    print(f"conformance of {redact_url(url)}", file=out)
+    rows = [[r.facet, r.passed, r.failed, r.unsupported] for r in result.facets]
+    totals = result.totals
+    print_lines(
+        render.table(
+            ("facet", "passed", "failed", "unsupported"),
+            rows,
+            total=["total", totals.passed, totals.failed, totals.unsupported],
+        ),
+        out,
+    )
+    for nodeid, why in result.failures:
+        print(f"FAILED {nodeid}: {why}", file=out)
+    for nodeid in result.collection_errors:
+        print(f"ERROR collecting {nodeid}", file=out)
+    if result.ok:
+        return 0
+    if result.collection_errors:
+        reason = f"{len(result.collection_errors)} suite module(s) failed to collect"
+    elif totals.failed:
+        reason = f"{totals.failed} conformance test(s) failed"
+    elif not result.ran:
+        reason = "no test ran" if not result.facets else "every test was unsupported"
+    else:
+        reason = "pytest reported a problem"
+    out.flush()
+    print(f"{PROG}: error: {reason} (pytest exit code {result.exit_code})", file=sys.stderr)
+    return 1
+
+
+def migrate(url: str, out: TextIO) -> None:
+    backend = backend_for_url(url)
+    if not isinstance(backend, MigratingBackend):
+        print(f"the {backend.name} backend has no schema to migrate", file=out)
+        return
+    report = asyncio.run(backend.migrate(url))
+    applied = ", ".join(report.applied) if report.applied else "nothing to apply"
+    print(
+        f"migrate {redact_url(url)}: {report.location} at version {report.version} ({applied})",
+        file=out,
+    )
+
+
+# --- commands on an open storage -------------------------------------------------------
+
+StoreCommand = Callable[[Storage, str, TextIO], Awaitable[None]]
+
+
+def with_storage(url: str, command: StoreCommand, out: TextIO) -> None:
+    """Open ``url``, run ``command(storage, shown_url, out)``, close the storage."""
+
+    async def run() -> None:
+        async with await open_storage(url) as storage:
+            await command(storage, redact_url(url), out)
+
+    asyncio.run(run())
+
+
+async def sessions(storage: Storage, shown: str, out: TextIO) -> None:
+    summaries = await storage.sessions.list_sessions()
+    if not summaries:
+        print(f"no sessions in {shown}{inline_hint(storage)}", file=out)
+        return
+    rows = [[s.session_id, s.head_revision, s.node_count, s.total_tokens] for s in summaries]
+    print_lines(render.table(("session", "revision", "nodes", "tokens"), rows), out)
+
+
+def show(session_id: str, *, active: bool, url_given: bool) -> StoreCommand:
+    """The ``show`` command for one session; ``url_given``: URL was on the command line."""
+
+    async def run(storage: Storage, shown: str, out: TextIO) -> None:
+        handle = storage.session(session_id)
+        read = await handle.load_session(ActivePath(None) if active else FullGraph())
+        if read is None:
+            if "://" in session_id and not url_given:
+                raise CliError(
+                    f"missing SESSION: {session_id!r} looks like a URL "
+                    f"(usage: {PROG} show URL SESSION)"
+                )
+            has_meta = await handle.load_session_meta() is not None
+            detail = "exists but has no commits yet" if has_meta else "not found"
+            raise NotFound(f"session {session_id!r} {detail} in {shown}{inline_hint(storage)}")
+        glyphs = render.glyphs_for(out)
+        width = shutil.get_terminal_size((100, 24)).columns
+        graph = read.graph
+        scope = "active path" if active else "full graph"
+        print(
+            f"session {read.session_id}  revision {read.head_revision}  "
+            f"{len(graph.nodes)} nodes ({scope})  leaf {graph.leaf_node_id or '-'}",
+            file=out,
+        )
+        lines = render.tree_lines(
+            graph.nodes, graph.leaf_node_id, glyphs=glyphs, width=width, indent="  "
+        )
+        print_lines(lines, out)
+        print(file=out)
+        print("token ledger", file=out)
+        print_lines(render.ledger_table(read.token_ledger, indent="  "), out)
+
+    return run
+
+
+async def usage(storage: Storage, shown: str, out: TextIO) -> None:
+    by_model = await storage.sessions.usage_by_model()
+    if not by_model:
+        print(f"no token usage in {shown}{inline_hint(storage)}", file=out)
+        return
+    print_lines(render.usage_table(by_model), out)
+
+
+async def gc(storage: Storage, shown: str, out: TextIO) -> None:
+    report = await storage.maintenance.gc_unreachable()
+    print(
+        f"gc {shown}: {report.root_count} roots, "
+        f"{report.retained_blob_count} blobs retained, {report.deleted_blob_count} deleted",
+        file=out,
+    )
+
+
+def vacuum(session_id: str | None) -> StoreCommand:
+    """The ``vacuum`` command: one session's tombstoned nodes, or every session's."""
+
+    async def run(storage: Storage, shown: str, out: TextIO) -> None:
+        report = await storage.maintenance.vacuum(session_id)
+        where = f"session {session_id!r}" if session_id else "every session"
+        print(
+            f"vacuum {shown} ({where}): removed {report.removed_node_count} tombstoned nodes",
+            file=out,
+        )
+
+    return run
+
+
+async def demo(storage: Storage, shown: str, out: TextIO) -> None:
+    from .demo import run_demo
+
+    width = shutil.get_terminal_size((100, 24)).columns
+    await run_demo(
+        storage,
+        lambda line: print(line, file=out),
+        url=shown,
+        glyphs=render.glyphs_for(out),
+        width=width,
+    )

@@ -1,0 +1,111 @@
+"""The PostgreSQL storage: opening it, migrating it, and a throwaway one for tests.
+
+Imports psycopg; :mod:`.backend` imports this module only when a storage is opened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from lash_store_api import Capabilities, MigrationReport
+from lash_store_api.backend import StorageBase, redact_url
+
+from .attachments import PostgresAttachmentStore
+from .backend import CAPABILITIES
+from .config import PgOptions, parse_url, storage_url
+from .db import Conn, Db, make_pool
+from .errors import wrapped
+from .maintenance import PostgresBlobStore, PostgresMaintenance
+from .migrations import check_current, migrate
+from .sessions import PostgresSessionFactory, PostgresSessionHandle
+
+
+@asynccontextmanager
+async def direct_connection(conninfo: str) -> AsyncIterator[Conn]:
+    """One connection outside any pool (migrations, schema drops)."""
+    with wrapped(f"connecting to {redact_url(conninfo)}"):
+        conn = await psycopg.AsyncConnection.connect(
+            conninfo, autocommit=True, prepare_threshold=None
+        )
+    with wrapped(f"talking to {redact_url(conninfo)}"):
+        async with conn:  # its exit (close) may fail too: inside the wrapper
+            yield conn
+
+
+class PostgresStorage(StorageBase):
+    """Sessions, blobs and attachments in one Postgres schema, through one connection pool."""
+
+    backend_name = "postgres"
+
+    def __init__(self, db: Db, conninfo: str) -> None:
+        self._db = db
+        self._conninfo = conninfo
+        super().__init__(
+            sessions=PostgresSessionFactory(db, self.session),
+            maintenance=PostgresMaintenance(db),
+            blobs=PostgresBlobStore(db),
+            attachments=PostgresAttachmentStore(db),
+        )
+
+    @property
+    def url(self) -> str:
+        return storage_url(self._conninfo, self._db.options)
+
+    @property
+    def schema(self) -> str:
+        """The Postgres schema holding this storage's tables."""
+        return self._db.schema
+
+    @property
+    def options(self) -> PgOptions:
+        return self._db.options
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return CAPABILITIES
+
+    def pool_stats(self) -> dict[str, int]:
+        """The connection pool's counters (psycopg_pool ``get_stats``), for monitoring."""
+        return self._db.pool.get_stats()
+
+    def session(self, session_id: str | None = None) -> PostgresSessionHandle:
+        return PostgresSessionHandle(self._db, session_id, self.maintenance)
+
+    async def aclose(self) -> None:
+        await self._db.aclose()
+
+
+async def migrate_url(url: str, **options: Any) -> MigrationReport:
+    """Apply pending migrations to the schema ``url`` names (``lash-store migrate``)."""
+    conninfo, opts = parse_url(url, options)
+    async with direct_connection(conninfo) as conn:
+        return await migrate(conn, opts.schema)
+
+
+async def open_postgres(url: str, **options: Any) -> PostgresStorage:
+    conninfo, opts = parse_url(url, options)
+    # Connect once directly first: a wrong host or database fails now, with
+    # libpq's own message, instead of as a pool timeout later.
+    async with direct_connection(conninfo) as conn:
+        if opts.migrate:
+            await migrate(conn, opts.schema)
+        else:
+            await check_current(conn, opts.schema)
+    pool = make_pool(conninfo, opts)
+    with wrapped(f"opening a connection pool to {redact_url(conninfo)}"):
+        await pool.open()
+    return PostgresStorage(Db(pool, opts), conninfo)
+
+
+async def drop_schema(url: str, schema: str) -> None:
+    """Drop ``schema`` and everything in it from ``url``'s database (a test's storage)."""
+    conninfo, _ = parse_url(url)
+    async with direct_connection(conninfo) as conn:
+        await conn.execute(
+            sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+        )
