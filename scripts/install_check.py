@@ -169,7 +169,7 @@ class Run:
         pip and build output for the warnings check.
         """
         args = [str(a) for a in argv]
-        shown = shlex.join(args).replace(str(self.work), "$WORK")
+        shown = shlex.join(shorten(a) for a in args).replace(str(self.work), "$WORK")
         print(f"    $ {shown}" + (f"   (in {self.short(cwd)})" if cwd else ""), flush=True)
         environment = clean_env(venv)
         environment.update(env or {})
@@ -263,7 +263,13 @@ def clean_env(venv: Path | None) -> dict[str, str]:
     return env
 
 
-def tail(text: str, lines: int = 25) -> str:
+def shorten(arg: str) -> str:
+    """An argument as printed: a script given with ``-c`` shows its first line only."""
+    first, newline, _ = arg.partition("\n")
+    return f"{first} ..." if newline else arg
+
+
+def tail(text: str, lines: int = 15) -> str:
     kept = text.rstrip().splitlines()[-lines:]
     return textwrap.indent("\n".join(kept), "        | ")
 
