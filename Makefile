@@ -1,6 +1,8 @@
 # Two commands for a fresh clone:
 #   make demo   bootstrap .venv and run `lash-store demo`
 #   make test   bootstrap .venv with every extra; ruff, mypy and the whole test suite
+# and, run by CI after make test:
+#   make install-check   install HEAD in fresh venvs (bare, wheel, make demo) and use it
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -10,7 +12,7 @@ PYTEST_ARGS ?=
 LASH_STORE_URLS ?=
 PGSERVER := $(BIN)/python scripts/pgserver.py
 
-.PHONY: demo test lint typecheck pytest bootstrap-pgbouncer conformance bench clean
+.PHONY: demo test lint typecheck pytest install-check bootstrap-pgbouncer conformance bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +54,20 @@ pytest: $(VENV)/.installed-dev bootstrap-pgbouncer
 		"tests$$args $(PYTEST_ARGS)"; \
 	LASH_STORE_PG_URL=$$pg_url $(BIN)/pytest -q -rs --pyargs lash_store_conformance tests \
 		$$args $(PYTEST_ARGS)
+
+# Installs the commit at HEAD as users do, each way in a fresh venv in a temporary folder (never
+# .venv): bare, bare plus pytest, the wheel with [postgres,conformance], `make demo` in a clone;
+# one PASS/FAIL line per check (scripts/install_check.py). It needs only python3 and git; the
+# wheel's conformance run uses the PostgreSQL URL that `pgserver.py ensure` picks, as `pytest`
+# does. INSTALL_CHECK_ARGS passes options, e.g. --only wheel --keep.
+INSTALL_CHECK_ARGS ?=
+install-check:
+	@kept=$$($(PYTHON) scripts/pgserver.py status 2>/dev/null); \
+	pg_url=$$($(PYTHON) scripts/pgserver.py ensure) || exit 1; \
+	if [ -z "$$kept" ] && [ -d .pgtmp ]; then \
+		trap '$(PYTHON) scripts/pgserver.py stop' EXIT; trap 'exit 130' INT TERM; \
+	fi; \
+	$(PYTHON) scripts/install_check.py --pg-url "$$pg_url" $(INSTALL_CHECK_ARGS)
 
 # The PgBouncer test needs pgbouncer: as root with apt-get it is installed here, with service
 # starts blocked (policy-rc.d) so that no system pgbouncer is left running.

@@ -1,23 +1,28 @@
 """The pytest plugin (``pytest11`` entry point ``lash_store``).
 
-Loaded in every pytest run of an environment where lash-store is installed,
-so it only adds an option, markers and fixtures; it collects the suite's
-modules only when pytest is pointed at this package.
+Loaded in every pytest run of an environment where lash-store is installed, so
+it imports nothing but pytest, the standard library and :mod:`lash_store_api`,
+and stays inert: it adds the ``--lash-store`` option and the ``lash_behaviour``
+marker, nothing else.
+
+The suite is requested when ``--lash-store`` is given or when pytest collects
+one of the suite's own modules (``pytest --pyargs lash_store_conformance``).
+Only then does the plugin register the fixtures of
+:mod:`lash_store_conformance.fixtures` (``lash_url``, ``lash_backend``,
+``storage``, ``reopen``) and collect the suite; if pytest-asyncio or hypothesis
+is missing, the run stops with a usage error naming the ``conformance`` extra.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import importlib.util
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import pytest
-import pytest_asyncio
 
-from lash_store_api import Backend, Facet, Storage, backend_for_url
-from lash_store_api.backend import redact_url
+from lash_store_api import Backend, Facet
 
 __all__ = ["SUITE_MODULES", "UNSUPPORTED_PREFIX", "behaviour"]
 
@@ -76,39 +81,73 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+#: The name the suite's fixtures module is registered under, once a run requests the suite.
+FIXTURES_PLUGIN = "lash_store.fixtures"
+#: What to install for the suite: pytest-asyncio and hypothesis come with the extra.
+EXTRA = "pip install 'lash-store[conformance]'"
+#: The modules the suite needs beyond pytest, with the distribution that brings each.
+SUITE_NEEDS = (("pytest_asyncio", "pytest-asyncio"), ("hypothesis", "hypothesis"))
+
+#: Why a run that requested the suite cannot have it, raised once collection ends.
+_unavailable = pytest.StashKey[str]()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "lash_behaviour(id, needs): the numbered spec behaviour a test asserts"
     )
+    if config.getoption("lash_store_urls"):
+        problem = request_suite(config)
+        if problem is not None:
+            raise pytest.UsageError(problem)
+
+
+def is_suite_module(file_path: Path) -> bool:
+    return (
+        file_path.suffix == ".py" and file_path.parent == HERE and file_path.stem in SUITE_MODULES
+    )
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Module | None:
-    if file_path.suffix == ".py" and file_path.parent == HERE and file_path.stem in SUITE_MODULES:
-        return pytest.Module.from_parent(parent, path=file_path)
+    if not is_suite_module(file_path):
+        return None
+    problem = request_suite(parent.config)
+    if problem is not None:
+        # Collecting the module would only fail on its imports: say what is missing instead.
+        parent.config.stash[_unavailable] = problem
+        return None
+    return pytest.Module.from_parent(parent, path=file_path)
+
+
+def request_suite(config: pytest.Config) -> str | None:
+    """Register the suite's fixtures with this run (once); or say why they cannot be."""
+    manager = config.pluginmanager
+    if manager.has_plugin(FIXTURES_PLUGIN):
+        return None
+    missing = [dist for module, dist in SUITE_NEEDS if importlib.util.find_spec(module) is None]
+    if missing:
+        return f"the lash-store conformance suite needs {' and '.join(missing)}: {EXTRA}"
+    if not any(
+        getattr(p, "__name__", "").startswith("pytest_asyncio") for p in manager.get_plugins()
+    ):
+        return (
+            "the lash-store conformance suite needs the pytest-asyncio plugin, which is "
+            "installed but not loaded in this run (disabled by -p no:asyncio? with "
+            "PYTEST_DISABLE_PLUGIN_AUTOLOAD set, add -p pytest_asyncio.plugin)"
+        )
+    from . import fixtures
+
+    manager.register(fixtures, FIXTURES_PLUGIN)
     return None
 
 
-def storage_urls(config: pytest.Config) -> list[str]:
-    urls: list[str] = config.getoption("lash_store_urls") or []
-    return urls or [os.environ.get("LASH_STORE_URL") or "memory://"]
-
-
-def _url_id(url: str) -> str:
-    return urlsplit(url).scheme or redact_url(url)
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "lash_url" in metafunc.fixturenames:
-        urls = storage_urls(metafunc.config)
-        metafunc.parametrize("lash_url", urls, ids=[_url_id(u) for u in urls], scope="session")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    problem = config.stash.get(_unavailable, None)
+    if problem is not None:
+        raise pytest.UsageError(problem)
     for item in items:
-        path = Path(str(item.path))
         if (
-            path.parent == HERE
-            and path.stem in SUITE_MODULES
+            is_suite_module(Path(str(item.path)))
             and item.get_closest_marker("lash_behaviour") is None
         ):
             raise pytest.UsageError(f"{item.nodeid} carries no behaviour number (use @behaviour)")
@@ -129,35 +168,3 @@ def skip_unless_served(node: pytest.Item, backend: Backend) -> None:
     for facet in required_facets(node):
         if not backend.capabilities.serves(facet):
             pytest.skip(f"{UNSUPPORTED_PREFIX} {facet.value}")
-
-
-@pytest.fixture
-def lash_backend(lash_url: str, request: pytest.FixtureRequest) -> Backend:
-    """The backend under test; skips as unsupported if it lacks a facet the test needs."""
-    backend = backend_for_url(lash_url)
-    skip_unless_served(request.node, backend)
-    return backend
-
-
-@pytest_asyncio.fixture
-async def storage(lash_backend: Backend, lash_url: str) -> AsyncIterator[Storage]:
-    """A fresh, empty, private storage for one test."""
-    async with lash_backend.isolated(lash_url) as isolated:
-        yield isolated
-
-
-@pytest_asyncio.fixture
-async def reopen(
-    lash_backend: Backend, storage: Storage
-) -> AsyncIterator[Callable[[], Awaitable[Storage]]]:
-    """Open the test's storage again, as a second process would (same URL, new objects)."""
-    opened: list[Storage] = []
-
-    async def open_again() -> Storage:
-        again = await lash_backend.open(storage.url)
-        opened.append(again)
-        return again
-
-    yield open_again
-    for again in opened:
-        await again.aclose()

@@ -171,8 +171,9 @@ def run_conformance(
         "asyncio_mode=auto",
         "-o",
         "asyncio_default_fixture_loop_scope=function",
-        # Importing this runner already imported the plugins pytest would rewrite
-        # (pytest_asyncio via plugin.py); their asserts do not matter, the suite's do.
+        # A pytest11 distribution's packages are marked for assert rewriting, and this
+        # runner's caller has imported lash_store_conformance and lash_store_api already.
+        # Their asserts do not matter; the suite's modules, imported later, are rewritten.
         "-W",
         "ignore:Module already imported so cannot be rewritten:pytest.PytestAssertRewriteWarning",
         "-q",
