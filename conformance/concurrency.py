@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 
 import pytest
 
 from lash_store_api import (
     ActivePath,
+    BlobNotFound,
     Facet,
     FullGraph,
     GcReport,
@@ -225,3 +227,57 @@ async def test_concurrency_3_gc_in_a_loop_never_deletes_what_commits_reference(
         read = await storage.session(sid).load_session(FullGraph())
         assert read is not None and read.checkpoint == phase_checkpoint(writer, GC_TURNS - 1)
         assert read.head_revision == GC_TURNS
+
+
+GC_PUT_WRITERS = 4
+GC_PUT_TURNS = 10
+
+
+@behaviour("concurrency-4", needs=(Facet.SESSIONS, Facet.MAINTENANCE))
+@pytest.mark.asyncio
+async def test_concurrency_4_no_commit_lands_naming_a_blob_gc_deleted(
+    isolated_with: Callable[..., AbstractAsyncContextManager[Storage]],
+) -> None:
+    """Writers put a tool-state blob, then commit a checkpoint naming it, while GC runs in a
+    loop. With no grace period at all, a put blob may go before its commit, which then
+    raises BlobNotFound and writes nothing (the writer puts again and retries); no commit
+    ever lands naming a blob that is gone. Contents alternate, so each put revives the blob
+    the writer's previous commit made unreachable."""
+    async with isolated_with(blob_grace_seconds=0) as storage:
+        stop = asyncio.Event()
+        sweeps: list[GcReport] = []
+        refused: list[str] = []
+
+        async def collect_until_stopped() -> None:
+            while not stop.is_set():
+                sweeps.append(await storage.maintenance.gc_unreachable())
+                await asyncio.sleep(0)
+
+        async def write(writer: int) -> None:
+            sid = fresh_id(f"gc-put-{writer}")
+            handle = storage.session(sid)
+            for turn in range(GC_PUT_TURNS):
+                if turn == GC_PUT_TURNS - 1:
+                    while len(sweeps) < 2 and not collector.done():
+                        await asyncio.sleep(0.001)
+                data = f"tool state of writer {writer}, phase {turn % 2}".encode()
+                while True:
+                    ref = await storage.blobs.put(data)
+                    try:
+                        await handle.commit_runtime_state(
+                            commit(sid, turn or None, cp=checkpoint(turn, tool_state_ref=ref))
+                        )
+                        break
+                    except BlobNotFound as exc:
+                        assert exc.ref == ref
+                        refused.append(ref)
+                # The checkpoint this commit named is the head now: its blob must be there.
+                assert await storage.blobs.get(ref) == data, f"{sid} turn {turn} lost its blob"
+
+        collector = asyncio.create_task(collect_until_stopped())
+        try:
+            await asyncio.gather(*(write(w) for w in range(GC_PUT_WRITERS)))
+        finally:
+            stop.set()
+            await collector
+        assert len(sweeps) >= 2, "the collector should have swept while commits ran"

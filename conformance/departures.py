@@ -91,18 +91,20 @@ async def test_departures_2_gc_collects_and_roots_turn_results(storage: Storage)
     r3 = await handle.commit_runtime_state(commit(sid, 2, cp=checkpoint(3, plugin_snapshot_ref=t3)))
 
     report = await storage.maintenance.gc_unreachable()
-    # roots: the head (r3) and the stamped result (r1); each keeps its child
-    assert report == GcReport(root_count=2, retained_blob_count=4, deleted_blob_count=3), report
-    for kept in (r1.checkpoint_ref, t1, r3.checkpoint_ref, t3):
+    # roots: the head (r3) and the stamped result (r1); each keeps its child. The
+    # orphan was put just now and never named: the grace period keeps it
+    # (departure 8). t2 was named, then superseded: it goes at once.
+    assert report == GcReport(root_count=2, retained_blob_count=5, deleted_blob_count=2), report
+    for kept in (r1.checkpoint_ref, t1, r3.checkpoint_ref, t3, orphan):
         assert await storage.blobs.get(kept) is not None, kept
-    for gone in (orphan, r2.checkpoint_ref, t2):
+    for gone in (r2.checkpoint_ref, t2):
         assert await storage.blobs.get(gone) is None, gone
 
     # a replayed stamp still returns a checkpoint that exists
     assert await handle.commit_runtime_state(stamped_turn) == r1
     assert await storage.blobs.get(r1.checkpoint_ref) is not None
     again = await storage.maintenance.gc_unreachable()
-    assert again == GcReport(root_count=2, retained_blob_count=4, deleted_blob_count=0)
+    assert again == GcReport(root_count=2, retained_blob_count=5, deleted_blob_count=0)
 
 
 @behaviour("departures-3", needs=(Facet.SESSIONS, Facet.MAINTENANCE))

@@ -13,8 +13,10 @@ needs no ``asyncio_mode`` setting from the project that runs it.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from urllib.parse import urlsplit
 
 import pytest
@@ -58,6 +60,15 @@ async def storage(lash_backend: Backend, lash_url: str) -> AsyncIterator[Storage
     """A fresh, empty, private storage for one test."""
     async with lash_backend.isolated(lash_url) as isolated:
         yield isolated
+
+
+@pytest.fixture
+def isolated_with(
+    lash_backend: Backend, lash_url: str
+) -> Callable[..., AbstractAsyncContextManager[Storage]]:
+    """``isolated_with(**options)``: a fresh private storage opened with ``options``
+    (such as ``blob_grace_seconds=0``), as ``async with isolated_with(...) as storage``."""
+    return functools.partial(lash_backend.isolated, lash_url)
 
 
 @pytest_asyncio.fixture

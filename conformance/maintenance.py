@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 
 import pytest
 
@@ -143,49 +145,53 @@ async def test_maintenance_9_tombstoning_unknown_id_changes_nothing(storage: Sto
 
 @behaviour("maintenance-10", needs=MAINTENANCE)
 @pytest.mark.asyncio
-async def test_maintenance_10_gc_keeps_roots_and_deletes_the_rest(storage: Storage) -> None:
+async def test_maintenance_10_gc_keeps_roots_and_deletes_the_rest(
+    isolated_with: Callable[..., AbstractAsyncContextManager[Storage]],
+) -> None:
     """GC is implemented (design.md departure 2): every session's head checkpoint and its
     three snapshot refs survive, as does a checkpoint held by a stored turn-commit result;
     other blobs are deleted and counted."""
-    blobs = storage.blobs
-    tool, plugin, execution = (
-        await blobs.put(b"tool"),
-        await blobs.put(b"plug"),
-        await blobs.put(b"exec"),
-    )
-    orphans = [await blobs.put(b"orphan-1"), await blobs.put(b"orphan-2")]
-    only_superseded = await blobs.put(b"child of a superseded checkpoint")
+    # Grace 0: a put blob no commit has named is collectable at once.
+    async with isolated_with(blob_grace_seconds=0) as storage:
+        blobs = storage.blobs
+        tool, plugin, execution = (
+            await blobs.put(b"tool"),
+            await blobs.put(b"plug"),
+            await blobs.put(b"exec"),
+        )
+        orphans = [await blobs.put(b"orphan-1"), await blobs.put(b"orphan-2")]
+        only_superseded = await blobs.put(b"child of a superseded checkpoint")
 
-    a = storage.session("m10-a")
-    stamped = await a.commit_runtime_state(
-        commit("m10-a", None, cp=checkpoint(1), turn=stamp("m10-a", "t1", "h1"))
-    )
-    head_cp = checkpoint(
-        2, tool_state_ref=tool, plugin_snapshot_ref=plugin, execution_state_ref=execution
-    )
-    head_a = await a.commit_runtime_state(commit("m10-a", 1, cp=head_cp))
+        a = storage.session("m10-a")
+        stamped = await a.commit_runtime_state(
+            commit("m10-a", None, cp=checkpoint(1), turn=stamp("m10-a", "t1", "h1"))
+        )
+        head_cp = checkpoint(
+            2, tool_state_ref=tool, plugin_snapshot_ref=plugin, execution_state_ref=execution
+        )
+        head_a = await a.commit_runtime_state(commit("m10-a", 1, cp=head_cp))
 
-    b = storage.session("m10-b")
-    old_b = await b.commit_runtime_state(
-        commit("m10-b", None, cp=checkpoint(3, tool_state_ref=only_superseded))
-    )
-    head_b = await b.commit_runtime_state(
-        commit("m10-b", 1, cp=checkpoint(4), nodes=[node("x")], leaf="x")
-    )
-    before = (await read(a), await read(b))
+        b = storage.session("m10-b")
+        old_b = await b.commit_runtime_state(
+            commit("m10-b", None, cp=checkpoint(3, tool_state_ref=only_superseded))
+        )
+        head_b = await b.commit_runtime_state(
+            commit("m10-b", 1, cp=checkpoint(4), nodes=[node("x")], leaf="x")
+        )
+        before = (await read(a), await read(b))
 
-    report = await storage.maintenance.gc_unreachable()
+        report = await storage.maintenance.gc_unreachable()
 
-    kept = [
-        head_a.checkpoint_ref,
-        tool,
-        plugin,
-        execution,
-        stamped.checkpoint_ref,
-        head_b.checkpoint_ref,
-    ]
-    gone = [*orphans, only_superseded, old_b.checkpoint_ref]
-    assert report == GcReport(root_count=3, retained_blob_count=6, deleted_blob_count=4)
-    assert [await blobs.get(ref) is not None for ref in kept] == [True] * 6
-    assert [await blobs.get(ref) for ref in gone] == [None] * 4
-    assert (await read(a), await read(b)) == before
+        kept = [
+            head_a.checkpoint_ref,
+            tool,
+            plugin,
+            execution,
+            stamped.checkpoint_ref,
+            head_b.checkpoint_ref,
+        ]
+        gone = [*orphans, only_superseded, old_b.checkpoint_ref]
+        assert report == GcReport(root_count=3, retained_blob_count=6, deleted_blob_count=4)
+        assert [await blobs.get(ref) is not None for ref in kept] == [True] * 6
+        assert [await blobs.get(ref) for ref in gone] == [None] * 4
+        assert (await read(a), await read(b)) == before

@@ -109,11 +109,13 @@ class ModelSession:
 class Expected:
     """What a commit must do: succeed with ``revision``, replay ``result``, or raise."""
 
-    kind: Literal["ok", "replay", "revision_conflict", "turn_conflict"]
+    kind: Literal["ok", "replay", "revision_conflict", "turn_conflict", "blob_not_found"]
     revision: int = 0
     result: RuntimeCommitResult | None = None
     expected: int | None = None
     actual: int = 0
+    #: ``blob_not_found``: the first ref the checkpoint names that is not stored.
+    missing: str | None = None
 
 
 @dataclass(frozen=True)
@@ -139,8 +141,13 @@ class GcExpectation:
 
 @dataclass
 class StoreModel:
-    """Sessions, turn stamps and blobs of one storage."""
+    """Sessions, turn stamps and blobs of one storage.
 
+    A storage opened with ``blob_grace_seconds=0`` (every put blob no commit has
+    named is collectable at once) and ``turn_stamp_retention=stamp_retention``.
+    """
+
+    stamp_retention: int = 100
     sessions: dict[str, ModelSession] = field(default_factory=dict)
     stamps: dict[tuple[str, str], tuple[str, RuntimeCommitResult]] = field(default_factory=dict)
     blobs: set[str] = field(default_factory=set)
@@ -167,6 +174,10 @@ class StoreModel:
         # design.md departure 1: None means "no head yet"
         if (wanted is None and actual != 0) or (wanted is not None and wanted != actual):
             return Expected("revision_conflict", expected=wanted, actual=actual)
+        cp = commit.checkpoint
+        for ref in (cp.tool_state_ref, cp.plugin_snapshot_ref, cp.execution_state_ref):
+            if ref is not None and ref not in self.blobs:  # design.md departure 8
+                return Expected("blob_not_found", missing=ref)
         return Expected("ok", revision=actual + 1)
 
     def apply_commit(self, commit: RuntimeCommit, result: RuntimeCommitResult) -> None:
@@ -254,17 +265,34 @@ class StoreModel:
             if found is not None:
                 found.tombstoned = True
 
-    def vacuum(self, session_id: str) -> int:
+    def vacuum(self, session_id: str) -> tuple[int, int]:
+        """Nodes removed and stored turn results forgotten."""
+        forgotten = self.forget_stamps(session_id)
         s = self.sessions.get(session_id)
         if s is None:
-            return 0
+            return 0, forgotten
         dead = [i for i, n in s.nodes.items() if n.tombstoned]
         for node_id in dead:
             del s.nodes[node_id]
-        return len(dead)
+        return len(dead), forgotten
+
+    def forget_stamps(self, session_id: str | None) -> int:
+        """Keep each session's latest ``stamp_retention`` stored turn results."""
+        by_session: dict[str, list[tuple[int, tuple[str, str]]]] = {}
+        for key, (_, result) in self.stamps.items():
+            if session_id is None or key[0] == session_id:
+                by_session.setdefault(key[0], []).append((result.head_revision, key))
+        doomed = [
+            key for rows in by_session.values() for _, key in sorted(rows)[: -self.stamp_retention]
+        ]
+        for key in doomed:
+            del self.stamps[key]
+        return len(doomed)
 
     def gc(self) -> GcExpectation:
-        """Mark from every head and stamped result, sweep the rest (design.md, departure 2)."""
+        """Forget stamps past the retention; mark from every head and stamped result,
+        sweep the rest (design.md, departures 2 and 8)."""
+        self.forget_stamps(None)
         roots = {s.checkpoint_ref for s in self.sessions.values() if s.checkpoint_ref is not None}
         roots |= {result.checkpoint_ref for _, result in self.stamps.values()}
         retained = set(roots)

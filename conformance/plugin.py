@@ -37,6 +37,7 @@ SUITE_MODULES = frozenset(
         "attachments",
         "errors",
         "departures",
+        "retention",
         "concurrency",
         "bad_input",
         "properties",

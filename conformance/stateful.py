@@ -37,6 +37,7 @@ from lash_store_api import (
     AgentFrameRecord,
     Append,
     Backend,
+    BlobNotFound,
     Facet,
     FullGraph,
     GraphCommitDelta,
@@ -64,6 +65,8 @@ from .strategies import node_payloads, session_nodes, token_ledgers
 T = TypeVar("T")
 
 SESSION_IDS = ("alpha", "beta", "gamma")
+#: Stored turn results each session keeps: small, so that retention is exercised.
+STAMP_RETENTION = 2
 NODE_POOL = tuple(f"n{i}" for i in range(8))
 TURN_POOL = tuple(f"turn-{i}" for i in range(5))
 REVISION_CHOICES = ("right", "right", "none", "zero", "stale", "ahead")
@@ -125,9 +128,13 @@ class SessionMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.loop = asyncio.new_event_loop()
-        self.isolated: AbstractAsyncContextManager[Storage] = self.backend.isolated(self.url)
+        # Grace 0: every put blob no commit names is collectable at once, as the model
+        # says; a small retention, so that stored turn results are forgotten too.
+        self.isolated: AbstractAsyncContextManager[Storage] = self.backend.isolated(
+            self.url, blob_grace_seconds=0, turn_stamp_retention=STAMP_RETENTION
+        )
         self.storage: Storage = self.run(self.isolated.__aenter__())
-        self.model = StoreModel()
+        self.model = StoreModel(stamp_retention=STAMP_RETENTION)
         self.handles: dict[str, SessionHandle] = {s: self.storage.session(s) for s in SESSION_IDS}
         self.put_refs: list[str] = []
         self.stamped: list[RuntimeCommit] = []  # accepted stamped commits, for re-sending
@@ -181,6 +188,10 @@ class SessionMachine(RuleBasedStateMachine):
             return
         except TurnCommitConflict as exc:
             assert expected.kind == "turn_conflict", f"expected {expected.kind}, got {exc!r}"
+            return
+        except BlobNotFound as exc:
+            assert expected.kind == "blob_not_found", f"expected {expected.kind}, got {exc!r}"
+            assert exc.ref == expected.missing
             return
         assert expected.kind in ("ok", "replay"), f"expected {expected.kind}, commit succeeded"
         if expected.kind == "replay":
@@ -310,13 +321,14 @@ class SessionMachine(RuleBasedStateMachine):
         self.model.tombstone(session_id, node_ids)
         if vacuum == "all":
             report = self.run(self.storage.maintenance.vacuum())
-            removed = sum(self.model.vacuum(s) for s in SESSION_IDS)
+            counts = [self.model.vacuum(s) for s in SESSION_IDS]
+            removed = (sum(n for n, _ in counts), sum(f for _, f in counts))
         elif vacuum == "session":
             report = self.run(self.handles[session_id].vacuum())
             removed = self.model.vacuum(session_id)
         else:
             return
-        assert report.removed_node_count == removed
+        assert (report.removed_node_count, report.removed_turn_stamp_count) == removed
 
     def _tombstoned(self) -> dict[str, list[str]]:
         found = {

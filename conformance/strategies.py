@@ -303,8 +303,12 @@ def token_ledgers(
 def checkpoints(
     *, checkpoint_refs: SearchStrategy[str | None] | None = None, max_state_bytes: int = 64
 ) -> SearchStrategy[HydratedSessionCheckpoint]:
-    """Hydrated checkpoints; ``checkpoint_refs`` draws each of the three ``*_ref`` fields."""
-    refs = checkpoint_refs if checkpoint_refs is not None else st.none() | blob_refs()
+    """Hydrated checkpoints; ``checkpoint_refs`` draws each of the three ``*_ref`` fields.
+
+    The refs default to none: a commit naming a blob that is not stored fails
+    (``BlobNotFound``), so pass a strategy over refs you have put.
+    """
+    refs = checkpoint_refs if checkpoint_refs is not None else st.none()
     small = json_values(max_leaves=6)
     turn_state = st.builds(
         PersistedTurnState,

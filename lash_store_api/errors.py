@@ -11,6 +11,7 @@ __all__ = [
     "AttachmentNotFound",
     "BackendError",
     "BackendUnavailable",
+    "BlobNotFound",
     "ClaimSuperseded",
     "ConflictError",
     "DatabaseSchemaMismatch",
@@ -177,6 +178,22 @@ class NotFound(StoreError):
 
 class ProcessNotFound(NotFound):
     pass
+
+
+class BlobNotFound(NotFound):
+    """A commit's checkpoint names a blob that is not stored (never put, or collected).
+
+    Nothing was written. Put the bytes again (``storage.blobs.put``) and retry.
+    """
+
+    def __init__(self, field: str, ref: str, *, session_id: str | None = None):
+        self.field = field
+        self.ref = ref
+        self.session_id = session_id
+        where = f" (session {session_id!r})" if session_id is not None else ""
+        super().__init__(
+            f"{field}: blob {ref!r} is not stored{where}; put its bytes again and retry"
+        )
 
 
 class OccurrenceNotFound(NotFound):

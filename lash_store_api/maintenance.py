@@ -13,6 +13,8 @@ __all__ = ["BlobStore", "GcReport", "Maintenance", "VacuumReport"]
 @dataclass(frozen=True, slots=True)
 class VacuumReport:
     removed_node_count: int = 0
+    #: Stored turn results dropped past the retention (docs/semantics.md).
+    removed_turn_stamp_count: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +29,11 @@ class BlobStore(Protocol):
     """Immutable content-addressed bytes shared by every session of a storage."""
 
     async def put(self, data: bytes) -> BlobRef:
-        """Store ``data``; writing existing content is a no-op returning the same ref."""
+        """Store ``data`` and return its ref; writing existing content stores nothing new.
+
+        Every put, of new or existing content, protects the blob from GC for the
+        storage's grace period or until a commit names it, whichever is first.
+        """
         ...
 
     async def get(self, ref: BlobRef) -> bytes | None: ...
@@ -36,7 +42,10 @@ class BlobStore(Protocol):
 @runtime_checkable
 class Maintenance(Protocol):
     async def vacuum(self, session_id: str | None = None) -> VacuumReport:
-        """Delete tombstoned nodes of one session, or of every session when ``None``."""
+        """Delete tombstoned nodes, and stored turn results past the retention.
+
+        Of one session, or of every session when ``None``.
+        """
         ...
 
     async def gc_unreachable(self) -> GcReport:

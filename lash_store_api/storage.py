@@ -210,8 +210,13 @@ class Backend(Protocol):
 
     async def open(self, url: str, **options: Any) -> Storage: ...
 
-    def isolated(self, url: str) -> AbstractAsyncContextManager[Storage]:
-        """An empty, private storage for one test, removed on exit."""
+    def isolated(self, url: str, **options: Any) -> AbstractAsyncContextManager[Storage]:
+        """An empty, private storage for one test, removed on exit.
+
+        ``options`` are those ``open`` takes; every backend that serves the
+        maintenance facet takes ``blob_grace_seconds`` and ``turn_stamp_retention``
+        (``lash_store_api.backend.maintenance``), which the suite sets to test them.
+        """
         ...
 
 

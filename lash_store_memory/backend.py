@@ -5,10 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from lash_store_api import Capabilities, DurabilityTier, Facet
 from lash_store_api.backend import StorageBase, redact_url
+from lash_store_api.backend.maintenance import (
+    POLICY_OPTIONS,
+    MaintenancePolicy,
+    policy_from_options,
+)
 from lash_store_api.errors import InvalidRequest
 
 from .attachments import MemoryAttachmentStore
@@ -27,11 +32,11 @@ class MemoryStorage(StorageBase):
 
     backend_name = "memory"
 
-    def __init__(self, state: MemoryState) -> None:
+    def __init__(self, state: MemoryState, policy: MaintenancePolicy | None = None) -> None:
         self._state = state
         super().__init__(
             sessions=MemorySessionFactory(state, self.session),
-            maintenance=MemoryMaintenance(state),
+            maintenance=MemoryMaintenance(state, policy or MaintenancePolicy()),
             blobs=MemoryBlobStore(state),
             attachments=MemoryAttachmentStore(state),
         )
@@ -48,11 +53,36 @@ class MemoryStorage(StorageBase):
         return MemorySessionHandle(self._state, session_id, self.maintenance)
 
 
+UNKNOWN_OPTION = f"is not an option of memory://; it takes {', '.join(sorted(POLICY_OPTIONS))}"
+
+
+def query_options(url: str) -> dict[str, object]:
+    """The options in ``url``'s query; an unknown or repeated one is ``InvalidRequest``."""
+    found: dict[str, object] = {}
+    for name, value in parse_qsl(urlsplit(url).query, keep_blank_values=True):
+        if name not in POLICY_OPTIONS:
+            raise InvalidRequest(name, UNKNOWN_OPTION)
+        if name in found:
+            raise InvalidRequest(name, "is given twice in the URL")
+        found[name] = value
+    return found
+
+
+def policy_of(url: str, options: dict[str, Any]) -> MaintenancePolicy:
+    """The policy of ``url``'s query and the keyword ``options`` (which win)."""
+    found = query_options(url)
+    for name, value in options.items():
+        if name not in POLICY_OPTIONS:
+            raise InvalidRequest(name, UNKNOWN_OPTION)
+        found[name] = value
+    return policy_from_options(found)
+
+
 def name_from_url(url: str) -> str | None:
     parts = urlsplit(url)
     if parts.scheme != "memory":
         raise InvalidRequest("url", f"{redact_url(url)!r} is not a memory:// URL")
-    name = (parts.netloc + parts.path).strip("/")
+    name = (parts.netloc + parts.path).strip("/")  # the query holds options, never the name
     return name or None
 
 
@@ -62,14 +92,13 @@ class MemoryBackend:
     capabilities = CAPABILITIES
 
     async def open(self, url: str, **options: Any) -> MemoryStorage:
-        if options:
-            raise InvalidRequest("options", f"memory:// takes no options, got {sorted(options)}")
-        return MemoryStorage(state_for(name_from_url(url)))
+        """``memory://NAME?blob_grace_seconds=S&turn_stamp_retention=N`` (or as keywords)."""
+        return MemoryStorage(state_for(name_from_url(url)), policy_of(url, options))
 
     @asynccontextmanager
-    async def isolated(self, url: str) -> AsyncIterator[MemoryStorage]:
+    async def isolated(self, url: str, **options: Any) -> AsyncIterator[MemoryStorage]:
         # A fresh anonymous state: private, and gone once nothing refers to it.
-        storage = MemoryStorage(state_for(None))
+        storage = MemoryStorage(state_for(None), policy_of(url, options))
         try:
             yield storage
         finally:

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 from lash_store_api import BlobRef, GcReport, SessionCheckpoint
+from lash_store_api.backend.clock import now_ms
 from lash_store_api.backend.codec import decode_checkpoint
-from lash_store_api.backend.maintenance import BlobStoreBase, MaintenanceBase, mark_retained
+from lash_store_api.backend.maintenance import (
+    BlobStoreBase,
+    MaintenanceBase,
+    MaintenancePolicy,
+    mark_retained,
+)
 
 from .state import MemoryState
 
 
 class MemoryMaintenance(MaintenanceBase):
-    def __init__(self, state: MemoryState) -> None:
+    def __init__(self, state: MemoryState, policy: MaintenancePolicy) -> None:
+        super().__init__(policy)
         self._state = state
 
-    async def _vacuum(self, session_id: str | None) -> int:
+    async def _vacuum(self, session_id: str | None) -> tuple[int, int]:
         state = self._state
         sids = list(state.nodes) if session_id is None else [session_id]
         removed = 0
@@ -25,11 +34,24 @@ class MemoryMaintenance(MaintenanceBase):
             for node_id in dead:
                 del rows.rows[node_id]
             removed += len(dead)
-        return removed
+        return removed, self._forget_old_stamps(session_id)
+
+    def _forget_old_stamps(self, session_id: str | None) -> int:
+        """Keep each session's latest ``turn_stamp_retention`` stored turn results."""
+        by_session: defaultdict[str, list[tuple[int, tuple[str, str]]]] = defaultdict(list)
+        for key, stamp in self._state.stamps.items():
+            if session_id is None or key[0] == session_id:
+                by_session[key[0]].append((stamp.head_revision, key))
+        keep = self.policy.turn_stamp_retention
+        doomed = [key for rows in by_session.values() for _, key in sorted(rows)[:-keep]]
+        for key in doomed:
+            del self._state.stamps[key]
+        return len(doomed)
 
     async def gc_unreachable(self) -> GcReport:
-        """Delete every blob that no head or stored turn result reaches."""
+        """Forget turn results past the retention; delete every blob no root or fresh put keeps."""
         state = self._state
+        self._forget_old_stamps(None)
         checkpoint_roots = {row.head.checkpoint_ref for row in state.heads.values()}
         checkpoint_roots |= {stamp.checkpoint_ref for stamp in state.stamps.values()}
 
@@ -37,7 +59,12 @@ class MemoryMaintenance(MaintenanceBase):
             data = state.blobs.get(ref)
             return None if data is None else decode_checkpoint(data).manifest()
 
-        root_count, retained = mark_retained(checkpoint_roots, (), load_manifest)
+        cutoff = now_ms() - self.policy.blob_grace_ms
+        for ref in [r for r, at in state.blob_puts.items() if at <= cutoff]:
+            del state.blob_puts[ref]  # the grace period is over
+        root_count, retained = mark_retained(
+            checkpoint_roots, (), load_manifest, fresh=state.blob_puts
+        )
         doomed = [ref for ref in state.blobs if ref not in retained]
         for ref in doomed:
             del state.blobs[ref]
@@ -50,6 +77,7 @@ class MemoryBlobStore(BlobStoreBase):
 
     async def _put(self, ref: BlobRef, data: bytes) -> None:
         self._state.blobs.setdefault(ref, data)
+        self._state.blob_puts[ref] = now_ms()
 
     async def _get(self, ref: BlobRef) -> bytes | None:
         return self._state.blobs.get(ref)

@@ -45,13 +45,16 @@ class MemorySessionHandle(SessionHandleBase):
                 stamp.turn_commit_hash,
                 stamp.head_revision,
                 stamp.checkpoint_ref,
-                state.blobs.get(stamp.checkpoint_ref),
+                stamp.manifest,
             )
             return CommitObservation(False, actual, found)
-        if not plan.applies(actual, stamp_stored=False):
-            return CommitObservation(False, actual)
+        missing = tuple(ref for _, ref in plan.blob_refs if ref not in state.blobs)
+        if not plan.applies(actual, stamp_stored=False, missing_blobs=missing):
+            return CommitObservation(False, actual, missing_blobs=missing)
 
         state.blobs.setdefault(plan.checkpoint_ref, plan.checkpoint)
+        for _, ref in plan.blob_refs:  # named now: no longer protected as fresh puts
+            state.blob_puts.pop(ref, None)
         if plan.usage_deltas:
             state.usage.setdefault(sid, []).extend(plan.usage_deltas)
         nodes = state.nodes.setdefault(sid, SessionNodes())
@@ -67,7 +70,7 @@ class MemorySessionHandle(SessionHandleBase):
         MemoryManifest(state).stamp_now(sid, plan.committed_attachment_ids)
         if plan.turn_id is not None and plan.turn_commit_hash is not None:
             state.stamps[(sid, plan.turn_id)] = StampRow(
-                plan.turn_commit_hash, plan.revision, plan.checkpoint_ref
+                plan.turn_commit_hash, plan.revision, plan.checkpoint_ref, plan.manifest
             )
         return CommitObservation(True, actual)
 

@@ -39,11 +39,12 @@ class HeadRow:
 
 @dataclass(frozen=True, slots=True)
 class StampRow:
-    """A stamped turn; its result's manifest is read from the checkpoint blob."""
+    """A stamped turn and its result (the manifest encoded); a GC root while kept."""
 
     turn_commit_hash: str
     head_revision: int
     checkpoint_ref: str
+    manifest: bytes
 
 
 @dataclass(slots=True, weakref_slot=True)
@@ -52,6 +53,8 @@ class MemoryState:
 
     name: str
     blobs: dict[str, bytes] = field(default_factory=dict)
+    #: Blobs put through the blob store that no commit has named since: ref -> put time (ms).
+    blob_puts: dict[str, int] = field(default_factory=dict)
     heads: dict[str, HeadRow] = field(default_factory=dict)
     nodes: dict[str, SessionNodes] = field(default_factory=dict)
     usage: dict[str, list[TokenLedgerEntry]] = field(default_factory=dict)

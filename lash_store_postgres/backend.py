@@ -78,13 +78,13 @@ class PostgresBackend:
         return await migrate_url(url, **options)
 
     @asynccontextmanager
-    async def isolated(self, url: str) -> AsyncIterator[PostgresStorage]:
+    async def isolated(self, url: str, **options: Any) -> AsyncIterator[PostgresStorage]:
         """A storage in a fresh schema of ``url``'s database, dropped on exit."""
         require_driver()
         from .storage import drop_schema, open_postgres
 
         schema = f"lash_test_{uuid.uuid4().hex[:16]}"
-        storage = await open_postgres(url, schema=schema)
+        storage = await open_postgres(url, **{**options, "schema": schema})
         try:
             yield storage
         finally:

@@ -24,10 +24,11 @@ from .db import Db
 # Every argument is cast, so empty arrays and NULLs resolve to the one signature.
 _COMMIT = """
 SELECT applied, contended, actual_revision, stamp_hash, stamp_revision, stamp_ref,
-       stamp_checkpoint
+       stamp_manifest, stamp_checkpoint, missing_blobs
 FROM {s}.commit_turn(
     %(sid)s::text, %(expected)s::bigint, %(config)s::text, %(frames)b::bytea,
-    %(frame_id)s::text, %(ref)s::text, %(blob)b::bytea, %(leaf)s::text, %(replace)s::boolean,
+    %(frame_id)s::text, %(ref)s::text, %(blob)b::bytea, %(manifest)b::bytea,
+    %(blob_refs)s::text[], %(leaf)s::text, %(replace)s::boolean,
     %(ids)s::text[], %(parents)s::text[], %(datas)b::bytea[],
     %(sources)s::text[], %(models)s::text[], %(inputs)s::bigint[], %(outputs)s::bigint[],
     %(cached)s::bigint[], %(reasoning)s::bigint[],
@@ -51,7 +52,9 @@ class CommitRow:
     stamp_hash: str | None
     stamp_revision: int | None
     stamp_ref: str | None
+    stamp_manifest: bytes | None
     stamp_checkpoint: bytes | None
+    missing_blobs: list[str] | None
 
 
 def commit_params(plan: CommitPlan, gc_lock: tuple[int, int]) -> dict[str, Any]:
@@ -65,6 +68,8 @@ def commit_params(plan: CommitPlan, gc_lock: tuple[int, int]) -> dict[str, Any]:
         "frame_id": plan.current_agent_frame_id,
         "ref": plan.checkpoint_ref,
         "blob": plan.checkpoint,
+        "manifest": plan.manifest,
+        "blob_refs": [ref for _, ref in plan.blob_refs],
         "leaf": plan.leaf_node_id,
         "replace": plan.replace,
         "ids": [n.node_id for n in plan.nodes],
@@ -90,9 +95,15 @@ def observation(sid: str, row: CommitRow) -> CommitObservation:
     if row.stamp_hash is not None:
         assert row.stamp_revision is not None and row.stamp_ref is not None
         stamp = stored_stamp(
-            sid, row.stamp_hash, row.stamp_revision, row.stamp_ref, row.stamp_checkpoint
+            sid,
+            row.stamp_hash,
+            row.stamp_revision,
+            row.stamp_ref,
+            row.stamp_manifest,
+            row.stamp_checkpoint,
         )
-    return CommitObservation(row.applied, row.actual_revision, stamp, row.contended)
+    missing = tuple(row.missing_blobs or ())
+    return CommitObservation(row.applied, row.actual_revision, stamp, row.contended, missing)
 
 
 async def write_commit(db: Db, plan: CommitPlan) -> CommitObservation:

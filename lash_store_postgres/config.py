@@ -15,6 +15,12 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from lash_store_api.backend import redact_url
+from lash_store_api.backend.maintenance import (
+    DEFAULT_BLOB_GRACE_SECONDS,
+    DEFAULT_TURN_STAMP_RETENTION,
+    POLICY_OPTIONS,
+    MaintenancePolicy,
+)
 from lash_store_api.errors import InvalidRequest
 
 SCHEMES = ("postgresql", "postgres")
@@ -48,6 +54,14 @@ class PgOptions:
     migrate: bool = True
     #: psycopg's prepare_threshold; ``None`` never prepares (PgBouncer transaction pooling).
     prepare_threshold: int | None = None
+    #: GC keeps a put blob no commit has named yet this long (seconds).
+    blob_grace_seconds: float = DEFAULT_BLOB_GRACE_SECONDS
+    #: Vacuum keeps this many of each session's latest stored turn results.
+    turn_stamp_retention: int = DEFAULT_TURN_STAMP_RETENTION
+
+    @property
+    def policy(self) -> MaintenancePolicy:
+        return MaintenancePolicy(self.blob_grace_seconds, self.turn_stamp_retention)
 
 
 def _as_bool(name: str, value: object) -> bool:
@@ -120,6 +134,7 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "statement_timeout": _as_millis,
     "migrate": _as_bool,
     "prepare_threshold": _as_threshold,
+    **POLICY_OPTIONS,
 }
 assert set(_PARSERS) == {f.name for f in fields(PgOptions)}
 

@@ -47,7 +47,7 @@ class PostgresStorage(StorageBase):
         self._conninfo = conninfo
         super().__init__(
             sessions=PostgresSessionFactory(db, self.session),
-            maintenance=PostgresMaintenance(db),
+            maintenance=PostgresMaintenance(db, db.options.policy),
             blobs=PostgresBlobStore(db),
             attachments=PostgresAttachmentStore(db),
         )

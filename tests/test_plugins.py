@@ -25,8 +25,8 @@ class EchoBackend(MemoryBackend):
         return await super().open("memory://echo-" + url.split("://", 1)[1], **options)
 
     @asynccontextmanager
-    async def isolated(self, url: str) -> AsyncIterator[MemoryStorage]:
-        async with super().isolated(url) as storage:
+    async def isolated(self, url: str, **options: Any) -> AsyncIterator[MemoryStorage]:
+        async with super().isolated(url, **options) as storage:
             yield storage
 
 

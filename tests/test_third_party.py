@@ -30,8 +30,8 @@ class ThirdPartyBackend(MemoryBackend):
         return await super().open("memory://tp-" + url.split("://", 1)[1], **options)
 
     @asynccontextmanager
-    async def isolated(self, url):
-        async with super().isolated(url) as storage:
+    async def isolated(self, url, **options):
+        async with super().isolated(url, **options) as storage:
             yield storage
 
 

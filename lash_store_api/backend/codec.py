@@ -37,6 +37,7 @@ __all__ = [
     "decode_config",
     "decode_frames",
     "decode_json",
+    "decode_manifest",
     "decode_meta",
     "decode_node",
     "decode_record",
@@ -45,6 +46,7 @@ __all__ = [
     "encode_config",
     "encode_frames",
     "encode_json",
+    "encode_manifest",
     "encode_meta",
     "encode_node",
     "sha256_hex",
@@ -178,6 +180,19 @@ def decode_checkpoint(data: bytes) -> HydratedSessionCheckpoint:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise BackendError(f"cannot decode checkpoint record: {exc!r}") from exc
+
+
+def encode_manifest(cp: SessionCheckpoint) -> bytes:
+    """A checkpoint's manifest alone: what a stored turn result returns."""
+    return _pack("manifest", _manifest_fields(cp))
+
+
+def decode_manifest(data: bytes) -> SessionCheckpoint:
+    body = _unpack("manifest", data)
+    try:
+        return SessionCheckpoint(**_manifest_kwargs(body))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BackendError(f"cannot decode manifest record: {exc!r}") from exc
 
 
 # --- head and node records ---------------------------------------------------------

@@ -10,7 +10,8 @@
    :class:`CommitObservation`.
 4. :func:`decide_commit` turns the observation into the result or the
    contract's error. The order of the checks lives there and nowhere else:
-   binding (step 1), stamp replay, revision, queue completions, writes.
+   binding (step 1), stamp replay, revision, queue completions, named blobs,
+   writes.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from ..common import BlobRef
 from ..errors import (
     BackendError,
+    BlobNotFound,
     RevisionConflict,
     SessionBindingMismatch,
     TurnCommitConflict,
@@ -32,15 +34,18 @@ from ..sessions import (
     ReplaceFull,
     RuntimeCommit,
     RuntimeCommitResult,
+    SessionCheckpoint,
     SessionNodeRecord,
     TokenLedgerEntry,
 )
 from .codec import (
     decode_checkpoint,
+    decode_manifest,
     decode_record,
     encode_checkpoint,
     encode_config,
     encode_frames,
+    encode_manifest,
     encode_node,
 )
 from .graph import collapse_duplicates
@@ -56,6 +61,7 @@ __all__ = [
     "accept_commit",
     "check_binding",
     "decide_commit",
+    "named_blobs",
     "plan_commit",
     "stored_stamp",
 ]
@@ -106,6 +112,10 @@ class CommitPlan:
     current_agent_frame_id: str
     checkpoint_ref: BlobRef
     checkpoint: bytes
+    #: The checkpoint's manifest, encoded: what a stored turn result keeps.
+    manifest: bytes
+    #: ``(field, ref)`` of the blobs the checkpoint names; each must be stored.
+    blob_refs: tuple[tuple[str, BlobRef], ...]
     #: ``ReplaceFull``: the session's nodes, tombstoned too, are replaced by ``nodes``.
     replace: bool
     #: Each id once, at its first position, carrying its last record.
@@ -142,9 +152,16 @@ class CommitPlan:
             leaf_node_id=self.leaf_node_id,
         )
 
-    def applies(self, actual_revision: int, stamp_stored: bool) -> bool:
-        """Whether a backend that sees this head revision and stamp must write the plan."""
-        return not self.observe_only and not stamp_stored and actual_revision == self.base_revision
+    def applies(
+        self, actual_revision: int, stamp_stored: bool, missing_blobs: Sequence[BlobRef] = ()
+    ) -> bool:
+        """Whether a backend that sees this head, stamp and blobs must write the plan."""
+        return (
+            not self.observe_only
+            and not stamp_stored
+            and actual_revision == self.base_revision
+            and not missing_blobs
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +177,9 @@ class CommitObservation:
     #: The head could not be taken in time (lock timeout, deadlock, serialization
     #: failure): nothing was written, and ``actual_revision`` is what was visible.
     contended: bool = False
+    #: Refs of ``plan.blob_refs`` not stored, looked up under the lock GC's sweep
+    #: takes: nothing was written.
+    missing_blobs: tuple[BlobRef, ...] = ()
 
 
 def check_binding(bound: str | None, attempted: str) -> None:
@@ -197,6 +217,7 @@ def plan_commit(commit: RuntimeCommit, *, serves_queued_work: bool) -> CommitPla
         for n in collapse_duplicates(records)
     )
     ref, envelope = encode_checkpoint(commit.checkpoint)
+    manifest = commit.checkpoint.manifest()
     revision = (commit.expected_head_revision or 0) + 1
     return CommitPlan(
         session_id=commit.session_id,
@@ -206,6 +227,8 @@ def plan_commit(commit: RuntimeCommit, *, serves_queued_work: bool) -> CommitPla
         current_agent_frame_id=commit.current_agent_frame_id,
         checkpoint_ref=ref,
         checkpoint=envelope,
+        manifest=encode_manifest(manifest),
+        blob_refs=named_blobs(manifest),
         replace=replace,
         nodes=nodes,
         leaf_node_id=leaf,
@@ -215,7 +238,7 @@ def plan_commit(commit: RuntimeCommit, *, serves_queued_work: bool) -> CommitPla
         committed_attachment_ids=tuple(commit.committed_attachment_ids),
         queue_completions=tuple(commit.completed_queue_claims),
         observe_only=bool(commit.completed_queue_claims) and not serves_queued_work,
-        result=RuntimeCommitResult(revision, ref, commit.checkpoint.manifest()),
+        result=RuntimeCommitResult(revision, ref, manifest),
     )
 
 
@@ -223,7 +246,8 @@ def decide_commit(plan: CommitPlan, seen: CommitObservation) -> RuntimeCommitRes
     """The result of ``plan`` given what the backend saw, or the contract's error.
 
     The one place that orders the checks: stamp replay, revision, queue
-    completions, writes (the binding was checked by :func:`accept_commit`).
+    completions, named blobs, writes (the binding was checked by
+    :func:`accept_commit`).
     """
     sid = plan.session_id
     stored = seen.stored_stamp
@@ -242,6 +266,9 @@ def decide_commit(plan: CommitPlan, seen: CommitObservation) -> RuntimeCommitRes
         raise UnsupportedOperation(
             "this backend does not serve queued_work: completed_queue_claims must be empty"
         )
+    for field, ref in plan.blob_refs:
+        if ref in seen.missing_blobs:
+            raise BlobNotFound(field, ref, session_id=sid)
     if not seen.written:
         raise BackendError(
             "the backend wrote nothing and reported no reason (a backend bug)", session_id=sid
@@ -249,22 +276,44 @@ def decide_commit(plan: CommitPlan, seen: CommitObservation) -> RuntimeCommitRes
     return plan.result
 
 
+def named_blobs(manifest: SessionCheckpoint) -> tuple[tuple[str, BlobRef], ...]:
+    """``(field, ref)`` of each blob a checkpoint manifest names, each ref once."""
+    found: dict[BlobRef, str] = {}
+    for name in ("tool_state_ref", "plugin_snapshot_ref", "execution_state_ref"):
+        ref = getattr(manifest, name)
+        if ref is not None:
+            found.setdefault(ref, f"checkpoint.{name}")
+    return tuple((field, ref) for ref, field in found.items())
+
+
 def stored_stamp(
     session_id: str,
     turn_commit_hash: str,
     head_revision: int,
     checkpoint_ref: BlobRef,
-    checkpoint: bytes | None,
+    manifest: bytes | None,
+    checkpoint: bytes | None = None,
 ) -> StoredStamp:
-    """A stored stamp from its row and its checkpoint blob (the result's manifest)."""
-    if checkpoint is None:
+    """A stored stamp from its row: the result's manifest, else its checkpoint envelope.
+
+    Stamps stored before manifests were kept in the row carry only the
+    checkpoint ref; their envelope is the fallback.
+    """
+    if manifest is not None:
+        decoded = decode_record(
+            decode_manifest, manifest, session_id=session_id, record=f"turn result {checkpoint_ref}"
+        )
+    elif checkpoint is not None:
+        envelope = decode_record(
+            decode_checkpoint, checkpoint, session_id=session_id, record=checkpoint_ref
+        )
+        decoded = envelope.manifest()
+    else:
         raise BackendError(
-            "stored turn result's checkpoint blob is missing",
+            "stored turn result has neither its manifest nor its checkpoint blob",
             session_id=session_id,
             record=checkpoint_ref,
         )
-    envelope = decode_record(
-        decode_checkpoint, checkpoint, session_id=session_id, record=checkpoint_ref
+    return StoredStamp(
+        turn_commit_hash, RuntimeCommitResult(head_revision, checkpoint_ref, decoded)
     )
-    result = RuntimeCommitResult(head_revision, checkpoint_ref, envelope.manifest())
-    return StoredStamp(turn_commit_hash, result)

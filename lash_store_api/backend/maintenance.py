@@ -1,34 +1,113 @@
-"""The maintenance facet's kit: the GC mark phase and the vacuum and blob-store bases."""
+"""The maintenance facet's kit: the GC mark phase, the policy, the vacuum and blob-store bases.
+
+GC (design.md, departures 2 and 8): the roots are the checkpoints of the
+session heads and of the stored turn results, each with the blobs its
+manifest names. Each session keeps its latest ``turn_stamp_retention`` stored
+turn results; GC and vacuum forget older ones first. A blob put through the
+blob store is kept for the grace period unless a commit names it first; once
+a checkpoint is superseded, what only it reached may go at the next GC. A
+commit whose checkpoint names a blob that is not stored fails with
+``BlobNotFound`` (:mod:`.commit`).
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from ..common import BlobRef
 from ..errors import InvalidRequest
 from ..maintenance import GcReport, VacuumReport
 from ..sessions import SessionCheckpoint
 from .codec import sha256_of_bytes
+from .commit import named_blobs
 from .validation import check_id
 
-__all__ = ["BlobStoreBase", "MaintenanceBase", "mark_retained"]
+__all__ = [
+    "DEFAULT_BLOB_GRACE_SECONDS",
+    "DEFAULT_TURN_STAMP_RETENTION",
+    "POLICY_OPTIONS",
+    "BlobStoreBase",
+    "MaintenanceBase",
+    "MaintenancePolicy",
+    "mark_retained",
+    "policy_from_options",
+]
+
+#: How long a put blob that no commit has named yet is safe from GC: an hour.
+DEFAULT_BLOB_GRACE_SECONDS = 3600.0
+#: How many of a session's latest stored turn results vacuum keeps.
+DEFAULT_TURN_STAMP_RETENTION = 100
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenancePolicy:
+    """The storage options of GC and vacuum, alike in every backend."""
+
+    blob_grace_seconds: float = DEFAULT_BLOB_GRACE_SECONDS
+    turn_stamp_retention: int = DEFAULT_TURN_STAMP_RETENTION
+
+    @property
+    def blob_grace_ms(self) -> int:
+        return round(self.blob_grace_seconds * 1000)
+
+
+def _grace(name: str, value: object) -> float:
+    try:
+        number = float(value) if isinstance(value, int | float) else float(str(value))
+    except ValueError:
+        raise InvalidRequest(name, f"must be a number of seconds, got {value!r}") from None
+    if isinstance(value, bool) or not 0 <= number <= 10 * 365 * 86400:
+        raise InvalidRequest(name, f"must be between 0 and ten years in seconds, got {value!r}")
+    return number
+
+
+def _retention(name: str, value: object) -> int:
+    try:
+        number = value if isinstance(value, int) else int(str(value))
+    except ValueError:
+        raise InvalidRequest(name, f"must be an integer, got {value!r}") from None
+    if isinstance(value, bool) or not 1 <= number <= 2**31 - 1:
+        raise InvalidRequest(name, f"must be between 1 and 2147483647, got {value!r}")
+    return number
+
+
+#: Option name -> parser, for backends that take these as URL or keyword options.
+POLICY_OPTIONS: Mapping[str, Callable[[str, object], Any]] = {
+    "blob_grace_seconds": _grace,
+    "turn_stamp_retention": _retention,
+}
+
+
+def policy_from_options(options: Mapping[str, object]) -> MaintenancePolicy:
+    """The policy the options name (others are ignored); a bad value is ``InvalidRequest``."""
+    found = {k: parse(k, options[k]) for k, parse in POLICY_OPTIONS.items() if k in options}
+    return MaintenancePolicy(**found)
 
 
 class MaintenanceBase(ABC):
     """Vacuum and GC (``Maintenance``) around a backend's I/O."""
 
+    def __init__(self, policy: MaintenancePolicy) -> None:
+        self.policy = policy
+
     @abstractmethod
-    async def _vacuum(self, session_id: str | None) -> int:
-        """Delete tombstoned nodes of ``session_id`` (every session: ``None``); return how many."""
+    async def _vacuum(self, session_id: str | None) -> tuple[int, int]:
+        """For ``session_id`` (every session: ``None``), delete tombstoned nodes and the
+        stored turn results older than each session's latest ``turn_stamp_retention``;
+        return how many of each."""
 
     @abstractmethod
     async def gc_unreachable(self) -> GcReport:
-        """Delete every blob no root reaches (mark with :func:`mark_retained`)."""
+        """Forget stored turn results past the retention, then delete every blob no
+        root reaches and no fresh put protects (:func:`mark_retained`)."""
 
     async def vacuum(self, session_id: str | None = None) -> VacuumReport:
         sid = None if session_id is None else check_id("session_id", session_id)
-        return VacuumReport(await self._vacuum(sid))
+        nodes, stamps = await self._vacuum(sid)
+        return VacuumReport(nodes, stamps)
 
 
 class BlobStoreBase(ABC):
@@ -57,15 +136,17 @@ def mark_retained(
     checkpoint_roots: Iterable[BlobRef],
     other_roots: Iterable[BlobRef],
     load_manifest: Callable[[BlobRef], SessionCheckpoint | None],
+    fresh: Iterable[BlobRef] = (),
 ) -> tuple[int, set[BlobRef]]:
     """The mark phase of GC, shared by every backend.
 
     ``checkpoint_roots`` are checkpoint envelopes (heads, stored turn results):
-    each is retained with the three refs its manifest names. ``other_roots``
-    (artifact blobs, blobs pinned by commits in flight) are retained as they
-    are. ``load_manifest`` returns ``None`` for an absent blob and raises for
-    an undecodable one, which aborts GC before anything is deleted.
-    Returns the number of distinct roots and the retained set.
+    each is retained with the blobs its manifest names. ``other_roots`` (artifact blobs) are
+    retained as they are, and so are the ``fresh`` puts the grace period
+    protects (not counted as roots). ``load_manifest`` returns ``None`` for an
+    absent blob and raises for an undecodable one, which aborts GC before
+    anything is deleted. Returns the number of distinct roots and the
+    retained set.
     """
     roots = set(checkpoint_roots)
     retained = set(roots)
@@ -73,13 +154,7 @@ def mark_retained(
         manifest = load_manifest(ref)
         if manifest is None:
             continue
-        for child in (
-            manifest.tool_state_ref,
-            manifest.plugin_snapshot_ref,
-            manifest.execution_state_ref,
-        ):
-            if child is not None:
-                retained.add(child)
+        retained.update(ref for _, ref in named_blobs(manifest))
     extra = set(other_roots)
-    retained |= extra
+    retained |= extra | set(fresh)
     return len(roots | extra), retained

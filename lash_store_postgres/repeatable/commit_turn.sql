@@ -1,7 +1,8 @@
--- The runtime commit as one PL/pgSQL function (repeatable: `migrate` runs this
--- file again whenever its text changes, and records its checksum). A change of
--- its arguments or result columns also needs a numbered migration that drops
--- the previous version, since CREATE OR REPLACE cannot change them.
+-- The runtime commit as one PL/pgSQL function, with its two helpers
+-- (repeatable: `migrate` runs this file again whenever its text changes, and
+-- records its checksum). It first drops every version of these functions, so
+-- their arguments and result columns may change freely; it runs inside
+-- migrate's transaction, so no commit ever sees them missing.
 --
 -- PL/pgSQL keeps its statements' plans for the life of the server connection,
 -- so a commit is planned once per connection, with no client-side prepared
@@ -15,23 +16,40 @@
 -- error from that alone (decide_commit), so every outcome takes one round trip.
 -- {s} is the schema.
 
--- The stamp stored for a turn, with its checkpoint blob (the result's manifest).
-CREATE OR REPLACE FUNCTION {s}.stored_stamp(p_session_id text, p_turn_id text,
-    OUT stamp_hash text, OUT stamp_revision bigint, OUT stamp_ref text, OUT stamp_checkpoint bytea)
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_proc AS p
+              WHERE p.pronamespace = '{s}'::regnamespace
+                AND p.proname IN ('commit_turn', 'stored_stamp', 'head_revision')
+    LOOP
+        EXECUTE 'DROP FUNCTION ' || f;
+    END LOOP;
+END
+$$;
+
+-- The stamp stored for a turn: its result's manifest, or for rows stored
+-- before manifests were, the checkpoint blob it comes from.
+CREATE FUNCTION {s}.stored_stamp(p_session_id text, p_turn_id text,
+    OUT stamp_hash text, OUT stamp_revision bigint, OUT stamp_ref text,
+    OUT stamp_manifest bytea, OUT stamp_checkpoint bytea)
 RETURNS SETOF record LANGUAGE sql STABLE AS $$
-    SELECT t.turn_commit_hash, t.head_revision, t.checkpoint_ref, b.data
-      FROM {s}.turn_stamps AS t LEFT JOIN {s}.blobs AS b ON b.ref = t.checkpoint_ref
+    SELECT t.turn_commit_hash, t.head_revision, t.checkpoint_ref, t.manifest,
+           CASE WHEN t.manifest IS NULL THEN
+               (SELECT b.data FROM {s}.blobs AS b WHERE b.ref = t.checkpoint_ref) END
+      FROM {s}.turn_stamps AS t
      WHERE t.session_id = p_session_id AND t.turn_id = p_turn_id
 $$;
 
 -- A session's head revision, 0 when it has none.
-CREATE OR REPLACE FUNCTION {s}.head_revision(p_session_id text) RETURNS bigint
+CREATE FUNCTION {s}.head_revision(p_session_id text) RETURNS bigint
 LANGUAGE sql STABLE AS $$
     SELECT coalesce((SELECT h.head_revision FROM {s}.heads AS h
                       WHERE h.session_id = p_session_id), 0)
 $$;
 
-CREATE OR REPLACE FUNCTION {s}.commit_turn(
+CREATE FUNCTION {s}.commit_turn(
     p_session_id     text,
     p_expected       bigint,   -- NULL or 0: the session has no head yet
     p_config         text,
@@ -39,6 +57,8 @@ CREATE OR REPLACE FUNCTION {s}.commit_turn(
     p_frame_id       text,
     p_checkpoint_ref text,
     p_checkpoint     bytea,
+    p_manifest       bytea,    -- the checkpoint's manifest: what the turn stamp keeps
+    p_blob_refs      text[],   -- blobs the checkpoint names: each must be stored
     p_leaf           text,
     p_replace        boolean,  -- ReplaceFull: the nodes sent are the whole graph
     p_node_ids       text[],
@@ -62,11 +82,13 @@ CREATE OR REPLACE FUNCTION {s}.commit_turn(
     OUT stamp_hash       text,
     OUT stamp_revision   bigint,
     OUT stamp_ref        text,
-    OUT stamp_checkpoint bytea
+    OUT stamp_manifest   bytea,
+    OUT stamp_checkpoint bytea,
+    OUT missing_blobs    text[]
 ) LANGUAGE plpgsql AS $$
 DECLARE
     v_base     bigint := coalesce(p_expected, 0);
-    v_revision bigint := coalesce(p_expected, 0) + 1;
+    v_revision bigint;  -- set once the head is known to be at v_base, so never overflows
     v_count    bigint := cardinality(p_node_ids);
     v_written  boolean := false;
 BEGIN
@@ -75,7 +97,7 @@ BEGIN
 
     -- A stored stamp is final: a retry is answered without waiting for any lock.
     IF p_turn_id IS NOT NULL THEN
-        SELECT * INTO stamp_hash, stamp_revision, stamp_ref, stamp_checkpoint
+        SELECT * INTO stamp_hash, stamp_revision, stamp_ref, stamp_manifest, stamp_checkpoint
           FROM {s}.stored_stamp(p_session_id, p_turn_id);
         IF FOUND THEN
             actual_revision := {s}.head_revision(p_session_id);
@@ -95,7 +117,7 @@ BEGIN
 
         -- A commit of this turn may have landed while this one waited for the lock.
         IF p_turn_id IS NOT NULL THEN
-            SELECT * INTO stamp_hash, stamp_revision, stamp_ref, stamp_checkpoint
+            SELECT * INTO stamp_hash, stamp_revision, stamp_ref, stamp_manifest, stamp_checkpoint
               FROM {s}.stored_stamp(p_session_id, p_turn_id);
             IF FOUND THEN
                 RETURN;
@@ -104,6 +126,16 @@ BEGIN
         IF p_observe_only OR actual_revision <> v_base THEN
             RETURN;
         END IF;
+        -- Checked under the GC lock: a sweep cannot delete a named blob between
+        -- this check and this commit's end.
+        IF cardinality(p_blob_refs) > 0 THEN
+            SELECT array_agg(r.ref) INTO missing_blobs FROM unnest(p_blob_refs) AS r(ref)
+             WHERE NOT EXISTS (SELECT FROM {s}.blobs AS b WHERE b.ref = r.ref);
+            IF missing_blobs IS NOT NULL THEN
+                RETURN;
+            END IF;
+        END IF;
+        v_revision := v_base + 1;
 
         -- The head keeps the live node count: ids sent that are live already do
         -- not add to it (exact: the head row is locked, and this statement's
@@ -136,7 +168,7 @@ BEGIN
         -- A first commit raced this one and won: report what it left.
         actual_revision := {s}.head_revision(p_session_id);
         IF p_turn_id IS NOT NULL THEN
-            SELECT * INTO stamp_hash, stamp_revision, stamp_ref, stamp_checkpoint
+            SELECT * INTO stamp_hash, stamp_revision, stamp_ref, stamp_manifest, stamp_checkpoint
               FROM {s}.stored_stamp(p_session_id, p_turn_id);
         END IF;
         RETURN;
@@ -144,6 +176,9 @@ BEGIN
 
     INSERT INTO {s}.blobs (ref, data) VALUES (p_checkpoint_ref, p_checkpoint)
     ON CONFLICT (ref) DO NOTHING;
+    IF cardinality(p_blob_refs) > 0 THEN  -- named now: no longer protected as fresh puts
+        DELETE FROM {s}.blob_puts AS p WHERE p.ref = ANY(p_blob_refs);
+    END IF;
 
     IF p_replace THEN
         DELETE FROM {s}.nodes AS n
@@ -172,8 +207,8 @@ BEGIN
 
     IF p_turn_id IS NOT NULL THEN
         INSERT INTO {s}.turn_stamps (session_id, turn_id, turn_commit_hash, head_revision,
-                checkpoint_ref)
-        VALUES (p_session_id, p_turn_id, p_turn_hash, v_revision, p_checkpoint_ref);
+                checkpoint_ref, manifest)
+        VALUES (p_session_id, p_turn_id, p_turn_hash, v_revision, p_checkpoint_ref, p_manifest);
     END IF;
 
     IF cardinality(p_attachment_ids) > 0 THEN
