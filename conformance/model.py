@@ -147,7 +147,7 @@ class StoreModel:
     named is collectable at once) and ``turn_stamp_retention=stamp_retention``.
     """
 
-    stamp_retention: int = 100
+    stamp_retention: int = 16
     sessions: dict[str, ModelSession] = field(default_factory=dict)
     stamps: dict[tuple[str, str], tuple[str, RuntimeCommitResult]] = field(default_factory=dict)
     blobs: set[str] = field(default_factory=set)

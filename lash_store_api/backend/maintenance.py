@@ -39,7 +39,7 @@ __all__ = [
 #: How long a put blob that no commit has named yet is safe from GC: an hour.
 DEFAULT_BLOB_GRACE_SECONDS = 3600.0
 #: How many of a session's latest stored turn results vacuum keeps.
-DEFAULT_TURN_STAMP_RETENTION = 100
+DEFAULT_TURN_STAMP_RETENTION = 16
 
 
 @dataclass(frozen=True, slots=True)
