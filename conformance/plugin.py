@@ -38,6 +38,8 @@ SUITE_MODULES = frozenset(
         "errors",
         "departures",
         "retention",
+        "limits",
+        "bad_shapes",
         "concurrency",
         "bad_input",
         "properties",

@@ -206,6 +206,8 @@ def backend_statuses() -> list[BackendStatus]:
 
 
 def scheme_of(url: str) -> str:
+    if not isinstance(url, str):
+        raise InvalidRequest("url", f"must be a string, got {type(url).__name__}")
     if "://" not in url:
         raise InvalidRequest(
             "url", f"{redact_url(url)!r} has no scheme (expected e.g. memory:// or postgresql://)"
@@ -241,8 +243,18 @@ def backend_for_url(url: str) -> Backend:
 
 
 def resolve_url(url: str | None) -> str:
-    """The argument, else ``$LASH_STORE_URL``, else ``memory://``."""
-    return url or os.environ.get(ENV_VAR) or DEFAULT_URL
+    """The argument, else ``$LASH_STORE_URL``, else ``memory://``.
+
+    Only ``None`` means "the default": an empty string or a non-string is
+    ``InvalidRequest``, never a silent throwaway ``memory://``.
+    """
+    if url is None:
+        return os.environ.get(ENV_VAR) or DEFAULT_URL
+    if not isinstance(url, str):
+        raise InvalidRequest("url", f"must be a string or None, got {type(url).__name__}")
+    if not url.strip():
+        raise InvalidRequest("url", "must not be empty (pass None for the default URL)")
+    return url
 
 
 async def open_storage(url: str | None = None, **options: Any) -> Storage:

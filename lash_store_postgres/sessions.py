@@ -90,9 +90,10 @@ _DELETE_SESSION = (
     "DELETE FROM {s}.attachment_manifest WHERE session_id = %(sid)s",
 )
 
+# numeric: a session's counters, each within 64 bits, may sum beyond them.
 _LIST_SESSIONS = """
 SELECT k.session_id, coalesce(h.head_revision, 0), coalesce(h.graph_node_count, 0),
-       coalesce((SELECT sum(input_tokens + output_tokens + reasoning_tokens)
+       coalesce((SELECT sum(input_tokens::numeric + output_tokens + reasoning_tokens)
                  FROM {s}.usage AS u WHERE u.session_id = k.session_id), 0)
 FROM (SELECT session_id FROM {s}.heads UNION SELECT session_id FROM {s}.session_meta) AS k
 LEFT JOIN {s}.heads AS h ON h.session_id = k.session_id

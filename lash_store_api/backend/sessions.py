@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ..attachments import AttachmentIntent, AttachmentManifestEntry
 from ..common import DurabilityTier
-from ..errors import BackendError, UnsupportedReadScope
+from ..errors import BackendError, InvalidRequest, UnsupportedReadScope
 from ..maintenance import GcReport, Maintenance, VacuumReport
 from ..sessions import (
     ActivePath,
@@ -60,6 +60,7 @@ from .validation import (
     check_int,
     check_intent,
     check_meta,
+    check_optional_id,
 )
 
 __all__ = [
@@ -190,6 +191,8 @@ class SessionHandleBase(ABC):
     async def load_session(self, scope: SessionReadScope) -> PersistedSessionRead | None:
         if not isinstance(scope, FullGraph | ActivePath):
             raise UnsupportedReadScope(scope)
+        if isinstance(scope, ActivePath):
+            check_optional_id("scope.leaf_node_id", scope.leaf_node_id)
         sid = self._bound
         rows = None if sid is None else await self._read_session(sid)
         return None if sid is None or rows is None else build_read(sid, rows, scope)
@@ -293,6 +296,8 @@ class SessionFactoryBase(ABC):
     async def open_existing_store(
         self, request: SessionStoreCreateRequest
     ) -> SessionHandleBase | None:
+        if not isinstance(request, SessionStoreCreateRequest):
+            raise InvalidRequest("request", "must be a SessionStoreCreateRequest")
         sid = check_id("request.session_id", request.session_id)
         return self._handle(sid) if await self._exists(sid) else None
 

@@ -12,13 +12,17 @@ from typing import Any
 
 from ..attachments import AttachmentCreateMeta, AttachmentIntent
 from ..errors import InvalidRequest
+from ..queued_work import QueuedWorkCompletion
 from ..sessions import (
     AgentFrameRecord,
     Append,
     HydratedSessionCheckpoint,
     PersistedSessionConfig,
+    PersistedTurnState,
     ReplaceFull,
     RuntimeCommit,
+    RuntimeTurnCommitStamp,
+    SessionGraph,
     SessionMeta,
     SessionNodeRecord,
     SessionStoreCreateRequest,
@@ -29,12 +33,14 @@ from ..sessions import (
 
 __all__ = [
     "MAX_ID_BYTES",
+    "MAX_JSON_DEPTH",
     "check_attachment_meta",
     "check_commit",
     "check_create_request",
     "check_id",
     "check_ids",
     "check_intent",
+    "check_items",
     "check_json",
     "check_meta",
     "check_node",
@@ -83,8 +89,8 @@ def check_optional_id(field: str, value: object) -> str | None:
 
 
 def check_ids(field: str, values: object) -> list[str]:
-    if isinstance(values, str | bytes) or not isinstance(values, Sequence):
-        raise InvalidRequest(field, "must be a list of ids")
+    if isinstance(values, str | bytes | bytearray) or not isinstance(values, list | tuple):
+        raise InvalidRequest(field, f"must be a list of ids, got {type(values).__name__}")
     return [check_id(f"{field}[{i}]", v) for i, v in enumerate(values)]
 
 
@@ -111,34 +117,69 @@ def check_bytes(field: str, value: object) -> None:
         raise InvalidRequest(field, f"must be bytes, got {type(value).__name__}")
 
 
+#: How deep JSON payloads may nest (containers inside containers): deep enough for any
+#: agent payload, shallow enough that every accepted value encodes, decodes and reads
+#: back from a deep call stack.
+MAX_JSON_DEPTH = 100
+
+# A position in a payload, built only when an error names it: (parent, key) or None.
+_Path = tuple[Any, int | str] | None
+
+
+def _path_text(field: str, path: _Path) -> str:
+    keys: list[int | str] = []
+    while path is not None:
+        path, key = path
+        keys.append(key)
+    return field + "".join(f"[{k}]" if isinstance(k, int) else f"[{k!r}]" for k in reversed(keys))
+
+
 def check_json(field: str, value: object) -> None:
     """A JSON value that round-trips exactly.
 
     Accepted: None, bool, int, finite float, str, list and dict with string
-    keys. Strings may contain NUL; lone surrogates are rejected because they
-    cannot be encoded as UTF-8. Tuples are rejected because they would read
-    back as lists.
+    keys, nested at most :data:`MAX_JSON_DEPTH` containers deep. Strings may
+    contain NUL; lone surrogates are rejected because they cannot be encoded
+    as UTF-8. Tuples are rejected because they would read back as lists.
     """
-    stack: list[tuple[str, Any]] = [(field, value)]
+    stack: list[tuple[Any, int, _Path]] = [(value, 0, None)]
     while stack:
-        path, item = stack.pop()
+        item, depth, path = stack.pop()
         if item is None or isinstance(item, bool | int):
             continue
         if isinstance(item, float):
             if not math.isfinite(item):
-                raise InvalidRequest(path, f"{item!r} is not a JSON number")
+                raise InvalidRequest(_path_text(field, path), f"{item!r} is not a JSON number")
         elif isinstance(item, str):
-            check_text(path, item, allow_nul=True)
-        elif isinstance(item, list):
-            stack.extend((f"{path}[{i}]", v) for i, v in enumerate(item))
-        elif isinstance(item, dict):
+            if _bad_text(item):  # check_text says why, naming the path
+                check_text(_path_text(field, path), item, allow_nul=True)
+        elif isinstance(item, list | dict):
+            if depth >= MAX_JSON_DEPTH:
+                raise InvalidRequest(
+                    _path_text(field, path), f"nests deeper than {MAX_JSON_DEPTH} levels"
+                )
+            if isinstance(item, list):
+                stack.extend((v, depth + 1, (path, i)) for i, v in enumerate(item))
+                continue
             for key, v in item.items():
                 if not isinstance(key, str):
-                    raise InvalidRequest(path, f"has a non-string key {key!r}")
-                check_text(f"{path}[{key!r}] (key)", key, allow_nul=True)
-                stack.append((f"{path}[{key!r}]", v))
+                    raise InvalidRequest(_path_text(field, path), f"has a non-string key {key!r}")
+                if _bad_text(key):
+                    check_text(f"{_path_text(field, (path, key))} (key)", key, allow_nul=True)
+                stack.append((v, depth + 1, (path, key)))
         else:
-            raise InvalidRequest(path, f"{type(item).__name__} is not JSON-compatible")
+            raise InvalidRequest(
+                _path_text(field, path), f"{type(item).__name__} is not JSON-compatible"
+            )
+
+
+def _bad_text(text: str) -> bool:
+    """Whether ``text`` fails :func:`check_text` inside JSON (a lone surrogate)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def check_usage(field: str, usage: object) -> None:
@@ -194,6 +235,8 @@ def check_checkpoint(field: str, cp: object) -> None:
     if not isinstance(cp, HydratedSessionCheckpoint):
         raise InvalidRequest(field, "must be a HydratedSessionCheckpoint")
     ts = cp.turn_state
+    if not isinstance(ts, PersistedTurnState):
+        raise InvalidRequest(f"{field}.turn_state", "must be a PersistedTurnState")
     check_int(f"{field}.turn_state.turn_index", ts.turn_index)
     check_usage(f"{field}.turn_state.token_usage", ts.token_usage)
     check_json(f"{field}.turn_state.last_prompt_usage", ts.last_prompt_usage)
@@ -207,6 +250,47 @@ def check_checkpoint(field: str, cp: object) -> None:
     check_bytes(f"{field}.execution_state", cp.execution_state)
 
 
+def check_items(field: str, values: object) -> Sequence[object]:
+    """A list or tuple of items; ``None``, strings, bytes and mappings are refused."""
+    if isinstance(values, str | bytes | bytearray) or not isinstance(values, list | tuple):
+        raise InvalidRequest(field, f"must be a list, got {type(values).__name__}")
+    return values
+
+
+def check_graph(field: str, delta: object) -> None:
+    if isinstance(delta, Unchanged):
+        check_optional_id(f"{field}.leaf_node_id", delta.leaf_node_id)
+    elif isinstance(delta, Append):
+        check_optional_id(f"{field}.leaf_node_id", delta.leaf_node_id)
+        for i, node in enumerate(check_items(f"{field}.nodes", delta.nodes)):
+            check_node(f"{field}.nodes[{i}]", node)
+    elif isinstance(delta, ReplaceFull):
+        graph = delta.graph
+        if not isinstance(graph, SessionGraph):
+            raise InvalidRequest(f"{field}.graph", "must be a SessionGraph")
+        check_optional_id(f"{field}.graph.leaf_node_id", graph.leaf_node_id)
+        for i, node in enumerate(check_items(f"{field}.graph.nodes", graph.nodes)):
+            check_node(f"{field}.graph.nodes[{i}]", node)
+    else:
+        raise InvalidRequest(field, "must be Unchanged, Append or ReplaceFull")
+
+
+def check_stamp(field: str, stamp: object) -> None:
+    if not isinstance(stamp, RuntimeTurnCommitStamp):
+        raise InvalidRequest(field, "must be a RuntimeTurnCommitStamp or None")
+    check_id(f"{field}.session_id", stamp.session_id)
+    check_id(f"{field}.turn_id", stamp.turn_id)
+    check_text(f"{field}.turn_commit_hash", stamp.turn_commit_hash)
+
+
+def check_completion(field: str, done: object) -> None:
+    if not isinstance(done, QueuedWorkCompletion):
+        raise InvalidRequest(field, "must be a QueuedWorkCompletion")
+    check_id(f"{field}.session_id", done.session_id)
+    check_id(f"{field}.claim_id", done.claim_id)
+    check_ids(f"{field}.batch_ids", done.batch_ids)
+
+
 def check_commit(commit: object) -> None:
     """Validate a whole :class:`RuntimeCommit`; raise on the first bad field."""
     if not isinstance(commit, RuntimeCommit):
@@ -214,34 +298,18 @@ def check_commit(commit: object) -> None:
     check_id("session_id", commit.session_id)
     check_revision("expected_head_revision", commit.expected_head_revision)
     check_config("config", commit.config)
-    for i, frame in enumerate(commit.agent_frames):
+    for i, frame in enumerate(check_items("agent_frames", commit.agent_frames)):
         check_frame(f"agent_frames[{i}]", frame)
     check_text("current_agent_frame_id", commit.current_agent_frame_id)
-    delta = commit.graph
-    if isinstance(delta, Unchanged):
-        check_optional_id("graph.leaf_node_id", delta.leaf_node_id)
-    elif isinstance(delta, Append):
-        check_optional_id("graph.leaf_node_id", delta.leaf_node_id)
-        for i, node in enumerate(delta.nodes):
-            check_node(f"graph.nodes[{i}]", node)
-    elif isinstance(delta, ReplaceFull):
-        check_optional_id("graph.graph.leaf_node_id", delta.graph.leaf_node_id)
-        for i, node in enumerate(delta.graph.nodes):
-            check_node(f"graph.graph.nodes[{i}]", node)
-    else:
-        raise InvalidRequest("graph", "must be Unchanged, Append or ReplaceFull")
+    check_graph("graph", commit.graph)
     check_checkpoint("checkpoint", commit.checkpoint)
-    for i, entry in enumerate(commit.usage_deltas):
+    for i, entry in enumerate(check_items("usage_deltas", commit.usage_deltas)):
         check_ledger_entry(f"usage_deltas[{i}]", entry)
     if commit.turn_commit is not None:
-        stamp = commit.turn_commit
-        check_id("turn_commit.session_id", stamp.session_id)
-        check_id("turn_commit.turn_id", stamp.turn_id)
-        check_text("turn_commit.turn_commit_hash", stamp.turn_commit_hash)
-    for i, done in enumerate(commit.completed_queue_claims):
-        check_id(f"completed_queue_claims[{i}].session_id", done.session_id)
-        check_id(f"completed_queue_claims[{i}].claim_id", done.claim_id)
-        check_ids(f"completed_queue_claims[{i}].batch_ids", done.batch_ids)
+        check_stamp("turn_commit", commit.turn_commit)
+    claims = check_items("completed_queue_claims", commit.completed_queue_claims)
+    for i, done in enumerate(claims):
+        check_completion(f"completed_queue_claims[{i}]", done)
     check_ids("committed_attachment_ids", commit.committed_attachment_ids)
 
 
