@@ -1,8 +1,9 @@
 """``lash-store demo``: a few simulated agent sessions, narrated step by step.
 
 1. a chat of three turns (user, assistant and tool nodes, usage deltas);
-2. a branch: the user edits turn 2's message, so a new node hangs off an
-   older parent and becomes the leaf (full graph vs. active path);
+2. a branch: the user edits turn 2's message, so the edited message hangs off
+   an older parent and the answer to it becomes the leaf (full graph vs.
+   active path);
 3. a retried turn: the reply is lost and the same stamped commit is re-sent;
    it returns the same revision and its usage is counted once;
 4. a race: two workers commit against the same head; the loser gets
@@ -208,7 +209,7 @@ async def run_demo(
         added = f"+{len(turn.messages)} nodes, +{tokens} tokens"
         emit(f"   {turn.turn_id}: {added} -> revision {revision}")
 
-    emit("2. The user edits turn 2's message: u2b hangs off a1 and becomes the leaf")
+    emit("2. The user edits turn 2's message: u2b hangs off a1, and its answer a2b is the leaf")
     result = await chat.commit_runtime_state(_commit(chat_id, EDIT, revision, len(CHAT) + 1))
     revision = result.head_revision
     full = await chat.load_session(FullGraph())
