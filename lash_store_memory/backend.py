@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from lash_store_api import Capabilities, DurabilityTier, Facet
 from lash_store_api.backend import StorageBase, redact_url
+from lash_store_api.backend.urls import split_query
 from lash_store_api.errors import InvalidRequest
 
 from .attachments import MemoryAttachmentStore
@@ -49,9 +50,19 @@ class MemoryStorage(StorageBase):
 
 
 def name_from_url(url: str) -> str | None:
+    """The storage name of a ``memory://NAME`` URL (``None`` for ``memory://``).
+
+    memory:// takes no options: any query parameter is ``InvalidRequest`` naming it.
+    """
     parts = urlsplit(url)
     if parts.scheme != "memory":
         raise InvalidRequest("url", f"{redact_url(url)!r} is not a memory:// URL")
+    _, params = split_query(url)
+    if params or parts.query:
+        raise InvalidRequest(
+            params[0].name if params and params[0].name else "url",
+            f"memory:// URLs take no query parameters, got {redact_url(url)!r}",
+        )
     name = (parts.netloc + parts.path).strip("/")
     return name or None
 

@@ -1,9 +1,13 @@
 """Options of a PostgreSQL storage: URL query parameters or keyword options.
 
 ``postgresql://host:port/db?schema=lash&pool_max_size=20`` — parameters this
-module knows are taken out of the URL; every other parameter (``sslmode``,
-``connect_timeout``, ``application_name``...) goes to libpq untouched. A
-keyword option passed to ``open()`` overrides the same URL parameter.
+module knows are taken out of the URL; the rest of the URL (every form libpq
+reads: an empty host for the default Unix socket, ``?host=/socket/dir``, a
+percent-encoded socket path, IPv6 ``[::1]``, several hosts, ``sslmode``,
+``application_name``...) goes to libpq exactly as written. A query parameter
+that is neither one of these options nor a libpq connection parameter, or
+that is given twice, is refused. A keyword option passed to ``open()``
+overrides the same URL parameter. Every check runs before any connection.
 """
 
 from __future__ import annotations
@@ -12,12 +16,16 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote
 
 from lash_store_api.backend import redact_url
+from lash_store_api.backend.urls import QueryParam, join_query, split_query
 from lash_store_api.errors import InvalidRequest
 
 SCHEMES = ("postgresql", "postgres")
+
+#: Query parameters whose values are secrets: never quoted in a message.
+_SECRET_PARAMS = frozenset({"password", "sslpassword"})
 
 # Unquoted, lower-case identifiers only: they read the same in psql and in logs.
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -124,20 +132,62 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
 assert set(_PARSERS) == {f.name for f in fields(PgOptions)}
 
 
+def _check_libpq_param(param: QueryParam) -> None:
+    """Refuse a query parameter libpq's own URL parser refuses, naming it."""
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        conninfo_to_dict(f"postgresql://?{param.raw}")
+    except ProgrammingError as exc:
+        said = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if said.startswith("invalid URI query parameter"):
+            raise InvalidRequest(
+                param.name or "url",
+                "unknown URL parameter: neither a lash-store option "
+                f"({', '.join(_PARSERS)}) nor a libpq connection parameter",
+            ) from None
+        detail = "" if param.name.lower() in _SECRET_PARAMS else f": {said}"
+        raise InvalidRequest(param.name or "url", f"libpq refuses this parameter{detail}") from None
+
+
+def _check_libpq_url(conninfo: str) -> None:
+    """Refuse a URL libpq cannot parse, with libpq's reason (passwords masked)."""
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        conninfo_to_dict(conninfo)
+    except ProgrammingError as exc:
+        said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        shown = redact_url(conninfo)
+        if conninfo in said:
+            said = said.replace(conninfo, shown)
+        elif shown != conninfo:
+            said = "libpq's reason is not shown, as it may quote the password"
+        raise InvalidRequest("url", f"libpq cannot read {shown!r}: {said}") from None
+
+
 def parse_url(url: str, overrides: Mapping[str, object] | None = None) -> tuple[str, PgOptions]:
-    """Split ``url`` into a libpq conninfo URL and :class:`PgOptions`."""
+    """Split ``url`` into a libpq conninfo URL and :class:`PgOptions`.
+
+    The conninfo is ``url`` as written, less the query parameters that are
+    lash-store options. Raises ``InvalidRequest`` naming the parameter or
+    option at fault; connects to nothing. Needs psycopg (libpq checks the rest).
+    """
     if not isinstance(url, str):
         raise InvalidRequest("url", f"must be a string, got {type(url).__name__}")
-    parts = urlsplit(url)
-    if parts.scheme not in SCHEMES:
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in SCHEMES:
         raise InvalidRequest("url", f"{redact_url(url)!r} is not a postgresql:// URL")
+    base, params = split_query(f"{scheme.lower()}://{rest}")  # libpq wants it lower-case
     found: dict[str, Any] = {}
-    passthrough: list[tuple[str, str]] = []
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key in _PARSERS:
-            found[key] = _PARSERS[key](key, value)
+    passthrough: list[QueryParam] = []
+    for param in params:
+        if param.name in _PARSERS:
+            found[param.name] = _PARSERS[param.name](param.name, param.value)
         else:
-            passthrough.append((key, value))
+            passthrough.append(param)
     for name, option in (overrides or {}).items():
         if name not in _PARSERS:
             raise InvalidRequest(
@@ -150,15 +200,28 @@ def parse_url(url: str, overrides: Mapping[str, object] | None = None) -> tuple[
             "pool_min_size",
             f"must be <= pool_max_size ({options.pool_max_size}), got {options.pool_min_size}",
         )
-    conninfo = urlunsplit(
-        ("postgresql", parts.netloc, parts.path, urlencode(passthrough), parts.fragment)
-    )
+    for param in passthrough:
+        _check_libpq_param(param)
+    conninfo = join_query(base, [p.raw for p in passthrough])
+    _check_libpq_url(conninfo)
     return conninfo, options
 
 
+def _encode(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return quote(str(value), safe="")
+
+
 def storage_url(conninfo: str, options: PgOptions) -> str:
-    """A URL that opens the same data again: the conninfo plus a non-default schema."""
-    if options.schema == PgOptions().schema:
-        return conninfo
-    sep = "&" if urlsplit(conninfo).query else "?"
-    return f"{conninfo}{sep}{urlencode({'schema': options.schema})}"
+    """A URL that opens the same data again: the conninfo plus every non-default option."""
+    default = PgOptions()
+    extra = [
+        f"{f.name}={_encode(getattr(options, f.name))}"
+        for f in fields(PgOptions)
+        if getattr(options, f.name) != getattr(default, f.name)
+    ]
+    base, params = split_query(conninfo)
+    return join_query(base, [*(p.raw for p in params), *extra])
