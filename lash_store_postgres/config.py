@@ -12,6 +12,7 @@ overrides the same URL parameter. Every check runs before any connection.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
@@ -24,6 +25,10 @@ from lash_store_api.errors import InvalidRequest
 
 SCHEMES = ("postgresql", "postgres")
 
+#: PostgreSQL keeps timeouts as milliseconds in a 32-bit int.
+MAX_TIMEOUT_MS = 2**31 - 1
+#: The most connections a PostgreSQL server can be configured to accept (max_connections).
+MAX_POOL_SIZE = 2**18 - 1
 #: Query parameters whose values are secrets: never quoted in a message.
 _SECRET_PARAMS = frozenset({"password", "sslpassword"})
 
@@ -70,10 +75,10 @@ def _as_bool(name: str, value: object) -> bool:
 
 
 def _as_int(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool):
+        raise InvalidRequest(name, f"must be an integer, got {value!r}")
     try:
-        number = (
-            value if isinstance(value, int) and not isinstance(value, bool) else int(str(value))
-        )
+        number = value if isinstance(value, int) else int(str(value))
     except ValueError:
         raise InvalidRequest(name, f"must be an integer, got {value!r}") from None
     if number < minimum:
@@ -81,24 +86,46 @@ def _as_int(name: str, value: object, minimum: int) -> int:
     return number
 
 
+def _as_pool_size(minimum: int) -> Callable[[str, object], int]:
+    def parse(name: str, value: object) -> int:
+        number = _as_int(name, value, minimum)
+        if number > MAX_POOL_SIZE:
+            raise InvalidRequest(
+                name,
+                f"must be <= {MAX_POOL_SIZE} (the most connections PostgreSQL accepts), "
+                f"got {number}",
+            )
+        return number
+
+    return parse
+
+
 def _as_seconds(name: str, value: object) -> float:
     try:
         number = float(str(value)) if not isinstance(value, int | float) else float(value)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise InvalidRequest(name, f"must be a number of seconds, got {value!r}") from None
-    if isinstance(value, bool) or not number > 0:
-        raise InvalidRequest(name, f"must be a positive number of seconds, got {value!r}")
+    if isinstance(value, bool) or not (number > 0 and math.isfinite(number)):
+        raise InvalidRequest(name, f"must be a positive, finite number of seconds, got {value!r}")
     return number
 
 
 def _as_millis(name: str, value: object) -> int:
+    """Milliseconds: an integer, ``500ms`` or ``10s``; PostgreSQL keeps them in an int4."""
     text = str(value).strip().lower()
     scale = 1
     if text.endswith("ms"):
         text = text[:-2]
     elif text.endswith("s"):
         text, scale = text[:-1], 1000
-    return _as_int(name, text, 0) * scale
+    millis = _as_int(name, value if isinstance(value, int) else text, 0) * scale
+    if millis > MAX_TIMEOUT_MS:
+        raise InvalidRequest(
+            name,
+            f"must be at most {MAX_TIMEOUT_MS} ms (about 24.8 days; PostgreSQL's limit), "
+            f"got {millis} ms",
+        )
+    return millis
 
 
 def _as_schema(name: str, value: object) -> str:
@@ -118,8 +145,8 @@ def _as_threshold(name: str, value: object) -> int | None:
 
 _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "schema": _as_schema,
-    "pool_min_size": lambda n, v: _as_int(n, v, 0),
-    "pool_max_size": lambda n, v: _as_int(n, v, 1),
+    "pool_min_size": _as_pool_size(0),
+    "pool_max_size": _as_pool_size(1),
     "pool_timeout": _as_seconds,
     "pool_max_idle": _as_seconds,
     "pool_max_lifetime": _as_seconds,

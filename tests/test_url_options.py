@@ -87,7 +87,7 @@ async def test_a_bad_secret_parameter_is_refused_without_quoting_it() -> None:
     assert "se%zzcret" not in str(refused.value) and "zz" not in str(refused.value)
 
 
-@pytest.mark.parametrize("problem", ["bogus=1", "schema={schema}"])
+@pytest.mark.parametrize("problem", ["bogus=1", "schema={schema}", "statement_timeout=99999999999"])
 async def test_a_refused_postgres_url_creates_nothing(
     pg_url: str, schema: str, problem: str
 ) -> None:
