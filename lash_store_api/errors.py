@@ -262,12 +262,20 @@ class UnsupportedRecordSchemaVersion(SchemaVersionError):
 
 
 class DatabaseSchemaMismatch(SchemaVersionError):
+    """The store's schema is not the one this code reads: ``actual`` against ``expected``.
+
+    ``actual`` is ``None`` when there is no schema at all (nothing was ever migrated there).
+    """
+
     def __init__(self, component: str, actual: object, expected: object, detail: str = ""):
         self.component = component
         self.actual = actual
         self.expected = expected
         extra = f" ({detail})" if detail else ""
-        super().__init__(f"{component} has schema {actual}, expected {expected}{extra}")
+        if actual is None:
+            super().__init__(f"{component} does not exist{extra}")
+        else:
+            super().__init__(f"{component} has schema {actual}, expected {expected}{extra}")
 
 
 # --- everything else ---------------------------------------------------------------

@@ -233,8 +233,17 @@ class MigrationReport:
 class MigratingBackend(Backend, Protocol):
     """A backend whose storage has a schema to upgrade (``lash-store migrate URL``).
 
-    ``migrate`` applies pending migrations and is safe to run from several
-    processes at once; ``open`` may also migrate unless told not to.
+    ``migrate`` creates the store if needed, applies pending migrations, and is
+    safe to run from several processes at once.
+
+    ``open(url)`` may migrate too. ``open(url, migrate=False)`` changes nothing
+    in the store: it creates no schema, table or function and applies no
+    migration; a store that does not exist, or is behind this code, raises
+    :class:`~lash_store_api.errors.DatabaseSchemaMismatch` whose message says
+    which and names ``lash-store migrate URL``. A ``migrate`` keyword overrides
+    the same option in the URL. The CLI's read-only commands (``sessions``,
+    ``show``, ``usage``, ``gc``, ``vacuum``) open a migrating backend's URLs
+    this way; backends that are not ``MigratingBackend`` never get the keyword.
     """
 
     async def migrate(self, url: str, **options: Any) -> MigrationReport: ...

@@ -211,7 +211,7 @@ def migrate_command(url: str) -> None:
 @url_argument
 def sessions_command(url: str) -> None:
     """List sessions: id, head revision, nodes, tokens."""
-    commands.with_storage(resolve_url(url), commands.sessions, _out())
+    commands.with_storage(resolve_url(url), commands.sessions, _out(), migrate=False)
 
 
 @cli.command(
@@ -234,7 +234,10 @@ def show_command(ctx: click.Context, url: str, session: str | None, active: bool
         param = next(p for p in ctx.command.params if p.name == "url")
         session, url, url_given = url, param.resolve_envvar_value(ctx) or DEFAULT_URL, False
     commands.with_storage(
-        resolve_url(url), commands.show(session, active=active, url_given=url_given), _out()
+        resolve_url(url),
+        commands.show(session, active=active, url_given=url_given),
+        _out(),
+        migrate=False,
     )
 
 
@@ -246,7 +249,7 @@ def show_command(ctx: click.Context, url: str, session: str | None, active: bool
 @url_argument
 def usage_command(url: str) -> None:
     """Token totals by model across every session, with a total row."""
-    commands.with_storage(resolve_url(url), commands.usage, _out())
+    commands.with_storage(resolve_url(url), commands.usage, _out(), migrate=False)
 
 
 @cli.command(
@@ -257,7 +260,7 @@ def usage_command(url: str) -> None:
 @url_argument
 def gc_command(url: str) -> None:
     """Delete blobs that no session head or stored turn reaches; print the report."""
-    commands.with_storage(resolve_url(url), commands.gc, _out())
+    commands.with_storage(resolve_url(url), commands.gc, _out(), migrate=False)
 
 
 @cli.command(
@@ -271,7 +274,7 @@ def gc_command(url: str) -> None:
 )
 def vacuum_command(url: str, session: str | None) -> None:
     """Delete tombstoned graph nodes, of one session or of every session."""
-    commands.with_storage(resolve_url(url), commands.vacuum(session), _out())
+    commands.with_storage(resolve_url(url), commands.vacuum(session), _out(), migrate=False)
 
 
 @cli.command(

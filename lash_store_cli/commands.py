@@ -27,7 +27,6 @@ from lash_store_api.plugins import (
     ENTRY_POINT_GROUP,
     backend_for_url,
     backend_statuses,
-    open_storage,
     plugin_failures,
 )
 
@@ -166,11 +165,18 @@ def migrate(url: str, out: TextIO) -> None:
 StoreCommand = Callable[[Storage, str, TextIO], Awaitable[None]]
 
 
-def with_storage(url: str, command: StoreCommand, out: TextIO) -> None:
-    """Open ``url``, run ``command(storage, shown_url, out)``, close the storage."""
+def with_storage(url: str, command: StoreCommand, out: TextIO, *, migrate: bool = True) -> None:
+    """Open ``url``, run ``command(storage, shown_url, out)``, close the storage.
+
+    ``migrate=False`` (the read-only commands) opens a ``MigratingBackend``'s URL
+    with ``migrate=False``, so that nothing is created or migrated: a store that
+    is missing or behind fails with the backend's error naming ``lash-store migrate``.
+    """
+    backend = backend_for_url(url)
+    options = {} if migrate or not isinstance(backend, MigratingBackend) else {"migrate": False}
 
     async def run() -> None:
-        async with await open_storage(url) as storage:
+        async with await backend.open(url, **options) as storage:
             await command(storage, redact_url(url), out)
 
     asyncio.run(run())

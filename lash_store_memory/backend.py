@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from lash_store_api import Capabilities, DurabilityTier, Facet
 from lash_store_api.backend import StorageBase, redact_url
@@ -14,6 +14,7 @@ from lash_store_api.backend.maintenance import (
     MaintenancePolicy,
     policy_from_options,
 )
+from lash_store_api.backend.urls import split_query
 from lash_store_api.errors import InvalidRequest
 
 from .attachments import MemoryAttachmentStore
@@ -58,14 +59,11 @@ UNKNOWN_OPTION = f"is not an option of memory://; it takes {', '.join(sorted(POL
 
 def query_options(url: str) -> dict[str, object]:
     """The options in ``url``'s query; an unknown or repeated one is ``InvalidRequest``."""
-    found: dict[str, object] = {}
-    for name, value in parse_qsl(urlsplit(url).query, keep_blank_values=True):
-        if name not in POLICY_OPTIONS:
-            raise InvalidRequest(name, UNKNOWN_OPTION)
-        if name in found:
-            raise InvalidRequest(name, "is given twice in the URL")
-        found[name] = value
-    return found
+    _, params = split_query(url)  # refuses a parameter given twice
+    for param in params:
+        if param.name not in POLICY_OPTIONS:
+            raise InvalidRequest(param.name or "url", UNKNOWN_OPTION)
+    return {param.name: param.value for param in params}
 
 
 def policy_of(url: str, options: dict[str, Any]) -> MaintenancePolicy:
@@ -79,6 +77,7 @@ def policy_of(url: str, options: dict[str, Any]) -> MaintenancePolicy:
 
 
 def name_from_url(url: str) -> str | None:
+    """The storage name of a ``memory://NAME`` URL (``None`` for ``memory://``)."""
     parts = urlsplit(url)
     if parts.scheme != "memory":
         raise InvalidRequest("url", f"{redact_url(url)!r} is not a memory:// URL")

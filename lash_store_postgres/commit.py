@@ -1,5 +1,9 @@
 """The runtime commit: one statement, one transaction, one round trip.
 
+A connection lost once the commit may have been sent raises the kit's
+``commit_outcome_unknown`` error: the transaction either committed whole or not
+at all, and re-sending the same stamped commit is the safe way to find out.
+
 The prelude (``db.pipelined``) sets the timeouts; then one call of
 ``commit_turn`` (repeatable/commit_turn.sql) looks at the stamp and the head,
 writes the plan if and only if it applies, and returns what it saw. The kit's
@@ -17,7 +21,13 @@ from psycopg import errors
 from psycopg.rows import class_row
 
 from lash_store_api.backend.clock import now_ms
-from lash_store_api.backend.commit import CommitObservation, CommitPlan, stored_stamp
+from lash_store_api.backend.commit import (
+    CommitObservation,
+    CommitPlan,
+    commit_outcome_unknown,
+    stored_stamp,
+)
+from lash_store_api.errors import BackendError
 
 from .db import Db
 
@@ -109,8 +119,14 @@ def observation(sid: str, row: CommitRow) -> CommitObservation:
 async def write_commit(db: Db, plan: CommitPlan) -> CommitObservation:
     """Run ``commit_turn`` for ``plan`` and report what it saw."""
     sid = plan.session_id
+
+    def lost(detail: str) -> BackendError:
+        return commit_outcome_unknown(detail, session_id=sid)
+
     try:
-        async with db.pipelined("committing", session_id=sid, passthrough=CONTENTION) as conn:
+        async with db.pipelined(
+            "committing", session_id=sid, passthrough=CONTENTION, lost=lost
+        ) as conn:
             cur = conn.cursor(row_factory=class_row(CommitRow))
             await cur.execute(db.q(_COMMIT), commit_params(plan, db.gc_lock))
         row = await cur.fetchone()

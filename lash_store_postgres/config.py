@@ -1,18 +1,23 @@
 """Options of a PostgreSQL storage: URL query parameters or keyword options.
 
 ``postgresql://host:port/db?schema=lash&pool_max_size=20`` — parameters this
-module knows are taken out of the URL; every other parameter (``sslmode``,
-``connect_timeout``, ``application_name``...) goes to libpq untouched. A
-keyword option passed to ``open()`` overrides the same URL parameter.
+module knows are taken out of the URL; the rest of the URL (every form libpq
+reads: an empty host for the default Unix socket, ``?host=/socket/dir``, a
+percent-encoded socket path, IPv6 ``[::1]``, several hosts, ``sslmode``,
+``application_name``...) goes to libpq exactly as written. A query parameter
+that is neither one of these options nor a libpq connection parameter, or
+that is given twice, is refused. A keyword option passed to ``open()``
+overrides the same URL parameter. Every check runs before any connection.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote
 
 from lash_store_api.backend import redact_url
 from lash_store_api.backend.maintenance import (
@@ -21,9 +26,17 @@ from lash_store_api.backend.maintenance import (
     POLICY_OPTIONS,
     MaintenancePolicy,
 )
+from lash_store_api.backend.urls import QueryParam, join_query, split_query
 from lash_store_api.errors import InvalidRequest
 
 SCHEMES = ("postgresql", "postgres")
+
+#: PostgreSQL keeps timeouts as milliseconds in a 32-bit int.
+MAX_TIMEOUT_MS = 2**31 - 1
+#: The most connections a PostgreSQL server can be configured to accept (max_connections).
+MAX_POOL_SIZE = 2**18 - 1
+#: Query parameters whose values are secrets: never quoted in a message.
+_SECRET_PARAMS = frozenset({"password", "sslpassword"})
 
 # Unquoted, lower-case identifiers only: they read the same in psql and in logs.
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -76,10 +89,10 @@ def _as_bool(name: str, value: object) -> bool:
 
 
 def _as_int(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool):
+        raise InvalidRequest(name, f"must be an integer, got {value!r}")
     try:
-        number = (
-            value if isinstance(value, int) and not isinstance(value, bool) else int(str(value))
-        )
+        number = value if isinstance(value, int) else int(str(value))
     except ValueError:
         raise InvalidRequest(name, f"must be an integer, got {value!r}") from None
     if number < minimum:
@@ -87,24 +100,46 @@ def _as_int(name: str, value: object, minimum: int) -> int:
     return number
 
 
+def _as_pool_size(minimum: int) -> Callable[[str, object], int]:
+    def parse(name: str, value: object) -> int:
+        number = _as_int(name, value, minimum)
+        if number > MAX_POOL_SIZE:
+            raise InvalidRequest(
+                name,
+                f"must be <= {MAX_POOL_SIZE} (the most connections PostgreSQL accepts), "
+                f"got {number}",
+            )
+        return number
+
+    return parse
+
+
 def _as_seconds(name: str, value: object) -> float:
     try:
         number = float(str(value)) if not isinstance(value, int | float) else float(value)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise InvalidRequest(name, f"must be a number of seconds, got {value!r}") from None
-    if isinstance(value, bool) or not number > 0:
-        raise InvalidRequest(name, f"must be a positive number of seconds, got {value!r}")
+    if isinstance(value, bool) or not (number > 0 and math.isfinite(number)):
+        raise InvalidRequest(name, f"must be a positive, finite number of seconds, got {value!r}")
     return number
 
 
 def _as_millis(name: str, value: object) -> int:
+    """Milliseconds: an integer, ``500ms`` or ``10s``; PostgreSQL keeps them in an int4."""
     text = str(value).strip().lower()
     scale = 1
     if text.endswith("ms"):
         text = text[:-2]
     elif text.endswith("s"):
         text, scale = text[:-1], 1000
-    return _as_int(name, text, 0) * scale
+    millis = _as_int(name, value if isinstance(value, int) else text, 0) * scale
+    if millis > MAX_TIMEOUT_MS:
+        raise InvalidRequest(
+            name,
+            f"must be at most {MAX_TIMEOUT_MS} ms (about 24.8 days; PostgreSQL's limit), "
+            f"got {millis} ms",
+        )
+    return millis
 
 
 def _as_schema(name: str, value: object) -> str:
@@ -124,8 +159,8 @@ def _as_threshold(name: str, value: object) -> int | None:
 
 _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "schema": _as_schema,
-    "pool_min_size": lambda n, v: _as_int(n, v, 0),
-    "pool_max_size": lambda n, v: _as_int(n, v, 1),
+    "pool_min_size": _as_pool_size(0),
+    "pool_max_size": _as_pool_size(1),
     "pool_timeout": _as_seconds,
     "pool_max_idle": _as_seconds,
     "pool_max_lifetime": _as_seconds,
@@ -139,20 +174,62 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
 assert set(_PARSERS) == {f.name for f in fields(PgOptions)}
 
 
+def _check_libpq_param(param: QueryParam) -> None:
+    """Refuse a query parameter libpq's own URL parser refuses, naming it."""
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        conninfo_to_dict(f"postgresql://?{param.raw}")
+    except ProgrammingError as exc:
+        said = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if said.startswith("invalid URI query parameter"):
+            raise InvalidRequest(
+                param.name or "url",
+                "unknown URL parameter: neither a lash-store option "
+                f"({', '.join(_PARSERS)}) nor a libpq connection parameter",
+            ) from None
+        detail = "" if param.name.lower() in _SECRET_PARAMS else f": {said}"
+        raise InvalidRequest(param.name or "url", f"libpq refuses this parameter{detail}") from None
+
+
+def _check_libpq_url(conninfo: str) -> None:
+    """Refuse a URL libpq cannot parse, with libpq's reason (passwords masked)."""
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        conninfo_to_dict(conninfo)
+    except ProgrammingError as exc:
+        said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        shown = redact_url(conninfo)
+        if conninfo in said:
+            said = said.replace(conninfo, shown)
+        elif shown != conninfo:
+            said = "libpq's reason is not shown, as it may quote the password"
+        raise InvalidRequest("url", f"libpq cannot read {shown!r}: {said}") from None
+
+
 def parse_url(url: str, overrides: Mapping[str, object] | None = None) -> tuple[str, PgOptions]:
-    """Split ``url`` into a libpq conninfo URL and :class:`PgOptions`."""
+    """Split ``url`` into a libpq conninfo URL and :class:`PgOptions`.
+
+    The conninfo is ``url`` as written, less the query parameters that are
+    lash-store options. Raises ``InvalidRequest`` naming the parameter or
+    option at fault; connects to nothing. Needs psycopg (libpq checks the rest).
+    """
     if not isinstance(url, str):
         raise InvalidRequest("url", f"must be a string, got {type(url).__name__}")
-    parts = urlsplit(url)
-    if parts.scheme not in SCHEMES:
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in SCHEMES:
         raise InvalidRequest("url", f"{redact_url(url)!r} is not a postgresql:// URL")
+    base, params = split_query(f"{scheme.lower()}://{rest}")  # libpq wants it lower-case
     found: dict[str, Any] = {}
-    passthrough: list[tuple[str, str]] = []
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key in _PARSERS:
-            found[key] = _PARSERS[key](key, value)
+    passthrough: list[QueryParam] = []
+    for param in params:
+        if param.name in _PARSERS:
+            found[param.name] = _PARSERS[param.name](param.name, param.value)
         else:
-            passthrough.append((key, value))
+            passthrough.append(param)
     for name, option in (overrides or {}).items():
         if name not in _PARSERS:
             raise InvalidRequest(
@@ -165,15 +242,28 @@ def parse_url(url: str, overrides: Mapping[str, object] | None = None) -> tuple[
             "pool_min_size",
             f"must be <= pool_max_size ({options.pool_max_size}), got {options.pool_min_size}",
         )
-    conninfo = urlunsplit(
-        ("postgresql", parts.netloc, parts.path, urlencode(passthrough), parts.fragment)
-    )
+    for param in passthrough:
+        _check_libpq_param(param)
+    conninfo = join_query(base, [p.raw for p in passthrough])
+    _check_libpq_url(conninfo)
     return conninfo, options
 
 
+def _encode(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return quote(str(value), safe="")
+
+
 def storage_url(conninfo: str, options: PgOptions) -> str:
-    """A URL that opens the same data again: the conninfo plus a non-default schema."""
-    if options.schema == PgOptions().schema:
-        return conninfo
-    sep = "&" if urlsplit(conninfo).query else "?"
-    return f"{conninfo}{sep}{urlencode({'schema': options.schema})}"
+    """A URL that opens the same data again: the conninfo plus every non-default option."""
+    default = PgOptions()
+    extra = [
+        f"{f.name}={_encode(getattr(options, f.name))}"
+        for f in fields(PgOptions)
+        if getattr(options, f.name) != getattr(default, f.name)
+    ]
+    base, params = split_query(conninfo)
+    return join_query(base, [*(p.raw for p in params), *extra])

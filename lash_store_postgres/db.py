@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, LiteralString
 
@@ -14,7 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 from lash_store_api.errors import BackendError
 
 from .config import PgOptions
-from .errors import connection_lost, wrapped
+from .errors import connection_lost, describe, wrapped
 from .migrations import lock_key
 
 Conn = AsyncConnection[tuple[Any, ...]]
@@ -69,18 +69,26 @@ class Db:
         session_id: str | None = None,
         record: str | None = None,
         passthrough: tuple[type[psycopg.Error], ...] = (),
+        lost: Callable[[str], BackendError] | None = None,
     ) -> AsyncIterator[Conn]:
         """A pooled connection; a driver error in the block becomes ``BackendError``.
 
-        Errors of the ``passthrough`` classes reach the caller as they are.
+        Errors of the ``passthrough`` classes reach the caller as they are. When
+        the connection is lost once it was lent (not while waiting for one),
+        ``lost(what the driver said)`` is the error raised, if given.
         """
+        lent = False
         try:
             with wrapped(action, session_id=session_id, record=record, passthrough=passthrough):
                 async with self.pool.connection() as conn:
+                    lent = True
                     yield conn
         except BackendError as exc:
-            if exc.__cause__ is not None and connection_lost(exc.__cause__):
+            cause = exc.__cause__
+            if isinstance(cause, psycopg.Error) and connection_lost(cause):
                 self._check_pool_soon()
+                if lent and lost is not None:
+                    raise lost(describe(cause)) from cause
             raise
 
     @asynccontextmanager
@@ -92,6 +100,7 @@ class Db:
         record: str | None = None,
         snapshot: bool = False,
         passthrough: tuple[type[psycopg.Error], ...] = (),
+        lost: Callable[[str], BackendError] | None = None,
     ) -> AsyncIterator[Conn]:
         """Statements queued in the block run as one transaction, in one round trip.
 
@@ -100,11 +109,12 @@ class Db:
         so no BEGIN/COMMIT round trips, and all or nothing. Fetch results after
         the block: a fetch inside it would sync early and split the transaction.
         ``snapshot=True`` makes several reads see one snapshot (a read-only
-        REPEATABLE READ transaction, still in the same round trip).
+        REPEATABLE READ transaction, still in the same round trip). ``lost`` is
+        as for :meth:`connection`.
         """
         async with (
             self.connection(
-                action, session_id=session_id, record=record, passthrough=passthrough
+                action, session_id=session_id, record=record, passthrough=passthrough, lost=lost
             ) as conn,
             conn.pipeline(),
         ):

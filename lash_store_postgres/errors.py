@@ -9,10 +9,24 @@ import psycopg
 
 from lash_store_api.errors import BackendError, StoreError
 
+#: Server errors that end the session: the server shut down, crashed or is not ready.
+_SESSION_ENDED = frozenset({"57P01", "57P02", "57P03"})
+
 
 def connection_lost(exc: BaseException) -> bool:
-    """True when the failure is the connection's, not the statement's."""
-    return isinstance(exc, psycopg.OperationalError) and exc.sqlstate is None
+    """True when the failure is the connection's, not the statement's.
+
+    libpq's own failures (no SQLSTATE: the socket closed, or the connection was
+    left mid-exchange, e.g. "cannot exit pipeline mode while busy"), connection
+    exceptions (SQLSTATE class 08) and the server ending the session
+    (57P01-57P03, e.g. ``pg_terminate_backend``).
+    """
+    if not isinstance(exc, psycopg.OperationalError) or isinstance(
+        exc, psycopg.errors.PipelineAborted
+    ):
+        return False
+    state = exc.sqlstate
+    return state is None or state.startswith("08") or state in _SESSION_ENDED
 
 
 def describe(exc: psycopg.Error) -> str:

@@ -184,8 +184,21 @@ async def migrate(conn: AsyncConnection[tuple[object, ...]], schema: str) -> Mig
 
 
 async def check_current(conn: AsyncConnection[tuple[object, ...]], schema: str) -> None:
-    """Raise ``DatabaseSchemaMismatch`` unless ``schema`` is exactly at this code's version."""
+    """Raise ``DatabaseSchemaMismatch`` unless ``schema`` is exactly at this code's version.
+
+    Only reads: a schema that is missing or behind is reported, never created or migrated.
+    """
     known = known_migrations()
+    cur = await conn.execute("SELECT to_regnamespace(%s::text) IS NOT NULL", (schema,))
+    found = await cur.fetchone()
+    if found is None or not found[0]:
+        raise DatabaseSchemaMismatch(
+            f"postgres schema {schema!r}",
+            None,
+            len(known),
+            "opened with migrate off, which creates nothing; run `lash-store migrate URL` "
+            f"to create it at version {len(known)}, or check the schema name",
+        )
     recorded = await _recorded(conn, schema)
     _verify(schema, recorded, known)
     if len(recorded) < len(known):

@@ -447,3 +447,103 @@ def test_conformance_without_pytest_names_the_extra(monkeypatch: pytest.MonkeyPa
         "lash-store: error: the conformance suite needs pytest: "
         "install the extra with  pip install 'lash-store[conformance]'\n"
     )
+
+
+# --- read-only commands never create or migrate ------------------------------------------
+
+READ_ONLY = [
+    ["sessions"],
+    ["show", "{url}", "s-1"],
+    ["usage"],
+    ["gc"],
+    ["vacuum"],
+    ["vacuum", "{url}", "--session", "s-1"],
+]
+
+
+def argv_for(command: list[str], url: str) -> list[str]:
+    if len(command) == 1:
+        return [command[0], url]
+    return [part.format(url=url) for part in command]
+
+
+def schema_exists(pg_url: str, schema: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(pg_url) as conn:
+        row = conn.execute("SELECT to_regnamespace(%s) IS NOT NULL", (schema,)).fetchone()
+    return bool(row and row[0])
+
+
+@pytest.mark.parametrize("command", READ_ONLY, ids=lambda c: " ".join(c[:1] + c[2:]))
+def test_a_read_only_command_on_a_missing_schema_fails_saying_so_and_creates_nothing(
+    pg_url: str, command: list[str]
+) -> None:
+    with scratch_schema(pg_url) as schema:
+        url = with_query(pg_url, schema=schema)
+        code, out, err = run(*argv_for(command, url))
+        assert (code, out) == (1, [])
+        assert err.count("\n") == 1
+        assert err.startswith(f"lash-store: error: postgres schema {schema!r} does not exist")
+        assert "`lash-store migrate URL`" in err
+        assert not schema_exists(pg_url, schema)
+
+
+@pytest.mark.parametrize("command", READ_ONLY, ids=lambda c: " ".join(c[:1] + c[2:]))
+def test_a_read_only_command_on_an_unmigrated_schema_fails_naming_migrate_and_changes_nothing(
+    pg_url: str, command: list[str]
+) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with scratch_schema(pg_url) as schema:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        code, out, err = run(*argv_for(command, with_query(pg_url, schema=schema)))
+        assert (code, out) == (1, [])
+        assert err.count("\n") == 1
+        assert "migrations are pending" in err and "`lash-store migrate URL`" in err
+        with psycopg.connect(pg_url) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_class WHERE relnamespace = to_regnamespace(%s)",
+                (schema,),
+            ).fetchone()
+        assert row == (0,)
+
+
+def test_a_read_only_command_works_once_migrate_has_run(pg_url: str) -> None:
+    with scratch_schema(pg_url) as schema:
+        url = with_query(pg_url, schema=schema)
+        assert run("sessions", url)[0] == 1
+        code, out, _ = run("migrate", url)
+        assert code == 0 and f"postgres schema {schema!r} at version" in out[0]
+        assert run("sessions", url) == (0, [f"no sessions in {url}"], "")
+
+
+def test_read_only_commands_open_only_a_migrating_backend_with_migrate_false(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from lash_store_memory import MemoryBackend
+
+    opened: list[tuple[str, dict[str, Any]]] = []
+
+    class Recording(MemoryBackend):
+        async def open(self, url: str, **options: Any) -> Any:
+            opened.append((type(self).__name__, options))
+            return await super().open("memory://")
+
+    class Migrating(Recording):
+        async def migrate(self, url: str, **options: Any) -> lash.MigrationReport:
+            raise AssertionError("a read-only command migrated")
+
+    for backend in (Recording(), Migrating()):
+        monkeypatch.setattr(commands, "backend_for_url", lambda url, b=backend: b)
+        for command in READ_ONLY:
+            assert invoke(*argv_for(command, "memory://"))[0] in (0, 1)
+        assert invoke("demo", "memory://")[0] == 0
+    read_only = len(READ_ONLY)
+    assert opened == [
+        *[("Recording", {})] * (read_only + 1),
+        *[("Migrating", {"migrate": False})] * read_only,
+        ("Migrating", {}),  # demo writes: it may migrate
+    ]

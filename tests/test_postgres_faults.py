@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import sys
+import time
+import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from pg_cluster import scratch_schema, throwaway_cluster, with_query
 from psycopg import sql
 
 import lash_store_api as lash
+from lash_store_api.backend.commit import OUTCOME_UNKNOWN
 
 REPO = Path(__file__).resolve().parent.parent
 #: Every table of the schema that a commit may write.
@@ -224,12 +228,171 @@ async def test_a_backend_terminated_mid_commit_writes_nothing_and_the_pool_recov
             await blocker.rollback()
             assert killed.value.session_id == "s"
             assert not isinstance(killed.value, psycopg.Error)
+            assert OUTCOME_UNKNOWN in str(killed.value)
             assert await stored_rows(admin, schema) == before
 
         result = await store.commit_runtime_state(turn("s", 3))
         assert result.head_revision == 3
         read = await store.load_session(lash.FullGraph())
         assert summary(read) == expected_summary("s", 3, result.checkpoint_ref)
+
+
+# --- connections lost at random points of commits ---------------------------------------------
+
+KILL_ROUNDS = 50
+KILLED_WRITERS = 4
+
+
+async def terminate_backends(admin: AsyncConn, application_name: str) -> None:
+    await admin.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE application_name = %s AND pid <> pg_backend_pid()",
+        (application_name,),
+    )
+
+
+async def read_when_back(store: lash.SessionHandle) -> lash.PersistedSessionRead:
+    """The session, read as soon as the pool hands out a live connection again."""
+    for _ in range(MAX_FAILURES):
+        try:
+            read = await store.load_session(lash.FullGraph())
+        except lash.BackendError:
+            await asyncio.sleep(0.05)
+            continue
+        assert read is not None
+        return read
+    raise AssertionError(f"still failing to read after {MAX_FAILURES} tries")
+
+
+async def rows_per_session(admin: AsyncConn, schema: str, table: str) -> dict[str, int]:
+    query = sql.SQL("SELECT session_id, count(*) FROM {}.{} GROUP BY session_id").format(
+        sql.Identifier(schema), sql.Identifier(table)
+    )
+    cur = await admin.execute(query)
+    return {str(sid): int(count) for sid, count in await cur.fetchall()}
+
+
+@pytest.mark.timeout(240)
+async def test_commits_killed_at_random_points_say_the_outcome_is_unknown_and_write_all_or_nothing(
+    pg_url: str, schema: str
+) -> None:
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    name = f"lash-kill-{uuid.uuid4().hex[:12]}"
+    size = str(KILLED_WRITERS)
+    url = with_query(
+        pg_url, schema=schema, application_name=name, pool_min_size=size, pool_max_size=size
+    )
+    sids = [f"k{i}" for i in range(KILLED_WRITERS)]
+    turns = dict.fromkeys(sids, 1)  # the turns each session holds
+    refs: dict[str, str] = {}  # the checkpoint of each session's last acknowledged turn
+    lost = landed_anyway = 0
+    admin = await psycopg.AsyncConnection.connect(pg_url, autocommit=True)
+    async with await lash.open_storage(url) as storage, admin:
+        began = time.monotonic()
+        firsts = await asyncio.gather(
+            *(storage.session(s).commit_runtime_state(turn(s, 1)) for s in sids)
+        )
+        refs.update((sid, first.checkpoint_ref) for sid, first in zip(sids, firsts, strict=True))
+        took = time.monotonic() - began
+        for _ in range(KILL_ROUNDS):
+            commits = {sid: turn(sid, turns[sid] + 1) for sid in sids}
+            pending = [
+                asyncio.create_task(storage.session(sid).commit_runtime_state(commit))
+                for sid, commit in commits.items()
+            ]
+            # Anywhere from before the commits are sent to after their replies came back.
+            await asyncio.sleep(rng.uniform(0, 2 * took))
+            await terminate_backends(admin, name)
+            outcomes = await asyncio.gather(*pending, return_exceptions=True)
+            for (sid, commit), outcome in zip(commits.items(), outcomes, strict=True):
+                n = turns[sid] + 1
+                turns[sid] = n
+                if isinstance(outcome, lash.RuntimeCommitResult):
+                    assert outcome.head_revision == n
+                    refs[sid] = outcome.checkpoint_ref
+                    continue
+                where = f"seed {seed}, session {sid}, turn {n}"
+                assert isinstance(outcome, lash.BackendError), f"{where}: {outcome!r}"
+                assert not isinstance(outcome, psycopg.Error), where
+                assert outcome.session_id == sid, where
+                assert str(outcome).startswith(f"committing: {OUTCOME_UNKNOWN} [driver: "), where
+                lost += 1
+                store = storage.session(sid)
+                before = await read_when_back(store)
+                assert before.head_revision in (n - 1, n), where  # all of it, or none of it
+                retried = await commit_until_acknowledged(storage, commit)
+                assert retried.head_revision == n, where
+                refs[sid] = retried.checkpoint_ref
+                if before.head_revision == n:  # it had landed: the retry returned it, wrote nothing
+                    landed_anyway += 1
+                    assert retried.checkpoint_ref == before.checkpoint_ref, where
+                    assert summary(await read_when_back(store)) == summary(before), where
+        assert lost >= KILL_ROUNDS // 2, f"only {lost} commits lost their connection (seed {seed})"
+        # Nothing half-written: each session holds exactly its turns, all of each.
+        for sid in sids:
+            read = await read_when_back(storage.session(sid))
+            assert summary(read) == expected_summary(sid, turns[sid], refs[sid])
+        assert await rows_per_session(admin, schema, "turn_stamps") == turns
+        assert await rows_per_session(admin, schema, "nodes") == {
+            s: 2 * t for s, t in turns.items()
+        }
+    print(f"{lost} commits lost their connection, {landed_anyway} of them had landed")
+
+
+async def test_a_reply_lost_after_the_commit_landed_says_unknown_and_the_stamped_retry_returns_it(
+    pg_url: str, schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with await lash.open_storage(with_query(pg_url, schema=schema)) as storage:
+        store = storage.session("s")
+        await store.commit_runtime_state(turn("s", 1))
+        exit_pipeline = psycopg.AsyncPipeline.__aexit__
+
+        async def exit_then_fail_as_busy(pipeline: psycopg.AsyncPipeline, *exc: Any) -> None:
+            monkeypatch.setattr(psycopg.AsyncPipeline, "__aexit__", exit_pipeline)  # once
+            await exit_pipeline(pipeline, *exc)
+            raise psycopg.OperationalError("cannot exit pipeline mode while busy")
+
+        monkeypatch.setattr(psycopg.AsyncPipeline, "__aexit__", exit_then_fail_as_busy)
+        with pytest.raises(lash.BackendError) as lost:
+            await store.commit_runtime_state(turn("s", 2))
+        assert not isinstance(lost.value, psycopg.Error)
+        assert str(lost.value) == (
+            f"committing: {OUTCOME_UNKNOWN} [driver: cannot exit pipeline mode while busy]"
+            " (session='s')"
+        )
+        landed = await store.load_session(lash.FullGraph())
+        assert landed is not None and landed.head_revision == 2
+        assert landed.checkpoint_ref is not None
+        again = await store.commit_runtime_state(turn("s", 2))
+        assert (again.head_revision, again.checkpoint_ref) == (2, landed.checkpoint_ref)
+        assert summary(await store.load_session(lash.FullGraph())) == expected_summary(
+            "s", 2, landed.checkpoint_ref
+        )
+
+
+@pytest.mark.timeout(60)
+async def test_a_commit_that_never_got_a_connection_fails_without_claiming_an_unknown_outcome(
+    pg_url: str, schema: str
+) -> None:
+    url = with_query(
+        pg_url, schema=schema, pool_min_size="1", pool_max_size="1", pool_timeout="0.5"
+    )
+    async with await lash.open_storage(with_query(url, lock_timeout="0")) as storage:
+        await storage.session("s").commit_runtime_state(turn("s", 1))
+        blocker = await psycopg.AsyncConnection.connect(pg_url)
+        async with blocker:
+            await blocker.execute(
+                sql.SQL("SELECT FROM {}.heads FOR UPDATE").format(sql.Identifier(schema))
+            )
+            # The pool's one connection waits on the lock; the next commit waits for it.
+            holding = asyncio.create_task(storage.session("s").commit_runtime_state(turn("s", 2)))
+            await asyncio.sleep(0.1)
+            with pytest.raises(lash.BackendError) as starved:
+                await storage.session("t").commit_runtime_state(turn("t", 1))
+            assert OUTCOME_UNKNOWN not in str(starved.value)
+            await blocker.rollback()
+            assert (await holding).head_revision == 2
 
 
 # --- a server restart during a run of commits -----------------------------------------------

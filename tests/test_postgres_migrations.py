@@ -174,15 +174,30 @@ async def test_errors_9_an_edited_migration_is_refused_naming_its_file(
     assert MIGRATIONS[0].name in str(refused.value)
 
 
-async def test_migrate_off_on_an_empty_schema_is_refused_saying_to_run_migrate(
+async def test_migrate_off_on_a_missing_schema_is_refused_saying_it_does_not_exist(
     pg_url: str, schema: str
 ) -> None:
     with pytest.raises(lash.DatabaseSchemaMismatch) as refused:
         await lash.open_storage(with_query(pg_url, schema=schema, migrate="false"))
-    assert "lash-store migrate" in str(refused.value)
-    assert (refused.value.actual, refused.value.expected) == (0, LATEST)
+    assert str(refused.value).startswith(f"postgres schema {schema!r} does not exist")
+    assert "lash-store migrate URL" in str(refused.value)
+    assert (refused.value.actual, refused.value.expected) == (None, LATEST)
     # Nothing was created either.
     assert scalar(pg_url, sql.SQL("SELECT to_regnamespace(%s) IS NULL"), schema) is True
+
+
+async def test_migrate_off_on_an_empty_schema_is_refused_saying_to_run_migrate(
+    pg_url: str, schema: str
+) -> None:
+    execute(pg_url, sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    with pytest.raises(lash.DatabaseSchemaMismatch) as refused:
+        await lash.open_storage(with_query(pg_url, schema=schema, migrate="false"))
+    assert "migrations are pending" in str(refused.value)
+    assert "lash-store migrate URL" in str(refused.value)
+    assert (refused.value.actual, refused.value.expected) == (0, LATEST)
+    # Nothing was created in it.
+    tables = scalar(pg_url, sql.SQL("SELECT count(*) FROM pg_tables WHERE schemaname = %s"), schema)
+    assert tables == 0
 
 
 # --- repeatable scripts (the commit function) ---------------------------------------------

@@ -21,6 +21,7 @@ from psycopg import sql
 
 import lash_store_api as lash
 from lash_store_api.backend.commit import CONTENDED_REASON
+from lash_store_postgres.config import parse_url
 
 #: Nothing listens on port 1: connecting is refused at once.
 UNREACHABLE = "postgresql://127.0.0.1:1/lash"
@@ -72,6 +73,65 @@ async def test_a_bad_option_value_is_refused_naming_the_field_before_connecting(
             await lash.open_storage(UNREACHABLE, **{name: value})
     assert refused.value.field == name
     assert str(refused.value).startswith(f"{name}:")
+
+
+@pytest.mark.parametrize("given_as", ["url", "keyword"])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("statement_timeout", 2**40),
+        ("statement_timeout", "2147483648"),
+        ("lock_timeout", "99999999999s"),
+        ("lock_timeout", "2147484s"),
+        ("pool_max_size", "262144"),
+        ("pool_timeout", "inf"),
+        ("pool_max_idle", "nan"),
+        ("pool_max_lifetime", "0"),
+    ],
+)
+async def test_a_value_postgres_cannot_take_is_refused_naming_the_option_before_connecting(
+    name: str, value: object, given_as: str
+) -> None:
+    with pytest.raises(lash.InvalidRequest) as refused:
+        if given_as == "url":
+            await lash.open_storage(with_query(UNREACHABLE, **{name: str(value)}))
+        else:
+            await lash.open_storage(UNREACHABLE, **{name: value})
+    assert refused.value.field == name
+    assert str(refused.value).startswith(f"{name}:")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [{"pool_min_size": "5", "pool_max_size": "2"}, {"pool_min_size": "11"}],
+    ids=["both-given", "above-the-default-max"],
+)
+async def test_a_pool_minimum_above_its_maximum_is_refused_before_connecting(
+    query: dict[str, str],
+) -> None:
+    with pytest.raises(lash.InvalidRequest) as refused:
+        await lash.open_storage(with_query(UNREACHABLE, **query))
+    assert refused.value.field == "pool_min_size"
+    assert "pool_max_size" in str(refused.value)
+
+
+async def test_the_largest_timeouts_postgres_takes_are_accepted_and_work(
+    pg_url: str, schema: str
+) -> None:
+    longest = str(2**31 - 1)
+    url = with_query(pg_url, schema=schema, lock_timeout=longest, statement_timeout=longest)
+    async with await lash.open_storage(url) as storage:
+        done = await storage.session("s").commit_runtime_state(f.commit("s", None))
+        read = await storage.session("s").load_session(lash.FullGraph())
+    assert read is not None and read.head_revision == done.head_revision == 1
+
+
+async def test_timeouts_in_seconds_are_milliseconds_up_to_the_limit() -> None:
+    conninfo, options = parse_url(
+        with_query(UNREACHABLE, lock_timeout="2147483s", statement_timeout="1500ms")
+    )
+    assert conninfo == UNREACHABLE
+    assert (options.lock_timeout, options.statement_timeout) == (2_147_483_000, 1500)
 
 
 async def test_an_unreachable_server_raises_backend_error_naming_the_host() -> None:

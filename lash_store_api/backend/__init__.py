@@ -10,6 +10,7 @@ docs/writing-a-backend.md.
 - :mod:`.graph`: read-scope selection, the token ledger merge.
 - :mod:`.rules`: the session binding and the commit checks.
 - :mod:`.maintenance`: the GC mark phase.
+- :mod:`.urls`: a storage URL's query parameters (each once), read alike by every backend.
 """
 
 from __future__ import annotations

@@ -53,6 +53,7 @@ from .validation import check_commit
 
 __all__ = [
     "CONTENDED_REASON",
+    "OUTCOME_UNKNOWN",
     "CommitObservation",
     "CommitPlan",
     "EncodedNode",
@@ -60,6 +61,7 @@ __all__ = [
     "StoredStamp",
     "accept_commit",
     "check_binding",
+    "commit_outcome_unknown",
     "decide_commit",
     "named_blobs",
     "plan_commit",
@@ -69,6 +71,22 @@ __all__ = [
 
 #: Why a commit that found its head held by another writer failed.
 CONTENDED_REASON = "another writer held the session's head too long; reload and retry"
+
+#: What a commit whose connection was lost says: the one wording, for every backend.
+OUTCOME_UNKNOWN = (
+    "the connection was lost during the commit, so its outcome is unknown (it was written "
+    "whole or not at all); the safe retry is to re-send the same commit with its turn stamp, "
+    "which returns the stored result if the first one landed (without a stamp, reload the "
+    "session to see whether it did)"
+)
+
+
+def commit_outcome_unknown(detail: str, *, session_id: str) -> BackendError:
+    """The error for a commit that may or may not have been written (its reply was lost).
+
+    ``detail`` is what the driver said, kept at the end for diagnosis.
+    """
+    return BackendError(f"committing: {OUTCOME_UNKNOWN} [driver: {detail}]", session_id=session_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,113 @@
+"""URL query parameters a backend cannot take are refused, the same way by every backend.
+
+A parameter given twice, or one the backend does not know, is ``InvalidRequest``
+naming it, before any connection is made and before anything is created.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from pg_cluster import scratch_schema, with_query
+
+import lash_store_api as lash
+
+#: Nothing listens on port 1: a PostgreSQL error here would be a failed connection instead.
+UNREACHABLE = "postgresql://127.0.0.1:1/lash"
+
+
+@pytest.fixture
+def schema(pg_url: str) -> Iterator[str]:
+    with scratch_schema(pg_url) as name:
+        yield name
+
+
+def schema_exists(pg_url: str, schema: str) -> bool:
+    with psycopg.connect(pg_url) as conn:
+        row = conn.execute("SELECT to_regnamespace(%s) IS NOT NULL", (schema,)).fetchone()
+    return bool(row and row[0])
+
+
+@pytest.mark.parametrize(
+    ("url", "field"),
+    [
+        ("memory://?schema=a&schema=b", "schema"),
+        ("memory://named?x=1&x=1", "x"),
+        (f"{UNREACHABLE}?schema=a&schema=b", "schema"),
+        (f"{UNREACHABLE}?pool_max_size=2&pool_max_size=3", "pool_max_size"),
+        (f"{UNREACHABLE}?sslmode=disable&sslmode=require", "sslmode"),
+        (f"{UNREACHABLE}?schema=a&sch%65ma=b", "schema"),
+    ],
+)
+async def test_a_query_parameter_given_twice_is_refused_naming_it(url: str, field: str) -> None:
+    with pytest.raises(lash.InvalidRequest) as refused:
+        await lash.open_storage(url)
+    assert refused.value.field == field
+    assert "more than once" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "field"),
+    [
+        ("memory://?x=1", "x"),
+        ("memory://named?schema=lash", "schema"),
+        (f"{UNREACHABLE}?bogus=1", "bogus"),
+        (f"{UNREACHABLE}?schema=a&pool_sise=5", "pool_sise"),
+        (f"{UNREACHABLE}?SSLMODE=require", "SSLMODE"),
+    ],
+)
+async def test_an_unknown_query_parameter_is_refused_naming_it(url: str, field: str) -> None:
+    with pytest.raises(lash.InvalidRequest) as refused:
+        await lash.open_storage(url)
+    assert refused.value.field == field
+    assert str(refused.value).startswith(f"{field}: ")
+
+
+async def test_an_unknown_postgres_parameter_is_neither_a_lash_option_nor_a_libpq_one() -> None:
+    with pytest.raises(lash.InvalidRequest) as refused:
+        await lash.open_storage(f"{UNREACHABLE}?bogus=1")
+    message = str(refused.value)
+    assert "neither a lash-store option" in message and "libpq" in message
+    assert "statement_timeout" in message  # the options it could have meant
+
+
+async def test_a_query_parameter_libpq_cannot_read_is_refused_with_libpqs_reason() -> None:
+    with pytest.raises(lash.InvalidRequest) as refused:
+        await lash.open_storage(f"{UNREACHABLE}?sslmode")
+    assert refused.value.field == "sslmode"
+    assert 'missing key/value separator "="' in str(refused.value)
+
+
+async def test_a_bad_secret_parameter_is_refused_without_quoting_it() -> None:
+    with pytest.raises(lash.InvalidRequest) as refused:
+        await lash.open_storage(f"{UNREACHABLE}?password=se%zzcret")
+    assert refused.value.field == "password"
+    assert "se%zzcret" not in str(refused.value) and "zz" not in str(refused.value)
+
+
+@pytest.mark.parametrize("problem", ["bogus=1", "schema={schema}", "statement_timeout=99999999999"])
+async def test_a_refused_postgres_url_creates_nothing(
+    pg_url: str, schema: str, problem: str
+) -> None:
+    url = with_query(pg_url, schema=schema)
+    name, _, value = problem.format(schema=schema).partition("=")
+    with pytest.raises(lash.InvalidRequest) as refused:
+        await lash.open_storage(f"{url}&{name}={value}")
+    assert refused.value.field == name
+    assert not schema_exists(pg_url, schema)
+    backend = lash.backend_for_url(url)
+    assert isinstance(backend, lash.MigratingBackend)
+    with pytest.raises(lash.InvalidRequest):
+        await backend.migrate(f"{url}&{name}={value}")
+    assert not schema_exists(pg_url, schema)
+
+
+async def test_memory_takes_no_query_at_all_but_an_empty_one() -> None:
+    async with await lash.open_storage("memory://") as plain:
+        assert plain.url.startswith("memory://")
+    with pytest.raises(lash.InvalidRequest) as refused:
+        await lash.open_storage("memory://?x")
+    assert refused.value.field == "x"
+    assert "memory:// URLs take no query parameters" in str(refused.value)
