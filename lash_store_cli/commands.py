@@ -244,13 +244,15 @@ async def gc(storage: Storage, shown: str, out: TextIO) -> None:
 
 
 def vacuum(session_id: str | None) -> StoreCommand:
-    """The ``vacuum`` command: one session's tombstoned nodes, or every session's."""
+    """The ``vacuum`` command: one session's tombstoned nodes and old turn results, or
+    every session's."""
 
     async def run(storage: Storage, shown: str, out: TextIO) -> None:
         report = await storage.maintenance.vacuum(session_id)
         where = f"session {session_id!r}" if session_id else "every session"
         print(
-            f"vacuum {shown} ({where}): removed {report.removed_node_count} tombstoned nodes",
+            f"vacuum {shown} ({where}): removed {report.removed_node_count} tombstoned nodes,"
+            f" forgot {report.removed_turn_stamp_count} stored turn results",
             file=out,
         )
 

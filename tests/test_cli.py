@@ -334,9 +334,14 @@ def test_vacuum_then_gc(url: str) -> None:
     asyncio.run(tombstone())
     code, out, _ = run("vacuum", url)
     assert code == 0
-    assert out == [f"vacuum {url} (every session): removed 1 tombstoned nodes"]
+    assert out == [
+        f"vacuum {url} (every session): removed 1 tombstoned nodes, forgot 0 stored turn results"
+    ]
     code, out, _ = run("vacuum", url, "--session", "s-alpha")
-    assert out == [f"vacuum {url} (session 's-alpha'): removed 0 tombstoned nodes"]
+    assert out == [
+        f"vacuum {url} (session 's-alpha'): removed 0 tombstoned nodes,"
+        " forgot 0 stored turn results"
+    ]
     code, out, _ = run("gc", url)
     assert code == 0
     # Three commits of s-alpha and one of s-beta share one empty checkpoint envelope.

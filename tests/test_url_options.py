@@ -104,10 +104,18 @@ async def test_a_refused_postgres_url_creates_nothing(
     assert not schema_exists(pg_url, schema)
 
 
-async def test_memory_takes_no_query_at_all_but_an_empty_one() -> None:
+async def test_memory_takes_only_the_maintenance_options_in_its_query() -> None:
     async with await lash.open_storage("memory://") as plain:
         assert plain.url.startswith("memory://")
-    with pytest.raises(lash.InvalidRequest) as refused:
-        await lash.open_storage("memory://?x")
-    assert refused.value.field == "x"
-    assert "memory:// URLs take no query parameters" in str(refused.value)
+    async with await lash.open_storage("memory://?turn_stamp_retention=3"):
+        pass
+    for query, field, says in (
+        ("x", "x", "is not an option of memory://"),
+        ("x=1", "x", "is not an option of memory://"),
+        ("turn_stamp_retention=0", "turn_stamp_retention", "between 1 and"),
+        ("turn_stamp_retention=2&turn_stamp_retention=3", "turn_stamp_retention", "once"),
+    ):
+        with pytest.raises(lash.InvalidRequest) as refused:
+            await lash.open_storage(f"memory://?{query}")
+        assert refused.value.field == field
+        assert says in str(refused.value)
