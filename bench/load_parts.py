@@ -6,7 +6,7 @@
 Times, for one session of T turns, interleaved within each run:
 
 - ``load_session``: the whole public read (``FullGraph``);
-- ``rows only``: the same statements in the same pipelined read-only
+- ``rows only``: the same statement in the same pipelined
   transaction, rows fetched, nothing decoded;
 - ``decode only``: turning those rows into a ``PersistedSessionRead``;
 - ``floor SELECT``: ``SELECT data FROM nodes WHERE session_id = %s ORDER BY``
@@ -32,25 +32,18 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from psycopg.rows import class_row
-
 import lash_store_api as lash
 from bench.workload import build_commit, make_turns
 from lash_store_api.backend.sessions import build_read
-from lash_store_postgres.sessions import _LOAD_HEAD, _LOAD_NODES, HeadRow
+from lash_store_postgres.sessions import read_session_rows, session_rows
 from lash_store_postgres.storage import PostgresStorage
 
 _FLOOR_SELECT = "SELECT data FROM {s}.nodes WHERE session_id = %s ORDER BY rev, ord"
 
 
-async def _rows(storage: PostgresStorage, sid: str) -> tuple[HeadRow | None, list[Any]]:
-    db = storage._db  # the bench looks inside on purpose: it splits one public call
-    async with db.pipelined("bench read", session_id=sid, snapshot=True) as conn:
-        head_cur = conn.cursor(binary=True, row_factory=class_row(HeadRow))
-        await head_cur.execute(db.q(_LOAD_HEAD), (sid,))
-        nodes_cur = conn.cursor(binary=True)
-        await nodes_cur.execute(db.q(_LOAD_NODES), (sid,))
-    return await head_cur.fetchone(), await nodes_cur.fetchall()
+async def _rows(storage: PostgresStorage, sid: str) -> list[Any]:
+    # The bench looks inside on purpose: it splits one public call.
+    return await read_session_rows(storage._db, sid)
 
 
 async def _floor(storage: PostgresStorage, sid: str) -> int:
@@ -78,11 +71,12 @@ async def measure(url: str, turns: int, runs: int, reads: int) -> dict[str, floa
         handle = storage.session(sid)
         for turn in make_turns(turns):
             await handle.commit_runtime_state(build_commit(sid, turn))
-        head, rows = await _rows(storage, sid)
-        assert head is not None
+        fetched = await _rows(storage, sid)
 
         async def decode() -> object:
-            return build_read(sid, head.rows(rows), lash.FullGraph())
+            rows = session_rows(fetched)
+            assert rows is not None
+            return build_read(sid, rows, lash.FullGraph())
 
         parts: dict[str, Callable[[], Awaitable[object]]] = {
             "load_session": lambda: handle.load_session(lash.FullGraph()),

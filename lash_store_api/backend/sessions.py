@@ -40,6 +40,7 @@ from .codec import (
     decode_frames,
     decode_meta,
     decode_node,
+    decode_nodes,
     decode_record,
     encode_meta,
 )
@@ -92,10 +93,7 @@ def build_read(sid: str, rows: SessionRows, scope: SessionReadScope) -> Persiste
     ref = head.checkpoint_ref
     if rows.checkpoint is None:
         raise BackendError("checkpoint blob is missing", session_id=sid, record=ref)
-    nodes = [
-        decode_record(decode_node, data, session_id=sid, record=f"node {node_id}")
-        for node_id, data in rows.nodes
-    ]
+    nodes = decode_nodes(rows.nodes, session_id=sid)
     return PersistedSessionRead(
         session_id=sid,
         head_revision=head.head_revision,
