@@ -32,6 +32,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import msgpack
 import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
@@ -237,12 +238,14 @@ class FloorScratch:
         return commit
 
     async def load(self, session_id: str) -> int:
-        """Fetch every node's bytes of the session in order; the number of rows."""
+        """Fetch every node's bytes of the session in order and decode each with msgpack
+        alone (no records, no checks); the number of rows."""
         async with self._pool.connection() as conn:
             cur = conn.cursor(binary=True)
             await cur.execute(_LOAD, (session_id,))
             rows = await cur.fetchall()
-        return len(rows)
+        unpack = msgpack.unpackb
+        return len([unpack(data, raw=False) for (data,) in rows])
 
     async def size_bytes(self) -> SchemaSize | None:
         return await schema_bytes(self._url, self.schema)
