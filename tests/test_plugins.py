@@ -82,3 +82,13 @@ async def test_named_memory_storage_is_shared_while_open() -> None:
         await first.blobs.put(b"x")
         async with await lash.open_storage(first.url) as second:
             assert await second.blobs.get(sha256_of_bytes(b"x")) == b"x"
+
+
+@pytest.mark.parametrize("url", [123, b"memory://", "", "   "], ids=repr)
+async def test_only_none_means_the_default_url(url: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LASH_STORE_URL", "memory://from-the-environment")
+    with pytest.raises(lash.InvalidRequest) as refused:
+        await lash.open_storage(url)
+    assert refused.value.field == "url"
+    async with await lash.open_storage(None) as storage:
+        assert storage.url == "memory://from-the-environment"
