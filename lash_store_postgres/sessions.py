@@ -10,8 +10,8 @@ millisecond of an 800-node read.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from lash_store_api import (
@@ -22,6 +22,7 @@ from lash_store_api import (
     TokenLedgerEntry,
     TokenUsage,
 )
+from lash_store_api.backend.codec import decode_json
 from lash_store_api.backend.commit import CommitObservation, CommitPlan, StoredHead
 from lash_store_api.backend.sessions import SessionFactoryBase, SessionHandleBase, SessionRows
 
@@ -31,30 +32,29 @@ from .db import Db
 
 TIER = DurabilityTier.DURABLE
 
-# Node rows carry NULL for the head's columns: a few bytes each, cheaper than a
-# second statement. "part" orders the head first; (rev, ord) is insertion order.
-# Plain rows, not array_agg: aggregating 800 rows costs more than sending them.
+# One row for the head, then one per live node in insertion order ("part" puts
+# the head first; (rev, ord) is the insertion sequence). The head's fields come
+# as one JSON text (the ledger summed per (source, model) in first-seen order),
+# so that each node row carries one NULL for them: every column of every row
+# costs the client time to read. Plain rows, not array_agg: aggregating 800 rows
+# costs more than sending them.
 _LOAD_SESSION = """
-SELECT 0 AS part, NULL::bigint AS rev, NULL::integer AS ord, NULL::text AS node_id,
-       b.data, h.head_revision, h.config, h.agent_frames, h.current_agent_frame_id,
-       h.checkpoint_ref, h.leaf_node_id,
-       u.sources, u.models, u.inputs, u.outputs, u.cached, u.reasoning
+SELECT 0 AS part, NULL::bigint AS rev, NULL::integer AS ord, NULL::text AS node_id, b.data,
+       json_build_array(
+           h.head_revision, h.config, encode(h.agent_frames, 'base64'),
+           h.current_agent_frame_id, h.checkpoint_ref, h.leaf_node_id,
+           (SELECT json_agg(json_build_array(g.source, g.model, g.i, g.o, g.c, g.r)
+                            ORDER BY g.first)
+              FROM (SELECT source, model, min(ARRAY[rev, ord]) AS first,
+                           sum(input_tokens) AS i, sum(output_tokens) AS o,
+                           sum(cached_input_tokens) AS c, sum(reasoning_tokens) AS r
+                      FROM {s}.usage WHERE session_id = h.session_id
+                     GROUP BY source, model) AS g))::text
 FROM {s}.heads AS h
 LEFT JOIN {s}.blobs AS b ON b.ref = h.checkpoint_ref
-LEFT JOIN LATERAL (
-    SELECT array_agg(source ORDER BY first) AS sources, array_agg(model ORDER BY first) AS models,
-           array_agg(i ORDER BY first) AS inputs, array_agg(o ORDER BY first) AS outputs,
-           array_agg(c ORDER BY first) AS cached, array_agg(r ORDER BY first) AS reasoning
-    FROM (SELECT source, model, min(ARRAY[rev, ord]) AS first,
-                 sum(input_tokens) AS i, sum(output_tokens) AS o,
-                 sum(cached_input_tokens) AS c, sum(reasoning_tokens) AS r
-          FROM {s}.usage WHERE session_id = h.session_id
-          GROUP BY source, model) AS g
-) AS u ON true
 WHERE h.session_id = %(sid)s
 UNION ALL
-SELECT 1, n.rev, n.ord, n.node_id, n.data,
-       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+SELECT 1, n.rev, n.ord, n.node_id, n.data, NULL
 FROM {s}.nodes AS n
 WHERE n.session_id = %(sid)s AND NOT n.tombstoned
 ORDER BY part, rev, ord"""
@@ -110,51 +110,22 @@ SELECT model, sum(input_tokens), sum(output_tokens), sum(cached_input_tokens),
 FROM {s}.usage GROUP BY model ORDER BY model COLLATE "C" """
 
 
-@dataclass(frozen=True, slots=True)
-class HeadRow:
-    """The first row of ``_LOAD_SESSION``: the head, its checkpoint blob and summed ledger."""
-
-    checkpoint: bytes | None
-    head_revision: int
-    config: str
-    agent_frames: bytes
-    current_agent_frame_id: str
-    checkpoint_ref: str
-    leaf_node_id: str | None
-    sources: list[str] | None
-    models: list[str] | None
-    inputs: list[int] | None
-    outputs: list[int] | None
-    cached: list[int] | None
-    reasoning: list[int] | None
-
-    def ledger(self) -> list[TokenLedgerEntry]:
-        if self.sources is None:
-            return []
-        counters = zip(
-            self.sources,
-            self.models or (),
-            self.inputs or (),
-            self.outputs or (),
-            self.cached or (),
-            self.reasoning or (),
-            strict=True,
-        )
-        return [
-            TokenLedgerEntry(s, m, TokenUsage(int(i), int(o), int(c), int(r)))
-            for s, m, i, o, c, r in counters
-        ]
-
-    def rows(self, nodes: Sequence[tuple[str, bytes]]) -> SessionRows:
-        head = StoredHead(
-            head_revision=self.head_revision,
-            config=self.config,
-            agent_frames=self.agent_frames,
-            current_agent_frame_id=self.current_agent_frame_id,
-            checkpoint_ref=self.checkpoint_ref,
-            leaf_node_id=self.leaf_node_id,
-        )
-        return SessionRows(head, self.checkpoint, nodes, self.ledger())
+def head_of(row: Sequence[Any]) -> tuple[StoredHead, bytes | None, list[TokenLedgerEntry]]:
+    """The head, its checkpoint blob and its ledger, from ``_LOAD_SESSION``'s first row."""
+    revision, config, frames, frame_id, ref, leaf, ledger = decode_json(row[5])
+    head = StoredHead(
+        head_revision=revision,
+        config=config,
+        agent_frames=base64.b64decode(frames),
+        current_agent_frame_id=frame_id,
+        checkpoint_ref=ref,
+        leaf_node_id=leaf,
+    )
+    entries = [
+        TokenLedgerEntry(s, m, TokenUsage(int(i), int(o), int(c), int(r)))
+        for s, m, i, o, c, r in ledger or ()
+    ]
+    return head, row[4], entries
 
 
 async def read_session_rows(db: Db, sid: str) -> list[tuple[Any, ...]]:
@@ -166,15 +137,11 @@ async def read_session_rows(db: Db, sid: str) -> list[tuple[Any, ...]]:
 
 
 def session_rows(rows: Sequence[tuple[Any, ...]]) -> SessionRows | None:
-    """The head row and ``(node_id, data)`` of the node rows, or ``None`` with no head."""
+    """The head and ``(node_id, data)`` of the node rows, or ``None`` with no head."""
     if not rows or rows[0][0] != 0:
         return None
-    head = HeadRow(*rows[0][_HEAD_COLUMNS])
-    return head.rows([(row[3], row[4]) for row in rows[1:]])
-
-
-#: The columns of ``_LOAD_SESSION``'s first row that make a :class:`HeadRow`.
-_HEAD_COLUMNS = slice(4, None)
+    head, checkpoint, ledger = head_of(rows[0])
+    return SessionRows(head, checkpoint, [(row[3], row[4]) for row in rows[1:]], ledger)
 
 
 class PostgresSessionHandle(SessionHandleBase):
