@@ -1,4 +1,7 @@
-"""Attachments: the write-ahead manifest and the byte store (spec/attachments.md §3)."""
+"""Attachments: the write-ahead manifest and the byte store (spec/attachments.md §3).
+
+``manifest-N`` are rules of spec/attachments.md §1 without a number.
+"""
 
 from __future__ import annotations
 
@@ -192,7 +195,10 @@ async def test_attachments_11_recommit_keeps_commit_stamp(storage: Storage) -> N
     await handle.record_intent(intent(sid, B))
     await handle.commit_refs(sid, [A])
     await handle.commit_refs(sid, [A])
+    assert await handle.list_uncommitted(200) == [entry(B, sid, 100)]
     await handle.commit_runtime_state(commit(sid, None, attachment_ids=[A]))
+    assert await handle.list_uncommitted(200) == [entry(B, sid, 100)]
+    await handle.commit_refs(sid, [A])
     assert await handle.list_uncommitted(200) == [entry(B, sid, 100)]
 
 
@@ -233,3 +239,48 @@ async def test_attachments_14_rerecorded_intent_stays_committed(storage: Storage
     await handle.commit_refs(sid, [A])
     await handle.record_intent(intent(sid, A, intent_at_epoch_ms=300))
     assert await handle.list_uncommitted(10_000) == []
+
+
+@behaviour("attachments-6", needs=ATTACHMENTS)
+@pytest.mark.asyncio
+async def test_attachments_6b_reput_replaces_the_metadata(storage: Storage) -> None:
+    """Re-putting known bytes keeps the bytes and replaces the metadata: `get` returns what
+    the last `put` returned."""
+    data = b"the same bytes, described twice"
+    await storage.attachments.put(data, PNG)
+    gif = AttachmentCreateMeta(media_type={"kind": "image", "type": "gif"}, width=9, label="new")
+    again = await storage.attachments.put(data, gif)
+    assert again == AttachmentRef(
+        id=content_id(data),
+        media_type={"kind": "image", "type": "gif"},
+        byte_len=len(data),
+        width=9,
+        height=None,
+        label="new",
+    )
+    assert await storage.attachments.get(again.id) == StoredAttachment(again, data)
+
+
+@behaviour("manifest-1", needs=ATTACHMENTS)
+@pytest.mark.asyncio
+async def test_manifest_1_rerecorded_intent_takes_the_new_row(storage: Storage) -> None:
+    """`record_intent` upserts by id: re-recording an uncommitted intent replaces its URI
+    and time, and from another session's handle moves the row to that session
+    (spec/attachments.md §1)."""
+    sid, other = "mf1-first", "mf1-second"
+    handle = storage.session(sid)
+    await handle.record_intent(intent(sid, A, canonical_uri="uri-1", intent_at_epoch_ms=100))
+    await handle.record_intent(intent(sid, A, canonical_uri="uri-2", intent_at_epoch_ms=300))
+    assert await handle.list_uncommitted(299) == []
+    assert await handle.list_uncommitted(300) == [
+        AttachmentManifestEntry(
+            attachment_id=A,
+            session_id=sid,
+            canonical_uri="uri-2",
+            intent_at_epoch_ms=300,
+            committed_at_epoch_ms=None,
+        )
+    ]
+    await storage.session(other).record_intent(intent(other, A, intent_at_epoch_ms=400))
+    assert await handle.list_uncommitted(10_000) == []
+    assert await storage.session(other).list_uncommitted(10_000) == [entry(A, other, 400)]

@@ -58,11 +58,11 @@ LIST_SITES: list[tuple[str, str, Callable[[str, Any], RuntimeCommit]]] = [
 ]  # fmt: skip
 
 
-@behaviour("bad-input-13")
+@behaviour("bad-input-15")
 @pytest.mark.asyncio
 @pytest.mark.parametrize("value", LIST_PARAMS)
 @pytest.mark.parametrize(("field", "build"), [pytest.param(f, b, id=n) for n, f, b in LIST_SITES])
-async def test_bad_input_13_sequence_fields_refuse_what_is_not_a_list(
+async def test_bad_input_15_sequence_fields_refuse_what_is_not_a_list(
     storage: Storage, value: Any, field: str, build: Callable[[str, Any], RuntimeCommit]
 ) -> None:
     await assert_rejected(storage, on_commit(build), value, field)
@@ -89,23 +89,23 @@ RECORD_SITES: list[tuple[str, str, Callable[[str, Any], RuntimeCommit]]] = [
 ]  # fmt: skip
 
 
-@behaviour("bad-input-14")
+@behaviour("bad-input-16")
 @pytest.mark.asyncio
 @pytest.mark.parametrize("value", [pytest.param(v, id=n) for n, v in [("str", "x"), ("int", 7)]])
 @pytest.mark.parametrize(("field", "build"), [pytest.param(f, b, id=n) for n, f, b in RECORD_SITES])
-async def test_bad_input_14_records_of_the_wrong_type(
+async def test_bad_input_16_records_of_the_wrong_type(
     storage: Storage, value: Any, field: str, build: Callable[[str, Any], RuntimeCommit]
 ) -> None:
     await assert_rejected(storage, on_commit(build), value, field)
 
 
-@behaviour("bad-input-14")
+@behaviour("bad-input-16")
 @pytest.mark.asyncio
 @pytest.mark.parametrize(
     ("field", "build"),
     [pytest.param(f, b, id=n) for n, f, b in RECORD_SITES if n not in ("stamp",)],
 )
-async def test_bad_input_14_records_that_are_none(
+async def test_bad_input_16_records_that_are_none(
     storage: Storage, field: str, build: Callable[[str, Any], RuntimeCommit]
 ) -> None:
     await assert_rejected(storage, on_commit(build), None, field)
@@ -155,20 +155,20 @@ CALLS: list[tuple[str, str, Any, Any]] = [
 ]
 
 
-@behaviour("bad-input-15", needs=(Facet.SESSIONS, Facet.ATTACHMENTS))
+@behaviour("bad-input-17", needs=(Facet.SESSIONS, Facet.ATTACHMENTS))
 @pytest.mark.asyncio
 @pytest.mark.parametrize(
     ("field", "action", "bad"), [pytest.param(f, a, b, id=n) for n, f, a, b in CALLS]
 )
-async def test_bad_input_15_calls_with_arguments_of_the_wrong_type(
+async def test_bad_input_17_calls_with_arguments_of_the_wrong_type(
     storage: Storage, field: str, action: Any, bad: Any
 ) -> None:
     await assert_rejected(storage, action, bad, field)
 
 
-@behaviour("bad-input-15", needs=(Facet.SESSIONS, Facet.ATTACHMENTS))
+@behaviour("bad-input-17", needs=(Facet.SESSIONS, Facet.ATTACHMENTS))
 @pytest.mark.asyncio
-async def test_bad_input_15_a_string_of_attachment_ids_is_not_split(storage: Storage) -> None:
+async def test_bad_input_17_a_string_of_attachment_ids_is_not_split(storage: Storage) -> None:
     sid = fresh_id("shapes")
     handle = storage.session(sid)
     await handle.commit_runtime_state(commit(sid, None, nodes=[node("a")], leaf="a"))

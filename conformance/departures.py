@@ -23,7 +23,7 @@ from lash_store_api import (
     Storage,
 )
 
-from ._fixtures import checkpoint, commit, fresh_id, full, node, stamp, usage
+from ._fixtures import checkpoint, commit, content_id, fresh_id, full, intent, node, stamp, usage
 from .plugin import behaviour
 
 
@@ -259,3 +259,31 @@ async def test_departures_6_ids_are_checked_alike(storage: Storage) -> None:
         await handle.load_node("")
     assert empty.value.field == "node_id"
     assert await full(handle) == before
+
+
+@behaviour("departures-3", needs=(Facet.SESSIONS, Facet.ATTACHMENTS))
+@pytest.mark.asyncio
+async def test_departures_3b_the_attachment_manifest_follows_the_binding(
+    storage: Storage,
+) -> None:
+    """The manifest calls of a handle act on its own session's rows only: `record_intent`
+    and `commit_refs` for another session raise `SessionBindingMismatch`, `forget` and
+    `commit_refs` leave other sessions' rows alone, `list_uncommitted` lists only the
+    handle's rows, and an unbound handle's lists and forgets nothing."""
+    tag = fresh_id("d3b")
+    a, b = f"a-{tag}", f"b-{tag}"
+    x, y, z = (content_id(f"{tag}/{n}".encode()) for n in "xyz")
+    ha, hb = storage.session(a), storage.session(b)
+    await ha.record_intent(intent(a, x))
+    await hb.record_intent(intent(b, y))
+    with pytest.raises(SessionBindingMismatch):
+        await ha.record_intent(intent(b, z))
+    with pytest.raises(SessionBindingMismatch):
+        await ha.commit_refs(b, [y])
+    await ha.forget(y)
+    await ha.commit_refs(a, [y])
+    unbound = storage.session()
+    assert await unbound.list_uncommitted(2**62) == []
+    await unbound.forget(x)
+    assert [e.attachment_id for e in await ha.list_uncommitted(2**62)] == [x]
+    assert [e.attachment_id for e in await hb.list_uncommitted(2**62)] == [y]

@@ -1,5 +1,8 @@
 """Blobs and maintenance: content addressing, tombstones, vacuum, GC
-(spec/blobs_and_maintenance.md §5; GC roots per design.md departure 2)."""
+(spec/blobs_and_maintenance.md §5; GC roots per design.md departure 2).
+
+``vacuum-N`` are rules of spec/blobs_and_maintenance.md §3 without a number.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from lash_store_api import (
     Storage,
 )
 
-from ._fixtures import checkpoint, commit, full, node, stamp
+from ._fixtures import checkpoint, commit, full, node, stamp, usage
 from .plugin import behaviour
 
 MAINTENANCE = (Facet.SESSIONS, Facet.MAINTENANCE)
@@ -195,3 +198,26 @@ async def test_maintenance_10_gc_keeps_roots_and_deletes_the_rest(
         assert [await blobs.get(ref) is not None for ref in kept] == [True] * 6
         assert [await blobs.get(ref) for ref in gone] == [None] * 4
         assert (await read(a), await read(b)) == before
+
+
+@behaviour("vacuum-1", needs=MAINTENANCE)
+@pytest.mark.asyncio
+async def test_vacuum_1_vacuum_deletes_tombstoned_rows_and_nothing_else(storage: Storage) -> None:
+    """A handle's `vacuum()` deletes its session's tombstoned rows and touches nothing else
+    (live nodes, head, ledger, other sessions); `storage.maintenance.vacuum()` does every
+    session (spec/blobs_and_maintenance.md §3; docs/semantics.md)."""
+    x = await replaced(storage, "v1-x", "a", "b", "c")
+    await x.commit_runtime_state(commit("v1-x", 1, deltas=[usage(input_tokens=4)]))
+    y = await replaced(storage, "v1-y", "p", "q")
+    z = await replaced(storage, "v1-z", "z1", "z2")
+    await x.tombstone_nodes(["b"])
+    await y.tombstone_nodes(["p", "q"])
+    await z.tombstone_nodes(["z1"])
+    before = [await read(x), await read(y), await read(z)]
+    assert (await x.vacuum()).removed_node_count == 1
+    assert [await read(x), await read(y), await read(z)] == before
+    assert [await x.load_node(i) for i in ("a", "b", "c")] == [node("a"), None, node("c", "b")]
+    assert (await storage.maintenance.vacuum()).removed_node_count == 3
+    assert [await read(x), await read(y), await read(z)] == before
+    assert await z.load_node("z2") == node("z2", "z1")
+    assert [(await h.vacuum()).removed_node_count for h in (x, y, z)] == [0, 0, 0]

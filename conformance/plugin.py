@@ -36,6 +36,7 @@ SUITE_MODULES = frozenset(
         "maintenance",
         "attachments",
         "errors",
+        "atomicity",
         "departures",
         "retention",
         "limits",

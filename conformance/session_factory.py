@@ -1,16 +1,30 @@
 """Sessions: the store factory (spec/sessions.md §4 and §6, behaviours 26-30).
 
 ``listing-N`` are this project's additions: ``list_sessions`` and ``usage_by_model``
-(docs/semantics.md, "Sessions factory").
+(docs/semantics.md, "Sessions factory"). ``factory-N`` are rules of spec/sessions.md §4
+and docs/semantics.md without a number: what ``open_existing_store`` finds and what
+``delete_session`` removes.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from lash_store_api import ModelUsage, SessionMeta, SessionSummary, Storage, TokenUsage
+from lash_store_api import (
+    Facet,
+    FullGraph,
+    ModelUsage,
+    ReplaceFull,
+    SessionGraph,
+    SessionHandle,
+    SessionMeta,
+    SessionSummary,
+    Storage,
+    TokenUsage,
+    TurnCommitConflict,
+)
 
-from ._fixtures import commit, create_request, meta, node, usage
+from ._fixtures import commit, content_id, create_request, intent, meta, node, stamp, usage
 from .plugin import behaviour
 
 
@@ -126,3 +140,125 @@ async def test_listing_2_usage_by_model_sums_across_sessions(storage: Storage) -
         ModelUsage("m-1", TokenUsage(output_tokens=4), 1),
         ModelUsage("m-2", TokenUsage(input_tokens=8, cached_input_tokens=1), 2),
     ]
+
+
+@behaviour("listing-1")
+@pytest.mark.asyncio
+async def test_listing_1b_resent_live_ids_are_counted_once(storage: Storage) -> None:
+    """Re-sending live ids in an `Append` does not count them again; `ReplaceFull` counts
+    exactly the graph it stores."""
+    handle = storage.session("l1b")
+    await handle.commit_runtime_state(
+        commit("l1b", None, nodes=[node("a"), node("b", "a")], leaf="b")
+    )
+    await handle.commit_runtime_state(
+        commit("l1b", 1, nodes=[node("a", text="again"), node("b", "a"), node("c", "b")])
+    )
+    assert await storage.sessions.list_sessions() == [SessionSummary("l1b", 2, 3, 0)]
+    await handle.commit_runtime_state(
+        commit("l1b", 2, graph=ReplaceFull(SessionGraph([node("c"), node("d", "c")], "d")))
+    )
+    assert await storage.sessions.list_sessions() == [SessionSummary("l1b", 3, 2, 0)]
+
+
+# factory-N: what open and delete see of a session (spec/sessions.md §4; docs/semantics.md,
+# "Sessions factory").
+
+
+@behaviour("factory-1")
+@pytest.mark.asyncio
+async def test_factory_1_open_finds_a_session_by_head_or_by_metadata(storage: Storage) -> None:
+    """`open_existing_store` returns a handle on a session that has a head and no metadata,
+    and on one that has metadata and no head."""
+    await storage.session("f1-head").commit_runtime_state(
+        commit("f1-head", None, nodes=[node("n1")], leaf="n1")
+    )
+    await storage.session("f1-meta").save_session_meta(meta("f1-meta"))
+    opened = await storage.sessions.open_existing_store(create_request("f1-head", model="m"))
+    assert opened is not None
+    read = await opened.load_session(FullGraph())
+    assert read is not None and read.session_id == "f1-head"
+    assert await opened.load_session_meta() is None
+    by_meta = await storage.sessions.open_existing_store(create_request("f1-meta", model="m"))
+    assert by_meta is not None and await by_meta.load_session_meta() == meta("f1-meta")
+
+
+async def populated(storage: Storage, sid: str) -> SessionHandle:
+    """A session with everything a session owns: a head at revision 2, nodes (one of them
+    tombstoned), usage, a stored turn result, metadata and, where served, manifest rows."""
+    handle = storage.session(sid)
+    await handle.save_session_meta(meta(sid))
+    attachments = storage.capabilities.serves(Facet.ATTACHMENTS)
+    if attachments:
+        for n in range(2):
+            await handle.record_intent(intent(sid, content_id(f"{sid}/{n}".encode())))
+    await handle.commit_runtime_state(
+        commit(sid, None, nodes=[node("a"), node("b", "a")], leaf="b",
+               deltas=[usage(input_tokens=3, output_tokens=1)], turn=stamp(sid, "turn-1"),
+               attachment_ids=[content_id(f"{sid}/1".encode())] if attachments else [])
+    )  # fmt: skip
+    await handle.commit_runtime_state(commit(sid, 1, nodes=[node("c", "b")], leaf="c"))
+    await handle.tombstone_nodes(["c"])
+    return handle
+
+
+async def everything_of(storage: Storage, sid: str) -> list[object]:
+    handle = storage.session(sid)
+    seen: list[object] = [
+        await handle.load_session(FullGraph()),
+        [await handle.load_node(i) for i in ("a", "b", "c")],
+        await handle.load_session_meta(),
+    ]
+    if storage.capabilities.serves(Facet.ATTACHMENTS):
+        seen.append(await handle.list_uncommitted(2**62))
+    return seen
+
+
+@behaviour("factory-2", needs=(Facet.MAINTENANCE, Facet.SESSIONS))
+@pytest.mark.asyncio
+async def test_factory_2_delete_removes_everything_the_session_owns(storage: Storage) -> None:
+    """`delete_session` removes the session's head, nodes, usage, stored turn results,
+    metadata and manifest rows: nothing of it is read back, and the id starts afresh."""
+    sid = "f2-gone"
+    await populated(storage, sid)
+    await storage.sessions.delete_session(sid)
+    handle = storage.session(sid)
+    assert await everything_of(storage, sid) == [None, [None, None, None], None] + (
+        [[]] if storage.capabilities.serves(Facet.ATTACHMENTS) else []
+    )
+    assert await storage.sessions.list_sessions() == []
+    assert await storage.sessions.usage_by_model() == []
+    # The same turn id with another hash is a first commit, not a conflict or a replay.
+    fresh = commit(sid, None, nodes=[node("x")], leaf="x", deltas=[usage(input_tokens=1)],
+                   turn=stamp(sid, "turn-1", "another hash"))  # fmt: skip
+    assert (await handle.commit_runtime_state(fresh)).head_revision == 1
+    read = await handle.load_session(FullGraph())
+    assert read is not None
+    assert (list(read.graph.nodes), list(read.token_ledger)) == (
+        [node("x")],
+        [usage(input_tokens=1)],
+    )
+    assert (await handle.vacuum()).removed_node_count == 0
+
+
+@behaviour("factory-3", needs=(Facet.MAINTENANCE, Facet.SESSIONS))
+@pytest.mark.asyncio
+async def test_factory_3_delete_leaves_other_sessions_alone(storage: Storage) -> None:
+    """Deleting a session leaves every other session as it was, those whose ids it is a
+    prefix of included."""
+    others = ["f3", "f3-b", "f3b", "e3"]
+    for sid in ["f3-gone", *others]:
+        await populated(storage, sid)
+    before = [await everything_of(storage, sid) for sid in others]
+    await storage.sessions.delete_session("f3-gone")
+    await storage.sessions.delete_session("f")
+    assert [await everything_of(storage, sid) for sid in others] == before
+    assert [s.session_id for s in await storage.sessions.list_sessions()] == sorted(others)
+    assert await storage.sessions.usage_by_model() == [
+        ModelUsage(usage().model, TokenUsage(input_tokens=12, output_tokens=4), len(others))
+    ]
+    for sid in others:  # their stored turn results are still there
+        with pytest.raises(TurnCommitConflict):
+            await storage.session(sid).commit_runtime_state(
+                commit(sid, 2, turn=stamp(sid, "turn-1", "another hash"))
+            )

@@ -1,0 +1,20 @@
+"""The memory backend with one rule of the contract broken, many times over.
+
+See :mod:`.harness`; the mutants are registered by importing their modules.
+"""
+
+from . import attachments, factory, integers, maintenance, order, sessions
+from .harness import CONTROL, MUTANTS, Mutant, installed
+
+__all__ = [
+    "CONTROL",
+    "MUTANTS",
+    "Mutant",
+    "attachments",
+    "factory",
+    "installed",
+    "integers",
+    "maintenance",
+    "order",
+    "sessions",
+]
