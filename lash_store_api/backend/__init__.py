@@ -5,11 +5,14 @@ encodes records, plans each commit and turns the backend's observation into
 the result or the contract's error, in one fixed order. See
 docs/writing-a-backend.md.
 
+- :mod:`.commit`: the commit pipeline (plan, observation, ``decide_commit``).
+- :mod:`.sessions`: the session handle and factory bases, reads from stored rows.
+- :mod:`.attachments`: the manifest I/O protocol, the attachment store base.
+- :mod:`.maintenance`: the GC mark phase and policy, the vacuum and blob-store bases.
 - :mod:`.validation`: one input validator (``InvalidRequest`` naming the field).
 - :mod:`.codec`: canonical JSON, SHA-256 refs, the stored byte encodings.
 - :mod:`.graph`: read-scope selection, the token ledger merge.
-- :mod:`.rules`: the session binding and the commit checks.
-- :mod:`.maintenance`: the GC mark phase.
+- :mod:`.clock`: the time records are stamped with.
 - :mod:`.urls`: a storage URL's query parameters (each once), read alike by every backend.
 """
 
