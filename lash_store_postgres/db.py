@@ -22,7 +22,6 @@ Conn = AsyncConnection[tuple[Any, ...]]
 # Timeouts are set per transaction (SET LOCAL semantics), so nothing outlives
 # the transaction: the same code works through PgBouncer in transaction mode.
 _PRELUDE = "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)"
-_BEGIN_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 
 
 def make_pool(conninfo: str, options: PgOptions) -> AsyncConnectionPool[Conn]:
@@ -98,7 +97,6 @@ class Db:
         *,
         session_id: str | None = None,
         record: str | None = None,
-        snapshot: bool = False,
         passthrough: tuple[type[psycopg.Error], ...] = (),
         lost: Callable[[str], BackendError] | None = None,
     ) -> AsyncIterator[Conn]:
@@ -108,9 +106,7 @@ class Db:
         implicit transaction, and psycopg sends that Sync when the block exits:
         so no BEGIN/COMMIT round trips, and all or nothing. Fetch results after
         the block: a fetch inside it would sync early and split the transaction.
-        ``snapshot=True`` makes several reads see one snapshot (a read-only
-        REPEATABLE READ transaction, still in the same round trip). ``lost`` is
-        as for :meth:`connection`.
+        ``lost`` is as for :meth:`connection`.
         """
         async with (
             self.connection(
@@ -118,12 +114,8 @@ class Db:
             ) as conn,
             conn.pipeline(),
         ):
-            if snapshot:
-                await conn.execute(_BEGIN_SNAPSHOT)
             await conn.execute(_PRELUDE, self._prelude)
             yield conn
-            if snapshot:
-                await conn.execute("COMMIT")
 
     @asynccontextmanager
     async def transaction(
