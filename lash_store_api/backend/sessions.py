@@ -4,8 +4,9 @@ A backend subclasses :class:`SessionHandleBase` and :class:`SessionFactoryBase`
 and writes only the ``_io`` methods: each gets validated arguments and a bound
 session id, does its I/O and returns what it read, encoded as stored. The
 bases own validation, the binding (spec/sessions.md §1), decoding, read-scope
-selection, the ledger merge, the commit pipeline (:mod:`.commit`) and the
-attachment-manifest and maintenance delegations.
+selection, the ledger merge, the commit pipeline (:mod:`.commit`), the
+queue calls (:mod:`.queued_work`) and the attachment-manifest and maintenance
+delegations.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from .commit import (
     plan_commit,
 )
 from .graph import merge_ledger, select_graph
+from .queued_work import QueuedWorkBase, QueuedWorkHandle
 from .validation import (
     check_create_request,
     check_id,
@@ -125,7 +127,7 @@ def seed_meta(request: SessionStoreCreateRequest, created_at: str) -> SessionMet
     )
 
 
-class SessionHandleBase(ABC):
+class SessionHandleBase(QueuedWorkHandle, ABC):
     """A handle on one session (``SessionHandle``); every operation follows its binding.
 
     Bound to a session id, or unbound (``None``) until the first commit it
@@ -139,11 +141,19 @@ class SessionHandleBase(ABC):
     serves_queued_work: bool = False
 
     def __init__(
-        self, session_id: str | None, *, manifest: ManifestIO, maintenance: Maintenance
+        self,
+        session_id: str | None,
+        *,
+        manifest: ManifestIO,
+        maintenance: Maintenance,
+        queue: QueuedWorkBase | None = None,
     ) -> None:
         self._bound = None if session_id is None else check_id("session_id", session_id)
         self._manifest = manifest
         self._maintenance = maintenance
+        self._queue = queue
+        if queue is not None:
+            self.serves_queued_work = True
 
     @property
     def session_id(self) -> str | None:

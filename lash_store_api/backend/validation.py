@@ -288,6 +288,7 @@ def check_completion(field: str, done: object) -> None:
         raise InvalidRequest(field, "must be a QueuedWorkCompletion")
     check_id(f"{field}.session_id", done.session_id)
     check_id(f"{field}.claim_id", done.claim_id)
+    check_id(f"{field}.lease_token", done.lease_token)
     check_ids(f"{field}.batch_ids", done.batch_ids)
 
 
