@@ -11,8 +11,8 @@
 --
 -- It looks, then writes if and only if the plan applies (lash_store_api.backend.commit:
 -- CommitPlan.applies), and returns what it saw: whether it wrote, the head
--- revision, whether it could not take the head in time, and the stamp stored for
--- this turn with its checkpoint blob. The client decides the result or the
+-- revision, whether it could not take the head in time, the stamp stored for
+-- this turn with its checkpoint blob, and the queue claims it found stale. The client decides the result or the
 -- error from that alone (decide_commit), so every outcome takes one round trip.
 -- {s} is the schema.
 
@@ -74,8 +74,11 @@ CREATE FUNCTION {s}.commit_turn(
     p_turn_hash      text,
     p_now_ms         bigint,
     p_attachment_ids text[],
-    p_observe_only   boolean,    -- look, write nothing (queue claims this backend cannot settle)
+    p_observe_only   boolean,    -- look, write nothing (completions that can never match)
     p_gc_lock        integer[],  -- the GC advisory lock's two keys (maintenance.py)
+    p_q_claims       text[],     -- queue completions, one entry per listed batch:
+    p_q_tokens       text[],     --   its claim id, lease token and batch id; each must be
+    p_q_batches      text[],     --   stored so, and is deleted by the write
     OUT applied          boolean,
     OUT contended        boolean,
     OUT actual_revision  bigint,
@@ -84,7 +87,8 @@ CREATE FUNCTION {s}.commit_turn(
     OUT stamp_ref        text,
     OUT stamp_manifest   bytea,
     OUT stamp_checkpoint bytea,
-    OUT missing_blobs    text[]
+    OUT missing_blobs    text[],
+    OUT stale_claims     text[]
 ) LANGUAGE plpgsql AS $$
 DECLARE
     v_base     bigint := coalesce(p_expected, 0);
@@ -125,6 +129,21 @@ BEGIN
         END IF;
         IF p_observe_only OR actual_revision <> v_base THEN
             RETURN;
+        END IF;
+        -- Completed batches are locked, so no claim takes them before this commit
+        -- ends, then checked: held by that claim with that token, else stale.
+        IF cardinality(p_q_batches) > 0 THEN
+            PERFORM FROM {s}.queued_work AS q
+              WHERE q.session_id = p_session_id AND q.batch_id = ANY(p_q_batches)
+                FOR UPDATE;
+            SELECT array_agg(DISTINCT c.claim_id) INTO stale_claims
+              FROM unnest(p_q_claims, p_q_tokens, p_q_batches) AS c(claim_id, token, batch_id)
+             WHERE NOT EXISTS (SELECT FROM {s}.queued_work AS q
+                                WHERE q.session_id = p_session_id AND q.batch_id = c.batch_id
+                                  AND q.claim_id = c.claim_id AND q.lease_token = c.token);
+            IF stale_claims IS NOT NULL THEN
+                RETURN;
+            END IF;
         END IF;
         -- Checked under the GC lock: a sweep cannot delete a named blob between
         -- this check and this commit's end.
@@ -209,6 +228,11 @@ BEGIN
         INSERT INTO {s}.turn_stamps (session_id, turn_id, turn_commit_hash, head_revision,
                 checkpoint_ref, manifest)
         VALUES (p_session_id, p_turn_id, p_turn_hash, v_revision, p_checkpoint_ref, p_manifest);
+    END IF;
+
+    IF cardinality(p_q_batches) > 0 THEN  -- settled by this commit, and by no other
+        DELETE FROM {s}.queued_work AS q
+         WHERE q.session_id = p_session_id AND q.batch_id = ANY(p_q_batches);
     END IF;
 
     IF cardinality(p_attachment_ids) > 0 THEN
