@@ -162,6 +162,14 @@ BAD_CALLS: list[tuple[str, Callable[[QueuedWork, str], Awaitable[Any]]]] = [
         lambda w, s: w.claim_ready_queued_work(s, "w", ClaimBoundary.IDLE, -1, 1),
     ),
     ("max_batches", lambda w, s: w.claim_ready_queued_work(s, "w", ClaimBoundary.IDLE, TTL, -1)),
+    (
+        "max_batches",
+        lambda w, s: w.claim_ready_queued_work(s, "w", ClaimBoundary.IDLE, TTL, 2**31),
+    ),
+    (
+        "lease_ttl_ms",
+        lambda w, s: w.claim_ready_queued_work(s, "w", ClaimBoundary.IDLE, 2**63 - 1, 1),
+    ),
     ("owner_id", lambda w, s: w.claim_ready_queued_work(s, "", ClaimBoundary.IDLE, TTL, 1)),
     (
         "boundary",
@@ -198,8 +206,8 @@ async def test_queue_9_bad_queue_input_names_the_field_and_writes_nothing(
 @behaviour("queue-10", needs=QUEUED)
 @pytest.mark.asyncio
 async def test_queue_10_bad_renewals_completions_and_bindings(storage: Storage) -> None:
-    """A zero renewal TTL, a blank completion token and a session other than the handle's
-    raise the specific error and change nothing."""
+    """A zero renewal TTL, a blank completion token, a batch completed twice in one commit
+    and a session other than the handle's raise the specific error and change nothing."""
     sid = "queue10"
     handle = storage.session(sid)
     work = queue(handle)
@@ -212,6 +220,10 @@ async def test_queue_10_bad_renewals_completions_and_bindings(storage: Storage) 
     with pytest.raises(InvalidRequest) as raised:
         await handle.commit_runtime_state(commit(sid, None, completions=[blank]))
     assert raised.value.field == "completed_queue_claims[0].lease_token"
+    twice = QueuedWorkCompletion(sid, held.claim_id, held.lease_token, [batch.batch_id] * 2)
+    with pytest.raises(InvalidRequest) as raised:
+        await handle.commit_runtime_state(commit(sid, None, completions=[twice]))
+    assert raised.value.field == "completed_queue_claims[0].batch_ids[1]"
     elsewhere = queue(storage.session("queue10-other"))
     with pytest.raises(SessionBindingMismatch):
         await elsewhere.enqueue_queued_work(draft(sid, "wrong handle"))

@@ -38,6 +38,14 @@ UNION ALL
 SELECT {_COLUMNS} FROM {{s}}.queued_work
  WHERE session_id = %(sid)s AND source_key = %(key)s AND NOT EXISTS (SELECT FROM ins)"""
 
+# A batch without a source key cannot conflict: a plain insert.
+_ENQUEUE_KEYLESS = f"""
+INSERT INTO {{s}}.queued_work (session_id, batch_id, source_key, delivery_policy, slot_policy,
+        merge_key, available_at_ms, enqueued_at_ms, payloads)
+VALUES (%(sid)s, %(batch_id)s, %(key)s, %(delivery)s, %(slot)s, %(merge)s, %(available)s,
+        %(now)s, %(payloads)s)
+RETURNING {_COLUMNS}"""
+
 _CLAIM = f"""
 SELECT {_COLUMNS} FROM {{s}}.claim_queued_work(
     %(sid)s::text, %(owner)s::text, %(idle)s::boolean, %(max)s::integer, %(exact)s::text[],
@@ -130,9 +138,10 @@ class PostgresQueue(QueuedWorkBase):
             "now": row.enqueued_at_ms,
             "payloads": row.payloads,
         }
+        statement = _ENQUEUE if row.source_key is not None else _ENQUEUE_KEYLESS
         for _ in range(_ENQUEUE_TRIES):
             found = await self._rows(
-                "enqueueing queued work", _ENQUEUE, params, session_id=row.session_id
+                "enqueueing queued work", statement, params, session_id=row.session_id
             )
             if found:
                 return found[0]

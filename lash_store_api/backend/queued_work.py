@@ -45,6 +45,7 @@ from .validation import INT64_MAX, check_id, check_ids, check_int, check_items, 
 
 __all__ = [
     "DEFAULT_LEASE_TTL_MS",
+    "MAX_CLAIM_BATCHES",
     "ClaimRequest",
     "QueuedWorkBase",
     "QueuedWorkHandle",
@@ -64,6 +65,8 @@ __all__ = [
 
 #: The runtime's default lease: 15 minutes.
 DEFAULT_LEASE_TTL_MS = 15 * 60 * 1000
+#: The most batches one claim may ask for (durable backends keep it in an int4).
+MAX_CLAIM_BATCHES = 2**31 - 1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -225,14 +228,14 @@ def claim_of(request: ClaimRequest, stamped: Sequence[StoredBatch]) -> QueuedWor
     mine.sort(key=lambda r: r.enqueue_seq)
     if request.exact is not None and tuple(r.batch_id for r in mine) != request.exact:
         return None
-    first = mine[0]
+    first = mine[0]  # the group's first: its counter is the claim's fencing token
     assert first.claim_id is not None and first.expires_at_ms is not None
     return QueuedWorkClaim(
         session_id=request.session_id,
         claim_id=first.claim_id,
         owner_id=request.owner_id,
         lease_token=request.lease_token,
-        fencing_token=int(first.claim_id.rsplit(":", 1)[1]),
+        fencing_token=first.fencing_token,
         claimed_at_epoch_ms=request.now_ms,
         expires_at_epoch_ms=first.expires_at_ms,
         batches=[r.batch() for r in mine],
@@ -385,7 +388,7 @@ class QueuedWorkBase(ABC):
     # --- the contract ---
 
     async def enqueue(self, draft: QueuedWorkBatchDraft) -> QueuedWorkBatch:
-        draft = check_draft(draft)
+        """Enqueue a draft that :func:`check_draft` returned."""
         now = self.clock()
         sid = draft.session_id
         row = StoredBatch(
@@ -493,6 +496,8 @@ class QueuedWorkHandle:
     ) -> QueuedWorkClaim | None:
         queue = self._served_queue()
         limit = check_int("max_batches", max_batches)
+        if limit > MAX_CLAIM_BATCHES:
+            raise InvalidRequest("max_batches", f"must be <= {MAX_CLAIM_BATCHES}, got {limit}")
         request = queue.request(session_id, owner_id, boundary, lease_ttl_ms, limit, None)
         self._bind_queue("session_id", request.session_id)
         return await queue.claim(request)
@@ -507,6 +512,8 @@ class QueuedWorkHandle:
     ) -> QueuedWorkClaim | None:
         queue = self._served_queue()
         ids = tuple(check_ids("batch_ids", batch_ids))
+        if len(ids) > MAX_CLAIM_BATCHES:
+            raise InvalidRequest("batch_ids", f"must hold at most {MAX_CLAIM_BATCHES} ids")
         request = queue.request(session_id, owner_id, boundary, lease_ttl_ms, len(ids), ids)
         self._bind_queue("session_id", request.session_id)
         return await queue.claim(request)

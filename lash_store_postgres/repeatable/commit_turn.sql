@@ -22,7 +22,8 @@ DECLARE
 BEGIN
     FOR f IN SELECT p.oid::regprocedure FROM pg_proc AS p
               WHERE p.pronamespace = '{s}'::regnamespace
-                AND p.proname IN ('commit_turn', 'stored_stamp', 'head_revision')
+                AND p.proname IN ('commit_turn', 'stored_stamp', 'head_revision',
+                                  'stale_queue_claims')
     LOOP
         EXECUTE 'DROP FUNCTION ' || f;
     END LOOP;
@@ -40,6 +41,17 @@ RETURNS SETOF record LANGUAGE sql STABLE AS $$
                (SELECT b.data FROM {s}.blobs AS b WHERE b.ref = t.checkpoint_ref) END
       FROM {s}.turn_stamps AS t
      WHERE t.session_id = p_session_id AND t.turn_id = p_turn_id
+$$;
+
+-- The claim ids of a commit's completions (one entry per listed batch) whose
+-- batch is not stored with that claim and token.
+CREATE FUNCTION {s}.stale_queue_claims(p_session_id text, p_claims text[], p_tokens text[],
+    p_batches text[]) RETURNS text[] LANGUAGE sql STABLE AS $$
+    SELECT array_agg(DISTINCT c.claim_id)
+      FROM unnest(p_claims, p_tokens, p_batches) AS c(claim_id, token, batch_id)
+     WHERE NOT EXISTS (SELECT FROM {s}.queued_work AS q
+                        WHERE q.session_id = p_session_id AND q.batch_id = c.batch_id
+                          AND q.claim_id = c.claim_id AND q.lease_token = c.token)
 $$;
 
 -- A session's head revision, 0 when it has none.
@@ -95,6 +107,7 @@ DECLARE
     v_revision bigint;  -- set once the head is known to be at v_base, so never overflows
     v_count    bigint := cardinality(p_node_ids);
     v_written  boolean := false;
+    v_settled  bigint;
 BEGIN
     applied := false;
     contended := false;
@@ -130,27 +143,15 @@ BEGIN
         IF p_observe_only OR actual_revision <> v_base THEN
             RETURN;
         END IF;
-        -- Completed batches are locked, so no claim takes them before this commit
-        -- ends, then checked: held by that claim with that token, else stale.
-        IF cardinality(p_q_batches) > 0 THEN
-            PERFORM FROM {s}.queued_work AS q
-              WHERE q.session_id = p_session_id AND q.batch_id = ANY(p_q_batches)
-                FOR UPDATE;
-            SELECT array_agg(DISTINCT c.claim_id) INTO stale_claims
-              FROM unnest(p_q_claims, p_q_tokens, p_q_batches) AS c(claim_id, token, batch_id)
-             WHERE NOT EXISTS (SELECT FROM {s}.queued_work AS q
-                                WHERE q.session_id = p_session_id AND q.batch_id = c.batch_id
-                                  AND q.claim_id = c.claim_id AND q.lease_token = c.token);
-            IF stale_claims IS NOT NULL THEN
-                RETURN;
-            END IF;
-        END IF;
         -- Checked under the GC lock: a sweep cannot delete a named blob between
         -- this check and this commit's end.
         IF cardinality(p_blob_refs) > 0 THEN
             SELECT array_agg(r.ref) INTO missing_blobs FROM unnest(p_blob_refs) AS r(ref)
              WHERE NOT EXISTS (SELECT FROM {s}.blobs AS b WHERE b.ref = r.ref);
             IF missing_blobs IS NOT NULL THEN
+                -- reported too, so that the client orders the errors (queue first)
+                stale_claims := {s}.stale_queue_claims(p_session_id, p_q_claims, p_q_tokens,
+                                                        p_q_batches);
                 RETURN;
             END IF;
         END IF;
@@ -178,10 +179,33 @@ BEGIN
              WHERE h.session_id = p_session_id AND h.head_revision = p_expected;
         END IF;
         v_written := FOUND;
-    EXCEPTION WHEN lock_not_available OR deadlock_detected OR serialization_failure THEN
-        contended := true;
-        actual_revision := {s}.head_revision(p_session_id);
-        RETURN;
+        -- Settle the completed batches (each listed once, the kit checked): delete
+        -- exactly the rows held by the listed claim and token. Fewer than listed
+        -- means a stale claim: raising undoes this block (the head write
+        -- included), and the handler reports it.
+        IF v_written AND cardinality(p_q_batches) > 0 THEN
+            WITH gone AS (
+                DELETE FROM {s}.queued_work AS q
+                 WHERE q.session_id = p_session_id AND q.batch_id = ANY(p_q_batches)
+                   AND EXISTS (SELECT FROM unnest(p_q_claims, p_q_tokens, p_q_batches)
+                                    AS c(claim_id, token, batch_id)
+                                WHERE c.batch_id = q.batch_id AND c.claim_id = q.claim_id
+                                  AND c.token = q.lease_token)
+                RETURNING 1)
+            SELECT count(*) INTO v_settled FROM gone;
+            IF v_settled < cardinality(p_q_batches) THEN  -- each batch listed once
+                RAISE EXCEPTION 'stale queue claim' USING ERRCODE = 'LQ001';
+            END IF;
+        END IF;
+    EXCEPTION
+        WHEN lock_not_available OR deadlock_detected OR serialization_failure THEN
+            contended := true;
+            actual_revision := {s}.head_revision(p_session_id);
+            RETURN;
+        WHEN SQLSTATE 'LQ001' THEN
+            stale_claims := {s}.stale_queue_claims(p_session_id, p_q_claims, p_q_tokens,
+                                                    p_q_batches);
+            RETURN;
     END;
     IF NOT v_written THEN
         -- A first commit raced this one and won: report what it left.
@@ -228,11 +252,6 @@ BEGIN
         INSERT INTO {s}.turn_stamps (session_id, turn_id, turn_commit_hash, head_revision,
                 checkpoint_ref, manifest)
         VALUES (p_session_id, p_turn_id, p_turn_hash, v_revision, p_checkpoint_ref, p_manifest);
-    END IF;
-
-    IF cardinality(p_q_batches) > 0 THEN  -- settled by this commit, and by no other
-        DELETE FROM {s}.queued_work AS q
-         WHERE q.session_id = p_session_id AND q.batch_id = ANY(p_q_batches);
     END IF;
 
     IF cardinality(p_attachment_ids) > 0 THEN
