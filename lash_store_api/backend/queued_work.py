@@ -4,9 +4,10 @@ The claim rules of spec/queued_work.md §3 are pure functions here
 (:func:`candidates`, :func:`select_group`, :func:`stamp_rows`), so every
 backend claims alike: a backend that claims in its own query language mirrors
 :func:`select_group` rule for rule, and the conformance suite holds both to the
-same behaviours. :class:`QueuedWorkBase` owns validation, the binding, lease
-tokens, claim ids and every decision (renew's match count, the exact claim's
-check); a backend writes only the ``_io`` methods, each one transaction.
+same behaviours. :class:`QueuedWorkBase` owns validation, lease tokens,
+claim ids and every decision (renew's match count, the exact claim's
+check); a backend writes only the ``_io`` methods, each one transaction. The session
+handle base (:mod:`.sessions`) carries the calls and checks the binding.
 
 Batch ids carry a nonce (design.md, departure 7); lease tokens are random
 (:mod:`secrets`), compared only for equality.
@@ -22,12 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from ..errors import (
-    InvalidRequest,
-    QueuedWorkClaimExpired,
-    SessionBindingMismatch,
-    UnsupportedOperation,
-)
+from ..errors import InvalidRequest, QueuedWorkClaimExpired
 from ..queued_work import (
     ClaimBoundary,
     DeliveryPolicy,
@@ -41,14 +37,13 @@ from ..queued_work import (
 )
 from .clock import Clock
 from .codec import decode_json, encode_json
-from .validation import INT64_MAX, check_id, check_ids, check_int, check_items, check_json
+from .validation import INT64_MAX, check_id, check_int, check_items, check_json
 
 __all__ = [
     "DEFAULT_LEASE_TTL_MS",
     "MAX_CLAIM_BATCHES",
     "ClaimRequest",
     "QueuedWorkBase",
-    "QueuedWorkHandle",
     "StoredBatch",
     "candidates",
     "check_claim",
@@ -453,97 +448,3 @@ class QueuedWorkBase(ABC):
     async def list(self, session_id: str, *, pending: bool) -> list[QueuedWorkBatch]:
         rows = await self._list(session_id, self.clock() if pending else None)
         return [r.batch() for r in rows]
-
-
-class QueuedWorkHandle:
-    """The queue calls as a session handle carries them (``QueuedWork``).
-
-    Each call follows the handle's binding (design.md, departure 3): a handle
-    bound to one session refuses another's with ``SessionBindingMismatch``.
-    Without a :class:`QueuedWorkBase` the calls fail loudly, as spec §1 says:
-    enqueue and claims raise ``UnsupportedOperation``, renew raises
-    ``QueuedWorkClaimExpired``, abandon does nothing, cancel returns ``None``
-    and the lists are empty.
-    """
-
-    _bound: str | None
-    _queue: QueuedWorkBase | None = None
-
-    def _served_queue(self) -> QueuedWorkBase:
-        if self._queue is None:
-            raise UnsupportedOperation("this backend does not serve queued_work")
-        return self._queue
-
-    def _bind_queue(self, field: str, session_id: object) -> str:
-        sid = check_id(field, session_id)
-        if self._bound is not None and self._bound != sid:
-            raise SessionBindingMismatch(self._bound, sid)
-        return sid
-
-    async def enqueue_queued_work(self, draft: QueuedWorkBatchDraft) -> QueuedWorkBatch:
-        queue = self._served_queue()
-        checked = check_draft(draft)
-        self._bind_queue("draft.session_id", checked.session_id)
-        return await queue.enqueue(checked)
-
-    async def claim_ready_queued_work(
-        self,
-        session_id: str,
-        owner_id: str,
-        boundary: ClaimBoundary,
-        lease_ttl_ms: int,
-        max_batches: int,
-    ) -> QueuedWorkClaim | None:
-        queue = self._served_queue()
-        limit = check_int("max_batches", max_batches)
-        if limit > MAX_CLAIM_BATCHES:
-            raise InvalidRequest("max_batches", f"must be <= {MAX_CLAIM_BATCHES}, got {limit}")
-        request = queue.request(session_id, owner_id, boundary, lease_ttl_ms, limit, None)
-        self._bind_queue("session_id", request.session_id)
-        return await queue.claim(request)
-
-    async def claim_ready_queued_work_by_batch_ids(
-        self,
-        session_id: str,
-        owner_id: str,
-        boundary: ClaimBoundary,
-        lease_ttl_ms: int,
-        batch_ids: Sequence[str],
-    ) -> QueuedWorkClaim | None:
-        queue = self._served_queue()
-        ids = tuple(check_ids("batch_ids", batch_ids))
-        if len(ids) > MAX_CLAIM_BATCHES:
-            raise InvalidRequest("batch_ids", f"must hold at most {MAX_CLAIM_BATCHES} ids")
-        request = queue.request(session_id, owner_id, boundary, lease_ttl_ms, len(ids), ids)
-        self._bind_queue("session_id", request.session_id)
-        return await queue.claim(request)
-
-    async def renew_queued_work_claim(
-        self, claim: QueuedWorkClaim, lease_ttl_ms: int
-    ) -> QueuedWorkClaim:
-        checked = check_claim(claim)
-        self._bind_queue("claim.session_id", checked.session_id)
-        if self._queue is None:
-            raise QueuedWorkClaimExpired(checked.session_id, checked.claim_id)
-        return await self._queue.renew(checked, lease_ttl_ms)
-
-    async def abandon_queued_work_claim(self, claim: QueuedWorkClaim) -> None:
-        checked = check_claim(claim)
-        self._bind_queue("claim.session_id", checked.session_id)
-        if self._queue is not None:
-            await self._queue.abandon(checked)
-
-    async def cancel_queued_work_batch(
-        self, session_id: str, batch_id: str
-    ) -> QueuedWorkBatch | None:
-        sid = self._bind_queue("session_id", session_id)
-        bid = check_id("batch_id", batch_id)
-        return None if self._queue is None else await self._queue.cancel(sid, bid)
-
-    async def list_queued_work(self, session_id: str) -> list[QueuedWorkBatch]:
-        sid = self._bind_queue("session_id", session_id)
-        return [] if self._queue is None else await self._queue.list(sid, pending=False)
-
-    async def list_pending_queued_work(self, session_id: str) -> list[QueuedWorkBatch]:
-        sid = self._bind_queue("session_id", session_id)
-        return [] if self._queue is None else await self._queue.list(sid, pending=True)
