@@ -10,6 +10,7 @@ import msgpack
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from lash_store_conformance import strategies
 
 import lash_store_api as lash
 from lash_store_api.backend import codec
@@ -25,7 +26,6 @@ from lash_store_api.backend.codec import (
     encode_node,
     sha256_hex,
 )
-from lash_store_conformance import strategies
 
 
 def test_canon_sorts_keys_and_is_compact() -> None:
