@@ -24,11 +24,6 @@ from typing import Any, TypeVar
 
 import msgpack
 
-try:
-    from ormsgpack import unpackb as _bulk_unpack
-except ImportError:  # the base install: msgpack alone
-    _bulk_unpack = functools.partial(msgpack.unpackb, raw=False)
-
 from ..attachments import AttachmentRef
 from ..common import JSON, BlobRef
 from ..errors import BackendError, UnsupportedRecordSchemaVersion
@@ -42,6 +37,14 @@ from ..sessions import (
     SessionNodeRecord,
     TokenUsage,
 )
+
+_bulk_unpack: Callable[[bytes], Any]
+try:
+    import ormsgpack
+except ImportError:  # the base install: msgpack alone
+    _bulk_unpack = functools.partial(msgpack.unpackb, raw=False)
+else:
+    _bulk_unpack = ormsgpack.unpackb
 
 __all__ = [
     "RECORD_SCHEMA_VERSION",
