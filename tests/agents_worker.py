@@ -4,14 +4,15 @@
 calls the ``remember`` tool once with the user's text, then answers from the
 whole input it was given, which includes the session's history. Run as a
 script, ``python tests/agents_worker.py URL SESSION PROMPT`` runs the agent once
-on that session and prints a JSON line: the final output and the input items the
-model saw on its last call.
+on that session and prints a JSON line: the final output, the input items the
+model saw on its last call and the process id.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -141,7 +142,7 @@ async def run_once(session: LashSession, prompt: str) -> dict[str, Any]:
 async def main(url: str, session_id: str, prompt: str) -> None:
     async with await LashSession.from_url(url, session_id) as session:
         outcome = await run_once(session, prompt)
-    print(json.dumps(outcome))
+    print(json.dumps({**outcome, "pid": os.getpid()}))
 
 
 if __name__ == "__main__":
