@@ -16,7 +16,8 @@ Python (```` ```python ````)
     on PostgreSQL the test replaces that literal (any ``"memory://..."``
     string given as the first argument of an ``open_storage`` call, or of a
     ``from_url`` call: the framework adapters' constructors, such as
-    ``LashSession.from_url("memory://", ...)``) with the scratch schema's URL, and sets ``$LASH_STORE_URL`` to the same URL, so
+    ``LashSession.from_url("memory://", ...)``) with the scratch schema's
+    URL, and sets ``$LASH_STORE_URL`` to the same URL, so
     ``open_storage()`` without an argument follows too. Nothing else in a
     block is changed. A block that raises fails the test, and the traceback
     points at the line in the Markdown file.
