@@ -329,3 +329,35 @@ async def test_retries_are_bounded_and_then_raise_having_written_nothing(
     assert issubclass(SessionContended, lash.ConflictError)
     await behind.add_items([message("c")])  # the failed attempt forgot the stale head
     assert texts(await ahead.get_items()) == ["a", "b", "c"]
+
+
+async def foreign_commit(storage: lash.Storage, payload: lash.JSON, leaf: str | None) -> None:
+    """A session ``chat-1`` written by something else: one node ``n1`` holding ``payload``."""
+    await storage.session("chat-1").commit_runtime_state(
+        lash.RuntimeCommit(
+            session_id="chat-1",
+            expected_head_revision=None,
+            config=lash.PersistedSessionConfig("runtime", {"id": "m"}),
+            graph=lash.Append(
+                nodes=[lash.SessionNodeRecord(node_id="n1", payload=payload)], leaf_node_id=leaf
+            ),
+        )
+    )
+
+
+async def test_a_head_without_a_leaf_reads_as_an_empty_history(storage: lash.Storage) -> None:
+    """ActivePath of no leaf means every node; the adapter reads that as no history."""
+    await foreign_commit(storage, {"kind": "event", "event": message("stray")}, None)
+    session = LashSession("chat-1", storage)
+    assert await session.get_items() == []
+    assert await session.pop_item() is None
+    await session.add_items([message("a")])
+    assert texts(await session.get_items()) == ["a"]
+    read = await storage.session("chat-1").load_session(lash.FullGraph())
+    assert read is not None and read.config.provider_id == "runtime"  # its config is kept
+
+
+async def test_a_node_that_holds_no_item_is_an_error_naming_it(storage: lash.Storage) -> None:
+    await foreign_commit(storage, {"kind": "plugin", "plugin_type": "p", "body": {}}, "n1")
+    with pytest.raises(lash.InvalidState, match="node 'n1' does not hold an Agents SDK item"):
+        await LashSession("chat-1", storage).get_items()
