@@ -347,7 +347,8 @@ async def foreign_commit(storage: lash.Storage, payload: lash.JSON, leaf: str | 
 
 async def test_a_head_without_a_leaf_reads_as_an_empty_history(storage: lash.Storage) -> None:
     """ActivePath of no leaf means every node; the adapter reads that as no history."""
-    await foreign_commit(storage, {"kind": "event", "event": message("stray")}, None)
+    stray = cast(lash.JSON, message("stray"))
+    await foreign_commit(storage, {"kind": "event", "event": stray}, None)
     session = LashSession("chat-1", storage)
     assert await session.get_items() == []
     assert await session.pop_item() is None
