@@ -23,9 +23,15 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, cast
 
-from agents.items import TResponseInputItem
-from agents.memory import SessionSettings
-from agents.memory.session_settings import coerce_session_settings, resolve_session_limit
+try:
+    from agents.items import TResponseInputItem
+    from agents.memory import SessionSettings
+    from agents.memory.session_settings import coerce_session_settings, resolve_session_limit
+except ImportError as exc:  # the extra is not installed
+    raise ImportError(
+        f"lash_store_openai_agents needs the OpenAI Agents SDK ({exc}): "
+        "pip install 'lash-store[openai-agents]'"
+    ) from exc
 
 import lash_store_api as lash
 from lash_store_api.backend.clock import now_rfc3339

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, cast
@@ -362,3 +364,10 @@ async def test_a_node_that_holds_no_item_is_an_error_naming_it(storage: lash.Sto
     await foreign_commit(storage, {"kind": "plugin", "plugin_type": "p", "body": {}}, "n1")
     with pytest.raises(lash.InvalidState, match="node 'n1' does not hold an Agents SDK item"):
         await LashSession("chat-1", storage).get_items()
+
+
+def test_without_the_sdk_the_import_error_names_the_extra() -> None:
+    hide = "import sys; sys.modules['agents'] = None; import lash_store_openai_agents"
+    done = subprocess.run([sys.executable, "-c", hide], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "pip install 'lash-store[openai-agents]'" in done.stderr.splitlines()[-1]
