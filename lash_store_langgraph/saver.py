@@ -90,7 +90,9 @@ class Head:
     revision: int | None  # None: the session has no head
     latest: str | None = None  # the latest checkpoint's id
     leaf: str | None = None
-    writes: dict[str, str | None] = field(default_factory=dict)  # latest's write nodes: parent
+    #: write nodes on the leaf's chain (of the latest checkpoint or a later one): their
+    #: parent node and checkpoint
+    writes: dict[str, tuple[str | None, str]] = field(default_factory=dict)
     channels: dict[str, Held] = field(default_factory=dict)
 
 
@@ -126,6 +128,15 @@ def target(config: RunnableConfig | None, field_name: str = "config") -> Target:
     if cid is not None and not isinstance(cid, str):
         raise lash.InvalidRequest(f"{field_name}.configurable.checkpoint_id", "must be a string")
     return Target(thread_id, ns, cid or None, session_id_for(thread_id, ns))
+
+
+def _on_chain(checkpoint_id: str, latest: str | None) -> bool:
+    """Whether writes for ``checkpoint_id`` go on the leaf's chain (not an older checkpoint's).
+
+    Pregel may send a checkpoint's writes before that checkpoint's own commit
+    lands: ids grow with time, so those are the ids at or past the latest.
+    """
+    return latest is None or checkpoint_id >= latest
 
 
 def _extends(new: Sequence[Any], old: Sequence[Any]) -> bool:
@@ -190,20 +201,29 @@ class LashSaver(SyncBridge, BaseCheckpointSaver[int]):
             state.saw_head(None)
             return state.head
         leaf = read.graph.leaf_node_id
-        leaf_node = None if leaf is None else await resolver.node(leaf)
         head = Head(read.head_revision, leaf=leaf)
-        if leaf_node is not None:
-            head.latest = leaf_node.checkpoint_id
-            cnode = await resolver.node(checkpoint_node_id(head.latest))
-            if cnode is not None:
-                for channel, entry in cnode.body["values"].items():
-                    holders = await resolver.chain(cnode.node_id, channel)
-                    value = await resolver.value(cnode.node_id, channel)
-                    items = tuple(value) if isinstance(value, list) else None
-                    head.channels[channel] = Held(entry[1], holders[0], items)
-            for node in resolver.nodes.values():
-                if node.kind == WRITE_TYPE and node.body["checkpoint"] == head.latest:
-                    head.writes[node.node_id] = node.parent_node_id
+        # The latest checkpoint is the first one up the leaf's chain: writes above it
+        # belong to it or to a checkpoint whose own commit has not landed yet.
+        chain, current = [], leaf
+        while current is not None and current not in chain:
+            node = await resolver.node(current)
+            if node is None:
+                break
+            chain.append(current)
+            if node.kind == CHECKPOINT_TYPE:
+                head.latest = node.checkpoint_id
+                break
+            current = node.parent_node_id
+        if head.latest is not None:
+            cnode = resolver.nodes[checkpoint_node_id(head.latest)]
+            for channel, entry in cnode.body["values"].items():
+                holders = await resolver.chain(cnode.node_id, channel)
+                value = await resolver.value(cnode.node_id, channel)
+                items = tuple(value) if isinstance(value, list) else None
+                head.channels[channel] = Held(entry[1], holders[0], items)
+        for node in resolver.nodes.values():
+            if node.kind == WRITE_TYPE and _on_chain(node.checkpoint_id, head.latest):
+                head.writes[node.node_id] = (node.parent_node_id, node.checkpoint_id)
         state.head = head
         state.saw_head(head.latest)
         return head
@@ -352,7 +372,8 @@ class LashSaver(SyncBridge, BaseCheckpointSaver[int]):
                     continue
                 head.revision = revision
                 if becomes_latest:
-                    state.head = Head(revision, latest=cid, leaf=node_id, channels=held)
+                    early = {k: w for k, w in head.writes.items() if w[1] >= cid}
+                    state.head = Head(revision, cid, node_id, early, held)
                     state.seen.pop(None, None)
                     state.saw_head(cid)
                 return {
@@ -449,21 +470,22 @@ class LashSaver(SyncBridge, BaseCheckpointSaver[int]):
         self, where: Target, cid: str, head: Head, encoded: Mapping[str, dict[str, Any]]
     ) -> bool:
         """One attempt at a writes commit; False when another writer moved the head."""
-        on_head = cid == head.latest
+        on_head = _on_chain(cid, head.latest)
         parent = head.leaf if on_head else checkpoint_node_id(cid)
         records, added = [], {}
         for node_id, body in encoded.items():
             if on_head and node_id in head.writes:
                 if body["idx"] >= 0:
                     continue  # a regular write is stored once: the first one stays
-                records.append(node_record(StoredNode(node_id, head.writes[node_id], WRITE_TYPE, body)))
+                kept_parent = head.writes[node_id][0]
+                records.append(node_record(StoredNode(node_id, kept_parent, WRITE_TYPE, body)))
                 continue
             if not on_head and body["idx"] >= 0:
                 if await self.storage.session(where.session_id).load_node(node_id) is not None:
                     continue
             records.append(node_record(StoredNode(node_id, parent, WRITE_TYPE, body)))
             if on_head:
-                added[node_id] = parent
+                added[node_id] = (parent, cid)
                 parent = node_id
         if not records:
             return True
