@@ -73,7 +73,9 @@ def session_id_for(thread_id: str, checkpoint_ns: str) -> str:
     check_id("config.configurable.thread_id", thread_id)
     if checkpoint_ns:
         check_id("config.configurable.checkpoint_ns", checkpoint_ns)
-    return _fits("config.configurable.thread_id", SESSION_PREFIX + _compact([thread_id, checkpoint_ns]))
+    return _fits(
+        "config.configurable.thread_id", SESSION_PREFIX + _compact([thread_id, checkpoint_ns])
+    )
 
 
 def parse_session_id(session_id: str) -> tuple[str, str] | None:

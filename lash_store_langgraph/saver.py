@@ -252,7 +252,9 @@ class LashSaver(SyncBridge, BaseCheckpointSaver[int]):
 
     # --- reads -----------------------------------------------------------------------
 
-    async def tuple_of(self, where: Target, cnode: StoredNode, resolver: Resolver) -> CheckpointTuple:
+    async def tuple_of(
+        self, where: Target, cnode: StoredNode, resolver: Resolver
+    ) -> CheckpointTuple:
         body = cnode.body
         checkpoint = decode_typed(self.serde, body["checkpoint"])
         checkpoint["channel_values"] = {
@@ -360,7 +362,9 @@ class LashSaver(SyncBridge, BaseCheckpointSaver[int]):
                     parent_node = None if parent is None else checkpoint_node_id(parent)
                 becomes_latest = head.latest is None or cid >= head.latest
                 record = node_record(
-                    StoredNode(node_id, parent_node, CHECKPOINT_TYPE, {**body_base, "values": entries})
+                    StoredNode(
+                        node_id, parent_node, CHECKPOINT_TYPE, {**body_base, "values": entries}
+                    )
                 )
                 leaf = node_id if becomes_latest else head.leaf
                 try:
@@ -418,12 +422,17 @@ class LashSaver(SyncBridge, BaseCheckpointSaver[int]):
                 entries[channel] = ["at", version, before.holder]
                 held[channel] = Held(version, before.holder, items)
                 continue
-            if items is not None and before is not None and before.items is not None:
-                if _extends(items, before.items):
-                    added = [encode_typed(self.serde, field_name, v) for v in items[len(before.items) :]]
-                    entries[channel] = ["add", version, before.holder, added]
-                    held[channel] = Held(version, node_id, items)
-                    continue
+            old = None if before is None else before.items
+            if (
+                items is not None
+                and old is not None
+                and before is not None
+                and _extends(items, old)
+            ):
+                added = [encode_typed(self.serde, field_name, v) for v in items[len(old) :]]
+                entries[channel] = ["add", version, before.holder, added]
+                held[channel] = Held(version, node_id, items)
+                continue
             entries[channel] = ["v", version, encode_typed(self.serde, field_name, value)]
             held[channel] = Held(version, node_id, items)
         return entries, held
@@ -445,7 +454,11 @@ class LashSaver(SyncBridge, BaseCheckpointSaver[int]):
             raise lash.InvalidRequest("task_path", "must be a string")
         encoded: dict[str, dict[str, Any]] = {}
         for i, write in enumerate(writes):
-            if not isinstance(write, tuple | list) or len(write) != 2 or not isinstance(write[0], str):
+            if (
+                not isinstance(write, tuple | list)
+                or len(write) != 2
+                or not isinstance(write[0], str)
+            ):
                 raise lash.InvalidRequest(f"writes[{i}]", "must be a (channel, value) pair")
             channel, value = write
             idx = WRITES_IDX_MAP.get(channel, i)
@@ -480,9 +493,9 @@ class LashSaver(SyncBridge, BaseCheckpointSaver[int]):
                 kept_parent = head.writes[node_id][0]
                 records.append(node_record(StoredNode(node_id, kept_parent, WRITE_TYPE, body)))
                 continue
-            if not on_head and body["idx"] >= 0:
-                if await self.storage.session(where.session_id).load_node(node_id) is not None:
-                    continue
+            handle = self.storage.session(where.session_id)
+            if not on_head and body["idx"] >= 0 and await handle.load_node(node_id) is not None:
+                continue
             records.append(node_record(StoredNode(node_id, parent, WRITE_TYPE, body)))
             if on_head:
                 added[node_id] = (parent, cid)

@@ -100,8 +100,7 @@ class SyncBridge:
 
     if TYPE_CHECKING:  # the async methods the saver defines
 
-        async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-            ...
+        async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None: ...
 
         def alist(
             self,
@@ -110,8 +109,7 @@ class SyncBridge:
             filter: dict[str, Any] | None = None,
             before: RunnableConfig | None = None,
             limit: int | None = None,
-        ) -> AsyncIterator[CheckpointTuple]:
-            ...
+        ) -> AsyncIterator[CheckpointTuple]: ...
 
         async def aput(
             self,
@@ -119,8 +117,7 @@ class SyncBridge:
             checkpoint: Checkpoint,
             metadata: CheckpointMetadata,
             new_versions: ChannelVersions,
-        ) -> RunnableConfig:
-            ...
+        ) -> RunnableConfig: ...
 
         async def aput_writes(
             self,
@@ -128,17 +125,14 @@ class SyncBridge:
             writes: Sequence[tuple[str, Any]],
             task_id: str,
             task_path: str = "",
-        ) -> None:
-            ...
+        ) -> None: ...
 
-        async def adelete_thread(self, thread_id: str) -> None:
-            ...
+        async def adelete_thread(self, thread_id: str) -> None: ...
 
-        async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
-            ...
+        async def adelete_for_runs(self, run_ids: Sequence[str]) -> None: ...
 
-        async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-            ...
+        async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None: ...
 
-        async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-            ...
+        async def aprune(
+            self, thread_ids: Sequence[str], *, strategy: str = "keep_latest"
+        ) -> None: ...

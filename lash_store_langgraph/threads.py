@@ -60,7 +60,9 @@ def _ids(field: str, values: object) -> list[str]:
     return [str(v) for v in values]
 
 
-async def _read(saver: LashSaver, session_id: str) -> tuple[lash.PersistedSessionRead, Resolver] | None:
+async def _read(
+    saver: LashSaver, session_id: str
+) -> tuple[lash.PersistedSessionRead, Resolver] | None:
     read = await saver.storage.session(session_id).load_session(lash.FullGraph())
     if read is None:
         return None
@@ -94,7 +96,7 @@ async def list_tuples(
         resolver = loaded[1]
         where = Target(thread_id, checkpoint_ns, None, session_id)
         for node in resolver.nodes.values():
-            cid = node.body.get("id")
+            cid = str(node.body.get("id"))
             if node.kind != CHECKPOINT_TYPE or (only and cid != only) or (until and cid >= until):
                 continue
             if filter:
@@ -139,7 +141,9 @@ async def copy_thread(saver: LashSaver, source_thread_id: str, target_thread_id:
 async def prune(saver: LashSaver, thread_ids: Sequence[str], strategy: str) -> None:
     ids = _ids("thread_ids", thread_ids)
     if strategy not in PRUNE_STRATEGIES:
-        raise lash.InvalidRequest("strategy", f"must be one of {PRUNE_STRATEGIES}, got {strategy!r}")
+        raise lash.InvalidRequest(
+            "strategy", f"must be one of {PRUNE_STRATEGIES}, got {strategy!r}"
+        )
     for thread_id in ids:
         for session_id, _, _ in await sessions_of(saver, thread_id):
             if strategy == "delete":
@@ -154,7 +158,9 @@ async def delete_for_runs(saver: LashSaver, run_ids: Sequence[str]) -> None:
     if not runs:
         return
     for session_id, _, _ in await sessions_of(saver, None):
-        await _rebuild(saver, session_id, lambda _cid, meta, _latest: meta.get("run_id") not in runs)
+        await _rebuild(
+            saver, session_id, lambda _cid, meta, _latest: meta.get("run_id") not in runs
+        )
 
 
 Keep = Callable[[str, dict[str, Any], str | None], bool]
@@ -230,7 +236,9 @@ async def _kept_graph(
         body = {**node.body, "values": values}
         records.append(node_record(StoredNode(node.node_id, parent_node, CHECKPOINT_TYPE, body)))
         last = node.node_id
-        for write in sorted(writes.get(cid, []), key=lambda w: (w.body["path"], w.body["task"], w.body["idx"])):
+        for write in sorted(
+            writes.get(cid, []), key=lambda w: (w.body["path"], w.body["task"], w.body["idx"])
+        ):
             records.append(node_record(StoredNode(write.node_id, last, WRITE_TYPE, write.body)))
             last = write.node_id
         new_leaf = last

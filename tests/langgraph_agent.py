@@ -100,7 +100,7 @@ def transcript(messages: Sequence[BaseMessage]) -> list[str]:
 async def resume(url: str, thread_id: str, answer: str) -> list[str]:
     async with LashSaver.from_url(url) as saver:
         graph = build(saver)
-        config = {"configurable": {"thread_id": thread_id}}
+        config: Any = {"configurable": {"thread_id": thread_id}}
         result = await graph.ainvoke(Command(resume=answer), config)
         return transcript(result["messages"])
 

@@ -16,9 +16,9 @@ from typing import Any
 
 from langchain_core.messages import HumanMessage
 from langgraph.types import Command
+from langgraph_agent import build, transcript
 
 import lash_store_api as lash
-from langgraph_agent import build, transcript
 from lash_store_langgraph import LashSaver
 
 AGENT = Path(__file__).with_name("langgraph_agent.py")
@@ -71,7 +71,11 @@ async def test_agent_interrupts_resumes_elsewhere_and_travels_in_time(
         after_lookup.config, {"messages": [HumanMessage("Make it London instead.")]}
     )
     again = await graph.ainvoke(None, forked)
-    assert transcript(again["messages"]) == [*QUESTION[:3], "human: Make it London instead.", "ai:  [confirm]"]
+    assert transcript(again["messages"]) == [
+        *QUESTION[:3],
+        "human: Make it London instead.",
+        "ai:  [confirm]",
+    ]
     branch = await graph.aget_state(config)
     assert branch.next == ("tools",) and branch.config != final.config
     # The first ending is still there, unchanged, by its checkpoint.

@@ -15,10 +15,10 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.checkpoint.base.id import uuid6
+from langgraph_agent import build
 from psycopg import sql
 
 import lash_store_api as lash
-from langgraph_agent import build
 from lash_store_langgraph import LashSaver, ThreadForked
 from lash_store_langgraph.layout import stored_nodes
 
@@ -50,7 +50,9 @@ async def test_two_workers_continuing_the_same_head_cannot_fork_the_thread(
     a, b = LashSaver(any_storage), LashSaver(any_storage)
     seen_a, seen_b = await a.aget_tuple(cfg("t")), await b.aget_tuple(cfg("t"))
     assert seen_a and seen_b and seen_a.config == seen_b.config
-    results = await asyncio.gather(put(a, "t", root, x=1), put(b, "t", root, x=2), return_exceptions=True)
+    results = await asyncio.gather(
+        put(a, "t", root, x=1), put(b, "t", root, x=2), return_exceptions=True
+    )
     won = [r for r in results if isinstance(r, str)]
     lost = [r for r in results if isinstance(r, BaseException)]
     assert len(won) == 1 and len(lost) == 1 and isinstance(lost[0], ThreadForked)
@@ -110,7 +112,10 @@ async def test_writes_that_cannot_be_serialised_write_nothing(any_storage: lash.
     [
         (lambda s: s.aget_tuple({"configurable": {}}), "config.configurable.thread_id"),
         (lambda s: s.aput(cfg("t"), {"v": 1}, {}, {}), "checkpoint.id"),
-        (lambda s: s.aput_writes(cfg("t"), [("a", 1)], "task"), "config.configurable.checkpoint_id"),
+        (
+            lambda s: s.aput_writes(cfg("t"), [("a", 1)], "task"),
+            "config.configurable.checkpoint_id",
+        ),
         (lambda s: s.aput_writes(cfg("t", "c"), [("a", 1)], ""), "task_id"),
         (lambda s: s.aput_writes(cfg("t", "c"), ["a"], "task"), "writes[0]"),
         (lambda s: s.aput(cfg("t\x00"), checkpoint(), {}, {}), "config.configurable.thread_id"),
@@ -170,7 +175,9 @@ async def test_a_deleted_thread_leaves_nothing_after_gc(any_storage: lash.Storag
     sessions = await any_storage.sessions.list_sessions()
     graph = build(saver)
     for ns_thread in ("gone", "gone"):
-        await graph.ainvoke({"messages": [HumanMessage("Weather in Paris? Then book.")]}, cfg(ns_thread))
+        await graph.ainvoke(
+            {"messages": [HumanMessage("Weather in Paris? Then book.")]}, cfg(ns_thread)
+        )
     await saver.aput(cfg("gone", ns="child:1"), checkpoint(y=2), {}, {})
     await saver.adelete_thread("gone")
     await any_storage.maintenance.gc_unreachable()
@@ -181,7 +188,9 @@ async def test_a_deleted_thread_leaves_nothing_after_gc(any_storage: lash.Storag
         assert await _table_rows(any_storage) == rows
 
 
-async def test_sync_methods_run_from_a_thread_and_refuse_the_loop(any_storage: lash.Storage) -> None:
+async def test_sync_methods_run_from_a_thread_and_refuse_the_loop(
+    any_storage: lash.Storage,
+) -> None:
     saver = LashSaver(any_storage)
     stored = await asyncio.to_thread(saver.put, cfg("t"), checkpoint(x=1), {"step": 0}, {})
     await asyncio.to_thread(saver.put_writes, stored, [("ch", "v")], "task")
@@ -221,7 +230,9 @@ async def test_a_growing_message_list_is_stored_as_deltas(any_storage: lash.Stor
     # A fresh saver rebuilds every checkpoint's list from the deltas.
     fresh = LashSaver(any_storage)
     history = [t async for t in fresh.alist(config)]
-    assert [len(t.checkpoint["channel_values"]["messages"]) for t in history] == list(range(30, 0, -1))
+    assert [len(t.checkpoint["channel_values"]["messages"]) for t in history] == list(
+        range(30, 0, -1)
+    )
     assert history[0].checkpoint["channel_values"]["messages"] == messages
 
 
