@@ -1,27 +1,32 @@
 """How LangGraph checkpoints and writes are laid out in a lash-store session.
 
-A thread's namespace is one session; each checkpoint is one graph node, each
-pending write one more. Everything a node holds goes through LangGraph's
-``serde`` and is kept as ``[type, base64]`` inside the node's JSON payload.
+A thread's namespace is one session. Each checkpoint is one graph node
+(``c:<hash of its id>``); the writes of one task against one checkpoint are one
+more (``w:<hash of checkpoint id and task id>``). Everything a node holds goes
+through LangGraph's ``serde`` and is kept as ``[type, bytes as latin-1 text]``
+(lossless, and about the size of the bytes) inside the node's JSON payload.
 
 A checkpoint node stores each channel value in one of three ways:
 
 - ``["v", version, typed]``: the whole value, held by this node;
 - ``["at", version, node_id]``: unchanged since ``node_id``, which holds it;
-- ``["add", version, node_id, [typed, ...]]``: a list that extends the value
-  held by ``node_id`` with these items, so a message list growing by one
-  message per step stores one message per step, not the whole list.
+- ``["add", version, node_id, [item, ...]]``: a list extending the value held by
+  ``node_id`` with these items, each ``typed`` or a reference
+  ``{"w": write node, "i": write index, "j": position}`` to the same bytes in a
+  task's write. A message list growing by a message per step stores that
+  message once (in the task's write), not the whole list.
 
-Node links follow the thread's lineage (a checkpoint's node hangs under its
-parent's last node), so reading the head's ancestry returns the latest
-checkpoint, its writes and every node its values are built from.
+Node links follow the thread's lineage: a checkpoint's node hangs under the
+last node of its parent's, and writes under the head's leaf, so the head's
+ancestry holds the latest checkpoint, its writes and all its values are built from.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,14 +37,18 @@ from lash_store_api.backend.validation import MAX_ID_BYTES, check_id
 
 __all__ = [
     "CHECKPOINT_TYPE",
+    "PROBE",
     "SESSION_PREFIX",
     "WRITE_TYPE",
     "Resolver",
     "StoredNode",
     "checkpoint_node_id",
     "decode_typed",
+    "decode_writes",
     "encode_typed",
+    "encode_write",
     "parse_session_id",
+    "session_config",
     "session_id_for",
     "stored_nodes",
     "write_node_id",
@@ -48,15 +57,25 @@ __all__ = [
 SESSION_PREFIX = "langgraph:"
 CHECKPOINT_TYPE = "langgraph/checkpoint"
 WRITE_TYPE = "langgraph/write"
+#: A node id no LangGraph session uses: reading its ancestry returns the head alone.
+PROBE = "head"
 
-#: The head configuration every LangGraph session commits with.
-SESSION_CONFIG = lash.PersistedSessionConfig("langgraph", {"id": "langgraph"})
-
-Typed = list[str]  # [serde type, base64 of the serde bytes]
+Typed = list[str]  # [serde type, the serde bytes decoded as latin-1]
 
 
-def _compact(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+def session_config(incarnation: str) -> lash.PersistedSessionConfig:
+    """The head configuration of a LangGraph session.
+
+    ``incarnation`` is drawn when the session is created: a session deleted and
+    made again never matches a saver's memory of the old one, even at the same
+    revision.
+    """
+    return lash.PersistedSessionConfig("langgraph", {"id": "langgraph", "incarnation": incarnation})
+
+
+def incarnation_of(read: lash.PersistedSessionRead) -> str:
+    model = read.config.model
+    return str(model.get("incarnation", "")) if isinstance(model, dict) else ""
 
 
 def _fits(field: str, composed: str) -> str:
@@ -73,9 +92,8 @@ def session_id_for(thread_id: str, checkpoint_ns: str) -> str:
     check_id("config.configurable.thread_id", thread_id)
     if checkpoint_ns:
         check_id("config.configurable.checkpoint_ns", checkpoint_ns)
-    return _fits(
-        "config.configurable.thread_id", SESSION_PREFIX + _compact([thread_id, checkpoint_ns])
-    )
+    composed = SESSION_PREFIX + json.dumps([thread_id, checkpoint_ns], ensure_ascii=False)
+    return _fits("config.configurable.thread_id", composed)
 
 
 def parse_session_id(session_id: str) -> tuple[str, str] | None:
@@ -91,12 +109,22 @@ def parse_session_id(session_id: str) -> tuple[str, str] | None:
     return thread_id, ns
 
 
+def _short(prefix: str, *parts: str) -> str:
+    # Node ids are stored several times per row (row, record, index, children's parent
+    # links): a 128-bit hash keeps them short; the node's body names what it is.
+    digest = hashlib.sha256(json.dumps(parts).encode()).digest()[:16]
+    return prefix + base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+
+
 def checkpoint_node_id(checkpoint_id: str) -> str:
-    return _fits("checkpoint.id", _compact(["c", checkpoint_id]))
+    """The node of one checkpoint: ``c:`` and a hash of its id."""
+    check_id("checkpoint.id", checkpoint_id)
+    return _short("c:", checkpoint_id)
 
 
-def write_node_id(checkpoint_id: str, task_id: str, idx: int) -> str:
-    return _fits("task_id", _compact(["w", checkpoint_id, task_id, idx]))
+def write_node_id(checkpoint_id: str, task_id: str) -> str:
+    """The node of one task's writes against one checkpoint: ``w:`` and a hash of both ids."""
+    return _short("w:", checkpoint_id, task_id)
 
 
 def encode_typed(serde: SerializerProtocol, field: str, value: Any) -> Typed:
@@ -104,11 +132,39 @@ def encode_typed(serde: SerializerProtocol, field: str, value: Any) -> Typed:
         type_, data = serde.dumps_typed(value)
     except Exception as exc:  # the serializer's own error, whatever its type
         raise lash.InvalidRequest(field, f"cannot be serialised by serde: {exc}") from exc
-    return [type_, base64.b64encode(data).decode("ascii")]
+    return [type_, bytes(data).decode("latin-1")]
 
 
 def decode_typed(serde: SerializerProtocol, typed: Sequence[str]) -> Any:
-    return serde.loads_typed((typed[0], base64.b64decode(typed[1])))
+    return serde.loads_typed((typed[0], typed[1].encode("latin-1")))
+
+
+def encode_write(
+    serde: SerializerProtocol, field: str, idx: int, channel: str, value: Any
+) -> dict[str, Any]:
+    """One write; a list value item by item, so a checkpoint can point at an item."""
+    if type(value) is list:
+        return {"i": idx, "c": channel, "l": [encode_typed(serde, field, v) for v in value]}
+    return {"i": idx, "c": channel, "v": encode_typed(serde, field, value)}
+
+
+def _write_value(serde: SerializerProtocol, write: Mapping[str, Any]) -> Any:
+    if "l" in write:
+        return [decode_typed(serde, t) for t in write["l"]]
+    return decode_typed(serde, write["v"])
+
+
+def decode_writes(
+    serde: SerializerProtocol, bodies: Iterable[Mapping[str, Any]]
+) -> list[tuple[str, str, Any]]:
+    """Pending writes as LangGraph returns them, in ``writes_sort_key`` order."""
+    found = [
+        ((body["path"], body["task"], w["i"]), (body["task"], w["c"], _write_value(serde, w)))
+        for body in bodies
+        for w in body["writes"]
+    ]
+    found.sort(key=lambda item: item[0])
+    return [write for _, write in found]
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +179,13 @@ class StoredNode:
     @property
     def checkpoint_id(self) -> str:
         return str(self.body["id"] if self.kind == CHECKPOINT_TYPE else self.body["checkpoint"])
+
+    def record(self) -> lash.SessionNodeRecord:
+        return lash.SessionNodeRecord(
+            node_id=self.node_id,
+            parent_node_id=self.parent_node_id,
+            payload={"kind": "plugin", "plugin_type": self.kind, "body": self.body},
+        )
 
 
 def stored_nodes(nodes: Sequence[lash.SessionNodeRecord]) -> dict[str, StoredNode]:
@@ -139,16 +202,8 @@ def stored_nodes(nodes: Sequence[lash.SessionNodeRecord]) -> dict[str, StoredNod
     return out
 
 
-def node_record(node: StoredNode) -> lash.SessionNodeRecord:
-    return lash.SessionNodeRecord(
-        node_id=node.node_id,
-        parent_node_id=node.parent_node_id,
-        payload={"kind": "plugin", "plugin_type": node.kind, "body": node.body},
-    )
-
-
 class Resolver:
-    """Rebuilds channel values from checkpoint nodes, fetching a missing holder by id.
+    """Rebuilds channel values from checkpoint nodes, fetching a missing node by id.
 
     Each node's entry is decoded once per resolver; a chain of ``add`` entries
     is walked iteratively, so a long thread does not recurse.
@@ -191,26 +246,49 @@ class Resolver:
             current = entry[2] if entry[0] == "add" else None
         return visited
 
+    async def deps(self, node_id: str, channel: str) -> set[str]:
+        """Every node a value is read from: its holders and the writes they point at."""
+        holders = await self.chain(node_id, channel)
+        found = set(holders)
+        for holder in holders:
+            entry = self.nodes[holder].body["values"][channel]
+            if entry[0] == "add":
+                found.update(item["w"] for item in entry[3] if isinstance(item, dict))
+        return found
+
+    async def typed_item(self, item: Any) -> Typed:
+        if not isinstance(item, dict):
+            return list(item)
+        node = await self.node(item["w"])
+        write = None
+        if node is not None:
+            write = next((w for w in node.body["writes"] if w["i"] == item["i"]), None)
+        if write is None:
+            raise lash.BackendError(
+                f"write {item['w']!r}[{item['i']}] named by a checkpoint is gone"
+            )
+        return list(write["l"][item["j"]] if item["j"] >= 0 else write["v"])
+
     async def value(self, node_id: str, channel: str) -> Any:
         key = (node_id, channel)
-        if key in self._values:
-            return self._values[key]
-        holders = await self.chain(node_id, channel)
-        # Oldest first: a full value, then each node's appended items.
-        base: Any = None
-        start = len(holders)
-        for i, holder in enumerate(holders):
-            if (holder, channel) in self._values:
-                base, start = self._values[(holder, channel)], i
-                break
-        for holder in reversed(holders[:start]):
-            entry = self.nodes[holder].body["values"][channel]
-            if entry[0] == "v":
-                base = decode_typed(self.serde, entry[2])
-            else:
-                items = [decode_typed(self.serde, t) for t in entry[3]]
-                base = [*base, *items]
-            self._values[(holder, channel)] = base
-        self._values[key] = base
+        if key not in self._values:
+            holders = await self.chain(node_id, channel)
+            base: Any = None
+            start = len(holders)
+            for i, holder in enumerate(holders):
+                if (holder, channel) in self._values:
+                    base, start = self._values[(holder, channel)], i
+                    break
+            # Oldest first: a whole value, then each node's appended items.
+            for holder in reversed(holders[:start]):
+                entry = self.nodes[holder].body["values"][channel]
+                if entry[0] == "v":
+                    base = decode_typed(self.serde, entry[2])
+                else:
+                    items = [decode_typed(self.serde, await self.typed_item(t)) for t in entry[3]]
+                    base = [*base, *items]
+                self._values[(holder, channel)] = base
+            self._values[key] = base
+        found = self._values[key]
         # A copy: a reducer that extends its list in place must not change other reads.
-        return list(base) if isinstance(base, list) else base
+        return list(found) if isinstance(found, list) else found

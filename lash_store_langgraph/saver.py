@@ -10,10 +10,10 @@ this saver read it must still find it the head, or it raises
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Any, Self
 
 from langchain_core.runnables import RunnableConfig
@@ -31,16 +31,20 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 import lash_store_api as lash
 
 from . import threads
+from .head import Head, Held, SessionState, Target, config_for, observe, on_chain
 from .layout import (
     CHECKPOINT_TYPE,
-    SESSION_CONFIG,
+    PROBE,
     WRITE_TYPE,
     Resolver,
     StoredNode,
     checkpoint_node_id,
     decode_typed,
+    decode_writes,
     encode_typed,
-    node_record,
+    encode_write,
+    incarnation_of,
+    session_config,
     session_id_for,
     stored_nodes,
     write_node_id,
@@ -49,12 +53,10 @@ from .sync import SyncBridge
 
 __all__ = ["LashSaver", "ThreadForked"]
 
-#: How often a commit is retried after another writer moved the head (writes only).
+#: How often a commit is retried after another writer moved the head.
 MAX_ATTEMPTS = 20
-#: Checkpoints per session remembered as "seen as the head" (the fork guard).
-SEEN_PER_SESSION = 256
 #: Sessions whose head the saver remembers.
-CACHED_SESSIONS = 4096
+CACHED_SESSIONS = 1024
 
 
 class ThreadForked(lash.ConflictError):
@@ -74,49 +76,6 @@ class ThreadForked(lash.ConflictError):
         )
 
 
-@dataclass(slots=True)
-class Held:
-    """A channel of the head checkpoint: its version, the node holding it, its list items."""
-
-    version: Any
-    holder: str
-    items: tuple[Any, ...] | None
-
-
-@dataclass(slots=True)
-class Head:
-    """What the saver last saw of a session's head."""
-
-    revision: int | None  # None: the session has no head
-    latest: str | None = None  # the latest checkpoint's id
-    leaf: str | None = None
-    #: write nodes on the leaf's chain (of the latest checkpoint or a later one): their
-    #: parent node and checkpoint
-    writes: dict[str, tuple[str | None, str]] = field(default_factory=dict)
-    channels: dict[str, Held] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class SessionState:
-    head: Head | None = None
-    seen: OrderedDict[str | None, None] = field(default_factory=OrderedDict)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-    def saw_head(self, checkpoint_id: str | None) -> None:
-        self.seen[checkpoint_id] = None
-        self.seen.move_to_end(checkpoint_id)
-        while len(self.seen) > SEEN_PER_SESSION:
-            self.seen.popitem(last=False)
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    thread_id: str
-    checkpoint_ns: str
-    checkpoint_id: str | None
-    session_id: str
-
-
 def target(config: RunnableConfig | None, field_name: str = "config") -> Target:
     conf = (config or {}).get("configurable")
     if not isinstance(conf, Mapping) or conf.get("thread_id") is None:
@@ -130,20 +89,18 @@ def target(config: RunnableConfig | None, field_name: str = "config") -> Target:
     return Target(thread_id, ns, cid or None, session_id_for(thread_id, ns))
 
 
-def _on_chain(checkpoint_id: str, latest: str | None) -> bool:
-    """Whether writes for ``checkpoint_id`` go on the leaf's chain (not an older checkpoint's).
-
-    Pregel may send a checkpoint's writes before that checkpoint's own commit
-    lands: ids grow with time, so those are the ids at or past the latest.
-    """
-    return latest is None or checkpoint_id >= latest
-
-
-def _extends(new: Sequence[Any], old: Sequence[Any]) -> bool:
+def _extends(new: Sequence[Any], held: Held) -> bool:
+    """Whether ``new`` starts with the held list (item by item: the same object, or equal)."""
+    if held.items is None:
+        return False
+    old, caller = held.items, held.caller or ()
     if len(new) < len(old):
         return False
     try:
-        return all(a is b or bool(a == b) for a, b in zip(new, old, strict=False))
+        return all(
+            a is b or (i < len(caller) and a is caller[i]) or bool(a == b)
+            for i, (a, b) in enumerate(zip(new, old, strict=False))
+        )
     except Exception:  # an item whose == is not a truth value: store the list whole
         return False
 
@@ -183,68 +140,50 @@ class LashSaver(SyncBridge, BaseCheckpointSaver[int]):
     def forget(self, session_id: str) -> None:
         self._states.pop(session_id, None)
 
-    def fetcher(self, session_id: str) -> Any:
+    def resolver(self, session_id: str, nodes: Mapping[str, StoredNode]) -> Resolver:
         handle = self.storage.session(session_id)
 
         async def fetch(node_id: str) -> StoredNode | None:
             record = await handle.load_node(node_id)
             return None if record is None else stored_nodes([record]).get(node_id)
 
-        return fetch
+        return Resolver(self.serde, nodes, fetch)
 
-    async def _observe(
-        self, state: SessionState, read: lash.PersistedSessionRead | None, resolver: Resolver
-    ) -> Head:
-        """Record the head a read returned (and which checkpoint it names) as seen."""
-        if read is None:
-            state.head = Head(revision=None)
-            state.saw_head(None)
-            return state.head
-        leaf = read.graph.leaf_node_id
-        head = Head(read.head_revision, leaf=leaf)
-        # The latest checkpoint is the first one up the leaf's chain: writes above it
-        # belong to it or to a checkpoint whose own commit has not landed yet.
-        chain, current = [], leaf
-        while current is not None and current not in chain:
-            node = await resolver.node(current)
-            if node is None:
-                break
-            chain.append(current)
-            if node.kind == CHECKPOINT_TYPE:
-                head.latest = node.checkpoint_id
-                break
-            current = node.parent_node_id
-        if head.latest is not None:
-            cnode = resolver.nodes[checkpoint_node_id(head.latest)]
-            for channel, entry in cnode.body["values"].items():
-                holders = await resolver.chain(cnode.node_id, channel)
-                value = await resolver.value(cnode.node_id, channel)
-                items = tuple(value) if isinstance(value, list) else None
-                head.channels[channel] = Held(entry[1], holders[0], items)
-        for node in resolver.nodes.values():
-            if node.kind == WRITE_TYPE and _on_chain(node.checkpoint_id, head.latest):
-                head.writes[node.node_id] = (node.parent_node_id, node.checkpoint_id)
-        state.head = head
-        state.saw_head(head.latest)
-        return head
-
-    async def _load_head(self, session_id: str, state: SessionState) -> tuple[Head, Resolver]:
+    async def _load_head(self, session_id: str, state: SessionState) -> Head:
         read = await self.storage.session(session_id).load_session(lash.ActivePath(None))
         nodes = {} if read is None else stored_nodes(read.graph.nodes)
-        resolver = Resolver(self.serde, nodes, self.fetcher(session_id))
-        return await self._observe(state, read, resolver), resolver
+        return await observe(state, read, self.resolver(session_id, nodes))
+
+    async def _current_head(self, session_id: str, state: SessionState) -> Head:
+        """The head, checked against storage: one probe when the saver's memory is current."""
+        known = state.head
+        if known is not None:
+            probe = await self.storage.session(session_id).load_session(lash.ActivePath(PROBE))
+            if probe is None and known.revision is None:
+                state.saw_head(None)
+                return known
+            if probe is not None and (probe.head_revision, incarnation_of(probe)) == (
+                known.revision,
+                known.incarnation,
+            ):
+                state.saw_head(known.latest)
+                return known
+        return await self._load_head(session_id, state)
 
     async def _head(self, session_id: str, state: SessionState) -> Head:
+        """The head as last seen (the commit's revision check catches a stale one)."""
         if state.head is None:
-            return (await self._load_head(session_id, state))[0]
+            return await self._load_head(session_id, state)
         return state.head
 
     async def _commit(self, session_id: str, head: Head, graph: lash.GraphCommitDelta) -> int:
+        if head.revision is None:
+            head.incarnation = uuid.uuid4().hex
         result = await self.storage.session(session_id).commit_runtime_state(
             lash.RuntimeCommit(
                 session_id=session_id,
                 expected_head_revision=head.revision,
-                config=SESSION_CONFIG,
+                config=session_config(head.incarnation),
                 graph=graph,
             )
         )
@@ -257,34 +196,22 @@ class LashSaver(SyncBridge, BaseCheckpointSaver[int]):
     ) -> CheckpointTuple:
         body = cnode.body
         checkpoint = decode_typed(self.serde, body["checkpoint"])
+        checkpoint["id"] = body["id"]
         checkpoint["channel_values"] = {
             channel: await resolver.value(cnode.node_id, channel) for channel in body["values"]
         }
-        writes = sorted(
-            (n.body for n in resolver.nodes.values() if n.kind == WRITE_TYPE),
-            key=lambda w: (w["path"], w["task"], w["idx"]),
-        )
         cid, parent = body["id"], body["parent"]
-
-        def config_for(checkpoint_id: str) -> RunnableConfig:
-            return {
-                "configurable": {
-                    "thread_id": where.thread_id,
-                    "checkpoint_ns": where.checkpoint_ns,
-                    "checkpoint_id": checkpoint_id,
-                }
-            }
-
+        writes = (
+            n.body
+            for n in resolver.nodes.values()
+            if n.kind == WRITE_TYPE and n.body["checkpoint"] == cid
+        )
         return CheckpointTuple(
-            config=config_for(cid),
+            config=config_for(where, cid),
             checkpoint=checkpoint,
             metadata=decode_typed(self.serde, body["metadata"]),
-            parent_config=None if parent is None else config_for(parent),
-            pending_writes=[
-                (w["task"], w["channel"], decode_typed(self.serde, w["value"]))
-                for w in writes
-                if w["checkpoint"] == cid
-            ],
+            parent_config=None if parent is None else config_for(where, parent),
+            pending_writes=decode_writes(self.serde, writes),
         )
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
@@ -292,20 +219,17 @@ class LashSaver(SyncBridge, BaseCheckpointSaver[int]):
         state = self.state(where.session_id)
         async with state.lock:
             if where.checkpoint_id is None:
-                head, resolver = await self._load_head(where.session_id, state)
-                if head.latest is None:
-                    return None
-                cid = head.latest
-            else:
-                cid = where.checkpoint_id
-                read = await self.storage.session(where.session_id).load_session(lash.FullGraph())
-                nodes = {} if read is None else stored_nodes(read.graph.nodes)
-                resolver = Resolver(self.serde, nodes, self.fetcher(where.session_id))
-                head = await self._observe(state, read, resolver)
-                if head.latest != cid:
-                    # Read as history, not as the head: a write from it branches on purpose.
-                    state.seen.pop(cid, None)
-            cnode = resolver.nodes.get(checkpoint_node_id(cid))
+                head = await self._current_head(where.session_id, state)
+                return head.tuple(self.serde, where)
+            cid = where.checkpoint_id
+            read = await self.storage.session(where.session_id).load_session(lash.FullGraph())
+            nodes = {} if read is None else stored_nodes(read.graph.nodes)
+            resolver = self.resolver(where.session_id, nodes)
+            head = await observe(state, read, resolver)
+            if head.latest != cid:
+                # Read as history, not as the head: a write from it branches on purpose.
+                state.seen.pop(cid, None)
+            cnode = nodes.get(checkpoint_node_id(cid))
             if cnode is None or cnode.kind != CHECKPOINT_TYPE:
                 return None
             return await self.tuple_of(where, cnode, resolver)
@@ -335,10 +259,9 @@ class LashSaver(SyncBridge, BaseCheckpointSaver[int]):
             raise lash.InvalidRequest("checkpoint.id", "must be a string")
         cid, parent = checkpoint["id"], where.checkpoint_id
         node_id = checkpoint_node_id(cid)
-        values = checkpoint.get("channel_values") or {}
-        versions = checkpoint.get("channel_versions") or {}
-        rest = {k: v for k, v in checkpoint.items() if k != "channel_values"}
-        body_base = {
+        # The id is the body's; values are stored per channel.
+        rest = {k: v for k, v in checkpoint.items() if k not in ("channel_values", "id")}
+        body: dict[str, Any] = {
             "id": cid,
             "parent": parent,
             "checkpoint": encode_typed(self.serde, "checkpoint", rest),
@@ -355,18 +278,15 @@ class LashSaver(SyncBridge, BaseCheckpointSaver[int]):
                     raise ThreadForked(where.thread_id, where.checkpoint_ns, parent, head.latest)
                 from_head = parent is not None and parent == head.latest
                 prev = head.channels if from_head else await self._held(where, parent)
-                entries, held = self._entries(node_id, values, versions, prev)
+                refs = self._refs(head, parent) if from_head else {}
+                body["values"], held = self._entries(node_id, checkpoint, prev, refs)
                 if from_head:
                     parent_node = head.leaf
                 else:
                     parent_node = None if parent is None else checkpoint_node_id(parent)
-                becomes_latest = head.latest is None or cid >= head.latest
-                record = node_record(
-                    StoredNode(
-                        node_id, parent_node, CHECKPOINT_TYPE, {**body_base, "values": entries}
-                    )
-                )
-                leaf = node_id if becomes_latest else head.leaf
+                latest = head.latest is None or cid >= head.latest
+                record = StoredNode(node_id, parent_node, CHECKPOINT_TYPE, body).record()
+                leaf = node_id if latest else head.leaf
                 try:
                     revision = await self._commit(
                         where.session_id, head, lash.Append(nodes=[record], leaf_node_id=leaf)
@@ -375,66 +295,75 @@ class LashSaver(SyncBridge, BaseCheckpointSaver[int]):
                     state.head = None  # reload, then decide again
                     continue
                 head.revision = revision
-                if becomes_latest:
-                    early = {k: w for k, w in head.writes.items() if w[1] >= cid}
-                    state.head = Head(revision, cid, node_id, early, held)
+                if latest:
+                    early = {k: w for k, w in head.writes.items() if w.checkpoint_id >= cid}
+                    state.head = Head(revision, head.incarnation, cid, node_id, early, held, body)
                     state.seen.pop(None, None)
                     state.saw_head(cid)
-                return {
-                    "configurable": {
-                        "thread_id": where.thread_id,
-                        "checkpoint_ns": where.checkpoint_ns,
-                        "checkpoint_id": cid,
-                    }
-                }
+                return config_for(where, cid)
         raise lash.RevisionConflict(None, -1, session_id=where.session_id, reason="kept moving")
 
     async def _held(self, where: Target, parent: str | None) -> dict[str, Held]:
         """The channels of a checkpoint that is not the head (their holders only)."""
         if parent is None:
             return {}
-        fetch = self.fetcher(where.session_id)
-        node = await fetch(checkpoint_node_id(parent))
+        node = await self.resolver(where.session_id, {}).node(checkpoint_node_id(parent))
         if node is None:
             return {}
         return {
-            ch: Held(e[1], e[2] if e[0] == "at" else node.node_id, None)
+            ch: Held(e[1], e[2] if e[0] == "at" else node.node_id)
             for ch, e in node.body["values"].items()
         }
+
+    @staticmethod
+    def _refs(head: Head, parent: str | None) -> dict[tuple[str, str, str], dict[str, Any]]:
+        """The parent's task writes, by channel and encoding: what a new item may point at."""
+        found = {}
+        for node in head.writes.values():
+            if node.body["checkpoint"] != parent:
+                continue
+            for w in node.body["writes"]:
+                for j, typed in enumerate(w["l"]) if "l" in w else [(-1, w["v"])]:
+                    found[(w["c"], typed[0], typed[1])] = {"w": node.node_id, "i": w["i"], "j": j}
+        return found
 
     def _entries(
         self,
         node_id: str,
-        values: Mapping[str, Any],
-        versions: Mapping[str, Any],
+        checkpoint: Mapping[str, Any],
         prev: Mapping[str, Held],
+        refs: Mapping[tuple[str, str, str], dict[str, Any]],
     ) -> tuple[dict[str, Any], dict[str, Held]]:
+        values = checkpoint.get("channel_values") or {}
         entries: dict[str, Any] = {}
         held: dict[str, Held] = {}
-        for channel, version in versions.items():
+        for channel, version in (checkpoint.get("channel_versions") or {}).items():
             if channel not in values:
                 continue
             value = values[channel]
-            items = tuple(value) if isinstance(value, list) else None
+            caller = tuple(value) if isinstance(value, list) else None
             field_name = f"checkpoint.channel_values[{channel!r}]"
             before = prev.get(channel)
             if before is not None and before.version == version:
                 entries[channel] = ["at", version, before.holder]
-                held[channel] = Held(version, before.holder, items)
+                held[channel] = Held(version, before.holder, before.items, caller, before.typed)
                 continue
-            old = None if before is None else before.items
-            if (
-                items is not None
-                and old is not None
-                and before is not None
-                and _extends(items, old)
-            ):
-                added = [encode_typed(self.serde, field_name, v) for v in items[len(old) :]]
-                entries[channel] = ["add", version, before.holder, added]
-                held[channel] = Held(version, node_id, items)
+            if caller is not None and before is not None and _extends(caller, before):
+                old = before.items or ()
+                new = [encode_typed(self.serde, field_name, v) for v in caller[len(old) :]]
+                items = [refs.get((channel, t[0], t[1]), t) for t in new]
+                entries[channel] = ["add", version, before.holder, items]
+                decoded = tuple(decode_typed(self.serde, t) for t in new)
+                held[channel] = Held(version, node_id, old + decoded, caller)
                 continue
-            entries[channel] = ["v", version, encode_typed(self.serde, field_name, value)]
-            held[channel] = Held(version, node_id, items)
+            typed = encode_typed(self.serde, field_name, value)
+            entries[channel] = ["v", version, typed]
+            if caller is not None:
+                held[channel] = Held(
+                    version, node_id, tuple(decode_typed(self.serde, typed)), caller
+                )
+            else:
+                held[channel] = Held(version, node_id, typed=typed)
         return entries, held
 
     async def aput_writes(
@@ -452,7 +381,7 @@ class LashSaver(SyncBridge, BaseCheckpointSaver[int]):
             raise lash.InvalidRequest("task_id", "must be a non-empty string")
         if not isinstance(task_path, str):
             raise lash.InvalidRequest("task_path", "must be a string")
-        encoded: dict[str, dict[str, Any]] = {}
+        encoded: dict[int, dict[str, Any]] = {}
         for i, write in enumerate(writes):
             if (
                 not isinstance(write, tuple | list)
@@ -460,57 +389,60 @@ class LashSaver(SyncBridge, BaseCheckpointSaver[int]):
                 or not isinstance(write[0], str)
             ):
                 raise lash.InvalidRequest(f"writes[{i}]", "must be a (channel, value) pair")
-            channel, value = write
-            idx = WRITES_IDX_MAP.get(channel, i)
-            encoded[write_node_id(cid, task_id, idx)] = {
-                "checkpoint": cid,
-                "task": task_id,
-                "idx": idx,
-                "channel": channel,
-                "path": task_path,
-                "value": encode_typed(self.serde, f"writes[{i}]", value),
-            }
+            idx = WRITES_IDX_MAP.get(write[0], i)
+            encoded[idx] = encode_write(self.serde, f"writes[{i}]", idx, write[0], write[1])
+        node_id = write_node_id(cid, task_id)
         state = self.state(where.session_id)
         async with state.lock:
             for _ in range(MAX_ATTEMPTS):
                 head = await self._head(where.session_id, state)
-                if await self._write_once(where, cid, head, encoded):
+                if await self._write_once(where, head, node_id, task_id, task_path, cid, encoded):
                     return
                 state.head = None
         raise lash.RevisionConflict(None, -1, session_id=where.session_id, reason="kept moving")
 
     async def _write_once(
-        self, where: Target, cid: str, head: Head, encoded: Mapping[str, dict[str, Any]]
+        self,
+        where: Target,
+        head: Head,
+        node_id: str,
+        task_id: str,
+        task_path: str,
+        cid: str,
+        encoded: Mapping[int, dict[str, Any]],
     ) -> bool:
         """One attempt at a writes commit; False when another writer moved the head."""
-        on_head = _on_chain(cid, head.latest)
-        parent = head.leaf if on_head else checkpoint_node_id(cid)
-        records, added = [], {}
-        for node_id, body in encoded.items():
-            if on_head and node_id in head.writes:
-                if body["idx"] >= 0:
-                    continue  # a regular write is stored once: the first one stays
-                kept_parent = head.writes[node_id][0]
-                records.append(node_record(StoredNode(node_id, kept_parent, WRITE_TYPE, body)))
-                continue
-            handle = self.storage.session(where.session_id)
-            if not on_head and body["idx"] >= 0 and await handle.load_node(node_id) is not None:
-                continue
-            records.append(node_record(StoredNode(node_id, parent, WRITE_TYPE, body)))
-            if on_head:
-                added[node_id] = (parent, cid)
-                parent = node_id
-        if not records:
+        chained = on_chain(cid, head.latest)
+        existing = head.writes.get(node_id) if chained else None
+        if existing is None and not chained:
+            existing = await self.resolver(where.session_id, {}).node(node_id)
+        merged = {w["i"]: w for w in existing.body["writes"]} if existing else {}
+        for idx, write in encoded.items():
+            if idx < 0 or idx not in merged:  # a regular write is stored once: the first stays
+                merged[idx] = write
+        if existing is not None and list(merged.values()) == existing.body["writes"]:
             return True
-        leaf = parent if on_head else head.leaf
+        body = {
+            "checkpoint": cid,
+            "task": task_id,
+            "path": task_path,
+            "writes": list(merged.values()),
+        }
+        if existing is not None:
+            parent, leaf = existing.parent_node_id, head.leaf
+        else:
+            parent = head.leaf if chained else checkpoint_node_id(cid)
+            leaf = node_id if chained else head.leaf
+        node = StoredNode(node_id, parent, WRITE_TYPE, body)
         try:
             revision = await self._commit(
-                where.session_id, head, lash.Append(nodes=records, leaf_node_id=leaf)
+                where.session_id, head, lash.Append(nodes=[node.record()], leaf_node_id=leaf)
             )
         except lash.RevisionConflict:
             return False
         head.revision, head.leaf = revision, leaf
-        head.writes.update(added)
+        if chained:
+            head.writes[node_id] = node
         return True
 
     # --- threads ---------------------------------------------------------------------

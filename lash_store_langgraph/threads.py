@@ -7,6 +7,7 @@ surviving checkpoint built from a removed one is stored whole first.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -15,17 +16,18 @@ from langgraph.checkpoint.base import CheckpointTuple
 
 import lash_store_api as lash
 
+from .head import Target
 from .layout import (
     CHECKPOINT_TYPE,
-    SESSION_CONFIG,
     WRITE_TYPE,
     Resolver,
     StoredNode,
     checkpoint_node_id,
     decode_typed,
     encode_typed,
-    node_record,
+    incarnation_of,
     parse_session_id,
+    session_config,
     session_id_for,
     stored_nodes,
 )
@@ -66,8 +68,7 @@ async def _read(
     read = await saver.storage.session(session_id).load_session(lash.FullGraph())
     if read is None:
         return None
-    nodes = stored_nodes(read.graph.nodes)
-    return read, Resolver(saver.serde, nodes, saver.fetcher(session_id))
+    return read, saver.resolver(session_id, stored_nodes(read.graph.nodes))
 
 
 async def list_tuples(
@@ -77,8 +78,6 @@ async def list_tuples(
     before: RunnableConfig | None,
     limit: int | None,
 ) -> AsyncIterator[CheckpointTuple]:
-    from .saver import Target
-
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise lash.InvalidRequest("limit", f"must be a non-negative integer, got {limit!r}")
     if filter is not None and not isinstance(filter, dict):
@@ -131,7 +130,7 @@ async def copy_thread(saver: LashSaver, source_thread_id: str, target_thread_id:
             lash.RuntimeCommit(
                 session_id=dest_id,
                 expected_head_revision=None,
-                config=SESSION_CONFIG,
+                config=session_config(uuid.uuid4().hex),
                 graph=lash.Append(nodes=read.graph.nodes, leaf_node_id=read.graph.leaf_node_id),
             )
         )
@@ -190,7 +189,7 @@ async def _rebuild(saver: LashSaver, session_id: str, keep: Keep) -> None:
                     lash.RuntimeCommit(
                         session_id=session_id,
                         expected_head_revision=read.head_revision,
-                        config=SESSION_CONFIG,
+                        config=session_config(incarnation_of(read)),
                         graph=lash.ReplaceFull(graph),
                     )
                 )
@@ -215,31 +214,29 @@ async def _kept_graph(
     )
     if len(kept) == len(checkpoints):
         return None
-    kept_nodes = {checkpoint_node_id(cid) for cid in kept}
     writes: dict[str, list[StoredNode]] = {}
     for node in nodes.values():
         if node.kind == WRITE_TYPE:
             writes.setdefault(node.body["checkpoint"], []).append(node)
+    kept_nodes = {checkpoint_node_id(cid) for cid in kept}
+    kept_nodes.update(w.node_id for cid in kept for w in writes.get(cid, []))
     records, new_leaf = [], None
     for cid in kept:
         node = checkpoints[cid]
         values = {}
         for channel, entry in node.body["values"].items():
-            holders = await resolver.chain(node.node_id, channel)
-            if all(h in kept_nodes for h in holders):
+            if await resolver.deps(node.node_id, channel) <= kept_nodes:
                 values[channel] = entry
-            else:  # built from a removed checkpoint: store it whole
+            else:  # built from a removed node: store it whole
                 value = await resolver.value(node.node_id, channel)
                 values[channel] = ["v", entry[1], encode_typed(saver.serde, channel, value)]
         parent = node.body["parent"]
         parent_node = checkpoint_node_id(parent) if parent in kept else None
         body = {**node.body, "values": values}
-        records.append(node_record(StoredNode(node.node_id, parent_node, CHECKPOINT_TYPE, body)))
+        records.append(StoredNode(node.node_id, parent_node, CHECKPOINT_TYPE, body).record())
         last = node.node_id
-        for write in sorted(
-            writes.get(cid, []), key=lambda w: (w.body["path"], w.body["task"], w.body["idx"])
-        ):
-            records.append(node_record(StoredNode(write.node_id, last, WRITE_TYPE, write.body)))
+        for write in sorted(writes.get(cid, []), key=lambda w: (w.body["path"], w.body["task"])):
+            records.append(StoredNode(write.node_id, last, WRITE_TYPE, write.body).record())
             last = write.node_id
         new_leaf = last
     return lash.SessionGraph(nodes=records, leaf_node_id=new_leaf)
