@@ -15,6 +15,7 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.checkpoint.base.id import uuid6
+from langgraph.types import Command
 from langgraph_agent import build
 from psycopg import sql
 
@@ -30,16 +31,19 @@ def cfg(thread: str, checkpoint_id: str | None = None, ns: str = "") -> Any:
     return {"configurable": conf}
 
 
-def checkpoint(**values: Any) -> Any:
+def checkpoint(version: int = 1, **values: Any) -> Any:
     cp = empty_checkpoint()
     cp["id"] = str(uuid6(clock_seq=-1))
     cp["channel_values"] = values
-    cp["channel_versions"] = dict.fromkeys(values, 1)
+    cp["channel_versions"] = dict.fromkeys(values, version)
     return cp
 
 
-async def put(saver: LashSaver, thread: str, parent: str | None = None, **values: Any) -> str:
-    stored = await saver.aput(cfg(thread, parent), checkpoint(**values), {"step": 0}, {})
+async def put(
+    saver: LashSaver, thread: str, parent: str | None = None, version: int = 1, **values: Any
+) -> str:
+    cp = checkpoint(version, **values)
+    stored = await saver.aput(cfg(thread, parent), cp, {"step": 0}, {})
     return str(stored["configurable"]["checkpoint_id"])
 
 
@@ -240,3 +244,51 @@ def saver_session(config: Any) -> str:
     from lash_store_langgraph.layout import session_id_for
 
     return session_id_for(config["configurable"]["thread_id"], "")
+
+
+async def test_a_thread_deleted_and_made_again_is_never_read_from_memory(
+    any_storage: lash.Storage,
+) -> None:
+    a, b = LashSaver(any_storage), LashSaver(any_storage)
+    root = await put(a, "t", x="old")
+    await put(a, "t", root, 2, x="old child")
+    seen = await a.aget_tuple(cfg("t"))
+    assert seen is not None and seen.checkpoint["channel_values"] == {"x": "old child"}
+    # Another worker deletes the thread and writes as many checkpoints: the same revision.
+    await b.adelete_thread("t")
+    again = await put(b, "t", x="new")
+    await put(b, "t", again, 2, x="new child")
+    found = await a.aget_tuple(cfg("t"))
+    assert found is not None and found.checkpoint["channel_values"] == {"x": "new child"}
+
+
+async def test_graph_steps_point_at_their_writes_and_survive_copy_and_prune(
+    any_storage: lash.Storage,
+) -> None:
+    saver = LashSaver(any_storage)
+    graph = build(saver)
+    config = cfg("trip")
+    await graph.ainvoke({"messages": [HumanMessage("Weather in Paris? Then book.")]}, config)
+    expected = (await graph.aget_state(config)).values["messages"]
+    read = await any_storage.session(saver_session(config)).load_session(lash.FullGraph())
+    assert read is not None
+    added = [
+        item
+        for n in stored_nodes(read.graph.nodes).values()
+        if n.kind == "langgraph/checkpoint"
+        for e in n.body["values"].values()
+        if e[0] == "add"
+        for item in e[3]
+    ]
+    # Messages the graph's tasks wrote are stored once: the checkpoints point at the writes.
+    assert added and all(isinstance(item, dict) and set(item) == {"w", "i", "j"} for item in added)
+    await saver.acopy_thread("trip", "copy")
+    copied = await LashSaver(any_storage).aget_tuple(cfg("copy"))
+    assert copied is not None and copied.checkpoint["channel_values"]["messages"] == expected
+    await saver.aprune(["trip"], strategy="keep_latest")
+    fresh = LashSaver(any_storage)
+    kept = [t async for t in fresh.alist(config)]
+    assert len(kept) == 1 and kept[0].checkpoint["channel_values"]["messages"] == expected
+    # The pruned thread goes on from its one checkpoint.
+    after = await build(fresh).ainvoke(Command(resume="yes"), config)
+    assert after["messages"][: len(expected)] == expected
