@@ -42,11 +42,14 @@ __all__ = [
     "WRITE_TYPE",
     "Resolver",
     "StoredNode",
+    "Typed",
     "checkpoint_node_id",
     "decode_typed",
     "decode_writes",
     "encode_typed",
     "encode_write",
+    "incarnation_of",
+    "kept_moving",
     "parse_session_id",
     "session_config",
     "session_id_for",
@@ -61,6 +64,14 @@ WRITE_TYPE = "langgraph/write"
 PROBE = "head"
 
 Typed = list[str]  # [serde type, the serde bytes decoded as latin-1]
+
+
+def kept_moving(session_id: str) -> lash.ConflictError:
+    """The error when other writers moved a session's head at every retry."""
+    return lash.ConflictError(
+        f"session {session_id!r}: other writers moved the head at each of the saver's "
+        "attempts; retry the step later"
+    )
 
 
 def session_config(incarnation: str) -> lash.PersistedSessionConfig:

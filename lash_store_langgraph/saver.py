@@ -44,6 +44,7 @@ from .layout import (
     encode_typed,
     encode_write,
     incarnation_of,
+    kept_moving,
     session_config,
     session_id_for,
     stored_nodes,
@@ -301,7 +302,7 @@ class LashSaver(SyncBridge, BaseCheckpointSaver[int]):
                     state.seen.pop(None, None)
                     state.saw_head(cid)
                 return config_for(where, cid)
-        raise lash.RevisionConflict(None, -1, session_id=where.session_id, reason="kept moving")
+        raise kept_moving(where.session_id)
 
     async def _held(self, where: Target, parent: str | None) -> dict[str, Held]:
         """The channels of a checkpoint that is not the head (their holders only)."""
@@ -399,7 +400,7 @@ class LashSaver(SyncBridge, BaseCheckpointSaver[int]):
                 if await self._write_once(where, head, node_id, task_id, task_path, cid, encoded):
                     return
                 state.head = None
-        raise lash.RevisionConflict(None, -1, session_id=where.session_id, reason="kept moving")
+        raise kept_moving(where.session_id)
 
     async def _write_once(
         self,

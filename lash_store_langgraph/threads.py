@@ -26,6 +26,7 @@ from .layout import (
     decode_typed,
     encode_typed,
     incarnation_of,
+    kept_moving,
     parse_session_id,
     session_config,
     session_id_for,
@@ -196,7 +197,7 @@ async def _rebuild(saver: LashSaver, session_id: str, keep: Keep) -> None:
             except lash.RevisionConflict:
                 continue
             return
-    raise lash.RevisionConflict(None, -1, session_id=session_id, reason="kept moving")
+    raise kept_moving(session_id)
 
 
 async def _kept_graph(
