@@ -4,7 +4,8 @@
     python -m bench.clients_langgraph --steps 50 --runs 5
 
 The same compiled graph (``messages`` reduced by ``add_messages``, one
-``agent`` node replying with a ~600-byte message) runs ``--steps`` user turns
+``agent`` node replying with a ~600-byte message carrying an id, as chat
+models' replies do) runs ``--steps`` user turns
 on one thread: a step is one ``ainvoke`` with a new human message, so each
 step reads the thread's head, runs the node and stores two checkpoints and
 the node's writes. Both savers use the same PostgreSQL, each in a fresh
@@ -24,6 +25,7 @@ import os
 import statistics
 import sys
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +75,8 @@ def _graph(checkpointer: Any) -> Any:
 
     def agent(state: Any) -> dict[str, Any]:
         step = sum(isinstance(m, AIMessage) for m in state["messages"])
-        return {"messages": [AIMessage(_reply(step))]}
+        # With an id, as a chat model gives its replies.
+        return {"messages": [AIMessage(_reply(step), id=f"run-{uuid.uuid4()}")]}
 
     builder = StateGraph(State)
     builder.add_node("agent", agent)

@@ -2,8 +2,8 @@
 
 The saver keeps, per session, the latest checkpoint as it last wrote or read
 it (its encoded fields, its channel values decoded once, its writes). Reading
-the head again costs one probe of the session's revision and incarnation; only
-when another writer moved it is the lineage read again.
+the head again costs one read of the session's token node (one row); only
+when another writer moved it is the session read again.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from .layout import (
     checkpoint_node_id,
     decode_typed,
     decode_writes,
-    incarnation_of,
+    token_of,
 )
 
 __all__ = ["SEEN_PER_SESSION", "Head", "Held", "SessionState", "Target", "config_for", "observe"]
@@ -82,7 +82,7 @@ class Head:
     """The session's head as the saver last saw it."""
 
     revision: int | None  # None: the session has no head
-    incarnation: str = ""
+    token: str | None = None  # the token of the commit this head is as of
     latest: str | None = None
     leaf: str | None = None
     #: write nodes on the leaf's chain (for the latest checkpoint or a later one)
@@ -138,7 +138,7 @@ async def observe(
         state.saw_head(None)
         return state.head
     leaf = read.graph.leaf_node_id
-    head = Head(read.head_revision, incarnation_of(read), leaf=leaf)
+    head = Head(read.head_revision, token_of(read.graph.nodes), leaf=leaf)
     # The latest checkpoint is the first one up the leaf's chain: writes above it
     # belong to it or to a checkpoint whose own commit has not landed yet.
     chain: list[str] = []

@@ -2,7 +2,8 @@
 
 A thread's namespace is one session. Each checkpoint is one graph node
 (``c:<hash of its id>``); the writes of one task against one checkpoint are one
-more (``w:<hash of checkpoint id and task id>``). Everything a node holds goes
+more (``w:<hash of checkpoint id and task id>``); node ``h`` holds a random
+token that every commit replaces. Everything a node holds goes
 through LangGraph's ``serde`` and is kept as ``[type, bytes as latin-1 text]``
 (lossless, and about the size of the bytes) inside the node's JSON payload.
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +39,7 @@ from lash_store_api.backend.validation import MAX_ID_BYTES, check_id
 
 __all__ = [
     "CHECKPOINT_TYPE",
-    "PROBE",
+    "SESSION_CONFIG",
     "SESSION_PREFIX",
     "WRITE_TYPE",
     "Resolver",
@@ -48,20 +50,24 @@ __all__ = [
     "decode_writes",
     "encode_typed",
     "encode_write",
-    "incarnation_of",
     "kept_moving",
     "parse_session_id",
-    "session_config",
     "session_id_for",
     "stored_nodes",
+    "token_of",
+    "token_record",
     "write_node_id",
 ]
 
 SESSION_PREFIX = "langgraph:"
 CHECKPOINT_TYPE = "langgraph/checkpoint"
 WRITE_TYPE = "langgraph/write"
-#: A node id no LangGraph session uses: reading its ancestry returns the head alone.
-PROBE = "head"
+TOKEN_TYPE = "langgraph/head"
+#: The node every commit rewrites with a fresh random token: reading it (one row) tells
+#: a saver whether the session changed since it last wrote or read it.
+TOKEN_NODE = "h"
+#: The head configuration every LangGraph session commits with.
+SESSION_CONFIG = lash.PersistedSessionConfig("langgraph", {"id": "langgraph"})
 
 Typed = list[str]  # [serde type, the serde bytes decoded as latin-1]
 
@@ -74,19 +80,21 @@ def kept_moving(session_id: str) -> lash.ConflictError:
     )
 
 
-def session_config(incarnation: str) -> lash.PersistedSessionConfig:
-    """The head configuration of a LangGraph session.
-
-    ``incarnation`` is drawn when the session is created: a session deleted and
-    made again never matches a saver's memory of the old one, even at the same
-    revision.
-    """
-    return lash.PersistedSessionConfig("langgraph", {"id": "langgraph", "incarnation": incarnation})
+def token_record() -> tuple[str, lash.SessionNodeRecord]:
+    """A fresh token and the node that carries it, for the next commit."""
+    token = uuid.uuid4().hex
+    body: dict[str, Any] = {"kind": "plugin", "plugin_type": TOKEN_TYPE, "body": {"token": token}}
+    return token, lash.SessionNodeRecord(node_id=TOKEN_NODE, payload=body)
 
 
-def incarnation_of(read: lash.PersistedSessionRead) -> str:
-    model = read.config.model
-    return str(model.get("incarnation", "")) if isinstance(model, dict) else ""
+def token_of(nodes: Iterable[lash.SessionNodeRecord | None]) -> str | None:
+    """The token among ``nodes``, or None."""
+    for node in nodes:
+        if node is not None and node.node_id == TOKEN_NODE and isinstance(node.payload, dict):
+            body = node.payload.get("body")
+            if isinstance(body, dict) and isinstance(body.get("token"), str):
+                return str(body["token"])
+    return None
 
 
 def _fits(field: str, composed: str) -> str:

@@ -10,7 +10,6 @@ this saver read it must still find it the head, or it raises
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -34,7 +33,8 @@ from . import threads
 from .head import Head, Held, SessionState, Target, config_for, observe, on_chain
 from .layout import (
     CHECKPOINT_TYPE,
-    PROBE,
+    SESSION_CONFIG,
+    TOKEN_NODE,
     WRITE_TYPE,
     Resolver,
     StoredNode,
@@ -43,11 +43,11 @@ from .layout import (
     decode_writes,
     encode_typed,
     encode_write,
-    incarnation_of,
     kept_moving,
-    session_config,
     session_id_for,
     stored_nodes,
+    token_of,
+    token_record,
     write_node_id,
 )
 from .sync import SyncBridge
@@ -151,22 +151,16 @@ class LashSaver(SyncBridge, BaseCheckpointSaver[int]):
         return Resolver(self.serde, nodes, fetch)
 
     async def _load_head(self, session_id: str, state: SessionState) -> Head:
-        read = await self.storage.session(session_id).load_session(lash.ActivePath(None))
+        read = await self.storage.session(session_id).load_session(lash.FullGraph())
         nodes = {} if read is None else stored_nodes(read.graph.nodes)
         return await observe(state, read, self.resolver(session_id, nodes))
 
     async def _current_head(self, session_id: str, state: SessionState) -> Head:
-        """The head, checked against storage: one probe when the saver's memory is current."""
+        """The head, checked against storage: one row read when the saver's memory is current."""
         known = state.head
         if known is not None:
-            probe = await self.storage.session(session_id).load_session(lash.ActivePath(PROBE))
-            if probe is None and known.revision is None:
-                state.saw_head(None)
-                return known
-            if probe is not None and (probe.head_revision, incarnation_of(probe)) == (
-                known.revision,
-                known.incarnation,
-            ):
+            token = token_of([await self.storage.session(session_id).load_node(TOKEN_NODE)])
+            if token == known.token and (token is not None or known.revision is None):
                 state.saw_head(known.latest)
                 return known
         return await self._load_head(session_id, state)
@@ -177,17 +171,20 @@ class LashSaver(SyncBridge, BaseCheckpointSaver[int]):
             return await self._load_head(session_id, state)
         return state.head
 
-    async def _commit(self, session_id: str, head: Head, graph: lash.GraphCommitDelta) -> int:
-        if head.revision is None:
-            head.incarnation = uuid.uuid4().hex
+    async def _commit(
+        self, session_id: str, head: Head, node: lash.SessionNodeRecord, leaf: str | None
+    ) -> int:
+        """Commit ``node`` and a new token on ``head``'s revision; the new revision."""
+        token, carrier = token_record()
         result = await self.storage.session(session_id).commit_runtime_state(
             lash.RuntimeCommit(
                 session_id=session_id,
                 expected_head_revision=head.revision,
-                config=session_config(head.incarnation),
-                graph=graph,
+                config=SESSION_CONFIG,
+                graph=lash.Append(nodes=[node, carrier], leaf_node_id=leaf),
             )
         )
+        head.token = token
         return result.head_revision
 
     # --- reads -----------------------------------------------------------------------
@@ -289,16 +286,14 @@ class LashSaver(SyncBridge, BaseCheckpointSaver[int]):
                 record = StoredNode(node_id, parent_node, CHECKPOINT_TYPE, body).record()
                 leaf = node_id if latest else head.leaf
                 try:
-                    revision = await self._commit(
-                        where.session_id, head, lash.Append(nodes=[record], leaf_node_id=leaf)
-                    )
+                    revision = await self._commit(where.session_id, head, record, leaf)
                 except lash.RevisionConflict:
                     state.head = None  # reload, then decide again
                     continue
                 head.revision = revision
                 if latest:
                     early = {k: w for k, w in head.writes.items() if w.checkpoint_id >= cid}
-                    state.head = Head(revision, head.incarnation, cid, node_id, early, held, body)
+                    state.head = Head(revision, head.token, cid, node_id, early, held, body)
                     state.seen.pop(None, None)
                     state.saw_head(cid)
                 return config_for(where, cid)
@@ -436,9 +431,7 @@ class LashSaver(SyncBridge, BaseCheckpointSaver[int]):
             leaf = node_id if chained else head.leaf
         node = StoredNode(node_id, parent, WRITE_TYPE, body)
         try:
-            revision = await self._commit(
-                where.session_id, head, lash.Append(nodes=[node.record()], leaf_node_id=leaf)
-            )
+            revision = await self._commit(where.session_id, head, node.record(), leaf)
         except lash.RevisionConflict:
             return False
         head.revision, head.leaf = revision, leaf

@@ -7,7 +7,6 @@ surviving checkpoint built from a removed one is stored whole first.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -19,18 +18,19 @@ import lash_store_api as lash
 from .head import Target
 from .layout import (
     CHECKPOINT_TYPE,
+    SESSION_CONFIG,
+    TOKEN_NODE,
     WRITE_TYPE,
     Resolver,
     StoredNode,
     checkpoint_node_id,
     decode_typed,
     encode_typed,
-    incarnation_of,
     kept_moving,
     parse_session_id,
-    session_config,
     session_id_for,
     stored_nodes,
+    token_record,
 )
 
 if TYPE_CHECKING:
@@ -127,12 +127,14 @@ async def copy_thread(saver: LashSaver, source_thread_id: str, target_thread_id:
             continue
         dest_id = session_id_for(dest, checkpoint_ns)
         # Node payloads never name their thread, so they are copied as they are.
+        nodes = [n for n in read.graph.nodes if n.node_id != TOKEN_NODE]
+        nodes.append(token_record()[1])
         await saver.storage.session(dest_id).commit_runtime_state(
             lash.RuntimeCommit(
                 session_id=dest_id,
                 expected_head_revision=None,
-                config=session_config(uuid.uuid4().hex),
-                graph=lash.Append(nodes=read.graph.nodes, leaf_node_id=read.graph.leaf_node_id),
+                config=SESSION_CONFIG,
+                graph=lash.Append(nodes=nodes, leaf_node_id=read.graph.leaf_node_id),
             )
         )
         saver.forget(dest_id)
@@ -190,8 +192,10 @@ async def _rebuild(saver: LashSaver, session_id: str, keep: Keep) -> None:
                     lash.RuntimeCommit(
                         session_id=session_id,
                         expected_head_revision=read.head_revision,
-                        config=session_config(incarnation_of(read)),
-                        graph=lash.ReplaceFull(graph),
+                        config=SESSION_CONFIG,
+                        graph=lash.ReplaceFull(
+                            lash.SessionGraph([*graph.nodes, token_record()[1]], graph.leaf_node_id)
+                        ),
                     )
                 )
             except lash.RevisionConflict:

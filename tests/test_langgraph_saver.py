@@ -280,8 +280,12 @@ async def test_graph_steps_point_at_their_writes_and_survive_copy_and_prune(
         if e[0] == "add"
         for item in e[3]
     ]
-    # Messages the graph's tasks wrote are stored once: the checkpoints point at the writes.
-    assert added and all(isinstance(item, dict) and set(item) == {"w", "i", "j"} for item in added)
+    refs = [item for item in added if isinstance(item, dict)]
+    # The chat model's replies carry ids, so their bytes in the task's write are final:
+    # the checkpoints point at those writes instead of storing the replies again.
+    replies = [m for m in expected if isinstance(m, AIMessage)]
+    assert len(replies) == 2 and len(refs) >= len(replies)
+    assert all(set(item) == {"w", "i", "j"} for item in refs)
     await saver.acopy_thread("trip", "copy")
     copied = await LashSaver(any_storage).aget_tuple(cfg("copy"))
     assert copied is not None and copied.checkpoint["channel_values"]["messages"] == expected
