@@ -51,6 +51,7 @@ from .layout import (
     write_node_id,
 )
 from .sync import SyncBridge
+from .values import entries, write_refs
 
 __all__ = ["LashSaver", "ThreadForked"]
 
@@ -88,22 +89,6 @@ def target(config: RunnableConfig | None, field_name: str = "config") -> Target:
     if cid is not None and not isinstance(cid, str):
         raise lash.InvalidRequest(f"{field_name}.configurable.checkpoint_id", "must be a string")
     return Target(thread_id, ns, cid or None, session_id_for(thread_id, ns))
-
-
-def _extends(new: Sequence[Any], held: Held) -> bool:
-    """Whether ``new`` starts with the held list (item by item: the same object, or equal)."""
-    if held.items is None:
-        return False
-    old, caller = held.items, held.caller or ()
-    if len(new) < len(old):
-        return False
-    try:
-        return all(
-            a is b or (i < len(caller) and a is caller[i]) or bool(a == b)
-            for i, (a, b) in enumerate(zip(new, old, strict=False))
-        )
-    except Exception:  # an item whose == is not a truth value: store the list whole
-        return False
 
 
 class LashSaver(SyncBridge, BaseCheckpointSaver[int]):
@@ -276,8 +261,8 @@ class LashSaver(SyncBridge, BaseCheckpointSaver[int]):
                     raise ThreadForked(where.thread_id, where.checkpoint_ns, parent, head.latest)
                 from_head = parent is not None and parent == head.latest
                 prev = head.channels if from_head else await self._held(where, parent)
-                refs = self._refs(head, parent) if from_head else {}
-                body["values"], held = self._entries(node_id, checkpoint, prev, refs)
+                refs = write_refs(head, parent) if from_head else {}
+                body["values"], held = entries(self.serde, node_id, checkpoint, prev, refs)
                 if from_head:
                     parent_node = head.leaf
                 else:
@@ -310,57 +295,6 @@ class LashSaver(SyncBridge, BaseCheckpointSaver[int]):
             ch: Held(e[1], e[2] if e[0] == "at" else node.node_id)
             for ch, e in node.body["values"].items()
         }
-
-    @staticmethod
-    def _refs(head: Head, parent: str | None) -> dict[tuple[str, str, str], dict[str, Any]]:
-        """The parent's task writes, by channel and encoding: what a new item may point at."""
-        found = {}
-        for node in head.writes.values():
-            if node.body["checkpoint"] != parent:
-                continue
-            for w in node.body["writes"]:
-                for j, typed in enumerate(w["l"]) if "l" in w else [(-1, w["v"])]:
-                    found[(w["c"], typed[0], typed[1])] = {"w": node.node_id, "i": w["i"], "j": j}
-        return found
-
-    def _entries(
-        self,
-        node_id: str,
-        checkpoint: Mapping[str, Any],
-        prev: Mapping[str, Held],
-        refs: Mapping[tuple[str, str, str], dict[str, Any]],
-    ) -> tuple[dict[str, Any], dict[str, Held]]:
-        values = checkpoint.get("channel_values") or {}
-        entries: dict[str, Any] = {}
-        held: dict[str, Held] = {}
-        for channel, version in (checkpoint.get("channel_versions") or {}).items():
-            if channel not in values:
-                continue
-            value = values[channel]
-            caller = tuple(value) if isinstance(value, list) else None
-            field_name = f"checkpoint.channel_values[{channel!r}]"
-            before = prev.get(channel)
-            if before is not None and before.version == version:
-                entries[channel] = ["at", version, before.holder]
-                held[channel] = Held(version, before.holder, before.items, caller, before.typed)
-                continue
-            if caller is not None and before is not None and _extends(caller, before):
-                old = before.items or ()
-                new = [encode_typed(self.serde, field_name, v) for v in caller[len(old) :]]
-                items = [refs.get((channel, t[0], t[1]), t) for t in new]
-                entries[channel] = ["add", version, before.holder, items]
-                decoded = tuple(decode_typed(self.serde, t) for t in new)
-                held[channel] = Held(version, node_id, old + decoded, caller)
-                continue
-            typed = encode_typed(self.serde, field_name, value)
-            entries[channel] = ["v", version, typed]
-            if caller is not None:
-                held[channel] = Held(
-                    version, node_id, tuple(decode_typed(self.serde, typed)), caller
-                )
-            else:
-                held[channel] = Held(version, node_id, typed=typed)
-        return entries, held
 
     async def aput_writes(
         self,
