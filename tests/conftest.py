@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
 
 import pytest
 from pgserver import url_reachable
 
+import lash_store_api as lash
 from lash_store_api.backend import redact_url
 
 #: The server ``make test`` finds first when ``$LASH_STORE_PG_URL`` is unset.
@@ -24,3 +26,11 @@ def pg_url() -> str:
             pytrace=False,
         )
     return url
+
+
+@pytest.fixture(params=["memory", "postgresql"])
+async def any_storage(request: pytest.FixtureRequest) -> AsyncIterator[lash.Storage]:
+    """An empty private storage on each backend (PostgreSQL: a fresh schema, dropped after)."""
+    url = "memory://" if request.param == "memory" else request.getfixturevalue("pg_url")
+    async with lash.backend_for_url(url).isolated(url) as isolated:
+        yield isolated

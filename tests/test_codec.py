@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 
 import msgpack
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from lash_store_conformance import strategies
 
 import lash_store_api as lash
+from lash_store_api.backend import codec
 from lash_store_api.backend.codec import (
     canon,
     decode_checkpoint,
     decode_frames,
     decode_meta,
     decode_node,
+    decode_nodes,
     encode_checkpoint,
     encode_frames,
     encode_node,
@@ -109,3 +115,48 @@ def test_a_schema_version_that_is_not_an_integer_is_a_backend_error_in_every_rec
     node = msgpack.packb([version, "node", "n", None, None, "", None, None])
     with pytest.raises(lash.BackendError, match="schema_version"):
         decode_node(node)
+
+
+_MSGPACK_ALONE = functools.partial(msgpack.unpackb, raw=False)
+_DEEP: lash.JSON = {"d": [[[[[[[[[[{"x": [1, {"y": None}]}]]]]]]]]]]}
+_SPECIAL_NODES = [
+    lash.SessionNodeRecord(node_id="big", caused_by={"n": 2**80}, payload={"n": -(2**65)}),
+    lash.SessionNodeRecord(node_id="deep", payload=_DEEP),
+    lash.SessionNodeRecord(node_id="nul", payload={"a\u0000": "x\u0000y", "f": -0.0}),
+]
+
+
+@pytest.mark.parametrize("bulk", ["installed", "msgpack alone"])
+# The patch is the same for every example, so the fixture's scope is harmless.
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(nodes=st.lists(strategies.session_nodes(), max_size=6))
+def test_bulk_decode_reads_every_node_as_decode_node_does(
+    bulk: str, nodes: list[lash.SessionNodeRecord], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whichever unpacker the bulk path uses, it reads each record as decode_node does."""
+    if bulk == "msgpack alone":
+        monkeypatch.setattr(codec, "_bulk_unpack", _MSGPACK_ALONE)
+    rows = [(n.node_id, encode_node(n)) for n in [*nodes, *_SPECIAL_NODES]]
+    decoded = decode_nodes(rows, session_id="s")
+    assert decoded == [decode_node(data) for _, data in rows] == [*nodes, *_SPECIAL_NODES]
+
+
+@pytest.mark.parametrize("bulk", ["installed", "msgpack alone"])
+def test_bulk_decode_names_the_node_whose_record_is_bad(
+    bulk: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if bulk == "msgpack alone":
+        monkeypatch.setattr(codec, "_bulk_unpack", _MSGPACK_ALONE)
+    good = lash.SessionNodeRecord(node_id="ok", payload={"kind": "event", "event": 1})
+    rows = [("ok", encode_node(good)), ("bad", b"\xc1 not msgpack")]
+    with pytest.raises(lash.BackendError, match="node bad") as caught:
+        decode_nodes(rows, session_id="s-9")
+    assert caught.value.session_id == "s-9"
+
+
+def test_bulk_decode_uses_ormsgpack_where_it_is_installed() -> None:
+    import ormsgpack  # the postgres extra, so every test install, has it
+
+    assert codec._bulk_unpack is ormsgpack.unpackb

@@ -14,8 +14,10 @@ Python (```` ```python ````)
     are there for the next one.
     The storage URL: pages open storages with ``open_storage("memory://")``;
     on PostgreSQL the test replaces that literal (any ``"memory://..."``
-    string given as the first argument of an ``open_storage`` call) with the
-    scratch schema's URL, and sets ``$LASH_STORE_URL`` to the same URL, so
+    string given as the first argument of an ``open_storage`` call, or of a
+    ``from_url`` call: the framework adapters' constructors, such as
+    ``LashSession.from_url("memory://", ...)``) with the scratch schema's
+    URL, and sets ``$LASH_STORE_URL`` to the same URL, so
     ``open_storage()`` without an argument follows too. Nothing else in a
     block is changed. A block that raises fails the test, and the traceback
     points at the line in the Markdown file.
@@ -173,8 +175,12 @@ class PageRun:
         return self.loop.run_until_complete(awaitable)
 
 
+#: The calls whose first argument is the URL a page opens (the adapters' ``from_url`` too).
+URL_OPENERS = ("open_storage", "from_url")
+
+
 class UseTarget(ast.NodeTransformer):
-    """``open_storage("memory://...")`` -> ``open_storage(url)``."""
+    """``open_storage("memory://...")`` -> ``open_storage(url)``, and so for ``from_url``."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -185,7 +191,7 @@ class UseTarget(ast.NodeTransformer):
         name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
         first = node.args[0] if node.args else None
         if (
-            name == "open_storage"
+            name in URL_OPENERS
             and isinstance(first, ast.Constant)
             and isinstance(first.value, str)
             and first.value.startswith("memory://")
@@ -579,6 +585,7 @@ def test_the_postgresql_run_passes_its_url_to_open_storage() -> None:
         'b = await open_storage("memory://shared", migrate=False)\n'
         'c = await lash.open_storage("postgresql://db.example/x")\n'
         'd = str("memory://")\n'
+        'e = await LashSession.from_url("memory://", "chat-1")\n'
     )
     tree = UseTarget("postgresql://127.0.0.1/test").visit(ast.parse(source))
     assert ast.unparse(tree).splitlines() == [
@@ -586,6 +593,7 @@ def test_the_postgresql_run_passes_its_url_to_open_storage() -> None:
         "b = await open_storage('postgresql://127.0.0.1/test', migrate=False)",
         "c = await lash.open_storage('postgresql://db.example/x')",
         "d = str('memory://')",
+        "e = await LashSession.from_url('postgresql://127.0.0.1/test', 'chat-1')",
     ]
 
 

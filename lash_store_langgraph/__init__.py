@@ -1,0 +1,17 @@
+"""lash-store as a LangGraph checkpointer (the ``langgraph`` extra).
+
+::
+
+    from lash_store_langgraph import LashSaver
+
+    async with LashSaver.from_url("postgresql://127.0.0.1/app") as saver:
+        graph = builder.compile(checkpointer=saver)
+
+See docs/langgraph.md for what maps onto what and what is guaranteed.
+"""
+
+from __future__ import annotations
+
+from .saver import LashSaver, ThreadForked
+
+__all__ = ["LashSaver", "ThreadForked"]

@@ -1,0 +1,324 @@
+"""``LashSession``: the OpenAI Agents SDK's ``Session`` protocol over a lash-store session.
+
+Each conversation item is one graph node whose payload is
+``{"kind": "event", "event": item}``; the nodes of one session form a chain
+(each item's parent is the item before it) and the head's leaf is the newest
+item, so the session's active path is the history. ``add_items`` appends its
+items and advances the leaf in one commit guarded by the head revision: two
+workers adding at once both land, the later one after reloading the head.
+``pop_item`` moves the leaf back to the popped item's parent and tombstones the
+popped node. ``clear_session`` replaces the graph with an empty one.
+
+Only the public ``lash_store_api`` protocol is used, so any backend that passes
+the conformance suite serves it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self, cast
+
+try:
+    from agents.items import TResponseInputItem
+    from agents.memory import SessionSettings
+    from agents.memory.session_settings import coerce_session_settings, resolve_session_limit
+except ImportError as exc:  # the extra is not installed
+    raise ImportError(
+        f"lash_store_openai_agents needs the OpenAI Agents SDK ({exc}): "
+        "pip install 'lash-store[openai-agents]'"
+    ) from exc
+
+import lash_store_api as lash
+from lash_store_api.backend.clock import now_rfc3339
+from lash_store_api.backend.validation import check_id, check_json
+
+__all__ = ["DEFAULT_CONFIG", "MAX_ATTEMPTS", "LashSession", "SessionContended"]
+
+#: The config a session created by this adapter carries (a commit needs one). A
+#: session that already has a head keeps its own.
+DEFAULT_CONFIG = lash.PersistedSessionConfig("openai-agents", {"id": "openai-agents-session"})
+
+#: Commits one call attempts before giving up with :class:`SessionContended`.
+MAX_ATTEMPTS = 8
+
+#: Upper bound of the pause before a retry, in seconds (doubled per attempt from 1 ms).
+MAX_BACKOFF = 0.05
+
+
+class SessionContended(lash.ConflictError):
+    """Other writers moved the session's head at every attempt; nothing was written."""
+
+    def __init__(self, session_id: str, operation: str, attempts: int):
+        self.session_id = session_id
+        self.operation = operation
+        self.attempts = attempts
+        super().__init__(
+            f"{operation} on session {session_id!r} gave up after {attempts} attempts: "
+            "another writer moved the head before each commit; nothing was written"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Head:
+    """What this object last saw of the head: enough to commit the next change."""
+
+    revision: int | None  # None: the session has no head yet
+    leaf_node_id: str | None
+    config: lash.PersistedSessionConfig
+
+
+def _checked_items(items: object) -> list[TResponseInputItem]:
+    """``items`` as a list of JSON dicts, or ``InvalidRequest`` naming the bad one."""
+    if not isinstance(items, list | tuple):
+        raise lash.InvalidRequest("items", f"must be a list of items, got {type(items).__name__}")
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise lash.InvalidRequest(
+                f"items[{i}]", f"must be a dict (a response input item), got {type(item).__name__}"
+            )
+        check_json(f"items[{i}]", item)
+    return cast(list[TResponseInputItem], list(items))
+
+
+def _checked_limit(limit: object) -> int | None:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+        raise lash.InvalidRequest("limit", f"must be an int or None, got {type(limit).__name__}")
+    return limit
+
+
+def _window(items: list[TResponseInputItem], limit: int | None) -> list[TResponseInputItem]:
+    """The SDK's ``SQLiteSession`` limit rule: ``None`` or a negative limit is everything,
+    0 is nothing, N > 0 the newest N in chronological order."""
+    if limit is None or limit < 0:
+        return items
+    return items[len(items) - limit :] if limit else []
+
+
+class LashSession:
+    """The conversation history of one agent session, kept in a lash-store session.
+
+    ``LashSession(session_id, storage)`` works on a storage the caller owns
+    (closing the session leaves it open); ``await LashSession.from_url(url,
+    session_id)`` opens a storage of its own, closed by :meth:`aclose` or on leaving
+    ``async with``. ``session_settings`` (or a dict of its fields) sets the default
+    ``limit`` of :meth:`get_items`, as in the SDK's own sessions.
+    """
+
+    session_id: str
+    session_settings: SessionSettings | None
+
+    def __init__(
+        self,
+        session_id: str,
+        storage: lash.Storage,
+        *,
+        session_settings: SessionSettings | dict[str, Any] | None = None,
+        max_attempts: int = MAX_ATTEMPTS,
+    ) -> None:
+        check_id("session_id", session_id)
+        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+            raise lash.InvalidRequest("max_attempts", f"must be an int >= 1, got {max_attempts!r}")
+        self.session_id = session_id
+        self.session_settings = (
+            coerce_session_settings(session_settings)
+            if session_settings is not None
+            else SessionSettings()
+        )
+        self.storage = storage
+        self.max_attempts = max_attempts
+        self._store = storage.session(session_id)
+        self._owns_storage = False
+        self._head: _Head | None = None
+        # Calls through one object take turns, so they never race each other's commits;
+        # other objects and processes are kept apart by the head revision.
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def from_url(
+        cls,
+        url: str | None,
+        session_id: str,
+        *,
+        session_settings: SessionSettings | dict[str, Any] | None = None,
+        max_attempts: int = MAX_ATTEMPTS,
+        **options: Any,
+    ) -> LashSession:
+        """A session on a storage opened from ``url`` (``open_storage``'s rules and
+        options), owned by the session and closed with it."""
+        storage = await lash.open_storage(url, **options)
+        try:
+            session = cls(
+                session_id, storage, session_settings=session_settings, max_attempts=max_attempts
+            )
+        except BaseException:
+            await storage.aclose()
+            raise
+        session._owns_storage = True
+        return session
+
+    async def aclose(self) -> None:
+        """Close the storage if this session opened it (``from_url``); else nothing."""
+        if self._owns_storage:
+            self._owns_storage = False
+            await self.storage.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"LashSession({self.session_id!r}, {self.storage.url!r})"
+
+    # --- the Session protocol ---------------------------------------------------------
+
+    async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
+        """The history, oldest first; ``limit`` (else ``session_settings.limit``) keeps the
+        newest N. As in ``SQLiteSession``: ``None`` or negative is all, 0 is none."""
+        window = resolve_session_limit(_checked_limit(limit), self.session_settings)
+        async with self._lock:
+            items, _ = await self._read()
+        return _window(items, window)
+
+    async def add_items(self, items: list[TResponseInputItem]) -> None:
+        """Append ``items`` after the newest item, all in one commit.
+
+        On ``RevisionConflict`` (another writer added first) the head is reloaded and
+        the same items are committed after the other writer's; after
+        ``max_attempts`` commits it raises :class:`SessionContended`, having written
+        nothing. A non-list, an item that is not a dict, or one that is not
+        JSON-compatible raises ``InvalidRequest`` naming it, before anything is written.
+        """
+        checked = _checked_items(items)
+        if not checked:
+            return
+        ids = [f"item-{uuid.uuid4().hex}" for _ in checked]
+        async with self._lock:
+            for attempt in range(self.max_attempts):
+                head = self._head or await self._load_head()
+                parents = [head.leaf_node_id, *ids[:-1]]
+                stamp = now_rfc3339()
+                nodes = [
+                    lash.SessionNodeRecord(
+                        node_id=node_id,
+                        parent_node_id=parent,
+                        timestamp=stamp,
+                        payload={"kind": "event", "event": cast(lash.JSON, item)},
+                    )
+                    for node_id, parent, item in zip(ids, parents, checked, strict=True)
+                ]
+                if await self._commit(head, lash.Append(nodes=nodes, leaf_node_id=ids[-1])):
+                    return
+                await self._backoff(attempt)
+        raise SessionContended(self.session_id, "add_items", self.max_attempts)
+
+    async def pop_item(self) -> TResponseInputItem | None:
+        """Remove the newest item and return it (``None`` on an empty session).
+
+        The leaf moves back to the item's parent in one guarded commit (popping the
+        only item empties the graph), then the popped node is tombstoned, so it is
+        gone from every read at once and physically removed by ``vacuum``.
+        """
+        async with self._lock:
+            for attempt in range(self.max_attempts):
+                nodes, head = await self._read_path()
+                if not nodes:
+                    return None
+                leaf = nodes[-1]
+                if leaf.parent_node_id is None:
+                    delta: lash.GraphCommitDelta = lash.ReplaceFull(lash.SessionGraph())
+                else:
+                    delta = lash.Unchanged(leaf_node_id=leaf.parent_node_id)
+                if await self._commit(head, delta):
+                    if leaf.parent_node_id is not None:
+                        # Off the active path already; the tombstone keeps it out of
+                        # FullGraph reads and lets vacuum reclaim it.
+                        await self._store.tombstone_nodes([leaf.node_id])
+                    return _item(leaf)
+                await self._backoff(attempt)
+        raise SessionContended(self.session_id, "pop_item", self.max_attempts)
+
+    async def clear_session(self) -> None:
+        """Delete every item: one guarded commit replaces the graph with an empty one
+        (rows removed, tombstoned ones too). The session's head stays, so its revision
+        keeps counting up and a writer holding an older revision gets a conflict."""
+        async with self._lock:
+            for attempt in range(self.max_attempts):
+                head = self._head or await self._load_head()
+                if head.revision is None:
+                    return
+                if await self._commit(head, lash.ReplaceFull(lash.SessionGraph())):
+                    return
+                await self._backoff(attempt)
+        raise SessionContended(self.session_id, "clear_session", self.max_attempts)
+
+    # --- reads and guarded commits ----------------------------------------------------
+
+    async def _read_path(self) -> tuple[Sequence[lash.SessionNodeRecord], _Head]:
+        """The active path's nodes, root first, and the head they were read at."""
+        read = await self._store.load_session(lash.ActivePath(None))
+        if read is None:
+            head = _Head(None, None, DEFAULT_CONFIG)
+            nodes: Sequence[lash.SessionNodeRecord] = ()
+        else:
+            head = _Head(read.head_revision, read.graph.leaf_node_id, read.config)
+            # No leaf means "every node" to ActivePath; this adapter never leaves
+            # nodes on a head without a leaf, but a foreign session might.
+            nodes = read.graph.nodes if head.leaf_node_id is not None else ()
+        self._head = head
+        return nodes, head
+
+    async def _read(self) -> tuple[list[TResponseInputItem], _Head]:
+        nodes, head = await self._read_path()
+        return [_item(node) for node in nodes], head
+
+    async def _load_head(self) -> _Head:
+        _, head = await self._read_path()
+        return head
+
+    async def _commit(self, head: _Head, delta: lash.GraphCommitDelta) -> bool:
+        """Commit ``delta`` on ``head``; False (and the head forgotten) if it moved."""
+        try:
+            result = await self._store.commit_runtime_state(
+                lash.RuntimeCommit(
+                    session_id=self.session_id,
+                    expected_head_revision=head.revision,
+                    config=head.config,
+                    graph=delta,
+                )
+            )
+        except lash.RevisionConflict:
+            self._head = None
+            return False
+        if isinstance(delta, lash.ReplaceFull):
+            leaf = delta.graph.leaf_node_id
+        else:
+            leaf = delta.leaf_node_id
+        self._head = _Head(result.head_revision, leaf, head.config)
+        return True
+
+    @staticmethod
+    async def _backoff(attempt: int) -> None:
+        # Jittered, so two writers that keep colliding drift apart.
+        await asyncio.sleep(random.uniform(0, min(MAX_BACKOFF, 0.001 * 2**attempt)))
+
+
+def _item(node: lash.SessionNodeRecord) -> TResponseInputItem:
+    """The item a node holds (``{"kind": "event", "event": item}``)."""
+    payload = node.payload
+    if isinstance(payload, dict) and payload.get("kind") == "event" and "event" in payload:
+        return cast(TResponseInputItem, payload["event"])
+    raise lash.InvalidState(
+        f"node {node.node_id!r} does not hold an Agents SDK item: {str(payload)[:80]}"
+    )

@@ -1,0 +1,25 @@
+"""Storage URLs of the Agents SDK session tests: one per backend, fresh per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from pg_cluster import scratch_schema, with_query
+
+#: The backends every Agents SDK test runs on (the ``url`` fixtures' params).
+BACKENDS = ["memory", "postgresql"]
+
+
+@contextmanager
+def fresh_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A URL every open shares: a named ``memory://`` storage, or a fresh PostgreSQL schema
+    (dropped afterwards), for the backend ``request.param`` names."""
+    if request.param == "memory":
+        yield f"memory://agents-{uuid.uuid4().hex[:12]}"
+        return
+    pg_url: str = request.getfixturevalue("pg_url")
+    with scratch_schema(pg_url) as schema:
+        yield with_query(pg_url, schema=schema)
