@@ -60,6 +60,7 @@ from ..processes import (
 from .codec import sha256_hex
 from .payload_schema import validate_payload
 from .process_semantics import (
+    as_registration_error,
     check_event_types,
     effective_event_types,
     find_event_type,
@@ -114,6 +115,11 @@ def prepare_registration(reg: ProcessRegistration) -> tuple[ProcessRegistration,
     ``tool_call``/``engine`` or present for the others, a malformed or
     duplicate event type, a ``provenance`` without ``originator``.
     """
+    with as_registration_error():
+        return _prepare_registration(reg)
+
+
+def _prepare_registration(reg: ProcessRegistration) -> tuple[ProcessRegistration, str]:
     if not isinstance(reg, ProcessRegistration):
         raise InvalidRegistration("registration", "must be a ProcessRegistration")
     check_id("id", reg.id)

@@ -15,11 +15,12 @@ The payload-schema subset is :mod:`.payload_schema`, the selector language
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, NoReturn
 
 from ..common import JSON
-from ..errors import InvalidRegistration
+from ..errors import InvalidRegistration, InvalidRequest
 from ..processes import ProcessEventType, ProcessRecord
 from .selectors import select, text, truthy
 from .validation import check_json, check_text
@@ -29,6 +30,7 @@ __all__ = [
     "CORE_EVENT_TYPES",
     "CORE_EVENT_TYPE_NAMES",
     "TERMINAL_STATES",
+    "as_registration_error",
     "check_dedupe_key",
     "check_event_type",
     "check_event_types",
@@ -77,6 +79,17 @@ CORE_EVENT_TYPE_NAMES = tuple(t.name for t in CORE_EVENT_TYPES)
 
 
 # --- declarations (§1) -------------------------------------------------------------
+
+
+@contextmanager
+def as_registration_error() -> Iterator[None]:
+    """Re-raise the shared validators' :class:`InvalidRequest` as :class:`InvalidRegistration`."""
+    try:
+        yield
+    except InvalidRegistration:
+        raise
+    except InvalidRequest as exc:
+        raise InvalidRegistration(exc.field, exc.problem) from None
 
 
 def _object(
@@ -157,6 +170,11 @@ def check_event_type(field: str, event_type: object) -> ProcessEventType:
     refused, and a ``failed`` or ``cancelled`` terminal must declare an
     ``await_output`` selector.
     """
+    with as_registration_error():
+        return _check_event_type(field, event_type)
+
+
+def _check_event_type(field: str, event_type: object) -> ProcessEventType:
     if not isinstance(event_type, ProcessEventType):
         raise InvalidRegistration(field, "must be a ProcessEventType")
     name = event_type.name
