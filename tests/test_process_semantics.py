@@ -694,3 +694,11 @@ def test_process_semantics_8_any_passing_branch_accepts_ignoring_siblings(keywor
     validate_payload(schema, 5)  # both branches pass: no exactly-one rule, siblings skipped
     with pytest.raises(lash.InvalidPayload):
         validate_payload(schema, "x")
+
+
+def test_a_null_schema_is_a_schema_but_an_optional_key_is_never_null() -> None:
+    check_event_type("t", ProcessEventType("t", {"schema": None}, {}))
+    validate_payload(None, {"anything": 1})
+    with pytest.raises(lash.InvalidRegistration) as info:
+        check_event_type("t", ProcessEventType("t", {"schema": {}}, {"wake": {"input": None}}))
+    assert info.value.field == "t.semantics.wake.input"

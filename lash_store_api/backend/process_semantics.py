@@ -95,7 +95,7 @@ def as_registration_error() -> Iterator[None]:
 def _object(
     field: str, value: object, allowed: Sequence[str], required: Sequence[str] = ()
 ) -> Mapping[str, Any]:
-    """A dict with only ``allowed`` keys, all of ``required``, none of them null."""
+    """A dict with only ``allowed`` keys and all of ``required``; optional keys are never null."""
     if not isinstance(value, Mapping):
         raise InvalidRegistration(field, f"must be an object, got {type(value).__name__}")
     for key in value:
@@ -103,7 +103,7 @@ def _object(
             raise InvalidRegistration(
                 f"{field}.{key}", f"is not a known key (allowed: {', '.join(allowed)})"
             )
-        if value[key] is None:
+        if value[key] is None and key not in required:
             raise InvalidRegistration(f"{field}.{key}", "must be omitted rather than null")
     for key in required:
         if key not in value:
