@@ -216,6 +216,9 @@ class PreparedAppend:
     insert ``event`` with ``payload_hash`` and ``replay_key``. ``status``, when
     set, is the record's new terminal status, and ``wait`` is cleared with it.
     ``updated_at_ms``, when set, is the record's new ``updated_at_ms``.
+
+    ``event.payload``, and values selected into ``event.semantics``, are the
+    request's own objects: a backend that keeps Python objects copies them.
     """
 
     event: ProcessEvent
