@@ -14,6 +14,9 @@ Like hypothesis's own strategies they take their variable parts as other
 strategies (``node_ids=``, ``sources=``, ``checkpoint_refs=``...), so they
 compose, and they shrink towards small, plain values: few nodes, one root,
 insertion order = topological order, zero counters, ``None`` payloads.
+
+Strategies for the process facet's declarations (pointers, selectors,
+payload schemas, event types) are in :mod:`lash_store_conformance.process_strategies`.
 """
 
 from __future__ import annotations

@@ -15,6 +15,11 @@ docs/writing-a-backend.md.
 - :mod:`.graph`: read-scope selection, the token ledger merge.
 - :mod:`.clock`: the time records are stamped with, and the queue's injectable clock.
 - :mod:`.urls`: a storage URL's query parameters (each once), read alike by every backend.
+- :mod:`.process_append`: every pure decision of ``register_process`` and ``append_event``.
+- :mod:`.process_semantics`: event-type declarations, core types, terminal and wake materialization.
+- :mod:`.process_wakes`: wake ids, deliveries and the queued work a wake becomes.
+- :mod:`.payload_schema`: the payload-schema subset an event type declares.
+- :mod:`.selectors`: the selector language, JSON pointers, ``text`` and ``truthy``.
 """
 
 from __future__ import annotations
