@@ -20,11 +20,20 @@ from lash_store_api.errors import InvalidRequest
 
 from .attachments import MemoryAttachmentStore
 from .maintenance import MemoryBlobStore, MemoryMaintenance
+from .processes import MemoryProcessRegistry
 from .sessions import MemorySessionFactory, MemorySessionHandle
 from .state import MemoryState, state_for
 
 CAPABILITIES = Capabilities(
-    facets=frozenset({Facet.SESSIONS, Facet.MAINTENANCE, Facet.ATTACHMENTS, Facet.QUEUED_WORK}),
+    facets=frozenset(
+        {
+            Facet.SESSIONS,
+            Facet.MAINTENANCE,
+            Facet.ATTACHMENTS,
+            Facet.QUEUED_WORK,
+            Facet.PROCESSES,
+        }
+    ),
     durability=DurabilityTier.INLINE,
 )
 
@@ -39,8 +48,10 @@ class MemoryStorage(StorageBase):
     ) -> None:
         self._state = state
         self._clock = clock
+        processes = MemoryProcessRegistry(state, clock)
         super().__init__(
-            sessions=MemorySessionFactory(state, self.session),
+            sessions=MemorySessionFactory(state, self.session, processes),
+            processes=processes,
             maintenance=MemoryMaintenance(state, policy or MaintenancePolicy()),
             blobs=MemoryBlobStore(state),
             attachments=MemoryAttachmentStore(state),

@@ -35,15 +35,7 @@ class MemoryQueue(QueuedWorkBase):
         return self._state.queue.get(session_id, {})
 
     async def _insert(self, row: StoredBatch) -> StoredBatch:
-        rows = self._state.queue.setdefault(row.session_id, {})
-        if row.source_key is not None:
-            for queued in rows.values():
-                if queued.source_key == row.source_key:
-                    return queued
-        self._state.queue_seq += 1
-        stored = dataclasses.replace(row, enqueue_seq=self._state.queue_seq)
-        rows[stored.batch_id] = stored
-        return stored
+        return insert_batch(self._state, row)
 
     async def _claim(self, request: ClaimRequest) -> list[StoredBatch]:
         rows = self._rows(request.session_id)
@@ -87,6 +79,20 @@ class MemoryQueue(QueuedWorkBase):
         if pending_at_ms is None:
             return rows
         return [r for r in rows if not is_live(r, pending_at_ms)]
+
+
+def insert_batch(state: MemoryState, row: StoredBatch) -> StoredBatch:
+    """Insert ``row`` with the next ``enqueue_seq``, unless a queued batch of the session
+    holds its source key: then that batch, untouched."""
+    rows = state.queue.setdefault(row.session_id, {})
+    if row.source_key is not None:
+        for queued in rows.values():
+            if queued.source_key == row.source_key:
+                return queued
+    state.queue_seq += 1
+    stored = dataclasses.replace(row, enqueue_seq=state.queue_seq)
+    rows[stored.batch_id] = stored
+    return stored
 
 
 def released(row: StoredBatch) -> StoredBatch:

@@ -18,6 +18,7 @@ from lash_store_api.backend.sessions import (
     SessionHandleBase,
     SessionRows,
 )
+from lash_store_api.processes import ProcessRegistry
 
 from .attachments import MemoryManifest
 from .queued_work import MemoryQueue, settle, stale_claims
@@ -134,8 +135,13 @@ class MemorySessionHandle(SessionHandleBase):
 class MemorySessionFactory(SessionFactoryBase):
     tier = TIER
 
-    def __init__(self, state: MemoryState, handle: Callable[[str], MemorySessionHandle]) -> None:
-        super().__init__(handle)
+    def __init__(
+        self,
+        state: MemoryState,
+        handle: Callable[[str], MemorySessionHandle],
+        processes: ProcessRegistry | None = None,
+    ) -> None:
+        super().__init__(handle, processes)
         self._state = state
 
     async def _seed_meta(self, sid: str, meta: str) -> None:

@@ -7,13 +7,20 @@ change what is stored.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 import weakref
 from dataclasses import dataclass, field
 
-from lash_store_api import AttachmentManifestEntry, StoredAttachment, TokenLedgerEntry
+from lash_store_api import (
+    AttachmentManifestEntry,
+    ProcessHandleDescriptor,
+    StoredAttachment,
+    TokenLedgerEntry,
+)
 from lash_store_api.backend.commit import StoredHead
+from lash_store_api.backend.process_codec import StoredLease
 from lash_store_api.backend.queued_work import StoredBatch
 
 
@@ -48,6 +55,17 @@ class StampRow:
     manifest: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    """One process event: encoded, with what reads filter on."""
+
+    event: str
+    event_type: str
+    payload_hash: str
+    replay_key: str | None
+    has_wake: bool
+
+
 @dataclass(slots=True, weakref_slot=True)
 class MemoryState:
     """Every table of one in-memory storage."""
@@ -68,6 +86,18 @@ class MemoryState:
     queue: dict[str, dict[str, StoredBatch]] = field(default_factory=dict)
     #: The last ``enqueue_seq`` handed out, across sessions.
     queue_seq: int = 0
+    #: Encoded process records by process id.
+    processes: dict[str, str] = field(default_factory=dict)
+    #: Each process's log; sequence ``n`` is at index ``n - 1``.
+    process_events: dict[str, list[EventRow]] = field(default_factory=dict)
+    #: ``(process id, replay key)`` -> sequence.
+    process_replays: dict[tuple[str, str], int] = field(default_factory=dict)
+    wake_acks: set[tuple[str, int]] = field(default_factory=set)
+    #: ``(scope id, process id)`` -> ``(session id, descriptor)``.
+    grants: dict[tuple[str, str], tuple[str, ProcessHandleDescriptor]] = field(default_factory=dict)
+    leases: dict[str, StoredLease] = field(default_factory=dict)
+    #: The events ``wait_event_after`` and ``await_process`` sleep on, per process.
+    process_watchers: dict[str, set[asyncio.Event]] = field(default_factory=dict)
 
 
 # Named storages live while any open storage refers to them, so

@@ -160,7 +160,7 @@ def test_fails(lash_backend):
 def test_skips_for_another_reason(lash_backend):
     pytest.skip("flaky")
 
-@behaviour("fake-4", needs=["sessions", "processes"])
+@behaviour("fake-4", needs=["sessions", "triggers"])
 def test_needs_an_unserved_facet(lash_backend):
     pass
 
@@ -181,8 +181,8 @@ def test_runner_counts_only_unsupported_skips_as_unsupported(
     result = run_conformance("memory://", [], suite=[str(suite)])
     capsys.readouterr()
     rows = {r.facet: (r.passed, r.failed, r.unsupported) for r in result.facets}
-    assert rows == {"sessions": (1, 2, 0), "maintenance": (0, 1, 0), "processes": (0, 0, 1)}
-    assert [r.facet for r in result.facets] == ["sessions", "maintenance", "processes"]
+    assert rows == {"sessions": (1, 2, 0), "maintenance": (0, 1, 0), "triggers": (0, 0, 1)}
+    assert [r.facet for r in result.facets] == ["sessions", "maintenance", "triggers"]
     assert not result.ok
     why = dict(result.failures)
     assert why[next(k for k in why if "skips_for_another" in k)] == "skipped: flaky"

@@ -15,6 +15,9 @@ docs/writing-a-backend.md.
 - :mod:`.graph`: read-scope selection, the token ledger merge.
 - :mod:`.clock`: the time records are stamped with, and the queue's injectable clock.
 - :mod:`.urls`: a storage URL's query parameters (each once), read alike by every backend.
+- :mod:`.processes`: the process registry base: every operation, leases, grants, waiting.
+- :mod:`.process_io`: the I/O a registry backend writes, and the rows it exchanges.
+- :mod:`.process_codec`: process records, events and leases as stored.
 - :mod:`.process_append`: every pure decision of ``register_process`` and ``append_event``.
 - :mod:`.process_semantics`: event-type declarations, core types, terminal and wake materialization.
 - :mod:`.process_wakes`: wake ids, deliveries and the queued work a wake becomes.

@@ -45,6 +45,7 @@ __all__ = [
     "ClaimRequest",
     "QueuedWorkBase",
     "StoredBatch",
+    "batch_row",
     "candidates",
     "check_claim",
     "check_draft",
@@ -54,6 +55,7 @@ __all__ = [
     "encode_merge_key",
     "is_live",
     "new_batch_id",
+    "new_lease_token",
     "select_group",
     "stamp_rows",
 ]
@@ -136,6 +138,24 @@ def new_batch_id(session_id: str, source_key: str | None, now_ms: int) -> str:
     nonce = secrets.token_hex(16)
     text = f"{session_id}\x00{source_key or ''}\x00{now_ms}\x00{nonce}"
     return "qwb:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def batch_row(draft: QueuedWorkBatchDraft, now_ms: int) -> StoredBatch:
+    """The row a checked draft enqueued at ``now_ms`` inserts (its ``enqueue_seq`` is the
+    backend's to give)."""
+    sid = draft.session_id
+    return StoredBatch(
+        session_id=sid,
+        batch_id=new_batch_id(sid, draft.source_key, now_ms),
+        enqueue_seq=0,
+        source_key=draft.source_key,
+        delivery_policy=draft.delivery_policy,
+        slot_policy=draft.slot_policy,
+        merge_key=encode_merge_key(draft.merge_key),
+        available_at_ms=draft.available_at_ms,
+        enqueued_at_ms=now_ms,
+        payloads=encode_json(list(draft.payloads)),
+    )
 
 
 def new_lease_token() -> str:
@@ -384,21 +404,7 @@ class QueuedWorkBase(ABC):
 
     async def enqueue(self, draft: QueuedWorkBatchDraft) -> QueuedWorkBatch:
         """Enqueue a draft that :func:`check_draft` returned."""
-        now = self.clock()
-        sid = draft.session_id
-        row = StoredBatch(
-            session_id=sid,
-            batch_id=new_batch_id(sid, draft.source_key, now),
-            enqueue_seq=0,  # the backend's sequence decides
-            source_key=draft.source_key,
-            delivery_policy=draft.delivery_policy,
-            slot_policy=draft.slot_policy,
-            merge_key=encode_merge_key(draft.merge_key),
-            available_at_ms=draft.available_at_ms,
-            enqueued_at_ms=now,
-            payloads=encode_json(list(draft.payloads)),
-        )
-        return (await self._insert(row)).batch()
+        return (await self._insert(batch_row(draft, self.clock()))).batch()
 
     def request(
         self,

@@ -26,6 +26,7 @@ from ..errors import (
     UnsupportedReadScope,
 )
 from ..maintenance import GcReport, Maintenance, VacuumReport
+from ..processes import ProcessRegistry
 from ..queued_work import ClaimBoundary, QueuedWorkBatch, QueuedWorkBatchDraft, QueuedWorkClaim
 from ..sessions import (
     ActivePath,
@@ -371,9 +372,15 @@ class SessionFactoryBase(ABC):
 
     tier: DurabilityTier = DurabilityTier.INLINE
 
-    def __init__(self, handle: Callable[[str], SessionHandleBase]) -> None:
+    def __init__(
+        self,
+        handle: Callable[[str], SessionHandleBase],
+        processes: ProcessRegistry | None = None,
+    ) -> None:
         #: Makes a handle bound to a session id: the storage's ``session``.
         self._handle = handle
+        #: The storage's process registry: deleting a session revokes its grants there.
+        self._processes = processes
 
     def durability_tier(self) -> DurabilityTier:
         return self.tier
@@ -413,4 +420,9 @@ class SessionFactoryBase(ABC):
         return self._handle(sid) if await self._exists(sid) else None
 
     async def delete_session(self, session_id: str) -> None:
-        await self._delete(check_id("session_id", session_id))
+        sid = check_id("session_id", session_id)
+        if self._processes is not None:
+            # Grants first (spec/processes.md §5): a process is never addressable from a
+            # session that is gone, even if the deletion below fails and is retried.
+            await self._processes.delete_session_process_state(sid)
+        await self._delete(sid)

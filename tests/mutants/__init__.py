@@ -3,7 +3,16 @@
 See :mod:`.harness`; the mutants are registered by importing their modules.
 """
 
-from . import attachments, factory, integers, maintenance, order, queued_work, sessions
+from . import (
+    attachments,
+    factory,
+    integers,
+    maintenance,
+    order,
+    processes,
+    queued_work,
+    sessions,
+)
 from .harness import CONTROL, MUTANTS, Mutant, installed
 
 __all__ = [
@@ -16,6 +25,7 @@ __all__ = [
     "integers",
     "maintenance",
     "order",
+    "processes",
     "queued_work",
     "sessions",
 ]

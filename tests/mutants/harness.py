@@ -1,8 +1,8 @@
 """Broken backends for testing the conformance suite: the memory backend with one rule broken.
 
 A mutant is a subclass of one of the memory backend's classes (handle, factory,
-manifest, maintenance, blob store, attachment store, queue, backend) that overrides a
-method so as to break exactly one rule of the contract, after the kit has
+manifest, maintenance, blob store, attachment store, queue, process registry,
+backend) that overrides a method so as to break exactly one rule of the contract, after the kit has
 checked the input, so that it breaks nothing else. :func:`breaks` registers it
 under its own URL scheme, ``mutant-<its name in kebab case>``, with the rule it
 breaks as ``"<the suite's id for the rule>: <how it is broken>"``
@@ -31,6 +31,7 @@ from lash_store_memory import MemoryBackend, MemoryStorage
 from lash_store_memory.attachments import MemoryAttachmentStore, MemoryManifest
 from lash_store_memory.backend import policy_of
 from lash_store_memory.maintenance import MemoryBlobStore, MemoryMaintenance
+from lash_store_memory.processes import MemoryProcessRegistry
 from lash_store_memory.queued_work import MemoryQueue
 from lash_store_memory.sessions import MemorySessionFactory, MemorySessionHandle
 from lash_store_memory.state import MemoryState, state_for
@@ -51,6 +52,7 @@ class Parts:
     blobs: type[MemoryBlobStore] = MemoryBlobStore
     attachments: type[MemoryAttachmentStore] = MemoryAttachmentStore
     queue: type[MemoryQueue] = MemoryQueue
+    processes: type[MemoryProcessRegistry] = MemoryProcessRegistry
     backend: type[MutantBackend] | None = None
 
 
@@ -85,9 +87,11 @@ class MutantStorage(MemoryStorage):
         self._mutant = mutant
         self._clock = clock
         parts = mutant.parts
+        processes = parts.processes(state, clock)
         StorageBase.__init__(
             self,
-            sessions=parts.factory(state, self.session),
+            sessions=parts.factory(state, self.session, processes),
+            processes=processes,
             maintenance=parts.maintenance(state, policy),
             blobs=parts.blobs(state),
             attachments=parts.attachments(state),
@@ -139,6 +143,7 @@ _SLOTS: tuple[tuple[type, str], ...] = (
     (MemoryBlobStore, "blobs"),
     (MemoryAttachmentStore, "attachments"),
     (MemoryQueue, "queue"),
+    (MemoryProcessRegistry, "processes"),
     (MutantBackend, "backend"),
 )
 

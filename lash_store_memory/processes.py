@@ -1,0 +1,255 @@
+"""The process registry in memory: the kit's decisions over the tables of a MemoryState.
+
+Every method looks and then writes without awaiting in between, so under
+asyncio each call is one transaction: an append's sequence, its record update
+and its wake's queue row land together, and concurrent appends never share a
+sequence. Waiters sleep on one ``asyncio.Event`` each, set after a change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+
+from lash_store_api import ProcessEvent, ProcessHandleGrant, ProcessRecord
+from lash_store_api.backend.clock import Clock
+from lash_store_api.backend.process_append import StoredReplay
+from lash_store_api.backend.process_codec import (
+    StoredLease,
+    decode_event,
+    decode_process,
+    encode_event,
+    encode_process,
+    has_wake,
+    is_terminal,
+)
+from lash_store_api.backend.process_io import (
+    AppendDecider,
+    AppendWrite,
+    GrantRow,
+    LostGrant,
+    grants_by_session,
+    status_state,
+)
+from lash_store_api.backend.processes import ProcessRegistryBase
+
+from .queued_work import insert_batch
+from .state import EventRow, MemoryState
+
+
+class MemoryProcessRegistry(ProcessRegistryBase):
+    """Processes of one :class:`MemoryState`, stamped by the given clock."""
+
+    def __init__(self, state: MemoryState, clock: Clock) -> None:
+        super().__init__(clock)
+        self._state = state
+
+    def _record(self, pid: str) -> ProcessRecord | None:
+        text = self._state.processes.get(pid)
+        return None if text is None else decode_process(text, record=pid)
+
+    def _store(self, record: ProcessRecord) -> None:
+        self._state.processes[record.id] = encode_process(record)
+
+    def _notify(self, pid: str) -> None:
+        for event in self._state.process_watchers.get(pid, ()):
+            event.set()
+
+    async def _get(self, pid: str) -> ProcessRecord | None:
+        return self._record(pid)
+
+    async def _insert(self, record: ProcessRecord) -> ProcessRecord:
+        if record.id not in self._state.processes:
+            self._store(record)
+        stored = self._record(record.id)
+        assert stored is not None
+        return stored
+
+    async def _append(self, pid: str, replay_key: str | None, decide: AppendDecider) -> AppendWrite:
+        state = self._state
+        record = self._record(pid)
+        log = state.process_events.get(pid, [])
+        stored = None
+        seq = None if replay_key is None else state.process_replays.get((pid, replay_key))
+        if seq is not None:
+            row = log[seq - 1]
+            stored = StoredReplay(row.payload_hash, decode_event(row.event))
+        write = decide(record, len(log) + 1, stored)
+        prepared = write.prepared
+        if not prepared.replayed:
+            event = prepared.event
+            state.process_events.setdefault(pid, []).append(
+                EventRow(
+                    encode_event(event),
+                    event.event_type,
+                    prepared.payload_hash,
+                    prepared.replay_key,
+                    has_wake(event),
+                )
+            )
+            if prepared.replay_key is not None:
+                state.process_replays[(pid, prepared.replay_key)] = event.sequence
+        if write.record is not None:
+            self._store(write.record)
+        if write.wake is not None:
+            insert_batch(state, write.wake)
+        self._notify(pid)
+        return write
+
+    async def _update(
+        self, pid: str, change: Callable[[ProcessRecord | None], ProcessRecord]
+    ) -> None:
+        self._store(change(self._record(pid)))
+        self._notify(pid)
+
+    async def _records(self, state: str | None) -> list[ProcessRecord]:
+        records = (decode_process(t, record=p) for p, t in sorted(self._state.processes.items()))
+        return [r for r in records if state is None or status_state(r) == state]
+
+    async def _events(
+        self,
+        pid: str,
+        after: int,
+        *,
+        event_type: str | None = None,
+        unacked_wakes: bool = False,
+        limit: int | None = None,
+    ) -> list[ProcessEvent] | None:
+        if pid not in self._state.processes:
+            return None
+        acks = self._state.wake_acks
+        found: list[ProcessEvent] = []
+        for seq, row in enumerate(self._state.process_events.get(pid, ())[after:], after + 1):
+            if limit is not None and len(found) >= limit:
+                break
+            if event_type is not None and row.event_type != event_type:
+                continue
+            if unacked_wakes and (not row.has_wake or (pid, seq) in acks):
+                continue
+            found.append(decode_event(row.event))
+        return found
+
+    async def _count(self, pid: str, event_type: str, up_to: int) -> int | None:
+        if pid not in self._state.processes:
+            return None
+        log = self._state.process_events.get(pid, ())[:up_to]
+        return sum(1 for row in log if row.event_type == event_type)
+
+    async def _recent(self, pid: str, limit: int) -> list[ProcessEvent] | None:
+        if pid not in self._state.processes:
+            return None
+        return [decode_event(r.event) for r in self._state.process_events.get(pid, ())[-limit:]]
+
+    async def _ack(self, pid: str, sequence: int) -> bool:
+        if pid not in self._state.processes:
+            return False
+        self._state.wake_acks.add((pid, sequence))
+        return True
+
+    async def _grant(self, row: GrantRow) -> bool:
+        grant = row.grant
+        if grant.process_id not in self._state.processes:
+            return False
+        self._state.grants[(row.scope_id, grant.process_id)] = (grant.session_id, grant.descriptor)
+        return True
+
+    async def _revoke(self, scope_id: str, pid: str) -> None:
+        self._state.grants.pop((scope_id, pid), None)
+
+    async def _has_grant(self, scope_id: str, pid: str) -> bool:
+        return (scope_id, pid) in self._state.grants
+
+    async def _scope_grants(
+        self, scope_id: str, running_only: bool
+    ) -> list[tuple[ProcessHandleGrant, ProcessRecord]]:
+        found: list[tuple[ProcessHandleGrant, ProcessRecord]] = []
+        for (scope, pid), (sid, descriptor) in sorted(self._state.grants.items()):
+            record = self._record(pid) if scope == scope_id else None
+            if record is None or (running_only and is_terminal(record)):
+                continue
+            found.append((ProcessHandleGrant(sid, pid, descriptor), record))
+        return found
+
+    async def _process_grants(self, pid: str) -> list[GrantRow] | None:
+        if pid not in self._state.processes:
+            return None
+        rows = [
+            GrantRow(scope, ProcessHandleGrant(sid, p, descriptor))
+            for (scope, p), (sid, descriptor) in self._state.grants.items()
+            if p == pid
+        ]
+        return grants_by_session(rows)
+
+    async def _transfer(self, src: str, dst: GrantRow, pids: Sequence[str]) -> list[str]:
+        grants = self._state.grants
+        missing = [pid for pid in pids if (src, pid) not in grants]
+        if missing:
+            return missing
+        for pid in pids:
+            _, descriptor = grants.pop((src, pid))
+            grants[(dst.scope_id, pid)] = (dst.grant.session_id, descriptor)
+        return []
+
+    async def _delete_session_state(self, sid: str, now_ms: int) -> tuple[int, list[LostGrant]]:
+        grants = self._state.grants
+        gone = [key for key, (owner, _) in grants.items() if owner == sid]
+        for key in gone:
+            del grants[key]
+        lost = []
+        for pid in sorted({pid for _, pid in gone}):
+            record = self._record(pid)
+            remaining = sum(1 for _, p in grants if p == pid)
+            lost.append(LostGrant(pid, record is not None and not is_terminal(record), remaining))
+        for pid in list(self._state.processes):
+            record = self._record(pid)
+            target = None if record is None else record.wake_target
+            if record is not None and target is not None and target.session_id == sid:
+                self._store(_untargeted(record, now_ms))
+        return len(gone), lost
+
+    async def _claim_lease(
+        self, pid: str, decide: Callable[[StoredLease | None], StoredLease]
+    ) -> StoredLease | None:
+        if pid not in self._state.processes:
+            return None
+        row = decide(self._state.leases.get(pid))
+        self._state.leases[pid] = row
+        return row
+
+    async def _renew_lease(self, pid: str, token: str, now_ms: int, expires_at_ms: int) -> bool:
+        row = self._state.leases.get(pid)
+        if row is None or row.lease_token != token or row.expires_at_ms <= now_ms:
+            return False
+        self._state.leases[pid] = _with_expiry(row, expires_at_ms)
+        return True
+
+    async def _release_lease(self, pid: str, token: str) -> None:
+        row = self._state.leases.get(pid)
+        if row is not None and row.lease_token == token:
+            self._state.leases[pid] = StoredLease(pid, row.fencing_token)
+
+    @asynccontextmanager
+    async def _watch(self, pid: str) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+        event = asyncio.Event()
+        watchers = self._state.process_watchers.setdefault(pid, set())
+        watchers.add(event)
+
+        async def changed() -> None:
+            await event.wait()
+
+        try:
+            yield changed
+        finally:
+            watchers.discard(event)
+            if not watchers:
+                self._state.process_watchers.pop(pid, None)
+
+
+def _untargeted(record: ProcessRecord, now_ms: int) -> ProcessRecord:
+    return dataclasses.replace(record, wake_target=None, updated_at_ms=now_ms)
+
+
+def _with_expiry(row: StoredLease, expires_at_ms: int) -> StoredLease:
+    return dataclasses.replace(row, expires_at_ms=expires_at_ms)
