@@ -39,7 +39,15 @@ from lash_store_api import (
 from lash_store_api.backend.process_wakes import wake_delivery_wire
 
 from ._fixtures import ManualClock, queue
-from ._process_fixtures import LINE, PROCESSES, QUEUED_PROCESSES, line, registered, wake_type
+from ._process_fixtures import (
+    LINE,
+    PROCESSES,
+    QUEUED_PROCESSES,
+    line,
+    registered,
+    registration,
+    wake_type,
+)
 from .plugin import behaviour
 
 Isolated = Callable[..., AbstractAsyncContextManager[Storage]]
@@ -55,8 +63,11 @@ async def test_processes_29_state_survives_a_second_handle(storage: Storage, reo
     record = await registered(storage, "p29", LINE)
     first = await reg.append_event("p29", line("a", wake_input="w", key="k"))
     await reg.grant_handle(SessionScope("s29"), "p29", ProcessHandleDescriptor())
+    current = await reg.get_process("p29")
+    assert current is not None and current.registration_hash == record.registration_hash
     other = (await reopen()).processes
-    assert await other.get_process("p29") == record
+    assert await other.get_process("p29") == current
+    assert (await other.register_process(registration("p29", LINE))) == current
     assert await other.events_after("p29", 0) == [first.event]
     assert await other.has_handle_grant(SessionScope("s29"), "p29")
     again = await other.append_event("p29", line("a", wake_input="w", key="k"))

@@ -218,6 +218,9 @@ class MemoryProcessRegistry(ProcessRegistryBase):
         self._state.leases[pid] = row
         return row
 
+    async def _lease(self, pid: str) -> StoredLease | None:
+        return self._state.leases.get(pid)
+
     async def _renew_lease(self, pid: str, token: str, now_ms: int, expires_at_ms: int) -> bool:
         row = self._state.leases.get(pid)
         if row is None or row.lease_token != token or row.expires_at_ms <= now_ms:

@@ -71,6 +71,11 @@ class PgOptions:
     blob_grace_seconds: float = DEFAULT_BLOB_GRACE_SECONDS
     #: Vacuum keeps this many of each session's latest stored turn results.
     turn_stamp_retention: int = DEFAULT_TURN_STAMP_RETENTION
+    #: How process waits learn of appends: ``listen`` (LISTEN/NOTIFY, polling as a
+    #: fallback) or ``poll`` only (for PgBouncer transaction pooling: docs/operations.md).
+    process_wait: str = "listen"
+    #: Seconds between looks of a process wait that heard nothing (both modes).
+    process_poll_interval: float = 1.0
 
     @property
     def policy(self) -> MaintenancePolicy:
@@ -151,6 +156,13 @@ def _as_schema(name: str, value: object) -> str:
     return text
 
 
+def _as_wait_mode(name: str, value: object) -> str:
+    text = str(value).strip().lower()
+    if text not in ("listen", "poll"):
+        raise InvalidRequest(name, f"must be listen or poll, got {value!r}")
+    return text
+
+
 def _as_threshold(name: str, value: object) -> int | None:
     if value is None or str(value).lower() in ("none", "null", ""):
         return None
@@ -169,6 +181,8 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "statement_timeout": _as_millis,
     "migrate": _as_bool,
     "prepare_threshold": _as_threshold,
+    "process_wait": _as_wait_mode,
+    "process_poll_interval": _as_seconds,
     **POLICY_OPTIONS,
 }
 assert set(_PARSERS) == {f.name for f in fields(PgOptions)}

@@ -25,7 +25,7 @@ _COLUMNS = """session_id, batch_id, enqueue_seq, source_key, delivery_policy, sl
 
 # The insert returns the new row; a still-queued batch holding the key is returned
 # instead (unless it was committed after this statement's snapshot: see _insert).
-_ENQUEUE = f"""
+ENQUEUE = f"""
 WITH ins AS (
     INSERT INTO {{s}}.queued_work (session_id, batch_id, source_key, delivery_policy,
             slot_policy, merge_key, available_at_ms, enqueued_at_ms, payloads)
@@ -87,6 +87,21 @@ SELECT {_COLUMNS} FROM {{s}}.queued_work
 _ENQUEUE_TRIES = 5
 
 
+def enqueue_params(row: StoredBatch) -> dict[str, Any]:
+    """The parameters of :data:`ENQUEUE` (and the key-less insert) for ``row``."""
+    return {
+        "sid": row.session_id,
+        "batch_id": row.batch_id,
+        "key": row.source_key,
+        "delivery": row.delivery_policy.value,
+        "slot": row.slot_policy.value,
+        "merge": row.merge_key,
+        "available": row.available_at_ms,
+        "now": row.enqueued_at_ms,
+        "payloads": row.payloads,
+    }
+
+
 def stored(row: Sequence[Any]) -> StoredBatch:
     """A row of ``_COLUMNS``."""
     (sid, batch_id, seq, key, delivery, slot, merge, available, enqueued, payloads) = row[:10]
@@ -127,18 +142,8 @@ class PostgresQueue(QueuedWorkBase):
         return [stored(row) for row in await cur.fetchall()]
 
     async def _insert(self, row: StoredBatch) -> StoredBatch:
-        params = {
-            "sid": row.session_id,
-            "batch_id": row.batch_id,
-            "key": row.source_key,
-            "delivery": row.delivery_policy.value,
-            "slot": row.slot_policy.value,
-            "merge": row.merge_key,
-            "available": row.available_at_ms,
-            "now": row.enqueued_at_ms,
-            "payloads": row.payloads,
-        }
-        statement = _ENQUEUE if row.source_key is not None else _ENQUEUE_KEYLESS
+        params = enqueue_params(row)
+        statement = ENQUEUE if row.source_key is not None else _ENQUEUE_KEYLESS
         for _ in range(_ENQUEUE_TRIES):
             found = await self._rows(
                 "enqueueing queued work", statement, params, session_id=row.session_id

@@ -27,6 +27,7 @@ from lash_store_api.backend.clock import Clock, now_ms
 from lash_store_api.backend.codec import decode_json
 from lash_store_api.backend.commit import CommitObservation, CommitPlan, StoredHead
 from lash_store_api.backend.sessions import SessionFactoryBase, SessionHandleBase, SessionRows
+from lash_store_api.processes import ProcessRegistry
 
 from .attachments import PostgresManifest
 from .commit import write_commit
@@ -213,8 +214,13 @@ class PostgresSessionHandle(SessionHandleBase):
 class PostgresSessionFactory(SessionFactoryBase):
     tier = TIER
 
-    def __init__(self, db: Db, handle: Callable[[str], PostgresSessionHandle]) -> None:
-        super().__init__(handle)
+    def __init__(
+        self,
+        db: Db,
+        handle: Callable[[str], PostgresSessionHandle],
+        processes: ProcessRegistry | None = None,
+    ) -> None:
+        super().__init__(handle, processes)
         self._db = db
 
     async def _seed_meta(self, sid: str, meta: str) -> None:

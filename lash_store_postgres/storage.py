@@ -23,6 +23,8 @@ from .db import Conn, Db, make_pool
 from .errors import wrapped
 from .maintenance import PostgresBlobStore, PostgresMaintenance
 from .migrations import check_current, migrate
+from .notify import ProcessNotifier, channel_of
+from .processes import PostgresProcessRegistry
 from .sessions import PostgresSessionFactory, PostgresSessionHandle
 
 
@@ -39,7 +41,8 @@ async def direct_connection(conninfo: str) -> AsyncIterator[Conn]:
 
 
 class PostgresStorage(StorageBase):
-    """Sessions, blobs, attachments and queued work in one Postgres schema, through one pool."""
+    """Sessions, blobs, attachments, queued work and processes in one Postgres schema, through
+    one pool (and one listening connection while a process wait runs)."""
 
     backend_name = "postgres"
 
@@ -47,8 +50,17 @@ class PostgresStorage(StorageBase):
         self._db = db
         self._conninfo = conninfo
         self._clock = clock
+        options = db.options
+        self._notifier = ProcessNotifier(
+            conninfo,
+            channel_of(db.schema),
+            listen=options.process_wait == "listen",
+            interval=options.process_poll_interval,
+        )
+        processes = PostgresProcessRegistry(db, clock, self._notifier)
         super().__init__(
-            sessions=PostgresSessionFactory(db, self.session),
+            sessions=PostgresSessionFactory(db, self.session, processes),
+            processes=processes,
             maintenance=PostgresMaintenance(db, db.options.policy),
             blobs=PostgresBlobStore(db),
             attachments=PostgresAttachmentStore(db),
@@ -71,6 +83,11 @@ class PostgresStorage(StorageBase):
     def capabilities(self) -> Capabilities:
         return CAPABILITIES
 
+    @property
+    def process_notifier(self) -> ProcessNotifier:
+        """How this storage's process waits learn of appends (notify.py)."""
+        return self._notifier
+
     def pool_stats(self) -> dict[str, int]:
         """The connection pool's counters (psycopg_pool ``get_stats``), for monitoring."""
         return self._db.pool.get_stats()
@@ -79,6 +96,7 @@ class PostgresStorage(StorageBase):
         return PostgresSessionHandle(self._db, session_id, self.maintenance, self._clock)
 
     async def aclose(self) -> None:
+        await self._notifier.aclose()
         await self._db.aclose()
 
 

@@ -193,6 +193,10 @@ class ProcessRegistryIO(ABC):
         (nothing written) for an unknown process."""
 
     @abstractmethod
+    async def _lease(self, pid: str) -> StoredLease | None:
+        """The process's lease row as stored (released or not), or ``None``."""
+
+    @abstractmethod
     async def _renew_lease(self, pid: str, token: str, now_ms: int, expires_at_ms: int) -> bool:
         """Set the expiry iff the stored token is ``token`` and its expiry is after ``now_ms``."""
 

@@ -333,6 +333,13 @@ class ProcessRegistryBase(ProcessRegistryIO):
             raise _not_found(pid)
         return stored.lease()
 
+    async def read_process_lease(self, pid: str) -> ProcessLease | None:
+        """The lease held on ``pid`` now (live or expired, not yet released), for
+        inspection (``lash-store process``); ``None`` when none is held. Not part of
+        :class:`~lash_store_api.ProcessRegistry`: deciding on it would race."""
+        row = await self._lease(check_id("process_id", pid))
+        return None if row is None or row.owner_id is None else row.lease()
+
     async def renew_process_lease(self, lease: ProcessLease, ttl: int) -> ProcessLease:
         if not isinstance(lease, ProcessLease):
             raise InvalidRequest("lease", "must be a ProcessLease")

@@ -1,0 +1,405 @@
+"""The process registry on PostgreSQL (tables of migrations/0005_processes.sql).
+
+An append is one transaction: one round trip locks the process row (``FOR
+UPDATE``, so concurrent appends to one process queue up and take
+``last_sequence + 1`` in turn) and reads the event stored under the replay
+key; the kit decides; one pipelined round trip then inserts the event,
+rewrites the record, enqueues the wake's queued-work batch and sends
+``pg_notify``, and the commit follows. Reads are one pipelined round trip.
+Every ordering by id uses the "C" collation: code-point order, as every
+backend lists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, LiteralString
+
+from lash_store_api import ProcessEvent, ProcessHandleDescriptor, ProcessHandleGrant, ProcessRecord
+from lash_store_api.backend.clock import Clock
+from lash_store_api.backend.process_append import StoredReplay
+from lash_store_api.backend.process_codec import (
+    StoredLease,
+    decode_event,
+    decode_process,
+    encode_event,
+    encode_process,
+    has_wake,
+)
+from lash_store_api.backend.process_io import (
+    AppendDecider,
+    AppendWrite,
+    GrantRow,
+    LostGrant,
+    status_state,
+)
+from lash_store_api.backend.processes import ProcessRegistryBase
+from lash_store_api.backend.queued_work import StoredBatch
+from lash_store_api.errors import BackendError
+
+from .backend import CAPABILITIES
+from .db import Conn, Db
+from .notify import ProcessNotifier
+from .queued_work import ENQUEUE, enqueue_params
+
+_EXISTS = "SELECT EXISTS (SELECT FROM {s}.processes WHERE process_id = %(pid)s)"
+_GET = "SELECT record FROM {s}.processes WHERE process_id = %(pid)s"
+_INSERT = """
+INSERT INTO {s}.processes (process_id, state, waiting, wake_target_session, record)
+VALUES (%(pid)s, %(state)s, %(waiting)s, %(target)s, %(record)s)
+ON CONFLICT (process_id) DO NOTHING"""
+_LOCK = """
+SELECT p.record, p.last_sequence, e.payload_hash, e.event
+  FROM {s}.processes AS p
+  LEFT JOIN {s}.process_events AS e
+    ON e.process_id = p.process_id AND e.replay_key = %(key)s
+ WHERE p.process_id = %(pid)s
+   FOR UPDATE OF p"""
+_LOCK_RECORD = _GET + " FOR UPDATE"
+_INSERT_EVENT = """
+INSERT INTO {s}.process_events
+       (process_id, sequence, event_type, payload_hash, replay_key, has_wake, event)
+VALUES (%(pid)s, %(seq)s, %(type)s, %(hash)s, %(key)s, %(wake)s, %(event)s)"""
+_UPDATE = """
+UPDATE {s}.processes
+   SET state = %(state)s, waiting = %(waiting)s, wake_target_session = %(target)s,
+       record = %(record)s, last_sequence = greatest(last_sequence, %(seq)s)
+ WHERE process_id = %(pid)s"""
+_NOTIFY = "SELECT pg_notify(%(channel)s, %(pid)s)"
+_RECORDS = 'SELECT record FROM {s}.processes ORDER BY process_id COLLATE "C"'
+_RECORDS_IN = """
+SELECT record FROM {s}.processes WHERE state = %(state)s ORDER BY process_id COLLATE "C" """
+_EVENTS = """
+SELECT e.event FROM {s}.process_events AS e
+ WHERE e.process_id = %(pid)s AND e.sequence > %(after)s
+   AND (%(type)s::text IS NULL OR e.event_type = %(type)s)
+   AND (NOT %(wakes)s OR (e.has_wake AND NOT EXISTS (
+        SELECT FROM {s}.process_wake_acks AS a
+         WHERE a.process_id = e.process_id AND a.sequence = e.sequence)))
+ ORDER BY e.sequence
+ LIMIT %(limit)s"""
+_COUNT = """
+SELECT count(*) FROM {s}.process_events
+ WHERE process_id = %(pid)s AND event_type = %(type)s AND sequence <= %(up_to)s"""
+_RECENT = """
+SELECT event FROM (SELECT event, sequence FROM {s}.process_events WHERE process_id = %(pid)s
+                    ORDER BY sequence DESC LIMIT %(limit)s) AS tail
+ ORDER BY sequence"""
+_ACK = """
+WITH p AS (SELECT process_id FROM {s}.processes WHERE process_id = %(pid)s),
+ins AS (INSERT INTO {s}.process_wake_acks (process_id, sequence)
+        SELECT process_id, %(seq)s FROM p ON CONFLICT DO NOTHING)
+SELECT EXISTS (SELECT FROM p)"""
+_GRANT = """
+WITH p AS (SELECT process_id FROM {s}.processes WHERE process_id = %(pid)s),
+ins AS (INSERT INTO {s}.process_grants (scope_id, process_id, session_id, kind, label)
+        SELECT %(scope)s, process_id, %(sid)s, %(kind)s, %(label)s FROM p
+        ON CONFLICT (scope_id, process_id) DO UPDATE
+           SET session_id = excluded.session_id, kind = excluded.kind, label = excluded.label)
+SELECT EXISTS (SELECT FROM p)"""
+_REVOKE = "DELETE FROM {s}.process_grants WHERE scope_id = %(scope)s AND process_id = %(pid)s"
+_HAS_GRANT = """
+SELECT EXISTS (SELECT FROM {s}.process_grants
+                WHERE scope_id = %(scope)s AND process_id = %(pid)s)"""
+_SCOPE_GRANTS = """
+SELECT g.session_id, g.process_id, g.kind, g.label, p.record
+  FROM {s}.process_grants AS g JOIN {s}.processes AS p USING (process_id)
+ WHERE g.scope_id = %(scope)s AND (NOT %(running)s OR p.state = 'running')
+ ORDER BY g.process_id COLLATE "C" """
+_PROCESS_GRANTS = """
+SELECT scope_id, session_id, kind, label FROM {s}.process_grants WHERE process_id = %(pid)s
+ ORDER BY session_id COLLATE "C", scope_id COLLATE "C" """
+_HELD = """
+SELECT process_id FROM {s}.process_grants
+ WHERE scope_id = %(src)s AND process_id = ANY(%(pids)s) FOR UPDATE"""
+_MOVE = """
+WITH moved AS (DELETE FROM {s}.process_grants
+                WHERE scope_id = %(src)s AND process_id = ANY(%(pids)s)
+            RETURNING process_id, kind, label)
+INSERT INTO {s}.process_grants (scope_id, process_id, session_id, kind, label)
+SELECT %(dst)s, process_id, %(sid)s, kind, label FROM moved
+    ON CONFLICT (scope_id, process_id) DO UPDATE
+   SET session_id = excluded.session_id, kind = excluded.kind, label = excluded.label"""
+# The outer query sees the grants as they were before the delete: subtract.
+_REVOKE_SESSION = """
+WITH gone AS (DELETE FROM {s}.process_grants WHERE session_id = %(sid)s RETURNING process_id)
+SELECT g.process_id, count(*), p.state = 'running',
+       (SELECT count(*) FROM {s}.process_grants AS a WHERE a.process_id = g.process_id)
+       - count(*)
+  FROM gone AS g JOIN {s}.processes AS p USING (process_id)
+ GROUP BY g.process_id, p.state
+ ORDER BY g.process_id COLLATE "C" """
+_TARGETED = """
+SELECT record FROM {s}.processes WHERE wake_target_session = %(sid)s
+ ORDER BY process_id FOR UPDATE"""
+_LEASE_ROW = """
+INSERT INTO {s}.process_leases (process_id, fencing_token, claimed_at_ms, expires_at_ms)
+SELECT process_id, 0, 0, 0 FROM {s}.processes WHERE process_id = %(pid)s
+    ON CONFLICT DO NOTHING"""
+_READ_LEASE = """
+SELECT fencing_token, owner_id, lease_token, claimed_at_ms, expires_at_ms
+  FROM {s}.process_leases WHERE process_id = %(pid)s"""
+_LOCK_LEASE = _READ_LEASE + " FOR UPDATE"
+_SET_LEASE = """
+UPDATE {s}.process_leases
+   SET fencing_token = %(fence)s, owner_id = %(owner)s, lease_token = %(token)s,
+       claimed_at_ms = %(claimed)s, expires_at_ms = %(expires)s
+ WHERE process_id = %(pid)s"""
+_RENEW = """
+UPDATE {s}.process_leases SET expires_at_ms = %(expires)s
+ WHERE process_id = %(pid)s AND lease_token = %(token)s AND expires_at_ms > %(now)s
+RETURNING 1"""
+_RELEASE = """
+UPDATE {s}.process_leases
+   SET owner_id = NULL, lease_token = NULL, claimed_at_ms = 0, expires_at_ms = 0
+ WHERE process_id = %(pid)s AND lease_token = %(token)s"""
+
+
+def _columns(record: ProcessRecord) -> dict[str, Any]:
+    target = record.wake_target
+    return {
+        "pid": record.id,
+        "state": status_state(record),
+        "waiting": record.wait is not None,
+        "target": None if target is None else target.session_id,
+        "record": encode_process(record),
+    }
+
+
+class PostgresProcessRegistry(ProcessRegistryBase):
+    """The process tables of one storage's schema."""
+
+    tier = CAPABILITIES.durability
+
+    def __init__(self, db: Db, clock: Clock, notifier: ProcessNotifier) -> None:
+        super().__init__(clock)
+        self._db = db
+        self._notifier = notifier
+
+    async def _rows(
+        self, action: str, pid: str | None, *statements: tuple[LiteralString, dict[str, Any]]
+    ) -> list[list[tuple[Any, ...]]]:
+        """Run ``statements`` in one pipelined transaction; each one's rows."""
+        db = self._db
+        async with db.pipelined(action, record=pid) as conn:
+            cursors = [await conn.execute(db.q(text), params) for text, params in statements]
+        return [await cur.fetchall() if cur.description else [] for cur in cursors]
+
+    async def _known(
+        self, action: str, pid: str, text: LiteralString, params: dict[str, Any]
+    ) -> list[tuple[Any, ...]] | None:
+        exists, rows = await self._rows(action, pid, (_EXISTS, {"pid": pid}), (text, params))
+        return rows if exists[0][0] else None
+
+    async def _notify(self, conn: Conn, pid: str) -> None:
+        params = {"channel": self._notifier.channel, "pid": pid}
+        await conn.execute(self._db.q(_NOTIFY), params)
+
+    async def _get(self, pid: str) -> ProcessRecord | None:
+        (rows,) = await self._rows("reading a process", pid, (_GET, {"pid": pid}))
+        return decode_process(rows[0][0], record=pid) if rows else None
+
+    async def _insert(self, record: ProcessRecord) -> ProcessRecord:
+        params = _columns(record)
+        _, rows = await self._rows(
+            "registering a process", record.id, (_INSERT, params), (_GET, params)
+        )
+        if not rows:  # the id's winner committed after this statement's snapshot
+            rows = (await self._rows("registering a process", record.id, (_GET, params)))[0]
+        if not rows:
+            raise BackendError("registering: the process row vanished", record=record.id)
+        return decode_process(rows[0][0], record=record.id)
+
+    async def _append(self, pid: str, replay_key: str | None, decide: AppendDecider) -> AppendWrite:
+        db = self._db
+        async with db.transaction("appending a process event", record=pid) as conn:
+            cur = await conn.execute(db.q(_LOCK), {"pid": pid, "key": replay_key})
+            row = await cur.fetchone()
+            record = None if row is None else decode_process(row[0], record=pid)
+            last = 0 if row is None else int(row[1])
+            stored = None
+            if row is not None and row[3] is not None:
+                stored = StoredReplay(row[2], decode_event(row[3], record=pid))
+            write = decide(record, last + 1, stored)
+            async with conn.pipeline():
+                await self._write_append(conn, pid, write)
+        return write
+
+    async def _write_append(self, conn: Conn, pid: str, write: AppendWrite) -> None:
+        db, prepared = self._db, write.prepared
+        event = prepared.event
+        if not prepared.replayed:
+            params = {
+                "pid": pid,
+                "seq": event.sequence,
+                "type": event.event_type,
+                "hash": prepared.payload_hash,
+                "key": prepared.replay_key,
+                "wake": has_wake(event),
+                "event": encode_event(event),
+            }
+            await conn.execute(db.q(_INSERT_EVENT), params)
+        if write.record is not None:
+            await conn.execute(db.q(_UPDATE), {**_columns(write.record), "seq": event.sequence})
+        if write.wake is not None:
+            await self._enqueue(conn, write.wake)
+        await self._notify(conn, pid)
+
+    async def _enqueue(self, conn: Conn, row: StoredBatch) -> None:
+        await conn.execute(self._db.q(ENQUEUE), enqueue_params(row))
+
+    async def _update(
+        self, pid: str, change: Callable[[ProcessRecord | None], ProcessRecord]
+    ) -> None:
+        db = self._db
+        async with db.transaction("updating a process", record=pid) as conn:
+            row = await (await conn.execute(db.q(_LOCK_RECORD), {"pid": pid})).fetchone()
+            after = change(None if row is None else decode_process(row[0], record=pid))
+            async with conn.pipeline():
+                await conn.execute(db.q(_UPDATE), {**_columns(after), "seq": 0})
+                await self._notify(conn, pid)
+
+    async def _records(self, state: str | None) -> list[ProcessRecord]:
+        statement = (_RECORDS, {}) if state is None else (_RECORDS_IN, {"state": state})
+        (rows,) = await self._rows("listing processes", None, statement)
+        return [decode_process(r[0]) for r in rows]
+
+    async def _events(
+        self,
+        pid: str,
+        after: int,
+        *,
+        event_type: str | None = None,
+        unacked_wakes: bool = False,
+        limit: int | None = None,
+    ) -> list[ProcessEvent] | None:
+        params = {
+            "pid": pid,
+            "after": after,
+            "type": event_type,
+            "wakes": unacked_wakes,
+            "limit": limit,
+        }
+        rows = await self._known("reading process events", pid, _EVENTS, params)
+        return None if rows is None else [decode_event(r[0], record=pid) for r in rows]
+
+    async def _count(self, pid: str, event_type: str, up_to: int) -> int | None:
+        params = {"pid": pid, "type": event_type, "up_to": up_to}
+        rows = await self._known("counting process events", pid, _COUNT, params)
+        return None if rows is None else int(rows[0][0])
+
+    async def _recent(self, pid: str, limit: int) -> list[ProcessEvent] | None:
+        params = {"pid": pid, "limit": limit}
+        rows = await self._known("reading recent process events", pid, _RECENT, params)
+        return None if rows is None else [decode_event(r[0], record=pid) for r in rows]
+
+    async def _ack(self, pid: str, sequence: int) -> bool:
+        (rows,) = await self._rows("acking a wake", pid, (_ACK, {"pid": pid, "seq": sequence}))
+        return bool(rows[0][0])
+
+    async def _grant(self, row: GrantRow) -> bool:
+        grant = row.grant
+        params = {
+            "pid": grant.process_id,
+            "scope": row.scope_id,
+            "sid": grant.session_id,
+            "kind": grant.descriptor.kind,
+            "label": grant.descriptor.label,
+        }
+        (rows,) = await self._rows("granting a handle", grant.process_id, (_GRANT, params))
+        return bool(rows[0][0])
+
+    async def _revoke(self, scope_id: str, pid: str) -> None:
+        await self._rows("revoking a handle", pid, (_REVOKE, {"scope": scope_id, "pid": pid}))
+
+    async def _has_grant(self, scope_id: str, pid: str) -> bool:
+        params = {"scope": scope_id, "pid": pid}
+        (rows,) = await self._rows("reading a handle grant", pid, (_HAS_GRANT, params))
+        return bool(rows[0][0])
+
+    async def _scope_grants(
+        self, scope_id: str, running_only: bool
+    ) -> list[tuple[ProcessHandleGrant, ProcessRecord]]:
+        params = {"scope": scope_id, "running": running_only}
+        (rows,) = await self._rows("listing handle grants", None, (_SCOPE_GRANTS, params))
+        return [
+            (ProcessHandleGrant(sid, pid, ProcessHandleDescriptor(kind, label)), decode_process(r))
+            for sid, pid, kind, label, r in rows
+        ]
+
+    async def _process_grants(self, pid: str) -> list[GrantRow] | None:
+        rows = await self._known("listing a process's grants", pid, _PROCESS_GRANTS, {"pid": pid})
+        if rows is None:
+            return None
+        return [
+            GrantRow(scope, ProcessHandleGrant(sid, pid, ProcessHandleDescriptor(kind, label)))
+            for scope, sid, kind, label in rows
+        ]
+
+    async def _transfer(self, src: str, dst: GrantRow, pids: Sequence[str]) -> list[str]:
+        db = self._db
+        params = {"src": src, "dst": dst.scope_id, "sid": dst.grant.session_id, "pids": pids}
+        async with db.transaction("transferring handle grants") as conn:
+            held = {r[0] for r in await (await conn.execute(db.q(_HELD), params)).fetchall()}
+            missing = [pid for pid in pids if pid not in held]
+            if not missing and src != dst.scope_id:
+                await conn.execute(db.q(_MOVE), params)
+        return missing
+
+    async def _delete_session_state(self, sid: str, now_ms: int) -> tuple[int, list[LostGrant]]:
+        db = self._db
+        async with db.transaction("deleting a session's process state", session_id=sid) as conn:
+            cur = await conn.execute(db.q(_REVOKE_SESSION), {"sid": sid})
+            counted = await cur.fetchall()
+            targeted = await (await conn.execute(db.q(_TARGETED), {"sid": sid})).fetchall()
+            for (text,) in targeted:
+                record = decode_process(text)
+                cleared = dataclasses.replace(record, wake_target=None, updated_at_ms=now_ms)
+                await conn.execute(db.q(_UPDATE), {**_columns(cleared), "seq": 0})
+        lost = [LostGrant(pid, bool(running), int(left)) for pid, _, running, left in counted]
+        return sum(int(n) for _, n, _, _ in counted), lost
+
+    async def _claim_lease(
+        self, pid: str, decide: Callable[[StoredLease | None], StoredLease]
+    ) -> StoredLease | None:
+        db = self._db
+        async with db.transaction("claiming a process lease", record=pid) as conn:
+            await conn.execute(db.q(_LEASE_ROW), {"pid": pid})
+            row = await (await conn.execute(db.q(_LOCK_LEASE), {"pid": pid})).fetchone()
+            if row is None:
+                return None
+            fence, owner, token, claimed, expires = row
+            lease = decide(StoredLease(pid, int(fence), owner, token, int(claimed), int(expires)))
+            params = {
+                "pid": pid,
+                "fence": lease.fencing_token,
+                "owner": lease.owner_id,
+                "token": lease.lease_token,
+                "claimed": lease.claimed_at_ms,
+                "expires": lease.expires_at_ms,
+            }
+            await conn.execute(db.q(_SET_LEASE), params)
+        return lease
+
+    async def _lease(self, pid: str) -> StoredLease | None:
+        (rows,) = await self._rows("reading a process lease", pid, (_READ_LEASE, {"pid": pid}))
+        if not rows:
+            return None
+        fence, owner, token, claimed, expires = rows[0]
+        return StoredLease(pid, int(fence), owner, token, int(claimed), int(expires))
+
+    async def _renew_lease(self, pid: str, token: str, now_ms: int, expires_at_ms: int) -> bool:
+        params = {"pid": pid, "token": token, "now": now_ms, "expires": expires_at_ms}
+        (rows,) = await self._rows("renewing a process lease", pid, (_RENEW, params))
+        return bool(rows)
+
+    async def _release_lease(self, pid: str, token: str) -> None:
+        params = {"pid": pid, "token": token}
+        await self._rows("releasing a process lease", pid, (_RELEASE, params))
+
+    @asynccontextmanager
+    async def _watch(self, pid: str) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+        async with self._notifier.watch(pid) as changed:
+            yield changed
