@@ -18,7 +18,7 @@ from typing import IO, Any, TextIO, TypeVar
 import click
 from click.core import ParameterSource
 
-from lash_store_api import StoreError
+from lash_store_api import ProcessStatusFilter, StoreError
 from lash_store_api.plugins import DEFAULT_URL, ENV_VAR, resolve_url
 
 from . import commands
@@ -254,6 +254,37 @@ def queue_command(url: str, session: str) -> None:
     (claimed: a live lease holds it; waiting: not available yet; ready), slot and
     delivery policy, merge key, item count and source key."""
     commands.with_storage(resolve_url(url), commands.queue(session), _out(), migrate=False)
+
+
+@cli.command(
+    "processes",
+    short_help="List processes of one status: id, status, waiting, kind, label.",
+    epilog=example("lash-store processes postgresql://localhost/agents --status any"),
+)
+@url_argument
+@click.option(
+    "--status",
+    type=click.Choice([s.value for s in ProcessStatusFilter]),
+    default=ProcessStatusFilter.RUNNING.value,
+    show_default=True,
+    help="Only processes in this state (any: every one).",
+)
+def processes_command(url: str, status: str) -> None:
+    """List processes by id: status, whether waiting, identity kind and label, last update."""
+    commands.with_storage(resolve_url(url), commands.processes(status), _out(), migrate=False)
+
+
+@cli.command(
+    "process",
+    short_help="Show one process: record, grants, lease and its event log.",
+    epilog=example("lash-store process postgresql://localhost/agents job-7"),
+)
+@url_argument
+@click.argument("process_id", metavar="ID")
+def process_command(url: str, process_id: str) -> None:
+    """Show one process: its record, the sessions granted its handle, its lease and its
+    event log as a table (sequence, type, time, wake, payload)."""
+    commands.with_storage(resolve_url(url), commands.process(process_id), _out(), migrate=False)
 
 
 @cli.command(

@@ -20,6 +20,9 @@ from lash_store_api import (
     FullGraph,
     MigratingBackend,
     NotFound,
+    ProcessListFilter,
+    ProcessNotFound,
+    ProcessStatusFilter,
     QueuedWork,
     QueuedWorkBatch,
     Storage,
@@ -42,6 +45,8 @@ __all__ = [
     "demo",
     "gc",
     "migrate",
+    "process",
+    "processes",
     "queue",
     "sessions",
     "show",
@@ -262,6 +267,49 @@ def queue(session_id: str) -> StoreCommand:
             return
         print(f"session {session_id}  {render.queue_counts(batches, pending)}", file=out)
         print_lines(render.queue_table(batches, pending, now_ms(), indent="  "), out)
+
+    return run
+
+
+def _served_processes(storage: Storage, shown: str) -> None:
+    if not storage.capabilities.serves(Facet.PROCESSES):
+        raise CliError(f"{shown} does not serve processes")
+
+
+def processes(status: str) -> StoreCommand:
+    """The ``processes`` command: one line per process of one status (or ``any``)."""
+
+    async def run(storage: Storage, shown: str, out: TextIO) -> None:
+        _served_processes(storage, shown)
+        found = await storage.processes.list_processes(
+            ProcessListFilter(status=ProcessStatusFilter(status))
+        )
+        if not found:
+            print(f"no {status} processes in {shown}{inline_hint(storage)}", file=out)
+            return
+        print_lines(render.processes_table(found), out)
+
+    return run
+
+
+def process(process_id: str) -> StoreCommand:
+    """The ``process`` command: one process's record, grants, lease and event log."""
+
+    async def run(storage: Storage, shown: str, out: TextIO) -> None:
+        _served_processes(storage, shown)
+        registry = storage.processes
+        record = await registry.get_process(process_id)
+        if record is None:
+            raise ProcessNotFound(f"no process {process_id!r} in {shown}{inline_hint(storage)}")
+        grants = await registry.handle_grants_for_process(process_id)
+        # Only the kit's registries show a lease: the protocol has no read of one.
+        read_lease = getattr(registry, "read_process_lease", None)
+        lease = None if read_lease is None else await read_lease(process_id)
+        events = await registry.events_after(process_id, 0)
+        glyphs = render.glyphs_for(out)
+        print_lines(
+            render.process_lines(record, grants, lease, events, now_ms(), glyphs=glyphs), out
+        )
 
     return run
 

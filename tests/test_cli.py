@@ -165,9 +165,9 @@ def run(*argv: str, env: dict[str, str | None] | None = None) -> tuple[int, list
 def test_help_lists_every_command_on_one_line_with_examples() -> None:
     code, out, err = invoke("--help")
     assert code == 0 and err == ""
-    commands = ["backends", "conformance", "migrate", "sessions", "show", "queue", "usage", "gc"]
-    commands.append("vacuum")
-    listed = [line.split()[0] for line in out.split("Commands:\n", 1)[1].splitlines()[:10]]
+    commands = ["backends", "conformance", "migrate", "sessions", "show", "queue", "processes"]
+    commands += ["process", "usage", "gc", "vacuum"]
+    listed = [line.split()[0] for line in out.split("Commands:\n", 1)[1].splitlines()[:12]]
     assert listed == [*commands, "demo"]  # in the order of the README, one line each
     assert "Examples:" in out and "LASH_STORE_URL" in out
     assert "..." not in out.split("Commands:", 1)[1].split("\n\n", 1)[0]  # no cut-off help
@@ -180,6 +180,8 @@ def test_help_lists_every_command_on_one_line_with_examples() -> None:
         ("conformance", "lash-store conformance memory:// -- -x -k sessions"),
         ("show", "lash-store show postgresql://localhost/agents s-1 --active"),
         ("queue", "lash-store queue postgresql://localhost/agents s-1"),
+        ("processes", "lash-store processes postgresql://localhost/agents --status any"),
+        ("process", "lash-store process postgresql://localhost/agents job-7"),
         ("vacuum", "lash-store vacuum $URL --session s-1"),
     ],
 )
@@ -533,6 +535,8 @@ READ_ONLY = [
     ["sessions"],
     ["show", "{url}", "s-1"],
     ["queue", "{url}", "s-1"],
+    ["processes"],
+    ["process", "{url}", "p-1"],
     ["usage"],
     ["gc"],
     ["vacuum"],

@@ -33,7 +33,9 @@ Shell (```` ```sh ````)
       ``URL``, and any ``mine://...`` URL (the example backend of
       docs/writing-a-backend.md), become the target's URL (on memory, a named
       ``memory://`` storage the test keeps open); ``SESSION`` and ``ID`` a
-      session the test seeds before the page's first command; ``PYTEST
+      session the test seeds before the page's first command, and a process
+      of the same id it seeds too (with events, a grant and a lease);
+      ``STATUS`` the process status ``any``; ``PYTEST
       ARGS`` the quick selection ``-x -q -k sessions_11``, which a
       ``conformance`` run without pytest arguments gets too. A URL left out
       comes from ``$LASH_STORE_URL``, set to the target's.
@@ -251,6 +253,8 @@ def substitute(tokens: list[str], url: str) -> list[str]:
             out.append(url)
         elif token in ("SESSION", "ID"):
             out.append(SEEDED_SESSION)
+        elif token == "STATUS":
+            out.append("any")
         elif PLACEHOLDER.match(token):
             raise AssertionError(f"no rule for the placeholder {token}")
         else:
@@ -308,7 +312,26 @@ async def seed(url: str) -> lash.Storage:
         )
     )
     await store.tombstone_nodes(["a1"])
+    await seed_process(storage)
     return storage
+
+
+async def seed_process(storage: lash.Storage) -> None:
+    """A process named like the seeded session, for ``lash-store process URL ID``."""
+    reg = storage.processes
+    await reg.register_process(
+        lash.ProcessRegistration(
+            id=SEEDED_SESSION,
+            input={"type": "external", "metadata": None},
+            identity=lash.ProcessIdentity("external", "docs job"),
+            provenance={"originator": {"type": "host"}},
+        )
+    )
+    await reg.append_event(SEEDED_SESSION, lash.ProcessEventAppendRequest("process.waiting", {}))
+    await reg.grant_handle(
+        lash.SessionScope(SEEDED_SESSION), SEEDED_SESSION, lash.ProcessHandleDescriptor()
+    )
+    await reg.claim_process_lease(SEEDED_SESSION, "docs-worker", 3_600_000)
 
 
 def run_lash_store(args: list[str], run: PageRun) -> None:
