@@ -51,6 +51,12 @@ Shell (```` ```sh ````)
 TOML (```` ```toml ````)
     Each block parses with ``tomllib``.
 
+Text (```` ```text ````)
+    A diagram or a sample of output: nothing runs. So that no command hides
+    where it is not run, a line starting with ``lash-store``, ``pip``,
+    ``make``, ``pytest``, ``$``, ``>>>``, ``import`` or ``await`` fails the
+    test: such lines go in a block that runs.
+
 Any other fence language fails the test. The one block that may be left out
 shows a remote server's URL, which no test can reach: the line before its
 fence is ``<!-- not run: shows a remote server -->``, and the test checks
@@ -215,6 +221,19 @@ def run_python(block: Block, run: PageRun) -> None:
 
 def run_toml(block: Block, run: PageRun) -> None:
     tomllib.loads(block.text)
+
+
+#: Lines a ```text block may not start with: commands and code belong in blocks that run.
+RUNNABLE_LINE = re.compile(r"^\s*(lash-store|pip|make|pytest|import|await)\b")
+
+
+def run_text_block(block: Block, run: PageRun) -> None:
+    for offset, line in enumerate(block.text.splitlines(), 1):
+        if RUNNABLE_LINE.match(line) or line.lstrip().startswith(("$", ">>>")):
+            raise AssertionError(
+                f"line {offset} of the text block is a command or code ({line.strip()!r}): "
+                "put it in a python or sh block, which runs"
+            )
 
 
 # --- shell lines -------------------------------------------------------------------
@@ -417,6 +436,7 @@ RUNNERS: dict[str, Callable[[Block, PageRun], None]] = {
     "python": run_python,
     "sh": run_sh,
     "toml": run_toml,
+    "text": run_text_block,
 }
 
 
@@ -431,7 +451,7 @@ def run_page(page: Path, python_url: str, cli_url: str, workdir: Path) -> list[B
             if runner is None:
                 raise AssertionError(
                     f"{block.where}: a ```{block.language} block: no rule runs it "
-                    f"(code blocks are python, sh or toml)"
+                    f"(code blocks are python, sh, toml or text)"
                 )
             if block.not_run:
                 if REMOTE_URL.search(block.text) is None:
@@ -595,6 +615,8 @@ def test_blocks_share_one_namespace_and_may_await_or_call_asyncio_run(tmp_path: 
         ("```sh\npip install 'lash-store[nope]'\n```\n", "no extra"),
         ("```sh\npip install requests\n```\n", "not lash-store"),
         ("```toml\n[table\n```\n", "the toml block fails"),
+        ("```text\nstate --> other\nlash-store gc URL\n```\n", "a command or code"),
+        ("```text\n$ make test\n```\n", "a command or code"),
     ],
 )
 def test_a_block_that_does_not_run_fails(tmp_path: Path, text: str, error: str) -> None:
