@@ -129,6 +129,24 @@ class Db:
             await conn.execute(_PRELUDE, self._prelude)
             yield conn
 
+    @asynccontextmanager
+    async def pipelined_transaction(
+        self, action: str, *, session_id: str | None = None, record: str | None = None
+    ) -> AsyncIterator[Conn]:
+        """An explicit transaction in pipeline mode, for work that reads, decides, then writes.
+
+        Statements queue until a fetch syncs them: BEGIN, the prelude and the reads
+        go in one round trip, the writes and COMMIT in the next. Inside BEGIN a sync
+        does not end the transaction, so a fetch here splits nothing.
+        """
+        async with (
+            self.connection(action, session_id=session_id, record=record) as conn,
+            conn.pipeline(),
+            conn.transaction(),
+        ):
+            await conn.execute(_PRELUDE, self._prelude)
+            yield conn
+
     def _check_pool_soon(self) -> None:
         """After a lost connection (say, a server restart), drop the pool's other dead ones."""
 

@@ -1,11 +1,11 @@
 """The process registry on PostgreSQL (tables of migrations/0005_processes.sql).
 
-An append is one transaction: one round trip locks the process row (``FOR
-UPDATE``, so concurrent appends to one process queue up and take
-``last_sequence + 1`` in turn) and reads the event stored under the replay
-key; the kit decides; one pipelined round trip then inserts the event,
-rewrites the record, enqueues the wake's queued-work batch and sends
-``pg_notify``, and the commit follows. Reads are one pipelined round trip.
+An append is one transaction in two round trips (``Db.pipelined_transaction``):
+the first begins, locks the process row (``FOR UPDATE``, so concurrent
+appends to one process queue up and take ``last_sequence + 1`` in turn) and
+reads the event stored under the replay key; the kit decides; the second
+inserts the event, rewrites the record, enqueues the wake's queued-work
+batch, sends ``pg_notify`` and commits. Reads are one pipelined round trip.
 Every ordering by id uses the "C" collation: code-point order, as every
 backend lists.
 """
@@ -214,7 +214,7 @@ class PostgresProcessRegistry(ProcessRegistryBase):
 
     async def _append(self, pid: str, replay_key: str | None, decide: AppendDecider) -> AppendWrite:
         db = self._db
-        async with db.transaction("appending a process event", record=pid) as conn:
+        async with db.pipelined_transaction("appending a process event", record=pid) as conn:
             cur = await conn.execute(db.q(_LOCK), {"pid": pid, "key": replay_key})
             row = await cur.fetchone()
             record = None if row is None else decode_process(row[0], record=pid)
@@ -223,8 +223,7 @@ class PostgresProcessRegistry(ProcessRegistryBase):
             if row is not None and row[3] is not None:
                 stored = StoredReplay(row[2], decode_event(row[3], record=pid))
             write = decide(record, last + 1, stored)
-            async with conn.pipeline():
-                await self._write_append(conn, pid, write)
+            await self._write_append(conn, pid, write)
         return write
 
     async def _write_append(self, conn: Conn, pid: str, write: AppendWrite) -> None:
@@ -254,12 +253,11 @@ class PostgresProcessRegistry(ProcessRegistryBase):
         self, pid: str, change: Callable[[ProcessRecord | None], ProcessRecord]
     ) -> None:
         db = self._db
-        async with db.transaction("updating a process", record=pid) as conn:
+        async with db.pipelined_transaction("updating a process", record=pid) as conn:
             row = await (await conn.execute(db.q(_LOCK_RECORD), {"pid": pid})).fetchone()
             after = change(None if row is None else decode_process(row[0], record=pid))
-            async with conn.pipeline():
-                await conn.execute(db.q(_UPDATE), {**_columns(after), "seq": 0})
-                await self._notify(conn, pid)
+            await conn.execute(db.q(_UPDATE), {**_columns(after), "seq": 0})
+            await self._notify(conn, pid)
 
     async def _records(self, state: str | None) -> list[ProcessRecord]:
         statement = (_RECORDS, {}) if state is None else (_RECORDS_IN, {"state": state})
@@ -341,7 +339,7 @@ class PostgresProcessRegistry(ProcessRegistryBase):
     async def _transfer(self, src: str, dst: GrantRow, pids: Sequence[str]) -> list[str]:
         db = self._db
         params = {"src": src, "dst": dst.scope_id, "sid": dst.grant.session_id, "pids": pids}
-        async with db.transaction("transferring handle grants") as conn:
+        async with db.pipelined_transaction("transferring handle grants") as conn:
             held = {r[0] for r in await (await conn.execute(db.q(_HELD), params)).fetchall()}
             missing = [pid for pid in pids if pid not in held]
             if not missing and src != dst.scope_id:
@@ -350,7 +348,8 @@ class PostgresProcessRegistry(ProcessRegistryBase):
 
     async def _delete_session_state(self, sid: str, now_ms: int) -> tuple[int, list[LostGrant]]:
         db = self._db
-        async with db.transaction("deleting a session's process state", session_id=sid) as conn:
+        action = "deleting a session's process state"
+        async with db.pipelined_transaction(action, session_id=sid) as conn:
             cur = await conn.execute(db.q(_REVOKE_SESSION), {"sid": sid})
             counted = await cur.fetchall()
             targeted = await (await conn.execute(db.q(_TARGETED), {"sid": sid})).fetchall()
@@ -365,7 +364,7 @@ class PostgresProcessRegistry(ProcessRegistryBase):
         self, pid: str, decide: Callable[[StoredLease | None], StoredLease]
     ) -> StoredLease | None:
         db = self._db
-        async with db.transaction("claiming a process lease", record=pid) as conn:
+        async with db.pipelined_transaction("claiming a process lease", record=pid) as conn:
             await conn.execute(db.q(_LEASE_ROW), {"pid": pid})
             row = await (await conn.execute(db.q(_LOCK_LEASE), {"pid": pid})).fetchone()
             if row is None:
