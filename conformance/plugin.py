@@ -41,6 +41,7 @@ SUITE_MODULES = frozenset(
         "process_grants",
         "process_leases",
         "process_races",
+        "process_semantics",
         "errors",
         "atomicity",
         "departures",
