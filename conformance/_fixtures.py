@@ -47,6 +47,7 @@ from lash_store_api import (
 __all__ = [
     "CONFIG",
     "TIMESTAMP",
+    "ManualClock",
     "checkpoint",
     "claim_one",
     "commit",
@@ -264,6 +265,24 @@ async def full(handle: SessionHandle) -> PersistedSessionRead | None:
 
 
 # --- queued work -------------------------------------------------------------------
+
+
+class ManualClock:
+    """A time source the test moves by hand: pass it as ``isolated_with(clock=clock)``.
+
+    Every backend serving queued work takes the ``clock`` option
+    (``lash_store_api.backend.clock``) and reads queue time from it alone.
+    """
+
+    def __init__(self, start_ms: int = 1_700_000_000_000) -> None:
+        self.now_ms = start_ms
+
+    def __call__(self) -> int:
+        return self.now_ms
+
+    def advance(self, ms: int) -> int:
+        self.now_ms += ms
+        return self.now_ms
 
 
 def queue(handle: SessionHandle) -> QueuedWork:

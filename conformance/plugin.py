@@ -35,6 +35,8 @@ SUITE_MODULES = frozenset(
         "session_factory",
         "maintenance",
         "attachments",
+        "queued_work",
+        "queue_races",
         "errors",
         "atomicity",
         "departures",

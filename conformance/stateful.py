@@ -60,6 +60,7 @@ from lash_store_api import (
 
 from .model import ExpectedRead, StoreModel
 from .plugin import behaviour
+from .queue_model import QueueMachine
 from .strategies import node_payloads, session_nodes, token_ledgers
 
 T = TypeVar("T")
@@ -395,6 +396,27 @@ def test_stateful_1_backend_matches_model(lash_backend: Backend, lash_url: str) 
         settings=settings(
             max_examples=50,
             stateful_step_count=30,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )
+
+
+@behaviour("stateful-2", needs=(Facet.SESSIONS, Facet.QUEUED_WORK))
+def test_stateful_2_queue_matches_model(lash_backend: Backend, lash_url: str) -> None:
+    """Under any sequence of enqueues, claims (by boundary and by ids), renewals,
+    abandons, cancels, completions and clock moves, both queue listings of every
+    session equal the model's after every step (``queue_model``)."""
+
+    class Machine(QueueMachine):
+        backend = lash_backend
+        url = lash_url
+
+    run_state_machine_as_test(
+        Machine,
+        settings=settings(
+            max_examples=40,
+            stateful_step_count=40,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],
         ),

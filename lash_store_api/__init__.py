@@ -118,6 +118,7 @@ from .queued_work import (
     QueuedWorkItem,
     QueuedWorkPayload,
     SlotPolicy,
+    process_wake_batch_draft,
 )
 from .sessions import (
     ActivePath,
@@ -262,6 +263,7 @@ __all__ = [  # noqa: RUF022 (grouped by module, as imported)
     "QueuedWorkCompletion",
     "QueuedWorkItem",
     "QueuedWorkPayload",
+    "process_wake_batch_draft",
     "SlotPolicy",
     # sessions
     "ActivePath",

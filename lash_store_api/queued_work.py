@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal, Protocol, TypeAlias, runtime_checkable
 
 from .common import JSON, freeze_sequences
+from .processes import ProcessWakeDelivery
 
 __all__ = [
     "ClaimBoundary",
@@ -21,6 +23,7 @@ __all__ = [
     "QueuedWorkItem",
     "QueuedWorkPayload",
     "SlotPolicy",
+    "process_wake_batch_draft",
 ]
 
 
@@ -147,6 +150,22 @@ class QueuedWorkClaim:
             self.lease_token,
             tuple(batch.batch_id for batch in self.batches),
         )
+
+
+def process_wake_batch_draft(wake: ProcessWakeDelivery) -> QueuedWorkBatchDraft:
+    """The batch that delivers a process wake to its target session (spec §2).
+
+    Its source key names the process event, so enqueueing the same wake twice
+    while it is queued gives one batch.
+    """
+    return QueuedWorkBatchDraft(
+        session_id=wake.target_session_id,
+        delivery_policy=DeliveryPolicy.EARLIEST_SAFE_BOUNDARY,
+        slot_policy=SlotPolicy.EXCLUSIVE,
+        payloads=[{"type": "process_wake", "wake": dataclasses.asdict(wake)}],
+        source_key=f"process:{wake.process_id}:event:{wake.sequence}:wake",
+        merge_key="never",
+    )
 
 
 @runtime_checkable

@@ -216,7 +216,7 @@ def sessions_command(url: str) -> None:
 
 @cli.command(
     "show",
-    short_help="Show one session's graph as a tree, then its token ledger.",
+    short_help="Show one session's graph, token ledger and queued-work counts.",
     epilog=example("lash-store show postgresql://localhost/agents s-1 --active"),
 )
 @url_argument
@@ -224,8 +224,9 @@ def sessions_command(url: str) -> None:
 @click.option("--active", is_flag=True, help="Only the head leaf's ancestry.")
 @click.pass_context
 def show_command(ctx: click.Context, url: str, session: str | None, active: bool) -> None:
-    """Show one session's graph as a tree, then its token ledger. URL may be left
-    out (then $LASH_STORE_URL, else memory://): a lone argument is the SESSION."""
+    """Show one session's graph as a tree, then its token ledger and how many queued
+    batches are pending and claimed. URL may be left out (then $LASH_STORE_URL, else
+    memory://): a lone argument is the SESSION."""
     url_given = ctx.get_parameter_source("url") is ParameterSource.COMMANDLINE
     if session is None:
         if not url_given:
@@ -239,6 +240,20 @@ def show_command(ctx: click.Context, url: str, session: str | None, active: bool
         _out(),
         migrate=False,
     )
+
+
+@cli.command(
+    "queue",
+    short_help="List one session's queued work with its claim state.",
+    epilog=example("lash-store queue postgresql://localhost/agents s-1"),
+)
+@url_argument
+@click.argument("session", metavar="SESSION")
+def queue_command(url: str, session: str) -> None:
+    """List one session's queued batches in queue order: sequence, id, claim state
+    (claimed: a live lease holds it; waiting: not available yet; ready), slot and
+    delivery policy, merge key, item count and source key."""
+    commands.with_storage(resolve_url(url), commands.queue(session), _out(), migrate=False)
 
 
 @cli.command(

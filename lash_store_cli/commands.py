@@ -20,9 +20,12 @@ from lash_store_api import (
     FullGraph,
     MigratingBackend,
     NotFound,
+    QueuedWork,
+    QueuedWorkBatch,
     Storage,
 )
 from lash_store_api.backend import redact_url
+from lash_store_api.backend.clock import now_ms
 from lash_store_api.plugins import (
     ENTRY_POINT_GROUP,
     backend_for_url,
@@ -39,6 +42,7 @@ __all__ = [
     "demo",
     "gc",
     "migrate",
+    "queue",
     "sessions",
     "show",
     "usage",
@@ -222,6 +226,42 @@ def show(session_id: str, *, active: bool, url_given: bool) -> StoreCommand:
         print(file=out)
         print("token ledger", file=out)
         print_lines(render.ledger_table(read.token_ledger, indent="  "), out)
+        queued = await queued_work(storage, session_id)
+        if queued is not None:
+            print(file=out)
+            print(f"queued work  {render.queue_counts(*queued)}", file=out)
+
+    return run
+
+
+async def queued_work(
+    storage: Storage, session_id: str
+) -> tuple[list[QueuedWorkBatch], set[str]] | None:
+    """The session's batches and the ids of the pending ones; ``None`` if not served."""
+    handle = storage.session(session_id)
+    if not storage.capabilities.serves(Facet.QUEUED_WORK) or not isinstance(handle, QueuedWork):
+        return None
+    batches = await handle.list_queued_work(session_id)
+    pending = {b.batch_id for b in await handle.list_pending_queued_work(session_id)}
+    return batches, pending
+
+
+def queue(session_id: str) -> StoreCommand:
+    """The ``queue`` command: one session's batches with their claim state."""
+
+    async def run(storage: Storage, shown: str, out: TextIO) -> None:
+        queued = await queued_work(storage, session_id)
+        if queued is None:
+            raise CliError(f"{shown} does not serve queued work")
+        batches, pending = queued
+        if not batches:
+            print(
+                f"no queued work for session {session_id!r} in {shown}{inline_hint(storage)}",
+                file=out,
+            )
+            return
+        print(f"session {session_id}  {render.queue_counts(batches, pending)}", file=out)
+        print_lines(render.queue_table(batches, pending, now_ms(), indent="  "), out)
 
     return run
 

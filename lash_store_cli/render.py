@@ -11,7 +11,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
-from lash_store_api import ModelUsage, SessionNodeRecord, TokenLedgerEntry, TokenUsage
+from lash_store_api import (
+    ModelUsage,
+    QueuedWorkBatch,
+    SessionNodeRecord,
+    TokenLedgerEntry,
+    TokenUsage,
+)
 
 __all__ = [
     "ASCII",
@@ -20,6 +26,8 @@ __all__ = [
     "glyphs_for",
     "ledger_table",
     "preview",
+    "queue_counts",
+    "queue_table",
     "table",
     "tree_lines",
     "usage_table",
@@ -133,6 +141,46 @@ def usage_table(usage: Sequence[ModelUsage], *, indent: str = "") -> list[str]:
 
 _LABEL_KEYS = ("type", "role", "kind")
 _TEXT_KEYS = ("text", "content", "message", "summary", "output", "result")
+
+
+def batch_state(batch: QueuedWorkBatch, pending: set[str], now_ms: int) -> str:
+    """``claimed`` (a live lease holds it), ``waiting`` (not yet available) or ``ready``."""
+    if batch.batch_id not in pending:
+        return "claimed"
+    return "waiting" if batch.available_at_ms > now_ms else "ready"
+
+
+def _merge_key(batch: QueuedWorkBatch) -> str:
+    key = batch.merge_key
+    return f"group:{key[1]}" if isinstance(key, tuple) else key
+
+
+def queue_table(
+    batches: Sequence[QueuedWorkBatch], pending: set[str], now_ms: int, *, indent: str = ""
+) -> list[str]:
+    """One row per batch, in queue order, with its claim state."""
+    rows = [
+        [
+            b.enqueue_seq,
+            b.batch_id,
+            batch_state(b, pending, now_ms),
+            b.slot_policy.value,
+            b.delivery_policy.value,
+            _merge_key(b),
+            len(b.items),
+            b.source_key or "-",
+        ]
+        for b in batches
+    ]
+    headers = ("seq", "batch", "state", "slot", "delivery", "merge", "items", "source key")
+    return table(headers, rows, indent=indent)
+
+
+def queue_counts(batches: Sequence[QueuedWorkBatch], pending: set[str]) -> str:
+    """``"3 batches: 2 pending, 1 claimed"``."""
+    claimed = sum(1 for b in batches if b.batch_id not in pending)
+    noun = "batch" if len(batches) == 1 else "batches"
+    return f"{len(batches)} {noun}: {len(batches) - claimed} pending, {claimed} claimed"
 
 
 def preview(payload: object, width: int = 60, glyphs: Glyphs = UNICODE) -> str:

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from lash_store_api import Capabilities, DurabilityTier, Facet
 from lash_store_api.backend import StorageBase, redact_url
+from lash_store_api.backend.clock import CLOCK_OPTION, Clock, clock_option, now_ms
 from lash_store_api.backend.maintenance import (
     POLICY_OPTIONS,
     MaintenancePolicy,
@@ -23,7 +24,7 @@ from .sessions import MemorySessionFactory, MemorySessionHandle
 from .state import MemoryState, state_for
 
 CAPABILITIES = Capabilities(
-    facets=frozenset({Facet.SESSIONS, Facet.MAINTENANCE, Facet.ATTACHMENTS}),
+    facets=frozenset({Facet.SESSIONS, Facet.MAINTENANCE, Facet.ATTACHMENTS, Facet.QUEUED_WORK}),
     durability=DurabilityTier.INLINE,
 )
 
@@ -33,8 +34,11 @@ class MemoryStorage(StorageBase):
 
     backend_name = "memory"
 
-    def __init__(self, state: MemoryState, policy: MaintenancePolicy | None = None) -> None:
+    def __init__(
+        self, state: MemoryState, policy: MaintenancePolicy | None = None, clock: Clock = now_ms
+    ) -> None:
         self._state = state
+        self._clock = clock
         super().__init__(
             sessions=MemorySessionFactory(state, self.session),
             maintenance=MemoryMaintenance(state, policy or MaintenancePolicy()),
@@ -51,7 +55,7 @@ class MemoryStorage(StorageBase):
         return CAPABILITIES
 
     def session(self, session_id: str | None = None) -> MemorySessionHandle:
-        return MemorySessionHandle(self._state, session_id, self.maintenance)
+        return MemorySessionHandle(self._state, session_id, self.maintenance, self._clock)
 
 
 UNKNOWN_OPTION = f"is not an option of memory://; it takes {', '.join(sorted(POLICY_OPTIONS))}"
@@ -67,9 +71,12 @@ def query_options(url: str) -> dict[str, object]:
 
 
 def policy_of(url: str, options: dict[str, Any]) -> MaintenancePolicy:
-    """The policy of ``url``'s query and the keyword ``options`` (which win)."""
+    """The policy of ``url``'s query and the keyword ``options`` (which win; the
+    ``clock`` keyword is taken by :func:`clock_option`, not here)."""
     found = query_options(url)
     for name, value in options.items():
+        if name == CLOCK_OPTION:
+            continue
         if name not in POLICY_OPTIONS:
             raise InvalidRequest(name, UNKNOWN_OPTION)
         found[name] = value
@@ -91,13 +98,16 @@ class MemoryBackend:
     capabilities = CAPABILITIES
 
     async def open(self, url: str, **options: Any) -> MemoryStorage:
-        """``memory://NAME?blob_grace_seconds=S&turn_stamp_retention=N`` (or as keywords)."""
-        return MemoryStorage(state_for(name_from_url(url)), policy_of(url, options))
+        """``memory://NAME?blob_grace_seconds=S&turn_stamp_retention=N`` (or as keywords);
+        the keyword ``clock`` injects the queue's time source (lash_store_api.backend.clock)."""
+        clock = clock_option(options)
+        return MemoryStorage(state_for(name_from_url(url)), policy_of(url, options), clock)
 
     @asynccontextmanager
     async def isolated(self, url: str, **options: Any) -> AsyncIterator[MemoryStorage]:
         # A fresh anonymous state: private, and gone once nothing refers to it.
-        storage = MemoryStorage(state_for(None), policy_of(url, options))
+        clock = clock_option(options)
+        storage = MemoryStorage(state_for(None), policy_of(url, options), clock)
         try:
             yield storage
         finally:

@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 
 from lash_store_api import DurabilityTier, Maintenance, ModelUsage, SessionSummary, TokenUsage
+from lash_store_api.backend.clock import Clock, now_ms
 from lash_store_api.backend.commit import CommitObservation, CommitPlan, stored_stamp
 from lash_store_api.backend.graph import merge_ledger
 from lash_store_api.backend.sessions import (
@@ -19,6 +20,7 @@ from lash_store_api.backend.sessions import (
 )
 
 from .attachments import MemoryManifest
+from .queued_work import MemoryQueue, settle, stale_claims
 from .state import HeadRow, MemoryState, NodeRow, SessionNodes, StampRow
 
 TIER = DurabilityTier.INLINE
@@ -29,8 +31,19 @@ class MemorySessionHandle(SessionHandleBase):
 
     tier = TIER
 
-    def __init__(self, state: MemoryState, session_id: str | None, maintenance: Maintenance):
-        super().__init__(session_id, manifest=MemoryManifest(state), maintenance=maintenance)
+    def __init__(
+        self,
+        state: MemoryState,
+        session_id: str | None,
+        maintenance: Maintenance,
+        clock: Clock = now_ms,
+    ):
+        super().__init__(
+            session_id,
+            manifest=MemoryManifest(state),
+            maintenance=maintenance,
+            queue=MemoryQueue(state, clock),
+        )
         self._state = state
 
     async def _write_commit(self, plan: CommitPlan) -> CommitObservation:
@@ -49,8 +62,9 @@ class MemorySessionHandle(SessionHandleBase):
             )
             return CommitObservation(False, actual, found)
         missing = tuple(ref for _, ref in plan.blob_refs if ref not in state.blobs)
-        if not plan.applies(actual, stamp_stored=False, missing_blobs=missing):
-            return CommitObservation(False, actual, missing_blobs=missing)
+        stale = stale_claims(state, plan)
+        if not plan.applies(actual, False, missing, stale):
+            return CommitObservation(False, actual, missing_blobs=missing, stale_claims=stale)
 
         state.blobs.setdefault(plan.checkpoint_ref, plan.checkpoint)
         for _, ref in plan.blob_refs:  # named now: no longer protected as fresh puts
@@ -68,6 +82,7 @@ class MemorySessionHandle(SessionHandleBase):
             nodes.rows[node.node_id] = NodeRow(node.parent_node_id, node.data)
         state.heads[sid] = HeadRow(plan.head(), graph_node_count=nodes.live_count)
         MemoryManifest(state).stamp_now(sid, plan.committed_attachment_ids)
+        settle(state, plan)
         if plan.turn_id is not None and plan.turn_commit_hash is not None:
             state.stamps[(sid, plan.turn_id)] = StampRow(
                 plan.turn_commit_hash, plan.revision, plan.checkpoint_ref, plan.manifest
@@ -135,6 +150,7 @@ class MemorySessionFactory(SessionFactoryBase):
         state.nodes.pop(sid, None)
         state.usage.pop(sid, None)
         state.meta.pop(sid, None)
+        state.queue.pop(sid, None)
         for stamp_key in [k for k in state.stamps if k[0] == sid]:
             del state.stamps[stamp_key]
         for attachment_id in [k for k, e in state.manifest.items() if e.session_id == sid]:

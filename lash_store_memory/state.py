@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from lash_store_api import AttachmentManifestEntry, StoredAttachment, TokenLedgerEntry
 from lash_store_api.backend.commit import StoredHead
+from lash_store_api.backend.queued_work import StoredBatch
 
 
 @dataclass(slots=True)
@@ -63,6 +64,10 @@ class MemoryState:
     meta: dict[str, str] = field(default_factory=dict)
     manifest: dict[str, AttachmentManifestEntry] = field(default_factory=dict)
     attachments: dict[str, StoredAttachment] = field(default_factory=dict)
+    #: Queued batches: session id -> batch id -> row, in ``enqueue_seq`` order.
+    queue: dict[str, dict[str, StoredBatch]] = field(default_factory=dict)
+    #: The last ``enqueue_seq`` handed out, across sessions.
+    queue_seq: int = 0
 
 
 # Named storages live while any open storage refers to them, so

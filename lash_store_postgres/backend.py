@@ -28,7 +28,7 @@ INSTALL = "pip install 'lash-store[postgres]'"
 DRIVER_MODULES = ("psycopg", "psycopg_pool")
 
 CAPABILITIES = Capabilities(
-    facets=frozenset({Facet.SESSIONS, Facet.MAINTENANCE, Facet.ATTACHMENTS}),
+    facets=frozenset({Facet.SESSIONS, Facet.MAINTENANCE, Facet.ATTACHMENTS, Facet.QUEUED_WORK}),
     durability=DurabilityTier.DURABLE,
 )
 

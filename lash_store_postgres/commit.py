@@ -34,7 +34,7 @@ from .db import Db
 # Every argument is cast, so empty arrays and NULLs resolve to the one signature.
 _COMMIT = """
 SELECT applied, contended, actual_revision, stamp_hash, stamp_revision, stamp_ref,
-       stamp_manifest, stamp_checkpoint, missing_blobs
+       stamp_manifest, stamp_checkpoint, missing_blobs, stale_claims
 FROM {s}.commit_turn(
     %(sid)s::text, %(expected)s::bigint, %(config)s::text, %(frames)b::bytea,
     %(frame_id)s::text, %(ref)s::text, %(blob)b::bytea, %(manifest)b::bytea,
@@ -43,7 +43,8 @@ FROM {s}.commit_turn(
     %(sources)s::text[], %(models)s::text[], %(inputs)s::bigint[], %(outputs)s::bigint[],
     %(cached)s::bigint[], %(reasoning)s::bigint[],
     %(turn_id)s::text, %(hash)s::text, %(now_ms)s::bigint, %(attachment_ids)s::text[],
-    %(observe_only)s::boolean, %(gc_lock)s::integer[])"""
+    %(observe_only)s::boolean, %(gc_lock)s::integer[],
+    %(q_claims)s::text[], %(q_tokens)s::text[], %(q_batches)s::text[])"""
 
 _HEAD_REVISION = "SELECT {s}.head_revision(%s)"
 
@@ -65,6 +66,7 @@ class CommitRow:
     stamp_manifest: bytes | None
     stamp_checkpoint: bytes | None
     missing_blobs: list[str] | None
+    stale_claims: list[str] | None
 
 
 def commit_params(plan: CommitPlan, gc_lock: tuple[int, int]) -> dict[str, Any]:
@@ -95,8 +97,12 @@ def commit_params(plan: CommitPlan, gc_lock: tuple[int, int]) -> dict[str, Any]:
         "hash": plan.turn_commit_hash,
         "now_ms": now_ms(),
         "attachment_ids": list(plan.committed_attachment_ids),
-        "observe_only": plan.observe_only,
+        # a completion naming another session never matches: look, write nothing
+        "observe_only": plan.observe_only or bool(plan.foreign_claims),
         "gc_lock": list(gc_lock),
+        "q_claims": [claim_id for claim_id, _, _ in plan.queue_checks],
+        "q_tokens": [token for _, token, _ in plan.queue_checks],
+        "q_batches": [batch_id for _, _, batch_id in plan.queue_checks],
     }
 
 
@@ -113,7 +119,8 @@ def observation(sid: str, row: CommitRow) -> CommitObservation:
             row.stamp_checkpoint,
         )
     missing = tuple(row.missing_blobs or ())
-    return CommitObservation(row.applied, row.actual_revision, stamp, row.contended, missing)
+    stale = tuple(row.stale_claims or ())
+    return CommitObservation(row.applied, row.actual_revision, stamp, row.contended, missing, stale)
 
 
 async def write_commit(db: Db, plan: CommitPlan) -> CommitObservation:

@@ -23,6 +23,7 @@ from lash_store_api import (
     TokenLedgerEntry,
     TokenUsage,
 )
+from lash_store_api.backend.clock import Clock, now_ms
 from lash_store_api.backend.codec import decode_json
 from lash_store_api.backend.commit import CommitObservation, CommitPlan, StoredHead
 from lash_store_api.backend.sessions import SessionFactoryBase, SessionHandleBase, SessionRows
@@ -30,6 +31,7 @@ from lash_store_api.backend.sessions import SessionFactoryBase, SessionHandleBas
 from .attachments import PostgresManifest
 from .commit import write_commit
 from .db import Db
+from .queued_work import PostgresQueue
 
 TIER = DurabilityTier.DURABLE
 
@@ -99,6 +101,7 @@ _DELETE_SESSION = (
     "DELETE FROM {s}.turn_stamps WHERE session_id = %(sid)s",
     "DELETE FROM {s}.session_meta WHERE session_id = %(sid)s",
     "DELETE FROM {s}.attachment_manifest WHERE session_id = %(sid)s",
+    "DELETE FROM {s}.queued_work WHERE session_id = %(sid)s",
 )
 
 # numeric: a session's counters, each within 64 bits, may sum beyond them.
@@ -163,8 +166,15 @@ class PostgresSessionHandle(SessionHandleBase):
 
     tier = TIER
 
-    def __init__(self, db: Db, session_id: str | None, maintenance: Maintenance) -> None:
-        super().__init__(session_id, manifest=PostgresManifest(db), maintenance=maintenance)
+    def __init__(
+        self, db: Db, session_id: str | None, maintenance: Maintenance, clock: Clock = now_ms
+    ) -> None:
+        super().__init__(
+            session_id,
+            manifest=PostgresManifest(db),
+            maintenance=maintenance,
+            queue=PostgresQueue(db, clock),
+        )
         self._db = db
 
     async def _write_commit(self, plan: CommitPlan) -> CommitObservation:

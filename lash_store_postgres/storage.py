@@ -14,6 +14,7 @@ from psycopg import sql
 
 from lash_store_api import Capabilities, MigrationReport
 from lash_store_api.backend import StorageBase, redact_url
+from lash_store_api.backend.clock import Clock, clock_option, now_ms
 
 from .attachments import PostgresAttachmentStore
 from .backend import CAPABILITIES
@@ -38,13 +39,14 @@ async def direct_connection(conninfo: str) -> AsyncIterator[Conn]:
 
 
 class PostgresStorage(StorageBase):
-    """Sessions, blobs and attachments in one Postgres schema, through one connection pool."""
+    """Sessions, blobs, attachments and queued work in one Postgres schema, through one pool."""
 
     backend_name = "postgres"
 
-    def __init__(self, db: Db, conninfo: str) -> None:
+    def __init__(self, db: Db, conninfo: str, clock: Clock = now_ms) -> None:
         self._db = db
         self._conninfo = conninfo
+        self._clock = clock
         super().__init__(
             sessions=PostgresSessionFactory(db, self.session),
             maintenance=PostgresMaintenance(db, db.options.policy),
@@ -74,7 +76,7 @@ class PostgresStorage(StorageBase):
         return self._db.pool.get_stats()
 
     def session(self, session_id: str | None = None) -> PostgresSessionHandle:
-        return PostgresSessionHandle(self._db, session_id, self.maintenance)
+        return PostgresSessionHandle(self._db, session_id, self.maintenance, self._clock)
 
     async def aclose(self) -> None:
         await self._db.aclose()
@@ -88,6 +90,8 @@ async def migrate_url(url: str, **options: Any) -> MigrationReport:
 
 
 async def open_postgres(url: str, **options: Any) -> PostgresStorage:
+    """Open ``url``; the keyword ``clock`` injects the queue's time source (kit clock.py)."""
+    clock = clock_option(options)
     conninfo, opts = parse_url(url, options)
     # Connect once directly first: a wrong host or database fails now, with
     # libpq's own message, instead of as a pool timeout later.
@@ -99,7 +103,7 @@ async def open_postgres(url: str, **options: Any) -> PostgresStorage:
     pool = make_pool(conninfo, opts)
     with wrapped(f"opening a connection pool to {redact_url(conninfo)}"):
         await pool.open()
-    return PostgresStorage(Db(pool, opts), conninfo)
+    return PostgresStorage(Db(pool, opts), conninfo, clock)
 
 
 async def drop_schema(url: str, schema: str) -> None:

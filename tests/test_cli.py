@@ -57,8 +57,34 @@ async def commit(
     )
 
 
+#: When the waiting batch of s-alpha becomes available: 2100-01-01.
+NEXT_CENTURY_MS = 4_102_444_800_000
+
+
+async def enqueue(storage: lash.Storage, sid: str) -> None:
+    """Three batches: the first claimed, a ready one keyed, one not available yet."""
+    work = storage.session(sid)
+    assert isinstance(work, lash.QueuedWork)
+
+    def draft(text: str, **fields: Any) -> lash.QueuedWorkBatchDraft:
+        return lash.QueuedWorkBatchDraft(
+            session_id=sid,
+            delivery_policy=lash.DeliveryPolicy.EARLIEST_SAFE_BOUNDARY,
+            slot_policy=lash.SlotPolicy.EXCLUSIVE,
+            payloads=[{"type": "turn_input", "text": text}],
+            **fields,
+        )
+
+    await work.enqueue_queued_work(draft("claimed"))
+    await work.enqueue_queued_work(draft("ready", source_key="msg-7", merge_key=("group", "g")))
+    await work.enqueue_queued_work(draft("later", available_at_ms=NEXT_CENTURY_MS))
+    held = await work.claim_ready_queued_work(sid, "w", lash.ClaimBoundary.IDLE, 3_600_000, 1)
+    assert held is not None
+
+
 async def seed(url: str, *, close: bool = False) -> lash.Storage:
-    """s-alpha: a branch (u2 edited into u2b); s-beta: one turn; s-empty: metadata only."""
+    """s-alpha: a branch (u2 edited into u2b) and three queued batches; s-beta: one turn;
+    s-empty: metadata only."""
     storage = await lash.open_storage(url)
     await commit(
         storage,
@@ -88,6 +114,7 @@ async def seed(url: str, *, close: bool = False) -> lash.Storage:
     await storage.sessions.create_store(
         lash.SessionStoreCreateRequest(session_id="s-empty", policy={"model": {"id": "m-large"}})
     )
+    await enqueue(storage, "s-alpha")
     if close:
         await storage.aclose()
     return storage
@@ -138,8 +165,9 @@ def run(*argv: str, env: dict[str, str | None] | None = None) -> tuple[int, list
 def test_help_lists_every_command_on_one_line_with_examples() -> None:
     code, out, err = invoke("--help")
     assert code == 0 and err == ""
-    commands = ["backends", "conformance", "migrate", "sessions", "show", "usage", "gc", "vacuum"]
-    listed = [line.split()[0] for line in out.split("Commands:\n", 1)[1].splitlines()[:9]]
+    commands = ["backends", "conformance", "migrate", "sessions", "show", "queue", "usage", "gc"]
+    commands.append("vacuum")
+    listed = [line.split()[0] for line in out.split("Commands:\n", 1)[1].splitlines()[:10]]
     assert listed == [*commands, "demo"]  # in the order of the README, one line each
     assert "Examples:" in out and "LASH_STORE_URL" in out
     assert "..." not in out.split("Commands:", 1)[1].split("\n\n", 1)[0]  # no cut-off help
@@ -151,6 +179,7 @@ def test_help_lists_every_command_on_one_line_with_examples() -> None:
         ("backends", "lash-store backends"),
         ("conformance", "lash-store conformance memory:// -- -x -k sessions"),
         ("show", "lash-store show postgresql://localhost/agents s-1 --active"),
+        ("queue", "lash-store queue postgresql://localhost/agents s-1"),
         ("vacuum", "lash-store vacuum $URL --session s-1"),
     ],
 )
@@ -297,13 +326,57 @@ def test_show_draws_the_full_graph_and_the_ledger(url: str) -> None:
         "     a2b  assistant: answer  ◀ head",
     ]
     assert out[6:8] == ["", "token ledger"]
-    assert [line.split() for line in out[8:]] == [
+    assert [line.split() for line in out[8:13]] == [
         ["source", "model", "input", "output", "cached", "reasoning", "total"],
         ["agent", "m-large", "150", "25", "40", "0", "175"],
         ["tool", "m-small", "10", "1", "0", "0", "11"],
         ["------", "-------", "-----", "------", "------", "---------", "-----"],
         ["total", "160", "26", "40", "0", "186"],
     ]
+    assert out[13:] == ["", "queued work  3 batches: 2 pending, 1 claimed"]
+
+
+def test_show_of_a_session_without_queued_work(url: str) -> None:
+    code, out, _ = run("show", url, "s-beta")
+    assert code == 0
+    assert out[-2:] == ["", "queued work  0 batches: 0 pending, 0 claimed"]
+
+
+def test_queue_lists_batches_with_their_claim_state(url: str) -> None:
+    code, out, err = run("queue", url, "s-alpha")
+    assert (code, err) == (0, "")
+    assert out[0] == "session s-alpha  3 batches: 2 pending, 1 claimed"
+    rows = [line.split() for line in out[1:]]
+    assert rows[0] == [
+        "seq",
+        "batch",
+        "state",
+        "slot",
+        "delivery",
+        "merge",
+        "items",
+        "source",
+        "key",
+    ]
+    body = [[r[2], r[3], r[4], r[5], r[6], r[7]] for r in rows[1:]]
+    assert body == [
+        ["claimed", "exclusive", "earliest_safe_boundary", "never", "1", "-"],
+        ["ready", "exclusive", "earliest_safe_boundary", "group:g", "1", "msg-7"],
+        ["waiting", "exclusive", "earliest_safe_boundary", "never", "1", "-"],
+    ]
+    seqs = [int(r[0]) for r in rows[1:]]
+    assert seqs == sorted(seqs) and all(r[1].startswith("qwb:") for r in rows[1:])
+
+
+def test_queue_of_a_session_with_none(url: str) -> None:
+    code, out, _ = run("queue", url, "s-beta")
+    assert code == 0
+    assert out[0].startswith(f"no queued work for session 's-beta' in {url}")
+
+
+def test_queue_needs_a_session() -> None:
+    code, _, err = invoke("queue", "memory://")
+    assert code == 2 and "Missing argument 'SESSION'" in err
 
 
 def test_show_active_path_only(url: str) -> None:
@@ -459,6 +532,7 @@ def test_conformance_without_pytest_names_the_extra(monkeypatch: pytest.MonkeyPa
 READ_ONLY = [
     ["sessions"],
     ["show", "{url}", "s-1"],
+    ["queue", "{url}", "s-1"],
     ["usage"],
     ["gc"],
     ["vacuum"],

@@ -138,7 +138,7 @@ def test_conformance_on_memory_passes_with_a_row_per_facet() -> None:
         cells = line.split()
         if len(cells) == 4 and cells[1].replace(",", "").isdigit():
             rows[cells[0]] = [int(c.replace(",", "")) for c in cells[1:]]
-    for facet in ("sessions", "maintenance", "attachments"):
+    for facet in ("sessions", "maintenance", "attachments", "queued_work"):
         assert facet in rows, done.stdout[-3000:]
         passed, failed, unsupported = rows[facet]
         assert failed == 0 and passed > 0 and unsupported == 0

@@ -21,6 +21,7 @@ from lash_store_api.backend import (
     commit,
     graph,
     maintenance,
+    queued_work,
     sessions,
     validation,
 )
@@ -33,6 +34,7 @@ KIT_MODULES: list[ModuleType] = [
     commit,
     graph,
     maintenance,
+    queued_work,
     sessions,
     validation,
 ]

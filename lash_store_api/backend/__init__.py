@@ -8,11 +8,12 @@ docs/writing-a-backend.md.
 - :mod:`.commit`: the commit pipeline (plan, observation, ``decide_commit``).
 - :mod:`.sessions`: the session handle and factory bases, reads from stored rows.
 - :mod:`.attachments`: the manifest I/O protocol, the attachment store base.
+- :mod:`.queued_work`: the claim state machine, queue validation, the queued-work base.
 - :mod:`.maintenance`: the GC mark phase and policy, the vacuum and blob-store bases.
 - :mod:`.validation`: one input validator (``InvalidRequest`` naming the field).
 - :mod:`.codec`: canonical JSON, SHA-256 refs, the stored byte encodings.
 - :mod:`.graph`: read-scope selection, the token ledger merge.
-- :mod:`.clock`: the time records are stamped with.
+- :mod:`.clock`: the time records are stamped with, and the queue's injectable clock.
 - :mod:`.urls`: a storage URL's query parameters (each once), read alike by every backend.
 - :mod:`.process_append`: every pure decision of ``register_process`` and ``append_event``.
 - :mod:`.process_semantics`: event-type declarations, core types, terminal and wake materialization.

@@ -11,7 +11,7 @@
 4. :func:`decide_commit` turns the observation into the result or the
    contract's error. The order of the checks lives there and nowhere else:
    binding (step 1), stamp replay, revision, queue completions, named blobs,
-   writes.
+   writes. A completion's batches are deleted only by the write of its commit.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from ..common import BlobRef
 from ..errors import (
     BackendError,
     BlobNotFound,
+    QueuedWorkClaimExpired,
     RevisionConflict,
     SessionBindingMismatch,
     TurnCommitConflict,
@@ -49,6 +50,7 @@ from .codec import (
     encode_node,
 )
 from .graph import collapse_duplicates
+from .queued_work import completion_checks
 from .validation import check_commit
 
 __all__ = [
@@ -144,6 +146,11 @@ class CommitPlan:
     turn_commit_hash: str | None
     committed_attachment_ids: tuple[str, ...]
     queue_completions: tuple[QueuedWorkCompletion, ...]
+    #: ``(claim_id, lease_token, batch_id)`` for each batch the completions of this
+    #: session list: each must be stored with that claim and token, and is deleted.
+    queue_checks: tuple[tuple[str, str, str], ...] = ()
+    #: Claim ids of completions naming another session: they never match.
+    foreign_claims: tuple[str, ...] = ()
     #: The backend cannot settle ``queue_completions``: it must look and write nothing.
     observe_only: bool
     #: What a written commit returns.
@@ -171,13 +178,19 @@ class CommitPlan:
         )
 
     def applies(
-        self, actual_revision: int, stamp_stored: bool, missing_blobs: Sequence[BlobRef] = ()
+        self,
+        actual_revision: int,
+        stamp_stored: bool,
+        missing_blobs: Sequence[BlobRef] = (),
+        stale_claims: Sequence[str] = (),
     ) -> bool:
-        """Whether a backend that sees this head, stamp and blobs must write the plan."""
+        """Whether a backend that sees this head, stamp, blobs and claims must write the plan."""
         return (
             not self.observe_only
             and not stamp_stored
             and actual_revision == self.base_revision
+            and not self.foreign_claims
+            and not stale_claims
             and not missing_blobs
         )
 
@@ -198,6 +211,9 @@ class CommitObservation:
     #: Refs of ``plan.blob_refs`` not stored, looked up under the lock GC's sweep
     #: takes: nothing was written.
     missing_blobs: tuple[BlobRef, ...] = ()
+    #: Claim ids of ``plan.queue_checks`` whose batch was not stored with that claim
+    #: and token (completed, cancelled, reclaimed or never claimed): nothing was written.
+    stale_claims: tuple[str, ...] = ()
 
 
 def check_binding(bound: str | None, attempted: str) -> None:
@@ -237,6 +253,7 @@ def plan_commit(commit: RuntimeCommit, *, serves_queued_work: bool) -> CommitPla
     ref, envelope = encode_checkpoint(commit.checkpoint)
     manifest = commit.checkpoint.manifest()
     revision = (commit.expected_head_revision or 0) + 1
+    checks, foreign = completion_checks(commit.session_id, commit.completed_queue_claims)
     return CommitPlan(
         session_id=commit.session_id,
         expected_head_revision=commit.expected_head_revision,
@@ -255,6 +272,8 @@ def plan_commit(commit: RuntimeCommit, *, serves_queued_work: bool) -> CommitPla
         turn_commit_hash=None if stamp is None else stamp.turn_commit_hash,
         committed_attachment_ids=tuple(commit.committed_attachment_ids),
         queue_completions=tuple(commit.completed_queue_claims),
+        queue_checks=checks,
+        foreign_claims=foreign,
         observe_only=bool(commit.completed_queue_claims) and not serves_queued_work,
         result=RuntimeCommitResult(revision, ref, manifest),
     )
@@ -284,6 +303,10 @@ def decide_commit(plan: CommitPlan, seen: CommitObservation) -> RuntimeCommitRes
         raise UnsupportedOperation(
             "this backend does not serve queued_work: completed_queue_claims must be empty"
         )
+    stale = set(plan.foreign_claims) | set(seen.stale_claims)
+    for done in plan.queue_completions:
+        if done.claim_id in stale:
+            raise QueuedWorkClaimExpired(sid, done.claim_id)
     for field, ref in plan.blob_refs:
         if ref in seen.missing_blobs:
             raise BlobNotFound(field, ref, session_id=sid)

@@ -4,8 +4,9 @@ A backend subclasses :class:`SessionHandleBase` and :class:`SessionFactoryBase`
 and writes only the ``_io`` methods: each gets validated arguments and a bound
 session id, does its I/O and returns what it read, encoded as stored. The
 bases own validation, the binding (spec/sessions.md §1), decoding, read-scope
-selection, the ledger merge, the commit pipeline (:mod:`.commit`) and the
-attachment-manifest and maintenance delegations.
+selection, the ledger merge, the commit pipeline (:mod:`.commit`), the
+queue calls (:mod:`.queued_work`) and the attachment-manifest and maintenance
+delegations.
 """
 
 from __future__ import annotations
@@ -16,8 +17,16 @@ from dataclasses import dataclass
 
 from ..attachments import AttachmentIntent, AttachmentManifestEntry
 from ..common import DurabilityTier
-from ..errors import BackendError, InvalidRequest, UnsupportedReadScope
+from ..errors import (
+    BackendError,
+    InvalidRequest,
+    QueuedWorkClaimExpired,
+    SessionBindingMismatch,
+    UnsupportedOperation,
+    UnsupportedReadScope,
+)
 from ..maintenance import GcReport, Maintenance, VacuumReport
+from ..queued_work import ClaimBoundary, QueuedWorkBatch, QueuedWorkBatchDraft, QueuedWorkClaim
 from ..sessions import (
     ActivePath,
     FullGraph,
@@ -54,6 +63,7 @@ from .commit import (
     plan_commit,
 )
 from .graph import merge_ledger, select_graph
+from .queued_work import MAX_CLAIM_BATCHES, QueuedWorkBase, check_claim, check_draft
 from .validation import (
     check_create_request,
     check_id,
@@ -65,6 +75,7 @@ from .validation import (
 )
 
 __all__ = [
+    "QueuedWorkHandle",
     "SessionFactoryBase",
     "SessionHandleBase",
     "SessionRows",
@@ -125,7 +136,101 @@ def seed_meta(request: SessionStoreCreateRequest, created_at: str) -> SessionMet
     )
 
 
-class SessionHandleBase(ABC):
+class QueuedWorkHandle:
+    """The queue calls as a session handle carries them (``QueuedWork``).
+
+    Each call follows the handle's binding (design.md, departure 3): a handle
+    bound to one session refuses another's with ``SessionBindingMismatch``.
+    Without a :class:`QueuedWorkBase` the calls fail loudly, as spec §1 says:
+    enqueue and claims raise ``UnsupportedOperation``, renew raises
+    ``QueuedWorkClaimExpired``, abandon does nothing, cancel returns ``None``
+    and the lists are empty.
+    """
+
+    _bound: str | None
+    _queue: QueuedWorkBase | None = None
+
+    def _served_queue(self) -> QueuedWorkBase:
+        if self._queue is None:
+            raise UnsupportedOperation("this backend does not serve queued_work")
+        return self._queue
+
+    def _bind_queue(self, field: str, session_id: object) -> str:
+        sid = check_id(field, session_id)
+        if self._bound is not None and self._bound != sid:
+            raise SessionBindingMismatch(self._bound, sid)
+        return sid
+
+    async def enqueue_queued_work(self, draft: QueuedWorkBatchDraft) -> QueuedWorkBatch:
+        queue = self._served_queue()
+        checked = check_draft(draft)
+        self._bind_queue("draft.session_id", checked.session_id)
+        return await queue.enqueue(checked)
+
+    async def claim_ready_queued_work(
+        self,
+        session_id: str,
+        owner_id: str,
+        boundary: ClaimBoundary,
+        lease_ttl_ms: int,
+        max_batches: int,
+    ) -> QueuedWorkClaim | None:
+        queue = self._served_queue()
+        limit = check_int("max_batches", max_batches)
+        if limit > MAX_CLAIM_BATCHES:
+            raise InvalidRequest("max_batches", f"must be <= {MAX_CLAIM_BATCHES}, got {limit}")
+        request = queue.request(session_id, owner_id, boundary, lease_ttl_ms, limit, None)
+        self._bind_queue("session_id", request.session_id)
+        return await queue.claim(request)
+
+    async def claim_ready_queued_work_by_batch_ids(
+        self,
+        session_id: str,
+        owner_id: str,
+        boundary: ClaimBoundary,
+        lease_ttl_ms: int,
+        batch_ids: Sequence[str],
+    ) -> QueuedWorkClaim | None:
+        queue = self._served_queue()
+        ids = tuple(check_ids("batch_ids", batch_ids))
+        if len(ids) > MAX_CLAIM_BATCHES:
+            raise InvalidRequest("batch_ids", f"must hold at most {MAX_CLAIM_BATCHES} ids")
+        request = queue.request(session_id, owner_id, boundary, lease_ttl_ms, len(ids), ids)
+        self._bind_queue("session_id", request.session_id)
+        return await queue.claim(request)
+
+    async def renew_queued_work_claim(
+        self, claim: QueuedWorkClaim, lease_ttl_ms: int
+    ) -> QueuedWorkClaim:
+        checked = check_claim(claim)
+        self._bind_queue("claim.session_id", checked.session_id)
+        if self._queue is None:
+            raise QueuedWorkClaimExpired(checked.session_id, checked.claim_id)
+        return await self._queue.renew(checked, lease_ttl_ms)
+
+    async def abandon_queued_work_claim(self, claim: QueuedWorkClaim) -> None:
+        checked = check_claim(claim)
+        self._bind_queue("claim.session_id", checked.session_id)
+        if self._queue is not None:
+            await self._queue.abandon(checked)
+
+    async def cancel_queued_work_batch(
+        self, session_id: str, batch_id: str
+    ) -> QueuedWorkBatch | None:
+        sid = self._bind_queue("session_id", session_id)
+        bid = check_id("batch_id", batch_id)
+        return None if self._queue is None else await self._queue.cancel(sid, bid)
+
+    async def list_queued_work(self, session_id: str) -> list[QueuedWorkBatch]:
+        sid = self._bind_queue("session_id", session_id)
+        return [] if self._queue is None else await self._queue.list(sid, pending=False)
+
+    async def list_pending_queued_work(self, session_id: str) -> list[QueuedWorkBatch]:
+        sid = self._bind_queue("session_id", session_id)
+        return [] if self._queue is None else await self._queue.list(sid, pending=True)
+
+
+class SessionHandleBase(QueuedWorkHandle, ABC):
     """A handle on one session (``SessionHandle``); every operation follows its binding.
 
     Bound to a session id, or unbound (``None``) until the first commit it
@@ -139,11 +244,19 @@ class SessionHandleBase(ABC):
     serves_queued_work: bool = False
 
     def __init__(
-        self, session_id: str | None, *, manifest: ManifestIO, maintenance: Maintenance
+        self,
+        session_id: str | None,
+        *,
+        manifest: ManifestIO,
+        maintenance: Maintenance,
+        queue: QueuedWorkBase | None = None,
     ) -> None:
         self._bound = None if session_id is None else check_id("session_id", session_id)
         self._manifest = manifest
         self._maintenance = maintenance
+        self._queue = queue
+        if queue is not None:
+            self.serves_queued_work = True
 
     @property
     def session_id(self) -> str | None:

@@ -288,6 +288,7 @@ def check_completion(field: str, done: object) -> None:
         raise InvalidRequest(field, "must be a QueuedWorkCompletion")
     check_id(f"{field}.session_id", done.session_id)
     check_id(f"{field}.claim_id", done.claim_id)
+    check_id(f"{field}.lease_token", done.lease_token)
     check_ids(f"{field}.batch_ids", done.batch_ids)
 
 
@@ -308,8 +309,17 @@ def check_commit(commit: object) -> None:
     if commit.turn_commit is not None:
         check_stamp("turn_commit", commit.turn_commit)
     claims = check_items("completed_queue_claims", commit.completed_queue_claims)
+    settled: set[str] = set()
     for i, done in enumerate(claims):
         check_completion(f"completed_queue_claims[{i}]", done)
+        assert isinstance(done, QueuedWorkCompletion)
+        for j, batch_id in enumerate(done.batch_ids):
+            if batch_id in settled:  # a batch is settled once
+                raise InvalidRequest(
+                    f"completed_queue_claims[{i}].batch_ids[{j}]",
+                    f"batch {batch_id!r} is listed twice in this commit",
+                )
+            settled.add(batch_id)
     check_ids("committed_attachment_ids", commit.committed_attachment_ids)
 
 

@@ -11,8 +11,8 @@
 --
 -- It looks, then writes if and only if the plan applies (lash_store_api.backend.commit:
 -- CommitPlan.applies), and returns what it saw: whether it wrote, the head
--- revision, whether it could not take the head in time, and the stamp stored for
--- this turn with its checkpoint blob. The client decides the result or the
+-- revision, whether it could not take the head in time, the stamp stored for
+-- this turn with its checkpoint blob, and the queue claims it found stale. The client decides the result or the
 -- error from that alone (decide_commit), so every outcome takes one round trip.
 -- {s} is the schema.
 
@@ -22,7 +22,8 @@ DECLARE
 BEGIN
     FOR f IN SELECT p.oid::regprocedure FROM pg_proc AS p
               WHERE p.pronamespace = '{s}'::regnamespace
-                AND p.proname IN ('commit_turn', 'stored_stamp', 'head_revision')
+                AND p.proname IN ('commit_turn', 'stored_stamp', 'head_revision',
+                                  'stale_queue_claims')
     LOOP
         EXECUTE 'DROP FUNCTION ' || f;
     END LOOP;
@@ -40,6 +41,17 @@ RETURNS SETOF record LANGUAGE sql STABLE AS $$
                (SELECT b.data FROM {s}.blobs AS b WHERE b.ref = t.checkpoint_ref) END
       FROM {s}.turn_stamps AS t
      WHERE t.session_id = p_session_id AND t.turn_id = p_turn_id
+$$;
+
+-- The claim ids of a commit's completions (one entry per listed batch) whose
+-- batch is not stored with that claim and token.
+CREATE FUNCTION {s}.stale_queue_claims(p_session_id text, p_claims text[], p_tokens text[],
+    p_batches text[]) RETURNS text[] LANGUAGE sql STABLE AS $$
+    SELECT array_agg(DISTINCT c.claim_id)
+      FROM unnest(p_claims, p_tokens, p_batches) AS c(claim_id, token, batch_id)
+     WHERE NOT EXISTS (SELECT FROM {s}.queued_work AS q
+                        WHERE q.session_id = p_session_id AND q.batch_id = c.batch_id
+                          AND q.claim_id = c.claim_id AND q.lease_token = c.token)
 $$;
 
 -- A session's head revision, 0 when it has none.
@@ -74,8 +86,11 @@ CREATE FUNCTION {s}.commit_turn(
     p_turn_hash      text,
     p_now_ms         bigint,
     p_attachment_ids text[],
-    p_observe_only   boolean,    -- look, write nothing (queue claims this backend cannot settle)
+    p_observe_only   boolean,    -- look, write nothing (completions that can never match)
     p_gc_lock        integer[],  -- the GC advisory lock's two keys (maintenance.py)
+    p_q_claims       text[],     -- queue completions, one entry per listed batch:
+    p_q_tokens       text[],     --   its claim id, lease token and batch id; each must be
+    p_q_batches      text[],     --   stored so, and is deleted by the write
     OUT applied          boolean,
     OUT contended        boolean,
     OUT actual_revision  bigint,
@@ -84,13 +99,15 @@ CREATE FUNCTION {s}.commit_turn(
     OUT stamp_ref        text,
     OUT stamp_manifest   bytea,
     OUT stamp_checkpoint bytea,
-    OUT missing_blobs    text[]
+    OUT missing_blobs    text[],
+    OUT stale_claims     text[]
 ) LANGUAGE plpgsql AS $$
 DECLARE
     v_base     bigint := coalesce(p_expected, 0);
     v_revision bigint;  -- set once the head is known to be at v_base, so never overflows
     v_count    bigint := cardinality(p_node_ids);
     v_written  boolean := false;
+    v_settled  bigint;
 BEGIN
     applied := false;
     contended := false;
@@ -132,6 +149,9 @@ BEGIN
             SELECT array_agg(r.ref) INTO missing_blobs FROM unnest(p_blob_refs) AS r(ref)
              WHERE NOT EXISTS (SELECT FROM {s}.blobs AS b WHERE b.ref = r.ref);
             IF missing_blobs IS NOT NULL THEN
+                -- reported too, so that the client orders the errors (queue first)
+                stale_claims := {s}.stale_queue_claims(p_session_id, p_q_claims, p_q_tokens,
+                                                        p_q_batches);
                 RETURN;
             END IF;
         END IF;
@@ -159,10 +179,33 @@ BEGIN
              WHERE h.session_id = p_session_id AND h.head_revision = p_expected;
         END IF;
         v_written := FOUND;
-    EXCEPTION WHEN lock_not_available OR deadlock_detected OR serialization_failure THEN
-        contended := true;
-        actual_revision := {s}.head_revision(p_session_id);
-        RETURN;
+        -- Settle the completed batches (each listed once, the kit checked): delete
+        -- exactly the rows held by the listed claim and token. Fewer than listed
+        -- means a stale claim: raising undoes this block (the head write
+        -- included), and the handler reports it.
+        IF v_written AND cardinality(p_q_batches) > 0 THEN
+            WITH gone AS (
+                DELETE FROM {s}.queued_work AS q
+                 WHERE q.session_id = p_session_id AND q.batch_id = ANY(p_q_batches)
+                   AND EXISTS (SELECT FROM unnest(p_q_claims, p_q_tokens, p_q_batches)
+                                    AS c(claim_id, token, batch_id)
+                                WHERE c.batch_id = q.batch_id AND c.claim_id = q.claim_id
+                                  AND c.token = q.lease_token)
+                RETURNING 1)
+            SELECT count(*) INTO v_settled FROM gone;
+            IF v_settled < cardinality(p_q_batches) THEN  -- each batch listed once
+                RAISE EXCEPTION 'stale queue claim' USING ERRCODE = 'LQ001';
+            END IF;
+        END IF;
+    EXCEPTION
+        WHEN lock_not_available OR deadlock_detected OR serialization_failure THEN
+            contended := true;
+            actual_revision := {s}.head_revision(p_session_id);
+            RETURN;
+        WHEN SQLSTATE 'LQ001' THEN
+            stale_claims := {s}.stale_queue_claims(p_session_id, p_q_claims, p_q_tokens,
+                                                    p_q_batches);
+            RETURN;
     END;
     IF NOT v_written THEN
         -- A first commit raced this one and won: report what it left.

@@ -3,7 +3,7 @@
 See :mod:`.harness`; the mutants are registered by importing their modules.
 """
 
-from . import attachments, factory, integers, maintenance, order, sessions
+from . import attachments, factory, integers, maintenance, order, queued_work, sessions
 from .harness import CONTROL, MUTANTS, Mutant, installed
 
 __all__ = [
@@ -16,5 +16,6 @@ __all__ = [
     "integers",
     "maintenance",
     "order",
+    "queued_work",
     "sessions",
 ]

@@ -1,7 +1,7 @@
 """Broken backends for testing the conformance suite: the memory backend with one rule broken.
 
 A mutant is a subclass of one of the memory backend's classes (handle, factory,
-manifest, maintenance, blob store, attachment store, backend) that overrides a
+manifest, maintenance, blob store, attachment store, queue, backend) that overrides a
 method so as to break exactly one rule of the contract, after the kit has
 checked the input, so that it breaks nothing else. :func:`breaks` registers it
 under its own URL scheme, ``mutant-<its name in kebab case>``, with the rule it
@@ -24,12 +24,14 @@ from urllib.parse import urlsplit
 
 import lash_store_api as lash
 from lash_store_api.backend import StorageBase
+from lash_store_api.backend.clock import Clock, clock_option
 from lash_store_api.backend.maintenance import MaintenancePolicy
 from lash_store_api.plugins import plugin_manager, reset_plugins
 from lash_store_memory import MemoryBackend, MemoryStorage
 from lash_store_memory.attachments import MemoryAttachmentStore, MemoryManifest
 from lash_store_memory.backend import policy_of
 from lash_store_memory.maintenance import MemoryBlobStore, MemoryMaintenance
+from lash_store_memory.queued_work import MemoryQueue
 from lash_store_memory.sessions import MemorySessionFactory, MemorySessionHandle
 from lash_store_memory.state import MemoryState, state_for
 
@@ -48,6 +50,7 @@ class Parts:
     maintenance: type[MemoryMaintenance] = MemoryMaintenance
     blobs: type[MemoryBlobStore] = MemoryBlobStore
     attachments: type[MemoryAttachmentStore] = MemoryAttachmentStore
+    queue: type[MemoryQueue] = MemoryQueue
     backend: type[MutantBackend] | None = None
 
 
@@ -75,9 +78,12 @@ class Mutant:
 class MutantStorage(MemoryStorage):
     """A memory storage assembled from a mutant's parts, reopened under the mutant's scheme."""
 
-    def __init__(self, state: MemoryState, mutant: Mutant, policy: MaintenancePolicy) -> None:
+    def __init__(
+        self, state: MemoryState, mutant: Mutant, policy: MaintenancePolicy, clock: Clock
+    ) -> None:
         self._state = state
         self._mutant = mutant
+        self._clock = clock
         parts = mutant.parts
         StorageBase.__init__(
             self,
@@ -94,6 +100,7 @@ class MutantStorage(MemoryStorage):
     def session(self, session_id: str | None = None) -> MemorySessionHandle:
         handle = self._mutant.parts.handle(self._state, session_id, self.maintenance)
         handle._manifest = self._mutant.parts.manifest(self._state)
+        handle._queue = self._mutant.parts.queue(self._state, self._clock)
         return handle
 
 
@@ -106,7 +113,8 @@ class MutantBackend(MemoryBackend):
         self.schemes = (mutant.scheme,)
 
     def storage(self, state: MemoryState, url: str, options: dict[str, Any]) -> MutantStorage:
-        return MutantStorage(state, self.mutant, policy_of(url, options))
+        clock = clock_option(dict(options))
+        return MutantStorage(state, self.mutant, policy_of(url, options), clock)
 
     async def open(self, url: str, **options: Any) -> MemoryStorage:
         parts = urlsplit(url)
@@ -130,6 +138,7 @@ _SLOTS: tuple[tuple[type, str], ...] = (
     (MemoryMaintenance, "maintenance"),
     (MemoryBlobStore, "blobs"),
     (MemoryAttachmentStore, "attachments"),
+    (MemoryQueue, "queue"),
     (MutantBackend, "backend"),
 )
 

@@ -1,0 +1,114 @@
+"""Queued work in memory: the kit's claim state machine over one dict per session.
+
+Every method looks and then writes without awaiting in between, so under
+asyncio each call is one transaction, and a claim can never take a batch that
+another claim holds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from lash_store_api.backend.clock import Clock
+from lash_store_api.backend.commit import CommitPlan
+from lash_store_api.backend.queued_work import (
+    ClaimRequest,
+    QueuedWorkBase,
+    StoredBatch,
+    candidates,
+    is_live,
+    select_group,
+    stamp_rows,
+)
+
+from .state import MemoryState
+
+
+class MemoryQueue(QueuedWorkBase):
+    """The queue rows of a :class:`MemoryState`, read by the given clock."""
+
+    def __init__(self, state: MemoryState, clock: Clock) -> None:
+        super().__init__(clock)
+        self._state = state
+
+    def _rows(self, session_id: str) -> dict[str, StoredBatch]:
+        return self._state.queue.get(session_id, {})
+
+    async def _insert(self, row: StoredBatch) -> StoredBatch:
+        rows = self._state.queue.setdefault(row.session_id, {})
+        if row.source_key is not None:
+            for queued in rows.values():
+                if queued.source_key == row.source_key:
+                    return queued
+        self._state.queue_seq += 1
+        stored = dataclasses.replace(row, enqueue_seq=self._state.queue_seq)
+        rows[stored.batch_id] = stored
+        return stored
+
+    async def _claim(self, request: ClaimRequest) -> list[StoredBatch]:
+        rows = self._rows(request.session_id)
+        ready = candidates(rows.values(), request.now_ms)
+        stamped = stamp_rows(select_group(ready, request.boundary, request.max_batches), request)
+        for row in stamped:
+            rows[row.batch_id] = row
+        return stamped
+
+    def _holding(self, session_id: str, claim_id: str, lease_token: str) -> list[StoredBatch]:
+        return [
+            r
+            for r in self._rows(session_id).values()
+            if r.claim_id == claim_id and r.lease_token == lease_token
+        ]
+
+    async def _renew(
+        self, session_id: str, claim_id: str, lease_token: str, expires_at_ms: int, count: int
+    ) -> int:
+        held = self._holding(session_id, claim_id, lease_token)
+        if len(held) == count:
+            rows = self._rows(session_id)
+            for row in held:
+                rows[row.batch_id] = dataclasses.replace(row, expires_at_ms=expires_at_ms)
+        return len(held)
+
+    async def _abandon(self, session_id: str, claim_id: str, lease_token: str) -> None:
+        rows = self._rows(session_id)
+        for row in self._holding(session_id, claim_id, lease_token):
+            rows[row.batch_id] = released(row)
+
+    async def _cancel(self, session_id: str, batch_id: str, now_ms: int) -> StoredBatch | None:
+        rows = self._rows(session_id)
+        row = rows.get(batch_id)
+        if row is None or is_live(row, now_ms):
+            return None
+        return rows.pop(batch_id)
+
+    async def _list(self, session_id: str, pending_at_ms: int | None) -> list[StoredBatch]:
+        rows = sorted(self._rows(session_id).values(), key=lambda r: r.enqueue_seq)
+        if pending_at_ms is None:
+            return rows
+        return [r for r in rows if not is_live(r, pending_at_ms)]
+
+
+def released(row: StoredBatch) -> StoredBatch:
+    """``row`` with its claim columns cleared; the fencing counter stays."""
+    return dataclasses.replace(
+        row, claim_id=None, owner_id=None, lease_token=None, claimed_at_ms=None, expires_at_ms=None
+    )
+
+
+def stale_claims(state: MemoryState, plan: CommitPlan) -> tuple[str, ...]:
+    """The claim ids of ``plan.queue_checks`` whose batch is not held by that claim and token."""
+    rows = state.queue.get(plan.session_id, {})
+    stale: dict[str, None] = {}
+    for claim_id, token, batch_id in plan.queue_checks:
+        row = rows.get(batch_id)
+        if row is None or row.claim_id != claim_id or row.lease_token != token:
+            stale[claim_id] = None
+    return tuple(stale)
+
+
+def settle(state: MemoryState, plan: CommitPlan) -> None:
+    """Delete the batches a written commit completed."""
+    rows = state.queue.get(plan.session_id, {})
+    for _, _, batch_id in plan.queue_checks:
+        rows.pop(batch_id, None)

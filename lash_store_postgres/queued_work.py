@@ -1,0 +1,206 @@
+"""Queued work on PostgreSQL: each call is one statement, one transaction, one round trip.
+
+A claim is one call of ``claim_queued_work`` (repeatable/queued_work.sql),
+which reads candidates ``FOR UPDATE SKIP LOCKED``: concurrent claimers never
+block each other or take the same batch. Completions are settled by
+``commit_turn`` inside the commit (commit.py), with no statement of their own.
+Time is the storage's clock (the ``clock`` option), sent with each call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from lash_store_api import ClaimBoundary, DeliveryPolicy, SlotPolicy
+from lash_store_api.backend.clock import Clock
+from lash_store_api.backend.queued_work import ClaimRequest, QueuedWorkBase, StoredBatch
+from lash_store_api.errors import BackendError
+
+from .db import Db
+
+_COLUMNS = """session_id, batch_id, enqueue_seq, source_key, delivery_policy, slot_policy,
+    merge_key, available_at_ms, enqueued_at_ms, payloads, fencing_token, claim_id, owner_id,
+    lease_token, claimed_at_ms, expires_at_ms"""
+
+# The insert returns the new row; a still-queued batch holding the key is returned
+# instead (unless it was committed after this statement's snapshot: see _insert).
+_ENQUEUE = f"""
+WITH ins AS (
+    INSERT INTO {{s}}.queued_work (session_id, batch_id, source_key, delivery_policy,
+            slot_policy, merge_key, available_at_ms, enqueued_at_ms, payloads)
+    VALUES (%(sid)s, %(batch_id)s, %(key)s, %(delivery)s, %(slot)s, %(merge)s,
+            %(available)s, %(now)s, %(payloads)s)
+    ON CONFLICT (session_id, source_key) WHERE source_key IS NOT NULL DO NOTHING
+    RETURNING {_COLUMNS})
+SELECT * FROM ins
+UNION ALL
+SELECT {_COLUMNS} FROM {{s}}.queued_work
+ WHERE session_id = %(sid)s AND source_key = %(key)s AND NOT EXISTS (SELECT FROM ins)"""
+
+# A batch without a source key cannot conflict: a plain insert.
+_ENQUEUE_KEYLESS = f"""
+INSERT INTO {{s}}.queued_work (session_id, batch_id, source_key, delivery_policy, slot_policy,
+        merge_key, available_at_ms, enqueued_at_ms, payloads)
+VALUES (%(sid)s, %(batch_id)s, %(key)s, %(delivery)s, %(slot)s, %(merge)s, %(available)s,
+        %(now)s, %(payloads)s)
+RETURNING {_COLUMNS}"""
+
+_CLAIM = f"""
+SELECT {_COLUMNS} FROM {{s}}.claim_queued_work(
+    %(sid)s::text, %(owner)s::text, %(idle)s::boolean, %(max)s::integer, %(exact)s::text[],
+    %(token)s::text, %(now)s::bigint, %(ttl)s::bigint)"""
+
+# Sets the expiry only if every batch of the claim is still held by it.
+_RENEW = """
+WITH held AS (
+    SELECT enqueue_seq FROM {s}.queued_work
+     WHERE session_id = %(sid)s AND claim_id = %(claim)s AND lease_token = %(token)s
+       FOR UPDATE),
+moved AS (
+    UPDATE {s}.queued_work SET expires_at_ms = %(expires)s
+     WHERE session_id = %(sid)s AND enqueue_seq IN (SELECT enqueue_seq FROM held)
+       AND (SELECT count(*) FROM held) = %(count)s
+    RETURNING 1)
+SELECT (SELECT count(*) FROM held), (SELECT count(*) FROM moved)"""
+
+_ABANDON = """
+UPDATE {s}.queued_work SET claim_id = NULL, owner_id = NULL, lease_token = NULL,
+       claimed_at_ms = NULL, expires_at_ms = NULL
+ WHERE session_id = %(sid)s AND claim_id = %(claim)s AND lease_token = %(token)s"""
+
+_CANCEL = f"""
+DELETE FROM {{s}}.queued_work
+ WHERE session_id = %(sid)s AND batch_id = %(batch_id)s
+   AND NOT (lease_token IS NOT NULL AND expires_at_ms > %(now)s)
+RETURNING {_COLUMNS}"""
+
+_LIST = f"""
+SELECT {_COLUMNS} FROM {{s}}.queued_work WHERE session_id = %(sid)s ORDER BY enqueue_seq"""
+
+_LIST_PENDING = f"""
+SELECT {_COLUMNS} FROM {{s}}.queued_work
+ WHERE session_id = %(sid)s AND NOT (lease_token IS NOT NULL AND expires_at_ms > %(now)s)
+ ORDER BY enqueue_seq"""
+
+#: How often an enqueue looks again for a batch that won its key after its snapshot.
+_ENQUEUE_TRIES = 5
+
+
+def stored(row: Sequence[Any]) -> StoredBatch:
+    """A row of ``_COLUMNS``."""
+    (sid, batch_id, seq, key, delivery, slot, merge, available, enqueued, payloads) = row[:10]
+    fence, claim_id, owner, token, claimed_at, expires_at = row[10:]
+    return StoredBatch(
+        session_id=sid,
+        batch_id=batch_id,
+        enqueue_seq=int(seq),
+        source_key=key,
+        delivery_policy=DeliveryPolicy(delivery),
+        slot_policy=SlotPolicy(slot),
+        merge_key=merge,
+        available_at_ms=int(available),
+        enqueued_at_ms=int(enqueued),
+        payloads=payloads,
+        fencing_token=int(fence),
+        claim_id=claim_id,
+        owner_id=owner,
+        lease_token=token,
+        claimed_at_ms=claimed_at,
+        expires_at_ms=expires_at,
+    )
+
+
+class PostgresQueue(QueuedWorkBase):
+    """The ``queued_work`` table of one storage's schema."""
+
+    def __init__(self, db: Db, clock: Clock) -> None:
+        super().__init__(clock)
+        self._db = db
+
+    async def _rows(
+        self, action: str, statement: str, params: dict[str, Any], *, session_id: str
+    ) -> list[StoredBatch]:
+        db = self._db
+        async with db.pipelined(action, session_id=session_id) as conn:
+            cur = await conn.execute(db.q(statement), params)
+        return [stored(row) for row in await cur.fetchall()]
+
+    async def _insert(self, row: StoredBatch) -> StoredBatch:
+        params = {
+            "sid": row.session_id,
+            "batch_id": row.batch_id,
+            "key": row.source_key,
+            "delivery": row.delivery_policy.value,
+            "slot": row.slot_policy.value,
+            "merge": row.merge_key,
+            "available": row.available_at_ms,
+            "now": row.enqueued_at_ms,
+            "payloads": row.payloads,
+        }
+        statement = _ENQUEUE if row.source_key is not None else _ENQUEUE_KEYLESS
+        for _ in range(_ENQUEUE_TRIES):
+            found = await self._rows(
+                "enqueueing queued work", statement, params, session_id=row.session_id
+            )
+            if found:
+                return found[0]
+            # The key's winner committed after this statement's snapshot began (it
+            # waited on the winner's insert): the next statement sees it, unless it
+            # was settled meanwhile and the key is free again.
+        raise BackendError(
+            f"enqueueing: source key {row.source_key!r} was taken and freed {_ENQUEUE_TRIES} "
+            "times in a row while this enqueue ran; retry it",
+            session_id=row.session_id,
+        )
+
+    async def _claim(self, request: ClaimRequest) -> list[StoredBatch]:
+        params = {
+            "sid": request.session_id,
+            "owner": request.owner_id,
+            "idle": request.boundary == ClaimBoundary.IDLE,
+            "max": request.max_batches,
+            "exact": None if request.exact is None else list(request.exact),
+            "token": request.lease_token,
+            "now": request.now_ms,
+            "ttl": request.lease_ttl_ms,
+        }
+        return await self._rows(
+            "claiming queued work", _CLAIM, params, session_id=request.session_id
+        )
+
+    async def _renew(
+        self, session_id: str, claim_id: str, lease_token: str, expires_at_ms: int, count: int
+    ) -> int:
+        db = self._db
+        params = {
+            "sid": session_id,
+            "claim": claim_id,
+            "token": lease_token,
+            "expires": expires_at_ms,
+            "count": count,
+        }
+        async with db.pipelined("renewing a claim", session_id=session_id) as conn:
+            cur = await conn.execute(db.q(_RENEW), params)
+        row = await cur.fetchone()
+        return 0 if row is None else int(row[0])
+
+    async def _abandon(self, session_id: str, claim_id: str, lease_token: str) -> None:
+        db = self._db
+        params = {"sid": session_id, "claim": claim_id, "token": lease_token}
+        async with db.pipelined("abandoning a claim", session_id=session_id) as conn:
+            await conn.execute(db.q(_ABANDON), params)
+
+    async def _cancel(self, session_id: str, batch_id: str, now_ms: int) -> StoredBatch | None:
+        params = {"sid": session_id, "batch_id": batch_id, "now": now_ms}
+        found = await self._rows("cancelling a batch", _CANCEL, params, session_id=session_id)
+        return found[0] if found else None
+
+    async def _list(self, session_id: str, pending_at_ms: int | None) -> list[StoredBatch]:
+        if pending_at_ms is None:
+            params: dict[str, Any] = {"sid": session_id}
+            return await self._rows("listing queued work", _LIST, params, session_id=session_id)
+        params = {"sid": session_id, "now": pending_at_ms}
+        return await self._rows(
+            "listing pending queued work", _LIST_PENDING, params, session_id=session_id
+        )

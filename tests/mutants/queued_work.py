@@ -1,0 +1,154 @@
+"""Mutants of queued work (spec/queued_work.md): enqueue, claims, leases, completion."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+
+from lash_store_api.backend.commit import CommitObservation, CommitPlan
+from lash_store_api.backend.queued_work import (
+    ClaimRequest,
+    StoredBatch,
+    candidates,
+    select_group,
+    stamp_rows,
+)
+from lash_store_memory.queued_work import MemoryQueue, released
+from lash_store_memory.sessions import MemorySessionHandle
+
+from .harness import breaks
+
+
+@breaks("queued_work-1: a still-queued source key is ignored, so a replay enqueues anew")
+class KeyIgnored(MemoryQueue):
+    async def _insert(self, row: StoredBatch) -> StoredBatch:
+        return await super()._insert(dataclasses.replace(row, source_key=None))
+
+
+@breaks("queued_work-4: a live-claimed batch can be cancelled")
+class CancelsLiveClaims(MemoryQueue):
+    async def _cancel(self, session_id: str, batch_id: str, now_ms: int) -> StoredBatch | None:
+        return self._rows(session_id).pop(batch_id, None)
+
+
+@breaks("queued_work-8: a checkpoint claim ignores the head's delivery policy")
+class BoundaryIgnored(MemoryQueue):
+    async def _claim(self, request: ClaimRequest) -> list[StoredBatch]:
+        return await super()._claim(
+            dataclasses.replace(request, boundary=type(request.boundary).IDLE)
+        )
+
+
+@breaks("queued_work-18: join batches group whatever their merge keys")
+class MergeKeyIgnored(MemoryQueue):
+    async def _claim(self, request: ClaimRequest) -> list[StoredBatch]:
+        rows = self._rows(request.session_id)
+        ready = [
+            dataclasses.replace(r, merge_key='"never"')
+            for r in candidates(rows.values(), request.now_ms)
+        ]
+        group = [
+            rows[r.batch_id] for r in select_group(ready, request.boundary, request.max_batches)
+        ]
+        stamped = stamp_rows(group, request)
+        for row in stamped:
+            rows[row.batch_id] = row
+        return stamped
+
+
+@breaks("queued_work-11: a claim does not grow the fencing counter")
+class FenceStandsStill(MemoryQueue):
+    async def _claim(self, request: ClaimRequest) -> list[StoredBatch]:
+        stamped = await super()._claim(request)
+        rows = self._rows(request.session_id)
+        for row in stamped:
+            rows[row.batch_id] = dataclasses.replace(row, fencing_token=row.fencing_token - 1)
+        return stamped
+
+
+@breaks("queued_work-13: batches not yet available are claimed")
+class AvailabilityIgnored(MemoryQueue):
+    async def _claim(self, request: ClaimRequest) -> list[StoredBatch]:
+        rows = self._rows(request.session_id)
+        for row in list(rows.values()):
+            rows[row.batch_id] = dataclasses.replace(row, available_at_ms=0)
+        return await super()._claim(request)
+
+
+@breaks("queued_work-6: an exact claim takes the ids asked for, skipping earlier work")
+class ExactSkipsAhead(MemoryQueue):
+    async def _claim(self, request: ClaimRequest) -> list[StoredBatch]:
+        if request.exact is None:
+            return await super()._claim(request)
+        rows = self._rows(request.session_id)
+        group = [rows[i] for i in request.exact if i in rows]
+        stamped = stamp_rows(group, request)
+        for row in stamped:
+            rows[row.batch_id] = row
+        return stamped
+
+
+@breaks("queue-1: a lease is still live at its expiry millisecond")
+class LeaseOneMsLonger(MemoryQueue):
+    async def _list(self, session_id: str, pending_at_ms: int | None) -> list[StoredBatch]:
+        return await super()._list(session_id, None if pending_at_ms is None else pending_at_ms - 1)
+
+    async def _claim(self, request: ClaimRequest) -> list[StoredBatch]:
+        return await super()._claim(dataclasses.replace(request, now_ms=request.now_ms - 1))
+
+
+@breaks("queued_work-25: renew matches the claim id alone, not the lease token")
+class RenewIgnoresToken(MemoryQueue):
+    async def _renew(
+        self, session_id: str, claim_id: str, lease_token: str, expires_at_ms: int, count: int
+    ) -> int:
+        rows = self._rows(session_id)
+        held = [r for r in rows.values() if r.claim_id is not None]
+        for row in held:
+            rows[row.batch_id] = dataclasses.replace(row, expires_at_ms=expires_at_ms)
+        return len(held)
+
+
+@breaks("queued_work-26: abandon releases the batches whoever holds them now")
+class AbandonIgnoresToken(MemoryQueue):
+    async def _abandon(self, session_id: str, claim_id: str, lease_token: str) -> None:
+        rows = self._rows(session_id)
+        for row in list(rows.values()):
+            rows[row.batch_id] = released(row)
+
+
+@breaks("departures-7: batch ids carry no nonce (session, key and millisecond only)")
+class NoNonce(MemoryQueue):
+    async def _insert(self, row: StoredBatch) -> StoredBatch:
+        text = f"{row.session_id}:{row.source_key}:{row.enqueued_at_ms}"
+        plain = "qwb:" + hashlib.sha256(text.encode()).hexdigest()
+        rows = self._state.queue.setdefault(row.session_id, {})
+        if plain in rows:  # a colliding id overwrites the batch stored under it
+            self._state.queue_seq += 1
+            rows[plain] = dataclasses.replace(
+                row, batch_id=plain, enqueue_seq=self._state.queue_seq
+            )
+            return rows[plain]
+        return await super()._insert(dataclasses.replace(row, batch_id=plain))
+
+
+@breaks("queued_work-19: a completion is checked by claim id, not lease token")
+class CompletionIgnoresToken(MemorySessionHandle):
+    async def _write_commit(self, plan: CommitPlan) -> CommitObservation:
+        rows = self._state.queue.get(plan.session_id, {})
+        checks = tuple(
+            (claim_id, rows[b].lease_token or token if b in rows else token, b)
+            for claim_id, token, b in plan.queue_checks
+        )
+        return await super()._write_commit(dataclasses.replace(plan, queue_checks=checks))
+
+
+@breaks("queue-4: completions are settled even by a commit that fails")
+class SettlesFailedCommits(MemorySessionHandle):
+    async def _write_commit(self, plan: CommitPlan) -> CommitObservation:
+        seen = await super()._write_commit(plan)
+        if not seen.written and not seen.stale_claims:
+            rows = self._state.queue.get(plan.session_id, {})
+            for _, _, batch_id in plan.queue_checks:
+                rows.pop(batch_id, None)
+        return seen
