@@ -1,8 +1,8 @@
 """The conformance suite fails every backend that breaks one rule of the contract.
 
 Each mutant (tests/mutants/) is the memory backend with one rule of the
-session, maintenance, attachment, queued-work, trigger or artifact facets broken, and must fail a test of the
-suite, run in-process. First pass: every mutant at once, each on the tests of
+session, maintenance, attachment, queued-work, trigger or artifact facets
+broken, and must fail a test of the suite, run in-process. First pass: every mutant at once, each on the tests of
 the behaviour it breaks (``--named-only``). A mutant none of those fail then
 gets the whole suite with ``-x``, its own behaviour's tests first and the
 hypothesis-driven modules last (``mutants.order``, which deselects nothing).
