@@ -16,11 +16,8 @@ subscriptions all go by that session.
 
 from __future__ import annotations
 
-import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
 
 from ..common import JSON, DurabilityTier
 from ..errors import (
@@ -30,7 +27,7 @@ from ..errors import (
     OccurrenceConflict,
     OccurrenceNotFound,
 )
-from ..processes import ProcessEventType, ProcessIdentity, SessionScope
+from ..processes import ProcessIdentity, SessionScope
 from ..triggers import (
     TriggerDeliveryReservation,
     TriggerOccurrenceRecord,
@@ -40,8 +37,20 @@ from ..triggers import (
     TriggerSubscriptionRecord,
 )
 from .clock import Clock
-from .codec import RECORD_SCHEMA_VERSION, decode_json, encode_json, sha256_hex
+from .codec import encode_json, sha256_hex
 from .process_semantics import as_registration_error, check_event_types
+from .trigger_rows import (
+    HANDLE_PREFIX,
+    SUBSCRIPTION_ID_PREFIX,
+    StoredOccurrence,
+    StoredSubscription,
+    SubscriptionQuery,
+    encode_subscription,
+    listing_order,
+    matches,
+    rows_matching,
+    subscription_ids,
+)
 from .validation import check_id, check_json, check_text
 
 __all__ = [
@@ -59,14 +68,11 @@ __all__ = [
     "occurrence_id",
     "registrant_scope",
     "request_hash",
+    "rows_matching",
     "source_key",
     "subscription_ids",
 ]
 
-#: A subscription numbered ``n`` by the store's one counter is ``subscription:{n}``,
-#: with handle ``trigger:{n}``.
-SUBSCRIPTION_ID_PREFIX = "subscription:"
-HANDLE_PREFIX = "trigger:"
 HOST_SCOPE_ID = "host"
 
 
@@ -84,15 +90,6 @@ def occurrence_id(source_type: str, key: str, idempotency_key: str) -> str:
 
 def delivery_process_id(occurrence: str, subscription_id: str) -> str:
     return "process:trigger:" + sha256_hex([occurrence, subscription_id])
-
-
-def subscription_ids(n: int) -> tuple[str, str]:
-    """``(subscription_id, handle)`` of the subscription the counter numbered ``n``."""
-    return f"{SUBSCRIPTION_ID_PREFIX}{n}", f"{HANDLE_PREFIX}{n}"
-
-
-def session_scope_id(session_id: str) -> str:
-    return SessionScope(session_id).id()
 
 
 # --- validation ------------------------------------------------------------------------
@@ -181,19 +178,6 @@ def check_occurrence(request: object) -> TriggerOccurrenceRequest:
     return request
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SubscriptionQuery:
-    """A checked filter: ``None`` matches anything; ``target`` as canonical JSON text."""
-
-    session_id: str | None = None
-    handle: str | None = None
-    name: str | None = None
-    source_type: str | None = None
-    source_key: str | None = None
-    target: str | None = None
-    enabled: bool | None = None
-
-
 def check_filter(f: object) -> SubscriptionQuery:
     if not isinstance(f, TriggerSubscriptionFilter):
         raise InvalidRequest("filter", "must be a TriggerSubscriptionFilter")
@@ -213,157 +197,6 @@ def check_filter(f: object) -> SubscriptionQuery:
         target=None if f.target is None else encode_json(f.target),
         enabled=f.enabled,
     )
-
-
-# --- stored rows -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StoredSubscription:
-    """A subscription row: the columns a backend filters on, and the draft as JSON text."""
-
-    seq: int
-    subscription_id: str
-    handle: str
-    registrant_scope_id: str
-    registrant_session_id: str | None
-    name: str | None
-    source_type: str
-    source_key: str
-    #: ``target_identity.definition`` as canonical JSON text; ``None`` when it is null.
-    target: str | None
-    enabled: bool
-    created_at_ms: int
-    updated_at_ms: int
-    document: str
-
-    def numbered(self, n: int) -> StoredSubscription:
-        """This row as the subscription the counter numbered ``n``."""
-        sub_id, handle = subscription_ids(n)
-        return dataclasses.replace(self, seq=n, subscription_id=sub_id, handle=handle)
-
-    def record(self) -> TriggerSubscriptionRecord:
-        """The record this row holds; an undecodable document raises ``BackendError``."""
-        try:
-            return _decode_subscription(self)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BackendError(
-                f"cannot decode trigger subscription: {exc!r}", record=self.subscription_id
-            ) from exc
-
-
-def matches(row: StoredSubscription, q: SubscriptionQuery) -> bool:
-    """Whether ``row`` passes every field of ``q`` (spec/triggers.md §1, "List")."""
-    return (
-        (q.session_id is None or row.registrant_session_id == q.session_id)
-        and (q.handle is None or row.handle == q.handle)
-        and (q.name is None or row.name == q.name)
-        and (q.source_type is None or row.source_type == q.source_type)
-        and (q.source_key is None or row.source_key == q.source_key)
-        and (q.target is None or row.target == q.target)
-        and (q.enabled is None or row.enabled == q.enabled)
-    )
-
-
-def _event_type_wire(t: ProcessEventType) -> dict[str, JSON]:
-    return {"name": t.name, "payload_schema": t.payload_schema, "semantics": t.semantics}
-
-
-def _scope_wire(scope: SessionScope | None) -> JSON:
-    if scope is None:
-        return None
-    return {"session_id": scope.session_id, "agent_frame_id": scope.agent_frame_id}
-
-
-def encode_subscription(draft: TriggerSubscriptionDraft) -> str:
-    identity = draft.target_identity
-    return encode_json(
-        {
-            "schema_version": RECORD_SCHEMA_VERSION,
-            "registrant": draft.registrant,
-            "env_ref": draft.env_ref,
-            "source_type": draft.source_type,
-            "source_key": draft.source_key,
-            "source": draft.source,
-            "payload_schema": draft.payload_schema,
-            "target": draft.target,
-            "target_identity": {
-                "kind": identity.kind,
-                "label": identity.label,
-                "definition": identity.definition,
-            },
-            "wake_target": _scope_wire(draft.wake_target),
-            "name": draft.name,
-            "event_types": [_event_type_wire(t) for t in draft.event_types],
-            "input_template": dict(draft.input_template),
-            "target_label": draft.target_label,
-        }
-    )
-
-
-def _decode_subscription(row: StoredSubscription) -> TriggerSubscriptionRecord:
-    body: dict[str, Any] = decode_json(row.document)
-    if body["schema_version"] != RECORD_SCHEMA_VERSION:
-        raise ValueError(f"schema_version {body['schema_version']!r}")
-    identity = body["target_identity"]
-    wake = body["wake_target"]
-    return TriggerSubscriptionRecord(
-        registrant=body["registrant"],
-        env_ref=body["env_ref"],
-        source_type=body["source_type"],
-        source_key=body["source_key"],
-        source=body["source"],
-        payload_schema=body["payload_schema"],
-        target=body["target"],
-        target_identity=ProcessIdentity(
-            identity["kind"], identity["label"], identity["definition"]
-        ),
-        wake_target=None if wake is None else SessionScope(**wake),
-        name=body["name"],
-        event_types=[ProcessEventType(**t) for t in body["event_types"]],
-        input_template=body["input_template"],
-        target_label=body["target_label"],
-        subscription_id=row.subscription_id,
-        handle=row.handle,
-        enabled=row.enabled,
-        created_at_ms=row.created_at_ms,
-        updated_at_ms=row.updated_at_ms,
-    )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StoredOccurrence:
-    """An occurrence row; ``payload`` and ``source`` as canonical JSON text."""
-
-    occurrence_id: str
-    idempotency_key: str
-    source_type: str
-    source_key: str
-    payload: str
-    source: str
-    request_hash: str
-    occurred_at_ms: int
-
-    def record(self) -> TriggerOccurrenceRecord:
-        try:
-            payload, source = decode_json(self.payload), decode_json(self.source)
-        except ValueError as exc:
-            raise BackendError(
-                f"cannot decode trigger occurrence: {exc}", record=self.occurrence_id
-            ) from exc
-        return TriggerOccurrenceRecord(
-            source_type=self.source_type,
-            source_key=self.source_key,
-            payload=payload,
-            idempotency_key=self.idempotency_key,
-            source=source,
-            occurrence_id=self.occurrence_id,
-            occurred_at_ms=self.occurred_at_ms,
-        )
-
-
-def _order(row: StoredSubscription) -> tuple[str, str]:
-    return row.registrant_scope_id, row.handle
 
 
 # --- the facet ------------------------------------------------------------------------
@@ -447,7 +280,7 @@ class TriggerStoreBase(ABC):
     async def list_subscriptions(
         self, filter: TriggerSubscriptionFilter
     ) -> list[TriggerSubscriptionRecord]:
-        rows = sorted(await self._list_subscriptions(check_filter(filter)), key=_order)
+        rows = sorted(await self._list_subscriptions(check_filter(filter)), key=listing_order)
         found = []
         for row in rows:
             try:
@@ -496,16 +329,5 @@ class TriggerStoreBase(ABC):
             TriggerDeliveryReservation(
                 record, row.record(), delivery_process_id(occurrence_id, row.subscription_id)
             )
-            for row in sorted(new, key=_order)
+            for row in sorted(new, key=listing_order)
         ]
-
-
-def rows_matching(rows: Sequence[StoredSubscription], occurrence: StoredOccurrence) -> list[str]:
-    """The subscription ids of the enabled ``rows`` an occurrence reserves."""
-    return [
-        r.subscription_id
-        for r in rows
-        if r.enabled
-        and r.source_type == occurrence.source_type
-        and r.source_key == occurrence.source_key
-    ]
