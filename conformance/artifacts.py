@@ -3,7 +3,8 @@
 Numbered behaviours are ``artifacts-N``. Rules without a number are
 ``artifact-N``: ``artifact-1``, every kind survives a reopen (on a durable
 backend, a second process); ``artifact-2``, a module's ``blob_refs`` must be
-stored and stay GC roots while it is; ``artifact-3``, bad input (a module
+stored and stay GC roots while it is, even while GC sweeps in a loop;
+``artifact-3``, bad input (a module
 failing verification, an env under another spec's ref) raises naming the field
 and writes nothing; ``artifact-4``, the kinds are kept apart and listed.
 
@@ -14,6 +15,7 @@ supplied as the ``module_verifier`` option every backend takes.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -28,6 +30,7 @@ from lash_store_api import (
     Backend,
     BlobNotFound,
     Facet,
+    GcReport,
     InvalidRequest,
     ModuleArtifact,
     Storage,
@@ -260,3 +263,48 @@ async def test_artifact_4_kinds_are_apart_and_listed(storage: Storage) -> None:
         ArtifactEntry(ArtifactKind.BYTES, env, 3),
         ArtifactEntry(ArtifactKind.ENV, env, len(canon(ENV_SPEC))),
     ]
+
+
+@behaviour("artifact-2", needs=GC)
+@pytest.mark.asyncio
+async def test_artifact_2_no_module_lands_naming_a_blob_gc_deleted(
+    isolated_with: Isolated,
+) -> None:
+    """Writers put a blob, then a module naming it, while GC runs in a loop with no grace
+    period: a put may be refused with ``BlobNotFound`` (the writer puts the blob again and
+    retries), but a module that is stored always finds its blobs stored."""
+    async with isolated_with(blob_grace_seconds=0) as storage:
+        stop = asyncio.Event()
+        sweeps: list[GcReport] = []
+
+        async def collect_until_stopped() -> None:
+            while not stop.is_set():
+                sweeps.append(await storage.maintenance.gc_unreachable())
+                await asyncio.sleep(0)
+
+        async def write(writer: int) -> None:
+            for n in range(6):
+                data = f"table {n} of writer {writer}".encode()
+                while True:
+                    ref = await storage.blobs.put(data)
+                    built = module([writer, n], blob_refs=[ref])
+                    try:
+                        await storage.artifacts.put_module_artifact(built)
+                        break
+                    except BlobNotFound as exc:
+                        assert exc.ref == ref
+                assert await storage.blobs.get(ref) == data, f"module {writer}/{n} lost its blob"
+
+        collector = asyncio.create_task(collect_until_stopped())
+        try:
+            await asyncio.gather(*(write(w) for w in range(4)))
+        finally:
+            stop.set()
+            await collector
+        assert sweeps, "the collector should have swept while modules were put"
+        await storage.maintenance.gc_unreachable()
+        for entry in await storage.artifacts.list_artifacts():
+            stored = await storage.artifacts.get_module_artifact(entry.ref)
+            assert stored is not None
+            for ref in stored["blob_refs"]:  # type: ignore[union-attr]
+                assert await storage.blobs.get(str(ref)) is not None
