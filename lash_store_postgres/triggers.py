@@ -72,7 +72,7 @@ WITH ins AS (
     INSERT INTO {{s}}.trigger_occurrences ({_OCC_COLUMNS})
     VALUES (%(occurrence_id)s, %(key)s, %(source_type)s, %(source_key)s, %(payload)s,
             %(source)s, %(hash)s, %(now)s)
-    ON CONFLICT (idempotency_key) DO NOTHING
+    ON CONFLICT DO NOTHING  -- on the key, and on the occurrence id made from it
     RETURNING {_OCC_COLUMNS})
 SELECT * FROM ins
 UNION ALL
