@@ -7,6 +7,7 @@ in :class:`BackendError` with what was being done and for which record.
 from __future__ import annotations
 
 __all__ = [
+    "ArtifactDecodeError",
     "AttachmentMetadataError",
     "AttachmentNotFound",
     "BackendError",
@@ -334,3 +335,7 @@ class BackendError(StoreError):
 
 class AttachmentMetadataError(BackendError):
     pass
+
+
+class ArtifactDecodeError(BackendError):
+    """A stored module artifact does not parse, or no longer verifies."""

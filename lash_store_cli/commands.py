@@ -23,6 +23,7 @@ from lash_store_api import (
     QueuedWork,
     QueuedWorkBatch,
     Storage,
+    TriggerSubscriptionFilter,
 )
 from lash_store_api.backend import redact_url
 from lash_store_api.backend.clock import now_ms
@@ -37,6 +38,7 @@ from . import render
 
 __all__ = [
     "CliError",
+    "artifacts",
     "backends",
     "conformance",
     "demo",
@@ -45,6 +47,7 @@ __all__ = [
     "queue",
     "sessions",
     "show",
+    "triggers",
     "usage",
     "vacuum",
     "with_storage",
@@ -264,6 +267,41 @@ def queue(session_id: str) -> StoreCommand:
         print_lines(render.queue_table(batches, pending, now_ms(), indent="  "), out)
 
     return run
+
+
+def require(storage: Storage, facet: Facet, shown: str) -> None:
+    if not storage.capabilities.serves(facet):
+        raise CliError(f"{shown} does not serve {facet.value}")
+
+
+def triggers(session_id: str | None) -> StoreCommand:
+    """The ``triggers`` command: subscriptions, of every registrant or of one session."""
+
+    async def run(storage: Storage, shown: str, out: TextIO) -> None:
+        require(storage, Facet.TRIGGERS, shown)
+        found = await storage.triggers.list_subscriptions(
+            TriggerSubscriptionFilter(session_id=session_id)
+        )
+        if not found:
+            whose = f" of session {session_id!r}" if session_id is not None else ""
+            print(f"no trigger subscriptions{whose} in {shown}{inline_hint(storage)}", file=out)
+            return
+        enabled = sum(1 for r in found if r.enabled)
+        noun = "subscription" if len(found) == 1 else "subscriptions"
+        print(f"{len(found)} {noun}: {enabled} enabled, {len(found) - enabled} disabled", file=out)
+        print_lines(render.triggers_table(found, indent="  "), out)
+
+    return run
+
+
+async def artifacts(storage: Storage, shown: str, out: TextIO) -> None:
+    """The ``artifacts`` command: every stored module, raw artifact and execution env."""
+    require(storage, Facet.ARTIFACTS, shown)
+    found = await storage.artifacts.list_artifacts()
+    if not found:
+        print(f"no artifacts in {shown}{inline_hint(storage)}", file=out)
+        return
+    print_lines(render.artifacts_table(found), out)
 
 
 async def usage(storage: Storage, shown: str, out: TextIO) -> None:

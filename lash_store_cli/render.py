@@ -12,17 +12,20 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from lash_store_api import (
+    ArtifactEntry,
     ModelUsage,
     QueuedWorkBatch,
     SessionNodeRecord,
     TokenLedgerEntry,
     TokenUsage,
+    TriggerSubscriptionRecord,
 )
 
 __all__ = [
     "ASCII",
     "UNICODE",
     "Glyphs",
+    "artifacts_table",
     "glyphs_for",
     "ledger_table",
     "preview",
@@ -30,6 +33,7 @@ __all__ = [
     "queue_table",
     "table",
     "tree_lines",
+    "triggers_table",
     "usage_table",
 ]
 
@@ -135,6 +139,40 @@ def usage_table(usage: Sequence[ModelUsage], *, indent: str = "") -> list[str]:
     # The sessions column is not summed: one session may use several models.
     total = ["total", "", *_usage_cells(summed)]
     return table(("model", "sessions", *USAGE_HEADERS), rows, total=total, indent=indent)
+
+
+def triggers_table(records: Sequence[TriggerSubscriptionRecord], *, indent: str = "") -> list[str]:
+    """One row per subscription, in listing order (registrant scope, handle)."""
+    rows = [
+        [
+            r.handle,
+            _registrant(r.registrant),
+            r.name or "-",
+            r.source_type,
+            r.source_key,
+            r.target_identity.label or r.target_identity.kind,
+            "enabled" if r.enabled else "disabled",
+        ]
+        for r in records
+    ]
+    headers = ("handle", "registrant", "name", "source type", "source key", "target", "state")
+    return table(headers, rows, indent=indent)
+
+
+def _registrant(registrant: object) -> str:
+    if isinstance(registrant, Mapping) and isinstance(registrant.get("scope"), Mapping):
+        scope = registrant["scope"]
+        frame = scope.get("agent_frame_id")
+        return f"session:{scope.get('session_id')}" + (f"/frame:{frame}" if frame else "")
+    if isinstance(registrant, Mapping):
+        return str(registrant.get("type", "-"))
+    return "-"
+
+
+def artifacts_table(entries: Sequence[ArtifactEntry], *, indent: str = "") -> list[str]:
+    """One row per artifact: kind, ref, size in bytes."""
+    rows = [[e.kind.value, e.ref, e.byte_len] for e in entries]
+    return table(("kind", "ref", "bytes"), rows, indent=indent)
 
 
 # --- payload previews ------------------------------------------------------------

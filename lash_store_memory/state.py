@@ -12,9 +12,15 @@ import uuid
 import weakref
 from dataclasses import dataclass, field
 
-from lash_store_api import AttachmentManifestEntry, StoredAttachment, TokenLedgerEntry
+from lash_store_api import (
+    ArtifactKind,
+    AttachmentManifestEntry,
+    StoredAttachment,
+    TokenLedgerEntry,
+)
 from lash_store_api.backend.commit import StoredHead
 from lash_store_api.backend.queued_work import StoredBatch
+from lash_store_api.backend.triggers import StoredOccurrence, StoredSubscription
 
 
 @dataclass(slots=True)
@@ -68,6 +74,15 @@ class MemoryState:
     queue: dict[str, dict[str, StoredBatch]] = field(default_factory=dict)
     #: The last ``enqueue_seq`` handed out, across sessions.
     queue_seq: int = 0
+    #: Trigger subscriptions by subscription id, and the last number the counter gave.
+    subscriptions: dict[str, StoredSubscription] = field(default_factory=dict)
+    subscription_seq: int = 0
+    #: Trigger occurrences by idempotency key; reservations as (occurrence, subscription) ids.
+    occurrences: dict[str, StoredOccurrence] = field(default_factory=dict)
+    reservations: set[tuple[str, str]] = field(default_factory=set)
+    #: Artifact bytes by kind and ref; the blob refs of each stored module artifact.
+    artifacts: dict[ArtifactKind, dict[str, bytes]] = field(default_factory=dict)
+    module_blob_refs: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 # Named storages live while any open storage refers to them, so

@@ -28,7 +28,16 @@ INSTALL = "pip install 'lash-store[postgres]'"
 DRIVER_MODULES = ("psycopg", "psycopg_pool")
 
 CAPABILITIES = Capabilities(
-    facets=frozenset({Facet.SESSIONS, Facet.MAINTENANCE, Facet.ATTACHMENTS, Facet.QUEUED_WORK}),
+    facets=frozenset(
+        {
+            Facet.SESSIONS,
+            Facet.MAINTENANCE,
+            Facet.ATTACHMENTS,
+            Facet.QUEUED_WORK,
+            Facet.TRIGGERS,
+            Facet.ARTIFACTS,
+        }
+    ),
     durability=DurabilityTier.DURABLE,
 )
 

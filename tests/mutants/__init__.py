@@ -3,13 +3,24 @@
 See :mod:`.harness`; the mutants are registered by importing their modules.
 """
 
-from . import attachments, factory, integers, maintenance, order, queued_work, sessions
+from . import (
+    artifacts,
+    attachments,
+    factory,
+    integers,
+    maintenance,
+    order,
+    queued_work,
+    sessions,
+    triggers,
+)
 from .harness import CONTROL, MUTANTS, Mutant, installed
 
 __all__ = [
     "CONTROL",
     "MUTANTS",
     "Mutant",
+    "artifacts",
     "attachments",
     "factory",
     "installed",
@@ -18,4 +29,5 @@ __all__ = [
     "order",
     "queued_work",
     "sessions",
+    "triggers",
 ]
