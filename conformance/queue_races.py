@@ -43,9 +43,9 @@ from .queued_work import (
     ids,
     listed,
     pending,
-    two_batch_claim,
     work_of,
 )
+from .queued_work_completion import two_batch_claim
 
 WORKERS = 8
 BATCHES = 48

@@ -16,8 +16,13 @@ bases) lives in :mod:`lash_store_api.backend`; the plugin machinery in
 from __future__ import annotations
 
 from .artifacts import (
+    ENV_REF_PREFIX,
+    ArtifactEntry,
+    ArtifactKind,
     ArtifactStore,
     ModuleArtifact,
+    ModuleVerifier,
+    execution_env_ref,
 )
 from .attachments import (
     AttachmentCreateMeta,
@@ -38,6 +43,7 @@ from .common import (
     DurabilityTier,
 )
 from .errors import (
+    ArtifactDecodeError,
     AttachmentMetadataError,
     AttachmentNotFound,
     BackendError,
@@ -169,8 +175,13 @@ from .triggers import (
 
 __all__ = [  # noqa: RUF022 (grouped by module, as imported)
     # artifacts
+    "ENV_REF_PREFIX",
+    "ArtifactEntry",
+    "ArtifactKind",
     "ArtifactStore",
     "ModuleArtifact",
+    "ModuleVerifier",
+    "execution_env_ref",
     # attachments
     "AttachmentCreateMeta",
     "AttachmentIntent",
@@ -188,6 +199,7 @@ __all__ = [  # noqa: RUF022 (grouped by module, as imported)
     "CausalRef",
     "DurabilityTier",
     # errors
+    "ArtifactDecodeError",
     "AttachmentMetadataError",
     "AttachmentNotFound",
     "BackendError",

@@ -2,17 +2,62 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol, TypeAlias, runtime_checkable
 
 from .common import JSON, DurabilityTier
 
-__all__ = ["ArtifactStore", "ModuleArtifact"]
+__all__ = [
+    "ENV_REF_PREFIX",
+    "ArtifactEntry",
+    "ArtifactKind",
+    "ArtifactStore",
+    "ModuleArtifact",
+    "ModuleVerifier",
+    "execution_env_ref",
+]
 
-#: A compiled Lashlang module, opaque to the store apart from its key: a JSON
-#: object that must carry ``"module_ref": str`` (``lashlang:v1:sha256:<hex>``).
-#: The ref is derived from the module's content, so the module can re-verify it.
+#: A compiled Lashlang module, opaque to the store apart from two keys: it must
+#: carry ``"module_ref": str`` (``lashlang:v1:sha256:<hex>``), derived from the
+#: module's content so that the module can re-verify it; and it may carry
+#: ``"blob_refs": [BlobRef, ...]``, the blobs (``storage.blobs``) it needs, which
+#: stay stored (GC roots) while the module is stored.
 ModuleArtifact: TypeAlias = Mapping[str, JSON]
+
+#: The runtime's check that a module artifact is what its ``module_ref`` says:
+#: ``True`` accepts it; ``False`` or an exception rejects it. Every backend takes it
+#: as the ``module_verifier`` keyword option of ``open`` and ``isolated``.
+ModuleVerifier: TypeAlias = Callable[[ModuleArtifact], bool]
+
+#: Every execution env ref starts with this, then the SHA-256 hex of the env spec.
+ENV_REF_PREFIX = "process-env:sha256:"
+
+
+def execution_env_ref(spec: JSON) -> str:
+    """The stable ref of an execution env: ``ENV_REF_PREFIX`` + SHA-256 of its canonical JSON."""
+    text = json.dumps(
+        spec, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+    return ENV_REF_PREFIX + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class ArtifactKind(StrEnum):
+    MODULE = "module"
+    BYTES = "bytes"
+    ENV = "env"
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactEntry:
+    """One stored artifact, as listed: its kind, its ref and how many bytes it holds."""
+
+    kind: ArtifactKind
+    ref: str
+    byte_len: int
 
 
 @runtime_checkable
@@ -40,3 +85,7 @@ class ArtifactStore(Protocol):
     async def put_process_execution_env(self, env_ref: str, data: bytes) -> None: ...
 
     async def get_process_execution_env(self, env_ref: str) -> bytes | None: ...
+
+    async def list_artifacts(self) -> list[ArtifactEntry]:
+        """Every stored artifact of every kind, by kind then ref (what an operator sees)."""
+        ...

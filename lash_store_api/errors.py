@@ -7,6 +7,7 @@ in :class:`BackendError` with what was being done and for which record.
 from __future__ import annotations
 
 __all__ = [
+    "ArtifactDecodeError",
     "AttachmentMetadataError",
     "AttachmentNotFound",
     "BackendError",
@@ -303,11 +304,25 @@ class BackendUnavailable(StoreError):
 
 
 class BackendError(StoreError):
-    """Driver, I/O or decode failure, with what was being done and for which record."""
+    """Driver, I/O or decode failure, with what was being done and for which record.
 
-    def __init__(self, message: str, *, session_id: str | None = None, record: str | None = None):
+    ``outcome_unknown`` is true when a write may or may not have landed (the
+    connection was lost after the request was sent): re-sending the same commit
+    with its turn stamp is then the safe retry, since a stamped commit that did
+    land returns its stored result instead of applying twice.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        session_id: str | None = None,
+        record: str | None = None,
+        outcome_unknown: bool = False,
+    ):
         self.session_id = session_id
         self.record = record
+        self.outcome_unknown = outcome_unknown
         parts = [message]
         if session_id is not None:
             parts.append(f"session={session_id!r}")
@@ -320,3 +335,7 @@ class BackendError(StoreError):
 
 class AttachmentMetadataError(BackendError):
     pass
+
+
+class ArtifactDecodeError(BackendError):
+    """A stored module artifact does not parse, or no longer verifies."""

@@ -288,6 +288,33 @@ def process_command(url: str, process_id: str) -> None:
 
 
 @cli.command(
+    "triggers",
+    short_help="List trigger subscriptions: handle, registrant, source, state.",
+    epilog=example("lash-store triggers postgresql://localhost/agents --session s-1"),
+)
+@url_argument
+@click.option(
+    "--session", metavar="SESSION", default=None, help="Only this session's (default: every one)."
+)
+def triggers_command(url: str, session: str | None) -> None:
+    """List trigger subscriptions by registrant scope and handle: handle, registrant,
+    name, source type and key, target, and whether each is enabled (a cancelled one is
+    disabled). With --session, only the subscriptions that session registered."""
+    commands.with_storage(resolve_url(url), commands.triggers(session), _out(), migrate=False)
+
+
+@cli.command(
+    "artifacts",
+    short_help="List stored artifacts: modules, raw bytes, execution envs.",
+    epilog=example("lash-store artifacts postgresql://localhost/agents"),
+)
+@url_argument
+def artifacts_command(url: str) -> None:
+    """List stored artifacts by kind (module, bytes, env) and ref, with their sizes."""
+    commands.with_storage(resolve_url(url), commands.artifacts, _out(), migrate=False)
+
+
+@cli.command(
     "usage",
     short_help="Token totals by model across every session.",
     epilog=example("lash-store usage $URL"),

@@ -26,6 +26,7 @@ from lash_store_api import (
     QueuedWork,
     QueuedWorkBatch,
     Storage,
+    TriggerSubscriptionFilter,
 )
 from lash_store_api.backend import redact_url
 from lash_store_api.backend.clock import now_ms
@@ -40,6 +41,7 @@ from . import render
 
 __all__ = [
     "CliError",
+    "artifacts",
     "backends",
     "conformance",
     "demo",
@@ -50,6 +52,7 @@ __all__ = [
     "queue",
     "sessions",
     "show",
+    "triggers",
     "usage",
     "vacuum",
     "with_storage",
@@ -271,16 +274,36 @@ def queue(session_id: str) -> StoreCommand:
     return run
 
 
-def _served_processes(storage: Storage, shown: str) -> None:
-    if not storage.capabilities.serves(Facet.PROCESSES):
-        raise CliError(f"{shown} does not serve processes")
+def require(storage: Storage, facet: Facet, shown: str) -> None:
+    if not storage.capabilities.serves(facet):
+        raise CliError(f"{shown} does not serve {facet.value}")
+
+
+def triggers(session_id: str | None) -> StoreCommand:
+    """The ``triggers`` command: subscriptions, of every registrant or of one session."""
+
+    async def run(storage: Storage, shown: str, out: TextIO) -> None:
+        require(storage, Facet.TRIGGERS, shown)
+        found = await storage.triggers.list_subscriptions(
+            TriggerSubscriptionFilter(session_id=session_id)
+        )
+        if not found:
+            whose = f" of session {session_id!r}" if session_id is not None else ""
+            print(f"no trigger subscriptions{whose} in {shown}{inline_hint(storage)}", file=out)
+            return
+        enabled = sum(1 for r in found if r.enabled)
+        noun = "subscription" if len(found) == 1 else "subscriptions"
+        print(f"{len(found)} {noun}: {enabled} enabled, {len(found) - enabled} disabled", file=out)
+        print_lines(render.triggers_table(found, indent="  "), out)
+
+    return run
 
 
 def processes(status: str) -> StoreCommand:
     """The ``processes`` command: one line per process of one status (or ``any``)."""
 
     async def run(storage: Storage, shown: str, out: TextIO) -> None:
-        _served_processes(storage, shown)
+        require(storage, Facet.PROCESSES, shown)
         found = await storage.processes.list_processes(
             ProcessListFilter(status=ProcessStatusFilter(status))
         )
@@ -296,7 +319,7 @@ def process(process_id: str) -> StoreCommand:
     """The ``process`` command: one process's record, grants, lease and event log."""
 
     async def run(storage: Storage, shown: str, out: TextIO) -> None:
-        _served_processes(storage, shown)
+        require(storage, Facet.PROCESSES, shown)
         registry = storage.processes
         record = await registry.get_process(process_id)
         if record is None:
@@ -312,6 +335,16 @@ def process(process_id: str) -> StoreCommand:
         )
 
     return run
+
+
+async def artifacts(storage: Storage, shown: str, out: TextIO) -> None:
+    """The ``artifacts`` command: every stored module, raw artifact and execution env."""
+    require(storage, Facet.ARTIFACTS, shown)
+    found = await storage.artifacts.list_artifacts()
+    if not found:
+        print(f"no artifacts in {shown}{inline_hint(storage)}", file=out)
+        return
+    print_lines(render.artifacts_table(found), out)
 
 
 async def usage(storage: Storage, shown: str, out: TextIO) -> None:

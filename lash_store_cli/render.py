@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from lash_store_api import (
+    ArtifactEntry,
     ModelUsage,
     ProcessEvent,
     ProcessHandleGrant,
@@ -22,12 +23,14 @@ from lash_store_api import (
     SessionNodeRecord,
     TokenLedgerEntry,
     TokenUsage,
+    TriggerSubscriptionRecord,
 )
 
 __all__ = [
     "ASCII",
     "UNICODE",
     "Glyphs",
+    "artifacts_table",
     "glyphs_for",
     "ledger_table",
     "preview",
@@ -37,6 +40,7 @@ __all__ = [
     "queue_table",
     "table",
     "tree_lines",
+    "triggers_table",
     "usage_table",
 ]
 
@@ -229,6 +233,40 @@ def process_lines(
         for e in events
     ]
     return lines + table(("seq", "type", "time (UTC)", "wake", "payload"), rows, indent="  ")
+
+
+def triggers_table(records: Sequence[TriggerSubscriptionRecord], *, indent: str = "") -> list[str]:
+    """One row per subscription, in listing order (registrant scope, handle)."""
+    rows = [
+        [
+            r.handle,
+            _registrant(r.registrant),
+            r.name or "-",
+            r.source_type,
+            r.source_key,
+            r.target_identity.label or r.target_identity.kind,
+            "enabled" if r.enabled else "disabled",
+        ]
+        for r in records
+    ]
+    headers = ("handle", "registrant", "name", "source type", "source key", "target", "state")
+    return table(headers, rows, indent=indent)
+
+
+def _registrant(registrant: object) -> str:
+    if isinstance(registrant, Mapping) and isinstance(registrant.get("scope"), Mapping):
+        scope = registrant["scope"]
+        frame = scope.get("agent_frame_id")
+        return f"session:{scope.get('session_id')}" + (f"/frame:{frame}" if frame else "")
+    if isinstance(registrant, Mapping):
+        return str(registrant.get("type", "-"))
+    return "-"
+
+
+def artifacts_table(entries: Sequence[ArtifactEntry], *, indent: str = "") -> list[str]:
+    """One row per artifact: kind, ref, size in bytes."""
+    rows = [[e.kind.value, e.ref, e.byte_len] for e in entries]
+    return table(("kind", "ref", "bytes"), rows, indent=indent)
 
 
 # --- payload previews ------------------------------------------------------------

@@ -7,8 +7,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
-from lash_store_api import Capabilities, DurabilityTier, Facet
+from lash_store_api import Capabilities, DurabilityTier, Facet, ModuleVerifier
 from lash_store_api.backend import StorageBase, redact_url
+from lash_store_api.backend.artifacts import MODULE_VERIFIER_OPTION, module_verifier_option
 from lash_store_api.backend.clock import CLOCK_OPTION, Clock, clock_option, now_ms
 from lash_store_api.backend.maintenance import (
     POLICY_OPTIONS,
@@ -18,11 +19,13 @@ from lash_store_api.backend.maintenance import (
 from lash_store_api.backend.urls import split_query
 from lash_store_api.errors import InvalidRequest
 
+from .artifacts import MemoryArtifactStore
 from .attachments import MemoryAttachmentStore
 from .maintenance import MemoryBlobStore, MemoryMaintenance
 from .processes import MemoryProcessRegistry
 from .sessions import MemorySessionFactory, MemorySessionHandle
 from .state import MemoryState, state_for
+from .triggers import MemoryTriggerStore
 
 CAPABILITIES = Capabilities(
     facets=frozenset(
@@ -32,6 +35,8 @@ CAPABILITIES = Capabilities(
             Facet.ATTACHMENTS,
             Facet.QUEUED_WORK,
             Facet.PROCESSES,
+            Facet.TRIGGERS,
+            Facet.ARTIFACTS,
         }
     ),
     durability=DurabilityTier.INLINE,
@@ -44,7 +49,11 @@ class MemoryStorage(StorageBase):
     backend_name = "memory"
 
     def __init__(
-        self, state: MemoryState, policy: MaintenancePolicy | None = None, clock: Clock = now_ms
+        self,
+        state: MemoryState,
+        policy: MaintenancePolicy | None = None,
+        clock: Clock = now_ms,
+        verifier: ModuleVerifier | None = None,
     ) -> None:
         self._state = state
         self._clock = clock
@@ -55,6 +64,8 @@ class MemoryStorage(StorageBase):
             maintenance=MemoryMaintenance(state, policy or MaintenancePolicy()),
             blobs=MemoryBlobStore(state),
             attachments=MemoryAttachmentStore(state),
+            triggers=MemoryTriggerStore(state, clock),
+            artifacts=MemoryArtifactStore(state, verifier or module_verifier_option({})),
         )
 
     @property
@@ -86,7 +97,7 @@ def policy_of(url: str, options: dict[str, Any]) -> MaintenancePolicy:
     ``clock`` keyword is taken by :func:`clock_option`, not here)."""
     found = query_options(url)
     for name, value in options.items():
-        if name == CLOCK_OPTION:
+        if name in (CLOCK_OPTION, MODULE_VERIFIER_OPTION):
             continue
         if name not in POLICY_OPTIONS:
             raise InvalidRequest(name, UNKNOWN_OPTION)
@@ -110,15 +121,19 @@ class MemoryBackend:
 
     async def open(self, url: str, **options: Any) -> MemoryStorage:
         """``memory://NAME?blob_grace_seconds=S&turn_stamp_retention=N`` (or as keywords);
-        the keyword ``clock`` injects the queue's time source (lash_store_api.backend.clock)."""
+        the keyword ``clock`` injects the time source (lash_store_api.backend.clock), and
+        ``module_verifier`` the artifact store's hook (lash_store_api.backend.artifacts)."""
         clock = clock_option(options)
-        return MemoryStorage(state_for(name_from_url(url)), policy_of(url, options), clock)
+        verifier = module_verifier_option(options)
+        state = state_for(name_from_url(url))
+        return MemoryStorage(state, policy_of(url, options), clock, verifier)
 
     @asynccontextmanager
     async def isolated(self, url: str, **options: Any) -> AsyncIterator[MemoryStorage]:
         # A fresh anonymous state: private, and gone once nothing refers to it.
         clock = clock_option(options)
-        storage = MemoryStorage(state_for(None), policy_of(url, options), clock)
+        verifier = module_verifier_option(options)
+        storage = MemoryStorage(state_for(None), policy_of(url, options), clock, verifier)
         try:
             yield storage
         finally:

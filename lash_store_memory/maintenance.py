@@ -62,8 +62,9 @@ class MemoryMaintenance(MaintenanceBase):
         cutoff = now_ms() - self.policy.blob_grace_ms
         for ref in [r for r, at in state.blob_puts.items() if at <= cutoff]:
             del state.blob_puts[ref]  # the grace period is over
+        artifact_roots = {ref for refs in state.module_blob_refs.values() for ref in refs}
         root_count, retained = mark_retained(
-            checkpoint_roots, (), load_manifest, fresh=state.blob_puts
+            checkpoint_roots, artifact_roots, load_manifest, fresh=state.blob_puts
         )
         doomed = [ref for ref in state.blobs if ref not in retained]
         for ref in doomed:

@@ -14,6 +14,7 @@ import weakref
 from dataclasses import dataclass, field
 
 from lash_store_api import (
+    ArtifactKind,
     AttachmentManifestEntry,
     ProcessHandleDescriptor,
     StoredAttachment,
@@ -22,6 +23,7 @@ from lash_store_api import (
 from lash_store_api.backend.commit import StoredHead
 from lash_store_api.backend.process_codec import StoredLease
 from lash_store_api.backend.queued_work import StoredBatch
+from lash_store_api.backend.triggers import StoredOccurrence, StoredSubscription
 
 
 @dataclass(slots=True)
@@ -98,6 +100,15 @@ class MemoryState:
     leases: dict[str, StoredLease] = field(default_factory=dict)
     #: The events ``wait_event_after`` and ``await_process`` sleep on, per process.
     process_watchers: dict[str, set[asyncio.Event]] = field(default_factory=dict)
+    #: Trigger subscriptions by subscription id, and the last number the counter gave.
+    subscriptions: dict[str, StoredSubscription] = field(default_factory=dict)
+    subscription_seq: int = 0
+    #: Trigger occurrences by idempotency key; reservations as (occurrence, subscription) ids.
+    occurrences: dict[str, StoredOccurrence] = field(default_factory=dict)
+    reservations: set[tuple[str, str]] = field(default_factory=set)
+    #: Artifact bytes by kind and ref; the blob refs of each stored module artifact.
+    artifacts: dict[ArtifactKind, dict[str, bytes]] = field(default_factory=dict)
+    module_blob_refs: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 # Named storages live while any open storage refers to them, so

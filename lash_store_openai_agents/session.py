@@ -9,6 +9,11 @@ workers adding at once both land, the later one after reloading the head.
 ``pop_item`` moves the leaf back to the popped item's parent and tombstones the
 popped node. ``clear_session`` replaces the graph with an empty one.
 
+Every commit carries a turn stamp. When a commit's outcome is unknown (the
+connection was lost after it was sent, ``BackendError.outcome_unknown``), the
+same stamped commit is sent again: if the first one landed, the store returns
+its stored result, so items are never added twice nor popped twice.
+
 Only the public ``lash_store_api`` protocol is used, so any backend that passes
 the conformance suite serves it.
 """
@@ -16,6 +21,8 @@ the conformance suite serves it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import random
 import uuid
 from collections.abc import Sequence
@@ -48,6 +55,10 @@ MAX_ATTEMPTS = 8
 
 #: Upper bound of the pause before a retry, in seconds (doubled per attempt from 1 ms).
 MAX_BACKOFF = 0.05
+
+#: Times a commit whose outcome is unknown is sent again, with its stamp, before the
+#: error reaches the caller.
+RESENDS = 3
 
 
 class SessionContended(lash.ConflictError):
@@ -204,21 +215,26 @@ class LashSession:
         if not checked:
             return
         ids = [f"item-{uuid.uuid4().hex}" for _ in checked]
+        # One stamp for the whole call: its hash covers what stays the same across
+        # reloads (the ids and the items), so a re-send after a lost reply finds
+        # the stored result even when the retry follows a reload.
+        stamp = self._stamp("add_items", [ids, checked])
         async with self._lock:
             for attempt in range(self.max_attempts):
                 head = self._head or await self._load_head()
                 parents = [head.leaf_node_id, *ids[:-1]]
-                stamp = now_rfc3339()
+                written_at = now_rfc3339()
                 nodes = [
                     lash.SessionNodeRecord(
                         node_id=node_id,
                         parent_node_id=parent,
-                        timestamp=stamp,
+                        timestamp=written_at,
                         payload={"kind": "event", "event": cast(lash.JSON, item)},
                     )
                     for node_id, parent, item in zip(ids, parents, checked, strict=True)
                 ]
-                if await self._commit(head, lash.Append(nodes=nodes, leaf_node_id=ids[-1])):
+                delta = lash.Append(nodes=nodes, leaf_node_id=ids[-1])
+                if await self._commit(head, delta, stamp):
                     return
                 await self._backoff(attempt)
         raise SessionContended(self.session_id, "add_items", self.max_attempts)
@@ -240,7 +256,7 @@ class LashSession:
                     delta: lash.GraphCommitDelta = lash.ReplaceFull(lash.SessionGraph())
                 else:
                     delta = lash.Unchanged(leaf_node_id=leaf.parent_node_id)
-                if await self._commit(head, delta):
+                if await self._commit(head, delta, self._stamp("pop_item", [leaf.node_id])):
                     if leaf.parent_node_id is not None:
                         # Off the active path already; the tombstone keeps it out of
                         # FullGraph reads and lets vacuum reclaim it.
@@ -258,7 +274,8 @@ class LashSession:
                 head = self._head or await self._load_head()
                 if head.revision is None:
                     return
-                if await self._commit(head, lash.ReplaceFull(lash.SessionGraph())):
+                cleared = lash.ReplaceFull(lash.SessionGraph())
+                if await self._commit(head, cleared, self._stamp("clear_session", [head.revision])):
                     return
                 await self._backoff(attempt)
         raise SessionContended(self.session_id, "clear_session", self.max_attempts)
@@ -287,20 +304,41 @@ class LashSession:
         _, head = await self._read_path()
         return head
 
-    async def _commit(self, head: _Head, delta: lash.GraphCommitDelta) -> bool:
-        """Commit ``delta`` on ``head``; False (and the head forgotten) if it moved."""
-        try:
-            result = await self._store.commit_runtime_state(
-                lash.RuntimeCommit(
-                    session_id=self.session_id,
-                    expected_head_revision=head.revision,
-                    config=head.config,
-                    graph=delta,
-                )
-            )
-        except lash.RevisionConflict:
-            self._head = None
-            return False
+    def _stamp(self, operation: str, content: object) -> lash.RuntimeTurnCommitStamp:
+        """A fresh turn stamp whose hash covers ``operation`` and ``content``."""
+        text = json.dumps([operation, content], sort_keys=True, separators=(",", ":"))
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        return lash.RuntimeTurnCommitStamp(
+            self.session_id, f"{operation}-{uuid.uuid4().hex}", digest
+        )
+
+    async def _commit(
+        self, head: _Head, delta: lash.GraphCommitDelta, stamp: lash.RuntimeTurnCommitStamp
+    ) -> bool:
+        """Commit ``delta`` on ``head``; False (and the head forgotten) if it moved.
+
+        A commit whose outcome is unknown is sent again, unchanged, up to
+        :data:`RESENDS` times: its stamp makes a re-send of a commit that landed
+        return the stored result.
+        """
+        commit = lash.RuntimeCommit(
+            session_id=self.session_id,
+            expected_head_revision=head.revision,
+            config=head.config,
+            graph=delta,
+            turn_commit=stamp,
+        )
+        for resend in range(RESENDS + 1):
+            try:
+                result = await self._store.commit_runtime_state(commit)
+                break
+            except lash.RevisionConflict:
+                self._head = None
+                return False
+            except lash.BackendError as exc:
+                if not exc.outcome_unknown or resend == RESENDS:
+                    self._head = None
+                    raise
         if isinstance(delta, lash.ReplaceFull):
             leaf = delta.graph.leaf_node_id
         else:

@@ -35,6 +35,8 @@ CAPABILITIES = Capabilities(
             Facet.ATTACHMENTS,
             Facet.QUEUED_WORK,
             Facet.PROCESSES,
+            Facet.TRIGGERS,
+            Facet.ARTIFACTS,
         }
     ),
     durability=DurabilityTier.DURABLE,

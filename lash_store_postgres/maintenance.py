@@ -23,6 +23,7 @@ from lash_store_api.backend.maintenance import (
     mark_retained,
 )
 
+from .artifacts import MODULE_BLOB_ROOTS
 from .db import Db
 
 _VACUUM_SESSION = "DELETE FROM {s}.nodes WHERE session_id = %(sid)s AND tombstoned"
@@ -92,7 +93,11 @@ async def collect(db: Db, policy: MaintenancePolicy) -> GcReport:
         if new_roots:
             cur = await conn.execute(db.q(_BLOBS_BY_REF), (sorted(new_roots),))
             manifests |= _decode_manifests(await cur.fetchall())
-        root_count, retained = mark_retained(final_roots, (), manifests.get, fresh=fresh)
+        cur = await conn.execute(db.q(MODULE_BLOB_ROOTS))
+        artifact_roots = {str(r) for (r,) in await cur.fetchall()}
+        root_count, retained = mark_retained(
+            final_roots, artifact_roots, manifests.get, fresh=fresh
+        )
         doomed = sorted(candidates - retained)
         sweep = await conn.execute(db.q(_SWEEP), (doomed,)) if doomed else None
     # A pipelined statement's rowcount is known once the transaction has synced.

@@ -12,10 +12,12 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from lash_store_api import Capabilities, MigrationReport
+from lash_store_api import Capabilities, MigrationReport, ModuleVerifier
 from lash_store_api.backend import StorageBase, redact_url
+from lash_store_api.backend.artifacts import check_module_ref, module_verifier_option
 from lash_store_api.backend.clock import Clock, clock_option, now_ms
 
+from .artifacts import PostgresArtifactStore
 from .attachments import PostgresAttachmentStore
 from .backend import CAPABILITIES
 from .config import PgOptions, parse_url, storage_url
@@ -26,6 +28,7 @@ from .migrations import check_current, migrate
 from .notify import ProcessNotifier, channel_of
 from .processes import PostgresProcessRegistry
 from .sessions import PostgresSessionFactory, PostgresSessionHandle
+from .triggers import PostgresTriggerStore
 
 
 @asynccontextmanager
@@ -41,12 +44,18 @@ async def direct_connection(conninfo: str) -> AsyncIterator[Conn]:
 
 
 class PostgresStorage(StorageBase):
-    """Sessions, blobs, attachments, queued work and processes in one Postgres schema, through
-    one pool (and one listening connection while a process wait runs)."""
+    """Every facet's tables in one Postgres schema, through one pool (and one listening
+    connection while a process wait runs)."""
 
     backend_name = "postgres"
 
-    def __init__(self, db: Db, conninfo: str, clock: Clock = now_ms) -> None:
+    def __init__(
+        self,
+        db: Db,
+        conninfo: str,
+        clock: Clock = now_ms,
+        verifier: ModuleVerifier = check_module_ref,
+    ) -> None:
         self._db = db
         self._conninfo = conninfo
         self._clock = clock
@@ -64,6 +73,8 @@ class PostgresStorage(StorageBase):
             maintenance=PostgresMaintenance(db, db.options.policy),
             blobs=PostgresBlobStore(db),
             attachments=PostgresAttachmentStore(db),
+            triggers=PostgresTriggerStore(db, clock),
+            artifacts=PostgresArtifactStore(db, verifier),
         )
 
     @property
@@ -108,8 +119,10 @@ async def migrate_url(url: str, **options: Any) -> MigrationReport:
 
 
 async def open_postgres(url: str, **options: Any) -> PostgresStorage:
-    """Open ``url``; the keyword ``clock`` injects the queue's time source (kit clock.py)."""
+    """Open ``url``; the keyword ``clock`` injects the time source (kit clock.py), and
+    ``module_verifier`` the artifact store's hook (kit artifacts.py)."""
     clock = clock_option(options)
+    verifier = module_verifier_option(options)
     conninfo, opts = parse_url(url, options)
     # Connect once directly first: a wrong host or database fails now, with
     # libpq's own message, instead of as a pool timeout later.
@@ -121,7 +134,7 @@ async def open_postgres(url: str, **options: Any) -> PostgresStorage:
     pool = make_pool(conninfo, opts)
     with wrapped(f"opening a connection pool to {redact_url(conninfo)}"):
         await pool.open()
-    return PostgresStorage(Db(pool, opts), conninfo, clock)
+    return PostgresStorage(Db(pool, opts), conninfo, clock, verifier)
 
 
 async def drop_schema(url: str, schema: str) -> None:

@@ -166,8 +166,8 @@ def test_help_lists_every_command_on_one_line_with_examples() -> None:
     code, out, err = invoke("--help")
     assert code == 0 and err == ""
     commands = ["backends", "conformance", "migrate", "sessions", "show", "queue", "processes"]
-    commands += ["process", "usage", "gc", "vacuum"]
-    listed = [line.split()[0] for line in out.split("Commands:\n", 1)[1].splitlines()[:12]]
+    commands += ["process", "triggers", "artifacts", "usage", "gc", "vacuum"]
+    listed = [line.split()[0] for line in out.split("Commands:\n", 1)[1].splitlines()[:14]]
     assert listed == [*commands, "demo"]  # in the order of the README, one line each
     assert "Examples:" in out and "LASH_STORE_URL" in out
     assert "..." not in out.split("Commands:", 1)[1].split("\n\n", 1)[0]  # no cut-off help

@@ -12,12 +12,18 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from pg_cluster import scratch_schema, with_query
 
 import lash_store_api as lash
+from lash_store_api.plugins import plugin_manager, reset_plugins
+from lash_store_memory import MemoryBackend, MemoryStorage
 
 
 def script() -> str:
@@ -160,7 +166,7 @@ def test_fails(lash_backend):
 def test_skips_for_another_reason(lash_backend):
     pytest.skip("flaky")
 
-@behaviour("fake-4", needs=["sessions", "triggers"])
+@behaviour("fake-4", needs=["sessions", "processes"])
 def test_needs_an_unserved_facet(lash_backend):
     pass
 
@@ -171,6 +177,43 @@ def test_expected_to_fail(lash_backend):
 """
 
 
+class SessionsOnlyBackend(MemoryBackend):
+    """The memory backend declaring the sessions and maintenance facets alone."""
+
+    name = "sessions-only"
+    schemes = ("sessions-only",)
+    capabilities = lash.Capabilities(
+        facets=frozenset({lash.Facet.SESSIONS, lash.Facet.MAINTENANCE}),
+        durability=lash.DurabilityTier.INLINE,
+    )
+
+    async def open(self, url: str, **options: Any) -> MemoryStorage:
+        return await super().open(url.replace("sessions-only://", "memory://", 1), **options)
+
+    @asynccontextmanager
+    async def isolated(self, url: str, **options: Any) -> AsyncIterator[MemoryStorage]:
+        async with MemoryBackend.isolated(self, "memory://", **options) as storage:
+            yield storage
+
+
+@contextmanager
+def sessions_only_backend() -> Iterator[None]:
+    """``sessions-only://`` opens, through the plugin hook, for the duration."""
+
+    @lash.hookimpl
+    def lash_store_register_backends(register: Callable[[lash.Backend], None]) -> None:
+        register(SessionsOnlyBackend())
+
+    reset_plugins()
+    plugin_manager().register(
+        SimpleNamespace(lash_store_register_backends=lash_store_register_backends)
+    )
+    try:
+        yield
+    finally:
+        reset_plugins()
+
+
 def test_runner_counts_only_unsupported_skips_as_unsupported(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -178,11 +221,12 @@ def test_runner_counts_only_unsupported_skips_as_unsupported(
 
     suite = tmp_path / "test_fake_suite.py"
     suite.write_text(FAKE_SUITE)
-    result = run_conformance("memory://", [], suite=[str(suite)])
+    with sessions_only_backend():
+        result = run_conformance("sessions-only://", [], suite=[str(suite)])
     capsys.readouterr()
     rows = {r.facet: (r.passed, r.failed, r.unsupported) for r in result.facets}
-    assert rows == {"sessions": (1, 2, 0), "maintenance": (0, 1, 0), "triggers": (0, 0, 1)}
-    assert [r.facet for r in result.facets] == ["sessions", "maintenance", "triggers"]
+    assert rows == {"sessions": (1, 2, 0), "maintenance": (0, 1, 0), "processes": (0, 0, 1)}
+    assert [r.facet for r in result.facets] == ["sessions", "maintenance", "processes"]
     assert not result.ok
     why = dict(result.failures)
     assert why[next(k for k in why if "skips_for_another" in k)] == "skipped: flaky"

@@ -333,6 +333,92 @@ async def test_retries_are_bounded_and_then_raise_having_written_nothing(
     assert texts(await ahead.get_items()) == ["a", "b", "c"]
 
 
+class LosingHandle:
+    """A session handle whose next ``lose`` commits land, then report a lost reply."""
+
+    def __init__(self, handle: lash.SessionHandle) -> None:
+        self._handle = handle
+        self.lose = 0
+        self.sent: list[lash.RuntimeCommit] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._handle, name)
+
+    async def commit_runtime_state(self, commit: lash.RuntimeCommit) -> lash.RuntimeCommitResult:
+        self.sent.append(commit)
+        result = await self._handle.commit_runtime_state(commit)
+        if self.lose:
+            self.lose -= 1
+            raise lash.BackendError("connection lost", session_id="chat-1", outcome_unknown=True)
+        return result
+
+
+class FailingHandle(LosingHandle):
+    """A session handle whose commits fail with an error that is not a lost reply."""
+
+    async def commit_runtime_state(self, commit: lash.RuntimeCommit) -> lash.RuntimeCommitResult:
+        self.sent.append(commit)
+        raise lash.BackendError("disk full", session_id="chat-1")
+
+
+class OneHandleStorage:
+    """``storage`` whose ``session()`` is always ``handle``."""
+
+    def __init__(self, storage: lash.Storage, handle: LosingHandle) -> None:
+        self._storage = storage
+        self._handle = handle
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._storage, name)
+
+    def session(self, session_id: str | None = None) -> lash.SessionHandle:
+        return cast(lash.SessionHandle, self._handle)
+
+
+def losing(
+    storage: lash.Storage, kind: type[LosingHandle] = LosingHandle
+) -> tuple[lash.Storage, LosingHandle]:
+    handle = kind(storage.session("chat-1"))
+    return cast(lash.Storage, OneHandleStorage(storage, handle)), handle
+
+
+async def test_a_lost_reply_is_resent_with_its_stamp_and_applies_once(
+    storage: lash.Storage,
+) -> None:
+    wrapped, handle = losing(storage)
+    session = LashSession("chat-1", wrapped)
+    handle.lose = 1
+    await session.add_items([message("a"), message("b")])
+    assert texts(await session.get_items()) == ["a", "b"]  # landed once, not twice
+    first, again = handle.sent
+    assert first == again and first.turn_commit is not None  # the same stamped commit
+    await session.add_items([message("c")])
+    handle.lose = 2
+    assert texts([cast(TResponseInputItem, await session.pop_item())]) == ["c"]
+    handle.lose = 1
+    await session.clear_session()
+    await session.add_items([message("d")])
+    assert texts(await LashSession("chat-1", storage).get_items()) == ["d"]
+
+
+async def test_resends_are_bounded_and_other_backend_errors_are_not_resent(
+    storage: lash.Storage,
+) -> None:
+    wrapped, handle = losing(storage)
+    session = LashSession("chat-1", wrapped)
+    handle.lose = 10
+    with pytest.raises(lash.BackendError, match="connection lost"):
+        await session.add_items([message("a")])
+    assert len(handle.sent) == 4  # the first send and three re-sends
+    handle.lose = 0
+    assert texts(await session.get_items()) == ["a"]  # the first send had landed
+
+    broken, failing = losing(storage, FailingHandle)
+    with pytest.raises(lash.BackendError, match="disk full"):
+        await LashSession("chat-1", broken).add_items([message("b")])
+    assert len(failing.sent) == 1
+
+
 async def foreign_commit(storage: lash.Storage, payload: lash.JSON, leaf: str | None) -> None:
     """A session ``chat-1`` written by something else: one node ``n1`` holding ``payload``."""
     await storage.session("chat-1").commit_runtime_state(

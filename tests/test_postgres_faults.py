@@ -228,7 +228,7 @@ async def test_a_backend_terminated_mid_commit_writes_nothing_and_the_pool_recov
             await blocker.rollback()
             assert killed.value.session_id == "s"
             assert not isinstance(killed.value, psycopg.Error)
-            assert OUTCOME_UNKNOWN in str(killed.value)
+            assert OUTCOME_UNKNOWN in str(killed.value) and killed.value.outcome_unknown
             assert await stored_rows(admin, schema) == before
 
         result = await store.commit_runtime_state(turn("s", 3))
@@ -317,6 +317,7 @@ async def test_commits_killed_at_random_points_say_the_outcome_is_unknown_and_wr
                 assert not isinstance(outcome, psycopg.Error), where
                 assert outcome.session_id == sid, where
                 assert str(outcome).startswith(f"committing: {OUTCOME_UNKNOWN} [driver: "), where
+                assert outcome.outcome_unknown, where
                 lost += 1
                 store = storage.session(sid)
                 before = await read_when_back(store)
@@ -361,6 +362,7 @@ async def test_a_reply_lost_after_the_commit_landed_says_unknown_and_the_stamped
             f"committing: {OUTCOME_UNKNOWN} [driver: cannot exit pipeline mode while busy]"
             " (session='s')"
         )
+        assert lost.value.outcome_unknown
         landed = await store.load_session(lash.FullGraph())
         assert landed is not None and landed.head_revision == 2
         assert landed.checkpoint_ref is not None
@@ -390,7 +392,7 @@ async def test_a_commit_that_never_got_a_connection_fails_without_claiming_an_un
             await asyncio.sleep(0.1)
             with pytest.raises(lash.BackendError) as starved:
                 await storage.session("t").commit_runtime_state(turn("t", 1))
-            assert OUTCOME_UNKNOWN not in str(starved.value)
+            assert OUTCOME_UNKNOWN not in str(starved.value) and not starved.value.outcome_unknown
             await blocker.rollback()
             assert (await holding).head_revision == 2
 

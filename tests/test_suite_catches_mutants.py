@@ -1,13 +1,14 @@
 """The conformance suite fails every backend that breaks one rule of the contract.
 
 Each mutant (tests/mutants/) is the memory backend with one rule of the
-session, maintenance, attachment, queued-work or process facets broken, and must fail a test of the
-suite, run in-process. First pass: every mutant at once, each on the tests of
-the behaviour it breaks (``--named-only``). A mutant none of those fail then
-gets the whole suite with ``-x``, its own behaviour's tests first and the
-hypothesis-driven modules last (``mutants.order``, which deselects nothing).
-As a control, the memory backend through the same plumbing with nothing
-broken passes the whole suite, so a failure is the mutant's doing.
+session, maintenance, attachment, queued-work, process, trigger or artifact
+facets broken, and must fail a test of the suite, run in-process. First pass:
+every mutant at once, each on the tests of the behaviour it breaks
+(``--named-only``). A mutant none of those fail then gets the whole suite with
+``-x``, its own behaviour's tests first and the hypothesis-driven modules last
+(``mutants.order``, which deselects nothing). As a control, the memory backend
+through the same plumbing with nothing broken passes the whole suite, so a
+failure is the mutant's doing.
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ docs/writing-a-backend.md.
 - :mod:`.sessions`: the session handle and factory bases, reads from stored rows.
 - :mod:`.attachments`: the manifest I/O protocol, the attachment store base.
 - :mod:`.queued_work`: the claim state machine, queue validation, the queued-work base.
+- :mod:`.triggers`: trigger keys, hashes and ids, validation, the trigger store base.
+- :mod:`.trigger_rows`: a trigger's stored rows: columns, encoding, matching, order.
+- :mod:`.artifacts`: the module verifier option, blob refs, the artifact store base.
 - :mod:`.maintenance`: the GC mark phase and policy, the vacuum and blob-store bases.
 - :mod:`.validation`: one input validator (``InvalidRequest`` naming the field).
 - :mod:`.codec`: canonical JSON, SHA-256 refs, the stored byte encodings.

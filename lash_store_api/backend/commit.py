@@ -88,7 +88,11 @@ def commit_outcome_unknown(detail: str, *, session_id: str) -> BackendError:
 
     ``detail`` is what the driver said, kept at the end for diagnosis.
     """
-    return BackendError(f"committing: {OUTCOME_UNKNOWN} [driver: {detail}]", session_id=session_id)
+    return BackendError(
+        f"committing: {OUTCOME_UNKNOWN} [driver: {detail}]",
+        session_id=session_id,
+        outcome_unknown=True,
+    )
 
 
 @dataclass(frozen=True, slots=True)

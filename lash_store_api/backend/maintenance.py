@@ -2,7 +2,8 @@
 
 GC (design.md, departures 2 and 8): the roots are the checkpoints of the
 session heads and of the stored turn results, each with the blobs its
-manifest names. Each session keeps its latest ``turn_stamp_retention`` stored
+manifest names, and the blobs that stored module artifacts name in their
+``blob_refs`` (:mod:`.artifacts`). Each session keeps its latest ``turn_stamp_retention`` stored
 turn results; GC and vacuum forget older ones first. A blob put through the
 blob store is kept for the grace period unless a commit names it first; once
 a checkpoint is superseded, what only it reached may go at the next GC. A
@@ -141,12 +142,13 @@ def mark_retained(
     """The mark phase of GC, shared by every backend.
 
     ``checkpoint_roots`` are checkpoint envelopes (heads, stored turn results):
-    each is retained with the blobs its manifest names. ``other_roots`` (artifact blobs) are
-    retained as they are, and so are the ``fresh`` puts the grace period
-    protects (not counted as roots). ``load_manifest`` returns ``None`` for an
-    absent blob and raises for an undecodable one, which aborts GC before
-    anything is deleted. Returns the number of distinct roots and the
-    retained set.
+    each is retained with the blobs its manifest names. ``other_roots`` (the
+    ``blob_refs`` of every stored module artifact, as the artifact kit checked and the
+    backend stored them beside each module) are retained as they are, and so are
+    the ``fresh`` puts the grace period protects (not counted as roots).
+    ``load_manifest`` returns ``None`` for an absent blob and raises for an
+    undecodable one, which aborts GC before anything is deleted. Returns the
+    number of distinct roots and the retained set.
     """
     roots = set(checkpoint_roots)
     retained = set(roots)

@@ -4,6 +4,7 @@ See :mod:`.harness`; the mutants are registered by importing their modules.
 """
 
 from . import (
+    artifacts,
     attachments,
     factory,
     integers,
@@ -12,6 +13,7 @@ from . import (
     processes,
     queued_work,
     sessions,
+    triggers,
 )
 from .harness import CONTROL, MUTANTS, Mutant, installed
 
@@ -19,6 +21,7 @@ __all__ = [
     "CONTROL",
     "MUTANTS",
     "Mutant",
+    "artifacts",
     "attachments",
     "factory",
     "installed",
@@ -28,4 +31,5 @@ __all__ = [
     "processes",
     "queued_work",
     "sessions",
+    "triggers",
 ]

@@ -2,8 +2,9 @@
 
 A mutant is a subclass of one of the memory backend's classes (handle, factory,
 manifest, maintenance, blob store, attachment store, queue, process registry,
-backend) that overrides a method so as to break exactly one rule of the contract, after the kit has
-checked the input, so that it breaks nothing else. :func:`breaks` registers it
+trigger store, artifact store, backend) that overrides a method so as to break
+exactly one rule of the contract, after the kit has checked the input, so that
+it breaks nothing else. :func:`breaks` registers it
 under its own URL scheme, ``mutant-<its name in kebab case>``, with the rule it
 breaks as ``"<the suite's id for the rule>: <how it is broken>"``
 (``"sessions-24: the ledger keeps entries whose counters are all zero"``).
@@ -24,10 +25,12 @@ from urllib.parse import urlsplit
 
 import lash_store_api as lash
 from lash_store_api.backend import StorageBase
+from lash_store_api.backend.artifacts import module_verifier_option
 from lash_store_api.backend.clock import Clock, clock_option
 from lash_store_api.backend.maintenance import MaintenancePolicy
 from lash_store_api.plugins import plugin_manager, reset_plugins
 from lash_store_memory import MemoryBackend, MemoryStorage
+from lash_store_memory.artifacts import MemoryArtifactStore
 from lash_store_memory.attachments import MemoryAttachmentStore, MemoryManifest
 from lash_store_memory.backend import policy_of
 from lash_store_memory.maintenance import MemoryBlobStore, MemoryMaintenance
@@ -35,6 +38,7 @@ from lash_store_memory.processes import MemoryProcessRegistry
 from lash_store_memory.queued_work import MemoryQueue
 from lash_store_memory.sessions import MemorySessionFactory, MemorySessionHandle
 from lash_store_memory.state import MemoryState, state_for
+from lash_store_memory.triggers import MemoryTriggerStore
 
 __all__ = ["CONTROL", "MUTANTS", "Mutant", "add", "breaks", "installed", "mutant_for"]
 
@@ -53,6 +57,8 @@ class Parts:
     attachments: type[MemoryAttachmentStore] = MemoryAttachmentStore
     queue: type[MemoryQueue] = MemoryQueue
     processes: type[MemoryProcessRegistry] = MemoryProcessRegistry
+    triggers: type[MemoryTriggerStore] = MemoryTriggerStore
+    artifacts: type[MemoryArtifactStore] = MemoryArtifactStore
     backend: type[MutantBackend] | None = None
 
 
@@ -81,7 +87,12 @@ class MutantStorage(MemoryStorage):
     """A memory storage assembled from a mutant's parts, reopened under the mutant's scheme."""
 
     def __init__(
-        self, state: MemoryState, mutant: Mutant, policy: MaintenancePolicy, clock: Clock
+        self,
+        state: MemoryState,
+        mutant: Mutant,
+        policy: MaintenancePolicy,
+        clock: Clock,
+        verifier: lash.ModuleVerifier,
     ) -> None:
         self._state = state
         self._mutant = mutant
@@ -95,6 +106,8 @@ class MutantStorage(MemoryStorage):
             maintenance=parts.maintenance(state, policy),
             blobs=parts.blobs(state),
             attachments=parts.attachments(state),
+            triggers=parts.triggers(state, clock),
+            artifacts=parts.artifacts(state, verifier),
         )
 
     @property
@@ -118,7 +131,8 @@ class MutantBackend(MemoryBackend):
 
     def storage(self, state: MemoryState, url: str, options: dict[str, Any]) -> MutantStorage:
         clock = clock_option(dict(options))
-        return MutantStorage(state, self.mutant, policy_of(url, options), clock)
+        verifier = module_verifier_option(dict(options))
+        return MutantStorage(state, self.mutant, policy_of(url, options), clock, verifier)
 
     async def open(self, url: str, **options: Any) -> MemoryStorage:
         parts = urlsplit(url)
@@ -144,6 +158,8 @@ _SLOTS: tuple[tuple[type, str], ...] = (
     (MemoryAttachmentStore, "attachments"),
     (MemoryQueue, "queue"),
     (MemoryProcessRegistry, "processes"),
+    (MemoryTriggerStore, "triggers"),
+    (MemoryArtifactStore, "artifacts"),
     (MutantBackend, "backend"),
 )
 

@@ -1,0 +1,65 @@
+"""Artifacts on PostgreSQL: one ``artifacts`` table keyed by kind and ref.
+
+A put of a module artifact holds the GC lock shared (as commits and blob puts
+do, maintenance.py) while it checks that its blobs are stored and upserts: GC's
+sweep waits for it and then sees the module's ``blob_refs`` as roots, so a
+blob a module names is never collected under it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from lash_store_api import ArtifactEntry, ArtifactKind, DurabilityTier, ModuleVerifier
+from lash_store_api.backend.artifacts import ArtifactStoreBase
+
+from .db import Db
+
+_LOCK_GC_SHARED = "SELECT pg_advisory_xact_lock_shared(%s, %s)"
+
+# Writes only if every blob the artifact names is stored; returns the missing ones.
+_PUT = """
+WITH missing AS (
+    SELECT r FROM unnest(%(refs)s::text[]) AS r
+     WHERE NOT EXISTS (SELECT FROM {s}.blobs AS b WHERE b.ref = r)),
+up AS (
+    INSERT INTO {s}.artifacts (kind, ref, data, blob_refs)
+    SELECT %(kind)s, %(ref)s, %(data)s, %(refs)s::text[] WHERE NOT EXISTS (SELECT FROM missing)
+    ON CONFLICT (kind, ref) DO UPDATE SET data = EXCLUDED.data, blob_refs = EXCLUDED.blob_refs)
+SELECT r FROM missing"""
+
+_GET = "SELECT data FROM {s}.artifacts WHERE kind = %(kind)s AND ref = %(ref)s"
+_LIST = "SELECT kind, ref, length(data) FROM {s}.artifacts"
+
+#: The blobs stored module artifacts name: GC roots (maintenance.py).
+MODULE_BLOB_ROOTS = "SELECT DISTINCT unnest(blob_refs) FROM {s}.artifacts WHERE kind = 'module'"
+
+
+class PostgresArtifactStore(ArtifactStoreBase):
+    def __init__(self, db: Db, verifier: ModuleVerifier) -> None:
+        super().__init__(verifier, DurabilityTier.DURABLE)
+        self._db = db
+
+    async def _put(
+        self, kind: ArtifactKind, ref: str, data: bytes, blob_refs: Sequence[str]
+    ) -> list[str]:
+        db = self._db
+        params = {"kind": kind.value, "ref": ref, "data": data, "refs": list(blob_refs)}
+        async with db.pipelined(f"storing a {kind.value} artifact", record=ref) as conn:
+            if blob_refs:
+                await conn.execute(_LOCK_GC_SHARED, db.gc_lock)
+            cur = await conn.execute(db.q(_PUT), params)
+        return [str(r) for (r,) in await cur.fetchall()]
+
+    async def _get(self, kind: ArtifactKind, ref: str) -> bytes | None:
+        db = self._db
+        async with db.pipelined(f"loading a {kind.value} artifact", record=ref) as conn:
+            cur = await conn.execute(db.q(_GET), {"kind": kind.value, "ref": ref})
+        row = await cur.fetchone()
+        return None if row is None else bytes(row[0])
+
+    async def _list(self) -> list[ArtifactEntry]:
+        db = self._db
+        async with db.pipelined("listing artifacts") as conn:
+            cur = await conn.execute(db.q(_LIST))
+        return [ArtifactEntry(ArtifactKind(k), r, int(n)) for k, r, n in await cur.fetchall()]
