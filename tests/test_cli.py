@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from cli_seeding import seeded_url
 from click.testing import CliRunner
 from pg_cluster import scratch_schema, with_query
 
@@ -122,23 +123,10 @@ async def seed(url: str, *, close: bool = False) -> lash.Storage:
 
 @pytest.fixture(params=["memory", "postgresql"])
 def url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A storage URL holding the seeded sessions while the test runs.
-
-    memory: a named storage, kept open so its state lives. postgresql: a
-    fresh schema of the test server, dropped afterwards.
-    """
+    """A storage URL holding the seeded sessions while the test runs."""
     monkeypatch.delenv("LASH_STORE_URL", raising=False)
-    if request.param == "memory":
-        name = f"memory://cli-{uuid.uuid4().hex[:8]}"
-        storage = asyncio.run(seed(name))  # kept referenced: the named state lives while open
-        yield name
-        asyncio.run(storage.aclose())
-        return
-    pg_url: str = request.getfixturevalue("pg_url")
-    with scratch_schema(pg_url) as schema:
-        store_url = with_query(pg_url, schema=schema)
-        asyncio.run(seed(store_url, close=True))
-        yield store_url
+    with seeded_url(request, seed, "cli") as seeded:
+        yield seeded
 
 
 def runner() -> CliRunner:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from collections.abc import Iterator
 
 import pytest
+from cli_seeding import seeded_url
 from lash_store_conformance._process_fixtures import LINE, line, registration
-from pg_cluster import scratch_schema, with_query
 from test_cli import invoke, run
 
 import lash_store_api as lash
@@ -39,17 +37,8 @@ async def seed(url: str, *, close: bool = False) -> lash.Storage:
 @pytest.fixture(params=["memory", "postgresql"])
 def url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.delenv("LASH_STORE_URL", raising=False)
-    if request.param == "memory":
-        name = f"memory://cli-{uuid.uuid4().hex[:8]}"
-        storage = asyncio.run(seed(name))  # kept referenced: the named state lives while open
-        yield name
-        asyncio.run(storage.aclose())
-        return
-    pg_url: str = request.getfixturevalue("pg_url")
-    with scratch_schema(pg_url) as schema:
-        store_url = with_query(pg_url, schema=schema)
-        asyncio.run(seed(store_url, close=True))
-        yield store_url
+    with seeded_url(request, seed, "cli-processes") as seeded:
+        yield seeded
 
 
 def test_processes_lists_running_by_default(url: str) -> None:

@@ -6,12 +6,10 @@ open while the command runs, and a fresh PostgreSQL schema.
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from collections.abc import Iterator
 
 import pytest
-from pg_cluster import scratch_schema, with_query
+from cli_seeding import seeded_url
 from test_cli import run
 
 import lash_store_api as lash
@@ -57,17 +55,8 @@ async def seed(url: str, *, close: bool = False) -> lash.Storage:
 @pytest.fixture(params=["memory", "postgresql"])
 def url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.delenv("LASH_STORE_URL", raising=False)
-    if request.param == "memory":
-        name = f"memory://cli-triggers-{uuid.uuid4().hex[:8]}"
-        storage = asyncio.run(seed(name))  # kept referenced: the named state lives while open
-        yield name
-        asyncio.run(storage.aclose())
-        return
-    pg_url: str = request.getfixturevalue("pg_url")
-    with scratch_schema(pg_url) as schema:
-        store_url = with_query(pg_url, schema=schema)
-        asyncio.run(seed(store_url, close=True))
-        yield store_url
+    with seeded_url(request, seed, "cli-triggers") as seeded:
+        yield seeded
 
 
 def test_triggers_lists_every_subscription_by_scope_and_handle(url: str) -> None:

@@ -1,0 +1,39 @@
+"""A storage URL seeded for a CLI test: a named ``memory://`` kept open, or a fresh schema."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from pg_cluster import scratch_schema, with_query
+
+import lash_store_api as lash
+
+Seed = Callable[..., Coroutine[Any, Any, lash.Storage]]
+
+
+@contextmanager
+def seeded_url(request: pytest.FixtureRequest, seed: Seed, prefix: str) -> Iterator[str]:
+    """A URL holding what ``seed(url)`` (``seed(url, close=True)`` on PostgreSQL) wrote.
+
+    ``request.param`` picks the backend. memory: a named storage, kept open so
+    its state lives while the test runs. postgresql: a fresh schema of the test
+    server, dropped afterwards.
+    """
+    if request.param == "memory":
+        name = f"memory://{prefix}-{uuid.uuid4().hex[:8]}"
+        storage = asyncio.run(seed(name))  # kept referenced: the named state lives while open
+        try:
+            yield name
+        finally:
+            asyncio.run(storage.aclose())
+        return
+    pg_url: str = request.getfixturevalue("pg_url")
+    with scratch_schema(pg_url) as schema:
+        store_url = with_query(pg_url, schema=schema)
+        asyncio.run(seed(store_url, close=True))
+        yield store_url
