@@ -77,6 +77,9 @@ __all__ = [
     "apply_append",
     "cancel_request",
     "check_append_request",
+    "check_identity",
+    "check_optional_scope",
+    "check_scope",
     "decide_registration",
     "event_invocation",
     "event_payload_hash",
@@ -97,12 +100,36 @@ _TERMINAL_EVENT = {"success": "completed", "failure": "failed", "cancelled": "ca
 # --- registration (processes.md §2) ------------------------------------------------
 
 
-def _check_scope(field: str, scope: object) -> None:
+def check_scope(field: str, scope: object) -> SessionScope:
+    """``scope`` as a well-formed ``SessionScope``, or ``InvalidRequest`` naming ``field``."""
     if not isinstance(scope, SessionScope):
-        raise InvalidRegistration(field, "must be a SessionScope or None")
+        raise InvalidRequest(field, "must be a SessionScope")
     check_id(f"{field}.session_id", scope.session_id)
     if scope.agent_frame_id is not None:
         check_text(f"{field}.agent_frame_id", scope.agent_frame_id)
+    return scope
+
+
+def check_optional_scope(field: str, scope: object) -> SessionScope | None:
+    """An optional scope of a registration or request: ``None``, or as :func:`check_scope`
+    checks it, with anything else an ``InvalidRegistration``."""
+    if scope is None:
+        return None
+    if not isinstance(scope, SessionScope):
+        raise InvalidRegistration(field, "must be a SessionScope or None")
+    return check_scope(field, scope)
+
+
+def check_identity(field: str, identity: object) -> ProcessIdentity:
+    """``identity`` as a well-formed ``ProcessIdentity``; ``InvalidRegistration`` if it is
+    not one, ``InvalidRequest`` naming the bad part otherwise."""
+    if not isinstance(identity, ProcessIdentity):
+        raise InvalidRegistration(field, "must be a ProcessIdentity")
+    check_text(f"{field}.kind", identity.kind)
+    if identity.label is not None:
+        check_text(f"{field}.label", identity.label)
+    check_json(f"{field}.definition", identity.definition)
+    return identity
 
 
 def prepare_registration(reg: ProcessRegistration) -> tuple[ProcessRegistration, str]:
@@ -135,18 +162,11 @@ def _prepare_registration(reg: ProcessRegistration) -> tuple[ProcessRegistration
         raise InvalidRegistration("env_ref", f"is required for a {kind} input")
     if not _INPUT_TYPES[kind] and reg.env_ref is not None:
         raise InvalidRegistration("env_ref", f"must be None for a {kind} input")
-    identity = reg.identity
-    if not isinstance(identity, ProcessIdentity):
-        raise InvalidRegistration("identity", "must be a ProcessIdentity")
-    check_text("identity.kind", identity.kind)
-    if identity.label is not None:
-        check_text("identity.label", identity.label)
-    check_json("identity.definition", identity.definition)
+    check_identity("identity", reg.identity)
     check_json("provenance", reg.provenance)
     if not isinstance(reg.provenance, Mapping) or "originator" not in reg.provenance:
         raise InvalidRegistration("provenance.originator", "is required")
-    if reg.wake_target is not None:
-        _check_scope("wake_target", reg.wake_target)
+    check_optional_scope("wake_target", reg.wake_target)
     declared = check_event_types("event_types", reg.event_types)
     prepared = dataclasses.replace(reg, event_types=effective_event_types(declared))
     return prepared, sha256_hex(registration_wire(prepared))
@@ -253,8 +273,7 @@ def check_append_request(process_id: str, request: ProcessEventAppendRequest) ->
         size = len(key.encode("utf-8"))
         if size > MAX_REPLAY_KEY_BYTES:
             raise InvalidRequest("replay_key", f"is {size} bytes; at most {MAX_REPLAY_KEY_BYTES}")
-    if request.wake_target_scope is not None:
-        _check_scope("wake_target_scope", request.wake_target_scope)
+    check_optional_scope("wake_target_scope", request.wake_target_scope)
 
 
 def event_payload_hash(event_type: str, payload: JSON) -> str:

@@ -14,18 +14,15 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import InvalidRequest
 from ..processes import (
     ProcessEvent,
     ProcessHandleGrant,
     ProcessRecord,
     ProcessSessionDeleteReport,
-    SessionScope,
 )
-from .process_append import PreparedAppend, StoredReplay
+from .process_append import PreparedAppend, StoredReplay, check_scope
 from .process_codec import StoredLease
 from .queued_work import StoredBatch
-from .validation import check_id, check_text
 
 __all__ = [
     "AppendDecider",
@@ -69,15 +66,6 @@ class LostGrant:
     process_id: str
     running: bool
     remaining_grants: int
-
-
-def check_scope(field: str, scope: object) -> SessionScope:
-    if not isinstance(scope, SessionScope):
-        raise InvalidRequest(field, "must be a SessionScope")
-    check_id(f"{field}.session_id", scope.session_id)
-    if scope.agent_frame_id is not None:
-        check_text(f"{field}.agent_frame_id", scope.agent_frame_id)
-    return scope
 
 
 def delete_report(sid: str, revoked: int, lost: Sequence[LostGrant]) -> ProcessSessionDeleteReport:

@@ -27,7 +27,7 @@ from ..errors import (
     OccurrenceConflict,
     OccurrenceNotFound,
 )
-from ..processes import ProcessIdentity, SessionScope
+from ..processes import SessionScope
 from ..triggers import (
     TriggerDeliveryReservation,
     TriggerOccurrenceRecord,
@@ -38,6 +38,7 @@ from ..triggers import (
 )
 from .clock import Clock
 from .codec import encode_json, sha256_hex
+from .process_append import check_identity, check_optional_scope
 from .process_semantics import as_registration_error, check_event_types
 from .trigger_rows import (
     HANDLE_PREFIX,
@@ -118,14 +119,6 @@ def registrant_scope(field: str, registrant: object) -> tuple[str, str | None]:
     return SessionScope(sid, frame).id(), sid
 
 
-def _check_scope(field: str, scope: object) -> None:
-    if not isinstance(scope, SessionScope):
-        raise InvalidRegistration(field, "must be a SessionScope or None")
-    check_id(f"{field}.session_id", scope.session_id)
-    if scope.agent_frame_id is not None:
-        check_text(f"{field}.agent_frame_id", scope.agent_frame_id)
-
-
 def check_subscription_draft(draft: object) -> TriggerSubscriptionDraft:
     """A draft with every field checked; a bad one raises ``InvalidRegistration`` naming it."""
     with as_registration_error():
@@ -142,15 +135,8 @@ def _check_draft(draft: object) -> TriggerSubscriptionDraft:
     _non_blank("draft.source_key", draft.source_key, InvalidRegistration)
     for name in ("source", "payload_schema", "target"):
         check_json(f"draft.{name}", getattr(draft, name))
-    identity = draft.target_identity
-    if not isinstance(identity, ProcessIdentity):
-        raise InvalidRegistration("draft.target_identity", "must be a ProcessIdentity")
-    check_text("draft.target_identity.kind", identity.kind)
-    if identity.label is not None:
-        check_text("draft.target_identity.label", identity.label)
-    check_json("draft.target_identity.definition", identity.definition)
-    if draft.wake_target is not None:
-        _check_scope("draft.wake_target", draft.wake_target)
+    identity = check_identity("draft.target_identity", draft.target_identity)
+    check_optional_scope("draft.wake_target", draft.wake_target)
     if draft.name is not None:
         check_text("draft.name", draft.name)
     check_event_types("draft.event_types", draft.event_types)
