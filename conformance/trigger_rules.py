@@ -1,9 +1,16 @@
-"""Rules of spec/triggers.md §1 without a number (``trigger-N``): see :mod:`.triggers`."""
+"""Rules of spec/triggers.md §1 without a number (``trigger-N``): see :mod:`.triggers`.
+
+``departures-9`` (design.md): a reserve whose reply was lost is recovered by
+listing the occurrence's reservations, which holds every reservation made,
+whichever call made it and whatever became of its subscription since, until
+its session's subscriptions are deleted.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -15,6 +22,7 @@ from lash_store_api import (
     OccurrenceNotFound,
     ProcessIdentity,
     Storage,
+    TriggerDeliveryReservation,
     TriggerStore,
     TriggerSubscriptionFilter,
 )
@@ -220,3 +228,100 @@ async def test_trigger_8_an_unknown_occurrence_is_not_found(storage: Storage) ->
     await registered(store, "r8")
     with pytest.raises(OccurrenceNotFound):
         await store.reserve_matching_deliveries("trigger:" + "0" * 64)
+
+
+# --- departures-9: a reserve's lost reply is recovered by listing -------------------------
+
+
+def by_process(found: list[TriggerDeliveryReservation]) -> dict[str, str]:
+    """Subscription id by process id: what a router starts, whatever the records say now."""
+    return {r.process_id: r.subscription.subscription_id for r in found}
+
+
+@behaviour("departures-9", needs=TRIGGERS)
+@pytest.mark.asyncio
+async def test_departures_9_the_listing_holds_what_reserve_returned_and_later_calls_do_not(
+    storage: Storage, reopen: Callable[[], Awaitable[Storage]]
+) -> None:
+    """Listing an occurrence's reservations returns what reserving returned, in its
+    order, also after a repeat reserve returned ``[]`` and through a second handle; a
+    subscription registered since is listed only once a reserve has made its one."""
+    store = storage.triggers
+    (a,) = await registered(store, "d9-a")
+    (b,) = await registered(store, "d9-b")
+    occ = await fired(store, "d9")
+    reserved = await store.reserve_matching_deliveries(occ.occurrence_id)
+    assert [r.subscription for r in reserved] == [a, b]
+    assert await store.list_occurrence_reservations(occ.occurrence_id) == reserved
+    assert await store.reserve_matching_deliveries(occ.occurrence_id) == []
+    assert await store.list_occurrence_reservations(occ.occurrence_id) == reserved
+    assert await (await reopen()).triggers.list_occurrence_reservations(occ.occurrence_id) == (
+        reserved
+    )
+    (c,) = await registered(store, "d9-c")
+    assert await store.list_occurrence_reservations(occ.occurrence_id) == reserved
+    (late,) = await store.reserve_matching_deliveries(occ.occurrence_id)
+    assert late.subscription == c
+    assert await store.list_occurrence_reservations(occ.occurrence_id) == [*reserved, late]
+
+
+@behaviour("departures-9", needs=TRIGGERS)
+@pytest.mark.asyncio
+async def test_departures_9_eight_reservers_at_once_leave_a_listing_of_all_they_got(
+    storage: Storage,
+) -> None:
+    """However concurrent reservers split the reservations, and whoever lost the reply,
+    the listing holds each of them once."""
+    store = storage.triggers
+    subs = await registered(store, "d9-race", 4)
+    occ = await fired(store, "d9-race")
+    got = await reserve_at_once(store, occ.occurrence_id)
+    assert sorted(s for each in got for s in each) == sorted(s.subscription_id for s in subs)
+    listed = await store.list_occurrence_reservations(occ.occurrence_id)
+    assert sorted(by_process(listed).values()) == sorted(s.subscription_id for s in subs)
+    assert len(listed) == len(subs)
+
+
+@behaviour("departures-9", needs=TRIGGERS)
+@pytest.mark.asyncio
+async def test_departures_9_a_cancelled_subscriptions_reservations_are_still_listed(
+    storage: Storage,
+) -> None:
+    """A reservation outlives its subscription's cancel: still listed, with the same
+    process id and the subscription as it is now (disabled); deleting the session's
+    subscriptions deletes their reservations, others' stay listed."""
+    store = storage.triggers
+    (mine,) = await registered(store, "d9-cancel")
+    (theirs,) = await registered(store, "d9-keep")
+    occ = await fired(store, "d9-cancel")
+    reserved = await store.reserve_matching_deliveries(occ.occurrence_id)
+    assert await store.cancel_subscription("d9-cancel", mine.handle)
+    listed = await store.list_occurrence_reservations(occ.occurrence_id)
+    assert by_process(listed) == by_process(reserved)
+    assert [r.subscription.enabled for r in listed] == [False, True]
+    (disabled,) = await store.list_subscriptions(TriggerSubscriptionFilter(session_id="d9-cancel"))
+    assert listed[0] == dataclasses.replace(reserved[0], subscription=disabled)
+    assert listed[1] == reserved[1]
+    assert await store.reserve_matching_deliveries(occ.occurrence_id) == []
+    assert await store.delete_session_subscriptions("d9-cancel") == 1
+    assert await store.list_occurrence_reservations(occ.occurrence_id) == [reserved[1]]
+    assert reserved[1].subscription == theirs
+
+
+@behaviour("departures-9", needs=TRIGGERS)
+@pytest.mark.asyncio
+async def test_departures_9_an_unknown_occurrence_raises_as_reserving_does(
+    storage: Storage,
+) -> None:
+    """An unknown occurrence raises ``OccurrenceNotFound``, a blank id ``InvalidRequest``
+    naming it; a known occurrence that matched nothing lists ``[]``."""
+    store = storage.triggers
+    await registered(store, "d9-unknown")
+    with pytest.raises(OccurrenceNotFound):
+        await store.list_occurrence_reservations("trigger:" + "0" * 64)
+    with pytest.raises(InvalidRequest) as caught:
+        await store.list_occurrence_reservations("")
+    assert caught.value.field == "occurrence_id"
+    elsewhere = await store.record_occurrence(occurrence("nowhere", "d9-unknown"))
+    assert await store.reserve_matching_deliveries(elsewhere.occurrence_id) == []
+    assert await store.list_occurrence_reservations(elsewhere.occurrence_id) == []

@@ -139,3 +139,17 @@ class TriggerStore(Protocol):
     ) -> list[TriggerDeliveryReservation]:
         """Reserve each enabled matching subscription once; return only new reservations."""
         ...
+
+    async def list_occurrence_reservations(
+        self, occurrence_id: str
+    ) -> list[TriggerDeliveryReservation]:
+        """Every reservation of the occurrence, whichever call made it, in the order
+        :meth:`reserve_matching_deliveries` returns them; an unknown occurrence raises
+        as reserving does.
+
+        How a router recovers the outcome of a reserve whose reply was lost (its
+        retry returns ``[]``). A reservation of a subscription cancelled since is
+        still listed, with the subscription as it is now; deleting a session's
+        subscriptions deletes their reservations.
+        """
+        ...

@@ -63,12 +63,15 @@ class MemoryTriggerStore(TriggerStoreBase):
     async def _insert_occurrence(self, row: StoredOccurrence) -> StoredOccurrence:
         return self._state.occurrences.setdefault(row.idempotency_key, row)
 
+    def _occurrence(self, occurrence: str) -> StoredOccurrence | None:
+        return next(
+            (o for o in self._state.occurrences.values() if o.occurrence_id == occurrence), None
+        )
+
     async def _reserve(
         self, occurrence: str, now_ms: int
     ) -> tuple[StoredOccurrence | None, list[StoredSubscription]]:
-        found = next(
-            (o for o in self._state.occurrences.values() if o.occurrence_id == occurrence), None
-        )
+        found = self._occurrence(occurrence)
         if found is None:
             return None, []
         subscriptions = self._state.subscriptions
@@ -78,3 +81,16 @@ class MemoryTriggerStore(TriggerStoreBase):
                 self._state.reservations.add((occurrence, sub_id))
                 new.append(subscriptions[sub_id])
         return found, new
+
+    async def _reservations(
+        self, occurrence: str
+    ) -> tuple[StoredOccurrence | None, list[StoredSubscription]]:
+        found = self._occurrence(occurrence)
+        if found is None:
+            return None, []
+        subscriptions = self._state.subscriptions
+        return found, [
+            subscriptions[sub_id]
+            for occ, sub_id in self._state.reservations
+            if occ == occurrence and sub_id in subscriptions
+        ]

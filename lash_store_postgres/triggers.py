@@ -95,6 +95,12 @@ ins AS (
     RETURNING subscription_id)
 SELECT {_SUB_COLUMNS} FROM ins JOIN {{s}}.trigger_subscriptions AS s USING (subscription_id)"""
 
+# Every reservation of the occurrence, whichever subscription it is of now.
+_RESERVATIONS = f"""
+SELECT {_SUB_COLUMNS} FROM {{s}}.trigger_reservations AS r
+  JOIN {{s}}.trigger_subscriptions AS s USING (subscription_id)
+ WHERE r.occurrence_id = %(occ)s"""
+
 #: How often a record looks again for an occurrence that won its key after its snapshot.
 _RECORD_TRIES = 5
 
@@ -228,3 +234,16 @@ class PostgresTriggerStore(TriggerStoreBase):
         if found is None:
             return None, []
         return occurrence(found), [subscription(r) for r in await new.fetchall()]
+
+    async def _reservations(
+        self, occurrence_id: str
+    ) -> tuple[StoredOccurrence | None, list[StoredSubscription]]:
+        db = self._db
+        params = {"occ": occurrence_id}
+        async with db.pipelined("listing trigger reservations", record=occurrence_id) as conn:
+            occ = await conn.execute(db.q(_OCCURRENCE), params)
+            rows = await conn.execute(db.q(_RESERVATIONS), params)
+        found = await occ.fetchone()
+        if found is None:
+            return None, []
+        return occurrence(found), [subscription(r) for r in await rows.fetchall()]

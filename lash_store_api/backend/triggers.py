@@ -229,6 +229,13 @@ class TriggerStoreBase(ABC):
         ``(occurrence, subscription)`` reservation; a reservation that exists, or that a
         concurrent call inserts, is not this call's."""
 
+    @abstractmethod
+    async def _reservations(
+        self, occurrence: str
+    ) -> tuple[StoredOccurrence | None, list[StoredSubscription]]:
+        """The occurrence (``None``: unknown), and the subscriptions, enabled or not,
+        that hold a reservation of it, in any order."""
+
     # --- the contract ---
 
     def durability_tier(self) -> DurabilityTier:
@@ -307,13 +314,26 @@ class TriggerStoreBase(ABC):
         self, occurrence_id: str
     ) -> list[TriggerDeliveryReservation]:
         check_id("occurrence_id", occurrence_id)
-        occurrence, new = await self._reserve(occurrence_id, self.clock())
-        if occurrence is None:
-            raise OccurrenceNotFound(f"trigger occurrence {occurrence_id!r} not found")
-        record = occurrence.record()
-        return [
-            TriggerDeliveryReservation(
-                record, row.record(), delivery_process_id(occurrence_id, row.subscription_id)
-            )
-            for row in sorted(new, key=listing_order)
-        ]
+        return _deliveries(occurrence_id, *await self._reserve(occurrence_id, self.clock()))
+
+    async def list_occurrence_reservations(
+        self, occurrence_id: str
+    ) -> list[TriggerDeliveryReservation]:
+        check_id("occurrence_id", occurrence_id)
+        return _deliveries(occurrence_id, *await self._reservations(occurrence_id))
+
+
+def _deliveries(
+    occurrence_id: str, occurrence: StoredOccurrence | None, rows: list[StoredSubscription]
+) -> list[TriggerDeliveryReservation]:
+    """The reservations of ``rows`` on a found occurrence, in listing order; an unknown
+    occurrence raises ``OccurrenceNotFound``."""
+    if occurrence is None:
+        raise OccurrenceNotFound(f"trigger occurrence {occurrence_id!r} not found")
+    record = occurrence.record()
+    return [
+        TriggerDeliveryReservation(
+            record, row.record(), delivery_process_id(occurrence_id, row.subscription_id)
+        )
+        for row in sorted(rows, key=listing_order)
+    ]
