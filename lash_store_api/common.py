@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from enum import StrEnum
 from typing import Any, TypeAlias
 from urllib.parse import unquote_plus
@@ -42,15 +43,15 @@ def freeze_sequences(obj: Any, *names: str) -> None:
 
     Callers pass lists; keeping tuples makes records hashable-safe and makes a
     record built from a list compare equal to the same record read back. A
-    value that is not a list of items (``None``, a string, bytes, a mapping) is
-    kept as it is, for the validator to refuse naming the field, rather than
-    split into characters or keys here.
+    value that is not a list of items (``None``, a string, bytes, a mapping, a
+    set, whose order is arbitrary) is kept as it is, for the validator to
+    refuse naming the field, rather than split into characters or keys here.
     """
     for name in names:
         value = getattr(obj, name)
         if isinstance(value, list) or (
             isinstance(value, Iterable)
-            and not isinstance(value, tuple | str | bytes | bytearray | Mapping)
+            and not isinstance(value, tuple | str | bytes | bytearray | Mapping | AbstractSet)
         ):
             object.__setattr__(obj, name, tuple(value))
 

@@ -36,7 +36,7 @@ from ..artifacts import (
 from ..common import DurabilityTier
 from ..errors import ArtifactDecodeError, BlobNotFound, InvalidRequest
 from .codec import canon, decode_json
-from .validation import check_id, check_json, check_text
+from .validation import check_id, check_json, check_json_bytes, check_text
 
 __all__ = [
     "BLOB_REFS_FIELD",
@@ -184,10 +184,7 @@ class ArtifactStoreBase(ABC):
         if _ENV_REF.fullmatch(env_ref) is None:
             raise InvalidRequest("env_ref", f"must be {ENV_REF_PREFIX} and 64 hex digits")
         data = _bytes("data", data)
-        try:
-            spec = decode_json(data)
-        except ValueError as exc:
-            raise InvalidRequest("data", f"must be the env spec's JSON bytes: {exc}") from None
+        spec = check_json_bytes("data", data)
         if execution_env_ref(spec) != env_ref:
             raise InvalidRequest(
                 "env_ref", f"is not the ref of this env spec ({execution_env_ref(spec)})"

@@ -6,6 +6,7 @@ is written, so all backends reject the same inputs with the same message.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -34,6 +35,7 @@ from ..sessions import (
 __all__ = [
     "MAX_ID_BYTES",
     "MAX_JSON_DEPTH",
+    "MAX_JSON_INT_DIGITS",
     "check_attachment_meta",
     "check_commit",
     "check_create_request",
@@ -42,6 +44,7 @@ __all__ = [
     "check_intent",
     "check_items",
     "check_json",
+    "check_json_bytes",
     "check_meta",
     "check_node",
     "check_optional_id",
@@ -122,6 +125,12 @@ def check_bytes(field: str, value: object) -> None:
 #: back from a deep call stack.
 MAX_JSON_DEPTH = 100
 
+#: How many decimal digits an integer inside a JSON payload may have: Python's default
+#: limit on int <-> str conversion, so every accepted integer encodes and decodes.
+MAX_JSON_INT_DIGITS = 4300
+# Compared against rather than converted: str() of a longer integer is what fails.
+_JSON_INT_BOUND = 10**MAX_JSON_INT_DIGITS
+
 # A position in a payload, built only when an error names it: (parent, key) or None.
 _Path = tuple[Any, int | str] | None
 
@@ -137,15 +146,23 @@ def _path_text(field: str, path: _Path) -> str:
 def check_json(field: str, value: object) -> None:
     """A JSON value that round-trips exactly.
 
-    Accepted: None, bool, int, finite float, str, list and dict with string
-    keys, nested at most :data:`MAX_JSON_DEPTH` containers deep. Strings may
+    Accepted: None, bool, int of at most :data:`MAX_JSON_INT_DIGITS` digits,
+    finite float, str, list and dict with string keys, nested at most
+    :data:`MAX_JSON_DEPTH` containers deep. Strings may
     contain NUL; lone surrogates are rejected because they cannot be encoded
     as UTF-8. Tuples are rejected because they would read back as lists.
     """
     stack: list[tuple[Any, int, _Path]] = [(value, 0, None)]
     while stack:
         item, depth, path = stack.pop()
-        if item is None or isinstance(item, bool | int):
+        if item is None or isinstance(item, bool):
+            continue
+        if isinstance(item, int):
+            if not -_JSON_INT_BOUND < item < _JSON_INT_BOUND:
+                raise InvalidRequest(
+                    _path_text(field, path),
+                    f"is an integer of more than {MAX_JSON_INT_DIGITS} digits",
+                )
             continue
         if isinstance(item, float):
             if not math.isfinite(item):
@@ -171,6 +188,27 @@ def check_json(field: str, value: object) -> None:
             raise InvalidRequest(
                 _path_text(field, path), f"{type(item).__name__} is not JSON-compatible"
             )
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def check_json_bytes(field: str, data: bytes) -> Any:
+    """The value of JSON bytes, held to :func:`check_json`'s rules.
+
+    Python's parser accepts ``NaN`` and ``Infinity`` and recurses once per
+    bracket; here they are :class:`InvalidRequest` naming ``field``, as is
+    anything :func:`check_json` refuses once parsed (``1e999`` is infinite).
+    """
+    try:
+        value = json.loads(data, parse_constant=_no_constant)
+    except RecursionError:
+        raise InvalidRequest(field, f"nests deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError among them
+        raise InvalidRequest(field, f"is not JSON: {exc}") from None
+    check_json(field, value)
+    return value
 
 
 def _bad_text(text: str) -> bool:
