@@ -17,6 +17,7 @@ from lash_store_api import (
     DurabilityTier,
     EventReplayConflict,
     InvalidPayload,
+    InvalidRequest,
     InvalidState,
     ProcessEventAppendRequest,
     ProcessEventType,
@@ -28,6 +29,7 @@ from lash_store_api import (
     ReplayKeyRequired,
     SessionScope,
     Storage,
+    UndeclaredEventType,
     WaitState,
 )
 
@@ -167,6 +169,30 @@ async def test_processes_9_wait_event_after_existing_or_later(storage: Storage) 
     await reg.append_event("p9", line("second"))
     woken = await asyncio.wait_for(waiter, WAIT_S)
     assert (woken.sequence, woken.payload) == (3, {"line": "second"})
+
+
+@behaviour("processes-9", needs=PROCESSES)
+@pytest.mark.asyncio
+async def test_processes_9_a_wait_no_event_can_end_is_refused_at_once(storage: Storage) -> None:
+    """`wait_event_after` on a blank type, or on one the process never declared, raises at
+    once (`InvalidRequest` naming `event_type`; `UndeclaredEventType`, as the append does)
+    instead of blocking forever; a core type is declared for every process and waits."""
+    reg = storage.processes
+    await registered(storage, "p9n", LINE)
+    for blank in ("", "  "):
+        with pytest.raises(InvalidRequest) as info:
+            await asyncio.wait_for(reg.wait_event_after("p9n", blank, 0), WAIT_S)
+        assert info.value.field == "event_type"
+    with pytest.raises(UndeclaredEventType) as undeclared:
+        await asyncio.wait_for(reg.wait_event_after("p9n", "producer.other", 0), WAIT_S)
+    assert undeclared.value.field == "event_type"
+    with pytest.raises(UndeclaredEventType):
+        await reg.append_event("p9n", ProcessEventAppendRequest("producer.other", {}))
+    with pytest.raises(ProcessNotFound):
+        await asyncio.wait_for(reg.wait_event_after("p9-none", "producer.line", 0), WAIT_S)
+    waiter = asyncio.create_task(reg.wait_event_after("p9n", "process.completed", 0))
+    await reg.complete_process("p9n", SUCCESS)
+    assert (await asyncio.wait_for(waiter, WAIT_S)).event_type == "process.completed"
 
 
 @behaviour("processes-10", needs=PROCESSES)

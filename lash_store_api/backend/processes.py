@@ -30,6 +30,7 @@ from ..errors import (
     LeaseHeld,
     ProcessLeaseExpired,
     ProcessNotFound,
+    UndeclaredEventType,
 )
 from ..processes import (
     ProcessAwaitOutput,
@@ -67,6 +68,7 @@ from .process_io import (
     check_scope,
     delete_report,
 )
+from .process_semantics import find_event_type
 from .process_wakes import process_wake_batch_draft
 from .queued_work import batch_row, check_ttl, new_lease_token
 from .validation import check_id, check_ids, check_int, check_json, check_text
@@ -167,8 +169,19 @@ class ProcessRegistryBase(ProcessRegistryIO):
         return found
 
     async def wait_event_after(self, pid: str, event_type: str, after: int) -> ProcessEvent:
+        check_id("process_id", pid)
         check_text("event_type", event_type)
+        if not event_type.strip():  # no type is blank (registration refuses it): no event matches
+            raise InvalidRequest("event_type", "must not be blank")
         after = check_int("after", after)
+        record = await self._get(pid)
+        if record is None:
+            raise _not_found(pid)
+        # Types are fixed at registration: one the process lacks can never match.
+        if find_event_type(record, event_type) is None:
+            raise UndeclaredEventType(
+                "event_type", f"undeclared event type {event_type!r} for process {pid!r}"
+            )
         while True:
             async with self._watch(pid) as changed:
                 found = await self._known_events(pid, after=after, event_type=event_type, limit=1)
