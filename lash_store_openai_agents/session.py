@@ -104,10 +104,12 @@ def _checked_limit(limit: object) -> int | None:
 
 def _window(items: list[TResponseInputItem], limit: int | None) -> list[TResponseInputItem]:
     """The SDK's ``SQLiteSession`` limit rule: ``None`` or a negative limit is everything,
-    0 is nothing, N > 0 the newest N in chronological order."""
+    0 is nothing, N > 0 the newest N in chronological order (all of them if fewer)."""
     if limit is None or limit < 0:
         return items
-    return items[len(items) - limit :] if limit else []
+    # Not items[len(items) - limit:]: past the history's length that start is negative
+    # and counts from the end, cutting the oldest items off.
+    return items[-limit:] if limit else []
 
 
 class LashSession:

@@ -16,8 +16,9 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any, cast
 
 import pytest
+from agents.extensions.memory import EncryptedSession
 from agents.items import TResponseInputItem
-from agents.memory import Session, SessionSettings, SQLiteSession
+from agents.memory import Session, SessionABC, SessionSettings, SQLiteSession
 from agents_fixtures import BACKENDS, fresh_url
 
 import lash_store_api as lash
@@ -95,26 +96,97 @@ async def test_it_is_an_sdk_session(storage: lash.Storage) -> None:
 
 
 async def test_get_items_limits_match_sqlite_session(storage: lash.Storage) -> None:
+    """The values written out; the side-by-side test below covers the whole domain."""
     lash_session = LashSession("chat-1", storage)
     sqlite = SQLiteSession("chat-1")
     batches = [[message("a"), message("b", "assistant")], [message("c")], [message("d")]]
-    for batch in [*batches, [message("e")]]:
+    for batch in [*batches, [message("e"), message("f")]]:
         await lash_session.add_items(batch)
         await sqlite.add_items(batch)
+    every = ["a", "b", "c", "d", "e", "f"]
     expected: dict[int | None, list[str]] = {
-        None: ["a", "b", "c", "d", "e"],
-        -1: ["a", "b", "c", "d", "e"],  # SQLite's LIMIT -1: no limit
+        None: every,
+        -1: every,  # SQLite's LIMIT -1: no limit
         0: [],
-        1: ["e"],
-        3: ["c", "d", "e"],
-        5: ["a", "b", "c", "d", "e"],
-        50: ["a", "b", "c", "d", "e"],
+        1: ["f"],
+        3: ["d", "e", "f"],
+        5: every[1:],
+        6: every,
+        7: every,
+        10: every,  # more than the history, less than twice it
+        50: every,
     }
     for limit, want in expected.items():
         got = await lash_session.get_items(limit)
         assert texts(got) == want, limit
         assert got == await sqlite.get_items(limit), limit
     sqlite.close()
+
+
+#: Histories of the side-by-side test: ``"v"`` an item added through the session under
+#: test, ``"x"`` one added straight to the session it wraps (an item an
+#: ``EncryptedSession`` cannot read and skips; plain sessions read it like any other).
+HISTORIES = {"empty": "", "six": "vvvvvv", "unreadable-newest": "vvvvxxxvv"}
+
+
+def limits_around(n: int) -> list[int | None]:
+    """Every ``get_items`` limit worth trying on a history of ``n`` items."""
+    return [*sorted({-5, -1, 0, 1, 2, n - 1, n, n + 1, 2 * n - 1, 2 * n, 3 * n, 100}), None]
+
+
+KEY = "a-key-only-these-tests-use-0123456789"
+
+
+async def twins(
+    storage: lash.Storage, settings: SessionSettings, encrypted: bool, history: str
+) -> tuple[Session, Session, list[SQLiteSession]]:
+    """A ``LashSession`` and an in-memory ``SQLiteSession`` with the same settings and
+    items, each wrapped in the SDK's ``EncryptedSession`` if ``encrypted``."""
+    ours: Session = LashSession("chat-1", storage, session_settings=settings)
+    theirs: Session = SQLiteSession("chat-1", session_settings=settings)
+    opened = [cast(SQLiteSession, theirs)]
+    bases = (ours, theirs)
+    if encrypted:
+        # The SDK types the wrapped session as its ABC; any Session serves.
+        ours, theirs = (EncryptedSession("chat-1", cast(SessionABC, s), KEY) for s in bases)
+    for i, kind in enumerate(history):
+        item = [message(f"{kind}{i}", "user" if i % 2 else "assistant")]
+        for top, base in zip((ours, theirs), bases, strict=True):
+            await (top if kind == "v" else base).add_items(item)
+    return ours, theirs, opened
+
+
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
+@pytest.mark.parametrize("default", [None, 0, 1, 4, 10], ids=lambda d: f"settings-limit-{d}")
+@pytest.mark.parametrize("history", list(HISTORIES), ids=str)
+async def test_get_items_pop_and_clear_side_by_side_with_sqlite_session(
+    storage: lash.Storage, encrypted: bool, default: int | None, history: str
+) -> None:
+    """Every limit (none, the default from ``session_settings``, an explicit one that
+    overrides it: negative, 0, 1, one less than the history, equal, larger, more than
+    twice), then ``pop_item`` to past empty and ``clear_session``, compared with the
+    SDK's ``SQLiteSession``, bare and inside ``EncryptedSession``."""
+    settings = SessionSettings(limit=default)
+    ours, theirs, opened = await twins(storage, settings, encrypted, HISTORIES[history])
+    try:
+        for limit in limits_around(len(HISTORIES[history])):
+            want = await theirs.get_items(limit)
+            assert await ours.get_items(limit) == want, f"limit={limit}"
+        assert await ours.get_items() == await theirs.get_items()  # the default
+        popped = [await theirs.pop_item() for _ in range(3)]
+        assert [await ours.pop_item() for _ in range(3)] == popped
+        assert await ours.get_items() == await theirs.get_items()
+        for session in (ours, theirs):
+            await session.clear_session()
+            await session.clear_session()  # clearing an empty session
+            await session.add_items([message("after")])
+        assert await ours.get_items() == await theirs.get_items()
+        assert await ours.get_items(5) == await theirs.get_items(5) == [message("after")]
+        assert await ours.pop_item() == await theirs.pop_item()
+        assert await ours.pop_item() is await theirs.pop_item() is None
+    finally:
+        for sqlite in opened:
+            sqlite.close()
 
 
 async def test_session_settings_give_the_default_limit(storage: lash.Storage) -> None:
