@@ -23,6 +23,7 @@ from lash_store_api import (
     Facet,
     InvalidRequest,
     OccurrenceConflict,
+    OccurrenceNotFound,
     ProcessIdentity,
     Storage,
     TriggerDeliveryReservation,
@@ -278,6 +279,29 @@ async def test_triggers_13_same_key_other_payload_or_source_conflicts(storage: S
             await store.record_occurrence(replay)
         assert caught.value.key == "t13"
     assert await store.record_occurrence(occurrence(key, "t13", {"n": 1})) == first
+
+
+@behaviour("triggers-13", needs=TRIGGERS)
+@pytest.mark.asyncio
+async def test_triggers_13_a_key_is_unique_across_sources(storage: Storage) -> None:
+    """The idempotency key is unique across the whole store, not per source: the same
+    key at another source key or source type raises ``OccurrenceConflict`` naming the
+    key, and stores no occurrence there."""
+    store = storage.triggers
+    key = await source_key(store)
+    first = await store.record_occurrence(occurrence(key, "t13-store"))
+    other_key = await source_key(store, {"path": "/hooks/deploy"})
+    for replay in (
+        occurrence(other_key, "t13-store"),
+        dataclasses.replace(occurrence(key, "t13-store"), source_type="schedule"),
+    ):
+        with pytest.raises(OccurrenceConflict) as caught:
+            await store.record_occurrence(replay)
+        assert caught.value.key == "t13-store"
+        never = "trigger:" + sha256_hex([replay.source_type, replay.source_key, "t13-store"])
+        with pytest.raises(OccurrenceNotFound):
+            await store.reserve_matching_deliveries(never)
+    assert await store.record_occurrence(occurrence(key, "t13-store")) == first
 
 
 @behaviour("triggers-14", needs=TRIGGERS)

@@ -13,11 +13,13 @@ from lash_store_api import (
     TriggerSubscriptionFilter,
     TriggerSubscriptionRecord,
 )
+from lash_store_api.backend.codec import encode_json
 from lash_store_api.backend.triggers import (
     StoredOccurrence,
     StoredSubscription,
     rows_matching,
 )
+from lash_store_api.backend.validation import check_id
 from lash_store_memory.triggers import MemoryTriggerStore
 
 from .harness import breaks
@@ -119,6 +121,44 @@ class HashIgnored(MemoryTriggerStore):
     async def _insert_occurrence(self, row: StoredOccurrence) -> StoredOccurrence:
         stored = await super()._insert_occurrence(row)
         return dataclasses.replace(stored, request_hash=row.request_hash)
+
+
+@breaks("triggers-13: idempotency keys are unique per source type and key, not across the store")
+class KeyPerSource(MemoryTriggerStore):
+    async def _insert_occurrence(self, row: StoredOccurrence) -> StoredOccurrence:
+        per_source = encode_json([row.source_type, row.source_key, row.idempotency_key])
+        return self._state.occurrences.setdefault(per_source, row)
+
+
+@breaks("departures-9: the reservation listing leaves out cancelled subscriptions' reservations")
+class ListingSkipsDisabled(MemoryTriggerStore):
+    async def _reservations(
+        self, occurrence: str
+    ) -> tuple[StoredOccurrence | None, list[StoredSubscription]]:
+        found, rows = await super()._reservations(occurrence)
+        return found, [r for r in rows if r.enabled]
+
+
+@breaks("departures-9: the reservation listing is what matches now, reserved or not")
+class ListingRederived(MemoryTriggerStore):
+    async def _reservations(
+        self, occurrence: str
+    ) -> tuple[StoredOccurrence | None, list[StoredSubscription]]:
+        found = self._occurrence(occurrence)
+        if found is None:
+            return None, []
+        subscriptions = self._state.subscriptions
+        return found, [subscriptions[s] for s in rows_matching(list(subscriptions.values()), found)]
+
+
+@breaks("departures-9: an unknown occurrence lists no reservations instead of raising")
+class UnknownListsNothing(MemoryTriggerStore):
+    async def list_occurrence_reservations(
+        self, occurrence_id: str
+    ) -> list[TriggerDeliveryReservation]:
+        if self._occurrence(check_id("occurrence_id", occurrence_id)) is None:
+            return []
+        return await super().list_occurrence_reservations(occurrence_id)
 
 
 @breaks("trigger-1: a reservation is checked, then inserted after an await (a lost update)")
