@@ -36,6 +36,7 @@ SUITE_MODULES = frozenset(
         "maintenance",
         "attachments",
         "queued_work",
+        "queued_work_claims",
         "queued_work_completion",
         "queue_races",
         "processes",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 
+from lash_store_api import SlotPolicy
 from lash_store_api.backend.commit import CommitObservation, CommitPlan
 from lash_store_api.backend.queued_work import (
     ClaimRequest,
@@ -152,3 +153,38 @@ class SettlesFailedCommits(MemorySessionHandle):
             for _, _, batch_id in plan.queue_checks:
                 rows.pop(batch_id, None)
         return seen
+
+
+@breaks("queued_work-18: an exclusive batch joins the join group before it")
+class ExclusiveJoinsGroup(MemoryQueue):
+    async def _claim(self, request: ClaimRequest) -> list[StoredBatch]:
+        rows = self._rows(request.session_id)
+        ready = candidates(rows.values(), request.now_ms)
+        # only the head's slot policy is looked at: followers join whatever theirs is
+        seen = ready[:1] + [dataclasses.replace(r, slot_policy=SlotPolicy.JOIN) for r in ready[1:]]
+        picked = select_group(seen, request.boundary, request.max_batches)
+        stamped = stamp_rows([rows[r.batch_id] for r in picked], request)
+        for row in stamped:
+            rows[row.batch_id] = row
+        return stamped
+
+
+@breaks("queued_work-18: a join group gathers every later fitting candidate, skipping others")
+class GroupSkipsMisfits(MemoryQueue):
+    async def _claim(self, request: ClaimRequest) -> list[StoredBatch]:
+        rows = self._rows(request.session_id)
+        ready = candidates(rows.values(), request.now_ms)
+        picked = select_group(ready, request.boundary, request.max_batches)
+        if picked and picked[0].slot_policy == SlotPolicy.JOIN:
+            head = picked[0]
+            fits = [
+                r
+                for r in ready
+                if (r.slot_policy, r.delivery_policy, r.merge_key)
+                == (SlotPolicy.JOIN, head.delivery_policy, head.merge_key)
+            ]
+            picked = fits[: request.max_batches]
+        stamped = stamp_rows(picked, request)
+        for row in stamped:
+            rows[row.batch_id] = row
+        return stamped
