@@ -21,7 +21,7 @@ from click.core import ParameterSource
 from lash_store_api import ProcessStatusFilter, StoreError
 from lash_store_api.plugins import DEFAULT_URL, ENV_VAR, resolve_url
 
-from . import commands
+from . import commands, render
 from .commands import PROG, CliError
 
 __all__ = ["cli", "main"]
@@ -62,7 +62,8 @@ class Failure(click.ClickException):
         super().__init__(first_line(message))
 
     def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"{PROG}: error: {self.format_message()}", err=True)
+        # An error may quote stored text: escaped like every other line the CLI prints.
+        click.echo(f"{PROG}: error: {render.visible(self.format_message())}", err=True)
 
 
 def _silence_stdout() -> None:

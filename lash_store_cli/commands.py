@@ -69,8 +69,12 @@ class CliError(Exception):
 
 
 def print_lines(lines: Sequence[str], out: TextIO) -> None:
-    for line in lines:
-        print(line, file=out)
+    render.write_lines(lines, out)
+
+
+def say(out: TextIO, text: str = "") -> None:
+    """One line through :func:`render.write_lines`, which shows stored text escaped."""
+    render.write_lines([text], out)
 
 
 def inline_hint(storage: Storage) -> str:
@@ -88,7 +92,7 @@ def backends(out: TextIO) -> None:
     statuses = backend_statuses()
     failures = plugin_failures()
     if not statuses and not failures:
-        print("no backends installed", file=out)
+        say(out, "no backends installed")
         return
     if statuses:
         rows = []
@@ -108,8 +112,8 @@ def backends(out: TextIO) -> None:
         print_lines(render.table(headers, rows), out)
     if failures:
         if statuses:
-            print(file=out)
-        print(f"plugins that failed to load (entry point group {ENTRY_POINT_GROUP}):", file=out)
+            say(out)
+        say(out, f"plugins that failed to load (entry point group {ENTRY_POINT_GROUP}):")
         rows = [[name, why] for name, why in sorted(failures.items())]
         print_lines(render.table(("plugin", "error"), rows, indent="  ")[1:], out)
 
@@ -128,8 +132,8 @@ def conformance(url: str, pytest_args: Sequence[str], out: TextIO) -> int:
         raise
     backend_for_url(url)  # a bad URL fails here, in one line, not as a pytest usage error
     result = run_conformance(url, list(pytest_args))
-    print(file=out)
-    print(f"conformance of {redact_url(url)}", file=out)
+    say(out)
+    say(out, f"conformance of {redact_url(url)}")
     rows = [[r.facet, r.passed, r.failed, r.unsupported] for r in result.facets]
     totals = result.totals
     print_lines(
@@ -141,9 +145,9 @@ def conformance(url: str, pytest_args: Sequence[str], out: TextIO) -> int:
         out,
     )
     for nodeid, why in result.failures:
-        print(f"FAILED {nodeid}: {why}", file=out)
+        say(out, f"FAILED {nodeid}: {why}")
     for nodeid in result.collection_errors:
-        print(f"ERROR collecting {nodeid}", file=out)
+        say(out, f"ERROR collecting {nodeid}")
     if result.ok:
         return 0
     if result.collection_errors:
@@ -162,13 +166,13 @@ def conformance(url: str, pytest_args: Sequence[str], out: TextIO) -> int:
 def migrate(url: str, out: TextIO) -> None:
     backend = backend_for_url(url)
     if not isinstance(backend, MigratingBackend):
-        print(f"the {backend.name} backend has no schema to migrate", file=out)
+        say(out, f"the {backend.name} backend has no schema to migrate")
         return
     report = asyncio.run(backend.migrate(url))
     applied = ", ".join(report.applied) if report.applied else "nothing to apply"
-    print(
+    say(
+        out,
         f"migrate {redact_url(url)}: {report.location} at version {report.version} ({applied})",
-        file=out,
     )
 
 
@@ -197,7 +201,7 @@ def with_storage(url: str, command: StoreCommand, out: TextIO, *, migrate: bool 
 async def sessions(storage: Storage, shown: str, out: TextIO) -> None:
     summaries = await storage.sessions.list_sessions()
     if not summaries:
-        print(f"no sessions in {shown}{inline_hint(storage)}", file=out)
+        say(out, f"no sessions in {shown}{inline_hint(storage)}")
         return
     rows = [[s.session_id, s.head_revision, s.node_count, s.total_tokens] for s in summaries]
     print_lines(render.table(("session", "revision", "nodes", "tokens"), rows), out)
@@ -215,6 +219,13 @@ def show(session_id: str, *, active: bool, url_given: bool) -> StoreCommand:
                     f"missing SESSION: {session_id!r} looks like a URL "
                     f"(usage: {PROG} show URL SESSION)"
                 )
+            queued = await queued_work(storage, session_id)
+            if queued is not None and queued[0]:
+                # Work can be queued for a session before its first commit.
+                say(out, f"session {session_id}  no head yet (nothing committed)")
+                say(out)
+                say(out, f"queued work  {render.queue_counts(*queued)}")
+                return
             has_meta = await handle.load_session_meta() is not None
             detail = "exists but has no commits yet" if has_meta else "not found"
             raise NotFound(f"session {session_id!r} {detail} in {shown}{inline_hint(storage)}")
@@ -222,22 +233,22 @@ def show(session_id: str, *, active: bool, url_given: bool) -> StoreCommand:
         width = shutil.get_terminal_size((100, 24)).columns
         graph = read.graph
         scope = "active path" if active else "full graph"
-        print(
+        say(
+            out,
             f"session {read.session_id}  revision {read.head_revision}  "
             f"{len(graph.nodes)} nodes ({scope})  leaf {graph.leaf_node_id or '-'}",
-            file=out,
         )
         lines = render.tree_lines(
             graph.nodes, graph.leaf_node_id, glyphs=glyphs, width=width, indent="  "
         )
         print_lines(lines, out)
-        print(file=out)
-        print("token ledger", file=out)
+        say(out)
+        say(out, "token ledger")
         print_lines(render.ledger_table(read.token_ledger, indent="  "), out)
         queued = await queued_work(storage, session_id)
         if queued is not None:
-            print(file=out)
-            print(f"queued work  {render.queue_counts(*queued)}", file=out)
+            say(out)
+            say(out, f"queued work  {render.queue_counts(*queued)}")
 
     return run
 
@@ -263,12 +274,12 @@ def queue(session_id: str) -> StoreCommand:
             raise CliError(f"{shown} does not serve queued work")
         batches, pending = queued
         if not batches:
-            print(
+            say(
+                out,
                 f"no queued work for session {session_id!r} in {shown}{inline_hint(storage)}",
-                file=out,
             )
             return
-        print(f"session {session_id}  {render.queue_counts(batches, pending)}", file=out)
+        say(out, f"session {session_id}  {render.queue_counts(batches, pending)}")
         print_lines(render.queue_table(batches, pending, now_ms(), indent="  "), out)
 
     return run
@@ -289,11 +300,11 @@ def triggers(session_id: str | None) -> StoreCommand:
         )
         if not found:
             whose = f" of session {session_id!r}" if session_id is not None else ""
-            print(f"no trigger subscriptions{whose} in {shown}{inline_hint(storage)}", file=out)
+            say(out, f"no trigger subscriptions{whose} in {shown}{inline_hint(storage)}")
             return
         enabled = sum(1 for r in found if r.enabled)
         noun = "subscription" if len(found) == 1 else "subscriptions"
-        print(f"{len(found)} {noun}: {enabled} enabled, {len(found) - enabled} disabled", file=out)
+        say(out, f"{len(found)} {noun}: {enabled} enabled, {len(found) - enabled} disabled")
         print_lines(render.triggers_table(found, indent="  "), out)
 
     return run
@@ -308,7 +319,7 @@ def processes(status: str) -> StoreCommand:
             ProcessListFilter(status=ProcessStatusFilter(status))
         )
         if not found:
-            print(f"no {status} processes in {shown}{inline_hint(storage)}", file=out)
+            say(out, f"no {status} processes in {shown}{inline_hint(storage)}")
             return
         print_lines(render.processes_table(found), out)
 
@@ -342,7 +353,7 @@ async def artifacts(storage: Storage, shown: str, out: TextIO) -> None:
     require(storage, Facet.ARTIFACTS, shown)
     found = await storage.artifacts.list_artifacts()
     if not found:
-        print(f"no artifacts in {shown}{inline_hint(storage)}", file=out)
+        say(out, f"no artifacts in {shown}{inline_hint(storage)}")
         return
     print_lines(render.artifacts_table(found), out)
 
@@ -350,17 +361,17 @@ async def artifacts(storage: Storage, shown: str, out: TextIO) -> None:
 async def usage(storage: Storage, shown: str, out: TextIO) -> None:
     by_model = await storage.sessions.usage_by_model()
     if not by_model:
-        print(f"no token usage in {shown}{inline_hint(storage)}", file=out)
+        say(out, f"no token usage in {shown}{inline_hint(storage)}")
         return
     print_lines(render.usage_table(by_model), out)
 
 
 async def gc(storage: Storage, shown: str, out: TextIO) -> None:
     report = await storage.maintenance.gc_unreachable()
-    print(
+    say(
+        out,
         f"gc {shown}: {report.root_count} roots, "
         f"{report.retained_blob_count} blobs retained, {report.deleted_blob_count} deleted",
-        file=out,
     )
 
 
@@ -371,10 +382,10 @@ def vacuum(session_id: str | None) -> StoreCommand:
     async def run(storage: Storage, shown: str, out: TextIO) -> None:
         report = await storage.maintenance.vacuum(session_id)
         where = f"session {session_id!r}" if session_id else "every session"
-        print(
+        say(
+            out,
             f"vacuum {shown} ({where}): removed {report.removed_node_count} tombstoned nodes,"
             f" forgot {report.removed_turn_stamp_count} stored turn results",
-            file=out,
         )
 
     return run
@@ -386,7 +397,7 @@ async def demo(storage: Storage, shown: str, out: TextIO) -> None:
     width = shutil.get_terminal_size((100, 24)).columns
     await run_demo(
         storage,
-        lambda line: print(line, file=out),
+        lambda line: say(out, line),
         url=shown,
         glyphs=render.glyphs_for(out),
         width=width,

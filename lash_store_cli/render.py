@@ -1,12 +1,15 @@
 """Plain-text rendering for the ``lash-store`` CLI: tables, graph trees, payload previews.
 
 Pure functions returning lines, so the CLI, the demo and the tests share them
-and nothing here touches a store.
+and nothing here touches a store. Stored text is shown through :func:`visible`:
+every line a command prints goes through :func:`write_lines`, which applies it,
+so no stored string reaches the terminal with its control characters raw.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,6 +45,9 @@ __all__ = [
     "tree_lines",
     "triggers_table",
     "usage_table",
+    "visible",
+    "when",
+    "write_lines",
 ]
 
 
@@ -66,6 +72,34 @@ def glyphs_for(stream: TextIO) -> Glyphs:
     except (UnicodeEncodeError, LookupError):
         return ASCII
     return UNICODE
+
+
+# --- escaping --------------------------------------------------------------------
+
+#: C0 (NUL, BEL, ESC...), DEL and C1 controls, and the Unicode marks that break lines or
+#: reorder the text around them: stored text could otherwise recolour, retitle or
+#: clear the terminal, or hide what follows it.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def visible(text: str) -> str:
+    """``text`` with each control character shown as its escape: ESC as ``\\x1b``, BEL as
+    ``\\x07``, a right-to-left override as ``\\u202e``. Idempotent: the result has none."""
+    return _CONTROLS.sub(_escape, text)
+
+
+def write_lines(lines: Iterable[str], out: TextIO) -> None:
+    """Print ``lines`` to ``out``, each through :func:`visible`: the one way commands print.
+
+    Tables and previews escape their cells first too, so that widths count what is shown.
+    """
+    for line in lines:
+        print(visible(line), file=out)
 
 
 # --- tables ----------------------------------------------------------------------
@@ -115,7 +149,7 @@ def _cell(value: object) -> str:
         return "yes" if value else "no"
     if isinstance(value, int):
         return f"{value:,}"
-    return str(value)
+    return visible(str(value))
 
 
 def _usage_cells(u: TokenUsage) -> list[object]:
@@ -152,8 +186,12 @@ def usage_table(usage: Sequence[ModelUsage], *, indent: str = "") -> list[str]:
 
 
 def when(epoch_ms: int) -> str:
-    """Epoch milliseconds as UTC to the second: ``2026-12-01 13:05:09``."""
-    return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    """Epoch milliseconds as UTC to the second: ``2026-12-01 13:05:09``; outside the
+    years 1 to 9999 (e.g. a lease of a very long TTL), the raw ``… ms since epoch``."""
+    try:
+        return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except (ValueError, OverflowError, OSError):
+        return f"{epoch_ms} ms since epoch"
 
 
 def _state(record: ProcessRecord) -> str:
@@ -317,7 +355,8 @@ def queue_counts(batches: Sequence[QueuedWorkBatch], pending: set[str]) -> str:
 
 def preview(payload: object, width: int = 60, glyphs: Glyphs = UNICODE) -> str:
     """One line describing a node payload, cut to ``width`` characters."""
-    text = " ".join(_describe(payload).split())  # collapse newlines and runs of blanks
+    # Collapse newlines and runs of blanks, then escape, so the cut counts what is shown.
+    text = visible(" ".join(_describe(payload).split()))
     if len(text) <= width:
         return text
     keep = max(width - len(glyphs.ellipsis), 1)
@@ -401,7 +440,7 @@ def tree_lines(
             roots.append(node)
         else:
             children.setdefault(parent, []).append(node)
-    id_width = max(len(n.node_id) for n in nodes)
+    id_width = max(len(visible(n.node_id)) for n in nodes)
     out: list[str] = []
     seen: set[str] = set()
 
@@ -452,6 +491,6 @@ def _node_line(
     if note:
         marks.append(note)
     suffix = ("  " + " ".join(marks)) if marks else ""
-    head = f"{prefix}{node.node_id.ljust(id_width)}  "
+    head = f"{prefix}{visible(node.node_id).ljust(id_width)}  "
     room = max(width - len(head) - len(suffix), 16)
     return (head + preview(node.payload, room, glyphs) + suffix).rstrip()

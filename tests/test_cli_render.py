@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import lash_store_api as lash
-from lash_store_cli.render import ASCII, preview, table, tree_lines
+from lash_store_cli.render import ASCII, preview, table, tree_lines, when
 
 
 def node(node_id: str, parent: str | None, role: str, text: str) -> lash.SessionNodeRecord:
@@ -43,3 +43,9 @@ def test_table_aligns_numbers_right() -> None:
         "----  -----",
         "all   1,001",
     ]
+
+
+def test_times_outside_datetime_range_show_their_milliseconds() -> None:
+    assert when(0) == "1970-01-01 00:00:00"
+    for epoch_ms in (10**15 + 1_700_000_000_000, 2**63 - 1, -(2**63)):
+        assert when(epoch_ms) == f"{epoch_ms} ms since epoch"
