@@ -37,7 +37,7 @@ from lash_store_api.plugins import (
     plugin_failures,
 )
 
-from . import render
+from . import render, render_facets
 
 __all__ = [
     "CliError",
@@ -305,7 +305,7 @@ def triggers(session_id: str | None) -> StoreCommand:
         enabled = sum(1 for r in found if r.enabled)
         noun = "subscription" if len(found) == 1 else "subscriptions"
         say(out, f"{len(found)} {noun}: {enabled} enabled, {len(found) - enabled} disabled")
-        print_lines(render.triggers_table(found, indent="  "), out)
+        print_lines(render_facets.triggers_table(found, indent="  "), out)
 
     return run
 
@@ -321,7 +321,7 @@ def processes(status: str) -> StoreCommand:
         if not found:
             say(out, f"no {status} processes in {shown}{inline_hint(storage)}")
             return
-        print_lines(render.processes_table(found), out)
+        print_lines(render_facets.processes_table(found), out)
 
     return run
 
@@ -342,7 +342,7 @@ def process(process_id: str) -> StoreCommand:
         events = await registry.events_after(process_id, 0)
         glyphs = render.glyphs_for(out)
         print_lines(
-            render.process_lines(record, grants, lease, events, now_ms(), glyphs=glyphs), out
+            render_facets.process_lines(record, grants, lease, events, now_ms(), glyphs=glyphs), out
         )
 
     return run
@@ -355,7 +355,7 @@ async def artifacts(storage: Storage, shown: str, out: TextIO) -> None:
     if not found:
         say(out, f"no artifacts in {shown}{inline_hint(storage)}")
         return
-    print_lines(render.artifacts_table(found), out)
+    print_lines(render_facets.artifacts_table(found), out)
 
 
 async def usage(storage: Storage, shown: str, out: TextIO) -> None:
