@@ -3,7 +3,7 @@
 Every one raises ``InvalidRequest`` naming the field and writes nothing; none
 escapes as ``TypeError`` or ``AttributeError``, none is quietly read as
 something else (a string split into ids, ``None`` as "no items"). A sequence
-field takes a list or a tuple, never a string, bytes, a mapping or ``None``.
+field takes a list or a tuple, never a string, bytes, a mapping, a set or ``None``.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ NOT_A_LIST: list[tuple[str, Any]] = [
     ("bytes", b"abc"),
     ("mapping", {"a": 1}),
     ("number", 3),
+    ("frozenset", frozenset()),  # unordered: never read as an empty list
+    ("set", set()),
 ]
 LIST_PARAMS = [pytest.param(v, id=n) for n, v in NOT_A_LIST]
 

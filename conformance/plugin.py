@@ -52,6 +52,8 @@ SUITE_MODULES = frozenset(
         "departures",
         "retention",
         "limits",
+        "bad_json",
+        "bad_clock",
         "bad_shapes",
         "concurrency",
         "bad_input",
