@@ -1,7 +1,8 @@
 """Process leases and their fencing tokens (spec/processes.md §6, §7).
 
 ``processes-24`` to ``-28`` and ``-34``, on a clock the test moves by hand;
-``process-2``: two owners racing for one lease, exactly one wins.
+``process-2``: two owners racing for one lease, exactly one wins; ``limits-8``: the
+TTLs a lease takes.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 import pytest
 
 from lash_store_api import (
+    InvalidRequest,
     LeaseHeld,
     ProcessLeaseCompletion,
     ProcessLeaseExpired,
@@ -161,3 +163,34 @@ async def test_process_2_racing_owners_exactly_one_wins(storage: Storage) -> Non
         assert won[0].fencing_token == 1
         with pytest.raises(LeaseHeld):
             await reg.claim_process_lease(pid, "late", 60_000)
+
+
+#: A lease to the year 33,700: past what ``datetime`` shows, well within 64 bits.
+LONG_TTL = 10**15
+
+
+@behaviour("limits-8", needs=PROCESSES)
+@pytest.mark.asyncio
+async def test_limits_8_a_lease_ttl_is_positive_and_its_expiry_fits_64_bits(
+    isolated_with: Isolated,
+) -> None:
+    """A TTL of at least 1 ms whose expiry fits in 64 bits is kept exactly, however long;
+    any other TTL is ``InvalidRequest`` naming ``ttl``, on claim and renew, and issues
+    nothing (the first lease granted after the refusals still has fencing token 1)."""
+    async with clocked(isolated_with, "p-ttl") as (reg, clock):
+        past_64_bits = 2**63 - clock.now_ms
+        for bad in (0, -1, True, 1.5, "60000", None, past_64_bits):
+            with pytest.raises(InvalidRequest) as refused:
+                await reg.claim_process_lease("p-ttl", "a", bad)  # type: ignore[arg-type]
+            assert refused.value.field == "ttl", bad
+        lease = await reg.claim_process_lease("p-ttl", "a", LONG_TTL)
+        assert (lease.fencing_token, lease.expires_at_epoch_ms) == (1, clock.now_ms + LONG_TTL)
+        for bad in (0, past_64_bits):
+            with pytest.raises(InvalidRequest) as refused:
+                await reg.renew_process_lease(lease, bad)
+            assert refused.value.field == "ttl", bad
+        clock.now_ms += 1
+        renewed = await reg.renew_process_lease(lease, past_64_bits - 2)
+        assert renewed.expires_at_epoch_ms == 2**63 - 1  # the last 64-bit expiry
+        with pytest.raises(LeaseHeld):  # the refusals changed nothing: the lease is live
+            await reg.claim_process_lease("p-ttl", "b", TTL)
