@@ -43,6 +43,7 @@ SUITE_MODULES = frozenset(
         "process_grants",
         "process_leases",
         "process_races",
+        "process_replay_races",
         "process_semantics",
         "triggers",
         "trigger_rules",

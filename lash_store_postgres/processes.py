@@ -3,6 +3,7 @@
 An append is one transaction in two round trips (``Db.pipelined_transaction``):
 the first begins, locks the process row (``FOR UPDATE``, so concurrent
 appends to one process queue up and take ``last_sequence + 1`` in turn) and
+then, in a later statement whose snapshot is taken once the lock is held,
 reads the event stored under the replay key; the kit decides; the second
 inserts the event, rewrites the record, enqueues the wake's queued-work
 batch, sends ``pg_notify`` and commits. Reads are one pipelined round trip.
@@ -50,13 +51,12 @@ _INSERT = """
 INSERT INTO {s}.processes (process_id, state, waiting, wake_target_session, record)
 VALUES (%(pid)s, %(state)s, %(waiting)s, %(target)s, %(record)s)
 ON CONFLICT (process_id) DO NOTHING"""
-_LOCK = """
-SELECT p.record, p.last_sequence, e.payload_hash, e.event
-  FROM {s}.processes AS p
-  LEFT JOIN {s}.process_events AS e
-    ON e.process_id = p.process_id AND e.replay_key = %(key)s
- WHERE p.process_id = %(pid)s
-   FOR UPDATE OF p"""
+_LOCK = "SELECT record, last_sequence FROM {s}.processes WHERE process_id = %(pid)s FOR UPDATE"
+# A statement of its own, after the lock: its snapshot sees the event a concurrent
+# appender committed while this one waited (a join in the locking statement would not).
+_REPLAY = """
+SELECT payload_hash, event FROM {s}.process_events
+ WHERE process_id = %(pid)s AND replay_key = %(key)s"""
 _LOCK_RECORD = _GET + " FOR UPDATE"
 _INSERT_EVENT = """
 INSERT INTO {s}.process_events
@@ -215,13 +215,17 @@ class PostgresProcessRegistry(ProcessRegistryBase):
     async def _append(self, pid: str, replay_key: str | None, decide: AppendDecider) -> AppendWrite:
         db = self._db
         async with db.pipelined_transaction("appending a process event", record=pid) as conn:
-            cur = await conn.execute(db.q(_LOCK), {"pid": pid, "key": replay_key})
-            row = await cur.fetchone()
+            params = {"pid": pid, "key": replay_key}
+            locked = await conn.execute(db.q(_LOCK), params)
+            # Queued behind the lock, in the same round trip as it.
+            replay = None if replay_key is None else await conn.execute(db.q(_REPLAY), params)
+            row = await locked.fetchone()
+            found = None if replay is None else await replay.fetchone()
             record = None if row is None else decode_process(row[0], record=pid)
             last = 0 if row is None else int(row[1])
             stored = None
-            if row is not None and row[3] is not None:
-                stored = StoredReplay(row[2], decode_event(row[3], record=pid))
+            if found is not None:
+                stored = StoredReplay(found[0], decode_event(found[1], record=pid))
             write = decide(record, last + 1, stored)
             await self._write_append(conn, pid, write)
         return write
