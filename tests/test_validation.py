@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import lash_store_api as lash
-from lash_store_api.backend.validation import MAX_ID_BYTES, check_commit, check_id, check_json
+from lash_store_api.backend.clock import MAX_CLOCK_MS, clock_option, now_ms
+from lash_store_api.backend.codec import canon, decode_json
+from lash_store_api.backend.validation import (
+    MAX_ID_BYTES,
+    MAX_JSON_DEPTH,
+    MAX_JSON_INT_DIGITS,
+    check_commit,
+    check_id,
+    check_json,
+    check_json_bytes,
+)
 
 
 @pytest.mark.parametrize(
@@ -70,3 +82,112 @@ def test_negative_revision_is_refused() -> None:
     with pytest.raises(lash.InvalidRequest) as info:
         check_commit(commit)
     assert info.value.field == "expected_head_revision"
+
+
+def test_json_integers_of_more_than_the_digit_limit_are_refused_naming_the_path() -> None:
+    longest = 10**MAX_JSON_INT_DIGITS - 1
+    check_json("payload", {"n": [longest, -longest]})
+    for bad in (longest + 1, -longest - 1):
+        with pytest.raises(lash.InvalidRequest, match="digits") as info:
+            check_json("payload", {"n": [0, bad]})
+        assert info.value.field == "payload['n'][1]"
+
+
+def _encodes_and_decodes(value: int) -> bool:
+    try:
+        return bool(decode_json(canon(value)) == value)
+    except ValueError:
+        return False
+
+
+@given(
+    st.integers(
+        min_value=-(10 ** (MAX_JSON_INT_DIGITS + 5)), max_value=10 ** (MAX_JSON_INT_DIGITS + 5)
+    )
+)
+def test_json_accepts_an_integer_exactly_when_it_encodes_and_decodes_back(value: int) -> None:
+    try:
+        check_json("n", value)
+    except lash.InvalidRequest:
+        accepted = False
+    else:
+        accepted = True
+    assert accepted == _encodes_and_decodes(value)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"NaN",
+        b'{"a": [Infinity]}',
+        b"-Infinity",
+        b"1e999",
+        b"[" * 100_000 + b"]" * 100_000,
+        b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1),
+        b"1" + b"0" * MAX_JSON_INT_DIGITS,
+        b'{"a": 1',
+        b"\xff",
+    ],
+)
+def test_json_bytes_outside_strict_json_are_refused_naming_the_field(data: bytes) -> None:
+    with pytest.raises(lash.InvalidRequest) as info:
+        check_json_bytes("data", data)
+    assert info.value.field.startswith("data")
+
+
+def test_json_bytes_within_the_limits_decode() -> None:
+    deepest = b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH
+    assert check_json_bytes("data", b'{"a": [1.5, null, "\\u0000"]}') == {"a": [1.5, None, "\x00"]}
+    assert check_json_bytes("data", deepest) is not None
+
+
+def test_a_set_given_for_a_list_field_is_kept_for_the_validator_to_refuse() -> None:
+    draft = lash.QueuedWorkBatchDraft(
+        session_id="s",
+        delivery_policy=lash.DeliveryPolicy.EARLIEST_SAFE_BOUNDARY,
+        slot_policy=lash.SlotPolicy.EXCLUSIVE,
+        payloads=frozenset({"a", "b"}),  # type: ignore[arg-type]
+    )
+    assert isinstance(draft.payloads, frozenset)
+    assert lash.Append(nodes=[]).nodes == ()
+
+
+class _Clock:
+    def __init__(self, result: object) -> None:
+        self.result = result
+
+    def __call__(self) -> object:
+        if isinstance(self.result, Exception):
+            raise self.result
+        return self.result
+
+
+def test_no_clock_option_is_the_wall_clock() -> None:
+    options: dict[str, object] = {}
+    assert clock_option(options) is now_ms
+
+
+@pytest.mark.parametrize("result", [None, "1", 1.0, False, -1, MAX_CLOCK_MS + 1, 2**63])
+def test_a_clock_result_that_is_not_epoch_milliseconds_is_refused_naming_clock(
+    result: object,
+) -> None:
+    clock = clock_option({"clock": _Clock(result)})
+    with pytest.raises(lash.InvalidRequest) as info:
+        clock()
+    assert info.value.field == "clock"
+
+
+def test_a_clock_within_range_is_read_at_every_call() -> None:
+    source = _Clock(0)
+    clock = clock_option({"clock": source})
+    assert clock() == 0
+    source.result = MAX_CLOCK_MS
+    assert clock() == MAX_CLOCK_MS
+
+
+def test_a_raising_clock_is_a_backend_error_caused_by_its_exception() -> None:
+    broken = OSError("no time source")
+    clock = clock_option({"clock": _Clock(broken)})
+    with pytest.raises(lash.BackendError, match="OSError") as info:
+        clock()
+    assert info.value.__cause__ is broken
