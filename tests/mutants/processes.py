@@ -35,6 +35,28 @@ class SequenceFromStaleRead(MemoryProcessRegistry):
         return await super()._append(pid, replay_key, stale)
 
 
+@breaks("processes-11: the replay key is looked up before concurrent appends are serialized")
+class ReplayLookupBeforeLock(MemoryProcessRegistry):
+    async def _append(self, pid: str, replay_key: str | None, decide: AppendDecider) -> AppendWrite:
+        known = replay_key is not None and (pid, replay_key) in self._state.process_replays
+
+        def stale(
+            record: ProcessRecord | None, next_sequence: int, stored: StoredReplay | None
+        ) -> AppendWrite:
+            return decide(record, next_sequence, stored if known else None)
+
+        await asyncio.sleep(0)  # another appender with the key may land here
+        return await super()._append(pid, replay_key, stale)
+
+
+@breaks("processes-2: a registration that finds no record overwrites one stored meanwhile")
+class RegistrationInsertOverwrites(MemoryProcessRegistry):
+    async def _insert(self, record: ProcessRecord) -> ProcessRecord:
+        await asyncio.sleep(0)  # a concurrent registration of the id may land here
+        self._store(record)
+        return record
+
+
 @breaks("process-3: an append's wake is never enqueued as queued work")
 class WakeNotEnqueued(MemoryProcessRegistry):
     async def _append(self, pid: str, replay_key: str | None, decide: AppendDecider) -> AppendWrite:
