@@ -1,10 +1,14 @@
 """One test per deliberate departure from the spec that touches the session facet (design.md).
 
 Departure 7 (queue batch nonces) belongs to the queued-work facet and is
-tested with it.
+tested with it. Departure 10 (a closed storage) covers every facet the
+backend serves.
 """
 
 from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -21,9 +25,23 @@ from lash_store_api import (
     SessionGraph,
     SessionMeta,
     Storage,
+    StorageClosed,
 )
 
-from ._fixtures import checkpoint, commit, content_id, fresh_id, full, intent, node, stamp, usage
+from ._fixtures import (
+    checkpoint,
+    commit,
+    content_id,
+    create_request,
+    fresh_id,
+    full,
+    intent,
+    node,
+    queue,
+    stamp,
+    usage,
+)
+from ._process_fixtures import LINE, registered, registration
 from .plugin import behaviour
 
 
@@ -287,3 +305,84 @@ async def test_departures_3b_the_attachment_manifest_follows_the_binding(
     await unbound.forget(x)
     assert [e.attachment_id for e in await ha.list_uncommitted(2**62)] == [x]
     assert [e.attachment_id for e in await hb.list_uncommitted(2**62)] == [y]
+
+
+#: A hang guard: a backend that blocks after close fails here instead; not a timing assertion.
+CLOSE_WAIT_S = 10.0
+
+
+async def refused(call: Callable[[], Awaitable[object]]) -> None:
+    with pytest.raises(StorageClosed):
+        await asyncio.wait_for(call(), CLOSE_WAIT_S)
+
+
+@behaviour("departures-10")
+@pytest.mark.asyncio
+async def test_departures_10_a_closed_storage_refuses_every_call(
+    storage: Storage, reopen: Callable[[], Awaitable[Storage]]
+) -> None:
+    """After `aclose` every call of every facet served (and of handles opened before the
+    close) raises `StorageClosed`, and nothing is written; `aclose` again is fine."""
+    sid = fresh_id("d10")
+    handle = storage.session(sid)
+    await handle.commit_runtime_state(commit(sid, None))
+    before = await full(handle)
+    serves = storage.capabilities.serves
+    await storage.aclose()
+    await storage.aclose()
+    calls: list[Callable[[], Awaitable[object]]] = [
+        lambda: handle.commit_runtime_state(commit(sid, 1)),
+        lambda: handle.load_session_meta(),
+        lambda: storage.session(sid).load_node("n"),
+        lambda: storage.sessions.create_store(create_request(fresh_id("d10n"), model="m")),
+        lambda: storage.sessions.list_sessions(),
+    ]
+    if serves(Facet.MAINTENANCE):
+        calls += [lambda: storage.blobs.put(b"d10"), storage.maintenance.gc_unreachable]
+    if serves(Facet.ATTACHMENTS):
+        calls += [
+            lambda: storage.attachments.get(content_id(b"d10")),
+            lambda: handle.list_uncommitted(0),
+        ]
+    if serves(Facet.QUEUED_WORK):
+        calls += [lambda: queue(handle).list_queued_work(sid)]
+    if serves(Facet.PROCESSES):
+        reg = storage.processes
+        calls += [lambda: reg.register_process(registration("p-d10")), lambda: reg.get_process("x")]
+    if serves(Facet.TRIGGERS):
+        calls += [lambda: storage.triggers.delete_session_subscriptions(sid)]
+    if serves(Facet.ARTIFACTS):
+        calls += [storage.artifacts.list_artifacts]
+    for call in calls:
+        await refused(call)
+    async with storage:  # leaving the block closes it again: fine
+        pass
+
+    again = await reopen()
+    assert [s.session_id for s in await again.sessions.list_sessions()] == [sid]
+    assert await full(again.session(sid)) == before  # the refused commit wrote nothing
+    if serves(Facet.PROCESSES):
+        assert await again.processes.get_process("p-d10") is None
+
+
+@behaviour("departures-10", needs=(Facet.SESSIONS, Facet.PROCESSES))
+@pytest.mark.asyncio
+async def test_departures_10_close_releases_the_waits_blocked_on_it(storage: Storage) -> None:
+    """`await_process` and `wait_event_after` blocked when the storage closes end with
+    `StorageClosed` at once, instead of never."""
+    reg = storage.processes
+    await registered(storage, "p-d10w", LINE)
+    waits = [
+        asyncio.create_task(reg.await_process("p-d10w")),
+        asyncio.create_task(reg.wait_event_after("p-d10w", LINE.name, 0)),
+    ]
+    await asyncio.sleep(0.05)  # let both block
+    assert not any(wait.done() for wait in waits)
+    try:
+        await storage.aclose()
+        for wait in waits:
+            with pytest.raises(StorageClosed):
+                await asyncio.wait_for(wait, CLOSE_WAIT_S)
+    finally:
+        for wait in waits:
+            wait.cancel()

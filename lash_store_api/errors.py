@@ -37,6 +37,7 @@ __all__ = [
     "SchemaVersionError",
     "SelectorNoMatch",
     "SessionBindingMismatch",
+    "StorageClosed",
     "StoreError",
     "TurnCommitConflict",
     "UndeclaredEventType",
@@ -284,6 +285,15 @@ class DatabaseSchemaMismatch(SchemaVersionError):
 
 class UnsupportedOperation(StoreError):
     """The backend does not serve this facet or call."""
+
+
+class StorageClosed(StoreError):
+    """The storage was closed (``aclose``): it refuses every call, and a wait blocked
+    when it closed ends with this error. Open the URL again to go on."""
+
+    def __init__(self, backend: str):
+        self.backend = backend
+        super().__init__(f"this {backend} storage is closed; open its URL again to use it")
 
 
 class UnknownBackend(StoreError, LookupError):

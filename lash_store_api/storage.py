@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -10,6 +12,7 @@ from typing import Any, NoReturn, Protocol, Self, TypeVar, runtime_checkable
 
 from .artifacts import ArtifactStore
 from .attachments import AttachmentStore
+from .closing import Closing, guard
 from .common import DurabilityTier
 from .errors import UnsupportedOperation
 from .maintenance import BlobStore, Maintenance
@@ -104,13 +107,26 @@ _F = TypeVar("_F")
 
 
 class StorageBase:
-    """The facet properties, context-manager plumbing and "facet not served" errors.
+    """The facet properties, context-manager plumbing, "facet not served" errors and closing.
 
     A backend's storage passes the facet objects it serves to ``__init__``; a
     facet left out raises ``UnsupportedOperation`` naming it when used.
+
+    ``aclose`` (idempotent) closes the storage the same way on every backend
+    (design.md, departure 10): the facets, and every handle its ``session``
+    returned, refuse calls with ``StorageClosed`` from then on, and the waits
+    in progress end with it at once (:mod:`lash_store_api.closing`). Then
+    :meth:`_release_resources` frees what the backend holds (pools,
+    listeners); a backend overrides that, not ``aclose``.
     """
 
     backend_name: str = "backend"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        opener = cls.__dict__.get("session")
+        if callable(opener):  # the handles a backend opens are guarded like its facets
+            setattr(cls, "session", _guarded_opener(opener))  # noqa: B010
 
     def __init__(
         self,
@@ -123,15 +139,28 @@ class StorageBase:
         triggers: TriggerStore | None = None,
         artifacts: ArtifactStore | None = None,
     ) -> None:
-        self._sessions = sessions
-        self._maintenance = maintenance
-        self._blobs = blobs
-        self._attachments = attachments
-        self._processes = processes
-        self._triggers = triggers
-        self._artifacts = artifacts
+        self._closing = closing = Closing(self.backend_name)
+        self._sessions = None if sessions is None else guard(sessions, closing)
+        self._maintenance = None if maintenance is None else guard(maintenance, closing)
+        self._blobs = None if blobs is None else guard(blobs, closing)
+        self._attachments = None if attachments is None else guard(attachments, closing)
+        self._processes = None if processes is None else guard(processes, closing)
+        self._triggers = None if triggers is None else guard(triggers, closing)
+        self._artifacts = None if artifacts is None else guard(artifacts, closing)
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``aclose`` was called."""
+        return self._closing.closed
 
     async def aclose(self) -> None:
+        if self._closing.closed:
+            return
+        self._closing.close()
+        await self._release_resources()
+
+    async def _release_resources(self) -> None:
+        """Free what the backend holds; called once, by the first ``aclose``."""
         return None
 
     async def __aenter__(self) -> Self:
@@ -178,6 +207,15 @@ class StorageBase:
     @property
     def artifacts(self) -> ArtifactStore:
         return self._served(self._artifacts, Facet.ARTIFACTS)
+
+
+def _guarded_opener(opener: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(opener)
+    def session(self: StorageBase, session_id: str | None = None) -> Any:
+        self._closing.check()
+        return guard(opener(self, session_id), self._closing)
+
+    return session
 
 
 @runtime_checkable

@@ -106,6 +106,7 @@ class ProcessNotifier:
 
     async def aclose(self) -> None:
         self._closed = True
+        self._wake_all()  # a waiter looks again now, and finds the storage closed
         task, self._task = self._task, None
         if task is not None:
             task.cancel()

@@ -106,7 +106,8 @@ class PostgresStorage(StorageBase):
     def session(self, session_id: str | None = None) -> PostgresSessionHandle:
         return PostgresSessionHandle(self._db, session_id, self.maintenance, self._clock)
 
-    async def aclose(self) -> None:
+    async def _release_resources(self) -> None:
+        # The kit has already refused new calls and ended the waits (StorageBase.aclose).
         await self._notifier.aclose()
         await self._db.aclose()
 

@@ -6,6 +6,7 @@ See :mod:`.harness`; the mutants are registered by importing their modules.
 from . import (
     artifacts,
     attachments,
+    closing,
     factory,
     integers,
     json_limits,
@@ -24,6 +25,7 @@ __all__ = [
     "Mutant",
     "artifacts",
     "attachments",
+    "closing",
     "factory",
     "installed",
     "integers",

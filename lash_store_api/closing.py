@@ -1,0 +1,141 @@
+"""A closed storage refuses every call and releases its waiters (design.md, departure 10).
+
+:class:`~lash_store_api.storage.StorageBase` hands out its facets, and the
+session handles its ``session`` opens, behind a :class:`Guarded` proxy that
+consults the storage's :class:`Closing`. So the rule holds for every backend
+built on the kit, whatever its facets do: after ``aclose`` a call raises
+:class:`~lash_store_api.errors.StorageClosed` before it reaches the backend,
+and a wait blocked at close (``await_process``, ``wait_event_after``) ends
+with that error at once instead of never.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast
+
+from .errors import BackendError, StorageClosed
+
+__all__ = ["WAITS", "Closing", "Guarded", "guard"]
+
+T = TypeVar("T")
+
+#: The calls that block until something else happens; close ends them.
+WAITS = frozenset({"await_process", "wait_event_after"})
+
+
+class Closing:
+    """Whether one storage is closed, and the waits in progress to release when it is."""
+
+    def __init__(self, backend_name: str) -> None:
+        self.backend_name = backend_name
+        self.closed = False
+        # One future per wait in progress, set at close. Futures, not an asyncio.Event:
+        # a storage may outlive the loop it was opened on.
+        self._waits: set[asyncio.Future[None]] = set()
+
+    def error(self) -> StorageClosed:
+        return StorageClosed(self.backend_name)
+
+    def check(self) -> None:
+        if self.closed:
+            raise self.error()
+
+    def close(self) -> None:
+        """Refuse calls from now on and end every wait in progress."""
+        self.closed = True
+        waits, self._waits = self._waits, set()
+        for wait in waits:
+            if not wait.done():
+                wait.set_result(None)
+
+    async def call(self, method: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        self.check()
+        try:
+            return await method(*args, **kwargs)
+        except BackendError as exc:
+            if self.closed:  # the close took the connection this call was using
+                raise self.error() from exc
+            raise
+
+    async def wait(self, method: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """``method``'s wait, ended with :class:`StorageClosed` if the storage closes first."""
+        self.check()
+        waiting = asyncio.ensure_future(self.call(method, *args, **kwargs))
+        closing = asyncio.get_running_loop().create_future()
+        self._waits.add(closing)
+        try:
+            await asyncio.wait((waiting, closing), return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            waiting.cancel()  # the caller was cancelled: so is its wait
+            raise
+        finally:
+            self._waits.discard(closing)
+        if not waiting.done():  # the storage closed first
+            waiting.cancel()
+            await asyncio.wait((waiting,))  # let it leave its watch before we report
+            if waiting.cancelled() or waiting.exception() is not None:
+                raise self.error()
+        return waiting.result()
+
+
+class Guarded:
+    """A facet object or session handle that refuses calls once its storage is closed.
+
+    Attributes pass through to the wrapped object; a public method is checked
+    when called (a coroutine when awaited), a wait (:data:`WAITS`) also ends
+    at close. Private names pass through unchecked: they are the backend's own.
+    """
+
+    __slots__ = ("_closing", "_methods", "_target")
+
+    def __init__(self, target: object, closing: Closing) -> None:
+        object.__setattr__(self, "_target", target)
+        object.__setattr__(self, "_closing", closing)
+        object.__setattr__(self, "_methods", {})
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._target, name)
+        if name.startswith("_") or not callable(found):
+            return found
+        methods: dict[str, Any] = self._methods
+        wrapper = methods.get(name)
+        if wrapper is None:
+            wrapper = methods[name] = _checked(found, self._closing, name in WAITS)
+        return wrapper
+
+    def __setattr__(self, name: str, value: object) -> None:
+        self._methods.pop(name, None)
+        setattr(self._target, name, value)
+
+    def __repr__(self) -> str:
+        return repr(self._target)
+
+
+def _checked(method: Callable[..., Any], closing: Closing, wait: bool) -> Callable[..., Any]:
+    if inspect.iscoroutinefunction(method):
+        run = closing.wait if wait else closing.call
+
+        @functools.wraps(method)
+        async def checked_call(*args: Any, **kwargs: Any) -> Any:
+            return await run(method, *args, **kwargs)
+
+        return checked_call
+
+    @functools.wraps(method)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        closing.check()
+        return method(*args, **kwargs)
+
+    return checked
+
+
+def guard(target: T, closing: Closing) -> T:
+    """``target`` behind a proxy consulting ``closing`` (``target`` itself if already so)."""
+    if isinstance(target, Guarded):
+        return target
+    # Typed as what it stands in for: it has every attribute of it.
+    return cast(T, Guarded(target, closing))
