@@ -7,6 +7,9 @@ session through the session factory revokes its grants as
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+
 import pytest
 
 from lash_store_api import (
@@ -20,9 +23,11 @@ from lash_store_api import (
     Storage,
 )
 
+from ._fixtures import ManualClock
 from ._process_fixtures import LINE, PROCESSES, line, registered
 from .plugin import behaviour
 
+Isolated = Callable[..., AbstractAsyncContextManager[Storage]]
 SUCCESS: JSON = {"type": "success", "value": 1}
 TOOL = ProcessHandleDescriptor("tool", "the tool")
 
@@ -46,6 +51,29 @@ async def test_processes_4_grant_membership_round_trips(storage: Storage) -> Non
     await reg.revoke_handle(scope, "nobody")  # never fails
     assert not await reg.has_handle_grant(scope, "p4")
     assert await reg.list_handle_grants(scope) == []
+
+
+@behaviour("processes-4", needs=PROCESSES)
+@pytest.mark.asyncio
+async def test_processes_4_scope_ids_match_exactly(storage: Storage) -> None:
+    """A whole-session scope does not hold the grants of its frames, nor a frame those of
+    its session or of another frame; granting again replaces the descriptor."""
+    reg = storage.processes
+    session, frame, other = SessionScope("s4x"), SessionScope("s4x", "f"), SessionScope("s4x", "g")
+    for pid in ("in-frame", "in-session"):
+        await registered(storage, pid)
+    await reg.grant_handle(frame, "in-frame", TOOL)
+    await reg.grant_handle(session, "in-session", TOOL)
+    assert not await reg.has_handle_grant(session, "in-frame")
+    assert not await reg.has_handle_grant(other, "in-frame")
+    assert not await reg.has_handle_grant(frame, "in-session")
+    assert await reg.has_handle_grant(frame, "in-frame")
+    label = ProcessHandleDescriptor("tool", "renamed")
+    await reg.grant_handle(frame, "in-frame", label)
+    assert [g for g, _ in await reg.list_handle_grants(frame)] == [
+        ProcessHandleGrant("s4x", "in-frame", label)
+    ]
+    assert [g.descriptor for g in await reg.handle_grants_for_process("in-frame")] == [label]
 
 
 @behaviour("processes-18", needs=PROCESSES)
@@ -85,6 +113,20 @@ async def test_processes_19_many_sessions_hold_grants(storage: Storage) -> None:
     assert grants[-1].descriptor == ProcessHandleDescriptor(label="s-c")
     with pytest.raises(ProcessNotFound):
         await reg.handle_grants_for_process("nobody")
+
+
+@behaviour("processes-19", needs=PROCESSES)
+@pytest.mark.asyncio
+async def test_processes_19_grants_ordered_by_session_then_scope(storage: Storage) -> None:
+    """A process's grants are ordered by session id, then by scope id within a session
+    (not by scope id alone: ``session:s-a`` sorts before ``session:s/frame:f``)."""
+    reg = storage.processes
+    await registered(storage, "p19-order")
+    scopes = [SessionScope("s-a"), SessionScope("s", "f"), SessionScope("s")]
+    for scope in scopes:
+        await reg.grant_handle(scope, "p19-order", ProcessHandleDescriptor(label=scope.id()))
+    grants = await reg.handle_grants_for_process("p19-order")
+    assert [g.descriptor.label for g in grants] == ["session:s", "session:s/frame:f", "session:s-a"]
 
 
 @behaviour("processes-20", needs=PROCESSES)
@@ -133,6 +175,26 @@ async def test_processes_21_session_deletion_report(storage: Storage) -> None:
     assert again.revoked_handle_count == 0 and list(again.orphaned_process_ids) == []
 
 
+@behaviour("processes-21", needs=PROCESSES)
+@pytest.mark.asyncio
+async def test_processes_21_terminal_processes_are_not_reported(storage: Storage) -> None:
+    """Only non-terminal processes that lost a grant are reported: a terminal one, whether
+    it lost its last grant or keeps one elsewhere, is neither orphaned nor preserved, though
+    its grants are revoked."""
+    reg, sid = storage.processes, "s21-t"
+    for pid in ("t-sole", "t-shared", "live"):
+        await registered(storage, pid)
+        await reg.grant_handle(SessionScope(sid), pid, TOOL)
+    await reg.grant_handle(SessionScope("other"), "t-shared", TOOL)
+    for pid in ("t-sole", "t-shared"):
+        await reg.complete_process(pid, SUCCESS)
+    report = await reg.delete_session_process_state(sid)
+    assert report.revoked_handle_count == 3
+    assert list(report.orphaned_process_ids) == ["live"]
+    assert list(report.preserved_process_ids) == []
+    assert await reg.handle_grants_for_process("t-sole") == []
+
+
 @behaviour("processes-22", needs=PROCESSES)
 @pytest.mark.asyncio
 async def test_processes_22_list_non_terminal_excludes_completed(storage: Storage) -> None:
@@ -155,6 +217,40 @@ async def test_processes_23_live_grants_exclude_terminal(storage: Storage) -> No
     assert [r.id for _, r in await reg.list_handle_grants(scope)] == ["a", "m", "z"]
     assert [g.process_id for g, _ in await reg.list_live_handle_grants(scope)] == ["a", "z"]
     assert await reg.list_live_handle_grants(SessionScope("s23", "frame")) == []
+
+
+@behaviour("processes-23", needs=PROCESSES)
+@pytest.mark.asyncio
+async def test_processes_23_session_scope_lists_no_frame_grants(storage: Storage) -> None:
+    """Listings match the scope id exactly: a whole-session scope lists none of its frames'
+    grants, and a frame lists only its own."""
+    reg = storage.processes
+    session, frame = SessionScope("s23x"), SessionScope("s23x", "f")
+    for pid, scope in (("a-frame", frame), ("b-session", session)):
+        await registered(storage, pid)
+        await reg.grant_handle(scope, pid, TOOL)
+    for listing in (reg.list_handle_grants, reg.list_live_handle_grants):
+        assert [g.process_id for g, _ in await listing(session)] == ["b-session"]
+        assert [g.process_id for g, _ in await listing(frame)] == ["a-frame"]
+        assert await listing(SessionScope("s23x", "g")) == []
+
+
+@behaviour("processes-35", needs=PROCESSES)
+@pytest.mark.asyncio
+async def test_processes_35_cleared_target_bumps_updated_at(isolated_with: Isolated) -> None:
+    """Clearing a deleted session's wake target sets `updated_at` to the deletion's time;
+    a process whose target names another session is left as it was."""
+    clock = ManualClock()
+    async with isolated_with(clock=clock) as storage:
+        reg = storage.processes
+        await registered(storage, "cleared", wake_target=SessionScope("s35t", "f"))
+        kept = await registered(storage, "kept", wake_target=SessionScope("s35u"))
+        clock.advance(1_000)
+        await reg.delete_session_process_state("s35t")
+        cleared = await reg.get_process("cleared")
+        assert cleared is not None and cleared.wake_target is None
+        assert cleared.updated_at_ms == clock.now_ms
+        assert await reg.get_process("kept") == kept
 
 
 @behaviour("processes-35", needs=PROCESSES)

@@ -61,6 +61,17 @@ async def test_processes_24_live_lease_fences_other_owner(isolated_with: Isolate
         assert again.owner_id == "a"
 
 
+@behaviour("processes-24", needs=PROCESSES)
+@pytest.mark.asyncio
+async def test_processes_24_terminal_process_can_be_leased(isolated_with: Isolated) -> None:
+    """A claim does not look at the process's status: a terminal process is leased like
+    any other."""
+    async with clocked(isolated_with, "p24-done") as (reg, _):
+        await reg.complete_process("p24-done", {"type": "success", "value": None})
+        lease = await reg.claim_process_lease("p24-done", "a", TTL)
+        assert (lease.owner_id, lease.fencing_token) == ("a", 1)
+
+
 @behaviour("processes-25", needs=PROCESSES)
 @pytest.mark.asyncio
 async def test_processes_25_superseded_lease_cannot_renew(isolated_with: Isolated) -> None:

@@ -245,6 +245,40 @@ async def test_processes_11_keyed_events_idempotent(storage: Storage) -> None:
     assert len(await reg.events_after("p11", 0)) == 1
 
 
+@behaviour("processes-11", needs=PROCESSES)
+@pytest.mark.asyncio
+async def test_processes_11_replay_keys_are_per_process(storage: Storage) -> None:
+    """A replay key is unique per process: another process's use of the same key neither
+    replays its event nor conflicts with it."""
+    reg = storage.processes
+    for pid in ("p11-a", "p11-b", "p11-c"):
+        await registered(storage, pid, LINE)
+    first = await reg.append_event("p11-a", line("a", key="shared"))
+    other = await reg.append_event("p11-b", line("b", key="shared"))
+    same = await reg.append_event("p11-c", line("a", key="shared"))
+    for pid, result, text in (("p11-b", other, "b"), ("p11-c", same, "a")):
+        assert (result.event.process_id, result.event.sequence) == (pid, 1)
+        assert result.event.payload == {"line": text}
+        assert await reg.events_after(pid, 0) == [result.event]
+    assert (await reg.append_event("p11-b", line("b", key="shared"))).event == other.event
+    with pytest.raises(EventReplayConflict):
+        await reg.append_event("p11-b", line("a", key="shared"))
+    assert await reg.events_after("p11-a", 0) == [first.event]
+
+
+@behaviour("processes-11", needs=PROCESSES)
+@pytest.mark.asyncio
+async def test_processes_11_replay_hash_covers_the_event_type(storage: Storage) -> None:
+    """A replay key reused with the same payload under another event type is a conflict:
+    the stored hash covers the type and the payload."""
+    reg = storage.processes
+    await registered(storage, "p11-t", ProcessEventType("one"), ProcessEventType("two"))
+    first = await reg.append_event("p11-t", ProcessEventAppendRequest("one", {"x": 1}, "k"))
+    with pytest.raises(EventReplayConflict):
+        await reg.append_event("p11-t", ProcessEventAppendRequest("two", {"x": 1}, "k"))
+    assert await reg.events_after("p11-t", 0) == [first.event]
+
+
 @behaviour("processes-12", needs=PROCESSES)
 @pytest.mark.asyncio
 async def test_processes_12_wake_without_target_has_no_delivery(storage: Storage) -> None:

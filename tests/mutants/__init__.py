@@ -12,10 +12,14 @@ from . import (
     json_limits,
     maintenance,
     order,
+    process_grants,
+    process_leases,
     process_waits,
     processes,
+    queue_rules,
     queued_work,
     sessions,
+    trigger_rules,
     triggers,
 )
 from .harness import CONTROL, MUTANTS, Mutant, installed
@@ -33,9 +37,13 @@ __all__ = [
     "json_limits",
     "maintenance",
     "order",
+    "process_grants",
+    "process_leases",
     "process_waits",
     "processes",
+    "queue_rules",
     "queued_work",
     "sessions",
+    "trigger_rules",
     "triggers",
 ]
