@@ -42,6 +42,7 @@ SUITE_MODULES = frozenset(
         "processes",
         "process_grants",
         "process_leases",
+        "process_records",
         "process_races",
         "process_replay_races",
         "process_semantics",
