@@ -70,7 +70,8 @@ class Closing:
         try:
             await asyncio.wait((waiting, closing), return_when=asyncio.FIRST_COMPLETED)
         except BaseException:
-            waiting.cancel()  # the caller was cancelled: so is its wait
+            waiting.cancel()  # the caller was cancelled: so is its wait, before we leave
+            await asyncio.wait((waiting,))
             raise
         finally:
             self._waits.discard(closing)
@@ -117,13 +118,14 @@ class Guarded:
 
 def _checked(method: Callable[..., Any], closing: Closing, wait: bool) -> Callable[..., Any]:
     if inspect.iscoroutinefunction(method):
-        run = closing.wait if wait else closing.call
+        if wait:
 
-        @functools.wraps(method)
-        async def checked_call(*args: Any, **kwargs: Any) -> Any:
-            return await run(method, *args, **kwargs)
+            @functools.wraps(method)
+            async def checked_wait(*args: Any, **kwargs: Any) -> Any:
+                return await closing.wait(method, *args, **kwargs)
 
-        return checked_call
+            return checked_wait
+        return functools.wraps(method)(functools.partial(closing.call, method))
 
     @functools.wraps(method)
     def checked(*args: Any, **kwargs: Any) -> Any:
