@@ -6,7 +6,8 @@ backend, a second process); ``artifact-2``, a module's ``blob_refs`` must be
 stored and stay GC roots while it is, even while GC sweeps in a loop;
 ``artifact-3``, bad input (a module
 failing verification, an env under another spec's ref) raises naming the field
-and writes nothing; ``artifact-4``, the kinds are kept apart and listed.
+and writes nothing; ``artifact-4``, the kinds are kept apart and listed;
+``artifact-5``, a second env put under one ref replaces its bytes.
 
 Modules here are verified the way a runtime would: the suite's
 :func:`verify_module` re-derives ``module_ref`` from the rest of the document,
@@ -263,6 +264,20 @@ async def test_artifact_4_kinds_are_apart_and_listed(storage: Storage) -> None:
         ArtifactEntry(ArtifactKind.BYTES, env, 3),
         ArtifactEntry(ArtifactKind.ENV, env, len(canon(ENV_SPEC))),
     ]
+
+
+@behaviour("artifact-5", needs=ARTIFACTS)
+@pytest.mark.asyncio
+async def test_artifact_5_a_second_env_put_replaces_the_bytes(storage: Storage) -> None:
+    """Two encodings of one env spec share its ref; the second put replaces the first's
+    bytes (an upsert, as for every kind)."""
+    store = storage.artifacts
+    env = execution_env_ref(ENV_SPEC)
+    spaced = b'{"runtime": "python", "packages": ["httpx"], "vars": {"MODE": "ci"}}'
+    await store.put_process_execution_env(env, spaced)
+    await store.put_process_execution_env(env, canon(ENV_SPEC))
+    assert spaced != canon(ENV_SPEC)
+    assert await store.get_process_execution_env(env) == canon(ENV_SPEC)
 
 
 @behaviour("artifact-2", needs=GC)

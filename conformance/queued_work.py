@@ -122,6 +122,20 @@ async def test_queued_work_1_still_queued_source_key_returns_the_original(
     assert await listed(work, sid) == [first.batch_id]
 
 
+@behaviour("queued_work-1", needs=QUEUED)
+@pytest.mark.asyncio
+async def test_queued_work_1b_source_keys_are_per_session(storage: Storage) -> None:
+    """A source key still queued in one session does not hold it in another: each
+    session's enqueue under that key stores its own batch."""
+    mine, other = queue(storage.session("q1b-mine")), queue(storage.session("q1b-other"))
+    theirs = await other.enqueue_queued_work(work_of("q1b-other", "theirs", source_key="k"))
+    own = await mine.enqueue_queued_work(work_of("q1b-mine", "mine", source_key="k"))
+    assert own.batch_id != theirs.batch_id and own.session_id == "q1b-mine"
+    assert own.items[0].payload == {"type": "turn_input", "text": "mine"}
+    assert await listed(mine, "q1b-mine") == [own.batch_id]
+    assert await listed(other, "q1b-other") == [theirs.batch_id]
+
+
 @behaviour("queued_work-2", needs=QUEUED)
 @pytest.mark.asyncio
 async def test_queued_work_2_list_is_one_session_by_increasing_seq(storage: Storage) -> None:

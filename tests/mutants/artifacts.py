@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from lash_store_api import ArtifactKind, GcReport, ModuleArtifact
+from lash_store_api import (
+    ArtifactDecodeError,
+    ArtifactKind,
+    DurabilityTier,
+    GcReport,
+    ModuleArtifact,
+)
 from lash_store_memory.artifacts import MemoryArtifactStore
 from lash_store_memory.maintenance import MemoryMaintenance
 from lash_store_memory.state import MemoryState
@@ -88,3 +94,50 @@ class KindsMixed(MemoryArtifactStore):
 
     async def _get(self, kind: ArtifactKind, ref: str) -> bytes | None:
         return await super()._get(ArtifactKind.BYTES, ref)
+
+
+@breaks("artifacts-1: the artifact store reports a tier other than its backend's")
+class ArtifactsReportAnotherTier(MemoryArtifactStore):
+    def durability_tier(self) -> DurabilityTier:
+        return DurabilityTier.DURABLE
+
+
+@breaks("artifacts-1: an env never put reads as an empty spec, not None")
+class AbsentEnvIsEmpty(MemoryArtifactStore):
+    async def _get(self, kind: ArtifactKind, ref: str) -> bytes | None:
+        data = await super()._get(kind, ref)
+        return b"{}" if data is None and kind is ArtifactKind.ENV else data
+
+
+@breaks("artifacts-2: an unknown module ref raises instead of returning None")
+class AbsentModuleRaises(MemoryArtifactStore):
+    async def get_module_artifact(self, module_ref: str) -> ModuleArtifact | None:
+        found = await super().get_module_artifact(module_ref)
+        if found is None:
+            raise ArtifactDecodeError("no such module", record=module_ref)
+        return found
+
+
+@breaks("artifacts-4: the descriptor is stored in front of the bytes")
+class DescriptorStored(MemoryArtifactStore):
+    async def put_artifact_bytes(self, artifact_ref: str, descriptor: str, data: bytes) -> None:
+        if isinstance(data, bytes):
+            data = descriptor.encode() + data
+        await super().put_artifact_bytes(artifact_ref, descriptor, data)
+
+
+@breaks("artifacts-4: raw bytes never put read as empty bytes, not None")
+class AbsentBytesAreEmpty(MemoryArtifactStore):
+    async def _get(self, kind: ArtifactKind, ref: str) -> bytes | None:
+        data = await super()._get(kind, ref)
+        return b"" if data is None and kind is ArtifactKind.BYTES else data
+
+
+@breaks("artifact-5: a second env put under one ref keeps the first bytes")
+class EnvFirstPutWins(MemoryArtifactStore):
+    async def _put(
+        self, kind: ArtifactKind, ref: str, data: bytes, blob_refs: Sequence[str]
+    ) -> list[str]:
+        if kind is ArtifactKind.ENV and ref in self._state.artifacts.get(kind, {}):
+            return []
+        return await super()._put(kind, ref, data, blob_refs)
