@@ -1,4 +1,4 @@
-"""More mutants of queued work (spec/queued_work.md): one per rule of §2 to §5 that the
+"""More mutants of queued work (spec/queued_work.md): one per rule of §2 to §4 that the
 first set (:mod:`.queued_work`) leaves unbroken."""
 
 from __future__ import annotations
@@ -6,8 +6,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
-from lash_store_api import ClaimBoundary, DeliveryPolicy, QueuedWorkClaim, SlotPolicy
-from lash_store_api.backend.commit import CommitObservation, CommitPlan
+from lash_store_api import (
+    ClaimBoundary,
+    DeliveryPolicy,
+    QueuedWorkClaim,
+    SlotPolicy,
+)
 from lash_store_api.backend.queued_work import (
     DEFAULT_LEASE_TTL_MS,
     ClaimRequest,
@@ -19,7 +23,6 @@ from lash_store_api.backend.queued_work import (
     stamp_rows,
 )
 from lash_store_memory.queued_work import MemoryQueue
-from lash_store_memory.sessions import MemorySessionHandle
 from lash_store_memory.state import MemoryState
 
 from .harness import breaks
@@ -335,44 +338,3 @@ class CancelRefusesExpired(MemoryQueue):
         if row is not None and row.lease_token is not None:
             return None
         return await super()._cancel(session_id, batch_id, now_ms)
-
-
-# --- §5 completion ----------------------------------------------------------------------
-
-
-@breaks("queue-5: a completion settles every batch of its claim, listed or not")
-class SettlesWholeClaim(MemorySessionHandle):
-    async def _write_commit(self, plan: CommitPlan) -> CommitObservation:
-        rows = self._state.queue.get(plan.session_id, {})
-        claims = {claim_id: token for claim_id, token, _ in plan.queue_checks}
-        seen = await super()._write_commit(plan)
-        if seen.written:
-            for row in list(rows.values()):
-                if row.claim_id in claims and claims[row.claim_id] == row.lease_token:
-                    del rows[row.batch_id]
-        return seen
-
-
-@breaks("queue-14: a completion of a claim whose lease expired is refused, though unreclaimed")
-class CompletionChecksExpiry(MemorySessionHandle):
-    async def _write_commit(self, plan: CommitPlan) -> CommitObservation:
-        rows = self._state.queue.get(plan.session_id, {})
-        assert self._queue is not None
-        now = self._queue.clock()
-        checks = tuple(
-            (claim_id, token if b in rows and is_live(rows[b], now) else "", b)
-            for claim_id, token, b in plan.queue_checks
-        )
-        return await super()._write_commit(dataclasses.replace(plan, queue_checks=checks))
-
-
-@breaks("queue-14: a commit refused for a stale completion still settles its valid ones")
-class StaleCommitSettlesOthers(MemorySessionHandle):
-    async def _write_commit(self, plan: CommitPlan) -> CommitObservation:
-        seen = await super()._write_commit(plan)
-        if seen.stale_claims:
-            rows = self._state.queue.get(plan.session_id, {})
-            for claim_id, _, batch_id in plan.queue_checks:
-                if claim_id not in seen.stale_claims:
-                    rows.pop(batch_id, None)
-        return seen

@@ -5,16 +5,22 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 
-from lash_store_api import SlotPolicy
+from lash_store_api import (
+    QueuedWorkClaimExpired,
+    RuntimeCommit,
+    RuntimeCommitResult,
+    SlotPolicy,
+)
 from lash_store_api.backend.commit import CommitObservation, CommitPlan
 from lash_store_api.backend.queued_work import (
     ClaimRequest,
     StoredBatch,
     candidates,
+    is_live,
     select_group,
     stamp_rows,
 )
-from lash_store_memory.queued_work import MemoryQueue, released
+from lash_store_memory.queued_work import MemoryQueue, released, stale_claims
 from lash_store_memory.sessions import MemorySessionHandle
 
 from .harness import breaks
@@ -188,3 +194,73 @@ class GroupSkipsMisfits(MemoryQueue):
         for row in stamped:
             rows[row.batch_id] = row
         return stamped
+
+
+# --- §5 completion ----------------------------------------------------------------------
+
+
+@breaks("queue-5: a completion settles every batch of its claim, listed or not")
+class SettlesWholeClaim(MemorySessionHandle):
+    async def _write_commit(self, plan: CommitPlan) -> CommitObservation:
+        rows = self._state.queue.get(plan.session_id, {})
+        claims = {claim_id: token for claim_id, token, _ in plan.queue_checks}
+        seen = await super()._write_commit(plan)
+        if seen.written:
+            for row in list(rows.values()):
+                if row.claim_id in claims and claims[row.claim_id] == row.lease_token:
+                    del rows[row.batch_id]
+        return seen
+
+
+@breaks("queue-14: a completion of a claim whose lease expired is refused, though unreclaimed")
+class CompletionChecksExpiry(MemorySessionHandle):
+    async def _write_commit(self, plan: CommitPlan) -> CommitObservation:
+        rows = self._state.queue.get(plan.session_id, {})
+        assert self._queue is not None
+        now = self._queue.clock()
+        checks = tuple(
+            (claim_id, token if b in rows and is_live(rows[b], now) else "", b)
+            for claim_id, token, b in plan.queue_checks
+        )
+        return await super()._write_commit(dataclasses.replace(plan, queue_checks=checks))
+
+
+@breaks("queue-14: a commit refused for a stale completion still settles its valid ones")
+class StaleCommitSettlesOthers(MemorySessionHandle):
+    async def _write_commit(self, plan: CommitPlan) -> CommitObservation:
+        seen = await super()._write_commit(plan)
+        if seen.stale_claims:
+            rows = self._state.queue.get(plan.session_id, {})
+            for claim_id, _, batch_id in plan.queue_checks:
+                if claim_id not in seen.stale_claims:
+                    rows.pop(batch_id, None)
+        return seen
+
+
+@breaks("queue-6: a completion naming another session is left out, not refused")
+class ForeignCompletionIgnored(MemorySessionHandle):
+    async def commit_runtime_state(self, commit: RuntimeCommit) -> RuntimeCommitResult:
+        own = [c for c in commit.completed_queue_claims if c.session_id == commit.session_id]
+        return await super().commit_runtime_state(
+            dataclasses.replace(commit, completed_queue_claims=own)
+        )
+
+
+@breaks("queue-5: a completion of no batch ids is checked, and refused as stale")
+class EmptyCompletionChecked(MemorySessionHandle):
+    async def commit_runtime_state(self, commit: RuntimeCommit) -> RuntimeCommitResult:
+        for done in commit.completed_queue_claims:
+            if not done.batch_ids:
+                raise QueuedWorkClaimExpired(done.session_id, done.claim_id)
+        return await super().commit_runtime_state(commit)
+
+
+@breaks("queue-17: a replayed stamped commit checks its completions before its stamp")
+class ReplayChecksClaims(MemorySessionHandle):
+    async def _write_commit(self, plan: CommitPlan) -> CommitObservation:
+        stale = stale_claims(self._state, plan)
+        head = self._state.heads.get(plan.session_id)
+        if stale and plan.turn_id is not None:
+            actual = 0 if head is None else head.head.head_revision
+            return CommitObservation(False, actual, stale_claims=stale)
+        return await super()._write_commit(plan)
