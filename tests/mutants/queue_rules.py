@@ -338,3 +338,32 @@ class CancelRefusesExpired(MemoryQueue):
         if row is not None and row.lease_token is not None:
             return None
         return await super()._cancel(session_id, batch_id, now_ms)
+
+
+@breaks("queue-2: a batch is stamped enqueued at the epoch, not at the clock's now")
+class EnqueuedAtZero(MemoryQueue):
+    async def _insert(self, row: StoredBatch) -> StoredBatch:
+        return await super()._insert(dataclasses.replace(row, enqueued_at_ms=0))
+
+
+@breaks("departures-7: an enqueue looks its source key up, then inserts after an await")
+class KeyCheckRace(MemoryQueue):
+    async def _insert(self, row: StoredBatch) -> StoredBatch:
+        rows = self._state.queue.setdefault(row.session_id, {})
+        held = [r for r in rows.values() if row.source_key and r.source_key == row.source_key]
+        await asyncio.sleep(0)
+        if held:
+            return held[0]
+        self._state.queue_seq += 1
+        stored = dataclasses.replace(row, enqueue_seq=self._state.queue_seq)
+        rows[stored.batch_id] = stored
+        return stored
+
+
+@breaks("queued_work-17: a claim returns its batches newest first")
+class ClaimNewestFirst(MemoryQueue):
+    async def claim(self, request: ClaimRequest) -> QueuedWorkClaim | None:
+        found = await super().claim(request)
+        if found is None:
+            return None
+        return dataclasses.replace(found, batches=list(reversed(found.batches)))

@@ -160,3 +160,12 @@ class LabelFromIdentity(MemoryTriggerStore):
     ) -> TriggerSubscriptionRecord:
         record = await super().register_subscription(draft)
         return dataclasses.replace(record, target_label=draft.target_identity.label)
+
+
+@breaks("trigger-6: listing by session leaves out the subscriptions its frames registered")
+class SessionFilterSkipsFrames(MemoryTriggerStore):
+    async def _list_subscriptions(self, query: SubscriptionQuery) -> list[StoredSubscription]:
+        found = await super()._list_subscriptions(query)
+        if query.session_id is None:
+            return found
+        return [r for r in found if "/frame:" not in r.registrant_scope_id]
