@@ -33,6 +33,7 @@ SUITE_MODULES = frozenset(
     {
         "sessions",
         "session_factory",
+        "session_rules",
         "maintenance",
         "attachments",
         "queued_work",
