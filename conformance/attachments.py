@@ -284,3 +284,33 @@ async def test_manifest_1_rerecorded_intent_takes_the_new_row(storage: Storage) 
     await storage.session(other).record_intent(intent(other, A, intent_at_epoch_ms=400))
     assert await handle.list_uncommitted(10_000) == []
     assert await storage.session(other).list_uncommitted(10_000) == [entry(A, other, 400)]
+
+
+@behaviour("attachments-3", needs=ATTACHMENTS)
+@pytest.mark.asyncio
+async def test_attachments_3b_forget_of_an_unknown_id_is_fine(storage: Storage) -> None:
+    """`forget` of an id never recorded (or already forgotten) succeeds and changes nothing."""
+    sid = "a3b-forget"
+    handle = storage.session(sid)
+    await handle.record_intent(intent(sid, A))
+    await handle.forget(B)
+    await handle.forget(A)
+    await handle.forget(A)
+    await storage.session("a3b-fresh").forget(C)
+    assert await handle.list_uncommitted(200) == []
+
+
+@behaviour("attachments-13", needs=ATTACHMENTS)
+@pytest.mark.asyncio
+async def test_attachments_13b_unknown_ids_are_ignored(storage: Storage) -> None:
+    """`commit_refs` and a runtime commit naming ids that were never recorded succeed, and
+    stamp the known ids they list beside them."""
+    sid = "a13b-unknown"
+    handle = storage.session(sid)
+    await handle.record_intent(intent(sid, A))
+    await handle.record_intent(intent(sid, B))
+    await handle.commit_refs(sid, [C, A])
+    await handle.commit_runtime_state(commit(sid, None, attachment_ids=["d" * 64]))
+    assert await handle.list_uncommitted(200) == [entry(B, sid, 100)]
+    await handle.commit_runtime_state(commit(sid, 1, attachment_ids=["e" * 64, B]))
+    assert await handle.list_uncommitted(200) == []

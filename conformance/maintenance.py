@@ -221,3 +221,56 @@ async def test_vacuum_1_vacuum_deletes_tombstoned_rows_and_nothing_else(storage:
     assert [await read(x), await read(y), await read(z)] == before
     assert await z.load_node("z2") == node("z2", "z1")
     assert [(await h.vacuum()).removed_node_count for h in (x, y, z)] == [0, 0, 0]
+
+
+async def live_count(storage: Storage, sid: str) -> int:
+    """The session's live node count as ``list_sessions`` reports it."""
+    return next(s.node_count for s in await storage.sessions.list_sessions() if s.session_id == sid)
+
+
+@behaviour("maintenance-7", needs=MAINTENANCE)
+@pytest.mark.asyncio
+async def test_maintenance_7b_replace_full_revives_tombstoned_node(storage: Storage) -> None:
+    """Re-sending a tombstoned id in a `ReplaceFull` makes it visible again, as in an
+    `Append` (spec/blobs_and_maintenance.md §3)."""
+    sid = "m7b-replace"
+    handle = await replaced(storage, sid, "n1", "n2")
+    await handle.tombstone_nodes(["n2"])
+    revived = node("n2", "n1", text="revived")
+    graph = ReplaceFull(SessionGraph([node("n1"), revived], "n2"))
+    await handle.commit_runtime_state(commit(sid, 1, graph=graph))
+    assert await handle.load_node("n2") == revived
+    assert list((await read(handle)).graph.nodes) == [node("n1"), revived]
+    assert await live_count(storage, sid) == 2
+
+
+@behaviour("maintenance-9", needs=MAINTENANCE)
+@pytest.mark.asyncio
+async def test_maintenance_9b_repeated_tombstones_are_harmless(storage: Storage) -> None:
+    """Tombstoning an id again, alone or twice in one call, leaves it tombstoned and counted
+    out once: the next commit's head counts the live nodes only."""
+    sid = "m9b-repeat"
+    handle = await replaced(storage, sid, "n1", "n2", "n3")
+    await handle.tombstone_nodes(["n2"])
+    await handle.tombstone_nodes(["n2"])
+    await handle.tombstone_nodes(["n3", "n3"])
+    await handle.commit_runtime_state(commit(sid, 1))
+    assert [await handle.load_node(i) for i in ("n1", "n2", "n3")] == [node("n1"), None, None]
+    assert list((await read(handle)).graph.nodes) == [node("n1")]
+    assert await live_count(storage, sid) == 1
+    assert (await handle.vacuum()).removed_node_count == 2
+
+
+@behaviour("vacuum-1", needs=MAINTENANCE)
+@pytest.mark.asyncio
+async def test_vacuum_1b_vacuum_leaves_the_live_node_count_alone(storage: Storage) -> None:
+    """The rows vacuum deletes were already out of the live count: after vacuum and another
+    commit, the session still counts only its live nodes."""
+    sid = "v1b-count"
+    handle = await replaced(storage, sid, "a", "b", "c")
+    await handle.tombstone_nodes(["b", "c"])
+    await handle.commit_runtime_state(commit(sid, 1))
+    assert (await handle.vacuum()).removed_node_count == 2
+    await handle.commit_runtime_state(commit(sid, 2, nodes=[node("d", "a")], leaf="d"))
+    assert await live_count(storage, sid) == 2
+    assert list((await read(handle)).graph.nodes) == [node("a"), node("d", "a")]

@@ -10,6 +10,7 @@ from lash_store_api import (
     AttachmentCreateMeta,
     AttachmentIntent,
     AttachmentManifestEntry,
+    AttachmentNotFound,
     AttachmentRef,
     AttachmentStorePersistence,
     BackendError,
@@ -252,3 +253,22 @@ class UnboundListsEverything(MemorySessionHandle):
             for r in await self._manifest.list_uncommitted(s, older_than_epoch_ms)
         ]
         return sorted(rows, key=lambda e: e.attachment_id)
+
+
+@breaks("attachments-3: forget of an id that has no row raises AttachmentNotFound")
+class ForgetUnknownRaises(MemoryManifest):
+    async def forget(self, session_id: str, attachment_id: str) -> None:
+        if attachment_id not in self._state.manifest:
+            raise AttachmentNotFound(attachment_id)
+        await super().forget(session_id, attachment_id)
+
+
+@breaks("attachments-13: commit_refs of an id that has no row raises AttachmentNotFound")
+class CommitRefsUnknownRaises(MemoryManifest):
+    async def stamp_committed(
+        self, session_id: str, attachment_ids: Sequence[str], at_ms: int
+    ) -> None:
+        for attachment_id in attachment_ids:
+            if attachment_id not in self._state.manifest:
+                raise AttachmentNotFound(attachment_id)
+        await super().stamp_committed(session_id, attachment_ids, at_ms)

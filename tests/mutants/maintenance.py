@@ -17,7 +17,7 @@ from lash_store_api.backend.codec import decode_checkpoint
 from lash_store_api.backend.commit import CommitObservation, CommitPlan
 from lash_store_memory.maintenance import MemoryMaintenance
 from lash_store_memory.sessions import MemorySessionHandle
-from lash_store_memory.state import NodeRow, SessionNodes
+from lash_store_memory.state import MemoryState, NodeRow, SessionNodes
 
 from .harness import breaks
 from .sessions import Handle
@@ -226,3 +226,63 @@ class GcDropsPluginSnapshot(Collector):
     def children(self, ref: str) -> list[str | None]:
         tool, _, execution = super().children(ref) or [None, None, None]
         return [tool, execution]
+
+
+@breaks("maintenance-7: re-sending a tombstoned id in a ReplaceFull leaves it tombstoned")
+class ReplaceDoesNotRevive(MemorySessionHandle):
+    async def _write_commit(self, plan: CommitPlan) -> CommitObservation:
+        rows = self._state.nodes.get(plan.session_id)
+        dead = (
+            set()
+            if rows is None or not plan.replace
+            else {i for i, row in rows.rows.items() if row.tombstoned}
+        )
+        seen = await super()._write_commit(plan)
+        rows = self._state.nodes.get(plan.session_id)
+        if seen.written and rows is not None:
+            for node_id in dead & rows.rows.keys():
+                rows.rows[node_id].tombstoned = True
+                rows.live_count -= 1
+            head = self._state.heads[plan.session_id]
+            self._state.heads[plan.session_id] = dataclasses.replace(
+                head, graph_node_count=rows.live_count
+            )
+        return seen
+
+
+def tombstoned(state: MemoryState, sid: str) -> set[str]:
+    rows = state.nodes.get(sid)
+    return set() if rows is None else {i for i, row in rows.rows.items() if row.tombstoned}
+
+
+@breaks("maintenance-9: tombstoning a node that is tombstoned already revives it")
+class TombstoneToggles(MemorySessionHandle):
+    async def _tombstone(self, sid: str, node_ids: Sequence[str]) -> None:
+        dead = tombstoned(self._state, sid)
+        await super()._tombstone(sid, node_ids)
+        rows = self._state.nodes.get(sid)
+        for node_id in dead & set(node_ids):
+            assert rows is not None
+            rows.rows[node_id].tombstoned = False
+            rows.live_count += 1
+
+
+@breaks("maintenance-9: tombstoning an id already tombstoned counts it out of the live nodes again")
+class TombstoneCountsRepeats(MemorySessionHandle):
+    async def _tombstone(self, sid: str, node_ids: Sequence[str]) -> None:
+        dead = tombstoned(self._state, sid)
+        await super()._tombstone(sid, node_ids)
+        rows = self._state.nodes.get(sid)
+        if rows is not None:  # each repeat, in this call or from an earlier one, counts once more
+            rows.live_count -= len(node_ids) - len(set(node_ids) - dead)
+
+
+@breaks("vacuum-1: vacuum counts the rows it removes back into the session's live nodes")
+class VacuumRecountsRemoved(MemoryMaintenance):
+    async def _vacuum(self, session_id: str | None) -> tuple[int, int]:
+        before = {sid: len(tombstoned(self._state, sid)) for sid in self._state.nodes}
+        removed, stamps = await super()._vacuum(session_id)
+        for sid, count in before.items():
+            if session_id in (None, sid):
+                self._state.nodes[sid].live_count += count
+        return removed, stamps
