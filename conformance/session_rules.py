@@ -95,3 +95,19 @@ async def test_graph_5_every_field_of_a_node_round_trips(storage: Storage) -> No
     assert list((await read(storage, sid)).graph.nodes) == [root, child]
     path = await handle.load_session(ActivePath(None))
     assert path is not None and list(path.graph.nodes) == [root, child]
+
+
+@behaviour("graph-6")
+@pytest.mark.asyncio
+async def test_graph_6_leaf_and_parents_are_not_validated(storage: Storage) -> None:
+    """A commit whose leaf names no node, or whose node names a parent never stored, is
+    accepted as sent (spec/sessions.md §2 step 7): the head reports that leaf."""
+    sid = "g6-unchecked"
+    handle = storage.session(sid)
+    await handle.commit_runtime_state(commit(sid, None, nodes=[node("a")], leaf="nowhere"))
+    orphan = node("b", "missing-parent")
+    await handle.commit_runtime_state(commit(sid, 1, nodes=[orphan], leaf="b"))
+    await handle.commit_runtime_state(commit(sid, 2, leaf="gone-too"))
+    loaded = await read(storage, sid)
+    assert (loaded.head_revision, loaded.graph.leaf_node_id) == (3, "gone-too")
+    assert list(loaded.graph.nodes) == [node("a"), orphan]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from lash_store_api import AgentFrameRecord
+from lash_store_api import AgentFrameRecord, InvalidRequest
 from lash_store_api.backend.codec import decode_frames, decode_node, encode_frames, encode_node
 from lash_store_api.backend.commit import CommitObservation, CommitPlan, EncodedNode
 from lash_store_memory.sessions import MemorySessionHandle
@@ -68,3 +68,18 @@ class NodesLoseFrameId(MemorySessionHandle):
             for n in plan.nodes
         )
         return await super()._write_commit(dataclasses.replace(plan, nodes=nodes))
+
+
+@breaks("graph-6: a commit whose leaf names no live node is refused as bad input")
+class LeafMustExist(MemorySessionHandle):
+    async def _write_commit(self, plan: CommitPlan) -> CommitObservation:
+        rows = self._state.nodes.get(plan.session_id)
+        stored = (
+            set()
+            if rows is None or plan.replace
+            else {i for i, row in rows.rows.items() if not row.tombstoned}
+        )
+        leaf = plan.leaf_node_id
+        if leaf is not None and leaf not in stored | {n.node_id for n in plan.nodes}:
+            raise InvalidRequest("graph.leaf_node_id", f"names no node: {leaf!r}")
+        return await super()._write_commit(plan)
