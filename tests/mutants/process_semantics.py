@@ -127,11 +127,20 @@ class PointerUnescapeOrder(_Replacing):
 
 @breaks("process-10: a well-formed await output of another kind than the state is wrapped")
 class OutputFollowsState(_Replacing):
-    module, name = process_semantics, "is_await_output"
+    module, name = process_semantics, "materialize_terminal"
 
     def replacement(self, original: Any) -> object:
-        # only outputs whose kind is success pass as they are
-        return lambda value: original(value) and value.get("type") == "success"
+        kinds = {"completed": "success", "failed": "failure", "cancelled": "cancelled"}
+
+        def materialize(spec: Mapping[str, Any], payload: JSON, **kw: Any) -> Any:
+            found = original(spec, payload, **kw)
+            if found["await_output"].get("type") == kinds[spec["state"]]:
+                return found
+            # wrapped by the state, as a value that is no await output would be
+            with _replaced(process_semantics, "is_await_output", lambda value: False):
+                return original(spec, payload, **kw)
+
+        return materialize
 
 
 @breaks("process-11: a wake id hashes the dedupe key alone, not the target scope")
