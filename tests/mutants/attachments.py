@@ -14,6 +14,7 @@ from lash_store_api import (
     AttachmentRef,
     AttachmentStorePersistence,
     BackendError,
+    NotFound,
     StoredAttachment,
 )
 from lash_store_api.backend import attachment_ref
@@ -272,3 +273,12 @@ class CommitRefsUnknownRaises(MemoryManifest):
             if attachment_id not in self._state.manifest:
                 raise AttachmentNotFound(attachment_id)
         await super().stamp_committed(session_id, attachment_ids, at_ms)
+
+
+@breaks("errors-5: get of an unknown id raises the generic NotFound, not AttachmentNotFound")
+class UnknownIsGenericNotFound(MemoryAttachmentStore):
+    async def _load(self, attachment_id: str) -> StoredAttachment | None:
+        stored = await super()._load(attachment_id)
+        if stored is None:
+            raise NotFound(f"attachment {attachment_id!r} not found")
+        return stored

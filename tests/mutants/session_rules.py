@@ -6,7 +6,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from lash_store_api import AgentFrameRecord, InvalidRequest
+from lash_store_api import (
+    AgentFrameRecord,
+    InvalidRequest,
+    RevisionConflict,
+    RuntimeCommit,
+    RuntimeCommitResult,
+)
 from lash_store_api.backend.codec import decode_frames, decode_node, encode_frames, encode_node
 from lash_store_api.backend.commit import CommitObservation, CommitPlan, EncodedNode
 from lash_store_memory.sessions import MemorySessionHandle
@@ -83,3 +89,16 @@ class LeafMustExist(MemorySessionHandle):
         if leaf is not None and leaf not in stored | {n.node_id for n in plan.nodes}:
             raise InvalidRequest("graph.leaf_node_id", f"names no node: {leaf!r}")
         return await super()._write_commit(plan)
+
+
+@breaks("errors-8: a stale expected revision raises RevisionConflict with the revisions swapped")
+class ConflictSwapsRevisions(MemorySessionHandle):
+    async def commit_runtime_state(self, commit: RuntimeCommit) -> RuntimeCommitResult:
+        try:
+            return await super().commit_runtime_state(commit)
+        except RevisionConflict as conflict:
+            if conflict.expected is None:
+                raise
+            raise RevisionConflict(
+                conflict.actual, conflict.expected, session_id=commit.session_id
+            ) from None
