@@ -5,9 +5,8 @@
 cancellable. ``queue-14``: completions are checked by token, not by expiry, and
 one stale completion rejects the commit whole. ``queue-15`` and ``queue-16``:
 an exact claim is accepted only as asked, a rejected one still grows the
-fencing counters, and one of no ids claims nothing. ``queue-17``: a replayed
-stamped commit returns its stored result before its completions are checked.
-``queue-1`` to ``-10`` are in :mod:`.queue_races`.
+fencing counters, and one of no ids claims nothing. ``queue-1`` to ``-10`` are
+in :mod:`.queue_races`.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from lash_store_api import (
     Storage,
 )
 
-from ._fixtures import ManualClock, claim_one, commit, draft, full, queue, stamp
+from ._fixtures import ManualClock, claim_one, commit, draft, full, queue
 from .plugin import behaviour
 from .queued_work import QUEUED, TTL, Isolated, enqueue_all, ids, listed, pending
 from .queued_work_completion import two_batch_claim
@@ -141,20 +140,3 @@ async def test_queue_16_an_exact_claim_of_no_ids_claims_nothing(storage: Storage
     assert await work.claim_ready_queued_work_by_batch_ids(sid, "w", IDLE, TTL, []) is None
     assert await pending(work, sid) == [batch.batch_id]
     assert (await claim_one(work, sid, "w")).fencing_token == 1
-
-
-@behaviour("queue-17", needs=QUEUED)
-@pytest.mark.asyncio
-async def test_queue_17_a_replayed_stamped_commit_returns_before_its_completions(
-    storage: Storage,
-) -> None:
-    """A stamped commit that completed a claim, sent again (its reply was lost), returns
-    the stored result: the stamp is looked up before the completions, which are gone."""
-    sid = "queue17"
-    handle = storage.session(sid)
-    work = queue(handle)
-    held = await two_batch_claim(work, sid)
-    stamped = commit(sid, None, turn=stamp(sid, "turn-1"), completions=[held.completion()])
-    first = await handle.commit_runtime_state(stamped)
-    assert await listed(work, sid) == []
-    assert await handle.commit_runtime_state(stamped) == first

@@ -255,7 +255,7 @@ class EmptyCompletionChecked(MemorySessionHandle):
         return await super().commit_runtime_state(commit)
 
 
-@breaks("queue-17: a replayed stamped commit checks its completions before its stamp")
+@breaks("sessions-16: a replayed stamped commit checks its completions before its stamp")
 class ReplayChecksClaims(MemorySessionHandle):
     async def _write_commit(self, plan: CommitPlan) -> CommitObservation:
         stale = stale_claims(self._state, plan)
