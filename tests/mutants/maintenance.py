@@ -267,14 +267,14 @@ class TombstoneToggles(MemorySessionHandle):
             rows.live_count += 1
 
 
-@breaks("maintenance-9: tombstoning an id already tombstoned counts it out of the live nodes again")
+@breaks("maintenance-9: tombstoning an id tombstoned earlier counts it out of the live nodes again")
 class TombstoneCountsRepeats(MemorySessionHandle):
     async def _tombstone(self, sid: str, node_ids: Sequence[str]) -> None:
         dead = tombstoned(self._state, sid)
         await super()._tombstone(sid, node_ids)
         rows = self._state.nodes.get(sid)
-        if rows is not None:  # each repeat, in this call or from an earlier one, counts once more
-            rows.live_count -= len(node_ids) - len(set(node_ids) - dead)
+        if rows is not None:  # an id tombstoned by an earlier call counts out once more
+            rows.live_count -= len(set(node_ids) & dead)
 
 
 @breaks("vacuum-1: vacuum counts the rows it removes back into the session's live nodes")
