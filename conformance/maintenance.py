@@ -274,3 +274,17 @@ async def test_vacuum_1b_vacuum_leaves_the_live_node_count_alone(storage: Storag
     await handle.commit_runtime_state(commit(sid, 2, nodes=[node("d", "a")], leaf="d"))
     assert await live_count(storage, sid) == 2
     assert list((await read(handle)).graph.nodes) == [node("a"), node("d", "a")]
+
+
+@behaviour("maintenance-6", needs=MAINTENANCE)
+@pytest.mark.asyncio
+async def test_maintenance_6b_the_blob_store_is_content_addressed(storage: Storage) -> None:
+    """`blobs.put` returns the lowercase SHA-256 hex of the bytes (64 chars, no prefix); a
+    re-put of the same bytes returns the same ref; `get` returns the bytes, and `None` for a
+    ref never stored (spec/blobs_and_maintenance.md §1)."""
+    data = b"m6b \x00 blob"
+    ref = await storage.blobs.put(data)
+    assert ref == hashlib.sha256(data).hexdigest()
+    assert await storage.blobs.put(data) == ref
+    assert await storage.blobs.get(ref) == data
+    assert await storage.blobs.get(hashlib.sha256(b"m6b: never stored").hexdigest()) is None

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from lash_store_api import (
     BackendError,
+    BlobRef,
     GcReport,
     RuntimeCommit,
     RuntimeCommitResult,
@@ -15,7 +16,7 @@ from lash_store_api import (
 )
 from lash_store_api.backend.codec import decode_checkpoint
 from lash_store_api.backend.commit import CommitObservation, CommitPlan
-from lash_store_memory.maintenance import MemoryMaintenance
+from lash_store_memory.maintenance import MemoryBlobStore, MemoryMaintenance
 from lash_store_memory.sessions import MemorySessionHandle
 from lash_store_memory.state import MemoryState, NodeRow, SessionNodes
 
@@ -286,3 +287,18 @@ class VacuumRecountsRemoved(MemoryMaintenance):
             if session_id in (None, sid):
                 self._state.nodes[sid].live_count += count
         return removed, stamps
+
+
+@breaks("maintenance-6: the blob store keys blobs by uppercase SHA-256 hex")
+class BlobRefsUppercase(MemoryBlobStore):
+    async def _put(self, ref: BlobRef, data: bytes) -> None:
+        await super()._put(ref.upper(), data)
+
+    async def put(self, data: bytes) -> BlobRef:
+        return (await super().put(data)).upper()
+
+
+@breaks("maintenance-6: the blob store reads an unknown ref as empty bytes, not None")
+class UnknownBlobIsEmpty(MemoryBlobStore):
+    async def _get(self, ref: BlobRef) -> bytes | None:
+        return self._state.blobs.get(ref, b"")
