@@ -88,6 +88,7 @@ from .maintenance import (
     Maintenance,
     VacuumReport,
 )
+from .paging import MAX_PAGE_LIMIT, Page
 from .plugins import DEFAULT_URL, backend_for_url, hookimpl, installed_backends, open_storage
 from .processes import (
     ProcessAwaitOutput,
@@ -194,6 +195,8 @@ __all__ = [  # noqa: RUF022 (grouped by module, as imported)
     "NoopAttachmentManifest",
     "StoredAttachment",
     # common
+    "MAX_PAGE_LIMIT",
+    "Page",
     "JSON",
     "AttachmentId",
     "BlobRef",
