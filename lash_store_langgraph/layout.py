@@ -54,6 +54,7 @@ __all__ = [
     "parse_session_id",
     "session_id_for",
     "stored_nodes",
+    "thread_prefix",
     "token_of",
     "token_record",
     "write_node_id",
@@ -113,6 +114,19 @@ def session_id_for(thread_id: str, checkpoint_ns: str) -> str:
         check_id("config.configurable.checkpoint_ns", checkpoint_ns)
     composed = SESSION_PREFIX + json.dumps([thread_id, checkpoint_ns], ensure_ascii=False)
     return _fits("config.configurable.thread_id", composed)
+
+
+def thread_prefix(field: str, thread_id: object) -> str:
+    """The literal prefix of every session id of one thread, and of no other thread's.
+
+    A session id is ``langgraph:[<thread as a JSON string>, <ns>]``: the JSON
+    string ends at its one unescaped quote, so the prefix up to the comma after
+    it cannot match a thread whose id extends this one ("a" never matches "ab"
+    or "a:b"). The scheme the adapter shipped with is kept as it is.
+    """
+    check_id(field, thread_id)
+    assert isinstance(thread_id, str)
+    return _fits(field, SESSION_PREFIX + "[" + json.dumps(thread_id, ensure_ascii=False) + ",")
 
 
 def parse_session_id(session_id: str) -> tuple[str, str] | None:

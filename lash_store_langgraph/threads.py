@@ -2,7 +2,9 @@
 
 They read a session's whole graph (``FullGraph``). Deleting or pruning
 checkpoints rewrites the session in one ``ReplaceFull`` commit, so a value a
-surviving checkpoint built from a removed one is stored whole first.
+surviving checkpoint built from a removed one is stored whole first. A
+thread's sessions are found by listing their id prefix page by page, so an
+operation on one thread costs the same whatever else the store holds.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from .head import Target
 from .layout import (
     CHECKPOINT_TYPE,
     SESSION_CONFIG,
+    SESSION_PREFIX,
     TOKEN_NODE,
     WRITE_TYPE,
     Resolver,
@@ -30,6 +33,7 @@ from .layout import (
     parse_session_id,
     session_id_for,
     stored_nodes,
+    thread_prefix,
     token_record,
 )
 
@@ -41,20 +45,42 @@ __all__ = ["copy_thread", "delete_for_runs", "delete_thread", "list_tuples", "pr
 PRUNE_STRATEGIES = ("keep_latest", "delete")
 
 
+#: Sessions asked for per listing call; a thread has one per namespace, so one page
+#: usually holds them all.
+PAGE_SIZE = 500
+
+
 async def sessions_of(
-    saver: LashSaver, thread_id: str | None, checkpoint_ns: str | None = None
+    saver: LashSaver,
+    thread_id: str | None,
+    checkpoint_ns: str | None = None,
+    *,
+    field: str = "thread_id",
+    limit: int | None = None,
 ) -> list[tuple[str, str, str]]:
-    """``(session_id, thread_id, checkpoint_ns)`` of the LangGraph sessions that match."""
+    """``(session_id, thread_id, checkpoint_ns)`` of the LangGraph sessions that match.
+
+    Only the thread's sessions are listed (by their prefix, page by page), never
+    the whole store; ``thread_id=None`` lists every LangGraph session.
+    """
     if thread_id is not None and checkpoint_ns is not None:
         return [(session_id_for(thread_id, checkpoint_ns), thread_id, checkpoint_ns)]
-    found = []
-    for summary in await saver.storage.sessions.list_sessions():
-        parsed = parse_session_id(summary.session_id)
-        if parsed is None or (thread_id is not None and parsed[0] != thread_id):
-            continue
-        if checkpoint_ns is None or parsed[1] == checkpoint_ns:
-            found.append((summary.session_id, *parsed))
-    return found
+    prefix = SESSION_PREFIX if thread_id is None else thread_prefix(field, thread_id)
+    found: list[tuple[str, str, str]] = []
+    after = None
+    while True:
+        page = await saver.storage.sessions.list_sessions(
+            prefix=prefix, after=after, limit=PAGE_SIZE if limit is None else limit
+        )
+        for summary in page:
+            parsed = parse_session_id(summary.session_id)
+            if parsed is None or (thread_id is not None and parsed[0] != thread_id):
+                continue
+            if checkpoint_ns is None or parsed[1] == checkpoint_ns:
+                found.append((summary.session_id, *parsed))
+        after = page.next_cursor
+        if after is None or (limit is not None and len(found) >= limit):
+            return found
 
 
 def _ids(field: str, values: object) -> list[str]:
@@ -89,7 +115,10 @@ async def list_tuples(
     only = conf.get("checkpoint_id")
     until = ((before or {}).get("configurable") or {}).get("checkpoint_id")
     found: list[tuple[str, Target, StoredNode, Resolver]] = []
-    for session_id, thread_id, checkpoint_ns in await sessions_of(saver, thread, ns):
+    where_field = "config.configurable.thread_id"
+    for session_id, thread_id, checkpoint_ns in await sessions_of(
+        saver, thread, ns, field=where_field
+    ):
         loaded = await _read(saver, session_id)
         if loaded is None:
             continue
@@ -117,11 +146,11 @@ async def delete_thread(saver: LashSaver, thread_id: str) -> None:
 
 async def copy_thread(saver: LashSaver, source_thread_id: str, target_thread_id: str) -> None:
     source, dest = str(source_thread_id), str(target_thread_id)
-    if await sessions_of(saver, dest):
+    if await sessions_of(saver, dest, field="target_thread_id", limit=1):
         raise lash.InvalidRequest(
             "target_thread_id", f"thread {dest!r} already has checkpoints; copy into a new thread"
         )
-    for session_id, _, checkpoint_ns in await sessions_of(saver, source):
+    for session_id, _, checkpoint_ns in await sessions_of(saver, source, field="source_thread_id"):
         read = await saver.storage.session(session_id).load_session(lash.FullGraph())
         if read is None:
             continue
@@ -146,8 +175,10 @@ async def prune(saver: LashSaver, thread_ids: Sequence[str], strategy: str) -> N
         raise lash.InvalidRequest(
             "strategy", f"must be one of {PRUNE_STRATEGIES}, got {strategy!r}"
         )
-    for thread_id in ids:
-        for session_id, _, _ in await sessions_of(saver, thread_id):
+    for i, thread_id in enumerate(ids):  # every id checked before anything is written
+        thread_prefix(f"thread_ids[{i}]", thread_id)
+    for i, thread_id in enumerate(ids):
+        for session_id, _, _ in await sessions_of(saver, thread_id, field=f"thread_ids[{i}]"):
             if strategy == "delete":
                 await saver.storage.sessions.delete_session(session_id)
                 saver.forget(session_id)

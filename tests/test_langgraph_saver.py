@@ -296,3 +296,116 @@ async def test_graph_steps_point_at_their_writes_and_survive_copy_and_prune(
     # The pruned thread goes on from its one checkpoint.
     after = await build(fresh).ainvoke(Command(resume="yes"), config)
     assert after["messages"][: len(expected)] == expected
+
+
+#: Threads whose ids are prefixes or extensions of each other, or hold LIKE wildcards.
+NEIGHBOURS = ("a", "ab", "a:b", "a%", "a_", 'a"', "a\\")
+
+
+def whole_thread(thread: str) -> Any:
+    return {"configurable": {"thread_id": thread}}
+
+
+async def _fill_neighbours(saver: LashSaver) -> dict[str, set[str]]:
+    """Two checkpoints in each of two namespaces of every neighbour thread."""
+    stored: dict[str, set[str]] = {}
+    for thread in NEIGHBOURS:
+        for ns in ("", "child:1"):
+            first = await saver.aput(cfg(thread, ns=ns), checkpoint(x=thread), {}, {})
+            second = await saver.aput(first, checkpoint(2, x=thread + ns), {}, {})
+            ids = {c["configurable"]["checkpoint_id"] for c in (first, second)}
+            stored.setdefault(thread, set()).update(ids)
+    return stored
+
+
+async def _listed(saver: LashSaver, thread: str) -> set[str]:
+    return {t.checkpoint["id"] async for t in saver.alist(whole_thread(thread))}
+
+
+@pytest.mark.parametrize("thread", NEIGHBOURS)
+async def test_thread_operations_touch_only_their_thread_among_prefix_neighbours(
+    any_storage: lash.Storage, thread: str
+) -> None:
+    saver = LashSaver(any_storage)
+    stored = await _fill_neighbours(saver)
+    others = [t for t in NEIGHBOURS if t != thread]
+    assert await _listed(saver, thread) == stored[thread]
+    await saver.acopy_thread(thread, "copy")
+    assert len(await _listed(saver, "copy")) == len(stored[thread])
+    await saver.aprune([thread], strategy="keep_latest")
+    assert len(await _listed(saver, thread)) == 2  # the latest of each namespace
+    assert {other: await _listed(saver, other) for other in others} == {
+        other: stored[other] for other in others
+    }
+    await saver.adelete_thread(thread)
+    assert await _listed(saver, thread) == set()
+    fresh = LashSaver(any_storage)
+    assert {other: await _listed(fresh, other) for other in others} == {
+        other: stored[other] for other in others
+    }
+    assert len(await _listed(fresh, "copy")) == len(stored[thread])
+
+
+class _RecordingSessions:
+    """A sessions facet that records the keyword arguments of each listing."""
+
+    def __init__(self, inner: lash.SessionFactory, calls: list[dict[str, Any]]) -> None:
+        self._inner, self._calls = inner, calls
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def list_sessions(self, **kwargs: Any) -> lash.Page[lash.SessionSummary]:
+        self._calls.append(kwargs)
+        return await self._inner.list_sessions(**kwargs)
+
+
+class _RecordingStorage:
+    def __init__(self, inner: lash.Storage) -> None:
+        self._inner = inner
+        self.calls: list[dict[str, Any]] = []
+        self.sessions = _RecordingSessions(inner.sessions, self.calls)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+async def test_thread_operations_list_only_their_thread_page_by_page(
+    any_storage: lash.Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lash_store_langgraph import threads
+    from lash_store_langgraph.layout import session_id_for, thread_prefix
+
+    # One session per page: a thread of three namespaces takes several pages.
+    monkeypatch.setattr(threads, "PAGE_SIZE", 1, raising=False)
+    recording = _RecordingStorage(any_storage)
+    saver = LashSaver(recording)
+    for thread in ("t", "t2", "other"):
+        for ns in ("", "n:1", "n:2"):
+            await saver.aput(cfg(thread, ns=ns), checkpoint(x=ns), {}, {})
+    listed: dict[str, int] = {}
+
+    async def count(thread: str) -> None:
+        listed[thread] = len(await _listed(saver, thread))
+
+    operations: list[tuple[set[str], Any]] = [
+        ({"t"}, lambda: count("t")),
+        ({"t", "t-copy"}, lambda: saver.acopy_thread("t", "t-copy")),
+        ({"t-copy"}, lambda: count("t-copy")),
+        ({"t-copy"}, lambda: saver.adelete_thread("t-copy")),
+        ({"t"}, lambda: saver.aprune(["t"], strategy="keep_latest")),
+        ({"t"}, lambda: saver.adelete_thread("t")),
+    ]
+    for threads_listed, operation in operations:
+        recording.calls.clear()
+        await operation()
+        assert {call.get("prefix") for call in recording.calls} == {
+            thread_prefix("thread_id", t) for t in threads_listed
+        }
+        assert all(call.get("limit") == 1 for call in recording.calls)
+    # Every namespace was found, one page after another.
+    assert listed == {"t": 3, "t-copy": 3}
+    left = await any_storage.sessions.list_sessions()
+    assert sorted(s.session_id for s in left) == sorted(
+        session_id_for(t, ns) for t in ("t2", "other") for ns in ("", "n:1", "n:2")
+    )
