@@ -123,6 +123,8 @@ async def listing_cases(
         ids = [f"tenant-{i % TENANTS:02d}/session-{i:06d}" for i in range(size)]
         await add_sessions(storage, ids, None)
         factory = storage.sessions
+        # The bulk fill made listed sessions: a prefix page is full (ten tenants).
+        assert len(await factory.list_sessions(prefix="tenant-03/", limit=50)) == 50
 
         async def first(factory: lash.SessionFactory = factory) -> int:
             return await _clock(lambda: factory.list_sessions(limit=50))
