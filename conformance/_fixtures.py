@@ -39,6 +39,7 @@ from lash_store_api import (
     SessionMeta,
     SessionNodeRecord,
     SessionStoreCreateRequest,
+    SessionSummary,
     SlotPolicy,
     TokenLedgerEntry,
     TokenUsage,
@@ -262,6 +263,11 @@ def intent(session_id: str, attachment_id: str = "a" * 64, **fields: Any) -> Att
 
 async def full(handle: SessionHandle) -> PersistedSessionRead | None:
     return await handle.load_session(FullGraph())
+
+
+def untimed(summaries: Sequence[SessionSummary]) -> list[SessionSummary]:
+    """``summaries`` with their times zeroed, for tests about the other fields."""
+    return [dataclasses.replace(s, created_at_ms=0, updated_at_ms=0) for s in summaries]
 
 
 # --- queued work -------------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import Protocol, TypeAlias, runtime_checkable
 from .attachments import AttachmentIntent, AttachmentManifestEntry
 from .common import JSON, AttachmentId, BlobRef, CausalRef, DurabilityTier, freeze_sequences
 from .maintenance import GcReport, VacuumReport
+from .paging import Page
 from .queued_work import QueuedWorkCompletion
 
 __all__ = [
@@ -293,12 +294,20 @@ class SessionStoreCreateRequest:
 
 @dataclass(frozen=True, slots=True)
 class SessionSummary:
-    """One row of ``list_sessions()``: a session with a head or metadata (revision 0: no head)."""
+    """One row of ``list_sessions()``: a session with a head or metadata (revision 0: no head).
+
+    ``created_at_ms`` is when the session got its first head or metadata;
+    ``updated_at_ms`` when it was last written: a commit, a metadata save, or the
+    metadata ``create_store`` seeds. Both are epoch milliseconds of the storage's
+    clock; tombstones, vacuum and queued work do not move them.
+    """
 
     session_id: str
     head_revision: int
     node_count: int
     total_tokens: int
+    created_at_ms: int = 0
+    updated_at_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,8 +372,22 @@ class SessionFactory(Protocol):
 
     async def delete_session(self, session_id: str) -> None: ...
 
-    async def list_sessions(self) -> list[SessionSummary]:
-        """Every session with a head or metadata, by id."""
+    async def list_sessions(
+        self,
+        *,
+        prefix: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+        updated_after_ms: int | None = None,
+        updated_before_ms: int | None = None,
+    ) -> Page[SessionSummary]:
+        """Sessions with a head or metadata, by id (code point order), one page.
+
+        ``prefix`` keeps the ids that start with it (literally); ``after`` is the
+        previous page's :attr:`~lash_store_api.Page.next_cursor`; ``limit``
+        (``None``: all) bounds the page; the ``updated_*_ms`` bounds keep
+        sessions last written after / before those epoch milliseconds.
+        """
         ...
 
     async def usage_by_model(self) -> list[ModelUsage]:

@@ -59,7 +59,7 @@ class MemoryStorage(StorageBase):
         self._clock = clock
         processes = MemoryProcessRegistry(state, clock)
         super().__init__(
-            sessions=MemorySessionFactory(state, self.session, processes),
+            sessions=MemorySessionFactory(state, self.session, processes, clock),
             processes=processes,
             maintenance=MemoryMaintenance(state, policy or MaintenancePolicy()),
             blobs=MemoryBlobStore(state),

@@ -6,6 +6,7 @@ asyncio a commit is atomic: it writes all of its plan or nothing.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 from collections.abc import Callable, Sequence
 
@@ -13,6 +14,7 @@ from lash_store_api import DurabilityTier, Maintenance, ModelUsage, SessionSumma
 from lash_store_api.backend.clock import Clock, now_ms
 from lash_store_api.backend.commit import CommitObservation, CommitPlan, stored_stamp
 from lash_store_api.backend.graph import merge_ledger
+from lash_store_api.backend.session_listing import SessionQuery
 from lash_store_api.backend.sessions import (
     SessionFactoryBase,
     SessionHandleBase,
@@ -25,6 +27,29 @@ from .queued_work import MemoryQueue, settle, stale_claims
 from .state import HeadRow, MemoryState, NodeRow, SessionNodes, StampRow
 
 TIER = DurabilityTier.INLINE
+
+
+def touch(state: MemoryState, sid: str, at_ms: int) -> None:
+    """Record a write of ``sid`` at ``at_ms``: its updated time, and its creation if new."""
+    times = state.session_times.get(sid)
+    if times is None:
+        bisect.insort(state.session_ids, sid)
+        state.session_times[sid] = (at_ms, at_ms)
+    else:
+        state.session_times[sid] = (times[0], at_ms)
+
+
+def summary(state: MemoryState, sid: str, created_at_ms: int, updated_at_ms: int) -> SessionSummary:
+    head = state.heads.get(sid)
+    ledger = merge_ledger(state.usage.get(sid, ()))
+    return SessionSummary(
+        session_id=sid,
+        head_revision=0 if head is None else head.head.head_revision,
+        node_count=0 if head is None else head.graph_node_count,
+        total_tokens=sum(e.usage.total() for e in ledger),
+        created_at_ms=created_at_ms,
+        updated_at_ms=updated_at_ms,
+    )
 
 
 class MemorySessionHandle(SessionHandleBase):
@@ -44,6 +69,7 @@ class MemorySessionHandle(SessionHandleBase):
             manifest=MemoryManifest(state),
             maintenance=maintenance,
             queue=MemoryQueue(state, clock),
+            clock=clock,
         )
         self._state = state
 
@@ -82,6 +108,7 @@ class MemorySessionHandle(SessionHandleBase):
                 nodes.live_count += 1
             nodes.rows[node.node_id] = NodeRow(node.parent_node_id, node.data)
         state.heads[sid] = HeadRow(plan.head(), graph_node_count=nodes.live_count)
+        touch(state, sid, plan.at_ms)
         MemoryManifest(state).stamp_now(sid, plan.committed_attachment_ids)
         settle(state, plan)
         if plan.turn_id is not None and plan.turn_commit_hash is not None:
@@ -112,8 +139,9 @@ class MemorySessionHandle(SessionHandleBase):
         row = None if nodes is None else nodes.rows.get(node_id)
         return None if row is None or row.tombstoned else row.data
 
-    async def _write_meta(self, sid: str, meta: str) -> None:
+    async def _write_meta(self, sid: str, meta: str, at_ms: int) -> None:
         self._state.meta[sid] = meta
+        touch(self._state, sid, at_ms)
 
     async def _read_meta(self, sid: str) -> str | None:
         return self._state.meta.get(sid)
@@ -140,12 +168,15 @@ class MemorySessionFactory(SessionFactoryBase):
         state: MemoryState,
         handle: Callable[[str], MemorySessionHandle],
         processes: ProcessRegistry | None = None,
+        clock: Clock = now_ms,
     ) -> None:
-        super().__init__(handle, processes)
+        super().__init__(handle, processes, clock)
         self._state = state
 
-    async def _seed_meta(self, sid: str, meta: str) -> None:
-        self._state.meta.setdefault(sid, meta)
+    async def _seed_meta(self, sid: str, meta: str, at_ms: int) -> None:
+        if sid not in self._state.meta:
+            self._state.meta[sid] = meta
+            touch(self._state, sid, at_ms)
 
     async def _exists(self, sid: str) -> bool:
         return sid in self._state.meta or sid in self._state.heads
@@ -157,26 +188,32 @@ class MemorySessionFactory(SessionFactoryBase):
         state.usage.pop(sid, None)
         state.meta.pop(sid, None)
         state.queue.pop(sid, None)
+        if state.session_times.pop(sid, None) is not None:
+            del state.session_ids[bisect.bisect_left(state.session_ids, sid)]
         for stamp_key in [k for k in state.stamps if k[0] == sid]:
             del state.stamps[stamp_key]
         for attachment_id in [k for k, e in state.manifest.items() if e.session_id == sid]:
             del state.manifest[attachment_id]
 
-    async def list_sessions(self) -> list[SessionSummary]:
+    async def _list_sessions(self, query: SessionQuery) -> list[SessionSummary]:
         state = self._state
-        summaries = []
-        for sid in sorted(state.heads.keys() | state.meta.keys()):
-            head = state.heads.get(sid)
-            ledger = merge_ledger(state.usage.get(sid, ()))
-            summaries.append(
-                SessionSummary(
-                    session_id=sid,
-                    head_revision=0 if head is None else head.head.head_revision,
-                    node_count=0 if head is None else head.graph_node_count,
-                    total_tokens=sum(e.usage.total() for e in ledger),
-                )
-            )
-        return summaries
+        ids = state.session_ids
+        # Start at the later of the cursor and the prefix; ids are sorted, so the
+        # prefix's ids are one run and the walk stops where it ends.
+        start = 0 if query.after_id is None else bisect.bisect_right(ids, query.after_id)
+        if query.prefix is not None:
+            start = max(start, bisect.bisect_left(ids, query.prefix))
+        found: list[SessionSummary] = []
+        for at in range(start, len(ids)):  # by index: islice would walk from 0
+            sid = ids[at]
+            if query.read is not None and len(found) == query.read:
+                break
+            if query.prefix is not None and not sid.startswith(query.prefix):
+                break
+            created, updated = state.session_times[sid]
+            if query.admits(sid, updated):
+                found.append(summary(state, sid, created, updated))
+        return found
 
     async def usage_by_model(self) -> list[ModelUsage]:
         totals: dict[str, tuple[TokenUsage, set[str]]] = {}

@@ -82,6 +82,10 @@ class MemoryState:
     stamps: dict[tuple[str, str], StampRow] = field(default_factory=dict)
     #: Encoded session metadata by session id.
     meta: dict[str, str] = field(default_factory=dict)
+    #: The ids of the sessions with a head or metadata, sorted (pages of list_sessions),
+    #: and each one's ``(created_at_ms, updated_at_ms)``.
+    session_ids: list[str] = field(default_factory=list)
+    session_times: dict[str, tuple[int, int]] = field(default_factory=dict)
     manifest: dict[str, AttachmentManifestEntry] = field(default_factory=dict)
     attachments: dict[str, StoredAttachment] = field(default_factory=dict)
     #: Queued batches: session id -> batch id -> row, in ``enqueue_seq`` order.

@@ -42,7 +42,8 @@ FROM {s}.commit_turn(
     %(ids)s::text[], %(parents)s::text[], %(datas)b::bytea[],
     %(sources)s::text[], %(models)s::text[], %(inputs)s::bigint[], %(outputs)s::bigint[],
     %(cached)s::bigint[], %(reasoning)s::bigint[],
-    %(turn_id)s::text, %(hash)s::text, %(now_ms)s::bigint, %(attachment_ids)s::text[],
+    %(turn_id)s::text, %(hash)s::text, %(now_ms)s::bigint, %(at_ms)s::bigint,
+    %(attachment_ids)s::text[],
     %(observe_only)s::boolean, %(gc_lock)s::integer[],
     %(q_claims)s::text[], %(q_tokens)s::text[], %(q_batches)s::text[])"""
 
@@ -96,6 +97,7 @@ def commit_params(plan: CommitPlan, gc_lock: tuple[int, int]) -> dict[str, Any]:
         "turn_id": plan.turn_id,
         "hash": plan.turn_commit_hash,
         "now_ms": now_ms(),
+        "at_ms": plan.at_ms,
         "attachment_ids": list(plan.committed_attachment_ids),
         # a completion naming another session never matches: look, write nothing
         "observe_only": plan.observe_only or bool(plan.foreign_claims),

@@ -26,6 +26,7 @@ from lash_store_api import (
 from lash_store_api.backend.clock import Clock, now_ms
 from lash_store_api.backend.codec import decode_json
 from lash_store_api.backend.commit import CommitObservation, CommitPlan, StoredHead
+from lash_store_api.backend.session_listing import SessionQuery
 from lash_store_api.backend.sessions import SessionFactoryBase, SessionHandleBase, SessionRows
 from lash_store_api.processes import ProcessRegistry
 
@@ -71,11 +72,15 @@ _INSERTION_ORDER = itemgetter(1, 2)  # (rev, ord) of a node row
 _LOAD_NODE = """
 SELECT data FROM {s}.nodes WHERE session_id = %s AND node_id = %s AND NOT tombstoned"""
 
+# A metadata row keeps its created time; each save moves its updated time.
 _SAVE_META = """
-INSERT INTO {s}.session_meta (session_id, meta) VALUES (%s, %s)
-ON CONFLICT (session_id) DO UPDATE SET meta = EXCLUDED.meta"""
+INSERT INTO {s}.session_meta (session_id, meta, created_at_ms, updated_at_ms)
+VALUES (%(sid)s, %(meta)s, %(at)s, %(at)s)
+ON CONFLICT (session_id) DO UPDATE
+SET meta = EXCLUDED.meta, updated_at_ms = EXCLUDED.updated_at_ms"""
 _SEED_META = """
-INSERT INTO {s}.session_meta (session_id, meta) VALUES (%s, %s)
+INSERT INTO {s}.session_meta (session_id, meta, created_at_ms, updated_at_ms)
+VALUES (%(sid)s, %(meta)s, %(at)s, %(at)s)
 ON CONFLICT (session_id) DO NOTHING"""
 _LOAD_META = "SELECT meta FROM {s}.session_meta WHERE session_id = %s"
 
@@ -105,14 +110,43 @@ _DELETE_SESSION = (
     "DELETE FROM {s}.queued_work WHERE session_id = %(sid)s",
 )
 
-# numeric: a session's counters, each within 64 bits, may sum beyond them.
+# One page of sessions. A session has a head, metadata or both, so each table's
+# ids are walked on their own "C"-ordered index (code point order: Python's),
+# from the cursor or the prefix (a literal range, no pattern) for at most n rows
+# that pass the bounds, joining the other table for the session's times; the
+# union's first n are the page. Each walk stops after n rows, whatever the store
+# holds. A NULL parameter leaves its condition out (folded when planned: the
+# statement is unnamed, so planned with its values). numeric: a session's
+# counters, each within 64 bits, may sum beyond them.
 _LIST_SESSIONS = """
 SELECT k.session_id, coalesce(h.head_revision, 0), coalesce(h.graph_node_count, 0),
        coalesce((SELECT sum(input_tokens::numeric + output_tokens + reasoning_tokens)
-                 FROM {s}.usage AS u WHERE u.session_id = k.session_id), 0)
-FROM (SELECT session_id FROM {s}.heads UNION SELECT session_id FROM {s}.session_meta) AS k
+                 FROM {s}.usage AS u WHERE u.session_id = k.session_id), 0),
+       least(h.created_at_ms, m.created_at_ms), greatest(h.updated_at_ms, m.updated_at_ms)
+FROM ((SELECT h.session_id FROM {s}.heads AS h
+        LEFT JOIN {s}.session_meta AS m ON m.session_id = h.session_id
+       WHERE (h.session_id COLLATE "C" > %(after)s OR %(after)s::text IS NULL)
+         AND (h.session_id COLLATE "C" >= %(low)s OR %(low)s::text IS NULL)
+         AND (h.session_id COLLATE "C" < %(high)s OR %(high)s::text IS NULL)
+         AND (greatest(h.updated_at_ms, m.updated_at_ms) > %(updated_after)s
+              OR %(updated_after)s::bigint IS NULL)
+         AND (greatest(h.updated_at_ms, m.updated_at_ms) < %(updated_before)s
+              OR %(updated_before)s::bigint IS NULL)
+       ORDER BY h.session_id COLLATE "C" LIMIT %(n)s)
+      UNION
+      (SELECT m.session_id FROM {s}.session_meta AS m
+        LEFT JOIN {s}.heads AS h ON h.session_id = m.session_id
+       WHERE (m.session_id COLLATE "C" > %(after)s OR %(after)s::text IS NULL)
+         AND (m.session_id COLLATE "C" >= %(low)s OR %(low)s::text IS NULL)
+         AND (m.session_id COLLATE "C" < %(high)s OR %(high)s::text IS NULL)
+         AND (greatest(h.updated_at_ms, m.updated_at_ms) > %(updated_after)s
+              OR %(updated_after)s::bigint IS NULL)
+         AND (greatest(h.updated_at_ms, m.updated_at_ms) < %(updated_before)s
+              OR %(updated_before)s::bigint IS NULL)
+       ORDER BY m.session_id COLLATE "C" LIMIT %(n)s)) AS k
 LEFT JOIN {s}.heads AS h ON h.session_id = k.session_id
-ORDER BY k.session_id COLLATE "C" """
+LEFT JOIN {s}.session_meta AS m ON m.session_id = k.session_id
+ORDER BY k.session_id COLLATE "C" LIMIT %(n)s"""
 
 _USAGE_BY_MODEL = """
 SELECT model, sum(input_tokens), sum(output_tokens), sum(cached_input_tokens),
@@ -175,6 +209,7 @@ class PostgresSessionHandle(SessionHandleBase):
             manifest=PostgresManifest(db),
             maintenance=maintenance,
             queue=PostgresQueue(db, clock),
+            clock=clock,
         )
         self._db = db
 
@@ -192,10 +227,10 @@ class PostgresSessionHandle(SessionHandleBase):
         row = await cur.fetchone()
         return None if row is None else bytes(row[0])
 
-    async def _write_meta(self, sid: str, meta: str) -> None:
+    async def _write_meta(self, sid: str, meta: str, at_ms: int) -> None:
         db = self._db
         async with db.pipelined("saving session meta", session_id=sid) as conn:
-            await conn.execute(db.q(_SAVE_META), (sid, meta))
+            await conn.execute(db.q(_SAVE_META), {"sid": sid, "meta": meta, "at": at_ms})
 
     async def _read_meta(self, sid: str) -> str | None:
         db = self._db
@@ -219,14 +254,15 @@ class PostgresSessionFactory(SessionFactoryBase):
         db: Db,
         handle: Callable[[str], PostgresSessionHandle],
         processes: ProcessRegistry | None = None,
+        clock: Clock = now_ms,
     ) -> None:
-        super().__init__(handle, processes)
+        super().__init__(handle, processes, clock)
         self._db = db
 
-    async def _seed_meta(self, sid: str, meta: str) -> None:
+    async def _seed_meta(self, sid: str, meta: str, at_ms: int) -> None:
         db = self._db
         async with db.pipelined("creating a session", session_id=sid) as conn:
-            await conn.execute(db.q(_SEED_META), (sid, meta))
+            await conn.execute(db.q(_SEED_META), {"sid": sid, "meta": meta, "at": at_ms})
 
     async def _exists(self, sid: str) -> bool:
         db = self._db
@@ -241,13 +277,21 @@ class PostgresSessionFactory(SessionFactoryBase):
             for statement in _DELETE_SESSION:
                 await conn.execute(db.q(statement), {"sid": sid})
 
-    async def list_sessions(self) -> list[SessionSummary]:
+    async def _list_sessions(self, query: SessionQuery) -> list[SessionSummary]:
         db = self._db
+        params = {
+            "after": query.after_id,
+            "low": query.prefix,
+            "high": query.prefix_end,
+            "updated_after": query.updated_after_ms,
+            "updated_before": query.updated_before_ms,
+            "n": query.read,
+        }
         async with db.pipelined("listing sessions") as conn:
-            cur = await conn.execute(db.q(_LIST_SESSIONS))
+            cur = await conn.execute(db.q(_LIST_SESSIONS), params)
         return [
-            SessionSummary(sid, int(rev), int(count), int(tokens))
-            for sid, rev, count, tokens in await cur.fetchall()
+            SessionSummary(sid, int(rev), int(count), int(tokens), int(created), int(updated))
+            for sid, rev, count, tokens, created, updated in await cur.fetchall()
         ]
 
     async def usage_by_model(self) -> list[ModelUsage]:

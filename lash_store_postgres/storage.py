@@ -68,7 +68,7 @@ class PostgresStorage(StorageBase):
         )
         processes = PostgresProcessRegistry(db, clock, self._notifier)
         super().__init__(
-            sessions=PostgresSessionFactory(db, self.session, processes),
+            sessions=PostgresSessionFactory(db, self.session, processes, clock),
             processes=processes,
             maintenance=PostgresMaintenance(db, db.options.policy),
             blobs=PostgresBlobStore(db),

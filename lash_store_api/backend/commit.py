@@ -159,6 +159,8 @@ class CommitPlan:
     observe_only: bool
     #: What a written commit returns.
     result: RuntimeCommitResult
+    #: When it is written, by the storage's clock (epoch ms): the session's updated time.
+    at_ms: int = 0
 
     @property
     def revision(self) -> int:
@@ -234,7 +236,7 @@ def accept_commit(bound: str | None, commit: object) -> RuntimeCommit:
     return commit
 
 
-def plan_commit(commit: RuntimeCommit, *, serves_queued_work: bool) -> CommitPlan:
+def plan_commit(commit: RuntimeCommit, *, serves_queued_work: bool, at_ms: int = 0) -> CommitPlan:
     """The plan of an accepted commit. A stamp naming another session fails here."""
     stamp = commit.turn_commit
     if stamp is not None and stamp.session_id != commit.session_id:
@@ -280,6 +282,7 @@ def plan_commit(commit: RuntimeCommit, *, serves_queued_work: bool) -> CommitPla
         foreign_claims=foreign,
         observe_only=bool(commit.completed_queue_claims) and not serves_queued_work,
         result=RuntimeCommitResult(revision, ref, manifest),
+        at_ms=at_ms,
     )
 
 

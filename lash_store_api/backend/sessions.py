@@ -12,7 +12,7 @@ delegations.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ..attachments import AttachmentIntent, AttachmentManifestEntry
@@ -26,24 +26,20 @@ from ..errors import (
     UnsupportedReadScope,
 )
 from ..maintenance import GcReport, Maintenance, VacuumReport
-from ..processes import ProcessRegistry
 from ..queued_work import ClaimBoundary, QueuedWorkBatch, QueuedWorkBatchDraft, QueuedWorkClaim
 from ..sessions import (
     ActivePath,
     FullGraph,
-    ModelUsage,
     PersistedSessionRead,
     RuntimeCommit,
     RuntimeCommitResult,
     SessionMeta,
     SessionNodeRecord,
     SessionReadScope,
-    SessionStoreCreateRequest,
-    SessionSummary,
     TokenLedgerEntry,
 )
 from .attachments import ManifestIO
-from .clock import now_ms, now_rfc3339
+from .clock import Clock, now_ms
 from .codec import (
     decode_checkpoint,
     decode_config,
@@ -65,8 +61,8 @@ from .commit import (
 )
 from .graph import merge_ledger, select_graph
 from .queued_work import MAX_CLAIM_BATCHES, QueuedWorkBase, check_claim, check_draft
+from .session_factory import SessionFactoryBase, seed_meta
 from .validation import (
-    check_create_request,
     check_id,
     check_ids,
     check_int,
@@ -118,22 +114,6 @@ def build_read(sid: str, rows: SessionRows, scope: SessionReadScope) -> Persiste
         checkpoint_ref=ref,
         checkpoint=decode_record(decode_checkpoint, rows.checkpoint, session_id=sid, record=ref),
         token_ledger=merge_ledger(rows.usage),
-    )
-
-
-def seed_meta(request: SessionStoreCreateRequest, created_at: str) -> SessionMeta:
-    """The metadata ``create_store`` writes for a session that has none (request validated)."""
-    policy = request.policy
-    assert isinstance(policy, Mapping)
-    model = policy["model"]
-    assert isinstance(model, Mapping)
-    return SessionMeta(
-        session_id=request.session_id,
-        session_name=request.session_id,
-        created_at=created_at,
-        model=str(model["id"]),
-        cwd=request.cwd,
-        relation=request.relation,
     )
 
 
@@ -251,8 +231,11 @@ class SessionHandleBase(QueuedWorkHandle, ABC):
         manifest: ManifestIO,
         maintenance: Maintenance,
         queue: QueuedWorkBase | None = None,
+        clock: Clock = now_ms,
     ) -> None:
         self._bound = None if session_id is None else check_id("session_id", session_id)
+        #: Stamps the session's times (commits and metadata saves).
+        self._clock = clock
         self._manifest = manifest
         self._maintenance = maintenance
         self._queue = queue
@@ -281,8 +264,9 @@ class SessionHandleBase(QueuedWorkHandle, ABC):
         """The encoded record of a live node, or ``None``."""
 
     @abstractmethod
-    async def _write_meta(self, sid: str, meta: str) -> None:
-        """Store encoded metadata for ``sid``, replacing any."""
+    async def _write_meta(self, sid: str, meta: str, at_ms: int) -> None:
+        """Store encoded metadata for ``sid``, replacing any; the session was updated at
+        ``at_ms`` (and created then, if it had no head or metadata)."""
 
     @abstractmethod
     async def _read_meta(self, sid: str) -> str | bytes | None:
@@ -297,7 +281,9 @@ class SessionHandleBase(QueuedWorkHandle, ABC):
     async def commit_runtime_state(self, commit: RuntimeCommit) -> RuntimeCommitResult:
         accepted = accept_commit(self._bound, commit)
         self._bound = accepted.session_id  # even a commit that fails below binds
-        plan = plan_commit(accepted, serves_queued_work=self.serves_queued_work)
+        plan = plan_commit(
+            accepted, serves_queued_work=self.serves_queued_work, at_ms=self._clock()
+        )
         return decide_commit(plan, await self._write_commit(plan))
 
     async def load_session(self, scope: SessionReadScope) -> PersistedSessionRead | None:
@@ -319,7 +305,7 @@ class SessionHandleBase(QueuedWorkHandle, ABC):
 
     async def save_session_meta(self, meta: SessionMeta) -> None:
         check_meta(meta)
-        await self._write_meta(meta.session_id, encode_meta(meta))
+        await self._write_meta(meta.session_id, encode_meta(meta), self._clock())
 
     async def load_session_meta(self) -> SessionMeta | None:
         sid = self._bound
@@ -365,64 +351,3 @@ class SessionHandleBase(QueuedWorkHandle, ABC):
         check_id("attachment_id", attachment_id)
         if self._bound is not None:
             await self._manifest.forget(self._bound, attachment_id)
-
-
-class SessionFactoryBase(ABC):
-    """Create, open, delete and list sessions (``SessionFactory``), around a backend's I/O."""
-
-    tier: DurabilityTier = DurabilityTier.INLINE
-
-    def __init__(
-        self,
-        handle: Callable[[str], SessionHandleBase],
-        processes: ProcessRegistry | None = None,
-    ) -> None:
-        #: Makes a handle bound to a session id: the storage's ``session``.
-        self._handle = handle
-        #: The storage's process registry: deleting a session revokes its grants there.
-        self._processes = processes
-
-    def durability_tier(self) -> DurabilityTier:
-        return self.tier
-
-    @abstractmethod
-    async def _seed_meta(self, sid: str, meta: str) -> None:
-        """Store encoded metadata for ``sid`` unless it has some already."""
-
-    @abstractmethod
-    async def _exists(self, sid: str) -> bool:
-        """Whether ``sid`` has a head or metadata."""
-
-    @abstractmethod
-    async def _delete(self, sid: str) -> None:
-        """Remove everything ``sid`` owns."""
-
-    @abstractmethod
-    async def list_sessions(self) -> list[SessionSummary]:
-        """Every session with a head or metadata, by id."""
-
-    @abstractmethod
-    async def usage_by_model(self) -> list[ModelUsage]:
-        """Token totals by model across all sessions, by model name."""
-
-    async def create_store(self, request: SessionStoreCreateRequest) -> SessionHandleBase:
-        check_create_request(request)
-        sid = request.session_id
-        await self._seed_meta(sid, encode_meta(seed_meta(request, now_rfc3339())))
-        return self._handle(sid)
-
-    async def open_existing_store(
-        self, request: SessionStoreCreateRequest
-    ) -> SessionHandleBase | None:
-        if not isinstance(request, SessionStoreCreateRequest):
-            raise InvalidRequest("request", "must be a SessionStoreCreateRequest")
-        sid = check_id("request.session_id", request.session_id)
-        return self._handle(sid) if await self._exists(sid) else None
-
-    async def delete_session(self, session_id: str) -> None:
-        sid = check_id("session_id", session_id)
-        if self._processes is not None:
-            # Grants first (spec/processes.md §5): a process is never addressable from a
-            # session that is gone, even if the deletion below fails and is retried.
-            await self._processes.delete_session_process_state(sid)
-        await self._delete(sid)

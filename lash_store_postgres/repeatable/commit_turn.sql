@@ -85,6 +85,7 @@ CREATE FUNCTION {s}.commit_turn(
     p_turn_id        text,
     p_turn_hash      text,
     p_now_ms         bigint,
+    p_at_ms          bigint,     -- the storage clock's time: the session's updated time
     p_attachment_ids text[],
     p_observe_only   boolean,    -- look, write nothing (completions that can never match)
     p_gc_lock        integer[],  -- the GC advisory lock's two keys (maintenance.py)
@@ -162,15 +163,16 @@ BEGIN
         -- snapshot is taken after the lock).
         IF v_base = 0 THEN
             INSERT INTO {s}.heads AS h (session_id, head_revision, config, agent_frames,
-                    current_agent_frame_id, checkpoint_ref, leaf_node_id, graph_node_count)
+                    current_agent_frame_id, checkpoint_ref, leaf_node_id, graph_node_count,
+                    created_at_ms, updated_at_ms)
             VALUES (p_session_id, 1, p_config, p_agent_frames, p_frame_id, p_checkpoint_ref,
-                    p_leaf, v_count)
+                    p_leaf, v_count, p_at_ms, p_at_ms)
             ON CONFLICT (session_id) DO NOTHING;
         ELSE
             UPDATE {s}.heads AS h SET
                 head_revision = v_revision, config = p_config, agent_frames = p_agent_frames,
                 current_agent_frame_id = p_frame_id, checkpoint_ref = p_checkpoint_ref,
-                leaf_node_id = p_leaf, updated_at = now(),
+                leaf_node_id = p_leaf, updated_at = now(), updated_at_ms = p_at_ms,
                 graph_node_count = CASE WHEN p_replace THEN v_count ELSE
                     h.graph_node_count + v_count - (
                         SELECT count(*) FROM {s}.nodes AS n

@@ -28,23 +28,23 @@ class OpensUnknownSessions(MemorySessionFactory):
 
 @breaks("sessions-28: create_store seeds the session name with the model id")
 class SeedsNameFromModel(MemorySessionFactory):
-    async def _seed_meta(self, sid: str, meta: str) -> None:
+    async def _seed_meta(self, sid: str, meta: str, at_ms: int) -> None:
         seeded = decode_meta(meta)
         await super()._seed_meta(
-            sid, encode_meta(dataclasses.replace(seeded, session_name=seeded.model))
+            sid, encode_meta(dataclasses.replace(seeded, session_name=seeded.model)), at_ms
         )
 
 
 @breaks("sessions-28: create_store seeds an empty created_at")
 class SeedsNoCreatedAt(MemorySessionFactory):
-    async def _seed_meta(self, sid: str, meta: str) -> None:
+    async def _seed_meta(self, sid: str, meta: str, at_ms: int) -> None:
         seeded = dataclasses.replace(decode_meta(meta), created_at="")
-        await super()._seed_meta(sid, encode_meta(seeded))
+        await super()._seed_meta(sid, encode_meta(seeded), at_ms)
 
 
 @breaks("sessions-29: create_store on an existing session replaces its metadata")
 class CreateOverwritesMeta(MemorySessionFactory):
-    async def _seed_meta(self, sid: str, meta: str) -> None:
+    async def _seed_meta(self, sid: str, meta: str, at_ms: int) -> None:
         self._state.meta[sid] = meta
 
 

@@ -101,7 +101,7 @@ class MutantStorage(MemoryStorage):
         processes = parts.processes(state, clock)
         StorageBase.__init__(
             self,
-            sessions=parts.factory(state, self.session, processes),
+            sessions=parts.factory(state, self.session, processes, clock),
             processes=processes,
             maintenance=parts.maintenance(state, policy),
             blobs=parts.blobs(state),
@@ -115,7 +115,7 @@ class MutantStorage(MemoryStorage):
         return f"{self._mutant.scheme}://{self._state.name}"
 
     def session(self, session_id: str | None = None) -> MemorySessionHandle:
-        handle = self._mutant.parts.handle(self._state, session_id, self.maintenance)
+        handle = self._mutant.parts.handle(self._state, session_id, self.maintenance, self._clock)
         handle._manifest = self._mutant.parts.manifest(self._state)
         handle._queue = self._mutant.parts.queue(self._state, self._clock)
         return handle

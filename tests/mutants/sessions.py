@@ -236,9 +236,9 @@ class ActivePathIgnoresLeaf(MemorySessionHandle):
 
 @breaks("sessions-10: saved metadata loses its cwd")
 class MetaLosesCwd(MemorySessionHandle):
-    async def _write_meta(self, sid: str, meta: str) -> None:
+    async def _write_meta(self, sid: str, meta: str, at_ms: int) -> None:
         without_cwd = dataclasses.replace(decode_meta(meta), cwd=None)
-        await super()._write_meta(sid, encode_meta(without_cwd))
+        await super()._write_meta(sid, encode_meta(without_cwd), at_ms)
 
 
 # --- stamps: sessions-11 to sessions-14 ------------------------------------------------
@@ -652,7 +652,7 @@ class MetaUnderBinding(MemorySessionHandle):
 
 @breaks("meta-1: save_session_meta keeps the first metadata saved (no upsert)")
 class MetaKeepsFirst(MemorySessionHandle):
-    async def _write_meta(self, sid: str, meta: str) -> None:
+    async def _write_meta(self, sid: str, meta: str, at_ms: int) -> None:
         self._state.meta.setdefault(sid, meta)
 
 
