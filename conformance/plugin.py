@@ -32,6 +32,7 @@ HERE = Path(__file__).resolve().parent
 SUITE_MODULES = frozenset(
     {
         "sessions",
+        "tail_reads",
         "session_factory",
         "session_rules",
         "maintenance",

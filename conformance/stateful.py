@@ -52,7 +52,6 @@ from lash_store_api import (
     SessionBindingMismatch,
     SessionGraph,
     SessionHandle,
-    SessionReadScope,
     Storage,
     TurnCommitConflict,
     Unchanged,
@@ -289,7 +288,7 @@ class SessionMachine(RuleBasedStateMachine):
 
     # --- reads ---------------------------------------------------------------------
 
-    def _check_read(self, session_id: str, scope: SessionReadScope) -> None:
+    def _check_read(self, session_id: str, scope: FullGraph | ActivePath) -> None:
         actual = self.run(self.handles[session_id].load_session(scope))
         _read_matches(actual, self.model.read(session_id, scope))
 

@@ -37,6 +37,7 @@ __all__ = [
     "SessionReadScope",
     "SessionStoreCreateRequest",
     "SessionSummary",
+    "Tail",
     "TokenLedgerEntry",
     "TokenUsage",
     "Unchanged",
@@ -124,7 +125,22 @@ class ActivePath:
     leaf_node_id: str | None = None
 
 
-SessionReadScope: TypeAlias = FullGraph | ActivePath
+@dataclass(frozen=True, slots=True)
+class Tail:
+    """Read the newest ``limit`` live nodes of the active path of ``leaf_node_id``
+    (``None``: the head's leaf), oldest first.
+
+    The read is ``ActivePath(leaf_node_id)``'s with only the ``limit`` path nodes
+    nearest the leaf (0 to ``MAX_PAGE_LIMIT``; past the root: the whole path), in
+    insertion order: on a path its runtime appended root first, the last
+    ``limit`` of ``ActivePath``. Its cost grows with ``limit``, not with the session.
+    """
+
+    limit: int
+    leaf_node_id: str | None = None
+
+
+SessionReadScope: TypeAlias = FullGraph | ActivePath | Tail
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,7 +106,11 @@ class MemorySessionHandle(SessionHandleBase):
             previous = nodes.rows.get(node.node_id)
             if previous is None or previous.tombstoned:
                 nodes.live_count += 1
-            nodes.rows[node.node_id] = NodeRow(node.parent_node_id, node.data)
+            if previous is None:
+                seq, nodes.next_seq = nodes.next_seq, nodes.next_seq + 1
+            else:
+                seq = previous.seq  # an existing id keeps its position
+            nodes.rows[node.node_id] = NodeRow(node.parent_node_id, node.data, seq=seq)
         state.heads[sid] = HeadRow(plan.head(), graph_node_count=nodes.live_count)
         touch(state, sid, plan.at_ms)
         MemoryManifest(state).stamp_now(sid, plan.committed_attachment_ids)
@@ -134,6 +138,19 @@ class MemorySessionHandle(SessionHandleBase):
             usage=list(self._state.usage.get(sid, ())),
         )
 
+    async def _read_tail(self, sid: str, leaf: str | None, limit: int) -> SessionRows | None:
+        row = self._state.heads.get(sid)
+        if row is None:
+            return None
+        nodes = self._state.nodes.get(sid)
+        start = leaf if leaf is not None else row.head.leaf_node_id
+        return SessionRows(
+            head=row.head,
+            checkpoint=self._state.blobs.get(row.head.checkpoint_ref),
+            nodes=[] if nodes is None else tail_rows(nodes, start, limit),
+            usage=list(self._state.usage.get(sid, ())),
+        )
+
     async def _read_node(self, sid: str, node_id: str) -> bytes | None:
         nodes = self._state.nodes.get(sid)
         row = None if nodes is None else nodes.rows.get(node_id)
@@ -158,6 +175,28 @@ class MemorySessionHandle(SessionHandleBase):
         head = self._state.heads.get(sid)
         if head is not None:  # the head's count follows tombstones at once
             self._state.heads[sid] = dataclasses.replace(head, graph_node_count=nodes.live_count)
+
+
+def tail_rows(nodes: SessionNodes, leaf: str | None, limit: int) -> list[tuple[str, bytes]]:
+    """Up to ``limit`` live rows up the parents from ``leaf`` (``None``: the last ``limit``
+    live rows), in insertion order; only the rows taken are looked at."""
+    rows = nodes.rows
+    taken: dict[str, NodeRow] = {}
+    if leaf is None:
+        for node_id in reversed(rows):
+            if len(taken) >= limit:
+                break
+            if not rows[node_id].tombstoned:
+                taken[node_id] = rows[node_id]
+    else:
+        at: str | None = leaf
+        while at is not None and at not in taken and len(taken) < limit:
+            found = rows.get(at)
+            if found is None or found.tombstoned:
+                break
+            taken[at] = found
+            at = found.parent_node_id
+    return [(i, r.data) for i, r in sorted(taken.items(), key=lambda item: item[1].seq)]
 
 
 class MemorySessionFactory(SessionFactoryBase):

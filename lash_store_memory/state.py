@@ -31,6 +31,8 @@ class NodeRow:
     parent_node_id: str | None
     data: bytes
     tombstoned: bool = False
+    #: The row's place in insertion order (``SessionNodes.next_seq`` when first inserted).
+    seq: int = 0
 
 
 @dataclass(slots=True)
@@ -39,6 +41,8 @@ class SessionNodes:
 
     rows: dict[str, NodeRow] = field(default_factory=dict)
     live_count: int = 0
+    #: So that a few rows are put in insertion order without looking at the others.
+    next_seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,7 +47,7 @@ TIER = DurabilityTier.DURABLE
 # so that each node row carries one NULL for them: every column of every row
 # costs the client time to read. Plain rows, not array_agg: aggregating 800 rows
 # costs more than sending them.
-_LOAD_SESSION = """
+_HEAD_ROW = """
 SELECT 0 AS part, NULL::bigint AS rev, NULL::integer AS ord, NULL::text AS node_id, b.data,
        json_build_array(
            h.head_revision, h.config, encode(h.agent_frames, 'base64'),
@@ -61,11 +61,46 @@ SELECT 0 AS part, NULL::bigint AS rev, NULL::integer AS ord, NULL::text AS node_
                      GROUP BY source, model) AS g))::text
 FROM {s}.heads AS h
 LEFT JOIN {s}.blobs AS b ON b.ref = h.checkpoint_ref
-WHERE h.session_id = %(sid)s
+WHERE h.session_id = %(sid)s"""
+_LOAD_SESSION = (
+    _HEAD_ROW
+    + """
 UNION ALL
 SELECT 1, n.rev, n.ord, n.node_id, n.data, NULL
 FROM {s}.nodes AS n
 WHERE n.session_id = %(sid)s AND NOT n.tombstoned"""
+)
+
+# A tail read: the head row as above, then up to %(limit)s live nodes walking
+# parents from the leaf, each step one primary-key lookup, so the cost follows
+# the limit and not the session. A cycle just repeats nodes up to the bound (the
+# kit keeps each once): cheaper than carrying the visited ids along. With no
+# leaf at all, the last %(limit)s live nodes in insertion order.
+_LOAD_TAIL = (
+    """
+WITH RECURSIVE start AS (
+    SELECT coalesce(%(leaf)s::text, leaf_node_id) AS leaf
+    FROM {s}.heads WHERE session_id = %(sid)s
+), walk AS (
+    SELECT n.rev, n.ord, n.node_id, n.data, n.parent_node_id, 1 AS depth
+    FROM start JOIN {s}.nodes AS n ON n.session_id = %(sid)s AND n.node_id = start.leaf
+    WHERE NOT n.tombstoned AND %(limit)s::integer > 0
+    UNION ALL
+    SELECT n.rev, n.ord, n.node_id, n.data, n.parent_node_id, w.depth + 1
+    FROM walk AS w JOIN {s}.nodes AS n ON n.session_id = %(sid)s AND n.node_id = w.parent_node_id
+    WHERE NOT n.tombstoned AND w.depth < %(limit)s::integer
+)"""
+    + _HEAD_ROW
+    + """
+UNION ALL
+SELECT 1, rev, ord, node_id, data, NULL FROM walk
+UNION ALL
+(SELECT 1, n.rev, n.ord, n.node_id, n.data, NULL
+   FROM {s}.nodes AS n
+  WHERE n.session_id = %(sid)s AND NOT n.tombstoned
+    AND EXISTS (SELECT FROM start WHERE start.leaf IS NULL)
+  ORDER BY n.rev DESC, n.ord DESC LIMIT %(limit)s::integer)"""
+)
 
 _INSERTION_ORDER = itemgetter(1, 2)  # (rev, ord) of a node row
 
@@ -180,6 +215,14 @@ async def read_session_rows(db: Db, sid: str) -> list[tuple[Any, ...]]:
     return await cur.fetchall()
 
 
+async def read_tail_rows(db: Db, sid: str, leaf: str | None, limit: int) -> list[tuple[Any, ...]]:
+    """The rows of ``_LOAD_TAIL``: the head's row and those of the tail's nodes."""
+    async with db.pipelined("loading the session's tail", session_id=sid) as conn:
+        cur = conn.cursor(binary=True)
+        await cur.execute(db.q(_LOAD_TAIL), {"sid": sid, "leaf": leaf, "limit": limit})
+    return await cur.fetchall()
+
+
 def session_rows(rows: Sequence[tuple[Any, ...]]) -> SessionRows | None:
     """The head and ``(node_id, data)`` of the node rows in insertion order, or ``None``
     with no head."""
@@ -218,6 +261,9 @@ class PostgresSessionHandle(SessionHandleBase):
 
     async def _read_session(self, sid: str) -> SessionRows | None:
         return session_rows(await read_session_rows(self._db, sid))
+
+    async def _read_tail(self, sid: str, leaf: str | None, limit: int) -> SessionRows | None:
+        return session_rows(await read_tail_rows(self._db, sid, leaf, limit))
 
     async def _read_node(self, sid: str, node_id: str) -> bytes | None:
         db = self._db

@@ -23,19 +23,18 @@ from ..errors import (
     QueuedWorkClaimExpired,
     SessionBindingMismatch,
     UnsupportedOperation,
-    UnsupportedReadScope,
 )
 from ..maintenance import GcReport, Maintenance, VacuumReport
+from ..paging import Page
 from ..queued_work import ClaimBoundary, QueuedWorkBatch, QueuedWorkBatchDraft, QueuedWorkClaim
 from ..sessions import (
-    ActivePath,
-    FullGraph,
     PersistedSessionRead,
     RuntimeCommit,
     RuntimeCommitResult,
     SessionMeta,
     SessionNodeRecord,
     SessionReadScope,
+    Tail,
     TokenLedgerEntry,
 )
 from .attachments import ManifestIO
@@ -59,7 +58,7 @@ from .commit import (
     decide_commit,
     plan_commit,
 )
-from .graph import merge_ledger, select_graph
+from .graph import check_scope, merge_ledger, select_graph
 from .queued_work import MAX_CLAIM_BATCHES, QueuedWorkBase, check_claim, check_draft
 from .session_factory import SessionFactoryBase, seed_meta
 from .validation import (
@@ -68,7 +67,6 @@ from .validation import (
     check_int,
     check_intent,
     check_meta,
-    check_optional_id,
 )
 
 __all__ = [
@@ -202,13 +200,21 @@ class QueuedWorkHandle:
         bid = check_id("batch_id", batch_id)
         return None if self._queue is None else await self._queue.cancel(sid, bid)
 
-    async def list_queued_work(self, session_id: str) -> list[QueuedWorkBatch]:
+    async def list_queued_work(
+        self, session_id: str, *, after: str | None = None, limit: int | None = None
+    ) -> Page[QueuedWorkBatch]:
         sid = self._bind_queue("session_id", session_id)
-        return [] if self._queue is None else await self._queue.list(sid, pending=False)
+        if self._queue is None:
+            return Page()
+        return await self._queue.list(sid, pending=False, after=after, limit=limit)
 
-    async def list_pending_queued_work(self, session_id: str) -> list[QueuedWorkBatch]:
+    async def list_pending_queued_work(
+        self, session_id: str, *, after: str | None = None, limit: int | None = None
+    ) -> Page[QueuedWorkBatch]:
         sid = self._bind_queue("session_id", session_id)
-        return [] if self._queue is None else await self._queue.list(sid, pending=True)
+        if self._queue is None:
+            return Page()
+        return await self._queue.list(sid, pending=True, after=after, limit=limit)
 
 
 class SessionHandleBase(QueuedWorkHandle, ABC):
@@ -259,6 +265,15 @@ class SessionHandleBase(QueuedWorkHandle, ABC):
     async def _read_session(self, sid: str) -> SessionRows | None:
         """The session's rows from one snapshot, or ``None`` if it has no head."""
 
+    async def _read_tail(self, sid: str, leaf: str | None, limit: int) -> SessionRows | None:
+        """As :meth:`_read_session`, but the nodes need only include the first ``limit``
+        live nodes of the walk up the parents from ``leaf`` (``None``: the head's leaf;
+        no leaf at all: the last ``limit`` live nodes), still in insertion order.
+
+        By default the whole session; a backend overrides it to read only those.
+        """
+        return await self._read_session(sid)
+
     @abstractmethod
     async def _read_node(self, sid: str, node_id: str) -> bytes | None:
         """The encoded record of a live node, or ``None``."""
@@ -287,13 +302,15 @@ class SessionHandleBase(QueuedWorkHandle, ABC):
         return decide_commit(plan, await self._write_commit(plan))
 
     async def load_session(self, scope: SessionReadScope) -> PersistedSessionRead | None:
-        if not isinstance(scope, FullGraph | ActivePath):
-            raise UnsupportedReadScope(scope)
-        if isinstance(scope, ActivePath):
-            check_optional_id("scope.leaf_node_id", scope.leaf_node_id)
+        check_scope(scope)
         sid = self._bound
-        rows = None if sid is None else await self._read_session(sid)
-        return None if sid is None or rows is None else build_read(sid, rows, scope)
+        if sid is None:
+            return None
+        if isinstance(scope, Tail):
+            rows = await self._read_tail(sid, scope.leaf_node_id, scope.limit)
+        else:
+            rows = await self._read_session(sid)
+        return None if rows is None else build_read(sid, rows, scope)
 
     async def load_node(self, node_id: str) -> SessionNodeRecord | None:
         check_id("node_id", node_id)

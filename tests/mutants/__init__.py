@@ -21,6 +21,7 @@ from . import (
     queued_work,
     session_rules,
     sessions,
+    tail_reads,
     trigger_rules,
     triggers,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "queued_work",
     "session_rules",
     "sessions",
+    "tail_reads",
     "trigger_rules",
     "triggers",
 ]
