@@ -50,6 +50,9 @@ __all__ = ["DEFAULT_CONFIG", "MAX_ATTEMPTS", "LashSession", "SessionContended"]
 #: session that already has a head keeps its own.
 DEFAULT_CONFIG = lash.PersistedSessionConfig("openai-agents", {"id": "openai-agents-session"})
 
+#: The read of the whole history: the session's active path.
+_HISTORY = lash.ActivePath(None)
+
 #: Commits one call attempts before giving up with :class:`SessionContended`.
 MAX_ATTEMPTS = 8
 
@@ -200,8 +203,13 @@ class LashSession:
         """The history, oldest first; ``limit`` (else ``session_settings.limit``) keeps the
         newest N. As in ``SQLiteSession``: ``None`` or negative is all, 0 is none."""
         window = resolve_session_limit(_checked_limit(limit), self.session_settings)
+        # The newest N through a tail read, which costs N, not the history; a window
+        # wider than a tail takes is read whole and cut.
+        scope: lash.SessionReadScope = _HISTORY
+        if window is not None and 0 <= window <= lash.MAX_PAGE_LIMIT:
+            scope = lash.Tail(window)
         async with self._lock:
-            items, _ = await self._read()
+            items, _ = await self._read(scope)
         return _window(items, window)
 
     async def add_items(self, items: list[TResponseInputItem]) -> None:
@@ -284,9 +292,12 @@ class LashSession:
 
     # --- reads and guarded commits ----------------------------------------------------
 
-    async def _read_path(self) -> tuple[Sequence[lash.SessionNodeRecord], _Head]:
-        """The active path's nodes, root first, and the head they were read at."""
-        read = await self._store.load_session(lash.ActivePath(None))
+    async def _read_path(
+        self, scope: lash.SessionReadScope = _HISTORY
+    ) -> tuple[Sequence[lash.SessionNodeRecord], _Head]:
+        """The active path's nodes (or its tail's), root first, and the head they were
+        read at. Each item is one node, so a tail of N nodes is the newest N items."""
+        read = await self._store.load_session(scope)
         if read is None:
             head = _Head(None, None, DEFAULT_CONFIG)
             nodes: Sequence[lash.SessionNodeRecord] = ()
@@ -298,8 +309,10 @@ class LashSession:
         self._head = head
         return nodes, head
 
-    async def _read(self) -> tuple[list[TResponseInputItem], _Head]:
-        nodes, head = await self._read_path()
+    async def _read(
+        self, scope: lash.SessionReadScope = _HISTORY
+    ) -> tuple[list[TResponseInputItem], _Head]:
+        nodes, head = await self._read_path(scope)
         return [_item(node) for node in nodes], head
 
     async def _load_head(self) -> _Head:
