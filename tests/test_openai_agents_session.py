@@ -352,13 +352,15 @@ async def test_concurrent_add_items_from_two_workers_all_land(url: str) -> None:
             "w2": LashSession("chat-1", counting(second, conflicts)),
         }
 
+        both_read = asyncio.Barrier(len(workers))
+
         async def work(name: str) -> None:
             session = workers[name]
             for r in range(rounds):
                 # Both workers read, then both add: they start from the same head, so
                 # the later commit of a pair conflicts and must reload and retry.
                 await session.get_items(1)
-                await asyncio.sleep(0)
+                await both_read.wait()
                 await session.add_items([message(f"{name}-{r}-{i}") for i in range(size)])
 
         await asyncio.gather(work("w1"), work("w2"))
