@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Protocol, TypeAlias, runtime_checkable
 
 from .common import JSON, DurabilityTier
+from .paging import Page
 
 __all__ = [
     "ENV_REF_PREFIX",
@@ -86,6 +87,9 @@ class ArtifactStore(Protocol):
 
     async def get_process_execution_env(self, env_ref: str) -> bytes | None: ...
 
-    async def list_artifacts(self) -> list[ArtifactEntry]:
-        """Every stored artifact of every kind, by kind then ref (what an operator sees)."""
+    async def list_artifacts(
+        self, *, after: str | None = None, limit: int | None = None
+    ) -> Page[ArtifactEntry]:
+        """Stored artifacts of every kind, by kind then ref (code point order), one page
+        (``after``: the previous page's cursor; ``limit``: ``None`` for all)."""
         ...

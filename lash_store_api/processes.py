@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Protocol, TypeAlias, runtime_checkable
 
 from .common import JSON, CausalRef, DurabilityTier, freeze_sequences
+from .paging import Page
 
 __all__ = [
     "ProcessAwaitOutput",
@@ -312,8 +313,20 @@ class ProcessRegistry(Protocol):
 
     async def set_external_ref(self, pid: str, external_ref: ProcessExternalRef) -> None: ...
 
-    async def list_processes(self, filter: ProcessListFilter) -> list[ProcessRecord]:
-        """Matching records by id."""
+    async def list_processes(
+        self,
+        filter: ProcessListFilter,
+        *,
+        prefix: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> Page[ProcessRecord]:
+        """Matching records by id (code point order), one page.
+
+        ``prefix`` keeps the ids that start with it (literally); ``after`` is the
+        previous page's :attr:`~lash_store_api.Page.next_cursor`; ``limit``
+        (``None``: all) bounds the page.
+        """
         ...
 
     async def list_non_terminal(self) -> list[ProcessRecord]:

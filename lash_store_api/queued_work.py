@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Literal, Protocol, TypeAlias, runtime_checkable
 
 from .common import JSON, freeze_sequences
+from .paging import Page
 from .processes import ProcessWakeDelivery
 
 __all__ = [
@@ -219,10 +220,15 @@ class QueuedWork(Protocol):
         """Delete and return a batch that is not live-claimed; otherwise ``None``."""
         ...
 
-    async def list_queued_work(self, session_id: str) -> list[QueuedWorkBatch]:
-        """Every batch of the session by ``enqueue_seq``, claimed ones included."""
+    async def list_queued_work(
+        self, session_id: str, *, after: str | None = None, limit: int | None = None
+    ) -> Page[QueuedWorkBatch]:
+        """Every batch of the session by ``enqueue_seq``, claimed ones included, one page
+        (``after``: the previous page's cursor; ``limit``: ``None`` for all)."""
         ...
 
-    async def list_pending_queued_work(self, session_id: str) -> list[QueuedWorkBatch]:
+    async def list_pending_queued_work(
+        self, session_id: str, *, after: str | None = None, limit: int | None = None
+    ) -> Page[QueuedWorkBatch]:
         """As :meth:`list_queued_work` minus live-claimed batches."""
         ...

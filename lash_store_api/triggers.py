@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from .common import JSON, DurabilityTier, freeze_sequences
+from .paging import Page
 from .processes import ProcessEventType, ProcessIdentity, ProcessOriginator, SessionScope
 
 __all__ = [
@@ -117,9 +118,14 @@ class TriggerStore(Protocol):
         ...
 
     async def list_subscriptions(
-        self, filter: TriggerSubscriptionFilter
-    ) -> list[TriggerSubscriptionRecord]:
-        """Matching records by ``(registrant scope id, handle)``, disabled ones included."""
+        self,
+        filter: TriggerSubscriptionFilter,
+        *,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> Page[TriggerSubscriptionRecord]:
+        """Matching records by ``(registrant scope id, handle)``, disabled ones included,
+        one page (``after``: the previous page's cursor; ``limit``: ``None`` for all)."""
         ...
 
     async def cancel_subscription(self, session_id: str, handle: str) -> bool:

@@ -29,9 +29,9 @@ class MemoryArtifactStore(ArtifactStoreBase):
     async def _get(self, kind: ArtifactKind, ref: str) -> bytes | None:
         return self._state.artifacts.get(kind, {}).get(ref)
 
-    async def _list(self) -> list[ArtifactEntry]:
-        return [
-            ArtifactEntry(kind, ref, len(data))
-            for kind, by_ref in self._state.artifacts.items()
-            for ref, data in by_ref.items()
-        ]
+    async def _list(
+        self, kind: ArtifactKind, after: str | None, limit: int | None
+    ) -> list[ArtifactEntry]:
+        by_ref = self._state.artifacts.get(kind, {})
+        refs = sorted(r for r in by_ref if after is None or r > after)[:limit]
+        return [ArtifactEntry(kind, ref, len(by_ref[ref])) for ref in refs]

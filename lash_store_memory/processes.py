@@ -104,9 +104,24 @@ class MemoryProcessRegistry(ProcessRegistryBase):
         self._store(change(self._record(pid)))
         self._notify(pid)
 
-    async def _records(self, state: str | None) -> list[ProcessRecord]:
-        records = (decode_process(t, record=p) for p, t in sorted(self._state.processes.items()))
-        return [r for r in records if state is None or status_state(r) == state]
+    async def _records(
+        self,
+        state: str | None,
+        *,
+        prefix: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> list[ProcessRecord]:
+        found: list[ProcessRecord] = []
+        for pid, text in sorted(self._state.processes.items()):
+            if limit is not None and len(found) >= limit:
+                break
+            if (after is not None and pid <= after) or not pid.startswith(prefix or ""):
+                continue
+            record = decode_process(text, record=pid)
+            if state is None or status_state(record) == state:
+                found.append(record)
+        return found
 
     async def _events(
         self,

@@ -74,11 +74,18 @@ class MemoryQueue(QueuedWorkBase):
             return None
         return rows.pop(batch_id)
 
-    async def _list(self, session_id: str, pending_at_ms: int | None) -> list[StoredBatch]:
+    async def _list(
+        self,
+        session_id: str,
+        pending_at_ms: int | None,
+        after_seq: int = 0,
+        limit: int | None = None,
+    ) -> list[StoredBatch]:
         rows = sorted(self._rows(session_id).values(), key=lambda r: r.enqueue_seq)
-        if pending_at_ms is None:
-            return rows
-        return [r for r in rows if not is_live(r, pending_at_ms)]
+        rows = [r for r in rows if r.enqueue_seq > after_seq]
+        if pending_at_ms is not None:
+            rows = [r for r in rows if not is_live(r, pending_at_ms)]
+        return rows[:limit]
 
 
 def insert_batch(state: MemoryState, row: StoredBatch) -> StoredBatch:

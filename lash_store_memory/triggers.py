@@ -11,6 +11,7 @@ import dataclasses
 
 from lash_store_api import DurabilityTier
 from lash_store_api.backend.clock import Clock
+from lash_store_api.backend.trigger_rows import listing_page
 from lash_store_api.backend.triggers import (
     StoredOccurrence,
     StoredSubscription,
@@ -35,7 +36,8 @@ class MemoryTriggerStore(TriggerStoreBase):
         return stored
 
     async def _list_subscriptions(self, query: SubscriptionQuery) -> list[StoredSubscription]:
-        return [r for r in self._state.subscriptions.values() if matches(r, query)]
+        rows = (r for r in self._state.subscriptions.values() if matches(r, query))
+        return listing_page(rows, query)
 
     def _owned(self, session_id: str) -> list[StoredSubscription]:
         return [

@@ -29,7 +29,11 @@ up AS (
 SELECT r FROM missing"""
 
 _GET = "SELECT data FROM {s}.artifacts WHERE kind = %(kind)s AND ref = %(ref)s"
-_LIST = "SELECT kind, ref, length(data) FROM {s}.artifacts"
+# A keyset page of one kind on the C-collated (kind, ref) index of migration 0008.
+_LIST = """
+SELECT ref, length(data) FROM {s}.artifacts
+ WHERE kind = %(kind)s AND (%(after)s::text IS NULL OR ref COLLATE "C" > %(after)s::text)
+ ORDER BY ref COLLATE "C" LIMIT %(limit)s"""
 
 #: The blobs stored module artifacts name: GC roots (maintenance.py).
 MODULE_BLOB_ROOTS = "SELECT DISTINCT unnest(blob_refs) FROM {s}.artifacts WHERE kind = 'module'"
@@ -58,8 +62,11 @@ class PostgresArtifactStore(ArtifactStoreBase):
         row = await cur.fetchone()
         return None if row is None else bytes(row[0])
 
-    async def _list(self) -> list[ArtifactEntry]:
+    async def _list(
+        self, kind: ArtifactKind, after: str | None, limit: int | None
+    ) -> list[ArtifactEntry]:
         db = self._db
+        params = {"kind": kind.value, "after": after, "limit": limit}
         async with db.pipelined("listing artifacts") as conn:
-            cur = await conn.execute(db.q(_LIST))
-        return [ArtifactEntry(ArtifactKind(k), r, int(n)) for k, r, n in await cur.fetchall()]
+            cur = await conn.execute(db.q(_LIST), params)
+        return [ArtifactEntry(kind, r, int(n)) for r, n in await cur.fetchall()]

@@ -68,9 +68,12 @@ UPDATE {s}.processes
        record = %(record)s, last_sequence = greatest(last_sequence, %(seq)s)
  WHERE process_id = %(pid)s"""
 _NOTIFY = "SELECT pg_notify(%(channel)s, %(pid)s)"
-_RECORDS = 'SELECT record FROM {s}.processes ORDER BY process_id COLLATE "C"'
-_RECORDS_IN = """
-SELECT record FROM {s}.processes WHERE state = %(state)s ORDER BY process_id COLLATE "C" """
+# Keyset pages on the C-collated id indexes of migration 0008 (code point order).
+_RECORDS = """
+SELECT record FROM {s}.processes WHERE (%(state)s::text IS NULL OR state = %(state)s::text)
+   AND (%(after)s::text IS NULL OR process_id COLLATE "C" > %(after)s::text)
+   AND (%(prefix)s::text IS NULL OR starts_with(process_id COLLATE "C", %(prefix)s::text))
+ ORDER BY process_id COLLATE "C" LIMIT %(limit)s"""
 _EVENTS = """
 SELECT e.event FROM {s}.process_events AS e
  WHERE e.process_id = %(pid)s AND e.sequence > %(after)s
@@ -263,9 +266,16 @@ class PostgresProcessRegistry(ProcessRegistryBase):
             await conn.execute(db.q(_UPDATE), {**_columns(after), "seq": 0})
             await self._notify(conn, pid)
 
-    async def _records(self, state: str | None) -> list[ProcessRecord]:
-        statement = (_RECORDS, {}) if state is None else (_RECORDS_IN, {"state": state})
-        (rows,) = await self._rows("listing processes", None, statement)
+    async def _records(
+        self,
+        state: str | None,
+        *,
+        prefix: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> list[ProcessRecord]:
+        params = {"state": state, "after": after, "prefix": prefix, "limit": limit}
+        (rows,) = await self._rows("listing processes", None, (_RECORDS, params))
         return [decode_process(r[0]) for r in rows]
 
     async def _events(

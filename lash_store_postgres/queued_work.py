@@ -75,13 +75,16 @@ DELETE FROM {{s}}.queued_work
    AND NOT (lease_token IS NOT NULL AND expires_at_ms > %(now)s)
 RETURNING {_COLUMNS}"""
 
+# Keyset pages on the primary key (session_id, enqueue_seq).
 _LIST = f"""
-SELECT {_COLUMNS} FROM {{s}}.queued_work WHERE session_id = %(sid)s ORDER BY enqueue_seq"""
+SELECT {_COLUMNS} FROM {{s}}.queued_work WHERE session_id = %(sid)s AND enqueue_seq > %(after)s
+ ORDER BY enqueue_seq LIMIT %(limit)s"""
 
 _LIST_PENDING = f"""
 SELECT {_COLUMNS} FROM {{s}}.queued_work
- WHERE session_id = %(sid)s AND NOT (lease_token IS NOT NULL AND expires_at_ms > %(now)s)
- ORDER BY enqueue_seq"""
+ WHERE session_id = %(sid)s AND enqueue_seq > %(after)s
+   AND NOT (lease_token IS NOT NULL AND expires_at_ms > %(now)s)
+ ORDER BY enqueue_seq LIMIT %(limit)s"""
 
 #: How often an enqueue looks again for a batch that won its key after its snapshot.
 _ENQUEUE_TRIES = 5
@@ -201,11 +204,17 @@ class PostgresQueue(QueuedWorkBase):
         found = await self._rows("cancelling a batch", _CANCEL, params, session_id=session_id)
         return found[0] if found else None
 
-    async def _list(self, session_id: str, pending_at_ms: int | None) -> list[StoredBatch]:
+    async def _list(
+        self,
+        session_id: str,
+        pending_at_ms: int | None,
+        after_seq: int = 0,
+        limit: int | None = None,
+    ) -> list[StoredBatch]:
+        params: dict[str, Any] = {"sid": session_id, "after": after_seq, "limit": limit}
         if pending_at_ms is None:
-            params: dict[str, Any] = {"sid": session_id}
             return await self._rows("listing queued work", _LIST, params, session_id=session_id)
-        params = {"sid": session_id, "now": pending_at_ms}
+        params["now"] = pending_at_ms
         return await self._rows(
             "listing pending queued work", _LIST_PENDING, params, session_id=session_id
         )

@@ -45,7 +45,8 @@ SELECT n.n, %(id_prefix)s || n.n, %(handle_prefix)s || n.n, %(scope)s, %(session
   FROM n
 RETURNING {_SUB_COLUMNS}"""
 
-# Each filter is skipped when its parameter is NULL.
+# Each filter is skipped when its parameter is NULL; a page is a keyset read on the
+# C-collated (registrant scope id, handle) index of migration 0008.
 _LIST = f"""
 SELECT {_SUB_COLUMNS} FROM {{s}}.trigger_subscriptions AS s
  WHERE (%(session)s::text IS NULL OR s.registrant_session_id = %(session)s::text)
@@ -54,7 +55,11 @@ SELECT {_SUB_COLUMNS} FROM {{s}}.trigger_subscriptions AS s
    AND (%(source_type)s::text IS NULL OR s.source_type = %(source_type)s::text)
    AND (%(source_key)s::text IS NULL OR s.source_key = %(source_key)s::text)
    AND (%(target)s::text IS NULL OR s.target = %(target)s::text)
-   AND (%(enabled)s::boolean IS NULL OR s.enabled = %(enabled)s::boolean)"""
+   AND (%(enabled)s::boolean IS NULL OR s.enabled = %(enabled)s::boolean)
+   AND (%(after_scope)s::text IS NULL
+        OR (s.registrant_scope_id COLLATE "C", s.handle COLLATE "C")
+           > (%(after_scope)s::text, %(after_handle)s::text))
+ ORDER BY s.registrant_scope_id COLLATE "C", s.handle COLLATE "C" LIMIT %(limit)s"""
 
 # Returns whether the row was enabled before this update (the locked row's value).
 _DISABLE = """
@@ -182,6 +187,9 @@ class PostgresTriggerStore(TriggerStoreBase):
             "source_key": query.source_key,
             "target": query.target,
             "enabled": query.enabled,
+            "after_scope": None if query.after is None else query.after[0],
+            "after_handle": None if query.after is None else query.after[1],
+            "limit": query.limit,
         }
         rows = await self._fetch("listing trigger subscriptions", _LIST, params, None)
         return [subscription(r) for r in rows]

@@ -35,7 +35,9 @@ from ..artifacts import (
 )
 from ..common import DurabilityTier
 from ..errors import ArtifactDecodeError, BlobNotFound, InvalidRequest
+from ..paging import Page
 from .codec import canon, decode_json
+from .paging import check_limit, decode_cursor, page_of
 from .validation import check_id, check_json, check_json_bytes, check_text
 
 __all__ = [
@@ -126,8 +128,11 @@ class ArtifactStoreBase(ABC):
         """The bytes under ``(kind, ref)``, or ``None``."""
 
     @abstractmethod
-    async def _list(self) -> list[ArtifactEntry]:
-        """Every stored artifact, in any order."""
+    async def _list(
+        self, kind: ArtifactKind, after: str | None, limit: int | None
+    ) -> list[ArtifactEntry]:
+        """The stored artifacts of ``kind`` by ref in code point order, only refs greater
+        than ``after`` (any when ``None``), at most ``limit`` (all when ``None``)."""
 
     # --- the contract ---
 
@@ -194,6 +199,22 @@ class ArtifactStoreBase(ABC):
     async def get_process_execution_env(self, env_ref: str) -> bytes | None:
         return await self._get(ArtifactKind.ENV, check_id("env_ref", env_ref))
 
-    async def list_artifacts(self) -> list[ArtifactEntry]:
+    async def list_artifacts(
+        self, *, after: str | None = None, limit: int | None = None
+    ) -> Page[ArtifactEntry]:
+        key = decode_cursor("after", after, "artifacts", (str, str))
+        limit = check_limit("limit", limit)
         kinds = list(ArtifactKind)
-        return sorted(await self._list(), key=lambda e: (kinds.index(e.kind), e.ref))
+        if key is not None and key[0] not in kinds:
+            raise InvalidRequest("after", "is not a cursor of this listing (artifacts)")
+        # Kind by kind in the listing's order, from the cursor's kind on, until the page
+        # (and one row more, to know a next one exists) is read.
+        first = 0 if key is None else kinds.index(ArtifactKind(str(key[0])))
+        want = None if limit is None else limit + 1
+        rows: list[ArtifactEntry] = []
+        for kind in kinds[first:]:
+            past = str(key[1]) if key is not None and kind.value == key[0] else None
+            rows += await self._list(kind, past, None if want is None else want - len(rows))
+            if want is not None and len(rows) >= want:
+                break
+        return page_of(rows, limit, "artifacts", lambda e: (e.kind.value, e.ref))

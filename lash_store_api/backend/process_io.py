@@ -114,8 +114,17 @@ class ProcessRegistryIO(ABC):
         """Lock the process row, store ``change(record or None)``, wake its watchers."""
 
     @abstractmethod
-    async def _records(self, state: str | None) -> list[ProcessRecord]:
-        """Records whose status state is ``state`` (any when ``None``), by id."""
+    async def _records(
+        self,
+        state: str | None,
+        *,
+        prefix: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> list[ProcessRecord]:
+        """Records whose status state is ``state`` (any when ``None``) by id in code point
+        order: only ids starting with ``prefix`` and greater than ``after``, at most
+        ``limit`` of them (each ``None``: no bound)."""
 
     @abstractmethod
     async def _events(

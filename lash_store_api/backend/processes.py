@@ -32,6 +32,7 @@ from ..errors import (
     ProcessNotFound,
     UndeclaredEventType,
 )
+from ..paging import Page
 from ..processes import (
     ProcessAwaitOutput,
     ProcessEvent,
@@ -51,6 +52,7 @@ from ..processes import (
     WaitState,
 )
 from .clock import Clock
+from .paging import check_limit, check_prefix, decode_cursor, page_of
 from .process_append import (
     StoredReplay,
     apply_append,
@@ -248,7 +250,14 @@ class ProcessRegistryBase(ProcessRegistryIO):
         check_json("external_ref.metadata", external_ref.metadata)
         await self._change(pid, lambda _: {"external_ref": external_ref}, running=False)
 
-    async def list_processes(self, filter: ProcessListFilter) -> list[ProcessRecord]:
+    async def list_processes(
+        self,
+        filter: ProcessListFilter,
+        *,
+        prefix: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> Page[ProcessRecord]:
         if not isinstance(filter, ProcessListFilter):
             raise InvalidRequest("filter", "must be a ProcessListFilter")
         try:
@@ -259,8 +268,22 @@ class ProcessRegistryBase(ProcessRegistryIO):
         if filter.waiting is not None and not isinstance(filter.waiting, bool):
             raise InvalidRequest("filter.waiting", "must be a bool or None")
         check_json("filter.definition", filter.definition)
+        prefix = check_prefix("prefix", prefix)
+        key = decode_cursor("after", after, "processes", (str,))
+        limit = check_limit("limit", limit)
         state = None if status == ProcessStatusFilter.ANY else status.value
-        return [r for r in await self._records(state) if _matches(r, filter)]
+        # The backend reads by id past a key; the filter's other fields are the kit's,
+        # so read on until limit + 1 rows match or the listing ends.
+        last = None if key is None else str(key[0])
+        want = None if limit is None else limit + 1
+        found: list[ProcessRecord] = []
+        while True:
+            rows = await self._records(state, prefix=prefix, after=last, limit=want)
+            found += [r for r in rows if _matches(r, filter)]
+            if want is None or len(rows) < want or len(found) >= want:
+                break
+            last = rows[-1].id
+        return page_of(found[:want], limit, "processes", lambda r: (r.id,))
 
     async def list_non_terminal(self) -> list[ProcessRecord]:
         return await self._records("running")

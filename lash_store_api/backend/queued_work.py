@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from ..errors import InvalidRequest, QueuedWorkClaimExpired
+from ..paging import Page
 from ..queued_work import (
     ClaimBoundary,
     DeliveryPolicy,
@@ -37,6 +38,7 @@ from ..queued_work import (
 )
 from .clock import Clock
 from .codec import decode_json, encode_json
+from .paging import check_limit, decode_cursor, page_of
 from .validation import INT64_MAX, check_id, check_int, check_items, check_json
 
 __all__ = [
@@ -396,9 +398,15 @@ class QueuedWorkBase(ABC):
         """Delete and return the batch unless it is live-claimed at ``now_ms``."""
 
     @abstractmethod
-    async def _list(self, session_id: str, pending_at_ms: int | None) -> list[StoredBatch]:
+    async def _list(
+        self,
+        session_id: str,
+        pending_at_ms: int | None,
+        after_seq: int = 0,
+        limit: int | None = None,
+    ) -> list[StoredBatch]:
         """The session's rows by ``enqueue_seq``; with ``pending_at_ms``, the live-claimed
-        ones at that time left out."""
+        ones at that time left out; only rows past ``after_seq``, at most ``limit``."""
 
     # --- the contract ---
 
@@ -451,6 +459,15 @@ class QueuedWorkBase(ABC):
         row = await self._cancel(session_id, batch_id, self.clock())
         return None if row is None else row.batch()
 
-    async def list(self, session_id: str, *, pending: bool) -> list[QueuedWorkBatch]:
-        rows = await self._list(session_id, self.clock() if pending else None)
-        return [r.batch() for r in rows]
+    async def list(
+        self, session_id: str, *, pending: bool, after: object = None, limit: object = None
+    ) -> Page[QueuedWorkBatch]:
+        # A cursor names its session: another session's would silently skip rows.
+        listing = f"queued_work/{session_id}"
+        key = decode_cursor("after", after, listing, (int,))
+        page_limit = check_limit("limit", limit)
+        want = None if page_limit is None else page_limit + 1
+        since = 0 if key is None else int(key[0])
+        rows = await self._list(session_id, self.clock() if pending else None, since, want)
+        page = page_of(rows, page_limit, listing, lambda r: (r.enqueue_seq,))
+        return Page([r.batch() for r in page], page.next_cursor)

@@ -9,7 +9,7 @@ language) and reserves for :func:`rows_matching`.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ __all__ = [
     "SubscriptionQuery",
     "encode_subscription",
     "listing_order",
+    "listing_page",
     "matches",
     "rows_matching",
     "subscription_ids",
@@ -49,7 +50,11 @@ def subscription_ids(n: int) -> tuple[str, str]:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SubscriptionQuery:
-    """A checked filter: ``None`` matches anything; ``target`` as canonical JSON text."""
+    """A checked filter: ``None`` matches anything; ``target`` as canonical JSON text.
+
+    ``after`` and ``limit`` make it a page: only rows past ``after`` in
+    :func:`listing_order`, at most ``limit`` of them, in that order.
+    """
 
     session_id: str | None = None
     handle: str | None = None
@@ -58,6 +63,8 @@ class SubscriptionQuery:
     source_key: str | None = None
     target: str | None = None
     enabled: bool | None = None
+    after: tuple[str, str] | None = None
+    limit: int | None = None
 
 
 # --- stored rows -----------------------------------------------------------------------
@@ -210,6 +217,16 @@ class StoredOccurrence:
 def listing_order(row: StoredSubscription) -> tuple[str, str]:
     """Listings and reservations come by ``(registrant scope id, handle)``."""
     return row.registrant_scope_id, row.handle
+
+
+def listing_page(
+    rows: Iterable[StoredSubscription], query: SubscriptionQuery
+) -> list[StoredSubscription]:
+    """The page of ``rows`` (matching ones) that ``query.after`` and ``query.limit`` ask for."""
+    ordered = sorted(rows, key=listing_order)
+    if query.after is not None:
+        ordered = [r for r in ordered if listing_order(r) > query.after]
+    return ordered if query.limit is None else ordered[: query.limit]
 
 
 def rows_matching(rows: Sequence[StoredSubscription], occurrence: StoredOccurrence) -> list[str]:

@@ -16,6 +16,7 @@ subscriptions all go by that session.
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 
@@ -27,6 +28,7 @@ from ..errors import (
     OccurrenceConflict,
     OccurrenceNotFound,
 )
+from ..paging import Page
 from ..processes import SessionScope
 from ..triggers import (
     TriggerDeliveryReservation,
@@ -38,6 +40,7 @@ from ..triggers import (
 )
 from .clock import Clock
 from .codec import encode_json, sha256_hex
+from .paging import check_limit, decode_cursor, page_of
 from .process_append import check_identity, check_optional_scope
 from .process_semantics import as_registration_error, check_event_types
 from .trigger_rows import (
@@ -75,6 +78,9 @@ __all__ = [
 ]
 
 HOST_SCOPE_ID = "host"
+
+#: The name subscription cursors carry.
+_LISTING = "subscriptions"
 
 
 def source_key(source_type: str, source: JSON) -> str:
@@ -204,7 +210,7 @@ class TriggerStoreBase(ABC):
 
     @abstractmethod
     async def _list_subscriptions(self, query: SubscriptionQuery) -> list[StoredSubscription]:
-        """The rows :func:`matches` passes, in any order."""
+        """The rows :func:`matches` passes, as :func:`listing_page` cuts them (in order)."""
 
     @abstractmethod
     async def _disable(self, session_id: str, handle: str, now_ms: int) -> bool | None:
@@ -271,16 +277,29 @@ class TriggerStoreBase(ABC):
         return (await self._insert_subscription(row)).record()
 
     async def list_subscriptions(
-        self, filter: TriggerSubscriptionFilter
-    ) -> list[TriggerSubscriptionRecord]:
-        rows = sorted(await self._list_subscriptions(check_filter(filter)), key=listing_order)
+        self,
+        filter: TriggerSubscriptionFilter,
+        *,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> Page[TriggerSubscriptionRecord]:
+        query = check_filter(filter)
+        key = decode_cursor("after", after, _LISTING, (str, str))
+        limit = check_limit("limit", limit)
+        paged = dataclasses.replace(
+            query,
+            after=None if key is None else (str(key[0]), str(key[1])),
+            limit=None if limit is None else limit + 1,
+        )
+        rows = sorted(await self._list_subscriptions(paged), key=listing_order)
+        page = page_of(rows, limit, _LISTING, listing_order)
         found = []
-        for row in rows:
+        for row in page:
             try:
                 found.append(row.record())
             except BackendError:
                 continue  # an undecodable row is left out of listings (spec §1, "List")
-        return found
+        return Page(found, page.next_cursor)
 
     async def cancel_subscription(self, session_id: str, handle: str) -> bool:
         check_id("session_id", session_id)

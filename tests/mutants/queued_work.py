@@ -97,8 +97,15 @@ class ExactSkipsAhead(MemoryQueue):
 
 @breaks("queue-1: a lease is still live at its expiry millisecond")
 class LeaseOneMsLonger(MemoryQueue):
-    async def _list(self, session_id: str, pending_at_ms: int | None) -> list[StoredBatch]:
-        return await super()._list(session_id, None if pending_at_ms is None else pending_at_ms - 1)
+    async def _list(
+        self,
+        session_id: str,
+        pending_at_ms: int | None,
+        after_seq: int = 0,
+        limit: int | None = None,
+    ) -> list[StoredBatch]:
+        pending_at = None if pending_at_ms is None else pending_at_ms - 1
+        return await super()._list(session_id, pending_at, after_seq, limit)
 
     async def _claim(self, request: ClaimRequest) -> list[StoredBatch]:
         return await super()._claim(dataclasses.replace(request, now_ms=request.now_ms - 1))

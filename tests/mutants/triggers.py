@@ -8,6 +8,7 @@ import secrets
 
 from lash_store_api import (
     JSON,
+    Page,
     TriggerDeliveryReservation,
     TriggerSubscriptionDraft,
     TriggerSubscriptionFilter,
@@ -215,10 +216,14 @@ class CounterRace(MemoryTriggerStore):
 @breaks("trigger-6: listings are ordered by handle alone")
 class OrderedByHandle(MemoryTriggerStore):
     async def list_subscriptions(
-        self, filter: TriggerSubscriptionFilter
-    ) -> list[TriggerSubscriptionRecord]:
-        found = await super().list_subscriptions(filter)
-        return sorted(found, key=lambda r: int(r.handle.rsplit(":", 1)[1]))
+        self,
+        filter: TriggerSubscriptionFilter,
+        *,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> Page[TriggerSubscriptionRecord]:
+        found = await super().list_subscriptions(filter, after=after, limit=limit)
+        return Page(sorted(found, key=lambda r: int(r.handle.rsplit(":", 1)[1])))
 
 
 @breaks("trigger-7: deleting a session's subscriptions leaves its frames' ones")
