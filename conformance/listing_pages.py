@@ -145,9 +145,11 @@ async def test_paging_5_a_process_prefix_is_literal(storage: Storage) -> None:
     for prefix in ("a%", "a_", "a", "é", "\U0001f600", "A", "zz", "a%b"):
         want = sorted(i for i in ids if i.startswith(prefix))
         assert pids(await reg.list_processes(ANY, prefix=prefix)) == want, prefix
-        paged = await walk(
-            lambda a, n, p=prefix: reg.list_processes(ANY, prefix=p, after=a, limit=n), 1
-        )
+
+        def read(after: str | None, limit: int, p: str = prefix) -> Awaitable[Page[ProcessRecord]]:
+            return reg.list_processes(ANY, prefix=p, after=after, limit=limit)
+
+        paged = await walk(read, 1)
         assert pids(paged) == want, prefix
 
 
