@@ -35,6 +35,7 @@ SUITE_MODULES = frozenset(
         "tail_reads",
         "session_factory",
         "session_rules",
+        "session_listing",
         "listing_pages",
         "maintenance",
         "attachments",

@@ -19,9 +19,10 @@ import click
 from click.core import ParameterSource
 
 from lash_store_api import ProcessStatusFilter, StoreError
+from lash_store_api.paging import MAX_PAGE_LIMIT
 from lash_store_api.plugins import DEFAULT_URL, ENV_VAR, resolve_url
 
-from . import commands, render
+from . import commands, render, sessions
 from .commands import PROG, CliError
 
 __all__ = ["cli", "main"]
@@ -206,13 +207,25 @@ def migrate_command(url: str) -> None:
 
 @cli.command(
     "sessions",
-    short_help="List sessions: id, head revision, nodes, tokens.",
-    epilog=example("lash-store sessions $URL"),
+    short_help="List sessions: id, head revision, nodes, tokens, created and updated times.",
+    epilog=example("lash-store sessions $URL --prefix thread-7 --idle-for 30d --limit 50"),
 )
 @url_argument
-def sessions_command(url: str) -> None:
-    """List sessions: id, head revision, nodes, tokens."""
-    commands.with_storage(resolve_url(url), commands.sessions, _out(), migrate=False)
+@click.option("--prefix", help="Only sessions whose id starts with this (literally).")
+@click.option("--limit", type=click.IntRange(1, MAX_PAGE_LIMIT), help="At most this many.")
+@click.option("--after", metavar="CURSOR", help="The page after this one's (printed below it).")
+@click.option(
+    "--idle-for",
+    type=sessions.DURATION,
+    help="Only sessions not updated for this long: 30d, 12h, 90m, 45s.",
+)
+def sessions_command(
+    url: str, prefix: str | None, limit: int | None, after: str | None, idle_for: int | None
+) -> None:
+    """List sessions by id: head revision, nodes, tokens, created and updated times (UTC).
+    With --limit, the next page's cursor is printed last: pass it as --after."""
+    command = sessions.listing(prefix, limit, after, idle_for)
+    commands.with_storage(resolve_url(url), command, _out(), migrate=False)
 
 
 @cli.command(

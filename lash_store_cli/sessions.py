@@ -1,0 +1,79 @@
+"""``lash-store sessions``: one page of sessions, by id prefix, cursor and idle time."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import TextIO
+
+import click
+
+from lash_store_api import Storage
+from lash_store_api.backend.clock import now_ms
+
+from . import render
+from .commands import StoreCommand, inline_hint, print_lines, say
+
+__all__ = ["DURATION", "listing", "parse_duration"]
+
+_UNITS_MS = {"d": 86_400_000, "h": 3_600_000, "m": 60_000, "s": 1_000}
+_DURATION = re.compile(r"^(\d+)([dhms])$")
+
+HEADERS = ("session", "revision", "nodes", "tokens", "created", "updated")
+
+
+def parse_duration(text: str) -> int:
+    """``30d``, ``12h``, ``90m`` or ``45s`` in milliseconds; ``ValueError`` otherwise."""
+    match = _DURATION.match(text.strip())
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration such as 30d, 12h, 90m or 45s")
+    return int(match[1]) * _UNITS_MS[match[2]]
+
+
+class Duration(click.ParamType[int]):
+    name = "DURATION"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_duration(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+DURATION = Duration()
+
+
+def when(ms: int) -> str:
+    """Epoch milliseconds as UTC to the second (``2024-05-01T12:00:00Z``)."""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def listing(
+    prefix: str | None, limit: int | None, after: str | None, idle_for_ms: int | None
+) -> StoreCommand:
+    """The command listing one page; ``idle_for_ms``: only sessions not updated within
+    that long of now (the wall clock)."""
+
+    async def run(storage: Storage, shown: str, out: TextIO) -> None:
+        before = None if idle_for_ms is None else max(now_ms() - idle_for_ms, 0)
+        page = await storage.sessions.list_sessions(
+            prefix=prefix, after=after, limit=limit, updated_before_ms=before
+        )
+        if not page:
+            filtered = prefix is not None or after is not None or idle_for_ms is not None
+            say(out, f"no sessions{' match' if filtered else ''} in {shown}{inline_hint(storage)}")
+            return
+        rows = [
+            [s.session_id, s.head_revision, s.node_count, s.total_tokens,
+             when(s.created_at_ms), when(s.updated_at_ms)]
+            for s in page
+        ]  # fmt: skip
+        print_lines(render.table(HEADERS, rows), out)
+        if page.next_cursor is not None:
+            say(out, f"next page: --after {page.next_cursor}")
+
+    return run
