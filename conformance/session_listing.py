@@ -26,6 +26,9 @@ from .plugin import behaviour
 
 Isolated = Callable[..., AbstractAsyncContextManager[Storage]]
 
+#: More pages than any listing here has sessions.
+MAX_PAGES = 200
+
 
 async def create(storage: Storage, *ids: str) -> None:
     for sid in ids:
@@ -42,7 +45,7 @@ async def every_page(
 ) -> list[Page[SessionSummary]]:
     pages: list[Page[SessionSummary]] = []
     after = None
-    while True:
+    while len(pages) < MAX_PAGES:  # a cursor that does not move on must not loop forever
         page = await storage.sessions.list_sessions(after=after, limit=limit, **arguments)  # type: ignore[arg-type]
         assert len(page) <= limit
         pages.append(page)
@@ -50,6 +53,7 @@ async def every_page(
             return pages
         assert len(page) == limit, "a page with a next one is full"
         after = page.next_cursor
+    raise AssertionError(f"more than {MAX_PAGES} pages: the cursor does not move on")
 
 
 @behaviour("listing-3")
@@ -81,7 +85,7 @@ async def test_listing_3b_pages_under_inserts_neither_repeat_nor_skip(storage: S
     seen: list[str] = []
     after = None
     inserted: set[str] = set()
-    while True:
+    while len(seen) < MAX_PAGES:
         page = await storage.sessions.list_sessions(after=after, limit=4)
         seen.extend(s.session_id for s in page)
         if page.next_cursor is None:
