@@ -73,6 +73,9 @@ def decode_cursor(
     for part, kind in zip(key, shape, strict=True):
         if isinstance(part, bool) or not isinstance(part, kind):
             raise bad
+    # Only the exact text a listing issued: base64 decoding skips stray characters.
+    if encode_cursor(listing, key) != cursor:
+        raise bad
     return key
 
 
