@@ -207,7 +207,7 @@ def migrate_command(url: str) -> None:
 
 @cli.command(
     "sessions",
-    short_help="List sessions: id, head revision, nodes, tokens, created and updated times.",
+    short_help="List sessions: id, revision, nodes, tokens, created, updated.",
     epilog=example("lash-store sessions $URL --prefix thread-7 --idle-for 30d --limit 50"),
 )
 @url_argument

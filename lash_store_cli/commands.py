@@ -50,7 +50,6 @@ __all__ = [
     "process",
     "processes",
     "queue",
-    "sessions",
     "show",
     "triggers",
     "usage",
@@ -196,15 +195,6 @@ def with_storage(url: str, command: StoreCommand, out: TextIO, *, migrate: bool 
             await command(storage, redact_url(url), out)
 
     asyncio.run(run())
-
-
-async def sessions(storage: Storage, shown: str, out: TextIO) -> None:
-    summaries = await storage.sessions.list_sessions()
-    if not summaries:
-        say(out, f"no sessions in {shown}{inline_hint(storage)}")
-        return
-    rows = [[s.session_id, s.head_revision, s.node_count, s.total_tokens] for s in summaries]
-    print_lines(render.table(("session", "revision", "nodes", "tokens"), rows), out)
 
 
 def show(session_id: str, *, active: bool, url_given: bool) -> StoreCommand:

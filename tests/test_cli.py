@@ -22,6 +22,7 @@ from pg_cluster import scratch_schema, with_query
 
 import lash_store_api as lash
 from lash_store_cli import commands
+from lash_store_cli import sessions as cli_sessions
 from lash_store_cli.cli import cli, main
 
 CONFIG = lash.PersistedSessionConfig(provider_id="test", model={"id": "m-large"})
@@ -467,7 +468,7 @@ def test_a_multi_line_store_error_is_one_line(monkeypatch: pytest.MonkeyPatch) -
     async def fails(storage: lash.Storage, shown: str, out: object) -> None:
         raise lash.BackendError("connection lost\nDETAIL: the server went away")
 
-    monkeypatch.setattr(commands, "sessions", fails)
+    monkeypatch.setattr(cli_sessions, "listing", lambda *options: fails)
     code, out, err = run("sessions", "memory://")
     assert (code, out, err) == (1, [], "lash-store: error: connection lost\n")
 
