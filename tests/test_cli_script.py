@@ -91,7 +91,7 @@ def test_sessions_into_a_pipe_closed_early_exits_0_quietly() -> None:
     code = process.wait(timeout=120)
     err = process.stderr.read().decode()
     process.stderr.close()
-    assert first.split() == [b"session", b"revision", b"nodes", b"tokens"]
+    assert first.split() == [b"session", b"revision", b"nodes", b"tokens", b"created", b"updated"]
     assert (code, err) == (0, "")
 
 

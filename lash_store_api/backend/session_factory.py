@@ -9,20 +9,22 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING
 
 from ..common import DurabilityTier
 from ..errors import InvalidRequest
 from ..paging import Page
 from ..processes import ProcessRegistry
-from ..sessions import ModelUsage, SessionMeta, SessionStoreCreateRequest, SessionSummary
+from ..sessions import (
+    ModelUsage,
+    SessionHandle,
+    SessionMeta,
+    SessionStoreCreateRequest,
+    SessionSummary,
+)
 from .clock import Clock, now_ms, now_rfc3339
 from .codec import encode_meta
 from .session_listing import SessionQuery, session_page, session_query
 from .validation import check_create_request, check_id
-
-if TYPE_CHECKING:
-    from .sessions import SessionHandleBase
 
 __all__ = ["SessionFactoryBase", "seed_meta"]
 
@@ -50,7 +52,7 @@ class SessionFactoryBase(ABC):
 
     def __init__(
         self,
-        handle: Callable[[str], SessionHandleBase],
+        handle: Callable[[str], SessionHandle],
         processes: ProcessRegistry | None = None,
         clock: Clock = now_ms,
     ) -> None:
@@ -84,15 +86,13 @@ class SessionFactoryBase(ABC):
     async def usage_by_model(self) -> list[ModelUsage]:
         """Token totals by model across all sessions, by model name."""
 
-    async def create_store(self, request: SessionStoreCreateRequest) -> SessionHandleBase:
+    async def create_store(self, request: SessionStoreCreateRequest) -> SessionHandle:
         check_create_request(request)
         sid = request.session_id
         await self._seed_meta(sid, encode_meta(seed_meta(request, now_rfc3339())), self._clock())
         return self._handle(sid)
 
-    async def open_existing_store(
-        self, request: SessionStoreCreateRequest
-    ) -> SessionHandleBase | None:
+    async def open_existing_store(self, request: SessionStoreCreateRequest) -> SessionHandle | None:
         if not isinstance(request, SessionStoreCreateRequest):
             raise InvalidRequest("request", "must be a SessionStoreCreateRequest")
         sid = check_id("request.session_id", request.session_id)

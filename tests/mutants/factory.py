@@ -5,10 +5,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from lash_store_api import BackendError, DurabilityTier, SessionStoreCreateRequest
+from lash_store_api import BackendError, DurabilityTier, SessionHandle, SessionStoreCreateRequest
 from lash_store_api.backend.codec import decode_meta, encode_meta
 from lash_store_api.backend.commit import CommitObservation, CommitPlan
-from lash_store_api.backend.sessions import SessionHandleBase
 from lash_store_api.backend.validation import check_id
 from lash_store_memory.sessions import MemorySessionFactory, MemorySessionHandle
 
@@ -145,7 +144,7 @@ class DeleteTakesCheckpoint(MemorySessionFactory):
 
 @breaks("sessions-28: create_store hands back a handle bound to another session")
 class CreateBindsElsewhere(MemorySessionFactory):
-    async def create_store(self, request: SessionStoreCreateRequest) -> SessionHandleBase:
+    async def create_store(self, request: SessionStoreCreateRequest) -> SessionHandle:
         await super().create_store(request)
         return self._handle(check_id("session_id", request.session_id) + "-created")
 
