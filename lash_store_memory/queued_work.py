@@ -8,6 +8,7 @@ another claim holds.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 from lash_store_api.backend.clock import Clock
 from lash_store_api.backend.commit import CommitPlan
@@ -40,7 +41,16 @@ class MemoryQueue(QueuedWorkBase):
     async def _claim(self, request: ClaimRequest) -> list[StoredBatch]:
         rows = self._rows(request.session_id)
         ready = candidates(rows.values(), request.now_ms)
-        stamped = stamp_rows(select_group(ready, request.boundary, request.max_batches), request)
+        return self._store_claim(
+            rows, select_group(ready, request.boundary, request.max_batches), request
+        )
+
+    @staticmethod
+    def _store_claim(
+        rows: dict[str, StoredBatch], picked: Sequence[StoredBatch], request: ClaimRequest
+    ) -> list[StoredBatch]:
+        """Stamp the picked rows with the claim and store them in place of the old ones."""
+        stamped = stamp_rows(picked, request)
         for row in stamped:
             rows[row.batch_id] = row
         return stamped

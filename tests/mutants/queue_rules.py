@@ -20,7 +20,6 @@ from lash_store_api.backend.queued_work import (
     claim_of,
     is_live,
     select_group,
-    stamp_rows,
 )
 from lash_store_memory.queued_work import MemoryQueue
 from lash_store_memory.state import MemoryState
@@ -37,10 +36,9 @@ class Grouping(MemoryQueue):
 
     async def _claim(self, request: ClaimRequest) -> list[StoredBatch]:
         rows = self._rows(request.session_id)
-        stamped = stamp_rows([rows[r.batch_id] for r in self.pick(rows, request)], request)
-        for row in stamped:
-            rows[row.batch_id] = row
-        return stamped
+        return self._store_claim(
+            rows, [rows[r.batch_id] for r in self.pick(rows, request)], request
+        )
 
 
 # --- §2 enqueue and the lists ----------------------------------------------------------
@@ -252,10 +250,7 @@ class ClaimRace(MemoryQueue):
         ready = candidates(rows.values(), request.now_ms)
         group = select_group(ready, request.boundary, request.max_batches)
         await asyncio.sleep(0)
-        stamped = stamp_rows(group, request)
-        for row in stamped:
-            rows[row.batch_id] = row
-        return stamped
+        return self._store_claim(rows, group, request)
 
 
 @breaks("queue-15: an exact claim is accepted when it claimed a prefix of the ids asked for")

@@ -18,7 +18,6 @@ from lash_store_api.backend.queued_work import (
     candidates,
     is_live,
     select_group,
-    stamp_rows,
 )
 from lash_store_memory.queued_work import MemoryQueue, released, stale_claims
 from lash_store_memory.sessions import MemorySessionHandle
@@ -57,10 +56,7 @@ class MergeKeyIgnored(MemoryQueue):
         group = [
             rows[r.batch_id] for r in select_group(ready, request.boundary, request.max_batches)
         ]
-        stamped = stamp_rows(group, request)
-        for row in stamped:
-            rows[row.batch_id] = row
-        return stamped
+        return self._store_claim(rows, group, request)
 
 
 @breaks("queued_work-11: a claim does not grow the fencing counter")
@@ -89,10 +85,7 @@ class ExactSkipsAhead(MemoryQueue):
             return await super()._claim(request)
         rows = self._rows(request.session_id)
         group = [rows[i] for i in request.exact if i in rows]
-        stamped = stamp_rows(group, request)
-        for row in stamped:
-            rows[row.batch_id] = row
-        return stamped
+        return self._store_claim(rows, group, request)
 
 
 @breaks("queue-1: a lease is still live at its expiry millisecond")
@@ -176,10 +169,7 @@ class ExclusiveJoinsGroup(MemoryQueue):
         # only the head's slot policy is looked at: followers join whatever theirs is
         seen = ready[:1] + [dataclasses.replace(r, slot_policy=SlotPolicy.JOIN) for r in ready[1:]]
         picked = select_group(seen, request.boundary, request.max_batches)
-        stamped = stamp_rows([rows[r.batch_id] for r in picked], request)
-        for row in stamped:
-            rows[row.batch_id] = row
-        return stamped
+        return self._store_claim(rows, [rows[r.batch_id] for r in picked], request)
 
 
 @breaks("queued_work-18: a join group gathers every later fitting candidate, skipping others")
@@ -197,10 +187,7 @@ class GroupSkipsMisfits(MemoryQueue):
                 == (SlotPolicy.JOIN, head.delivery_policy, head.merge_key)
             ]
             picked = fits[: request.max_batches]
-        stamped = stamp_rows(picked, request)
-        for row in stamped:
-            rows[row.batch_id] = row
-        return stamped
+        return self._store_claim(rows, picked, request)
 
 
 # --- §5 completion ----------------------------------------------------------------------
