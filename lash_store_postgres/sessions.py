@@ -37,70 +37,23 @@ from .queued_work import PostgresQueue
 
 TIER = DurabilityTier.DURABLE
 
-# One row for the head ("part" 0), then one per live node ("part" 1), in no
-# order: the client sorts the nodes by (rev, ord), their insertion sequence.
-# Sorting here would cost the server more than the client: a sort over the
-# UNION copies every node's data into sort memory, a third of a millisecond
-# for 800 nodes, where the client's sort of rows that mostly arrive in order
-# is a tenth of that. The head's fields come
-# as one JSON text (the ledger summed per (source, model) in first-seen order),
-# so that each node row carries one NULL for them: every column of every row
-# costs the client time to read. Plain rows, not array_agg: aggregating 800 rows
-# costs more than sending them.
-_HEAD_ROW = """
-SELECT 0 AS part, NULL::bigint AS rev, NULL::integer AS ord, NULL::text AS node_id, b.data,
-       json_build_array(
-           h.head_revision, h.config, encode(h.agent_frames, 'base64'),
-           h.current_agent_frame_id, h.checkpoint_ref, h.leaf_node_id,
-           (SELECT json_agg(json_build_array(g.source, g.model, g.i, g.o, g.c, g.r)
-                            ORDER BY g.first)
-              FROM (SELECT source, model, min(ARRAY[rev, ord]) AS first,
-                           sum(input_tokens) AS i, sum(output_tokens) AS o,
-                           sum(cached_input_tokens) AS c, sum(reasoning_tokens) AS r
-                      FROM {s}.usage WHERE session_id = h.session_id
-                     GROUP BY source, model) AS g))::text
-FROM {s}.heads AS h
-LEFT JOIN {s}.blobs AS b ON b.ref = h.checkpoint_ref
-WHERE h.session_id = %(sid)s"""
-_LOAD_SESSION = (
-    _HEAD_ROW
-    + """
+# One row for the head ("part" 0, from session_head in repeatable/session_reads.sql,
+# planned once per connection), then one per live node ("part" 1), in no order:
+# the client sorts the nodes by (rev, ord), their insertion sequence. Sorting
+# here would cost the server more than the client: a sort over the UNION copies
+# every node's data into sort memory, a third of a millisecond for 800 nodes,
+# where the client's sort of rows that mostly arrive in order is a tenth of
+# that. Plain rows, not array_agg: aggregating 800 rows costs more than sending
+# them. A tail read is session_tail, in the same file.
+_LOAD_SESSION = """
+SELECT 0, NULL::bigint, NULL::integer, NULL::text, s.data, s.head
+FROM {s}.session_head(%(sid)s) AS s
 UNION ALL
 SELECT 1, n.rev, n.ord, n.node_id, n.data, NULL
 FROM {s}.nodes AS n
 WHERE n.session_id = %(sid)s AND NOT n.tombstoned"""
-)
 
-# A tail read: the head row as above, then up to %(limit)s live nodes walking
-# parents from the leaf, each step one primary-key lookup, so the cost follows
-# the limit and not the session. A cycle just repeats nodes up to the bound (the
-# kit keeps each once): cheaper than carrying the visited ids along. With no
-# leaf at all, the last %(limit)s live nodes in insertion order.
-_LOAD_TAIL = (
-    """
-WITH RECURSIVE start AS (
-    SELECT coalesce(%(leaf)s::text, leaf_node_id) AS leaf
-    FROM {s}.heads WHERE session_id = %(sid)s
-), walk AS (
-    SELECT n.rev, n.ord, n.node_id, n.data, n.parent_node_id, 1 AS depth
-    FROM start JOIN {s}.nodes AS n ON n.session_id = %(sid)s AND n.node_id = start.leaf
-    WHERE NOT n.tombstoned AND %(limit)s::integer > 0
-    UNION ALL
-    SELECT n.rev, n.ord, n.node_id, n.data, n.parent_node_id, w.depth + 1
-    FROM walk AS w JOIN {s}.nodes AS n ON n.session_id = %(sid)s AND n.node_id = w.parent_node_id
-    WHERE NOT n.tombstoned AND w.depth < %(limit)s::integer
-)"""
-    + _HEAD_ROW
-    + """
-UNION ALL
-SELECT 1, rev, ord, node_id, data, NULL FROM walk
-UNION ALL
-(SELECT 1, n.rev, n.ord, n.node_id, n.data, NULL
-   FROM {s}.nodes AS n
-  WHERE n.session_id = %(sid)s AND NOT n.tombstoned
-    AND EXISTS (SELECT FROM start WHERE start.leaf IS NULL)
-  ORDER BY n.rev DESC, n.ord DESC LIMIT %(limit)s::integer)"""
-)
+_LOAD_TAIL = "SELECT * FROM {s}.session_tail(%(sid)s::text, %(leaf)s::text, %(limit)s::integer)"
 
 _INSERTION_ORDER = itemgetter(1, 2)  # (rev, ord) of a node row
 
