@@ -10,11 +10,11 @@ import bisect
 import dataclasses
 from collections.abc import Callable, Sequence
 
-from lash_store_api import DurabilityTier, Maintenance, ModelUsage, SessionSummary, TokenUsage
+from lash_store_api import DurabilityTier, Maintenance, ModelUsage, SessionSummary
 from lash_store_api.backend.clock import Clock, now_ms
 from lash_store_api.backend.commit import CommitObservation, CommitPlan, stored_stamp
 from lash_store_api.backend.graph import merge_ledger
-from lash_store_api.backend.session_listing import SessionQuery
+from lash_store_api.backend.session_listing import SessionQuery, usage_by_model
 from lash_store_api.backend.sessions import (
     SessionFactoryBase,
     SessionHandleBase,
@@ -78,20 +78,16 @@ class MemorySessionHandle(SessionHandleBase):
         sid = plan.session_id
         head = state.heads.get(sid)
         actual = 0 if head is None else head.head.head_revision
-        stamp = None if plan.turn_id is None else state.stamps.get((sid, plan.turn_id))
-        if stamp is not None:
-            found = stored_stamp(
-                sid,
-                stamp.turn_commit_hash,
-                stamp.head_revision,
-                stamp.checkpoint_ref,
-                stamp.manifest,
+        row = None if plan.turn_id is None else state.stamps.get((sid, plan.turn_id))
+        stamp = None
+        if row is not None:
+            stamp = stored_stamp(
+                sid, row.turn_commit_hash, row.head_revision, row.checkpoint_ref, row.manifest
             )
-            return CommitObservation(False, actual, found)
         missing = tuple(ref for _, ref in plan.blob_refs if ref not in state.blobs)
-        stale = stale_claims(state, plan)
-        if not plan.applies(actual, False, missing, stale):
-            return CommitObservation(False, actual, missing_blobs=missing, stale_claims=stale)
+        refused = plan.refusal(actual, stamp, missing, stale_claims(state, plan))
+        if refused is not None:
+            return refused
 
         state.blobs.setdefault(plan.checkpoint_ref, plan.checkpoint)
         for _, ref in plan.blob_refs:  # named now: no longer protected as fresh puts
@@ -255,13 +251,6 @@ class MemorySessionFactory(SessionFactoryBase):
         return found
 
     async def usage_by_model(self) -> list[ModelUsage]:
-        totals: dict[str, tuple[TokenUsage, set[str]]] = {}
-        for sid, deltas in self._state.usage.items():
-            for entry in deltas:
-                usage, sessions = totals.get(entry.model, (TokenUsage(), set()))
-                sessions.add(sid)
-                totals[entry.model] = (usage + entry.usage, sessions)
-        return [
-            ModelUsage(model, usage, len(sessions))
-            for model, (usage, sessions) in sorted(totals.items())
-        ]
+        return usage_by_model(
+            (e.model, sid, e.usage) for sid, deltas in self._state.usage.items() for e in deltas
+        )

@@ -12,12 +12,10 @@ overrides the same URL parameter. Every check runs before any connection.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
-from urllib.parse import quote
 
 from lash_store_api.backend import redact_url
 from lash_store_api.backend.maintenance import (
@@ -26,6 +24,7 @@ from lash_store_api.backend.maintenance import (
     POLICY_OPTIONS,
     MaintenancePolicy,
 )
+from lash_store_api.backend.options import as_bool, as_int, as_seconds, encode_option
 from lash_store_api.backend.urls import QueryParam, join_query, split_query
 from lash_store_api.errors import InvalidRequest
 
@@ -82,32 +81,9 @@ class PgOptions:
         return MaintenancePolicy(self.blob_grace_seconds, self.turn_stamp_retention)
 
 
-def _as_bool(name: str, value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise InvalidRequest(name, f"must be true or false, got {value!r}")
-
-
-def _as_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool):
-        raise InvalidRequest(name, f"must be an integer, got {value!r}")
-    try:
-        number = value if isinstance(value, int) else int(str(value))
-    except ValueError:
-        raise InvalidRequest(name, f"must be an integer, got {value!r}") from None
-    if number < minimum:
-        raise InvalidRequest(name, f"must be >= {minimum}, got {number}")
-    return number
-
-
 def _as_pool_size(minimum: int) -> Callable[[str, object], int]:
     def parse(name: str, value: object) -> int:
-        number = _as_int(name, value, minimum)
+        number = as_int(name, value, minimum)
         if number > MAX_POOL_SIZE:
             raise InvalidRequest(
                 name,
@@ -119,16 +95,6 @@ def _as_pool_size(minimum: int) -> Callable[[str, object], int]:
     return parse
 
 
-def _as_seconds(name: str, value: object) -> float:
-    try:
-        number = float(str(value)) if not isinstance(value, int | float) else float(value)
-    except (ValueError, OverflowError):
-        raise InvalidRequest(name, f"must be a number of seconds, got {value!r}") from None
-    if isinstance(value, bool) or not (number > 0 and math.isfinite(number)):
-        raise InvalidRequest(name, f"must be a positive, finite number of seconds, got {value!r}")
-    return number
-
-
 def _as_millis(name: str, value: object) -> int:
     """Milliseconds: an integer, ``500ms`` or ``10s``; PostgreSQL keeps them in an int4."""
     text = str(value).strip().lower()
@@ -137,7 +103,7 @@ def _as_millis(name: str, value: object) -> int:
         text = text[:-2]
     elif text.endswith("s"):
         text, scale = text[:-1], 1000
-    millis = _as_int(name, value if isinstance(value, int) else text, 0) * scale
+    millis = as_int(name, value if isinstance(value, int) else text, 0) * scale
     if millis > MAX_TIMEOUT_MS:
         raise InvalidRequest(
             name,
@@ -166,23 +132,23 @@ def _as_wait_mode(name: str, value: object) -> str:
 def _as_threshold(name: str, value: object) -> int | None:
     if value is None or str(value).lower() in ("none", "null", ""):
         return None
-    return _as_int(name, value, 0)
+    return as_int(name, value, 0)
 
 
 _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "schema": _as_schema,
     "pool_min_size": _as_pool_size(0),
     "pool_max_size": _as_pool_size(1),
-    "pool_timeout": _as_seconds,
-    "pool_max_idle": _as_seconds,
-    "pool_max_lifetime": _as_seconds,
-    "pool_check": _as_bool,
+    "pool_timeout": as_seconds,
+    "pool_max_idle": as_seconds,
+    "pool_max_lifetime": as_seconds,
+    "pool_check": as_bool,
     "lock_timeout": _as_millis,
     "statement_timeout": _as_millis,
-    "migrate": _as_bool,
+    "migrate": as_bool,
     "prepare_threshold": _as_threshold,
     "process_wait": _as_wait_mode,
-    "process_poll_interval": _as_seconds,
+    "process_poll_interval": as_seconds,
     **POLICY_OPTIONS,
 }
 assert set(_PARSERS) == {f.name for f in fields(PgOptions)}
@@ -263,19 +229,11 @@ def parse_url(url: str, overrides: Mapping[str, object] | None = None) -> tuple[
     return conninfo, options
 
 
-def _encode(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return quote(str(value), safe="")
-
-
 def storage_url(conninfo: str, options: PgOptions) -> str:
     """A URL that opens the same data again: the conninfo plus every non-default option."""
     default = PgOptions()
     extra = [
-        f"{f.name}={_encode(getattr(options, f.name))}"
+        f"{f.name}={encode_option(getattr(options, f.name))}"
         for f in fields(PgOptions)
         if getattr(options, f.name) != getattr(default, f.name)
     ]

@@ -15,18 +15,16 @@ in the same transaction.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import zlib
-from dataclasses import dataclass
-from importlib import resources
 
 from psycopg import AsyncConnection, sql
 
 from lash_store_api import MigrationReport
+from lash_store_api.backend import migrations as kit
+from lash_store_api.backend.migrations import Script, shipped_scripts
 from lash_store_api.errors import DatabaseSchemaMismatch
 
-_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _REPEATABLE = re.compile(r"^([a-z0-9_]+)\.sql$")
 TABLE = "lash_migrations"
 REPEATABLE_TABLE = "lash_repeatables"
@@ -42,70 +40,22 @@ def lock_key(namespace: str, schema: str) -> tuple[int, int]:
     return int4(f"lash_store.{namespace}"), int4(schema)
 
 
-@dataclass(frozen=True, slots=True)
-class Script:
-    """A shipped SQL file: a numbered migration, or a repeatable script (``version=None``)."""
-
-    filename: str
-    name: str
-    text: str
-    version: int | None = None
-
-    @property
-    def checksum(self) -> str:
-        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
-
-
-def _scripts(folder: str, pattern: re.Pattern[str]) -> list[tuple[re.Match[str], str]]:
-    """``(name match, text)`` of the files in ``folder`` whose names match ``pattern``."""
-    found = []
-    for entry in resources.files("lash_store_postgres").joinpath(folder).iterdir():
-        match = pattern.match(entry.name)
-        if match:
-            found.append((match, entry.read_text(encoding="utf-8")))
-    return found
-
-
 def known_migrations() -> list[Script]:
     """The numbered migrations shipped with this code, by version."""
-    found = sorted(
-        (Script(m[0], m[2], text, int(m[1])) for m, text in _scripts("migrations", _FILE)),
-        key=lambda s: s.version or 0,
-    )
-    versions = [m.version for m in found]
-    assert versions == list(range(1, len(found) + 1)), f"migrations must be 1..N, got {versions}"
-    return found
+    return kit.known_migrations("lash_store_postgres")
 
 
 def known_repeatables() -> list[Script]:
     """The repeatable scripts shipped with this code, by name."""
     found = (
-        Script(f"repeatable/{m[0]}", m[1], text) for m, text in _scripts("repeatable", _REPEATABLE)
+        Script(f"repeatable/{m[0]}", m[1], text)
+        for m, text in shipped_scripts("lash_store_postgres", "repeatable", _REPEATABLE)
     )
     return sorted(found, key=lambda s: s.name)
 
 
 def _verify(schema: str, recorded: dict[int, str], known: list[Script]) -> None:
-    component = f"postgres schema {schema!r}"
-    by_version = {m.version: m for m in known}
-    newer = sorted(v for v in recorded if v not in by_version)
-    if newer:
-        raise DatabaseSchemaMismatch(
-            component,
-            max(recorded),
-            len(known),
-            f"the database was migrated to version {newer[-1]} by a newer lash-store; "
-            "upgrade lash-store to use it",
-        )
-    for version, checksum in sorted(recorded.items()):
-        migration = by_version[version]
-        if checksum != migration.checksum:
-            raise DatabaseSchemaMismatch(
-                component,
-                f"{version} (checksum {checksum[:12]})",
-                f"{version} (checksum {migration.checksum[:12]})",
-                f"migration {migration.filename} was changed after it was applied",
-            )
+    kit.verify(f"postgres schema {schema!r}", recorded, known)
 
 
 async def _checksums(

@@ -200,6 +200,26 @@ class CommitPlan:
             and not missing_blobs
         )
 
+    def refusal(
+        self,
+        actual_revision: int,
+        stamp: StoredStamp | None,
+        missing_blobs: Sequence[BlobRef] = (),
+        stale_claims: Sequence[str] = (),
+    ) -> CommitObservation | None:
+        """What a backend that looked and saw this reports without writing, or ``None`` when
+        it must write the plan (for a backend that looks, then writes, in Python)."""
+        if stamp is not None:
+            return CommitObservation(False, actual_revision, stamp)
+        if self.applies(actual_revision, False, missing_blobs, stale_claims):
+            return None
+        return CommitObservation(
+            False,
+            actual_revision,
+            missing_blobs=tuple(missing_blobs),
+            stale_claims=tuple(stale_claims),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class CommitObservation:

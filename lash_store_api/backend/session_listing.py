@@ -10,16 +10,23 @@ start with the prefix and whose updated time lies within the bounds, at most
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ..errors import InvalidRequest
 from ..paging import Page
-from ..sessions import SessionSummary
+from ..sessions import ModelUsage, SessionSummary, TokenUsage
 from .clock import MAX_CLOCK_MS
 from .paging import check_limit, check_prefix, decode_cursor, page_of
 
-__all__ = ["LISTING", "SessionQuery", "prefix_end", "session_page", "session_query"]
+__all__ = [
+    "LISTING",
+    "SessionQuery",
+    "prefix_end",
+    "session_page",
+    "session_query",
+    "usage_by_model",
+]
 
 #: The name session cursors carry: another listing's cursor is refused.
 LISTING = "sessions"
@@ -107,3 +114,15 @@ def session_query(
 def session_page(rows: Sequence[SessionSummary], limit: int | None) -> Page[SessionSummary]:
     """The page of ``rows`` (what the backend read for the query, in order)."""
     return page_of(rows, limit, LISTING, lambda s: (s.session_id,))
+
+
+def usage_by_model(rows: Iterable[tuple[str, str, TokenUsage]]) -> list[ModelUsage]:
+    """``SessionFactory.usage_by_model`` from ``(model, session_id, usage)`` rows (a
+    backend's stored deltas, or sums of them): per model, by model, the usage summed and
+    the sessions counted once."""
+    totals: dict[str, tuple[TokenUsage, set[str]]] = {}
+    for model, sid, usage in rows:
+        summed, sessions = totals.get(model, (TokenUsage(), set()))
+        sessions.add(sid)
+        totals[model] = (summed + usage, sessions)
+    return [ModelUsage(m, u, len(s)) for m, (u, s) in sorted(totals.items())]

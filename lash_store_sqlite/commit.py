@@ -1,0 +1,134 @@
+"""The runtime commit: look, let the kit decide, write the plan, in one write transaction.
+
+``BEGIN IMMEDIATE`` holds the file's write lock from the first read, so what the
+commit looked at (the head, the turn's stamp, the named blobs, the queue claims)
+cannot change before it writes. ``CommitPlan.refusal`` says whether to write;
+``decide_commit`` (in the handle base) turns the observation into the result or
+the error. A lock wait past ``busy_timeout`` reports the head as contended, which
+the kit answers as a conflict, never as "database is locked".
+"""
+
+from __future__ import annotations
+
+from lash_store_api import TokenUsage
+from lash_store_api.backend.clock import now_ms
+from lash_store_api.backend.commit import CommitObservation, CommitPlan, stored_stamp
+
+from .attachments import stamp_committed
+from .db import Conn
+from .queued_work import settle, stale_claims
+
+_HEAD = "SELECT head_revision, graph_node_count FROM heads WHERE session_id = ?"
+_STAMP = """
+SELECT turn_commit_hash, head_revision, checkpoint_ref, manifest
+FROM turn_stamps WHERE session_id = ? AND turn_id = ?"""
+_BLOB_EXISTS = "SELECT 1 FROM blobs WHERE ref = ?"
+_PUT_BLOB = "INSERT INTO blobs (ref, data) VALUES (?, ?) ON CONFLICT (ref) DO NOTHING"
+_NAMED = "DELETE FROM blob_puts WHERE ref = ?"
+_USAGE = """
+INSERT INTO usage (session_id, rev, ord, source, model, input_tokens, output_tokens,
+                   cached_input_tokens, reasoning_tokens)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+_DROP_NODES = "DELETE FROM nodes WHERE session_id = ?"
+_NODE_STATE = "SELECT tombstoned FROM nodes WHERE session_id = ? AND node_id = ?"
+# An existing id keeps its place in insertion order (rev, ord) and comes back to life.
+_PUT_NODE = """
+INSERT INTO nodes (session_id, node_id, rev, ord, parent_node_id, tombstoned, data)
+VALUES (?, ?, ?, ?, ?, 0, ?)
+ON CONFLICT (session_id, node_id) DO UPDATE
+SET parent_node_id = excluded.parent_node_id, tombstoned = 0, data = excluded.data"""
+# A head keeps its created time; every commit moves its updated time.
+_PUT_HEAD = """
+INSERT INTO heads (session_id, head_revision, config, agent_frames, current_agent_frame_id,
+                   checkpoint_ref, leaf_node_id, graph_node_count, created_at_ms, updated_at_ms)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (session_id) DO UPDATE
+SET head_revision = excluded.head_revision, config = excluded.config,
+    agent_frames = excluded.agent_frames, current_agent_frame_id = excluded.current_agent_frame_id,
+    checkpoint_ref = excluded.checkpoint_ref, leaf_node_id = excluded.leaf_node_id,
+    graph_node_count = excluded.graph_node_count, updated_at_ms = excluded.updated_at_ms"""
+_PUT_STAMP = """
+INSERT INTO turn_stamps (session_id, turn_id, turn_commit_hash, head_revision, checkpoint_ref,
+                         manifest)
+VALUES (?, ?, ?, ?, ?, ?)"""
+
+
+def write_commit(conn: Conn, plan: CommitPlan) -> CommitObservation:
+    """In the caller's write transaction: look, and write ``plan`` if the kit says so."""
+    sid = plan.session_id
+    head = conn.execute(_HEAD, (sid,)).fetchone()
+    actual, live = (0, 0) if head is None else (int(head[0]), int(head[1]))
+    stamp = None
+    if plan.turn_id is not None:
+        row = conn.execute(_STAMP, (sid, plan.turn_id)).fetchone()
+        if row is not None:
+            stamp = stored_stamp(sid, row[0], int(row[1]), row[2], row[3])
+    missing = [
+        ref for _, ref in plan.blob_refs if not conn.execute(_BLOB_EXISTS, (ref,)).fetchone()
+    ]
+    refused = plan.refusal(actual, stamp, missing, stale_claims(conn, plan))
+    if refused is not None:
+        return refused
+    _write(conn, plan, 0 if plan.replace else live)
+    return CommitObservation(True, actual)
+
+
+def contended(conn: Conn, sid: str) -> CommitObservation:
+    """Another writer held the file past the busy timeout: nothing written; the head as it
+    is now (a read needs no lock in WAL mode)."""
+    head = conn.execute(_HEAD, (sid,)).fetchone()
+    return CommitObservation(False, 0 if head is None else int(head[0]), contended=True)
+
+
+def _write(conn: Conn, plan: CommitPlan, live: int) -> None:
+    sid, rev = plan.session_id, plan.revision
+    conn.execute(_PUT_BLOB, (plan.checkpoint_ref, plan.checkpoint))
+    conn.executemany(_NAMED, [(ref,) for _, ref in plan.blob_refs])
+    conn.executemany(
+        _USAGE,
+        [
+            (sid, rev, i, e.source, e.model, *_counts(e.usage))
+            for i, e in enumerate(plan.usage_deltas)
+        ],
+    )
+    if plan.replace:
+        conn.execute(_DROP_NODES, (sid,))
+    for ord_, node in enumerate(plan.nodes):
+        if not plan.replace:
+            found = conn.execute(_NODE_STATE, (sid, node.node_id)).fetchone()
+            live += found is None or bool(found[0])  # new, or back from a tombstone
+        else:
+            live += 1
+        conn.execute(_PUT_NODE, (sid, node.node_id, rev, ord_, node.parent_node_id, node.data))
+    head = plan.head()
+    conn.execute(
+        _PUT_HEAD,
+        (
+            sid,
+            rev,
+            head.config,
+            head.agent_frames,
+            head.current_agent_frame_id,
+            head.checkpoint_ref,
+            head.leaf_node_id,
+            live,
+            plan.at_ms,
+            plan.at_ms,
+        ),
+    )
+    stamp_committed(conn, sid, plan.committed_attachment_ids, now_ms())
+    settle(conn, plan)
+    if plan.turn_id is not None and plan.turn_commit_hash is not None:
+        conn.execute(
+            _PUT_STAMP,
+            (sid, plan.turn_id, plan.turn_commit_hash, rev, plan.checkpoint_ref, plan.manifest),
+        )
+
+
+def _counts(usage: TokenUsage) -> tuple[int, int, int, int]:
+    return (
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cached_input_tokens,
+        usage.reasoning_tokens,
+    )
