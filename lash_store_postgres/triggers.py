@@ -11,11 +11,11 @@ does nothing on a known idempotency key and returns the stored row instead.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, LiteralString
 
 from lash_store_api import DurabilityTier
 from lash_store_api.backend.clock import Clock
+from lash_store_api.backend.trigger_rows import occurrence_from_row, subscription_from_row
 from lash_store_api.backend.triggers import (
     HANDLE_PREFIX,
     SUBSCRIPTION_ID_PREFIX,
@@ -110,42 +110,6 @@ SELECT {_SUB_COLUMNS} FROM {{s}}.trigger_reservations AS r
 _RECORD_TRIES = 5
 
 
-def subscription(row: Sequence[Any]) -> StoredSubscription:
-    """A row of ``_SUB_COLUMNS``."""
-    seq, sub_id, handle, scope, session, name, source_type, key, target = row[:9]
-    enabled, created, updated, document = row[9:]
-    return StoredSubscription(
-        seq=int(seq),
-        subscription_id=sub_id,
-        handle=handle,
-        registrant_scope_id=scope,
-        registrant_session_id=session,
-        name=name,
-        source_type=source_type,
-        source_key=key,
-        target=target,
-        enabled=bool(enabled),
-        created_at_ms=int(created),
-        updated_at_ms=int(updated),
-        document=document,
-    )
-
-
-def occurrence(row: Sequence[Any]) -> StoredOccurrence:
-    """A row of ``_OCC_COLUMNS``."""
-    occ_id, key, source_type, source_key, payload, source, digest, at = row
-    return StoredOccurrence(
-        occurrence_id=occ_id,
-        idempotency_key=key,
-        source_type=source_type,
-        source_key=source_key,
-        payload=payload,
-        source=source,
-        request_hash=digest,
-        occurred_at_ms=int(at),
-    )
-
-
 class PostgresTriggerStore(TriggerStoreBase):
     """The ``trigger_*`` tables of one storage's schema."""
 
@@ -176,23 +140,12 @@ class PostgresTriggerStore(TriggerStoreBase):
             "document": row.document,
         }
         found = await self._fetch("registering a trigger subscription", _REGISTER, params, None)
-        return subscription(found[0])
+        return subscription_from_row(found[0])
 
     async def _list_subscriptions(self, query: SubscriptionQuery) -> list[StoredSubscription]:
-        params = {
-            "session": query.session_id,
-            "handle": query.handle,
-            "name": query.name,
-            "source_type": query.source_type,
-            "source_key": query.source_key,
-            "target": query.target,
-            "enabled": query.enabled,
-            "after_scope": None if query.after is None else query.after[0],
-            "after_handle": None if query.after is None else query.after[1],
-            "limit": query.limit,
-        }
+        params = query.bind()
         rows = await self._fetch("listing trigger subscriptions", _LIST, params, None)
-        return [subscription(r) for r in rows]
+        return [subscription_from_row(r) for r in rows]
 
     async def _disable(self, session_id: str, handle: str, now_ms: int) -> bool | None:
         params = {"session": session_id, "handle": handle, "now": now_ms}
@@ -222,7 +175,7 @@ class PostgresTriggerStore(TriggerStoreBase):
                 "recording a trigger occurrence", _RECORD, params, row.idempotency_key
             )
             if found:
-                return occurrence(found[0])
+                return occurrence_from_row(found[0])
             # The key's winner committed after this statement's snapshot began (the
             # insert waited for it): the next statement sees it.
         raise BackendError(
@@ -241,7 +194,7 @@ class PostgresTriggerStore(TriggerStoreBase):
         found = await occ.fetchone()
         if found is None:
             return None, []
-        return occurrence(found), [subscription(r) for r in await new.fetchall()]
+        return occurrence_from_row(found), [subscription_from_row(r) for r in await new.fetchall()]
 
     async def _reservations(
         self, occurrence_id: str
@@ -254,4 +207,4 @@ class PostgresTriggerStore(TriggerStoreBase):
         found = await occ.fetchone()
         if found is None:
             return None, []
-        return occurrence(found), [subscription(r) for r in await rows.fetchall()]
+        return occurrence_from_row(found), [subscription_from_row(r) for r in await rows.fetchall()]

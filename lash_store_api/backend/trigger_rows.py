@@ -33,7 +33,9 @@ __all__ = [
     "listing_order",
     "listing_page",
     "matches",
+    "occurrence_from_row",
     "rows_matching",
+    "subscription_from_row",
     "subscription_ids",
 ]
 
@@ -65,6 +67,24 @@ class SubscriptionQuery:
     enabled: bool | None = None
     after: tuple[str, str] | None = None
     limit: int | None = None
+
+    def bind(self) -> dict[str, Any]:
+        """The query as a SQL backend's named parameters: each field by its name but
+        ``session_id`` as ``session``, and ``after`` split into ``after_scope`` and
+        ``after_handle`` (all ``None`` when there is no ``after``)."""
+        scope, handle = (None, None) if self.after is None else self.after
+        return {
+            "session": self.session_id,
+            "handle": self.handle,
+            "name": self.name,
+            "source_type": self.source_type,
+            "source_key": self.source_key,
+            "target": self.target,
+            "enabled": self.enabled,
+            "after_scope": scope,
+            "after_handle": handle,
+            "limit": self.limit,
+        }
 
 
 # --- stored rows -----------------------------------------------------------------------
@@ -212,6 +232,23 @@ class StoredOccurrence:
             occurrence_id=self.occurrence_id,
             occurred_at_ms=self.occurred_at_ms,
         )
+
+
+_SUBSCRIPTION_FIELDS = tuple(f.name for f in dataclasses.fields(StoredSubscription))
+_OCCURRENCE_FIELDS = tuple(f.name for f in dataclasses.fields(StoredOccurrence))
+
+
+def subscription_from_row(row: Sequence[Any]) -> StoredSubscription:
+    """A subscription from its columns as a SQL backend selects them, in field order
+    (seq, subscription_id, handle, ..., document)."""
+    values = dict(zip(_SUBSCRIPTION_FIELDS, row, strict=True))
+    values["enabled"] = bool(values["enabled"])  # SQLite stores a bool as 0 or 1
+    return StoredSubscription(**values)
+
+
+def occurrence_from_row(row: Sequence[Any]) -> StoredOccurrence:
+    """An occurrence from its columns as a SQL backend selects them, in field order."""
+    return StoredOccurrence(**dict(zip(_OCCURRENCE_FIELDS, row, strict=True)))
 
 
 def listing_order(row: StoredSubscription) -> tuple[str, str]:
