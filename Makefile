@@ -7,8 +7,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
-# The URLs the conformance suite runs on; empty means memory:// plus the PostgreSQL URL
-# that scripts/pgserver.py picks (see docs/testing-with-postgres.md).
+# The URLs the conformance suite runs on; empty means memory://, SQLite (each test in a fresh
+# temporary file) and the PostgreSQL URL that scripts/pgserver.py picks
+# (see docs/testing-with-postgres.md).
 LASH_STORE_URLS ?=
 PGSERVER := $(BIN)/python scripts/pgserver.py
 
@@ -26,8 +27,19 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
+# The demo runs on a durable SQLite file (made afresh each time); then other processes read
+# it back: the sessions are still there after the demo's process has exited.
+DEMO_DIR ?= .demo
+DEMO_URL := sqlite:///$(DEMO_DIR)/store.db
 demo: $(VENV)/.installed
-	$(BIN)/lash-store demo
+	@mkdir -p $(DEMO_DIR) && rm -f $(DEMO_DIR)/store.db $(DEMO_DIR)/store.db-wal $(DEMO_DIR)/store.db-shm
+	$(BIN)/lash-store demo $(DEMO_URL)
+	@echo
+	@echo "The demo's process has exited. Another process reads the same file:"
+	$(BIN)/lash-store sessions $(DEMO_URL)
+	@chat=$$($(BIN)/lash-store sessions $(DEMO_URL) --prefix demo- | awk '/-chat /{print $$1}'); \
+	echo "$(BIN)/lash-store show $(DEMO_URL) $$chat --active"; \
+	$(BIN)/lash-store show $(DEMO_URL) "$$chat" --active
 
 test: lint typecheck pytest
 
@@ -38,7 +50,7 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
-# The project's own tests plus the conformance suite on memory:// and PostgreSQL (or on
+# The project's own tests plus the conformance suite on memory://, SQLite and PostgreSQL (or on
 # LASH_STORE_URLS). `pgserver.py ensure` prints the PostgreSQL URL ($LASH_STORE_PG_URL, a
 # server at 127.0.0.1:5432, or a throwaway cluster in .pgtmp/) or fails with one line; pytest
 # gets it as LASH_STORE_PG_URL. A throwaway cluster started here is stopped afterwards.
@@ -49,7 +61,7 @@ pytest: $(VENV)/.installed-dev bootstrap-pgbouncer
 		trap '$(PGSERVER) stop' EXIT; trap 'exit 130' INT TERM; \
 	fi; \
 	urls='$(LASH_STORE_URLS)'; args=; \
-	for url in $${urls:-memory:// $$pg_url}; do args="$$args --lash-store $$url"; done; \
+	for url in $${urls:-memory:// sqlite:///:memory: $$pg_url}; do args="$$args --lash-store $$url"; done; \
 	echo "LASH_STORE_PG_URL=$$pg_url $(BIN)/pytest -q -rs --pyargs lash_store_conformance" \
 		"tests$$args $(PYTEST_ARGS)"; \
 	LASH_STORE_PG_URL=$$pg_url $(BIN)/pytest -q -rs --pyargs lash_store_conformance tests \

@@ -249,9 +249,16 @@ async def run_demo(
     assert race is not None
     emit(f"{race_id} (revision {race.head_revision}):")
     _tree(race, emit, glyphs, width)
-    if storage.capabilities.durability is DurabilityTier.INLINE:
+    if storage.capabilities.durability is DurabilityTier.INLINE and storage.url.startswith(
+        "memory:"
+    ):
         emit("This store keeps nothing after this process; run `lash-store demo URL` on a durable")
-        emit("store, then `lash-store sessions URL` and `lash-store show URL SESSION`.")
+        emit("store (sqlite:///demo.db needs no server), then `lash-store sessions URL` and")
+        emit("`lash-store show URL SESSION`.")
+    else:
+        shown = url or storage.url
+        emit(f"The sessions stay in {shown}: `lash-store sessions {shown}` and")
+        emit(f"`lash-store show {shown} {chat_id}` read them from another process.")
 
 
 def _tree(read: PersistedSessionRead, emit: Emit, glyphs: render.Glyphs, width: int) -> None:

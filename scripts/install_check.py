@@ -94,6 +94,29 @@ async def main():
 asyncio.run(main())
 """
 
+# A durable file on the bare install: written by one process, read back by another.
+WRITE_SQLITE = """\
+import asyncio, lash_store_api as lash
+
+async def main():
+    async with await lash.open_storage("sqlite:///bare.db") as storage:
+        request = lash.SessionStoreCreateRequest(session_id="bare-1", policy={"model": {"id": "m"}})
+        await storage.sessions.create_store(request)
+        print("sqlite:///bare.db written:", storage.capabilities.durability.value)
+
+asyncio.run(main())
+"""
+
+READ_SQLITE = """\
+import asyncio, lash_store_api as lash
+
+async def main():
+    async with await lash.open_storage("sqlite:///bare.db") as storage:
+        print("read back:", [s.session_id for s in await storage.sessions.list_sessions()])
+
+asyncio.run(main())
+"""
+
 OPEN_POSTGRES = f"""\
 import asyncio, lash_store_api as lash
 
@@ -331,6 +354,9 @@ def check_bare(run: Run, step: Steps) -> None:
         memory = [line for line in lines if "memory://" in line]
         if not memory or any("unavailable" in line for line in memory):
             raise StepFailed("memory:// is not listed as available", done.stdout)
+        sqlite = [line for line in lines if "sqlite://" in line]
+        if not sqlite or any("unavailable" in line for line in sqlite):
+            raise StepFailed("sqlite:// is not listed as available", done.stdout)
         postgres = [line for line in lines if "postgresql://" in line]
         wanted = f"unavailable: {POSTGRES_HINT}"
         if not any("unavailable" in line and POSTGRES_HINT in line for line in postgres):
@@ -344,6 +370,13 @@ def check_bare(run: Run, step: Steps) -> None:
         done = run.run([py(bare), "-c", OPEN_MEMORY], venv=bare)
         return done.stdout.strip().splitlines()[-1]
 
+    def open_sqlite() -> str:
+        run.run([py(bare), "-c", WRITE_SQLITE], venv=bare, cwd=run.work)
+        done = run.run([py(bare), "-c", READ_SQLITE], venv=bare, cwd=run.work)
+        if "bare-1" not in done.stdout:
+            raise StepFailed("a second process did not find the session", done.stdout)
+        return done.stdout.strip().splitlines()[-1]
+
     def open_postgres() -> str:
         done = run.run([py(bare), "-c", OPEN_POSTGRES], venv=bare)
         return done.stdout.strip().splitlines()[-1]
@@ -354,9 +387,13 @@ def check_bare(run: Run, step: Steps) -> None:
             raise StepFailed("psycopg is importable in the bare venv", done.stdout)
 
     step("lash-store --help", cli_help)
-    step(f"lash-store backends: memory://, and postgresql:// naming {POSTGRES_HINT}", backends)
+    step(
+        f"lash-store backends: memory://, sqlite://, and postgresql:// naming {POSTGRES_HINT}",
+        backends,
+    )
     step("lash-store demo", demo)
     step("lash_store_api opens memory://", open_memory)
+    step("sqlite:// on the bare install: one process writes a file, another reads it", open_sqlite)
     step(f"open_storage({BARE_PG_URL!r}) raises StoreError naming the extra", open_postgres)
     step("import psycopg fails (the extra is absent)", no_psycopg)
 
@@ -519,6 +556,7 @@ def check_wheel(run: Run, step: Steps) -> None:
         return go
 
     step("lash-store conformance memory://", conformance("memory://"))
+    step("lash-store conformance sqlite://", conformance(f"sqlite:///{folder}/store.db"))
     step("lash-store conformance <PostgreSQL>", conformance(run.pg_url))
 
 
@@ -533,9 +571,11 @@ def check_demo(run: Run, step: Steps) -> None:
         return
 
     def demo() -> None:
-        run.run(["make", "demo"], cwd=clone[0], env={"PYTHON": sys.executable}, build=True)
+        done = run.run(["make", "demo"], cwd=clone[0], env={"PYTHON": sys.executable}, build=True)
+        # The demo's sessions, read back by later processes from its SQLite file.
+        contains(done, "Another process reads the same file", "-chat", "token ledger")
 
-    step("make demo in the clone (its own .venv, no postgres extra)", demo)
+    step("make demo in the clone (its own .venv, no postgres extra), on a SQLite file", demo)
 
 
 def check_warnings(run: Run, step: Steps) -> None:

@@ -28,9 +28,21 @@ def pg_url() -> str:
     return url
 
 
-@pytest.fixture(params=["memory", "postgresql"])
+#: The SQLite URL tests use: ``isolated()`` makes a fresh file in the temporary directory.
+SQLITE_URL = "sqlite:///:memory:"
+
+
+def url_of(request: pytest.FixtureRequest, backend: str) -> str:
+    """The URL of ``backend`` (memory, sqlite or postgresql) for a test."""
+    if backend == "postgresql":
+        return str(request.getfixturevalue("pg_url"))
+    return {"memory": "memory://", "sqlite": SQLITE_URL}[backend]
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
 async def any_storage(request: pytest.FixtureRequest) -> AsyncIterator[lash.Storage]:
-    """An empty private storage on each backend (PostgreSQL: a fresh schema, dropped after)."""
-    url = "memory://" if request.param == "memory" else request.getfixturevalue("pg_url")
+    """An empty private storage on each backend (PostgreSQL: a fresh schema, dropped after;
+    SQLite: a fresh file, deleted after)."""
+    url = url_of(request, request.param)
     async with lash.backend_for_url(url).isolated(url) as isolated:
         yield isolated
