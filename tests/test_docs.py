@@ -94,6 +94,7 @@ from lash_store_cli.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+README = ROOT / "README.md"
 
 NOT_RUN = "<!-- not run: shows a remote server -->"
 #: A URL of a server other than this machine's (what a NOT_RUN block must show).
@@ -486,15 +487,20 @@ def run_page(page: Path, python_url: str, cli_url: str, workdir: Path) -> list[B
     return ran
 
 
-@pytest.fixture(params=["memory", "postgresql"])
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
 def target(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[tuple[str, str]]:
     """(URL for Python blocks, URL for shell commands) of one target."""
     if request.param == "memory":
         urls = ("memory://", f"memory://docs-{uuid.uuid4().hex[:8]}")
         monkeypatch.setenv("LASH_STORE_URL", urls[0])
         yield urls
+        return
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/docs.db"
+        monkeypatch.setenv("LASH_STORE_URL", url)
+        yield url, url
         return
     pg_url: str = request.getfixturevalue("pg_url")
     with scratch_schema(pg_url) as schema:
@@ -535,6 +541,40 @@ def test_every_block_of_the_page_runs(page: Path, target: tuple[str, str], tmp_p
     assert len(python) == fences
     unexplained = [b.where for b in python if b not in ran and not b.not_run]
     assert not unexplained, f"Python blocks that did not run: {unexplained}"
+
+
+def run_twice(page: Path, backend: str, request: pytest.FixtureRequest, workdir: Path) -> None:
+    """Run ``page`` twice on one durable store of ``backend``: a file, or a scratch schema."""
+    if backend == "sqlite":
+        url = f"sqlite:///{workdir}/agent.db"
+        for _ in range(2):
+            in_worker_thread(page, url, url, workdir)
+        return
+    pg_url: str = request.getfixturevalue("pg_url")
+    with scratch_schema(pg_url) as schema:
+        url = with_query(pg_url, schema=schema)
+        for _ in range(2):
+            in_worker_thread(page, url, url, workdir)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_readme_example_continues_from_the_head_on_a_second_run(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    example = next(b for b in blocks(README) if b.language == "python")
+    page = tmp_path / "example.md"
+    page.write_text(f"```python\n{example.text}```\n")
+    run_twice(page, backend, request, tmp_path)
+    first, second = capsys.readouterr().out.splitlines()[-2:]
+    assert first.startswith("1 ['n1'] ")
+    assert second.startswith("2 ['n1', 'n2'] ") and "input_tokens=20" in second
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_quickstart_runs_again_on_the_same_durable_store(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    run_twice(ROOT / "docs" / "quickstart.md", backend, request, tmp_path)
 
 
 # --- the README's command list --------------------------------------------------------
