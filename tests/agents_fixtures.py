@@ -5,20 +5,26 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from pg_cluster import scratch_schema, with_query
 
 #: The backends every Agents SDK test runs on (the ``url`` fixtures' params).
-BACKENDS = ["memory", "postgresql"]
+BACKENDS = ["memory", "sqlite", "postgresql"]
 
 
 @contextmanager
 def fresh_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """A URL every open shares: a named ``memory://`` storage, or a fresh PostgreSQL schema
-    (dropped afterwards), for the backend ``request.param`` names."""
+    """A URL every open shares, for the backend ``request.param`` names: a named
+    ``memory://`` storage, a new SQLite file in the test's temporary directory, or a fresh
+    PostgreSQL schema (dropped afterwards)."""
     if request.param == "memory":
         yield f"memory://agents-{uuid.uuid4().hex[:12]}"
+        return
+    if request.param == "sqlite":
+        folder: Path = request.getfixturevalue("tmp_path")
+        yield f"sqlite:///{folder / 'store.db'}"
         return
     pg_url: str = request.getfixturevalue("pg_url")
     with scratch_schema(pg_url) as schema:

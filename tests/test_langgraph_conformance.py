@@ -1,7 +1,7 @@
 """LangGraph's own checkpointer suite (langgraph-checkpoint-conformance) on LashSaver.
 
 Every one of its eight capabilities (five base, three extended) must be
-detected and pass, on memory:// and on PostgreSQL. The report is printed, so
+detected and pass, on memory://, SQLite and PostgreSQL. The report is printed, so
 ``pytest -s`` shows it.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from conftest import url_of
 from langgraph.checkpoint.conformance import checkpointer_test, validate
 from langgraph.checkpoint.conformance.capabilities import ALL_CAPABILITIES
 
@@ -17,11 +18,11 @@ import lash_store_api as lash
 from lash_store_langgraph import LashSaver
 
 
-@pytest.mark.parametrize("backend", ["memory", "postgresql"])
+@pytest.mark.parametrize("backend", ["memory", "sqlite", "postgresql"])
 async def test_langgraph_conformance_reports_all_eight_capabilities_passed(
     backend: str, request: pytest.FixtureRequest
 ) -> None:
-    url = "memory://" if backend == "memory" else request.getfixturevalue("pg_url")
+    url = url_of(request, backend)
 
     # The suite asks for a fresh saver per capability: each gets its own empty storage.
     @checkpointer_test(name=f"LashSaver on {backend}")

@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 from agents_fixtures import BACKENDS, fresh_url
 from agents_worker import ANSWER_PREFIX, run_once, user_texts
-from pg_cluster import scratch_schema, with_query
 
 import lash_store_api as lash
 from lash_store_openai_agents import LashSession
@@ -31,6 +30,13 @@ ONE_RUN = ["message", "function_call", "function_call_output", "message"]
 
 @pytest.fixture(params=BACKENDS)
 def url(request: pytest.FixtureRequest) -> Iterator[str]:
+    with fresh_url(request) as fresh:
+        yield fresh
+
+
+@pytest.fixture(params=[b for b in BACKENDS if b != "memory"])
+def durable_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A URL another OS process can open: a SQLite file or a PostgreSQL schema."""
     with fresh_url(request) as fresh:
         yield fresh
 
@@ -80,14 +86,12 @@ def run_in_a_process(url: str, prompt: str) -> dict[str, Any]:
     return outcome
 
 
-async def test_two_runs_from_two_processes_on_postgresql(pg_url: str) -> None:
-    with scratch_schema(pg_url) as schema:
-        url = with_query(pg_url, schema=schema)
-        first = run_in_a_process(url, FIRST)
-        second = run_in_a_process(url, SECOND)
-        async with await lash.open_storage(url) as storage:
-            stored = await LashSession("chat-1", storage).get_items()
-            read = await storage.session("chat-1").load_session(lash.FullGraph())
+async def test_two_runs_from_two_processes(durable_url: str) -> None:
+    first = run_in_a_process(durable_url, FIRST)
+    second = run_in_a_process(durable_url, SECOND)
+    async with await lash.open_storage(durable_url) as storage:
+        stored = await LashSession("chat-1", storage).get_items()
+        read = await storage.session("chat-1").load_session(lash.FullGraph())
     check_two_runs(first, second, stored)
     assert len({first["pid"], second["pid"], os.getpid()}) == 3
     assert read is not None and len(read.graph.nodes) == 8  # one node per item

@@ -1,4 +1,5 @@
-"""``LashSession`` keeps the Agents SDK's ``Session`` contract, on memory:// and PostgreSQL.
+"""``LashSession`` keeps the Agents SDK's ``Session`` contract, on memory://, SQLite (a
+file) and PostgreSQL.
 
 Limits are checked against the SDK's own ``SQLiteSession`` fed the same items,
 besides the expected values written out. Concurrency runs two workers, each

@@ -2,7 +2,7 @@
 
 The limit rules themselves are checked against the SDK's ``SQLiteSession`` in
 test_openai_agents_session.py; here, that a limited read never looks at the
-older items, on memory:// and PostgreSQL.
+older items, on memory://, SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
