@@ -42,9 +42,10 @@ URL defaults to ${ENV_VAR}, else {DEFAULT_URL} (which keeps data only inside one
 \b
 Examples:
   lash-store demo                       simulate agent sessions in memory
+  lash-store demo sqlite:///demo.db     ... in a SQLite file, kept after the process
   lash-store backends                   what can store, under which URL schemes
   lash-store conformance memory://      check a backend against the contract
-  lash-store sessions postgresql://localhost/agents
+  lash-store sessions sqlite:///demo.db
   lash-store show postgresql://localhost/agents s-1 --active
 """
 
