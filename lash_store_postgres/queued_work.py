@@ -9,19 +9,22 @@ Time is the storage's clock (the ``clock`` option), sent with each call.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from lash_store_api import ClaimBoundary, DeliveryPolicy, SlotPolicy
+from lash_store_api import ClaimBoundary
 from lash_store_api.backend.clock import Clock
-from lash_store_api.backend.queued_work import ClaimRequest, QueuedWorkBase, StoredBatch
+from lash_store_api.backend.queued_work import (
+    BATCH_COLUMNS,
+    ClaimRequest,
+    QueuedWorkBase,
+    StoredBatch,
+    stored_batch,
+)
 from lash_store_api.errors import BackendError
 
 from .db import Db
 
-_COLUMNS = """session_id, batch_id, enqueue_seq, source_key, delivery_policy, slot_policy,
-    merge_key, available_at_ms, enqueued_at_ms, payloads, fencing_token, claim_id, owner_id,
-    lease_token, claimed_at_ms, expires_at_ms"""
+_COLUMNS = ", ".join(BATCH_COLUMNS)
 
 # The insert returns the new row; a still-queued batch holding the key is returned
 # instead (unless it was committed after this statement's snapshot: see _insert).
@@ -105,30 +108,6 @@ def enqueue_params(row: StoredBatch) -> dict[str, Any]:
     }
 
 
-def stored(row: Sequence[Any]) -> StoredBatch:
-    """A row of ``_COLUMNS``."""
-    (sid, batch_id, seq, key, delivery, slot, merge, available, enqueued, payloads) = row[:10]
-    fence, claim_id, owner, token, claimed_at, expires_at = row[10:]
-    return StoredBatch(
-        session_id=sid,
-        batch_id=batch_id,
-        enqueue_seq=int(seq),
-        source_key=key,
-        delivery_policy=DeliveryPolicy(delivery),
-        slot_policy=SlotPolicy(slot),
-        merge_key=merge,
-        available_at_ms=int(available),
-        enqueued_at_ms=int(enqueued),
-        payloads=payloads,
-        fencing_token=int(fence),
-        claim_id=claim_id,
-        owner_id=owner,
-        lease_token=token,
-        claimed_at_ms=claimed_at,
-        expires_at_ms=expires_at,
-    )
-
-
 class PostgresQueue(QueuedWorkBase):
     """The ``queued_work`` table of one storage's schema."""
 
@@ -142,7 +121,7 @@ class PostgresQueue(QueuedWorkBase):
         db = self._db
         async with db.pipelined(action, session_id=session_id) as conn:
             cur = await conn.execute(db.q(statement), params)
-        return [stored(row) for row in await cur.fetchall()]
+        return [stored_batch(row) for row in await cur.fetchall()]
 
     async def _insert(self, row: StoredBatch) -> StoredBatch:
         params = enqueue_params(row)

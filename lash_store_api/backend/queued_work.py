@@ -21,7 +21,7 @@ import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ..errors import InvalidRequest, QueuedWorkClaimExpired
 from ..paging import Page
@@ -42,6 +42,7 @@ from .paging import check_limit, decode_cursor, page_of
 from .validation import INT64_MAX, check_id, check_int, check_items, check_json
 
 __all__ = [
+    "BATCH_COLUMNS",
     "DEFAULT_LEASE_TTL_MS",
     "MAX_CLAIM_BATCHES",
     "ClaimRequest",
@@ -60,6 +61,7 @@ __all__ = [
     "new_lease_token",
     "select_group",
     "stamp_rows",
+    "stored_batch",
 ]
 
 #: The runtime's default lease: 15 minutes.
@@ -107,6 +109,51 @@ class StoredBatch:
             enqueued_at_ms=self.enqueued_at_ms,
             items=[QueuedWorkItem(f"{self.batch_id}:item:{i}", p) for i, p in enumerate(payloads)],
         )
+
+
+#: A stored batch's columns, in the order :func:`stored_batch` reads a row of them.
+BATCH_COLUMNS = (
+    "session_id",
+    "batch_id",
+    "enqueue_seq",
+    "source_key",
+    "delivery_policy",
+    "slot_policy",
+    "merge_key",
+    "available_at_ms",
+    "enqueued_at_ms",
+    "payloads",
+    "fencing_token",
+    "claim_id",
+    "owner_id",
+    "lease_token",
+    "claimed_at_ms",
+    "expires_at_ms",
+)
+
+
+def stored_batch(row: Sequence[Any]) -> StoredBatch:
+    """The batch row a durable backend read, its values in :data:`BATCH_COLUMNS` order."""
+    (sid, batch_id, seq, key, delivery, slot, merge, available, enqueued, payloads) = row[:10]
+    fence, claim_id, owner, token, claimed_at, expires_at = row[10:]
+    return StoredBatch(
+        session_id=sid,
+        batch_id=batch_id,
+        enqueue_seq=int(seq),
+        source_key=key,
+        delivery_policy=DeliveryPolicy(delivery),
+        slot_policy=SlotPolicy(slot),
+        merge_key=merge,
+        available_at_ms=int(available),
+        enqueued_at_ms=int(enqueued),
+        payloads=payloads,
+        fencing_token=int(fence),
+        claim_id=claim_id,
+        owner_id=owner,
+        lease_token=token,
+        claimed_at_ms=claimed_at,
+        expires_at_ms=expires_at,
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
