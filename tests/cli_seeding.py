@@ -1,4 +1,5 @@
-"""A storage URL seeded for a CLI test: a named ``memory://`` kept open, or a fresh schema."""
+"""A storage URL seeded for a CLI test: a named ``memory://`` kept open, a new SQLite file,
+or a fresh schema."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,11 +20,12 @@ Seed = Callable[..., Coroutine[Any, Any, lash.Storage]]
 
 @contextmanager
 def seeded_url(request: pytest.FixtureRequest, seed: Seed, prefix: str) -> Iterator[str]:
-    """A URL holding what ``seed(url)`` (``seed(url, close=True)`` on PostgreSQL) wrote.
+    """A URL holding what ``seed(url)`` (``seed(url, close=True)`` on SQLite and PostgreSQL)
+    wrote.
 
     ``request.param`` picks the backend. memory: a named storage, kept open so
-    its state lives while the test runs. postgresql: a fresh schema of the test
-    server, dropped afterwards.
+    its state lives while the test runs. sqlite: a file in the test's temporary
+    directory. postgresql: a fresh schema of the test server, dropped afterwards.
     """
     if request.param == "memory":
         name = f"memory://{prefix}-{uuid.uuid4().hex[:8]}"
@@ -31,6 +34,12 @@ def seeded_url(request: pytest.FixtureRequest, seed: Seed, prefix: str) -> Itera
             yield name
         finally:
             asyncio.run(storage.aclose())
+        return
+    if request.param == "sqlite":
+        folder: Path = request.getfixturevalue("tmp_path")
+        store_url = f"sqlite:///{folder / f'{prefix}.db'}"
+        asyncio.run(seed(store_url, close=True))
+        yield store_url
         return
     pg_url: str = request.getfixturevalue("pg_url")
     with scratch_schema(pg_url) as schema:

@@ -3,16 +3,19 @@
 Commands run in-process through click's ``CliRunner``. Data is seeded into a
 named ``memory://`` storage that the test keeps open while the command runs: a
 named in-memory storage is shared by every open of the same URL in one process.
-Every command that reads a store also runs on a seeded PostgreSQL schema.
+Every command that reads a store also runs on a seeded SQLite file and PostgreSQL schema.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import sqlite3
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -122,7 +125,7 @@ async def seed(url: str, *, close: bool = False) -> lash.Storage:
     return storage
 
 
-@pytest.fixture(params=["memory", "postgresql"])
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
 def url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A storage URL holding the seeded sessions while the test runs."""
     monkeypatch.delenv("LASH_STORE_URL", raising=False)
@@ -594,6 +597,44 @@ def test_a_read_only_command_works_once_migrate_has_run(pg_url: str) -> None:
         code, out, _ = run("migrate", url)
         assert code == 0 and f"postgres schema {schema!r} at version" in out[0]
         assert run("sessions", url) == (0, [f"no sessions in {url}"], "")
+
+
+@pytest.mark.parametrize("command", READ_ONLY, ids=lambda c: " ".join(c[:1] + c[2:]))
+def test_a_read_only_command_on_a_missing_sqlite_file_fails_saying_so_and_creates_nothing(
+    tmp_path: Path, command: list[str]
+) -> None:
+    path = tmp_path / "store.db"
+    code, out, err = run(*argv_for(command, f"sqlite:///{path}"))
+    assert (code, out) == (1, [])
+    assert err.count("\n") == 1
+    assert err.startswith(f"lash-store: error: sqlite database {str(path)!r} does not exist")
+    assert "`lash-store migrate URL`" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", READ_ONLY, ids=lambda c: " ".join(c[:1] + c[2:]))
+def test_a_read_only_command_on_a_foreign_sqlite_file_fails_naming_migrate_and_changes_nothing(
+    tmp_path: Path, command: list[str]
+) -> None:
+    path = tmp_path / "store.db"
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("CREATE TABLE theirs (x integer)")
+        conn.commit()
+    before = path.read_bytes()
+    code, out, err = run(*argv_for(command, f"sqlite:///{path}"))
+    assert (code, out) == (1, [])
+    assert err.count("\n") == 1
+    assert "holds no lash-store tables" in err and "`lash-store migrate URL`" in err
+    assert path.read_bytes() == before and list(tmp_path.iterdir()) == [path]
+
+
+def test_a_read_only_command_works_once_migrate_has_run_on_a_sqlite_file(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    url = f"sqlite:///{path}"
+    assert run("sessions", url)[0] == 1
+    code, out, _ = run("migrate", url)
+    assert code == 0 and f"sqlite database {str(path)!r} at version" in out[0]
+    assert run("sessions", url) == (0, [f"no sessions in {url}"], "")
 
 
 def test_read_only_commands_open_only_a_migrating_backend_with_migrate_false(

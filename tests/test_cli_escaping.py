@@ -3,7 +3,7 @@
 Every stored string a command prints holds ESC, BEL and a C1 control (CSI,
 ``\\x9b``), and the JSON payloads a NUL too: a raw one could clear the screen,
 retitle the window or recolour what follows. Each test runs one command on
-memory:// and PostgreSQL and checks that no control character is printed and
+memory://, SQLite and PostgreSQL and checks that no control character is printed and
 that each seeded field is shown in its escaped form.
 """
 
@@ -124,7 +124,7 @@ async def seed(url: str, *, close: bool = False) -> lash.Storage:
     return storage
 
 
-@pytest.fixture(params=["memory", "postgresql"])
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
 def url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.delenv("LASH_STORE_URL", raising=False)
     with seeded_url(request, seed, "cli-escaping") as seeded:

@@ -1,4 +1,4 @@
-"""``lash-store processes`` and ``lash-store process``, on memory:// and PostgreSQL."""
+"""``lash-store processes`` and ``lash-store process``, on memory://, SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ async def seed(url: str, *, close: bool = False) -> lash.Storage:
     return storage
 
 
-@pytest.fixture(params=["memory", "postgresql"])
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
 def url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.delenv("LASH_STORE_URL", raising=False)
     with seeded_url(request, seed, "cli-processes") as seeded:

@@ -1,7 +1,7 @@
 """``lash-store triggers`` and ``lash-store artifacts``: their rows, filters and empty stores.
 
 Seeded as tests/test_cli.py seeds sessions: a named ``memory://`` storage kept
-open while the command runs, and a fresh PostgreSQL schema.
+open while the command runs, a new SQLite file, and a fresh PostgreSQL schema.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ async def seed(url: str, *, close: bool = False) -> lash.Storage:
     return storage
 
 
-@pytest.fixture(params=["memory", "postgresql"])
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
 def url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.delenv("LASH_STORE_URL", raising=False)
     with seeded_url(request, seed, "cli-triggers") as seeded:
