@@ -1,4 +1,4 @@
-"""Stored turn results are kept for a bounded retention, on both backends.
+"""Stored turn results are kept for a bounded retention, on every backend.
 
 Before the retention existed, every stamped checkpoint was a GC root forever,
 so a session's blobs grew with every turn. Here 1,000 stamped turns followed by
@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 import psycopg
 import pytest
+from conftest import url_of
 from lash_store_conformance import _fixtures as f
 from psycopg import sql
 
@@ -20,9 +21,9 @@ from lash_store_api.backend.maintenance import DEFAULT_TURN_STAMP_RETENTION
 TURNS = 1000
 
 
-@pytest.fixture(params=["memory", "postgresql"])
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
 async def storage(request: pytest.FixtureRequest) -> AsyncIterator[lash.Storage]:
-    url = "memory://" if request.param == "memory" else request.getfixturevalue("pg_url")
+    url = url_of(request, request.param)
     async with lash.backend_for_url(url).isolated(url) as isolated:
         yield isolated
 
