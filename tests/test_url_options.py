@@ -7,6 +7,7 @@ naming it, before any connection is made and before anything is created.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -16,6 +17,8 @@ import lash_store_api as lash
 
 #: Nothing listens on port 1: a PostgreSQL error here would be a failed connection instead.
 UNREACHABLE = "postgresql://127.0.0.1:1/lash"
+#: A file in a folder that does not exist: opening it would fail with a driver error instead.
+NOWHERE = "sqlite:////nonexistent-lash-folder/store.db"
 
 
 @pytest.fixture
@@ -39,6 +42,9 @@ def schema_exists(pg_url: str, schema: str) -> bool:
         (f"{UNREACHABLE}?pool_max_size=2&pool_max_size=3", "pool_max_size"),
         (f"{UNREACHABLE}?sslmode=disable&sslmode=require", "sslmode"),
         (f"{UNREACHABLE}?schema=a&sch%65ma=b", "schema"),
+        (f"{NOWHERE}?busy_timeout=1&busy_timeout=2", "busy_timeout"),
+        (f"{NOWHERE}?synchronous=full&synchr%6Fnous=off", "synchronous"),
+        ("sqlite:///:memory:?migrate=1&migrate=1", "migrate"),
     ],
 )
 async def test_a_query_parameter_given_twice_is_refused_naming_it(url: str, field: str) -> None:
@@ -56,6 +62,9 @@ async def test_a_query_parameter_given_twice_is_refused_naming_it(url: str, fiel
         (f"{UNREACHABLE}?bogus=1", "bogus"),
         (f"{UNREACHABLE}?schema=a&pool_sise=5", "pool_sise"),
         (f"{UNREACHABLE}?SSLMODE=require", "SSLMODE"),
+        (f"{NOWHERE}?schema=lash", "schema"),
+        (f"{NOWHERE}?SYNCHRONOUS=full", "SYNCHRONOUS"),
+        ("sqlite:///:memory:?x=1", "x"),
     ],
 )
 async def test_an_unknown_query_parameter_is_refused_naming_it(url: str, field: str) -> None:
@@ -102,6 +111,20 @@ async def test_a_refused_postgres_url_creates_nothing(
     with pytest.raises(lash.InvalidRequest):
         await backend.migrate(f"{url}&{name}={value}")
     assert not schema_exists(pg_url, schema)
+
+
+@pytest.mark.parametrize("problem", ["bogus=1", "busy_timeout=-1", "synchronous=sometimes"])
+async def test_a_refused_sqlite_url_creates_nothing(tmp_path: Path, problem: str) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}?{problem}"
+    name = problem.partition("=")[0]
+    with pytest.raises(lash.InvalidRequest) as refused:
+        await lash.open_storage(url)
+    assert refused.value.field == name
+    backend = lash.backend_for_url(url)
+    assert isinstance(backend, lash.MigratingBackend)
+    with pytest.raises(lash.InvalidRequest):
+        await backend.migrate(url)
+    assert list(tmp_path.iterdir()) == []
 
 
 async def test_memory_takes_only_the_maintenance_options_in_its_query() -> None:
