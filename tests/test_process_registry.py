@@ -19,6 +19,7 @@ from lash_store_api.backend.process_codec import encode_process
 from lash_store_api.backend.process_io import status_state
 from lash_store_memory.backend import MemoryStorage
 from lash_store_postgres.storage import PostgresStorage
+from lash_store_sqlite.storage import SqliteStorage
 
 SUCCESS: JSON = {"type": "success", "value": {"rows": 3}}
 WAIT = WaitState({"kind": "signal", "name": "go"}, 7)
@@ -29,12 +30,16 @@ async def _rewind(storage: lash.Storage, record: ProcessRecord) -> None:
     if isinstance(storage, MemoryStorage):
         storage._state.processes[record.id] = encode_process(record)
         return
+    params = (status_state(record), record.wait is not None, encode_process(record), record.id)
+    if isinstance(storage, SqliteStorage):
+        update = "UPDATE processes SET state = ?, waiting = ?, record = ? WHERE process_id = ?"
+        await storage._db.write("rewinding a process", lambda conn: conn.execute(update, params))
+        return
     assert isinstance(storage, PostgresStorage)
     db = storage._db
     statement = db.q(
         "UPDATE {s}.processes SET state = %s, waiting = %s, record = %s WHERE process_id = %s"
     )
-    params = (status_state(record), record.wait is not None, encode_process(record), record.id)
     async with db.pipelined("rewinding a process") as conn:
         await conn.execute(statement, params)
 
