@@ -47,7 +47,7 @@ from bench.workload import make_turns
 from lash_store_api.backend import redact_url
 from lash_store_openai_agents import LashSession
 
-__all__ = ["AgentsRow", "agents_rows", "main"]
+__all__ = ["AgentsRow", "Opener", "agents_rows", "lash_opener", "main", "one_run", "sqlite_file"]
 
 DEFAULT_PG_URL = os.environ.get("LASH_STORE_PG_URL") or "postgresql://127.0.0.1:5432/test"
 BASELINE = "sqlite :memory:"
@@ -117,7 +117,7 @@ async def _sqlite_memory(sid: str) -> AsyncIterator[Session]:
 
 
 @asynccontextmanager
-async def _sqlite_file(sid: str) -> AsyncIterator[Session]:
+async def sqlite_file(sid: str) -> AsyncIterator[Session]:
     with tempfile.TemporaryDirectory(prefix="bench-agents-") as folder:
         session = SQLiteSession(sid, Path(folder) / "sessions.db")
         try:
@@ -126,7 +126,7 @@ async def _sqlite_file(sid: str) -> AsyncIterator[Session]:
             session.close()
 
 
-def _lash(url: str) -> Opener:
+def lash_opener(url: str) -> Opener:
     @asynccontextmanager
     async def opener(sid: str) -> AsyncIterator[Session]:
         # An isolated storage: a private memory store, or a fresh schema dropped afterwards.
@@ -145,7 +145,7 @@ async def _timed(call: Callable[[], Awaitable[object]], count: int) -> list[floa
     return samples
 
 
-async def _one_run(
+async def one_run(
     opener: Opener, turns: list[list[TResponseInputItem]], cfg: AgentsConfig
 ) -> dict[str, list[float]]:
     """One fresh session: fill, then time each measure; microsecond samples per measure."""
@@ -166,9 +166,9 @@ async def agents_rows(pg_url: str, cfg: AgentsConfig | None = None) -> list[Agen
     cfg = cfg or AgentsConfig()
     contenders: dict[str, Opener] = {
         BASELINE: _sqlite_memory,
-        "sqlite file": _sqlite_file,
-        "lash memory": _lash("memory://"),
-        "lash postgres": _lash(pg_url),
+        "sqlite file": sqlite_file,
+        "lash memory": lash_opener("memory://"),
+        "lash postgres": lash_opener(pg_url),
     }
     turns = turn_items(cfg.history + cfg.window)
     medians: dict[tuple[str, str], list[float]] = {}
@@ -176,7 +176,7 @@ async def agents_rows(pg_url: str, cfg: AgentsConfig | None = None) -> list[Agen
     names = list(contenders)
     for run in range(cfg.runs):
         for name in names[run % len(names) :] + names[: run % len(names)]:
-            for measure, samples in (await _one_run(contenders[name], turns, cfg)).items():
+            for measure, samples in (await one_run(contenders[name], turns, cfg)).items():
                 medians.setdefault((measure, name), []).append(statistics.median(samples))
                 p95s.setdefault((measure, name), []).append(p95(samples))
     rows = []

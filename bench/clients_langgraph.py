@@ -36,7 +36,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
 
 from bench.pg_floor import pool_kwargs, schema_bytes, scratch_schema
 
-__all__ = ["LangGraphRow", "langgraph_rows", "main", "render"]
+__all__ = ["LangGraphRow", "chat_graph", "langgraph_rows", "main", "render", "run_steps"]
 
 #: Steps at the end of the thread whose median is "the step time at N steps".
 TAIL = 20
@@ -60,7 +60,7 @@ def _reply(step: int) -> str:
     return f"Reply {step}: {words}"
 
 
-def _graph(checkpointer: Any) -> Any:
+def chat_graph(checkpointer: Any) -> Any:
     from langchain_core.messages import AIMessage, AnyMessage
     from langgraph.graph import START, StateGraph
     from langgraph.graph.message import add_messages
@@ -84,7 +84,7 @@ def _graph(checkpointer: Any) -> Any:
     return builder.compile(checkpointer=checkpointer)
 
 
-async def _steps(graph: Any, steps: int) -> list[float]:
+async def run_steps(graph: Any, steps: int) -> list[float]:
     from langchain_core.messages import HumanMessage
 
     config = {"configurable": {"thread_id": "bench"}}
@@ -119,7 +119,7 @@ async def _peer(pg_url: str, steps: int) -> tuple[list[float], float]:
             saver = AsyncPostgresSaver(pool)
             await saver.setup()
             empty = await schema_bytes(pg_url, schema)
-            times = await _steps(_graph(saver), steps)
+            times = await run_steps(chat_graph(saver), steps)
             full = await schema_bytes(pg_url, schema)
         finally:
             await pool.close()
@@ -134,7 +134,7 @@ async def _lash(pg_url: str, steps: int) -> tuple[list[float], float]:
         sep = "&" if "?" in pg_url else "?"
         async with await lash.open_storage(f"{pg_url}{sep}schema={schema}") as storage:
             empty = await schema_bytes(pg_url, schema)
-            times = await _steps(_graph(LashSaver(storage)), steps)
+            times = await run_steps(chat_graph(LashSaver(storage)), steps)
             full = await schema_bytes(pg_url, schema)
     return times, (full.total - empty.total) / steps
 

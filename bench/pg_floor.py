@@ -29,7 +29,6 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import msgpack
@@ -37,6 +36,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
+from bench.pg_rows import SchemaSize
 from bench.workload import Turn
 from lash_store_api.backend.codec import encode_checkpoint, encode_node
 
@@ -141,12 +141,6 @@ _SIZES = """WITH t AS (
     SELECT (SELECT coalesce(sum(pg_total_relation_size(oid)), 0) FROM t)::bigint,
         (SELECT coalesce(sum(pg_relation_size(oid, 'fsm') + pg_relation_size(oid, 'vm')), 0)
          FROM r)::bigint"""
-
-
-@dataclass(frozen=True, slots=True)
-class SchemaSize:
-    total: int  # sum of pg_total_relation_size of every table
-    maps: int  # of which free-space and visibility maps
 
 
 async def schema_bytes(url: str, schema: str) -> SchemaSize:

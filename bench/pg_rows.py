@@ -24,19 +24,17 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypedDict
+from typing import Any, Protocol, TypedDict
 
 import lash_store_api as lash
 from bench.workload import DEFAULT_SPEC, Turn, WorkloadSpec, build_commit, make_turns
-
-if TYPE_CHECKING:
-    from bench.pg_floor import SchemaSize
 
 __all__ = [
     "Check",
     "Contender",
     "PgConfig",
     "Row",
+    "SchemaSize",
     "frozen_gc",
     "lash_contender",
     "measure_postgres",
@@ -62,6 +60,14 @@ class Row(TypedDict):
     runs: int
     note: str | None
     detail: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaSize:
+    """What a contender's store occupies (Postgres: a schema's tables; SQLite: its file)."""
+
+    total: int  # Postgres: sum of pg_total_relation_size of every table
+    maps: int  # of which free-space and visibility maps (0 where there are none)
 
 
 class Check(TypedDict):
@@ -331,13 +337,15 @@ async def measure_postgres(contenders: Sequence[Contender], cfg: PgConfig) -> li
                 commits, loads = await _commit_and_load(c, T, run, cfg)
                 commit_ns.setdefault((c.label, T), []).append(commits)
                 load_ns.setdefault((c.label, T), []).append(loads)
-        for c in order:
+        for c in order if cfg.sessions else ():  # sessions=0: no concurrent measure
             rates.setdefault(c.label, []).append(await _concurrent(c, run, cfg))
 
     for c in live:
         for T in cfg.turns:
             rows.append(_latency_row("commit", c.label, T, commit_ns[(c.label, T)]))
             rows.append(_latency_row("load", c.label, T, load_ns[(c.label, T)]))
+        if not cfg.sessions:
+            continue
         rows.append(
             make_row(
                 "concurrent",
