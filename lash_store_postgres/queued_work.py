@@ -18,11 +18,15 @@ from lash_store_api.backend.queued_work import (
     ClaimRequest,
     QueuedWorkBase,
     StoredBatch,
+    enqueue_params,
     stored_batch,
 )
 from lash_store_api.errors import BackendError
 
 from .db import Db
+
+# enqueue_params is the kit's; processes.py imports it from here with ENQUEUE.
+__all__ = ["ENQUEUE", "PostgresQueue", "enqueue_params"]
 
 _COLUMNS = ", ".join(BATCH_COLUMNS)
 
@@ -91,21 +95,6 @@ SELECT {_COLUMNS} FROM {{s}}.queued_work
 
 #: How often an enqueue looks again for a batch that won its key after its snapshot.
 _ENQUEUE_TRIES = 5
-
-
-def enqueue_params(row: StoredBatch) -> dict[str, Any]:
-    """The parameters of :data:`ENQUEUE` (and the key-less insert) for ``row``."""
-    return {
-        "sid": row.session_id,
-        "batch_id": row.batch_id,
-        "key": row.source_key,
-        "delivery": row.delivery_policy.value,
-        "slot": row.slot_policy.value,
-        "merge": row.merge_key,
-        "available": row.available_at_ms,
-        "now": row.enqueued_at_ms,
-        "payloads": row.payloads,
-    }
 
 
 class PostgresQueue(QueuedWorkBase):

@@ -20,6 +20,7 @@ from lash_store_api.backend.queued_work import (
     QueuedWorkBase,
     StoredBatch,
     candidates,
+    enqueue_params,
     select_group,
     stamp_rows,
     stored_batch,
@@ -97,21 +98,7 @@ def insert_batch(conn: Conn, row: StoredBatch) -> StoredBatch:
         if queued is not None:
             return stored_batch(queued)
     (seq,) = conn.execute(_NEXT_SEQ).fetchone()
-    conn.execute(
-        _INSERT,
-        {
-            "sid": row.session_id,
-            "seq": seq,
-            "batch_id": row.batch_id,
-            "key": row.source_key,
-            "delivery": row.delivery_policy.value,
-            "slot": row.slot_policy.value,
-            "merge": row.merge_key,
-            "available": row.available_at_ms,
-            "now": row.enqueued_at_ms,
-            "payloads": row.payloads,
-        },
-    )
+    conn.execute(_INSERT, {**enqueue_params(row), "seq": seq})
     return dataclasses.replace(row, enqueue_seq=seq)
 
 

@@ -56,6 +56,7 @@ __all__ = [
     "completion_checks",
     "decode_merge_key",
     "encode_merge_key",
+    "enqueue_params",
     "is_live",
     "new_batch_id",
     "new_lease_token",
@@ -205,6 +206,23 @@ def batch_row(draft: QueuedWorkBatchDraft, now_ms: int) -> StoredBatch:
         enqueued_at_ms=now_ms,
         payloads=encode_json(list(draft.payloads)),
     )
+
+
+def enqueue_params(row: StoredBatch) -> dict[str, Any]:
+    """A new row's inserted values as named parameters (``sid``, ``batch_id``, ``key``,
+    ``delivery``, ``slot``, ``merge``, ``available``, ``now``, ``payloads``): a durable
+    backend's enqueue statement binds these names."""
+    return {
+        "sid": row.session_id,
+        "batch_id": row.batch_id,
+        "key": row.source_key,
+        "delivery": row.delivery_policy.value,
+        "slot": row.slot_policy.value,
+        "merge": row.merge_key,
+        "available": row.available_at_ms,
+        "now": row.enqueued_at_ms,
+        "payloads": row.payloads,
+    }
 
 
 def new_lease_token() -> str:
