@@ -5,7 +5,7 @@ stamp each) and is killed mid-run, several rounds on one file. After each kill
 the file must pass ``PRAGMA integrity_check``, hold every turn whole or not at
 all (the head's revision is the number of turns present, each with all of its
 nodes), keep every commit the writer was told had succeeded (a process crash
-loses nothing, at ``full`` and at ``normal``), and take the next commit.
+loses nothing, at every ``synchronous`` setting), and take the next commit.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ async def check_whole(url: str, acknowledged: int, where: str) -> int:
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("synchronous", ["full", "normal"])
+@pytest.mark.parametrize("synchronous", ["full", "normal", "off"])
 async def test_a_writer_killed_at_random_points_leaves_whole_turns(
     tmp_path: Path, synchronous: str
 ) -> None:
