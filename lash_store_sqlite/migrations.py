@@ -64,7 +64,7 @@ def check_current(conn: Conn, path: str) -> None:
     recorded = _recorded(conn)
     if recorded is None:
         raise DatabaseSchemaMismatch(
-            component(path),
+            f"the lash-store schema of {component(path)}",
             None,
             len(known),
             "opened with migrate off, which creates nothing, and the file holds no "
