@@ -32,6 +32,7 @@ from lash_store_api.backend.process_io import (
     LostGrant,
     grants_by_session,
     status_state,
+    untargeted,
 )
 from lash_store_api.backend.processes import ProcessRegistryBase
 
@@ -221,7 +222,7 @@ class MemoryProcessRegistry(ProcessRegistryBase):
             record = self._record(pid)
             target = None if record is None else record.wake_target
             if record is not None and target is not None and target.session_id == sid:
-                self._store(_untargeted(record, now_ms))
+                self._store(untargeted(record, now_ms))
         return len(gone), lost
 
     async def _claim_lease(
@@ -263,10 +264,6 @@ class MemoryProcessRegistry(ProcessRegistryBase):
             watchers.discard(event)
             if not watchers:
                 self._state.process_watchers.pop(pid, None)
-
-
-def _untargeted(record: ProcessRecord, now_ms: int) -> ProcessRecord:
-    return dataclasses.replace(record, wake_target=None, updated_at_ms=now_ms)
 
 
 def _with_expiry(row: StoredLease, expires_at_ms: int) -> StoredLease:

@@ -13,7 +13,6 @@ backend lists.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, LiteralString
@@ -21,20 +20,20 @@ from typing import Any, LiteralString
 from lash_store_api import ProcessEvent, ProcessHandleDescriptor, ProcessHandleGrant, ProcessRecord
 from lash_store_api.backend.clock import Clock
 from lash_store_api.backend.process_append import StoredReplay
-from lash_store_api.backend.process_codec import (
-    StoredLease,
-    decode_event,
-    decode_process,
-    encode_event,
-    encode_process,
-    has_wake,
-)
+from lash_store_api.backend.process_codec import StoredLease, decode_event, decode_process
 from lash_store_api.backend.process_io import (
     AppendDecider,
     AppendWrite,
     GrantRow,
     LostGrant,
-    status_state,
+    untargeted,
+)
+from lash_store_api.backend.process_rows import (
+    event_columns,
+    grant_columns,
+    lease_columns,
+    record_columns,
+    stored_lease,
 )
 from lash_store_api.backend.processes import ProcessRegistryBase
 from lash_store_api.backend.queued_work import StoredBatch
@@ -160,17 +159,6 @@ UPDATE {s}.process_leases
  WHERE process_id = %(pid)s AND lease_token = %(token)s"""
 
 
-def _columns(record: ProcessRecord) -> dict[str, Any]:
-    target = record.wake_target
-    return {
-        "pid": record.id,
-        "state": status_state(record),
-        "waiting": record.wait is not None,
-        "target": None if target is None else target.session_id,
-        "record": encode_process(record),
-    }
-
-
 class PostgresProcessRegistry(ProcessRegistryBase):
     """The process tables of one storage's schema."""
 
@@ -205,7 +193,7 @@ class PostgresProcessRegistry(ProcessRegistryBase):
         return decode_process(rows[0][0], record=pid) if rows else None
 
     async def _insert(self, record: ProcessRecord) -> ProcessRecord:
-        params = _columns(record)
+        params = record_columns(record)
         _, rows = await self._rows(
             "registering a process", record.id, (_INSERT, params), (_GET, params)
         )
@@ -237,18 +225,11 @@ class PostgresProcessRegistry(ProcessRegistryBase):
         db, prepared = self._db, write.prepared
         event = prepared.event
         if not prepared.replayed:
-            params = {
-                "pid": pid,
-                "seq": event.sequence,
-                "type": event.event_type,
-                "hash": prepared.payload_hash,
-                "key": prepared.replay_key,
-                "wake": has_wake(event),
-                "event": encode_event(event),
-            }
-            await conn.execute(db.q(_INSERT_EVENT), params)
+            await conn.execute(db.q(_INSERT_EVENT), event_columns(prepared))
         if write.record is not None:
-            await conn.execute(db.q(_UPDATE), {**_columns(write.record), "seq": event.sequence})
+            await conn.execute(
+                db.q(_UPDATE), {**record_columns(write.record), "seq": event.sequence}
+            )
         if write.wake is not None:
             await self._enqueue(conn, write.wake)
         await self._notify(conn, pid)
@@ -263,7 +244,7 @@ class PostgresProcessRegistry(ProcessRegistryBase):
         async with db.pipelined_transaction("updating a process", record=pid) as conn:
             row = await (await conn.execute(db.q(_LOCK_RECORD), {"pid": pid})).fetchone()
             after = change(None if row is None else decode_process(row[0], record=pid))
-            await conn.execute(db.q(_UPDATE), {**_columns(after), "seq": 0})
+            await conn.execute(db.q(_UPDATE), {**record_columns(after), "seq": 0})
             await self._notify(conn, pid)
 
     async def _records(
@@ -312,15 +293,9 @@ class PostgresProcessRegistry(ProcessRegistryBase):
         return bool(rows[0][0])
 
     async def _grant(self, row: GrantRow) -> bool:
-        grant = row.grant
-        params = {
-            "pid": grant.process_id,
-            "scope": row.scope_id,
-            "sid": grant.session_id,
-            "kind": grant.descriptor.kind,
-            "label": grant.descriptor.label,
-        }
-        (rows,) = await self._rows("granting a handle", grant.process_id, (_GRANT, params))
+        params = grant_columns(row)
+        pid = row.grant.process_id
+        (rows,) = await self._rows("granting a handle", pid, (_GRANT, params))
         return bool(rows[0][0])
 
     async def _revoke(self, scope_id: str, pid: str) -> None:
@@ -368,9 +343,8 @@ class PostgresProcessRegistry(ProcessRegistryBase):
             counted = await cur.fetchall()
             targeted = await (await conn.execute(db.q(_TARGETED), {"sid": sid})).fetchall()
             for (text,) in targeted:
-                record = decode_process(text)
-                cleared = dataclasses.replace(record, wake_target=None, updated_at_ms=now_ms)
-                await conn.execute(db.q(_UPDATE), {**_columns(cleared), "seq": 0})
+                cleared = untargeted(decode_process(text), now_ms)
+                await conn.execute(db.q(_UPDATE), {**record_columns(cleared), "seq": 0})
         lost = [LostGrant(pid, bool(running), int(left)) for pid, _, running, left in counted]
         return sum(int(n) for _, n, _, _ in counted), lost
 
@@ -383,25 +357,15 @@ class PostgresProcessRegistry(ProcessRegistryBase):
             row = await (await conn.execute(db.q(_LOCK_LEASE), {"pid": pid})).fetchone()
             if row is None:
                 return None
-            fence, owner, token, claimed, expires = row
-            lease = decide(StoredLease(pid, int(fence), owner, token, int(claimed), int(expires)))
-            params = {
-                "pid": pid,
-                "fence": lease.fencing_token,
-                "owner": lease.owner_id,
-                "token": lease.lease_token,
-                "claimed": lease.claimed_at_ms,
-                "expires": lease.expires_at_ms,
-            }
-            await conn.execute(db.q(_SET_LEASE), params)
+            lease = decide(stored_lease(pid, row))
+            await conn.execute(db.q(_SET_LEASE), lease_columns(lease))
         return lease
 
     async def _lease(self, pid: str) -> StoredLease | None:
         (rows,) = await self._rows("reading a process lease", pid, (_READ_LEASE, {"pid": pid}))
         if not rows:
             return None
-        fence, owner, token, claimed, expires = rows[0]
-        return StoredLease(pid, int(fence), owner, token, int(claimed), int(expires))
+        return stored_lease(pid, rows[0])
 
     async def _renew_lease(self, pid: str, token: str, now_ms: int, expires_at_ms: int) -> bool:
         params = {"pid": pid, "token": token, "now": now_ms, "expires": expires_at_ms}

@@ -8,21 +8,16 @@ pooling mode (docs/operations.md). The poll test runs through PgBouncer too.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from lash_store_conformance._process_fixtures import LINE, line, registration
 from pg_harness import start_pgbouncer
+from process_wait_checks import wait_then_append
 from test_pgbouncer import require_pgbouncer
 
 import lash_store_api as lash
-from lash_store_api import JSON, InvalidRequest
+from lash_store_api import InvalidRequest
 from lash_store_postgres.storage import PostgresStorage
-
-#: A hang guard, not a timing assertion.
-WAIT_S = 30.0
-SUCCESS: JSON = {"type": "success", "value": 1}
 
 
 async def _storage(url: str, **options: object) -> AsyncIterator[PostgresStorage]:
@@ -31,24 +26,12 @@ async def _storage(url: str, **options: object) -> AsyncIterator[PostgresStorage
         yield storage
 
 
-async def _wait_then_append(waiting: PostgresStorage, appending: lash.Storage) -> None:
-    await waiting.processes.register_process(registration("p", LINE))
-    waiter = asyncio.create_task(waiting.processes.wait_event_after("p", "producer.line", 0))
-    done = asyncio.create_task(waiting.processes.await_process("p"))
-    await asyncio.sleep(0.1)
-    assert not waiter.done() and not done.done()
-    await appending.processes.append_event("p", line("hello"))
-    assert (await asyncio.wait_for(waiter, WAIT_S)).sequence == 1
-    await appending.processes.complete_process("p", SUCCESS)
-    assert await asyncio.wait_for(done, WAIT_S) == SUCCESS
-
-
 async def test_a_wait_is_woken_by_notify_from_another_storage(pg_url: str) -> None:
     """With a poll interval longer than the guard, only NOTIFY can end the wait in time."""
     async for storage in _storage(pg_url, process_poll_interval=3600):
         other = await lash.open_storage(storage.url)
         try:
-            await _wait_then_append(storage, other)
+            await wait_then_append(storage, other)
         finally:
             await other.aclose()
         assert storage.process_notifier.listening
@@ -56,7 +39,7 @@ async def test_a_wait_is_woken_by_notify_from_another_storage(pg_url: str) -> No
 
 async def test_poll_mode_never_listens_and_still_wakes(pg_url: str) -> None:
     async for storage in _storage(pg_url, process_wait="poll", process_poll_interval=0.05):
-        await _wait_then_append(storage, storage)
+        await wait_then_append(storage, storage)
         assert not storage.process_notifier.listening
         assert "process_wait=poll" in storage.url
 
@@ -66,7 +49,7 @@ async def test_poll_mode_works_through_pgbouncer(pg_url: str) -> None:
     require_pgbouncer()
     with start_pgbouncer(pg_url) as bouncer_url:
         async for storage in _storage(bouncer_url, process_wait="poll", process_poll_interval=0.05):
-            await _wait_then_append(storage, storage)
+            await wait_then_append(storage, storage)
             assert not storage.process_notifier.listening
 
 

@@ -8,6 +8,7 @@ exchange with the kit.
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -34,6 +35,7 @@ __all__ = [
     "delete_report",
     "grants_by_session",
     "status_state",
+    "untargeted",
 ]
 
 #: ``(locked record or None, next sequence, stored replay or None) -> AppendWrite``
@@ -88,6 +90,11 @@ def grants_by_session(rows: Sequence[GrantRow]) -> list[GrantRow]:
 def status_state(record: ProcessRecord) -> str:
     status: Any = record.status
     return str(status["state"]) if isinstance(status, Mapping) else "running"
+
+
+def untargeted(record: ProcessRecord, now_ms: int) -> ProcessRecord:
+    """``record`` after its wake target's session was deleted (at ``now_ms``)."""
+    return dataclasses.replace(record, wake_target=None, updated_at_ms=now_ms)
 
 
 class ProcessRegistryIO(ABC):
