@@ -24,7 +24,17 @@ NAME = "sqlite"
 
 #: The tier of the default ``synchronous=full``; a storage reports its own.
 CAPABILITIES = Capabilities(
-    facets=frozenset({Facet.SESSIONS, Facet.MAINTENANCE, Facet.ATTACHMENTS, Facet.PROCESSES}),
+    facets=frozenset(
+        {
+            Facet.SESSIONS,
+            Facet.MAINTENANCE,
+            Facet.ATTACHMENTS,
+            Facet.PROCESSES,
+            Facet.QUEUED_WORK,
+            Facet.TRIGGERS,
+            Facet.ARTIFACTS,
+        }
+    ),
     durability=DurabilityTier.DURABLE,
 )
 

@@ -81,6 +81,15 @@ def check_current(conn: Conn, path: str) -> None:
         )
 
 
+def is_current(conn: Conn, path: str) -> bool:
+    """Whether the file is exactly at this code's version (a read; nothing to apply)."""
+    try:
+        check_current(conn, path)
+    except DatabaseSchemaMismatch:
+        return False
+    return True
+
+
 def statements(text: str) -> list[str]:
     """The statements of a migration file: split where a line ends with ``;``.
 

@@ -13,15 +13,16 @@ from lash_store_api.backend.clock import Clock, clock_option, now_ms
 from lash_store_api.backend.migrations import known_migrations
 from lash_store_api.errors import DatabaseSchemaMismatch
 
-from .artifacts import artifact_blob_refs
+from .artifacts import SqliteArtifactStore, artifact_blob_refs
 from .attachments import SqliteAttachmentStore
 from .backend import CAPABILITIES
 from .config import MEMORY, SqliteOptions, parse_url, storage_url
 from .db import Db
 from .maintenance import SqliteBlobStore, SqliteMaintenance
-from .migrations import check_current, component, migrate
+from .migrations import check_current, component, is_current, migrate
 from .processes import SqliteProcessRegistry
 from .sessions import SqliteSessionFactory, SqliteSessionHandle
+from .triggers import SqliteTriggerStore
 
 
 class SqliteStorage(StorageBase):
@@ -41,6 +42,8 @@ class SqliteStorage(StorageBase):
             maintenance=SqliteMaintenance(db, db.options.policy, artifact_blob_refs),
             blobs=SqliteBlobStore(db),
             attachments=SqliteAttachmentStore(db),
+            triggers=SqliteTriggerStore(db, clock),
+            artifacts=SqliteArtifactStore(db, verifier),
         )
 
     @property
@@ -96,9 +99,10 @@ async def open_sqlite(url: str, **options: Any) -> SqliteStorage:
     db = Db(path, opts)
     await db.open()
     try:
-        if opts.migrate:
+        if opts.migrate and not await db.read("checking the schema", lambda c: is_current(c, path)):
+            # Only a file with migrations pending takes the write lock to open.
             await db.write("migrating", lambda conn: migrate(conn, path))
-        else:
+        elif not opts.migrate:
             await db.read("checking the schema", lambda conn: check_current(conn, path))
     except BaseException:
         await db.aclose()
