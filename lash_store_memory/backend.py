@@ -28,17 +28,7 @@ from .state import MemoryState, state_for
 from .triggers import MemoryTriggerStore
 
 CAPABILITIES = Capabilities(
-    facets=frozenset(
-        {
-            Facet.SESSIONS,
-            Facet.MAINTENANCE,
-            Facet.ATTACHMENTS,
-            Facet.QUEUED_WORK,
-            Facet.PROCESSES,
-            Facet.TRIGGERS,
-            Facet.ARTIFACTS,
-        }
-    ),
+    facets=frozenset(Facet),  # every facet of the contract
     durability=DurabilityTier.INLINE,
 )
 

@@ -28,17 +28,7 @@ INSTALL = "pip install 'lash-store[postgres]'"
 DRIVER_MODULES = ("psycopg", "psycopg_pool")
 
 CAPABILITIES = Capabilities(
-    facets=frozenset(
-        {
-            Facet.SESSIONS,
-            Facet.MAINTENANCE,
-            Facet.ATTACHMENTS,
-            Facet.QUEUED_WORK,
-            Facet.PROCESSES,
-            Facet.TRIGGERS,
-            Facet.ARTIFACTS,
-        }
-    ),
+    facets=frozenset(Facet),  # every facet of the contract
     durability=DurabilityTier.DURABLE,
 )
 

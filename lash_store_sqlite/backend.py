@@ -24,17 +24,7 @@ NAME = "sqlite"
 
 #: The tier of the default ``synchronous=full``; a storage reports its own.
 CAPABILITIES = Capabilities(
-    facets=frozenset(
-        {
-            Facet.SESSIONS,
-            Facet.MAINTENANCE,
-            Facet.ATTACHMENTS,
-            Facet.PROCESSES,
-            Facet.QUEUED_WORK,
-            Facet.TRIGGERS,
-            Facet.ARTIFACTS,
-        }
-    ),
+    facets=frozenset(Facet),  # every facet of the contract
     durability=DurabilityTier.DURABLE,
 )
 
