@@ -52,6 +52,7 @@ from .errors import (
     ClaimSuperseded,
     ConflictError,
     DatabaseSchemaMismatch,
+    EventLoopMismatch,
     EventReplayConflict,
     HandleNotGranted,
     IdempotencyConflict,
@@ -166,6 +167,7 @@ from .storage import (
     MigrationReport,
     Storage,
 )
+from .sync import SyncStorage, open_storage_sync
 from .triggers import (
     TriggerDeliveryReservation,
     TriggerOccurrenceRecord,
@@ -235,6 +237,7 @@ __all__ = [  # noqa: RUF022 (grouped by module, as imported)
     "SelectorNoMatch",
     "SessionBindingMismatch",
     "StorageClosed",
+    "EventLoopMismatch",
     "StoreError",
     "TurnCommitConflict",
     "UndeclaredEventType",
@@ -326,6 +329,8 @@ __all__ = [  # noqa: RUF022 (grouped by module, as imported)
     "hookimpl",
     "installed_backends",
     "open_storage",
+    "open_storage_sync",
+    "SyncStorage",
     "Backend",
     "Capabilities",
     "Facet",

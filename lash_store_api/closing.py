@@ -7,17 +7,25 @@ built on the kit, whatever its facets do: after ``aclose`` a call raises
 :class:`~lash_store_api.errors.StorageClosed` before it reaches the backend,
 and a wait blocked at close (``await_process``, ``wait_event_after``) ends
 with that error at once instead of never.
+
+The same proxy keeps calls on the storage's event loop, the one it was opened
+on (its pools, listeners and waits belong to that loop). A call from another
+loop is carried to the storage's loop while that loop runs in another thread,
+and refused at once with :class:`~lash_store_api.errors.EventLoopMismatch`
+when it has closed or stopped, rather than left waiting for a loop that will
+never run it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
-from .errors import BackendError, StorageClosed
+from .errors import BackendError, EventLoopMismatch, StorageClosed
 
 __all__ = ["WAITS", "Closing", "Guarded", "guard"]
 
@@ -33,6 +41,11 @@ class Closing:
     def __init__(self, backend_name: str) -> None:
         self.backend_name = backend_name
         self.closed = False
+        #: The loop the storage's calls run on: the one it was opened on (else the
+        #: first one that calls it).
+        self.loop: asyncio.AbstractEventLoop | None = None
+        with contextlib.suppress(RuntimeError):  # made outside any loop
+            self.loop = asyncio.get_running_loop()
         # One future per wait in progress, set at close. Futures, not an asyncio.Event:
         # a storage may outlive the loop it was opened on.
         self._waits: set[asyncio.Future[None]] = set()
@@ -49,11 +62,48 @@ class Closing:
         self.closed = True
         waits, self._waits = self._waits, set()
         for wait in waits:
-            if not wait.done():
+            if not wait.done() and not wait.get_loop().is_closed():
                 wait.set_result(None)
+
+    def owner(self) -> asyncio.AbstractEventLoop | None:
+        """The loop a call made on the running loop must be carried to; ``None``: run it here.
+
+        Raises :class:`EventLoopMismatch` when the storage's loop can run nothing.
+        """
+        running = asyncio.get_running_loop()
+        owner = self.loop
+        if owner is None:
+            self.loop = running
+            return None
+        if owner is running:
+            return None
+        if owner.is_closed():
+            raise EventLoopMismatch(self.backend_name, "has since closed")
+        if not owner.is_running():
+            raise EventLoopMismatch(self.backend_name, "is not running")
+        return owner
+
+    async def carry(self, owner: asyncio.AbstractEventLoop, work: Awaitable[T]) -> T:
+        """``work`` run on ``owner`` (in its thread), awaited here."""
+        try:
+            future = asyncio.run_coroutine_threadsafe(_awaited(work), owner)
+        except RuntimeError:  # it closed a moment ago
+            if inspect.iscoroutine(work):
+                work.close()
+            raise EventLoopMismatch(self.backend_name, "has since closed") from None
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            if future.cancelled() and not _cancelling():
+                # The storage's loop ended under the call, not our caller.
+                raise EventLoopMismatch(self.backend_name, "closed while the call ran") from None
+            raise
 
     async def call(self, method: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         self.check()
+        owner = self.owner()
+        if owner is not None:
+            return await self.carry(owner, self.call(method, *args, **kwargs))
         try:
             return await method(*args, **kwargs)
         except BackendError as exc:
@@ -64,6 +114,9 @@ class Closing:
     async def wait(self, method: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         """``method``'s wait, ended with :class:`StorageClosed` if the storage closes first."""
         self.check()
+        owner = self.owner()
+        if owner is not None:
+            return await self.carry(owner, self.wait(method, *args, **kwargs))
         waiting = asyncio.ensure_future(self.call(method, *args, **kwargs))
         closing = asyncio.get_running_loop().create_future()
         self._waits.add(closing)
@@ -81,6 +134,16 @@ class Closing:
             if waiting.cancelled() or waiting.exception() is not None:
                 raise self.error()
         return waiting.result()
+
+
+async def _awaited(work: Awaitable[T]) -> T:
+    return await work
+
+
+def _cancelling() -> bool:
+    """Whether the running task itself is being cancelled."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 class Guarded:

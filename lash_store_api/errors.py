@@ -16,6 +16,7 @@ __all__ = [
     "ClaimSuperseded",
     "ConflictError",
     "DatabaseSchemaMismatch",
+    "EventLoopMismatch",
     "EventReplayConflict",
     "HandleNotGranted",
     "IdempotencyConflict",
@@ -294,6 +295,26 @@ class StorageClosed(StoreError):
     def __init__(self, backend: str):
         self.backend = backend
         super().__init__(f"this {backend} storage is closed; open its URL again to use it")
+
+
+class EventLoopMismatch(StoreError):
+    """A storage was called from an event loop other than the one it was opened on, and
+    that loop cannot carry the call: it has closed, or is not running.
+
+    While the storage's own loop runs (in another thread), calls from other loops are
+    carried to it and need no care; this is raised instead of waiting forever for a
+    loop that will never run the call.
+    """
+
+    def __init__(self, backend: str, why: str):
+        self.backend = backend
+        super().__init__(
+            f"this {backend} storage was opened on an event loop that {why}, so it cannot "
+            "serve this call from another loop; open the storage in the loop that uses it "
+            "(inside the same asyncio.run), or from synchronous code use "
+            "lash_store_api.sync.open_storage_sync(url), LashSaver.from_url(url) in a `with` "
+            "block or LashSession.open(url, session_id), which keep it on a loop of their own"
+        )
 
 
 class UnknownBackend(StoreError, LookupError):

@@ -14,7 +14,7 @@ from .artifacts import ArtifactStore
 from .attachments import AttachmentStore
 from .closing import Closing, guard
 from .common import DurabilityTier
-from .errors import UnsupportedOperation
+from .errors import EventLoopMismatch, UnsupportedOperation
 from .maintenance import BlobStore, Maintenance
 from .processes import ProcessRegistry
 from .sessions import SessionFactory, SessionHandle
@@ -154,9 +154,20 @@ class StorageBase:
         return self._closing.closed
 
     async def aclose(self) -> None:
-        if self._closing.closed:
+        closing = self._closing
+        if closing.closed:
             return
-        self._closing.close()
+        try:
+            owner = closing.owner()
+        except EventLoopMismatch:
+            # Its loop has ended, and what the storage held went with it: nothing to
+            # release from here (a pool's close would wait for that loop forever).
+            closing.close()
+            return
+        if owner is not None:  # close on the storage's own loop, which runs elsewhere
+            await closing.carry(owner, self.aclose())
+            return
+        closing.close()
         await self._release_resources()
 
     async def _release_resources(self) -> None:

@@ -5,6 +5,7 @@ Imports psycopg; :mod:`.backend` imports this module only when a storage is open
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -76,6 +77,27 @@ class PostgresStorage(StorageBase):
             triggers=PostgresTriggerStore(db, clock),
             artifacts=PostgresArtifactStore(db, verifier),
         )
+        self._released = False
+        self._loop_watch = asyncio.get_running_loop().create_task(
+            self._close_with_loop(), name="lash-store: close the pool with its loop"
+        )
+
+    async def _close_with_loop(self) -> None:
+        """Close the pool when its loop shuts down with the storage still open.
+
+        ``asyncio.run`` cancels every task when it ends, and the pool's workers
+        take a cancellation for a failed connect and retry, so an open pool would
+        keep ``asyncio.run`` from ever returning. This task is cancelled with them
+        and closes the pool, which stops its workers.
+        """
+        try:
+            await asyncio.get_running_loop().create_future()  # until cancelled
+        except asyncio.CancelledError:
+            if not self._released:
+                self._released = True
+                await self._notifier.aclose()
+                await self._db.aclose()
+            raise
 
     @property
     def url(self) -> str:
@@ -108,6 +130,10 @@ class PostgresStorage(StorageBase):
 
     async def _release_resources(self) -> None:
         # The kit has already refused new calls and ended the waits (StorageBase.aclose).
+        if self._released:
+            return
+        self._released = True
+        self._loop_watch.cancel()
         await self._notifier.aclose()
         await self._db.aclose()
 
@@ -134,7 +160,7 @@ async def open_postgres(url: str, **options: Any) -> PostgresStorage:
             await check_current(conn, opts.schema)
     pool = make_pool(conninfo, opts)
     with wrapped(f"opening a connection pool to {redact_url(conninfo)}"):
-        await pool.open()
+        await pool.open(wait=True, timeout=opts.pool_timeout)  # no connect in flight later
     return PostgresStorage(Db(pool, opts), conninfo, clock, verifier)
 
 

@@ -1,0 +1,234 @@
+"""The store from synchronous code: the async protocol's calls, without ``await``.
+
+::
+
+    from lash_store_api.sync import open_storage_sync
+
+    with open_storage_sync("sqlite:///agent.db") as storage:
+        store = storage.session("s-1")
+        read = store.load_session(lash.ActivePath(None))   # no await
+
+One generic layer over the async protocol, not a second implementation: the
+storage is opened on a private event loop that runs in a thread of its own
+(a :class:`Portal`), and each call is carried there and waited for. Every
+facet and every backend works this way; handles a call returns are wrapped
+the same way. The async storage stays reachable as ``storage.aio``, and async
+code on any other loop may use it too: its calls are carried to the portal's
+loop (:mod:`lash_store_api.closing`).
+
+Do not call the sync API from a coroutine: it blocks that coroutine's loop
+until the call returns. Async code uses the async protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import threading
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any, Generic, Self, TypeVar
+
+from .closing import Guarded
+from .errors import StoreError
+from .plugins import open_storage
+from .storage import Capabilities, Storage
+
+__all__ = ["Blocking", "Portal", "SyncStorage", "open_storage_sync"]
+
+T = TypeVar("T")
+
+
+class Portal:
+    """A private event loop running in a daemon thread; :meth:`run` waits for a coroutine
+    run there. Closed by :meth:`close` (idempotent)."""
+
+    def __init__(self, name: str = "lash-store-loop") -> None:
+        self.loop = asyncio.new_event_loop()
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+        self._started.wait()
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.call_soon(self._started.set)
+        self.loop.run_forever()
+
+    @property
+    def closed(self) -> bool:
+        return self.loop.is_closed()
+
+    def run(self, work: Awaitable[T]) -> T:
+        """``work`` run on the portal's loop; its result or its error, here."""
+        if threading.current_thread() is self._thread:
+            _close(work)
+            raise StoreError(
+                "a synchronous lash-store call was made on its own event loop, where it "
+                "would wait for itself: await the async call instead"
+            )
+        if self.closed:
+            _close(work)
+            raise StoreError("this synchronous storage is closed; open its URL again")
+        return asyncio.run_coroutine_threadsafe(_awaited(work), self.loop).result()
+
+    def close(self) -> None:
+        """Stop the loop and its thread (after what runs there has finished)."""
+        if self.closed:
+            return
+        if threading.current_thread() is not self._thread:
+            asyncio.run_coroutine_threadsafe(self.loop.shutdown_asyncgens(), self.loop).result()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+        self.loop.close()
+
+
+async def _awaited(work: Awaitable[T]) -> T:
+    return await work
+
+
+def _close(work: Awaitable[Any]) -> None:
+    if inspect.iscoroutine(work):
+        work.close()  # never awaited: say so quietly, not with a warning
+
+
+class Blocking(Generic[T]):
+    """A facet or session handle whose async methods block until done.
+
+    Attributes pass through; a method's awaitable result is run on the portal
+    and waited for; a session handle it returns comes back wrapped the same way.
+    """
+
+    __slots__ = ("_portal", "_target")
+
+    def __init__(self, target: T, portal: Portal) -> None:
+        self._target = target
+        self._portal = portal
+
+    @property
+    def aio(self) -> T:
+        """The async object this one wraps."""
+        return self._target
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._target, name)
+        if name.startswith("_") or not callable(found):
+            return found
+        return _blocking(found, self._portal)
+
+    def __repr__(self) -> str:
+        return f"Blocking({self._target!r})"
+
+
+def _blocking(method: Callable[..., Any], portal: Portal) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        result = method(*args, **kwargs)
+        if inspect.isawaitable(result):
+            result = portal.run(result)
+        if isinstance(result, Guarded):  # a session handle: its calls block too
+            return Blocking(result, portal)
+        return result
+
+    return call
+
+
+class SyncStorage:
+    """A storage for synchronous code: the same facets, each call waited for.
+
+    Made by :func:`open_storage_sync`; close it with :meth:`close` or a ``with``
+    block, which closes the async storage and stops the portal's thread.
+    """
+
+    def __init__(self, storage: Storage, portal: Portal) -> None:
+        self._storage = storage
+        self._portal = portal
+
+    @property
+    def aio(self) -> Storage:
+        """The async storage, for async code on any loop (its calls are carried here)."""
+        return self._storage
+
+    @property
+    def portal(self) -> Portal:
+        return self._portal
+
+    @property
+    def url(self) -> str:
+        return self._storage.url
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._storage.capabilities
+
+    @property
+    def closed(self) -> bool:
+        return self._portal.closed
+
+    def session(self, session_id: str | None = None) -> Any:
+        """A handle bound to ``session_id`` (as ``Storage.session``), its calls blocking."""
+        return Blocking(self._storage.session(session_id), self._portal)
+
+    @property
+    def sessions(self) -> Any:
+        return Blocking(self._storage.sessions, self._portal)
+
+    @property
+    def maintenance(self) -> Any:
+        return Blocking(self._storage.maintenance, self._portal)
+
+    @property
+    def blobs(self) -> Any:
+        return Blocking(self._storage.blobs, self._portal)
+
+    @property
+    def attachments(self) -> Any:
+        return Blocking(self._storage.attachments, self._portal)
+
+    @property
+    def processes(self) -> Any:
+        return Blocking(self._storage.processes, self._portal)
+
+    @property
+    def triggers(self) -> Any:
+        return Blocking(self._storage.triggers, self._portal)
+
+    @property
+    def artifacts(self) -> Any:
+        return Blocking(self._storage.artifacts, self._portal)
+
+    def close(self) -> None:
+        """Close the storage, then stop the portal (idempotent)."""
+        if self._portal.closed:
+            return
+        try:
+            self._portal.run(self._storage.aclose())
+        finally:
+            self._portal.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SyncStorage({self._storage.url!r})"
+
+
+def open_storage_sync(url: str | None = None, **options: Any) -> SyncStorage:
+    """Open the storage ``url`` names (``open_storage``'s rules and options) for
+    synchronous code, on a private event loop in a thread of its own."""
+    portal = Portal()
+    try:
+        storage = portal.run(open_storage(url, **options))
+    except BaseException:
+        portal.close()
+        raise
+    return SyncStorage(storage, portal)
