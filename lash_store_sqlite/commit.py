@@ -10,12 +10,15 @@ the kit answers as a conflict, never as "database is locked".
 
 from __future__ import annotations
 
+import json
+
 from lash_store_api import TokenUsage
 from lash_store_api.backend.clock import now_ms
 from lash_store_api.backend.commit import CommitObservation, CommitPlan, stored_stamp
 
 from .attachments import stamp_committed
 from .db import Conn
+from .maintenance import put_blob
 from .queued_work import settle, stale_claims
 
 _HEAD = "SELECT head_revision, graph_node_count FROM heads WHERE session_id = ?"
@@ -23,14 +26,16 @@ _STAMP = """
 SELECT turn_commit_hash, head_revision, checkpoint_ref, manifest
 FROM turn_stamps WHERE session_id = ? AND turn_id = ?"""
 _BLOB_EXISTS = "SELECT 1 FROM blobs WHERE ref = ?"
-_PUT_BLOB = "INSERT INTO blobs (ref, data) VALUES (?, ?) ON CONFLICT (ref) DO NOTHING"
 _NAMED = "DELETE FROM blob_puts WHERE ref = ?"
 _USAGE = """
 INSERT INTO usage (session_id, rev, ord, source, model, input_tokens, output_tokens,
                    cached_input_tokens, reasoning_tokens)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 _DROP_NODES = "DELETE FROM nodes WHERE session_id = ?"
-_NODE_STATE = "SELECT tombstoned FROM nodes WHERE session_id = ? AND node_id = ?"
+# How many of the plan's node ids are live now: the others become live.
+_LIVE_AMONG = """
+SELECT count(*) FROM nodes
+WHERE session_id = ? AND tombstoned = 0 AND node_id IN (SELECT value FROM json_each(?))"""
 # An existing id keeps its place in insertion order (rev, ord) and comes back to life.
 _PUT_NODE = """
 INSERT INTO nodes (session_id, node_id, rev, ord, parent_node_id, tombstoned, data)
@@ -82,7 +87,7 @@ def contended(conn: Conn, sid: str) -> CommitObservation:
 
 def _write(conn: Conn, plan: CommitPlan, live: int) -> None:
     sid, rev = plan.session_id, plan.revision
-    conn.execute(_PUT_BLOB, (plan.checkpoint_ref, plan.checkpoint))
+    put_blob(conn, plan.checkpoint_ref, plan.checkpoint)
     conn.executemany(_NAMED, [(ref,) for _, ref in plan.blob_refs])
     conn.executemany(
         _USAGE,
@@ -93,13 +98,17 @@ def _write(conn: Conn, plan: CommitPlan, live: int) -> None:
     )
     if plan.replace:
         conn.execute(_DROP_NODES, (sid,))
-    for ord_, node in enumerate(plan.nodes):
-        if not plan.replace:
-            found = conn.execute(_NODE_STATE, (sid, node.node_id)).fetchone()
-            live += found is None or bool(found[0])  # new, or back from a tombstone
-        else:
-            live += 1
-        conn.execute(_PUT_NODE, (sid, node.node_id, rev, ord_, node.parent_node_id, node.data))
+    elif plan.nodes:  # each id once: a new or tombstoned one becomes live
+        ids = json.dumps([node.node_id for node in plan.nodes])
+        live -= conn.execute(_LIVE_AMONG, (sid, ids)).fetchone()[0]
+    live += len(plan.nodes)
+    conn.executemany(
+        _PUT_NODE,
+        [
+            (sid, node.node_id, rev, i, node.parent_node_id, node.data)
+            for i, node in enumerate(plan.nodes)
+        ],
+    )
     head = plan.head()
     conn.execute(
         _PUT_HEAD,

@@ -48,6 +48,11 @@ ON CONFLICT (ref) DO UPDATE SET put_at_ms = excluded.put_at_ms"""
 RootReader = Callable[[Conn], Iterable[BlobRef]]
 
 
+def put_blob(conn: Conn, ref: BlobRef, data: bytes) -> None:
+    """Store ``data`` under ``ref`` unless stored (content-addressed: the same bytes)."""
+    conn.execute(_PUT_BLOB, (ref, data))
+
+
 def _forget_stamps(conn: Conn, session_id: str | None, policy: MaintenancePolicy) -> int:
     params = {"sid": session_id, "keep": policy.turn_stamp_retention}
     return conn.execute(_FORGET_STAMPS, params).rowcount
@@ -100,7 +105,7 @@ class SqliteBlobStore(BlobStoreBase):
 
     async def _put(self, ref: BlobRef, data: bytes) -> None:
         def put(conn: Conn) -> None:
-            conn.execute(_PUT_BLOB, (ref, data))
+            put_blob(conn, ref, data)
             conn.execute(_TOUCH_PUT, (ref, now_ms()))
 
         await self._db.write("storing a blob", put, record=ref)

@@ -1,6 +1,10 @@
 -- Sessions, maintenance and attachments. Text compares as bytes (UTF-8), which
 -- is code point order: Python's, so listings page in the order the kit expects.
--- WITHOUT ROWID: every table here is read by its primary key.
+-- Small rows read by their key are WITHOUT ROWID tables. Large rows under a
+-- random key (nodes under caller-chosen ids, blobs and attachments under
+-- hashes) are rowid tables with a unique index: rows are appended, and only
+-- the small index entry lands at the random place, so a commit dirties fewer
+-- pages.
 
 CREATE TABLE heads (
     session_id             text PRIMARY KEY,
@@ -24,9 +28,9 @@ CREATE TABLE nodes (
     ord            integer NOT NULL,
     parent_node_id text,
     tombstoned     integer NOT NULL DEFAULT 0,
-    data           blob NOT NULL,
-    PRIMARY KEY (session_id, node_id)
-) WITHOUT ROWID;
+    data           blob NOT NULL
+);
+CREATE UNIQUE INDEX nodes_by_id ON nodes (session_id, node_id);
 CREATE INDEX nodes_by_insertion ON nodes (session_id, rev, ord);
 
 CREATE TABLE usage (
@@ -62,9 +66,10 @@ CREATE TABLE session_meta (
 ) WITHOUT ROWID;
 
 CREATE TABLE blobs (
-    ref  text PRIMARY KEY,
+    ref  text NOT NULL,
     data blob NOT NULL
-) WITHOUT ROWID;
+);
+CREATE UNIQUE INDEX blobs_by_ref ON blobs (ref);
 
 -- A blob put and not yet named by a commit, protected from GC for a grace period.
 CREATE TABLE blob_puts (
@@ -82,7 +87,8 @@ CREATE TABLE attachment_manifest (
 CREATE INDEX attachment_manifest_by_session ON attachment_manifest (session_id, intent_at_ms);
 
 CREATE TABLE attachments (
-    attachment_id text PRIMARY KEY,
+    attachment_id text NOT NULL,
     meta          text NOT NULL,
     data          blob NOT NULL
-) WITHOUT ROWID;
+);
+CREATE UNIQUE INDEX attachments_by_id ON attachments (attachment_id);
