@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -152,6 +153,17 @@ class StorageBase:
     def closed(self) -> bool:
         """Whether ``aclose`` was called."""
         return self._closing.closed
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop this storage's calls run on: the one it was opened on.
+
+        ``None`` only for a storage made outside any loop, until its first call. Code
+        that must reach the storage from another thread (an adapter's synchronous
+        methods) submits its work here; calls from other loops are carried here anyway
+        while this loop runs (:mod:`lash_store_api.closing`).
+        """
+        return self._closing.loop
 
     async def aclose(self) -> None:
         closing = self._closing

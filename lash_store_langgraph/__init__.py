@@ -4,8 +4,13 @@
 
     from lash_store_langgraph import LashSaver
 
-    async with LashSaver.from_url("postgresql://127.0.0.1/app") as saver:
+    with LashSaver.from_url("postgresql://127.0.0.1/app") as saver:  # sync code
         graph = builder.compile(checkpointer=saver)
+        graph.invoke(...)
+
+    async with LashSaver.from_url("postgresql://127.0.0.1/app") as saver:  # async code
+        graph = builder.compile(checkpointer=saver)
+        await graph.ainvoke(...)
 
 See docs/langgraph.md for what maps onto what and what is guaranteed.
 """

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
 from typing import Any, Self
 
 from langchain_core.runnables import RunnableConfig
@@ -50,7 +49,7 @@ from .layout import (
     token_record,
     write_node_id,
 )
-from .sync import SyncBridge
+from .sync import Opening, SyncBridge, carried, collected, storage_loop
 from .values import entries, write_refs
 
 __all__ = ["LashSaver", "ThreadForked"]
@@ -97,20 +96,27 @@ class LashSaver(SyncBridge, BaseCheckpointSaver[int]):
     def __init__(self, storage: lash.Storage, *, serde: SerializerProtocol | None = None) -> None:
         super().__init__(serde=serde)
         self.storage = storage
+        #: Where the sync methods (``invoke``) run: the loop the saver is made on, else,
+        #: made in plain code, the storage's own (``open_storage_sync(url).aio``'s runs in
+        #: a thread; one that has ended makes those methods raise, never hang).
+        self.loop: asyncio.AbstractEventLoop | None
         try:
-            self.loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+            self.loop = asyncio.get_running_loop()
         except RuntimeError:
-            self.loop = None
+            self.loop = storage_loop(storage)
         self._states: OrderedDict[str, SessionState] = OrderedDict()
 
     @classmethod
-    @asynccontextmanager
-    async def from_url(
+    def from_url(
         cls, url: str, *, serde: SerializerProtocol | None = None, **options: Any
-    ) -> AsyncIterator[Self]:
-        """Open the storage ``url`` names, yield a saver over it, close it on exit."""
-        async with await lash.open_storage(url, **options) as storage:
-            yield cls(storage, serde=serde)
+    ) -> Opening[Self]:
+        """A saver over the storage ``url`` names, opened for a block and closed on exit.
+
+        ``async with LashSaver.from_url(url) as saver:`` for async code (the running
+        loop); ``with LashSaver.from_url(url) as saver:`` for ``graph.invoke`` from
+        plain code (a private loop in a thread of its own).
+        """
+        return Opening(url, options, lambda storage: cls(storage, serde=serde))
 
     # --- session state ---------------------------------------------------------------
 
@@ -197,6 +203,7 @@ class LashSaver(SyncBridge, BaseCheckpointSaver[int]):
             pending_writes=decode_writes(self.serde, writes),
         )
 
+    @carried
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         where = target(config)
         state = self.state(where.session_id)
@@ -225,11 +232,18 @@ class LashSaver(SyncBridge, BaseCheckpointSaver[int]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
-        async for found in threads.list_tuples(self, config, filter, before, limit):
-            yield found
+        found = threads.list_tuples(self, config, filter, before, limit)
+        home = self._home_elsewhere()
+        if home is None:
+            async for item in found:
+                yield item
+            return
+        for item in await self._carry(home, collected(found)):  # read there, in one go
+            yield item
 
     # --- writes ----------------------------------------------------------------------
 
+    @carried
     async def aput(
         self,
         config: RunnableConfig,
@@ -296,6 +310,7 @@ class LashSaver(SyncBridge, BaseCheckpointSaver[int]):
             for ch, e in node.body["values"].items()
         }
 
+    @carried
     async def aput_writes(
         self,
         config: RunnableConfig,
@@ -375,14 +390,18 @@ class LashSaver(SyncBridge, BaseCheckpointSaver[int]):
 
     # --- threads ---------------------------------------------------------------------
 
+    @carried
     async def adelete_thread(self, thread_id: str) -> None:
         await threads.delete_thread(self, thread_id)
 
+    @carried
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
         await threads.delete_for_runs(self, run_ids)
 
+    @carried
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         await threads.copy_thread(self, source_thread_id, target_thread_id)
 
+    @carried
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         await threads.prune(self, thread_ids, strategy)

@@ -1,15 +1,33 @@
-"""The synchronous methods of ``LashSaver``, run on the saver's event loop.
+"""The synchronous methods of ``LashSaver``, and ``from_url``'s two kinds of block.
 
-As LangGraph's own async savers do: a sync call from another thread submits
-the coroutine to the loop the saver was created on and waits for it; a sync
-call from that loop itself would deadlock, so it raises instead.
+As LangGraph's own async savers do, a sync call submits the coroutine to the
+saver's event loop (the one it was created on, or else its storage's) and
+waits for it from the calling thread; a sync call from that loop itself would
+deadlock, so it raises instead. A loop that has closed or stopped can run
+nothing: the call raises :class:`~lash_store_api.EventLoopMismatch` rather
+than wait forever (issue 18: ``LashSaver(asyncio.run(open_storage(url)))``
+under ``graph.invoke`` used to hang).
+
+``LashSaver.from_url(url)`` returns an :class:`Opening`: an ``async with``
+block opens the storage on the running loop; a ``with`` block opens it on a
+private loop in a thread of its own (:func:`lash_store_api.open_storage_sync`)
+and gives the saver that loop, so ``graph.invoke`` works from plain code.
+
+The async methods keep to that loop too (:func:`carried`): called from another
+loop while the saver's runs in another thread (async code beside a ``with``
+block, ``asyncio.run`` over ``LashSaver(open_storage_sync(url).aio)``), they
+are carried there. So the saver's per-session state and its ``asyncio.Lock``
+are only ever touched on one loop, whichever thread or loop calls.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+import concurrent.futures
+import functools
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -19,37 +37,113 @@ from langgraph.checkpoint.base import (
     CheckpointTuple,
 )
 
-__all__ = ["SyncBridge"]
+import lash_store_api as lash
+from lash_store_api.sync import SyncStorage, open_storage_sync
+
+__all__ = ["Opening", "SyncBridge", "carried", "collected", "storage_loop"]
 
 _T = TypeVar("_T")
+_P = ParamSpec("_P")
+
+#: Seconds between looks at whether the saver's loop still runs, while a sync call waits.
+#: A result wakes the wait at once; this only bounds how long a loop's end goes unnoticed.
+LOOP_CHECK_INTERVAL = 0.5
+
+
+def storage_loop(storage: object) -> asyncio.AbstractEventLoop | None:
+    """The loop ``storage``'s calls run on (the kit's ``StorageBase.loop``), if it says."""
+    loop = getattr(storage, "loop", None)
+    return loop if isinstance(loop, asyncio.AbstractEventLoop) else None
 
 
 class SyncBridge:
     """Sync wrappers over the async methods a saver defines (``aget_tuple``...)."""
 
     loop: asyncio.AbstractEventLoop | None
+    storage: lash.Storage
 
-    def _run(self, coro: Coroutine[Any, Any, _T], name: str) -> _T:
-        loop = self.loop
+    def _sync_loop(self, name: str) -> asyncio.AbstractEventLoop:
+        """The loop a sync call runs on; raises when none can run it from here."""
+        loop = self.loop or storage_loop(self.storage)
         if loop is None:
-            coro.close()
-            raise asyncio.InvalidStateError(
-                f"LashSaver.{name}() needs the event loop the saver was created on; "
-                "create the saver inside a running loop (e.g. with `async with "
-                "LashSaver.from_url(...)`) or use the async methods"
+            raise lash.StoreError(
+                f"LashSaver.{name}() has no event loop to run on: its storage does not say "
+                "which loop it belongs to and the saver was made outside any loop; use "
+                "`with LashSaver.from_url(url) as saver:` in synchronous code"
+            )
+        if loop.is_closed() or not loop.is_running():
+            raise lash.EventLoopMismatch(
+                self._backend_name(), "has since closed" if loop.is_closed() else "is not running"
             )
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
         if running is loop:
-            coro.close()
             raise asyncio.InvalidStateError(
                 f"synchronous LashSaver.{name}() called from the saver's own event loop, where "
                 f"it would wait for itself: use `await saver.a{name}(...)`, or call {name}() "
                 "from another thread"
             )
-        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+        return loop
+
+    def _home_elsewhere(self) -> asyncio.AbstractEventLoop | None:
+        """The saver's loop when an async call on the running loop must be carried there:
+        it runs, in another thread. ``None``: run the call here, as always before."""
+        home = self.loop
+        if home is None or home is asyncio.get_running_loop():
+            return None
+        return home if home.is_running() else None
+
+    async def _carry(self, home: asyncio.AbstractEventLoop, work: Coroutine[Any, Any, _T]) -> _T:
+        """``work`` run on ``home`` (in its thread), awaited here; an error if ``home`` ends."""
+        try:
+            future = asyncio.run_coroutine_threadsafe(work, home)
+        except RuntimeError:  # it closed a moment ago
+            work.close()
+            raise lash.EventLoopMismatch(self._backend_name(), "has since closed") from None
+        waiting = asyncio.wrap_future(future)
+        while True:
+            # A cancelled caller cancels ``waiting``, and through it the call on ``home``.
+            done, _ = await asyncio.wait((waiting,), timeout=LOOP_CHECK_INTERVAL)
+            if done:
+                return waiting.result()
+            if not home.is_running():
+                waiting.cancel()
+                raise lash.EventLoopMismatch(self._backend_name(), "stopped while the call ran")
+
+    def _backend_name(self) -> str:
+        return str(getattr(self.storage, "backend_name", "lash-store"))
+
+    def _run(self, coro: Coroutine[Any, Any, _T], name: str) -> _T:
+        try:
+            loop = self._sync_loop(name)
+            future = asyncio.run_coroutine_threadsafe(coro, loop)
+        except RuntimeError:  # the loop closed since it was looked at
+            coro.close()
+            raise lash.EventLoopMismatch(self._backend_name(), "has since closed") from None
+        except BaseException:
+            coro.close()  # never scheduled: no "never awaited" warning
+            raise
+        return self._wait(future, loop)
+
+    def _wait(self, future: concurrent.futures.Future[_T], loop: asyncio.AbstractEventLoop) -> _T:
+        """``future``'s result; an error, not a hang, if ``loop`` stops before it is done."""
+        while True:
+            # wait(), not result(timeout=): the call's own TimeoutError must not read as "not yet".
+            concurrent.futures.wait((future,), timeout=LOOP_CHECK_INTERVAL)
+            if future.done():
+                return future.result()
+            if loop.is_running():
+                continue
+            if future.done():  # it finished as the loop stopped
+                return future.result()
+            closed = loop.is_closed()
+            if not closed:
+                future.cancel()  # a stopped loop that runs again drops the call
+            raise lash.EventLoopMismatch(
+                self._backend_name(), "closed while the call waited" if closed else "stopped"
+            )
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         return self._run(self.aget_tuple(config), "get_tuple")
@@ -62,11 +156,8 @@ class SyncBridge:
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
-        async def collect() -> list[CheckpointTuple]:
-            found = self.alist(config, filter=filter, before=before, limit=limit)
-            return [item async for item in found]
-
-        return iter(self._run(collect(), "list"))
+        found = self.alist(config, filter=filter, before=before, limit=limit)
+        return iter(self._run(collected(found), "list"))
 
     def put(
         self,
@@ -136,3 +227,93 @@ class SyncBridge:
         async def aprune(
             self, thread_ids: Sequence[str], *, strategy: str = "keep_latest"
         ) -> None: ...
+
+
+S = TypeVar("S", bound=SyncBridge)
+
+
+def carried(
+    method: Callable[Concatenate[S, _P], Coroutine[Any, Any, _T]],
+) -> Callable[Concatenate[S, _P], Coroutine[Any, Any, _T]]:
+    """An async saver method that runs on the saver's loop, carried there from another."""
+
+    @functools.wraps(method)
+    async def call(self: S, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        home = self._home_elsewhere()
+        if home is None:
+            return await method(self, *args, **kwargs)
+        return await self._carry(home, method(self, *args, **kwargs))
+
+    return call
+
+
+async def collected(items: AsyncIterator[_T]) -> list[_T]:
+    return [item async for item in items]
+
+
+class Opening(Generic[S]):
+    """What ``LashSaver.from_url`` returns: a saver over a storage it opens and closes.
+
+    ``async with`` opens the storage on the running loop (for ``ainvoke``);
+    ``with`` opens it on a private loop in a daemon thread and makes that the
+    saver's loop (for ``invoke``, ``stream``, ``get_state``... from plain code).
+    Either closes the storage on exit. Each block opens the storage anew.
+    """
+
+    def __init__(self, url: str, options: dict[str, Any], make: Callable[[lash.Storage], S]):
+        self._url = url
+        self._options = options
+        self._make = make
+        self._storage: lash.Storage | None = None
+        self._sync: SyncStorage | None = None
+
+    def __enter__(self) -> S:
+        self._refuse_reentry()
+        self._sync = storage = open_storage_sync(self._url, **self._options)
+        try:
+            saver = self._make(storage.aio)
+        except BaseException:
+            self._sync = None
+            storage.close()
+            raise
+        # Its loop is the portal's even when the block is entered inside another loop.
+        saver.loop = storage.portal.loop
+        return saver
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        storage, self._sync = self._sync, None
+        if storage is not None:
+            storage.close()
+
+    async def __aenter__(self) -> S:
+        self._refuse_reentry()
+        self._storage = storage = await lash.open_storage(self._url, **self._options)
+        try:
+            return self._make(storage)
+        except BaseException:
+            self._storage = None
+            await storage.aclose()
+            raise
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        storage, self._storage = self._storage, None
+        if storage is not None:
+            await storage.aclose()
+
+    def _refuse_reentry(self) -> None:
+        # One storage per Opening, so its exit knows which to close.
+        if self._storage is not None or self._sync is not None:
+            raise lash.StoreError(
+                "this LashSaver.from_url(...) block is already open; call from_url again "
+                "for a second saver"
+            )
