@@ -14,9 +14,10 @@ Python (```` ```python ````)
     are there for the next one.
     The storage URL: pages open storages with ``open_storage("memory://")``;
     on PostgreSQL the test replaces that literal (any ``"memory://..."``
-    string given as the first argument of an ``open_storage`` call, or of a
-    ``from_url`` call: the framework adapters' constructors, such as
-    ``LashSession.from_url("memory://", ...)``) with the scratch schema's
+    string given as the first argument of an ``open_storage`` or
+    ``open_storage_sync`` call, or of a ``from_url`` or ``open`` call: the
+    framework adapters' constructors, such as ``LashSession.from_url("memory://",
+    ...)`` and ``LashSession.open("memory://", ...)``) with the scratch schema's
     URL, and sets ``$LASH_STORE_URL`` to the same URL, so
     ``open_storage()`` without an argument follows too. Nothing else in a
     block is changed. A block that raises fails the test, and the traceback
@@ -184,8 +185,9 @@ class PageRun:
         return self.loop.run_until_complete(awaitable)
 
 
-#: The calls whose first argument is the URL a page opens (the adapters' ``from_url`` too).
-URL_OPENERS = ("open_storage", "from_url")
+#: The calls whose first argument is the URL a page opens (the sync API's, and the
+#: adapters' ``from_url`` and ``open``, too).
+URL_OPENERS = ("open_storage", "open_storage_sync", "from_url", "open")
 
 
 class UseTarget(ast.NodeTransformer):
@@ -673,6 +675,8 @@ def test_the_postgresql_run_passes_its_url_to_open_storage() -> None:
         'c = await lash.open_storage("postgresql://db.example/x")\n'
         'd = str("memory://")\n'
         'e = await LashSession.from_url("memory://", "chat-1")\n'
+        'f = LashSession.open("memory://", "chat-2")\n'
+        'g = lash.open_storage_sync("memory://")\n'
     )
     tree = UseTarget("postgresql://127.0.0.1/test").visit(ast.parse(source))
     assert ast.unparse(tree).splitlines() == [
@@ -681,6 +685,8 @@ def test_the_postgresql_run_passes_its_url_to_open_storage() -> None:
         "c = await lash.open_storage('postgresql://db.example/x')",
         "d = str('memory://')",
         "e = await LashSession.from_url('postgresql://127.0.0.1/test', 'chat-1')",
+        "f = LashSession.open('postgresql://127.0.0.1/test', 'chat-2')",
+        "g = lash.open_storage_sync('postgresql://127.0.0.1/test')",
     ]
 
 
