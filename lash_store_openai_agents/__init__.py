@@ -8,6 +8,9 @@
     async with await LashSession.from_url("postgresql://127.0.0.1/app", "chat-1") as session:
         result = await Runner.run(agent, "hello", session=session)
 
+    with LashSession.open("sqlite:///chat.db", "chat-1") as session:   # synchronous code
+        result = Runner.run_sync(agent, "hello", session=session)
+
 See docs/openai-agents.md for what maps onto what and what is guaranteed.
 """
 

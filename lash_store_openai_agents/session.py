@@ -43,6 +43,9 @@ except ImportError as exc:  # the extra is not installed
 import lash_store_api as lash
 from lash_store_api.backend.clock import now_rfc3339
 from lash_store_api.backend.validation import check_id, check_json
+from lash_store_api.sync import SyncStorage, open_storage_sync
+
+from .turns import Turns
 
 __all__ = ["DEFAULT_CONFIG", "MAX_ATTEMPTS", "LashSession", "SessionContended"]
 
@@ -119,10 +122,14 @@ class LashSession:
     """The conversation history of one agent session, kept in a lash-store session.
 
     ``LashSession(session_id, storage)`` works on a storage the caller owns
-    (closing the session leaves it open); ``await LashSession.from_url(url,
+    (closing the session leaves it open): an async storage, or a ``SyncStorage``
+    from ``open_storage_sync`` (or its ``.aio``). ``await LashSession.from_url(url,
     session_id)`` opens a storage of its own, closed by :meth:`aclose` or on leaving
-    ``async with``. ``session_settings`` (or a dict of its fields) sets the default
-    ``limit`` of :meth:`get_items`, as in the SDK's own sessions.
+    ``async with``. In synchronous code (``Runner.run_sync``),
+    ``LashSession.open(url, session_id)`` opens one on a private event loop, closed
+    by :meth:`close` or on leaving ``with``. ``session_settings`` (or a dict of its
+    fields) sets the default ``limit`` of :meth:`get_items`, as in the SDK's own
+    sessions.
     """
 
     session_id: str
@@ -131,7 +138,7 @@ class LashSession:
     def __init__(
         self,
         session_id: str,
-        storage: lash.Storage,
+        storage: lash.Storage | SyncStorage,
         *,
         session_settings: SessionSettings | dict[str, Any] | None = None,
         max_attempts: int = MAX_ATTEMPTS,
@@ -139,20 +146,28 @@ class LashSession:
         check_id("session_id", session_id)
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
             raise lash.InvalidRequest("max_attempts", f"must be an int >= 1, got {max_attempts!r}")
+        if isinstance(storage, SyncStorage):
+            # Its async storage: the SDK awaits the session's calls, which are carried
+            # from the caller's loop to the one the storage runs on.
+            storage = storage.aio
         self.session_id = session_id
         self.session_settings = (
             coerce_session_settings(session_settings)
             if session_settings is not None
             else SessionSettings()
         )
-        self.storage = storage
+        self.storage: lash.Storage = storage
         self.max_attempts = max_attempts
         self._store = storage.session(session_id)
         self._owns_storage = False
+        # The storage ``open`` made, which this session closes with its loop and thread.
+        self._sync: SyncStorage | None = None
         self._head: _Head | None = None
         # Calls through one object take turns, so they never race each other's commits;
-        # other objects and processes are kept apart by the head revision.
-        self._lock = asyncio.Lock()
+        # other objects and processes are kept apart by the head revision. Not an
+        # asyncio.Lock: under Runner.run_sync the calls come from several loops and
+        # threads, and an asyncio.Lock breaks on the second loop it is contended on.
+        self._lock = Turns()
 
     @classmethod
     async def from_url(
@@ -177,11 +192,71 @@ class LashSession:
         session._owns_storage = True
         return session
 
+    @classmethod
+    def open(
+        cls,
+        url: str | None,
+        session_id: str,
+        *,
+        session_settings: SessionSettings | dict[str, Any] | None = None,
+        max_attempts: int = MAX_ATTEMPTS,
+        **options: Any,
+    ) -> LashSession:
+        """For synchronous code: a session on a storage opened from ``url``
+        (``open_storage``'s rules and options) on a private event loop in a thread of its
+        own (``open_storage_sync``), owned by the session and closed by :meth:`close`.
+
+        Any event loop may call it, so ``Runner.run_sync`` may use it again and again,
+        from any thread; each call is carried to the storage's loop.
+        """
+        sync = open_storage_sync(url, **options)
+        try:
+            session = cls(
+                session_id, sync, session_settings=session_settings, max_attempts=max_attempts
+            )
+        except BaseException:
+            sync.close()
+            raise
+        session._sync = sync
+        return session
+
+    def close(self) -> None:
+        """Close the storage if :meth:`open` opened it, and stop its thread; else nothing.
+
+        Call it from synchronous code: it waits for the close. A session from
+        :meth:`from_url` is closed by ``await session.aclose()``, on its loop.
+        """
+        sync, self._sync = self._sync, None
+        if sync is not None:
+            sync.close()
+        elif self._owns_storage:
+            raise lash.StoreError(
+                "this LashSession was made by from_url, on an event loop: close it with "
+                "`await session.aclose()` there"
+            )
+
     async def aclose(self) -> None:
-        """Close the storage if this session opened it (``from_url``); else nothing."""
+        """Close the storage if this session opened it (``from_url`` or ``open``); else
+        nothing."""
+        sync, self._sync = self._sync, None
+        if sync is not None:
+            # SyncStorage.close waits for the storage's thread: in a worker thread, so
+            # the caller's loop keeps running meanwhile.
+            await asyncio.to_thread(sync.close)
         if self._owns_storage:
             self._owns_storage = False
             await self.storage.aclose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
     async def __aenter__(self) -> Self:
         return self
