@@ -1,10 +1,9 @@
 -- Sessions, maintenance and attachments. Text compares as bytes (UTF-8), which
 -- is code point order: Python's, so listings page in the order the kit expects.
--- Small rows read by their key are WITHOUT ROWID tables. Large rows under a
--- random key (nodes under caller-chosen ids, blobs and attachments under
--- hashes) are rowid tables with a unique index: rows are appended, and only
--- the small index entry lands at the random place, so a commit dirties fewer
--- pages.
+-- Tables are keyed by how they are read and written, so that a commit dirties
+-- few pages: rows are appended where they can be, and a random key (a node id
+-- a caller chose, a content hash) costs only a small index entry. Large rows
+-- under a hash (blobs, attachments) are rowid tables with a unique index.
 
 CREATE TABLE heads (
     session_id             text PRIMARY KEY,
@@ -20,18 +19,20 @@ CREATE TABLE heads (
 ) WITHOUT ROWID;
 
 -- (rev, ord): the commit that first wrote the node and its place in it, so
--- insertion order survives a rewrite of the same id.
+-- insertion order survives a rewrite of the same id. Keyed by it: a session's
+-- nodes lie together in insertion order (a load reads them in key order) and a
+-- commit appends at the end of its session's range.
 CREATE TABLE nodes (
     session_id     text NOT NULL,
-    node_id        text NOT NULL,
     rev            integer NOT NULL,
     ord            integer NOT NULL,
+    node_id        text NOT NULL,
     parent_node_id text,
     tombstoned     integer NOT NULL DEFAULT 0,
-    data           blob NOT NULL
-);
+    data           blob NOT NULL,
+    PRIMARY KEY (session_id, rev, ord)
+) WITHOUT ROWID;
 CREATE UNIQUE INDEX nodes_by_id ON nodes (session_id, node_id);
-CREATE INDEX nodes_by_insertion ON nodes (session_id, rev, ord);
 
 CREATE TABLE usage (
     session_id          text NOT NULL,
@@ -56,7 +57,6 @@ CREATE TABLE turn_stamps (
     manifest         blob,
     PRIMARY KEY (session_id, turn_id)
 ) WITHOUT ROWID;
-CREATE INDEX turn_stamps_by_revision ON turn_stamps (session_id, head_revision);
 
 CREATE TABLE session_meta (
     session_id    text PRIMARY KEY,
