@@ -152,6 +152,10 @@ def check_json(field: str, value: object) -> None:
     contain NUL; lone surrogates are rejected because they cannot be encoded
     as UTF-8. Tuples are rejected because they would read back as lists.
     """
+    if _plainly_json(value, 0):
+        return
+    # Something is off, or not plainly so (a subclass of str, say): the full walk,
+    # which keeps each value's path to name it, decides and says why.
     stack: list[tuple[Any, int, _Path]] = [(value, 0, None)]
     while stack:
         item, depth, path = stack.pop()
@@ -188,6 +192,33 @@ def check_json(field: str, value: object) -> None:
             raise InvalidRequest(
                 _path_text(field, path), f"{type(item).__name__} is not JSON-compatible"
             )
+
+
+def _plainly_json(item: Any, depth: int) -> bool:
+    """Whether ``item`` passes :func:`check_json`, judged on exact types only.
+
+    A fast first look with no paths kept: ``True`` only for what the full walk
+    accepts; ``False`` sends the value to it (for the error, or for a subclass).
+    """
+    kind = type(item)
+    if kind is str:
+        return bool(item.isascii()) or not _bad_text(item)
+    if kind is dict or kind is list:
+        if depth >= MAX_JSON_DEPTH:
+            return False
+        if kind is list:
+            return all(_plainly_json(v, depth + 1) for v in item)
+        for key, v in item.items():
+            if type(key) is not str or not (key.isascii() or not _bad_text(key)):
+                return False
+            if not _plainly_json(v, depth + 1):
+                return False
+        return True
+    if kind is int:
+        return bool(-_JSON_INT_BOUND < item < _JSON_INT_BOUND)
+    if kind is float:
+        return math.isfinite(item)
+    return item is None or kind is bool
 
 
 def _no_constant(name: str) -> object:
