@@ -17,6 +17,7 @@ See docs/langgraph.md for what maps onto what and what is guaranteed.
 
 from __future__ import annotations
 
+from .retry import ainvoke_once, invoke_once
 from .saver import LashSaver, ThreadForked
 
-__all__ = ["LashSaver", "ThreadForked"]
+__all__ = ["LashSaver", "ThreadForked", "ainvoke_once", "invoke_once"]

@@ -1,0 +1,250 @@
+"""Retrying after losing a race, without storing anything twice: LangGraph and the Agents SDK.
+
+LangGraph: two workers continue one thread; the loser's write raises
+``ThreadForked``. Invoking again with the same input stores it again (shown
+here first, as the thing to avoid); ``invoke_once`` / ``ainvoke_once`` (the
+recipe of docs/langgraph.md, "When two workers race") end with each input once
+and each answer once. The graph's one node answers every human message that has
+no answer yet, with a fresh message id as chat models give, so a step run twice
+would show as a second answer.
+
+Agents SDK: two workers run one ``LashSession`` with ``max_attempts=1``, so a
+contended commit raises ``SessionContended`` at once; ``run_once`` (the recipe
+of docs/openai-agents.md) ends with each user input once and each answer once.
+
+Every test runs on memory://, a SQLite file and a PostgreSQL schema; the
+durable ones also with a worker in another OS process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from typing import Annotated, Any, TypedDict
+
+import pytest
+from agents_fixtures import BACKENDS, fresh_url
+from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage
+from langgraph.graph import START, StateGraph
+from langgraph.graph.message import add_messages
+
+import lash_store_api as lash
+from lash_store_langgraph import LashSaver, ThreadForked, ainvoke_once, invoke_once
+
+ANSWER = "answer to "
+JOIN_TIMEOUT = 120
+
+
+@pytest.fixture(params=BACKENDS)
+def url(request: pytest.FixtureRequest) -> Iterator[str]:
+    with fresh_url(request) as fresh:
+        yield fresh
+
+
+# --- LangGraph -------------------------------------------------------------------------
+
+
+class State(TypedDict):
+    messages: Annotated[list[AnyMessage], add_messages]
+
+
+def unanswered(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
+    answered = {str(m.content)[len(ANSWER) :] for m in messages if isinstance(m, AIMessage)}
+    return [m for m in messages if isinstance(m, HumanMessage) and m.content not in answered]
+
+
+def chat_graph(saver: LashSaver, hooks: list[Callable[[], None]] | None = None) -> Any:
+    """One node: an answer (with a new id) to each human message not answered yet. A hook
+    in ``hooks`` runs inside the next step, before it returns, in a thread of its own
+    (so that it is not taken for a subgraph of this run)."""
+
+    def reply(state: State) -> dict[str, Any]:
+        if hooks:
+            hook = hooks.pop(0)
+            thread = threading.Thread(target=hook)
+            thread.start()
+            thread.join(JOIN_TIMEOUT)
+            assert not thread.is_alive()
+        else:
+            time.sleep(0.001)  # let another worker in
+        return {
+            "messages": [
+                AIMessage(f"{ANSWER}{m.content}", id=f"ai-{uuid.uuid4().hex}")
+                for m in unanswered(state["messages"])
+            ]
+        }
+
+    builder = StateGraph(State)
+    builder.add_node("reply", reply)
+    builder.add_edge(START, "reply")
+    return builder.compile(checkpointer=saver)
+
+
+def config(thread: str = "chat") -> Any:
+    return {"configurable": {"thread_id": thread}}
+
+
+def texts(messages: list[BaseMessage]) -> list[str]:
+    return [str(m.content) for m in messages]
+
+
+def check_each_once(messages: list[BaseMessage], inputs: list[str]) -> None:
+    """Each input once, each answered once, after it; nothing else in the thread."""
+    humans = [str(m.content) for m in messages if isinstance(m, HumanMessage)]
+    answers = [str(m.content) for m in messages if isinstance(m, AIMessage)]
+    assert sorted(humans) == sorted(inputs), texts(messages)
+    assert sorted(answers) == sorted(ANSWER + text for text in inputs), texts(messages)
+    order = texts(messages)
+    for text in inputs:
+        assert order.index(text) < order.index(ANSWER + text)
+    assert messages[-1].type != "human"
+
+
+def state_messages(saver: LashSaver, thread: str = "chat") -> list[BaseMessage]:
+    found = saver.get_tuple(config(thread))
+    assert found is not None
+    return list(found.checkpoint["channel_values"]["messages"])
+
+
+def forced_race(url: str, send_a: Callable[..., Any], send_b: Callable[..., Any]) -> list[str]:
+    """Worker B sends "b"; inside B's step (its input stored first: ``durability="sync"``),
+    before it stores its answer, worker A sends "a" to the same thread (a saver of its own).
+    B's next write loses with ThreadForked, and ``send_b`` decides what B does then. The
+    thread's messages at the end."""
+    with LashSaver.from_url(url) as saver_a, LashSaver.from_url(url) as saver_b:
+        graph_a = chat_graph(saver_a)
+        graph_b = chat_graph(saver_b, hooks=[lambda: send_a(graph_a, "a")])
+        send_b(graph_b, "b")
+        return texts(state_messages(saver_a))
+
+
+def test_invoking_again_after_thread_forked_stores_the_input_again(url: str) -> None:
+    """The trap the recipe avoids: a retry that sends the input again."""
+    forked: list[ThreadForked] = []
+
+    def send(graph: Any, text: str) -> None:
+        graph.invoke({"messages": [HumanMessage(text)]}, config(), durability="sync")
+
+    def send_retrying(graph: Any, text: str) -> None:
+        try:
+            send(graph, text)
+        except ThreadForked as exc:
+            forked.append(exc)
+            send(graph, text)
+
+    stored = forced_race(url, send, send_retrying)
+    assert len(forked) == 1
+    assert stored.count("b") == 2  # stored twice
+    # A's input went in on top of B's unfinished step, which it dropped.
+    assert stored[:2] == ["b", "a"]
+
+
+def test_invoke_once_after_thread_forked_stores_each_input_and_answer_once(url: str) -> None:
+    forked: list[BaseException] = []
+
+    def send(graph: Any, text: str) -> None:
+        invoke_once(graph, {"messages": [HumanMessage(text)]}, config(), durability="sync")
+
+    def send_b(graph: Any, text: str) -> None:
+        # What invoke_once does on the conflict, seen from outside: the first
+        # plain invoke loses, invoke_once then finds "b" stored and answered.
+        message = HumanMessage(text, id="b-1")
+        try:
+            graph.invoke({"messages": [message]}, config(), durability="sync")
+        except ThreadForked as exc:
+            forked.append(exc)
+        state = invoke_once(graph, {"messages": [message]}, config(), durability="sync")
+        assert texts(state["messages"]) == ["b", ANSWER + "b", "a", ANSWER + "a"]
+
+    stored = forced_race(url, send, send_b)
+    assert len(forked) == 1
+    # A finished B's step (its answer to "b") before sending "a".
+    assert stored == ["b", ANSWER + "b", "a", ANSWER + "a"]
+
+
+def test_invoke_once_retries_inside_itself(url: str) -> None:
+    """The same race, with B's whole send being one invoke_once call."""
+
+    def send(graph: Any, text: str) -> Any:
+        # A bare string is a human message, as add_messages has it.
+        return invoke_once(graph, {"messages": [text]}, config(), durability="sync")
+
+    stored = forced_race(url, send, send)
+    assert stored == ["b", ANSWER + "b", "a", ANSWER + "a"]
+
+
+def test_two_threads_racing_with_invoke_once_store_each_input_once(url: str) -> None:
+    inputs = {worker: [f"{worker}-{i}" for i in range(3)] for worker in ("w1", "w2")}
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def worker(name: str) -> None:
+        try:
+            with LashSaver.from_url(url) as saver:
+                graph = chat_graph(saver)
+                start.wait()
+                for text in inputs[name]:
+                    invoke_once(graph, {"messages": [HumanMessage(text)]}, config(), attempts=50)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(name,)) for name in inputs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(JOIN_TIMEOUT)
+    assert not errors and not any(t.is_alive() for t in threads)
+    with LashSaver.from_url(url) as saver:
+        check_each_once(state_messages(saver), [*inputs["w1"], *inputs["w2"]])
+
+
+async def test_two_tasks_racing_with_ainvoke_once_store_each_input_once(
+    any_storage: lash.Storage,
+) -> None:
+    inputs = {worker: [f"{worker}-{i}" for i in range(3)] for worker in ("w1", "w2")}
+
+    async def worker(name: str) -> None:
+        graph = chat_graph(LashSaver(any_storage))  # a saver each: two workers
+        for text in inputs[name]:
+            await ainvoke_once(graph, {"messages": [HumanMessage(text)]}, config(), attempts=50)
+
+    # Fresh contexts: neither task is taken for a run inside the other.
+    tasks = [asyncio.create_task(worker(name), context=contextvars.Context()) for name in inputs]
+    await asyncio.gather(*tasks)
+    found = await LashSaver(any_storage).aget_tuple(config())
+    assert found is not None
+    check_each_once(found.checkpoint["channel_values"]["messages"], [*inputs["w1"], *inputs["w2"]])
+
+
+async def test_ainvoke_once_after_a_forced_race(any_storage: lash.Storage) -> None:
+    saver_a, saver_b = LashSaver(any_storage), LashSaver(any_storage)
+    graph_a = chat_graph(saver_a)
+    loop = asyncio.get_running_loop()
+
+    def send_a() -> None:  # from B's step, which runs in a worker thread
+        sent = ainvoke_once(graph_a, {"messages": ["a"]}, config(), durability="sync")
+        asyncio.run_coroutine_threadsafe(sent, loop).result(JOIN_TIMEOUT)
+
+    graph_b = chat_graph(saver_b, hooks=[send_a])
+    state = await ainvoke_once(graph_b, {"messages": ["b"]}, config(), durability="sync")
+    assert texts(state["messages"]) == ["b", ANSWER + "b", "a", ANSWER + "a"]
+
+
+def test_invoke_once_input_already_in_and_bad_input(url: str) -> None:
+    with LashSaver.from_url(url) as saver:
+        graph = chat_graph(saver)
+        message = HumanMessage("hi", id="hi-1")
+        invoke_once(graph, {"messages": [message]}, config())
+        again = invoke_once(graph, {"messages": [message]}, config())  # nothing left to send
+        assert texts(again["messages"]) == ["hi", ANSWER + "hi"]
+        with pytest.raises(lash.InvalidRequest) as err:
+            invoke_once(graph, {"other": 1}, config())
+        assert err.value.field == "input"
+        with pytest.raises(lash.InvalidRequest) as err:
+            invoke_once(graph, {"messages": ["x"]}, config(), attempts=0)
+        assert err.value.field == "attempts"
+        assert texts(state_messages(saver)) == ["hi", ANSWER + "hi"]
