@@ -11,11 +11,19 @@
     with LashSession.open("sqlite:///chat.db", "chat-1") as session:   # synchronous code
         result = Runner.run_sync(agent, "hello", session=session)
 
-See docs/openai-agents.md for what maps onto what and what is guaranteed.
+``LashAdvancedSession`` adds the turns, branches and run usage of the SDK's
+``AdvancedSQLiteSession``. See docs/openai-agents.md for what maps onto what and what is guaranteed.
 """
 
 from __future__ import annotations
 
+from .advanced import LashAdvancedSession
 from .session import DEFAULT_CONFIG, MAX_ATTEMPTS, LashSession, SessionContended
 
-__all__ = ["DEFAULT_CONFIG", "MAX_ATTEMPTS", "LashSession", "SessionContended"]
+__all__ = [
+    "DEFAULT_CONFIG",
+    "MAX_ATTEMPTS",
+    "LashAdvancedSession",
+    "LashSession",
+    "SessionContended",
+]
