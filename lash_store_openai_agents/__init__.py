@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 from .advanced import LashAdvancedSession
+from .retry import run_once, run_once_sync
 from .session import DEFAULT_CONFIG, MAX_ATTEMPTS, LashSession, SessionContended
 
 __all__ = [
@@ -26,4 +27,6 @@ __all__ = [
     "LashAdvancedSession",
     "LashSession",
     "SessionContended",
+    "run_once",
+    "run_once_sync",
 ]

@@ -23,17 +23,28 @@ import contextvars
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Annotated, Any, TypedDict
 
 import pytest
+from agents import Agent, Runner, set_tracing_disabled
+from agents.agent_output import AgentOutputSchemaBase
+from agents.handoffs import Handoff
+from agents.items import ModelResponse, TResponseInputItem, TResponseStreamEvent
+from agents.model_settings import ModelSettings
+from agents.models.interface import Model, ModelTracing
+from agents.tool import Tool
+from agents.usage import Usage
 from agents_fixtures import BACKENDS, fresh_url
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage
 from langgraph.graph import START, StateGraph
 from langgraph.graph.message import add_messages
+from openai.types.responses import ResponseOutputMessage, ResponseOutputText
+from openai.types.responses.response_prompt_param import ResponsePromptParam
 
 import lash_store_api as lash
 from lash_store_langgraph import LashSaver, ThreadForked, ainvoke_once, invoke_once
+from lash_store_openai_agents import LashSession, SessionContended, run_once, run_once_sync
 
 ANSWER = "answer to "
 JOIN_TIMEOUT = 120
@@ -248,3 +259,193 @@ def test_invoke_once_input_already_in_and_bad_input(url: str) -> None:
             invoke_once(graph, {"messages": ["x"]}, config(), attempts=0)
         assert err.value.field == "attempts"
         assert texts(state_messages(saver)) == ["hi", ANSWER + "hi"]
+
+
+# --- Agents SDK ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("OPENAI_AGENTS_DISABLE_TRACING", "1")
+    set_tracing_disabled(True)
+
+
+def item_text(item: Any) -> str:
+    content = item.get("content")
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") for part in content or ())
+
+
+def user_inputs(items: list[Any]) -> list[str]:
+    return [item_text(i) for i in items if i.get("role") == "user"]
+
+
+def answers(items: list[Any]) -> list[str]:
+    return [item_text(i) for i in items if i.get("role") == "assistant"]
+
+
+class AnsweringModel(Model):
+    """An answer to the newest user message of its input that has none yet (its own
+    input, or, continuing from the history, the one a lost save left unanswered). A hook
+    in ``hooks`` runs in a thread of its own during the next call, before it answers."""
+
+    def __init__(self, hooks: list[Callable[[], None]] | None = None) -> None:
+        self.hooks = hooks if hooks is not None else []
+
+    async def get_response(
+        self,
+        system_instructions: str | None,
+        input: str | list[TResponseInputItem],
+        model_settings: ModelSettings,
+        tools: list[Tool],
+        output_schema: AgentOutputSchemaBase | None,
+        handoffs: list[Handoff],
+        tracing: ModelTracing,
+        *,
+        previous_response_id: str | None,
+        conversation_id: str | None,
+        prompt: ResponsePromptParam | None,
+    ) -> ModelResponse:
+        if self.hooks:
+            await asyncio.to_thread(self.hooks.pop(0))
+        else:
+            await asyncio.sleep(0.001)  # let another worker in
+        items: list[Any] = [{"role": "user", "content": input}] if isinstance(input, str) else input
+        done = {text[len(ANSWER) :] for text in answers(items)}
+        waiting = [text for text in user_inputs(items) if text not in done]
+        text = ANSWER + waiting[-1] if waiting else "nothing to answer"
+        output = [
+            ResponseOutputMessage(
+                id=f"msg-{uuid.uuid4().hex}",
+                content=[ResponseOutputText(text=text, type="output_text", annotations=[])],
+                role="assistant",
+                status="completed",
+                type="message",
+            )
+        ]
+        return ModelResponse(output=list(output), usage=Usage(requests=1), response_id=None)
+
+    def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator[TResponseStreamEvent]:
+        raise NotImplementedError("this model does not stream")
+
+
+def answering_agent(hooks: list[Callable[[], None]] | None = None) -> Agent[Any]:
+    return Agent(name="answers", instructions="Answer.", model=AnsweringModel(hooks))
+
+
+def check_items_once(items: list[Any], inputs: list[str]) -> None:
+    assert sorted(user_inputs(items)) == sorted(inputs), items
+    assert sorted(answers(items)) == sorted(ANSWER + text for text in inputs), items
+    order = [item_text(i) for i in items]
+    for text in inputs:
+        assert order.index(text) < order.index(ANSWER + text)
+
+
+def forced_session_race(
+    url: str, run_a: Callable[..., Any], run_b: Callable[..., Any]
+) -> list[Any]:
+    """Worker B runs "b"; while its model answers (its input stored), worker A runs "a" on
+    the same session through an object of its own. Each object makes one commit attempt,
+    so B's save of its answer raises SessionContended; ``run_b`` decides what B does then.
+    The session's items at the end."""
+    with (
+        LashSession.open(url, "chat", max_attempts=1) as session_a,
+        LashSession.open(url, "chat", max_attempts=1) as session_b,
+    ):
+        agent_b = answering_agent(hooks=[lambda: run_a(answering_agent(), "a", session_a)])
+        run_b(agent_b, "b", session_b)
+        return asyncio.run(session_a.get_items())
+
+
+@pytest.mark.usefixtures("no_api_key")
+def test_running_again_after_session_contended_stores_the_input_again(url: str) -> None:
+    contended: list[SessionContended] = []
+
+    def run(agent: Agent[Any], text: str, session: LashSession) -> None:
+        Runner.run_sync(agent, text, session=session)
+
+    def run_retrying(agent: Agent[Any], text: str, session: LashSession) -> None:
+        try:
+            run(agent, text, session)
+        except SessionContended as exc:
+            contended.append(exc)
+            run(agent, text, session)
+
+    items = forced_session_race(url, run, run_retrying)
+    assert len(contended) == 1
+    assert user_inputs(items).count("b") == 2
+
+
+@pytest.mark.usefixtures("no_api_key")
+def test_run_once_after_session_contended_stores_each_input_and_answer_once(url: str) -> None:
+    def run(agent: Agent[Any], text: str, session: LashSession) -> Any:
+        return run_once_sync(agent, text, session=session)
+
+    items = forced_session_race(url, run, run)
+    # B's input, A's turn, then B's answer, from the history, where "b" already was.
+    assert [item_text(i) for i in items] == ["b", "a", ANSWER + "a", ANSWER + "b"]
+
+
+@pytest.mark.usefixtures("no_api_key")
+def test_two_threads_racing_with_run_once_sync_store_each_input_once(url: str) -> None:
+    inputs = {worker: [f"{worker}-{i}" for i in range(3)] for worker in ("w1", "w2")}
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def worker(name: str) -> None:
+        try:
+            with LashSession.open(url, "chat", max_attempts=1) as session:
+                start.wait()
+                for text in inputs[name]:
+                    result = run_once_sync(answering_agent(), text, session=session, attempts=50)
+                    assert result.final_output.startswith(ANSWER)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(name,)) for name in inputs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(JOIN_TIMEOUT)
+    assert not errors and not any(t.is_alive() for t in threads)
+    with LashSession.open(url, "chat") as session:
+        check_items_once(asyncio.run(session.get_items()), [*inputs["w1"], *inputs["w2"]])
+
+
+@pytest.mark.usefixtures("no_api_key")
+async def test_two_tasks_racing_with_run_once_store_each_input_once(
+    any_storage: lash.Storage,
+) -> None:
+    inputs = {worker: [f"{worker}-{i}" for i in range(3)] for worker in ("w1", "w2")}
+
+    async def worker(name: str) -> None:
+        session = LashSession("chat", any_storage, max_attempts=1)  # an object each
+        for text in inputs[name]:
+            await run_once(answering_agent(), text, session=session, attempts=50)
+
+    await asyncio.gather(*(worker(name) for name in inputs))
+    items = await LashSession("chat", any_storage).get_items()
+    check_items_once(items, [*inputs["w1"], *inputs["w2"]])
+
+
+@pytest.mark.usefixtures("no_api_key")
+async def test_run_once_gives_up_after_its_attempts(any_storage: lash.Storage) -> None:
+    session = LashSession("chat", any_storage, max_attempts=1)
+    other = LashSession("chat", any_storage)
+
+    def interfere() -> None:
+        asyncio.run_coroutine_threadsafe(
+            other.add_items([{"role": "user", "content": "x"}]), loop
+        ).result(JOIN_TIMEOUT)
+
+    loop = asyncio.get_running_loop()
+    agent = answering_agent(hooks=[interfere, interfere])
+    with pytest.raises(SessionContended):
+        await run_once(agent, "b", session=session, attempts=2)
+    # "b" went in once; the second run went on from the history without sending it again.
+    assert user_inputs(await other.get_items()) == ["b", "x", "x"]
+    with pytest.raises(lash.InvalidRequest) as err:
+        await run_once(agent, "b", session=session, attempts=0)
+    assert err.value.field == "attempts"
