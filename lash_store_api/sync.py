@@ -31,7 +31,7 @@ from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
 from .closing import Guarded
-from .errors import StoreError
+from .errors import StorageClosed, StoreError
 from .plugins import open_storage
 from .storage import Capabilities, Storage
 
@@ -45,6 +45,8 @@ class Portal:
     run there. Closed by :meth:`close` (idempotent)."""
 
     def __init__(self, name: str = "lash-store-loop") -> None:
+        #: What the portal serves, for messages (a storage's backend name).
+        self.label = "synchronous"
         self.loop = asyncio.new_event_loop()
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
@@ -70,7 +72,7 @@ class Portal:
             )
         if self.closed:
             _close(work)
-            raise StoreError("this synchronous storage is closed; open its URL again")
+            raise StorageClosed(self.label)
         return asyncio.run_coroutine_threadsafe(_awaited(work), self.loop).result()
 
     def close(self) -> None:
@@ -144,6 +146,7 @@ class SyncStorage:
     def __init__(self, storage: Storage, portal: Portal) -> None:
         self._storage = storage
         self._portal = portal
+        portal.label = getattr(storage, "backend_name", portal.label)
 
     @property
     def aio(self) -> Storage:
