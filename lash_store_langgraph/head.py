@@ -30,6 +30,7 @@ from .layout import (
     decode_writes,
     token_of,
 )
+from .usage import billed_keys
 
 __all__ = ["SEEN_PER_SESSION", "Head", "Held", "SessionState", "Target", "config_for", "observe"]
 
@@ -89,6 +90,8 @@ class Head:
     writes: dict[str, StoredNode] = field(default_factory=dict)
     channels: dict[str, Held] = field(default_factory=dict)
     body: dict[str, Any] | None = None  # the latest checkpoint node's body
+    #: keys of the messages whose usage the session's commits billed (any branch)
+    billed: set[str] = field(default_factory=set)
 
     def tuple(self, serde: SerializerProtocol, where: Target) -> CheckpointTuple | None:
         if self.latest is None or self.body is None:
@@ -166,6 +169,7 @@ async def observe(
     for node in resolver.nodes.values():
         if node.kind == WRITE_TYPE and on_chain(node.checkpoint_id, head.latest):
             head.writes[node.node_id] = node
+    head.billed = billed_keys(node.body for node in resolver.nodes.values())
     state.head = head
     state.saw_head(head.latest)
     return head

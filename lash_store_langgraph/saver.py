@@ -25,6 +25,7 @@ from langgraph.checkpoint.base import (
     get_checkpoint_metadata,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
+from langgraph.constants import TASKS
 
 import lash_store_api as lash
 
@@ -50,6 +51,7 @@ from .layout import (
     write_node_id,
 )
 from .sync import Opening, SyncBridge, carried, collected, storage_loop
+from .usage import BILLED, Bill, billable, task_source
 from .values import entries, write_refs
 
 __all__ = ["LashSaver", "ThreadForked"]
@@ -163,9 +165,17 @@ class LashSaver(SyncBridge, BaseCheckpointSaver[int]):
         return state.head
 
     async def _commit(
-        self, session_id: str, head: Head, node: lash.SessionNodeRecord, leaf: str | None
+        self,
+        session_id: str,
+        head: Head,
+        node: lash.SessionNodeRecord,
+        leaf: str | None,
+        bill: Bill | None = None,
     ) -> int:
-        """Commit ``node`` and a new token on ``head``'s revision; the new revision."""
+        """Commit ``node``, a new token and ``bill``'s usage on ``head``'s revision.
+
+        The new revision; the billed keys join the head's once the commit landed.
+        """
         token, carrier = token_record()
         result = await self.storage.session(session_id).commit_runtime_state(
             lash.RuntimeCommit(
@@ -173,9 +183,12 @@ class LashSaver(SyncBridge, BaseCheckpointSaver[int]):
                 expected_head_revision=head.revision,
                 config=SESSION_CONFIG,
                 graph=lash.Append(nodes=[node, carrier], leaf_node_id=leaf),
+                usage_deltas=() if bill is None else bill.deltas(),
             )
         )
         head.token = token
+        if bill is not None:
+            head.billed.update(bill.keys)
         return result.head_revision
 
     # --- reads -----------------------------------------------------------------------
@@ -277,6 +290,7 @@ class LashSaver(SyncBridge, BaseCheckpointSaver[int]):
                 prev = head.channels if from_head else await self._held(where, parent)
                 refs = write_refs(head, parent) if from_head else {}
                 body["values"], held = entries(self.serde, node_id, checkpoint, prev, refs)
+                bill = self._checkpoint_bill(head, checkpoint, body, metadata)
                 if from_head:
                     parent_node = head.leaf
                 else:
@@ -285,18 +299,45 @@ class LashSaver(SyncBridge, BaseCheckpointSaver[int]):
                 record = StoredNode(node_id, parent_node, CHECKPOINT_TYPE, body).record()
                 leaf = node_id if latest else head.leaf
                 try:
-                    revision = await self._commit(where.session_id, head, record, leaf)
+                    revision = await self._commit(where.session_id, head, record, leaf, bill)
                 except lash.RevisionConflict:
                     state.head = None  # reload, then decide again
                     continue
                 head.revision = revision
                 if latest:
                     early = {k: w for k, w in head.writes.items() if w.checkpoint_id >= cid}
-                    state.head = Head(revision, head.token, cid, node_id, early, held, body)
+                    state.head = Head(
+                        revision, head.token, cid, node_id, early, held, body, head.billed
+                    )
                     state.seen.pop(None, None)
                     state.saw_head(cid)
                 return config_for(where, cid)
         raise kept_moving(where.session_id)
+
+    def _checkpoint_bill(
+        self,
+        head: Head,
+        checkpoint: Checkpoint,
+        body: dict[str, Any],
+        metadata: CheckpointMetadata,
+    ) -> Bill:
+        """The usage of messages this checkpoint stores that no commit of the thread billed.
+
+        The new items of a list that extends its parent's, and the whole of a value
+        stored whole; a message a task's write billed is not billed again.
+        """
+        bill = Bill(self.serde, head.billed)
+        named = metadata.get("source") if isinstance(metadata, Mapping) else None
+        source = named if isinstance(named, str) and named else "checkpoint"
+        values = checkpoint.get("channel_values") or {}
+        for channel, entry in body["values"].items():
+            value = values.get(channel)
+            if entry[0] == "add" and isinstance(value, list):
+                bill.add(source, value[len(value) - len(entry[3]) :])
+            elif entry[0] == "v":
+                bill.add(source, value)
+        bill.record(body)
+        return bill
 
     async def _held(self, where: Target, parent: str | None) -> dict[str, Held]:
         """The channels of a checkpoint that is not the head (their holders only)."""
@@ -327,6 +368,7 @@ class LashSaver(SyncBridge, BaseCheckpointSaver[int]):
         if not isinstance(task_path, str):
             raise lash.InvalidRequest("task_path", "must be a string")
         encoded: dict[int, dict[str, Any]] = {}
+        raw: dict[int, Any] = {}
         for i, write in enumerate(writes):
             if (
                 not isinstance(write, tuple | list)
@@ -336,12 +378,15 @@ class LashSaver(SyncBridge, BaseCheckpointSaver[int]):
                 raise lash.InvalidRequest(f"writes[{i}]", "must be a (channel, value) pair")
             idx = WRITES_IDX_MAP.get(write[0], i)
             encoded[idx] = encode_write(self.serde, f"writes[{i}]", idx, write[0], write[1])
+            raw[idx] = write[1]
         node_id = write_node_id(cid, task_id)
         state = self.state(where.session_id)
         async with state.lock:
             for _ in range(MAX_ATTEMPTS):
                 head = await self._head(where.session_id, state)
-                if await self._write_once(where, head, node_id, task_id, task_path, cid, encoded):
+                if await self._write_once(
+                    where, head, node_id, task_id, task_path, cid, encoded, raw
+                ):
                     return
                 state.head = None
         raise kept_moving(where.session_id)
@@ -355,6 +400,7 @@ class LashSaver(SyncBridge, BaseCheckpointSaver[int]):
         task_path: str,
         cid: str,
         encoded: Mapping[int, dict[str, Any]],
+        raw: Mapping[int, Any],
     ) -> bool:
         """One attempt at a writes commit; False when another writer moved the head."""
         chained = on_chain(cid, head.latest)
@@ -362,9 +408,11 @@ class LashSaver(SyncBridge, BaseCheckpointSaver[int]):
         if existing is None and not chained:
             existing = await self.resolver(where.session_id, {}).node(node_id)
         merged = {w["i"]: w for w in existing.body["writes"]} if existing else {}
+        fresh = []
         for idx, write in encoded.items():
             if idx < 0 or idx not in merged:  # a regular write is stored once: the first stays
                 merged[idx] = write
+                fresh.append(raw[idx])
         if existing is not None and list(merged.values()) == existing.body["writes"]:
             return True
         body = {
@@ -373,6 +421,12 @@ class LashSaver(SyncBridge, BaseCheckpointSaver[int]):
             "path": task_path,
             "writes": list(merged.values()),
         }
+        bill = Bill(self.serde, head.billed)
+        if any(True for value in fresh for _ in billable(value)):
+            source = task_source(task_path, self._sends(head, cid))
+            for value in fresh:
+                bill.add(source, value)
+        bill.record(body, existing.body.get(BILLED, []) if existing is not None else [])
         if existing is not None:
             parent, leaf = existing.parent_node_id, head.leaf
         else:
@@ -380,13 +434,35 @@ class LashSaver(SyncBridge, BaseCheckpointSaver[int]):
             leaf = node_id if chained else head.leaf
         node = StoredNode(node_id, parent, WRITE_TYPE, body)
         try:
-            revision = await self._commit(where.session_id, head, node.record(), leaf)
+            revision = await self._commit(where.session_id, head, node.record(), leaf, bill)
         except lash.RevisionConflict:
             return False
         head.revision, head.leaf = revision, leaf
         if chained:
             head.writes[node_id] = node
         return True
+
+    def _sends(self, head: Head, cid: str) -> list[Any]:
+        """The pending sends of checkpoint ``cid`` (what names a Send task's node).
+
+        Those of the head when ``cid`` is the head. Pregel sends a step's writes
+        without waiting for the checkpoints before it to land, so ``cid`` may be ahead
+        of the head: its sends are then those its parent's tasks wrote (the parent being
+        the newest checkpoint before it with writes on the head's chain), in the order
+        Pregel applies them.
+        """
+        if head.latest == cid:
+            held = head.channels.get(TASKS)
+            value = None if held is None else held.value(self.serde)
+            return value if isinstance(value, list) else []
+        if not on_chain(cid, head.latest):
+            return []
+        before = [w.body for w in head.writes.values() if w.body["checkpoint"] < cid]
+        if not before:
+            return []
+        parent = max(body["checkpoint"] for body in before)
+        mine = [body for body in before if body["checkpoint"] == parent]
+        return [v for _, ch, v in decode_writes(self.serde, mine) if ch == TASKS]
 
     # --- threads ---------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ from .layout import (
     thread_prefix,
     token_record,
 )
+from .usage import BILLED, billed_keys
 
 if TYPE_CHECKING:
     from .saver import LashSaver
@@ -256,6 +257,9 @@ async def _kept_graph(
             writes.setdefault(node.body["checkpoint"], []).append(node)
     kept_nodes = {checkpoint_node_id(cid) for cid in kept}
     kept_nodes.update(w.node_id for cid in kept for w in writes.get(cid, []))
+    # The keys billed by removed nodes stay with the thread (the first kept checkpoint):
+    # a message they billed, seen again, is not billed twice.
+    dropped = sorted(billed_keys(n.body for n in nodes.values() if n.node_id not in kept_nodes))
     records, new_leaf = [], None
     for cid in kept:
         node = checkpoints[cid]
@@ -269,6 +273,9 @@ async def _kept_graph(
         parent = node.body["parent"]
         parent_node = checkpoint_node_id(parent) if parent in kept else None
         body = {**node.body, "values": values}
+        if dropped:
+            body[BILLED] = [*dropped, *body.get(BILLED, [])]
+            dropped = []
         records.append(StoredNode(node.node_id, parent_node, CHECKPOINT_TYPE, body).record())
         last = node.node_id
         for write in sorted(writes.get(cid, []), key=lambda w: (w.body["path"], w.body["task"])):
