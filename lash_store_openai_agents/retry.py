@@ -17,10 +17,16 @@ import random
 import time
 from typing import Any
 
-from agents import Agent, Runner
-from agents.items import TResponseInputItem
-from agents.memory import Session
-from agents.result import RunResult
+try:
+    from agents import Agent, Runner
+    from agents.items import TResponseInputItem
+    from agents.memory import Session
+    from agents.result import RunResult
+except ImportError as exc:  # the extra is not installed
+    raise ImportError(
+        f"lash_store_openai_agents needs the OpenAI Agents SDK ({exc}): "
+        "pip install 'lash-store[openai-agents]'"
+    ) from exc
 
 import lash_store_api as lash
 
