@@ -430,10 +430,10 @@ def test_demo_narrates_branch_retry_and_race() -> None:
 
 def test_demo_twice_on_one_store_uses_fresh_sessions() -> None:
     name = f"memory://demo-{uuid.uuid4().hex[:8]}"
-    storage = asyncio.run(lash.open_storage(name))  # keeps the named state alive
-    assert invoke("demo", name)[0] == 0
-    assert invoke("demo", name)[0] == 0
-    summaries = asyncio.run(storage.sessions.list_sessions())
+    with lash.open_storage_sync(name) as storage:  # keeps the named state alive
+        assert invoke("demo", name)[0] == 0
+        assert invoke("demo", name)[0] == 0
+        summaries = storage.sessions.list_sessions()
     assert len(summaries) == 4 and all(s.head_revision > 0 for s in summaries)
 
 
