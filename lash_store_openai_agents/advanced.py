@@ -37,8 +37,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from agents.items import TResponseInputItem
-from agents.memory.session_settings import resolve_session_limit
+try:
+    from agents.items import TResponseInputItem
+    from agents.memory.session_settings import resolve_session_limit
+except ImportError as exc:  # the extra is not installed
+    raise ImportError(
+        f"lash_store_openai_agents needs the OpenAI Agents SDK ({exc}): "
+        "pip install 'lash-store[openai-agents]'"
+    ) from exc
 
 import lash_store_api as lash
 from lash_store_api.backend.clock import now_rfc3339
@@ -330,6 +336,9 @@ class LashAdvancedSession(LashSession):
         """As :meth:`LashSession.open`: for synchronous code."""
         return cast(LashAdvancedSession, super().open(url, session_id, **kwargs))
 
+    #: The branch this object last read or wrote as current: where add_items appends.
+    _branch: str | None = None
+
     def __repr__(self) -> str:
         return f"LashAdvancedSession({self.session_id!r}, {self.storage.url!r})"
 
@@ -353,12 +362,23 @@ class LashAdvancedSession(LashSession):
         self, limit: int | None = None, branch_id: str | None = None
     ) -> list[TResponseInputItem]:
         """The items of the current branch (or of ``branch_id``; none for a branch that
-        does not exist), oldest first; ``limit`` as in :meth:`LashSession.get_items`."""
-        if branch_id is None:
-            return await super().get_items(limit)
+        does not exist), oldest first; ``limit`` as in :meth:`LashSession.get_items`.
+
+        Reading the current branch makes it the branch this object's next
+        :meth:`add_items` appends to, even if another writer switches branch meanwhile:
+        a run's items land after the history it was given."""
         window = resolve_session_limit(_checked_limit(limit), self.session_settings)
-        view = await self._full()
-        return _window([_item(n) for n in view.branch_path(branch_id)], window)
+        if branch_id is not None:
+            view = await self._full()
+            return _window([_item(n) for n in view.branch_path(branch_id)], window)
+        scope: lash.SessionReadScope = lash.ActivePath(None)
+        if window is not None and 0 <= window <= lash.MAX_PAGE_LIMIT:
+            scope = lash.Tail(window)
+        async with self._lock:
+            view = await self._view(scope)
+        self._branch = view.state.current
+        nodes = view.nodes.values() if view.head.leaf_node_id is not None else ()
+        return _window([_item(n) for n in nodes], window)
 
     async def get_conversation_turns(self, branch_id: str | None = None) -> list[dict[str, Any]]:
         """The user turns of the current branch (or ``branch_id``): ``turn``,
@@ -521,6 +541,8 @@ class LashAdvancedSession(LashSession):
                 if plan.delta is None:
                     return plan.result
                 if await self._commit_plan(view.head, plan, stamp):
+                    assert plan.state is not None
+                    self._branch = plan.state.current
                     if plan.tombstones:
                         await self._store.tombstone_nodes(list(plan.tombstones))
                     return plan.result
@@ -563,7 +585,11 @@ class LashAdvancedSession(LashSession):
         ids = [f"item-{uuid.uuid4().hex}" for _ in checked]
 
         def decide(view: _View) -> _Plan:
-            leaf = view.state.branch(view.state.current).leaf
+            state = view.state
+            # The branch this object last saw as current, unless it is gone: when another
+            # writer switched since, the items still follow the history they were read after.
+            target = self._branch if self._branch and state.find(self._branch) else state.current
+            leaf = state.branch(target).leaf
             written_at = now_rfc3339()
             nodes = [
                 lash.SessionNodeRecord(
@@ -574,8 +600,10 @@ class LashAdvancedSession(LashSession):
                 )
                 for node_id, parent, item in zip(ids, [leaf, *ids[:-1]], checked, strict=True)
             ]
-            view.state.move(view.state.current, ids[-1])
-            return _Plan(None, lash.Append(nodes=nodes, leaf_node_id=ids[-1]), view.state)
+            state.move(target, ids[-1])
+            # The head's leaf is the current branch's: it moves only if that is the target.
+            head_leaf = ids[-1] if target == state.current else view.head.leaf_node_id
+            return _Plan(None, lash.Append(nodes=nodes, leaf_node_id=head_leaf), state)
 
         # A tail of nothing: the head, the checkpoint and no nodes.
         await self._write("add_items", [ids, checked], lash.Tail(0), decide)

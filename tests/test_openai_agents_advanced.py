@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from agents import Runner, set_tracing_disabled
@@ -257,13 +257,13 @@ WRITES = {
     "delete_branch",
 }
 
-AUTO_NAME = re.compile(r"branch_from_turn_(\d+)_\d+")
+AUTO_NAME = re.compile(r"branch_from_turn_(\d+)_\d+(_\d+)?")
 UNORDERED = {"list_branches", "get_tool_usage"}
 
 
 def normalize(method: str, value: Any) -> Any:
-    """Drop what must differ: timestamps, the clock in automatic names, SQL row order
-    the SDK does not fix."""
+    """Drop what must differ: timestamps, the clock in automatic names (and the suffix
+    that only a name made in the same second gets), SQL row order the SDK does not fix."""
     if isinstance(value, str):
         return AUTO_NAME.sub(r"branch_from_turn_\1_T", value)
     if isinstance(value, dict):
@@ -449,3 +449,113 @@ async def test_a_runner_run_stores_its_usage_per_turn_and_in_the_ledger(
     assert read is not None
     assert list(read.token_ledger) == [lash.TokenLedgerEntry("agents-sdk", "scripted-1", expected)]
     assert [(m.model, m.usage, m.session_count) for m in by_model] == [("scripted-1", expected, 1)]
+
+
+# --- races, lost replies, synchronous code ------------------------------------------------
+
+
+class Handle:
+    """A session handle that can hold its next read at a barrier, and report a commit's
+    reply as lost after it landed."""
+
+    def __init__(self, handle: lash.SessionHandle) -> None:
+        self._handle = handle
+        self.barrier: asyncio.Barrier | None = None
+        self.lose = 0
+        self.conflicts = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._handle, name)
+
+    async def load_session(self, scope: lash.SessionReadScope) -> lash.PersistedSessionRead | None:
+        read = await self._handle.load_session(scope)
+        barrier, self.barrier = self.barrier, None
+        if barrier is not None:
+            await barrier.wait()
+        return read
+
+    async def commit_runtime_state(self, commit: lash.RuntimeCommit) -> lash.RuntimeCommitResult:
+        try:
+            result = await self._handle.commit_runtime_state(commit)
+        except lash.RevisionConflict:
+            self.conflicts += 1
+            raise
+        if self.lose:
+            self.lose -= 1
+            raise lash.BackendError("connection lost", session_id="s", outcome_unknown=True)
+        return result
+
+
+class OneHandle:
+    def __init__(self, storage: lash.Storage, handle: Handle) -> None:
+        self._storage = storage
+        self._handle = handle
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._storage, name)
+
+    def session(self, session_id: str | None = None) -> lash.SessionHandle:
+        return cast(lash.SessionHandle, self._handle)
+
+
+def watched(storage: lash.Storage, session_id: str) -> tuple[LashAdvancedSession, Handle]:
+    handle = Handle(storage.session(session_id))
+    wrapped = cast(lash.Storage, OneHandle(storage, handle))
+    return LashAdvancedSession(session_id, wrapped), handle
+
+
+async def test_two_writers_racing_keep_the_items_and_the_branch_table(url: str) -> None:
+    """One worker adds to main while another branches from turn 2 and switches to it,
+    both from the same head: the later commit conflicts, reads again and lands after."""
+    async with await lash.open_storage(url) as one, await lash.open_storage(url) as two:
+        first, h1 = watched(one, "race")
+        await first.add_items([user("one"), answer("1"), user("two"), answer("2")])
+        second, h2 = watched(two, "race")
+        h1.barrier = h2.barrier = asyncio.Barrier(2)
+        await asyncio.gather(
+            first.add_items([user("three")]), second.create_branch_from_turn(2, "b")
+        )
+        assert h1.conflicts + h2.conflicts == 1
+        branches = {b["branch_id"]: b for b in await first.list_branches()}
+        assert branches["main"]["message_count"] == 5 and branches["b"]["message_count"] == 2
+        assert [b["is_current"] for b in branches.values()] == [False, True]
+        # The add read main before the switch: its item is on main, not on b.
+        assert (await first.get_items(branch_id="main"))[-1] == user("three")
+        assert await first.get_items() == [user("one"), answer("1")]
+        # Having read b as current, the same object now adds to b.
+        await first.add_items([user("zwei")])
+        assert await second.get_items() == [user("one"), answer("1"), user("zwei")]
+
+
+async def test_a_lost_reply_of_store_run_usage_is_billed_once(url: str) -> None:
+    async with await lash.open_storage(url) as storage:
+        session, handle = watched(storage, "lost")
+        await session.add_items([user("hi"), answer("hello")])
+        handle.lose = 2  # the commit lands, its reply and the first re-send's are lost
+        await session.store_run_usage(run_result(1, 100, 20))
+        read = await storage.session("lost").load_session(lash.Tail(0))
+        assert await session.get_session_usage() == {
+            "requests": 1,
+            "input_tokens": 100,
+            "output_tokens": 20,
+            "total_tokens": 120,
+            "total_turns": 1,
+        }
+    assert read is not None
+    usage = lash.TokenUsage(input_tokens=100, output_tokens=20)
+    assert list(read.token_ledger) == [lash.TokenLedgerEntry("agents-sdk", "gpt-test", usage)]
+
+
+def test_open_serves_run_sync_and_stores_usage(url: str) -> None:
+    set_tracing_disabled(True)
+    agent, _ = scripted_agent()
+    agent.model = MeteredModel()
+    with LashAdvancedSession.open(url, "sync") as session:
+        result = Runner.run_sync(agent, "hello", session=session)
+        asyncio.run(session.store_run_usage(result))
+        assert asyncio.run(session.create_branch_from_turn(1, "again")) == "again"
+        Runner.run_sync(agent, "hello again", session=session)
+        turns = asyncio.run(session.get_conversation_turns())
+        usage = asyncio.run(session.get_session_usage("main"))
+    assert [t["content"] for t in turns] == ["hello again"]
+    assert usage is not None and usage["input_tokens"] == 300
