@@ -144,15 +144,12 @@ class SqliteSessionHandle(SessionHandleBase):
     def __init__(
         self, db: Db, session_id: str | None, maintenance: Maintenance, clock: Clock = now_ms
     ) -> None:
-        super().__init__(
-            session_id,
-            manifest=SqliteManifest(db),
-            maintenance=maintenance,
-            queue=SqliteQueue(db, clock),
-            clock=clock,
-        )
         self._db = db
-        self.tier = db.options.tier
+        self.tier = db.options.tier  # what this file's synchronous setting survives
+        manifest, queue = SqliteManifest(db), SqliteQueue(db, clock)
+        super().__init__(
+            session_id, manifest=manifest, maintenance=maintenance, queue=queue, clock=clock
+        )
 
     async def _write_commit(self, plan: CommitPlan) -> CommitObservation:
         sid = plan.session_id
