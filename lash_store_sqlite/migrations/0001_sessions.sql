@@ -2,8 +2,9 @@
 -- is code point order: Python's, so listings page in the order the kit expects.
 -- Tables are keyed by how they are read and written, so that a commit dirties
 -- few pages: rows are appended where they can be, and a random key (a node id
--- a caller chose, a content hash) costs only a small index entry. Large rows
--- under a hash (blobs, attachments) are rowid tables with a unique index.
+-- a caller chose, a content hash) costs only a small index entry. Tables of
+-- large rows (nodes, blobs, attachments) are rowid tables: a WITHOUT ROWID
+-- row over about a kilobyte spills into overflow pages, one more page each.
 
 CREATE TABLE heads (
     session_id             text PRIMARY KEY,
@@ -19,20 +20,19 @@ CREATE TABLE heads (
 ) WITHOUT ROWID;
 
 -- (rev, ord): the commit that first wrote the node and its place in it, so
--- insertion order survives a rewrite of the same id. Keyed by it: a session's
--- nodes lie together in insertion order (a load reads them in key order) and a
--- commit appends at the end of its session's range.
+-- insertion order survives a rewrite of the same id; a commit appends at the
+-- end of its session's range of nodes_by_insertion.
 CREATE TABLE nodes (
     session_id     text NOT NULL,
+    node_id        text NOT NULL,
     rev            integer NOT NULL,
     ord            integer NOT NULL,
-    node_id        text NOT NULL,
     parent_node_id text,
     tombstoned     integer NOT NULL DEFAULT 0,
-    data           blob NOT NULL,
-    PRIMARY KEY (session_id, rev, ord)
-) WITHOUT ROWID;
+    data           blob NOT NULL
+);
 CREATE UNIQUE INDEX nodes_by_id ON nodes (session_id, node_id);
+CREATE INDEX nodes_by_insertion ON nodes (session_id, rev, ord);
 
 CREATE TABLE usage (
     session_id          text NOT NULL,
