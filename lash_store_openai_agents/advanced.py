@@ -298,11 +298,16 @@ def _model_name(result: Any) -> str:
 
 
 def _token_usage(usage: Any) -> lash.TokenUsage:
+    """The ledger's counters of a run's ``Usage``. The SDK counts reasoning inside its
+    output tokens; the ledger keeps them apart (its total adds the two), as the LangGraph
+    saver does, so an entry's total is the run's ``total_tokens``."""
     cached = getattr(getattr(usage, "input_tokens_details", None), "cached_tokens", 0) or 0
     reasoning = getattr(getattr(usage, "output_tokens_details", None), "reasoning_tokens", 0) or 0
+    output = int(usage.output_tokens or 0)
+    reasoning = min(int(reasoning), output)
     return lash.TokenUsage(
         input_tokens=int(usage.input_tokens or 0),
-        output_tokens=int(usage.output_tokens or 0),
+        output_tokens=output - reasoning,
         cached_input_tokens=int(cached),
         reasoning_tokens=int(reasoning),
     )

@@ -333,15 +333,15 @@ async def test_the_script_gives_what_advanced_sqlite_session_gives(
     # Every stored run billed once, under its model; the run on an empty branch
     # stored nothing.
     billed = [r for i, r in enumerate(RUNS) if i != 4]
+    reasoning = sum(r.context_wrapper.usage.output_tokens_details.reasoning_tokens for r in billed)
     usage = lash.TokenUsage(
         input_tokens=sum(r.context_wrapper.usage.input_tokens for r in billed),
-        output_tokens=sum(r.context_wrapper.usage.output_tokens for r in billed),
+        # The SDK counts reasoning inside output; the ledger keeps it apart.
+        output_tokens=sum(r.context_wrapper.usage.output_tokens for r in billed) - reasoning,
         cached_input_tokens=sum(
             r.context_wrapper.usage.input_tokens_details.cached_tokens for r in billed
         ),
-        reasoning_tokens=sum(
-            r.context_wrapper.usage.output_tokens_details.reasoning_tokens for r in billed
-        ),
+        reasoning_tokens=reasoning,
     )
     assert read is not None
     assert list(read.token_ledger) == [lash.TokenLedgerEntry("agents-sdk", "gpt-test", usage)]
@@ -443,9 +443,11 @@ async def test_a_runner_run_stores_its_usage_per_turn_and_in_the_ledger(
         by_model = await session.storage.sessions.usage_by_model()
     # Each run makes two calls of a fresh model (tool call, answer): 100 + 200 input.
     assert [t["input_tokens"] for t in their_turns] == [300, 300]
+    # The SDK counts the 6 reasoning tokens inside its 60 output tokens; the ledger apart.
     expected = lash.TokenUsage(
-        input_tokens=600, output_tokens=60, cached_input_tokens=200, reasoning_tokens=6
+        input_tokens=600, output_tokens=54, cached_input_tokens=200, reasoning_tokens=6
     )
+    assert expected.total() == sum(t["total_tokens"] for t in their_turns)
     assert read is not None
     assert list(read.token_ledger) == [lash.TokenLedgerEntry("agents-sdk", "scripted-1", expected)]
     assert [(m.model, m.usage, m.session_count) for m in by_model] == [("scripted-1", expected, 1)]
