@@ -9,6 +9,7 @@ from lash_store_api import (
     AttachmentManifestEntry,
     AttachmentRef,
     AttachmentStorePersistence,
+    DurabilityTier,
     StoredAttachment,
 )
 from lash_store_api.backend.attachments import AttachmentStoreBase
@@ -100,10 +101,13 @@ class SqliteManifest:
 class SqliteAttachmentStore(AttachmentStoreBase):
     """Attachment bytes, content-addressed, kept in the database file."""
 
-    persistence_kind = AttachmentStorePersistence.DURABLE
-
     def __init__(self, db: Db) -> None:
         self._db = db
+        # As durable as the file's synchronous setting makes every write.
+        durable = db.options.tier is DurabilityTier.DURABLE
+        self.persistence_kind = (
+            AttachmentStorePersistence.DURABLE if durable else AttachmentStorePersistence.EPHEMERAL
+        )
 
     async def _store(self, ref: AttachmentRef, data: bytes) -> None:
         row = (ref.id, encode_attachment_ref(ref), data)

@@ -34,7 +34,6 @@ from lash_store_api.backend.process_rows import (
 )
 from lash_store_api.backend.processes import ProcessRegistryBase
 
-from .backend import CAPABILITIES
 from .db import Conn, Db
 from .process_waits import ProcessWaiters
 from .queued_work import insert_batch
@@ -207,10 +206,9 @@ def _lease_row(conn: Conn, pid: str) -> StoredLease | None:
 class SqliteProcessRegistry(ProcessRegistryBase):
     """The process tables of one storage's database."""
 
-    tier = CAPABILITIES.durability
-
     def __init__(self, db: Db, clock: Clock) -> None:
         super().__init__(clock)
+        self.tier = db.options.tier  # what the file's synchronous setting survives
         self._db = db
         self._waiters = ProcessWaiters(db)
 

@@ -191,6 +191,11 @@ async def test_the_durability_tier_follows_synchronous_everywhere_it_is_reported
         assert storage.sessions.durability_tier() is tier
         created = await storage.sessions.create_store(f.create_request("s", model="m"))
         assert created.durability_tier() is tier
+        assert storage.processes.durability_tier() is tier
+        assert storage.triggers.durability_tier() is tier
+        assert storage.artifacts.durability_tier() is tier
+        persistence = storage.attachments.persistence()
+        assert (persistence is lash.AttachmentStorePersistence.DURABLE) is (tier is DURABLE)
         assert await pragma(storage, "synchronous") == PRAGMA_SYNCHRONOUS[synchronous]
         assert await pragma(storage, "journal_mode") == "wal"
 
