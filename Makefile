@@ -54,6 +54,8 @@ typecheck: $(VENV)/.installed-dev
 # LASH_STORE_URLS). `pgserver.py ensure` prints the PostgreSQL URL ($LASH_STORE_PG_URL, a
 # server at 127.0.0.1:5432, or a throwaway cluster in .pgtmp/) or fails with one line; pytest
 # gets it as LASH_STORE_PG_URL. A throwaway cluster started here is stopped afterwards.
+# Without PYTEST_ARGS the PgBouncer test (the whole suite again, through PgBouncer: a few
+# minutes spent mostly waiting on the server) runs beside the rest, its output shown after.
 pytest: $(VENV)/.installed-dev bootstrap-pgbouncer
 	@kept=$$($(PGSERVER) status 2>/dev/null); \
 	pg_url=$$($(PGSERVER) ensure) || exit 1; \
@@ -62,10 +64,24 @@ pytest: $(VENV)/.installed-dev bootstrap-pgbouncer
 	fi; \
 	urls='$(LASH_STORE_URLS)'; args=; \
 	for url in $${urls:-memory:// sqlite:///:memory: $$pg_url}; do args="$$args --lash-store $$url"; done; \
-	echo "LASH_STORE_PG_URL=$$pg_url $(BIN)/pytest -q -rs --pyargs lash_store_conformance" \
-		"tests$$args $(PYTEST_ARGS)"; \
-	LASH_STORE_PG_URL=$$pg_url $(BIN)/pytest -q -rs --pyargs lash_store_conformance tests \
-		$$args $(PYTEST_ARGS)
+	if [ -n '$(PYTEST_ARGS)' ]; then \
+		echo "LASH_STORE_PG_URL=$$pg_url $(BIN)/pytest -q -rs --pyargs lash_store_conformance" \
+			"tests$$args $(PYTEST_ARGS)"; \
+		LASH_STORE_PG_URL=$$pg_url $(BIN)/pytest -q -rs --pyargs lash_store_conformance tests \
+			$$args $(PYTEST_ARGS); \
+		exit $$?; \
+	fi; \
+	log=$$(mktemp); \
+	echo "LASH_STORE_PG_URL=$$pg_url $(BIN)/pytest -q -rs -m pgbouncer tests/test_pgbouncer.py &"; \
+	LASH_STORE_PG_URL=$$pg_url $(BIN)/pytest -q -rs -p no:cacheprovider -m pgbouncer \
+		tests/test_pgbouncer.py > $$log 2>&1 & bouncer=$$!; \
+	echo "LASH_STORE_PG_URL=$$pg_url $(BIN)/pytest -q -rs -m 'not pgbouncer'" \
+		"--pyargs lash_store_conformance tests$$args"; \
+	LASH_STORE_PG_URL=$$pg_url $(BIN)/pytest -q -rs -m 'not pgbouncer' \
+		--pyargs lash_store_conformance tests $$args; main=$$?; \
+	wait $$bouncer; through=$$?; \
+	echo "--- tests/test_pgbouncer.py (ran beside the rest):"; cat $$log; rm -f $$log; \
+	[ $$main -eq 0 ] && [ $$through -eq 0 ]
 
 # Installs the commit at HEAD as users do, each way in a fresh venv in a temporary folder (never
 # .venv): bare, bare plus pytest, the wheel with [postgres,conformance], `make demo` in a clone;
