@@ -32,16 +32,9 @@ Conn = sqlite3.Connection
 _BUSY = ("database is locked", "database is busy", "database table is locked")
 
 
-class Busy(Exception):
-    """Another connection held the write lock past ``busy_timeout``; nothing was written.
-
-    Raised inside an operation's function (through :func:`is_busy`); a facet
-    that can answer contention (the commit: ``contended``) catches it, others
-    let :meth:`Db.write` turn it into a ``BackendError`` that says so.
-    """
-
-
 def is_busy(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite giving up on a lock another connection held past
+    ``busy_timeout`` (nothing was written). The commit answers it as contention."""
     return isinstance(exc, sqlite3.OperationalError) and str(exc).startswith(_BUSY)
 
 
@@ -120,19 +113,15 @@ class Db:
             raise BackendError(
                 f"{action}: {describe(exc)}", session_id=session_id, record=record
             ) from exc
-        except Busy as exc:
-            raise BackendError(
-                f"{action}: the database stayed locked by another writer for longer than "
-                f"busy_timeout ({self.options.busy_timeout} ms); nothing was written",
-                session_id=session_id,
-                record=record,
-            ) from exc
+
+    def _open_conn(self) -> Conn:
+        if self._conn is None:
+            raise sqlite3.ProgrammingError("the database is not open")
+        return self._conn
 
     def _transaction(self, begin: str, fn: Callable[[Conn], T]) -> Callable[[], T]:
         def run() -> T:
-            conn = self._conn
-            if conn is None:
-                raise sqlite3.ProgrammingError("the database is not open")
+            conn = self._open_conn()
             conn.execute(begin)
             try:
                 result = fn(conn)
@@ -169,8 +158,8 @@ class Db:
     ) -> T:
         """``fn(conn)`` in a write transaction that holds the file's write lock from its start.
 
-        All of it commits, or (on any exception) none of it. ``Busy`` and a lock
-        wait past ``busy_timeout`` become a ``BackendError`` saying nothing was written.
+        All of it commits, or (on any exception) none of it. A lock wait past
+        ``busy_timeout`` becomes a ``BackendError`` saying nothing was written.
         """
         return await self._run(
             action, self._transaction("BEGIN IMMEDIATE", fn), session_id=session_id, record=record
@@ -179,13 +168,7 @@ class Db:
     async def call(self, action: str, fn: Callable[[Conn], T]) -> T:
         """``fn(conn)`` outside any transaction (pragmas, ``data_version``)."""
 
-        def run() -> T:
-            conn = self._conn
-            if conn is None:
-                raise sqlite3.ProgrammingError("the database is not open")
-            return fn(conn)
-
-        return await self._run(action, run)
+        return await self._run(action, lambda: fn(self._open_conn()))
 
     async def aclose(self) -> None:
         def close() -> None:
