@@ -93,11 +93,16 @@ class PostgresStorage(StorageBase):
         try:
             await asyncio.get_running_loop().create_future()  # until cancelled
         except asyncio.CancelledError:
-            if not self._released:
-                self._released = True
-                await self._notifier.aclose()
-                await self._db.aclose()
+            await self._free()
             raise
+
+    async def _free(self) -> None:
+        """Close the listener and the pool, once: at ``aclose``, or with the loop."""
+        if self._released:
+            return
+        self._released = True
+        await self._notifier.aclose()
+        await self._db.aclose()
 
     @property
     def url(self) -> str:
@@ -130,12 +135,8 @@ class PostgresStorage(StorageBase):
 
     async def _release_resources(self) -> None:
         # The kit has already refused new calls and ended the waits (StorageBase.aclose).
-        if self._released:
-            return
-        self._released = True
         self._loop_watch.cancel()
-        await self._notifier.aclose()
-        await self._db.aclose()
+        await self._free()
 
 
 async def migrate_url(url: str, **options: Any) -> MigrationReport:
