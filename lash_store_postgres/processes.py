@@ -1,14 +1,14 @@
-"""The process registry on PostgreSQL (tables of migrations/0005_processes.sql).
+"""The process registry on PostgreSQL (tables of migrations/0006_processes.sql).
 
-An append is one transaction in two round trips (``Db.pipelined_transaction``):
-the first begins, locks the process row (``FOR UPDATE``, so concurrent
-appends to one process queue up and take ``last_sequence + 1`` in turn) and
-then, in a later statement whose snapshot is taken once the lock is held,
-reads the event stored under the replay key; the kit decides; the second
-inserts the event, rewrites the record, enqueues the wake's queued-work
-batch, sends ``pg_notify`` and commits. Reads are one pipelined round trip.
-Every ordering by id uses the "C" collation: code-point order, as every
-backend lists.
+An append is one call of ``append_process_event`` (repeatable/processes.sql)
+in one round trip: the kit plans it before any I/O
+(``lash_store_api.backend.process_plan``), the function locks the process
+row (``FOR UPDATE``, so concurrent appends to one process queue up and take
+``last_sequence + 1`` in turn), makes the checks only stored state can
+answer, writes the event, the record, the wake's queued-work batch and the
+``pg_notify``, and reports an outcome the kit decides on. Reads are one
+pipelined round trip. Every ordering by id uses the "C" collation: code-point
+order, as every backend lists.
 """
 
 from __future__ import annotations
@@ -19,30 +19,30 @@ from typing import Any, LiteralString
 
 from lash_store_api import ProcessEvent, ProcessHandleDescriptor, ProcessHandleGrant, ProcessRecord
 from lash_store_api.backend.clock import Clock
-from lash_store_api.backend.process_append import StoredReplay
 from lash_store_api.backend.process_codec import StoredLease, decode_event, decode_process
 from lash_store_api.backend.process_io import (
-    AppendDecider,
-    AppendWrite,
     GrantRow,
     LostGrant,
     untargeted,
 )
+from lash_store_api.backend.process_plan import (
+    AppendOutcome,
+    AppendPlan,
+    AppendSeen,
+    PlannedAppendRegistry,
+)
 from lash_store_api.backend.process_rows import (
-    event_columns,
     grant_columns,
     lease_columns,
     record_columns,
     stored_lease,
 )
-from lash_store_api.backend.processes import ProcessRegistryBase
-from lash_store_api.backend.queued_work import StoredBatch
+from lash_store_api.backend.queued_work import enqueue_params
 from lash_store_api.errors import BackendError
 
 from .backend import CAPABILITIES
 from .db import Conn, Db
 from .notify import ProcessNotifier
-from .queued_work import ENQUEUE, enqueue_params
 
 _EXISTS = "SELECT EXISTS (SELECT FROM {s}.processes WHERE process_id = %(pid)s)"
 _GET = "SELECT record FROM {s}.processes WHERE process_id = %(pid)s"
@@ -50,17 +50,14 @@ _INSERT = """
 INSERT INTO {s}.processes (process_id, state, waiting, wake_target_session, record)
 VALUES (%(pid)s, %(state)s, %(waiting)s, %(target)s, %(record)s)
 ON CONFLICT (process_id) DO NOTHING"""
-_LOCK = "SELECT record, last_sequence FROM {s}.processes WHERE process_id = %(pid)s FOR UPDATE"
-# A statement of its own, after the lock: its snapshot sees the event a concurrent
-# appender committed while this one waited (a join in the locking statement would not).
-_REPLAY = """
-SELECT payload_hash, event FROM {s}.process_events
- WHERE process_id = %(pid)s AND replay_key = %(key)s"""
 _LOCK_RECORD = _GET + " FOR UPDATE"
-_INSERT_EVENT = """
-INSERT INTO {s}.process_events
-       (process_id, sequence, event_type, payload_hash, replay_key, has_wake, event)
-VALUES (%(pid)s, %(seq)s, %(type)s, %(hash)s, %(key)s, %(wake)s, %(event)s)"""
+_APPEND = """
+SELECT * FROM {s}.append_process_event(
+    %(pid)s, %(key)s, %(hash)s, %(type)s, %(has_wake)s, %(event)s, %(terminal)s,
+    %(record_after)s, %(state_after)s, %(basis_md5)s, %(check_target)s, %(target)s,
+    %(reg_prefix)s, %(reg_mark)s, %(now)s::bigint, %(channel)s, %(wake_sid)s, %(wake_batch)s,
+    %(wake_key)s, %(wake_delivery)s, %(wake_slot)s, %(wake_merge)s,
+    %(wake_available)s::bigint, %(wake_payloads)s, %(wake_id_text)s)"""
 _UPDATE = """
 UPDATE {s}.processes
    SET state = %(state)s, waiting = %(waiting)s, wake_target_session = %(target)s,
@@ -159,7 +156,47 @@ UPDATE {s}.process_leases
  WHERE process_id = %(pid)s AND lease_token = %(token)s"""
 
 
-class PostgresProcessRegistry(ProcessRegistryBase):
+def append_params(plan: AppendPlan, channel: str) -> dict[str, Any]:
+    """The arguments of ``append_process_event`` for ``plan``, by name."""
+    refused = plan.refusal is not None
+    wake = plan.wake
+    row = None if wake is None else enqueue_params(wake.row)
+    return {
+        "pid": plan.process_id,
+        "key": plan.request.replay_key,
+        "hash": plan.payload_hash,
+        "type": plan.event_type,
+        "has_wake": plan.has_wake,
+        "event": None if refused else plan.event_text,
+        "terminal": plan.terminal,
+        "record_after": plan.record_after,
+        "state_after": plan.state_after,
+        "basis_md5": plan.basis_digest,
+        "check_target": plan.check_target,
+        "target": plan.target_session,
+        "reg_prefix": plan.registration_prefix,
+        "reg_mark": plan.registration_mark,
+        "now": plan.now_ms,
+        "channel": channel,
+        **{f"wake_{k}": None if row is None else row[v] for k, v in _WAKE_ARGS.items()},
+        "wake_id_text": None if wake is None else wake.wake_id_text,
+    }
+
+
+#: The wake's arguments of ``append_process_event`` and the enqueue parameters they take.
+_WAKE_ARGS = {
+    "sid": "sid",
+    "batch": "batch_id",
+    "key": "key",
+    "delivery": "delivery",
+    "slot": "slot",
+    "merge": "merge",
+    "available": "available",
+    "payloads": "payloads",
+}
+
+
+class PostgresProcessRegistry(PlannedAppendRegistry):
     """The process tables of one storage's schema."""
 
     tier = CAPABILITIES.durability
@@ -203,39 +240,11 @@ class PostgresProcessRegistry(ProcessRegistryBase):
             raise BackendError("registering: the process row vanished", record=record.id)
         return decode_process(rows[0][0], record=record.id)
 
-    async def _append(self, pid: str, replay_key: str | None, decide: AppendDecider) -> AppendWrite:
-        db = self._db
-        async with db.pipelined_transaction("appending a process event", record=pid) as conn:
-            params = {"pid": pid, "key": replay_key}
-            locked = await conn.execute(db.q(_LOCK), params)
-            # Queued behind the lock, in the same round trip as it.
-            replay = None if replay_key is None else await conn.execute(db.q(_REPLAY), params)
-            row = await locked.fetchone()
-            found = None if replay is None else await replay.fetchone()
-            record = None if row is None else decode_process(row[0], record=pid)
-            last = 0 if row is None else int(row[1])
-            stored = None
-            if found is not None:
-                stored = StoredReplay(found[0], decode_event(found[1], record=pid))
-            write = decide(record, last + 1, stored)
-            await self._write_append(conn, pid, write)
-        return write
-
-    async def _write_append(self, conn: Conn, pid: str, write: AppendWrite) -> None:
-        db, prepared = self._db, write.prepared
-        event = prepared.event
-        if not prepared.replayed:
-            await conn.execute(db.q(_INSERT_EVENT), event_columns(prepared))
-        if write.record is not None:
-            await conn.execute(
-                db.q(_UPDATE), {**record_columns(write.record), "seq": event.sequence}
-            )
-        if write.wake is not None:
-            await self._enqueue(conn, write.wake)
-        await self._notify(conn, pid)
-
-    async def _enqueue(self, conn: Conn, row: StoredBatch) -> None:
-        await conn.execute(self._db.q(ENQUEUE), enqueue_params(row))
+    async def _append_plan(self, plan: AppendPlan) -> AppendSeen:
+        params = append_params(plan, self._notifier.channel)
+        (rows,) = await self._rows("appending a process event", plan.process_id, (_APPEND, params))
+        outcome, seq, record, replay_hash, replay_event = rows[0]
+        return AppendSeen(AppendOutcome(outcome), int(seq), record, replay_hash, replay_event)
 
     async def _update(
         self, pid: str, change: Callable[[ProcessRecord | None], ProcessRecord]

@@ -25,14 +25,13 @@ from lash_store_api.errors import BackendError
 
 from .db import Db
 
-# enqueue_params is the kit's; processes.py imports it from here with ENQUEUE.
-__all__ = ["ENQUEUE", "PostgresQueue", "enqueue_params"]
+__all__ = ["PostgresQueue"]
 
 _COLUMNS = ", ".join(BATCH_COLUMNS)
 
 # The insert returns the new row; a still-queued batch holding the key is returned
 # instead (unless it was committed after this statement's snapshot: see _insert).
-ENQUEUE = f"""
+_ENQUEUE = f"""
 WITH ins AS (
     INSERT INTO {{s}}.queued_work (session_id, batch_id, source_key, delivery_policy,
             slot_policy, merge_key, available_at_ms, enqueued_at_ms, payloads)
@@ -114,7 +113,7 @@ class PostgresQueue(QueuedWorkBase):
 
     async def _insert(self, row: StoredBatch) -> StoredBatch:
         params = enqueue_params(row)
-        statement = ENQUEUE if row.source_key is not None else _ENQUEUE_KEYLESS
+        statement = _ENQUEUE if row.source_key is not None else _ENQUEUE_KEYLESS
         for _ in range(_ENQUEUE_TRIES):
             found = await self._rows(
                 "enqueueing queued work", statement, params, session_id=row.session_id
