@@ -264,9 +264,11 @@ async def test_attachments_6b_reput_replaces_the_metadata(storage: Storage) -> N
 @behaviour("manifest-1", needs=ATTACHMENTS)
 @pytest.mark.asyncio
 async def test_manifest_1_rerecorded_intent_takes_the_new_row(storage: Storage) -> None:
-    """`record_intent` upserts by id: re-recording an uncommitted intent replaces its URI
-    and time, and from another session's handle moves the row to that session
-    (spec/attachments.md §1)."""
+    """`record_intent` upserts by session and id: re-recording an uncommitted intent
+    replaces its URI and time; another session's intent for the same id is a row of its
+    own, and the first session keeps its row (docs/semantics.md, "Attachments": the spec
+    moves the row, which would let a deletion of the second session drop bytes the
+    first still names)."""
     sid, other = "mf1-first", "mf1-second"
     handle = storage.session(sid)
     await handle.record_intent(intent(sid, A, canonical_uri="uri-1", intent_at_epoch_ms=100))
@@ -282,8 +284,16 @@ async def test_manifest_1_rerecorded_intent_takes_the_new_row(storage: Storage) 
         )
     ]
     await storage.session(other).record_intent(intent(other, A, intent_at_epoch_ms=400))
-    assert await handle.list_uncommitted(10_000) == []
     assert await storage.session(other).list_uncommitted(10_000) == [entry(A, other, 400)]
+    assert await handle.list_uncommitted(10_000) == [
+        AttachmentManifestEntry(
+            attachment_id=A,
+            session_id=sid,
+            canonical_uri="uri-2",
+            intent_at_epoch_ms=300,
+            committed_at_epoch_ms=None,
+        )
+    ]
 
 
 @behaviour("attachments-3", needs=ATTACHMENTS)

@@ -26,8 +26,9 @@ class MemoryManifest:
         self._state = state
 
     async def record_intent(self, intent: AttachmentIntent) -> None:
-        previous = self._state.manifest.get(intent.attachment_id)
-        self._state.manifest[intent.attachment_id] = AttachmentManifestEntry(
+        key = (intent.session_id, intent.attachment_id)
+        previous = self._state.manifest.get(key)
+        self._state.manifest[key] = AttachmentManifestEntry(
             attachment_id=intent.attachment_id,
             session_id=intent.session_id,
             canonical_uri=intent.canonical_uri,
@@ -48,14 +49,11 @@ class MemoryManifest:
     def _stamp(self, session_id: str, attachment_ids: Sequence[str], at_ms: int) -> None:
         manifest = self._state.manifest
         for attachment_id in attachment_ids:
-            entry = manifest.get(attachment_id)
+            key = (session_id, attachment_id)
+            entry = manifest.get(key)
             # A stamped row keeps its first time.
-            if (
-                entry is not None
-                and entry.session_id == session_id
-                and entry.committed_at_epoch_ms is None
-            ):
-                manifest[attachment_id] = dataclasses.replace(entry, committed_at_epoch_ms=at_ms)
+            if entry is not None and entry.committed_at_epoch_ms is None:
+                manifest[key] = dataclasses.replace(entry, committed_at_epoch_ms=at_ms)
 
     async def list_uncommitted(
         self, session_id: str, older_than_epoch_ms: int
@@ -72,13 +70,11 @@ class MemoryManifest:
         )
 
     async def forget(self, session_id: str, attachment_id: str) -> None:
-        entry = self._state.manifest.get(attachment_id)
-        if entry is not None and entry.session_id == session_id:
-            del self._state.manifest[attachment_id]
+        self._state.manifest.pop((session_id, attachment_id), None)
 
 
 class MemoryAttachmentStore(AttachmentStoreBase):
-    """Attachment bytes, content-addressed; they live as long as the storage."""
+    """Attachment bytes, content-addressed; GC collects those no manifest row names."""
 
     persistence_kind = AttachmentStorePersistence.EPHEMERAL
 
@@ -87,6 +83,7 @@ class MemoryAttachmentStore(AttachmentStoreBase):
 
     async def _store(self, ref: AttachmentRef, data: bytes) -> None:
         self._state.attachments[ref.id] = StoredAttachment(copy.deepcopy(ref), data)
+        self._state.attachment_puts[ref.id] = now_ms()
 
     async def _load(self, attachment_id: str) -> StoredAttachment | None:
         return copy.deepcopy(self._state.attachments.get(attachment_id))

@@ -25,6 +25,7 @@ from lash_store_api.processes import ProcessRegistry
 from .attachments import MemoryManifest
 from .queued_work import MemoryQueue, settle, stale_claims
 from .state import HeadRow, MemoryState, NodeRow, SessionNodes, StampRow
+from .triggers import delete_session_subscriptions
 
 TIER = DurabilityTier.INLINE
 
@@ -227,8 +228,9 @@ class MemorySessionFactory(SessionFactoryBase):
             del state.session_ids[bisect.bisect_left(state.session_ids, sid)]
         for stamp_key in [k for k in state.stamps if k[0] == sid]:
             del state.stamps[stamp_key]
-        for attachment_id in [k for k, e in state.manifest.items() if e.session_id == sid]:
-            del state.manifest[attachment_id]
+        for key in [k for k in state.manifest if k[0] == sid]:
+            del state.manifest[key]
+        delete_session_subscriptions(state, sid)
 
     async def _list_sessions(self, query: SessionQuery) -> list[SessionSummary]:
         state = self._state

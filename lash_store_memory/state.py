@@ -90,14 +90,19 @@ class MemoryState:
     #: and each one's ``(created_at_ms, updated_at_ms)``.
     session_ids: list[str] = field(default_factory=list)
     session_times: dict[str, tuple[int, int]] = field(default_factory=dict)
-    manifest: dict[str, AttachmentManifestEntry] = field(default_factory=dict)
+    #: The attachment manifest: one row per ``(session id, attachment id)``.
+    manifest: dict[tuple[str, str], AttachmentManifestEntry] = field(default_factory=dict)
     attachments: dict[str, StoredAttachment] = field(default_factory=dict)
+    #: Attachments put that no manifest row has named since: id -> put time (ms).
+    attachment_puts: dict[str, int] = field(default_factory=dict)
     #: Queued batches: session id -> batch id -> row, in ``enqueue_seq`` order.
     queue: dict[str, dict[str, StoredBatch]] = field(default_factory=dict)
     #: The last ``enqueue_seq`` handed out, across sessions.
     queue_seq: int = 0
     #: Encoded process records by process id.
     processes: dict[str, str] = field(default_factory=dict)
+    #: When each terminal process became terminal (its record's time then), for prune.
+    process_terminal_at: dict[str, int] = field(default_factory=dict)
     #: Each process's log; sequence ``n`` is at index ``n - 1``.
     process_events: dict[str, list[EventRow]] = field(default_factory=dict)
     #: ``(process id, replay key)`` -> sequence.

@@ -54,13 +54,7 @@ class MemoryTriggerStore(TriggerStoreBase):
         return row.enabled
 
     async def _delete_session(self, session_id: str) -> int:
-        doomed = {r.subscription_id for r in self._owned(session_id)}
-        for sub_id in doomed:
-            del self._state.subscriptions[sub_id]
-        reservations = self._state.reservations
-        for key in [k for k in reservations if k[1] in doomed]:
-            reservations.discard(key)
-        return len(doomed)
+        return delete_session_subscriptions(self._state, session_id)
 
     async def _insert_occurrence(self, row: StoredOccurrence) -> StoredOccurrence:
         return self._state.occurrences.setdefault(row.idempotency_key, row)
@@ -96,3 +90,18 @@ class MemoryTriggerStore(TriggerStoreBase):
             for occ, sub_id in self._state.reservations
             if occ == occurrence and sub_id in subscriptions
         ]
+
+
+def delete_session_subscriptions(state: MemoryState, session_id: str) -> int:
+    """Delete the subscriptions ``session_id`` registered and their reservations; the count.
+    Deleting the session does this too (docs/semantics.md, "Sessions factory")."""
+    doomed = {
+        r.subscription_id
+        for r in state.subscriptions.values()
+        if r.registrant_session_id == session_id
+    }
+    for sub_id in doomed:
+        del state.subscriptions[sub_id]
+    for key in [k for k in state.reservations if k[1] in doomed]:
+        state.reservations.discard(key)
+    return len(doomed)

@@ -16,11 +16,14 @@ from lash_store_api.backend.codec import decode_attachment_ref, decode_record, e
 
 from .db import Db
 
-# A re-recorded intent keeps the row's commit stamp, as the manifest is write-ahead.
+_LOCK_GC_SHARED = "SELECT pg_advisory_xact_lock_shared(%s, %s)"
+
+# One row per session and id; a re-recorded intent keeps the row's commit stamp, as
+# the manifest is write-ahead.
 _RECORD_INTENT = """
 INSERT INTO {s}.attachment_manifest (attachment_id, session_id, canonical_uri, intent_at_ms)
 VALUES (%s, %s, %s, %s)
-ON CONFLICT (attachment_id) DO UPDATE SET session_id = EXCLUDED.session_id,
+ON CONFLICT (session_id, attachment_id) DO UPDATE SET
     canonical_uri = EXCLUDED.canonical_uri, intent_at_ms = EXCLUDED.intent_at_ms"""
 
 _COMMIT_REFS = """
@@ -37,6 +40,12 @@ _FORGET = "DELETE FROM {s}.attachment_manifest WHERE attachment_id = %s AND sess
 _PUT = """
 INSERT INTO {s}.attachments (attachment_id, meta, data) VALUES (%s, %s, %s)
 ON CONFLICT (attachment_id) DO UPDATE SET meta = EXCLUDED.meta"""
+# A put, of new bytes or known ones, protects them from GC for the grace period (server
+# clock, as blob puts).
+_TOUCH_PUT = """
+INSERT INTO {s}.attachment_puts (attachment_id, put_at_ms)
+VALUES (%s, (extract(epoch FROM clock_timestamp()) * 1000)::bigint)
+ON CONFLICT (attachment_id) DO UPDATE SET put_at_ms = EXCLUDED.put_at_ms"""
 
 _GET = "SELECT meta, data FROM {s}.attachments WHERE attachment_id = %s"
 
@@ -101,7 +110,10 @@ class PostgresAttachmentStore(AttachmentStoreBase):
     async def _store(self, ref: AttachmentRef, data: bytes) -> None:
         db = self._db
         async with db.pipelined("storing an attachment", record=ref.id) as conn:
+            # Held shared, as by a blob put: GC's sweep waits for the put, then sees it fresh.
+            await conn.execute(_LOCK_GC_SHARED, db.gc_lock)
             await conn.execute(db.q(_PUT), (ref.id, encode_attachment_ref(ref), data))
+            await conn.execute(db.q(_TOUCH_PUT), (ref.id,))
 
     async def _load(self, attachment_id: str) -> StoredAttachment | None:
         db = self._db

@@ -96,6 +96,8 @@ _DELETE_SESSION = (
     "DELETE FROM {s}.session_meta WHERE session_id = %(sid)s",
     "DELETE FROM {s}.attachment_manifest WHERE session_id = %(sid)s",
     "DELETE FROM {s}.queued_work WHERE session_id = %(sid)s",
+    # The subscriptions it registered; their reservations go by ON DELETE CASCADE.
+    "DELETE FROM {s}.trigger_subscriptions WHERE registrant_session_id = %(sid)s",
 )
 
 # One page of sessions. A session has a head, metadata or both, so each table's

@@ -13,15 +13,17 @@ from lash_store_api import (
     StoredAttachment,
 )
 from lash_store_api.backend.attachments import AttachmentStoreBase
+from lash_store_api.backend.clock import now_ms
 from lash_store_api.backend.codec import decode_attachment_ref, decode_record, encode_attachment_ref
 
 from .db import Conn, Db
 
-# A re-recorded intent keeps the row's commit stamp, as the manifest is write-ahead.
+# One row per session and id; a re-recorded intent keeps the row's commit stamp, as
+# the manifest is write-ahead.
 _RECORD_INTENT = """
 INSERT INTO attachment_manifest (attachment_id, session_id, canonical_uri, intent_at_ms)
 VALUES (?, ?, ?, ?)
-ON CONFLICT (attachment_id) DO UPDATE SET session_id = excluded.session_id,
+ON CONFLICT (session_id, attachment_id) DO UPDATE SET
     canonical_uri = excluded.canonical_uri, intent_at_ms = excluded.intent_at_ms"""
 # A stamped row keeps its first time.
 _COMMIT_REF = """
@@ -35,6 +37,10 @@ _FORGET = "DELETE FROM attachment_manifest WHERE attachment_id = ? AND session_i
 _PUT = """
 INSERT INTO attachments (attachment_id, meta, data) VALUES (?, ?, ?)
 ON CONFLICT (attachment_id) DO UPDATE SET meta = excluded.meta"""
+# A put, of new bytes or known ones, protects them from GC for the grace period.
+_TOUCH_PUT = """
+INSERT INTO attachment_puts (attachment_id, put_at_ms) VALUES (?, ?)
+ON CONFLICT (attachment_id) DO UPDATE SET put_at_ms = excluded.put_at_ms"""
 _GET = "SELECT meta, data FROM attachments WHERE attachment_id = ?"
 
 
@@ -111,9 +117,12 @@ class SqliteAttachmentStore(AttachmentStoreBase):
 
     async def _store(self, ref: AttachmentRef, data: bytes) -> None:
         row = (ref.id, encode_attachment_ref(ref), data)
-        await self._db.write(
-            "storing an attachment", lambda conn: conn.execute(_PUT, row), record=ref.id
-        )
+
+        def store(conn: Conn) -> None:
+            conn.execute(_PUT, row)
+            conn.execute(_TOUCH_PUT, (ref.id, now_ms()))
+
+        await self._db.write("storing an attachment", store, record=ref.id)
 
     async def _load(self, attachment_id: str) -> StoredAttachment | None:
         row = await self._db.read(

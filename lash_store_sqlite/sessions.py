@@ -27,6 +27,7 @@ from .attachments import SqliteManifest
 from .commit import contended, write_commit
 from .db import Conn, Db, is_busy
 from .queued_work import SqliteQueue
+from .triggers import delete_session_subscriptions
 
 _HEAD = """
 SELECT h.head_revision, h.config, h.agent_frames, h.current_agent_frame_id, h.checkpoint_ref,
@@ -245,6 +246,7 @@ class SqliteSessionFactory(SessionFactoryBase):
         def delete(conn: Conn) -> None:
             for statement in _DELETE_SESSION:
                 conn.execute(statement, (sid,))
+            delete_session_subscriptions(conn, sid)  # and their reservations
 
         await self._db.write("deleting a session", delete, session_id=sid)
 

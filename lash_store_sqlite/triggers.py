@@ -88,8 +88,8 @@ SELECT {_SUB_COLUMNS} FROM trigger_subscriptions
 
 def delete_session_subscriptions(conn: Conn, session_id: str) -> int:
     """Delete the subscriptions of ``session_id``'s registrant and their reservations;
-    the number of subscriptions deleted. (Deleting the session itself leaves its
-    subscriptions alone, spec/sessions.md §4: only this call deletes them.)"""
+    the number of subscriptions deleted. Deleting the session does this too
+    (docs/semantics.md, "Sessions factory")."""
     conn.execute(_DELETE_RESERVATIONS, (session_id,))
     return conn.execute(_DELETE_SUBSCRIPTIONS, (session_id,)).rowcount
 

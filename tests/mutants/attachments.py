@@ -123,14 +123,15 @@ class RecommitUnstamps(MemoryManifest):
         stamped = {
             i
             for i in attachment_ids
-            if (e := self._state.manifest.get(i)) is not None
-            and e.session_id == session_id
+            if (e := self._state.manifest.get((session_id, i))) is not None
             and e.committed_at_epoch_ms is not None
         }
         super()._stamp(session_id, attachment_ids, at_ms)
         for i in stamped:
-            entry = self._state.manifest[i]
-            self._state.manifest[i] = dataclasses.replace(entry, committed_at_epoch_ms=None)
+            entry = self._state.manifest[session_id, i]
+            self._state.manifest[session_id, i] = dataclasses.replace(
+                entry, committed_at_epoch_ms=None
+            )
 
 
 class Lister(MemoryManifest):
@@ -176,32 +177,37 @@ class UncommittedByTime(Lister):
 @breaks("attachments-13: commit_refs stamps rows owned by another session")
 class StampsForeignRows(MemoryManifest):
     def _stamp(self, session_id: str, attachment_ids: Sequence[str], at_ms: int) -> None:
-        for attachment_id in attachment_ids:
-            entry = self._state.manifest.get(attachment_id)
-            if entry is not None and entry.committed_at_epoch_ms is None:
-                self._state.manifest[attachment_id] = dataclasses.replace(
-                    entry, committed_at_epoch_ms=at_ms
-                )
+        manifest = self._state.manifest
+        for key, entry in list(manifest.items()):
+            if key[1] in attachment_ids and entry.committed_at_epoch_ms is None:
+                manifest[key] = dataclasses.replace(entry, committed_at_epoch_ms=at_ms)
 
 
 @breaks("attachments-14: re-recording a committed id's intent un-commits it")
 class ReRecordUnstamps(MemoryManifest):
     async def record_intent(self, intent: AttachmentIntent) -> None:
         await super().record_intent(intent)
-        entry = self._state.manifest[intent.attachment_id]
-        self._state.manifest[intent.attachment_id] = dataclasses.replace(
-            entry, committed_at_epoch_ms=None
-        )
+        key = (intent.session_id, intent.attachment_id)
+        entry = self._state.manifest[key]
+        self._state.manifest[key] = dataclasses.replace(entry, committed_at_epoch_ms=None)
 
 
 # --- the manifest's upsert (spec/attachments.md §1) and its binding (design.md, 3) -------
 
 
-@breaks("manifest-1: re-recording an intent keeps the row's old session, URI and time")
+@breaks("manifest-1: re-recording an intent keeps the row's old URI and time")
 class ReRecordKeepsOldRow(MemoryManifest):
     async def record_intent(self, intent: AttachmentIntent) -> None:
-        if intent.attachment_id not in self._state.manifest:
+        if (intent.session_id, intent.attachment_id) not in self._state.manifest:
             await super().record_intent(intent)
+
+
+@breaks("manifest-1: another session's intent for the same id takes the first one's row")
+class IntentMovesTheRow(MemoryManifest):
+    async def record_intent(self, intent: AttachmentIntent) -> None:
+        for key in [k for k in self._state.manifest if k[1] == intent.attachment_id]:
+            del self._state.manifest[key]
+        await super().record_intent(intent)
 
 
 @breaks("departures-3: list_uncommitted lists every session's rows")
@@ -217,7 +223,8 @@ class ListsEverySession(Lister):
 @breaks("departures-3: forget deletes another session's row")
 class ForgetsForeignRows(MemoryManifest):
     async def forget(self, session_id: str, attachment_id: str) -> None:
-        self._state.manifest.pop(attachment_id, None)
+        for key in [k for k in self._state.manifest if k[1] == attachment_id]:
+            del self._state.manifest[key]
 
 
 @breaks("departures-3: record_intent accepts an intent for another session than the handle's")
@@ -259,7 +266,7 @@ class UnboundListsEverything(MemorySessionHandle):
 @breaks("attachments-3: forget of an id that has no row raises AttachmentNotFound")
 class ForgetUnknownRaises(MemoryManifest):
     async def forget(self, session_id: str, attachment_id: str) -> None:
-        if attachment_id not in self._state.manifest:
+        if (session_id, attachment_id) not in self._state.manifest:
             raise AttachmentNotFound(attachment_id)
         await super().forget(session_id, attachment_id)
 
@@ -270,7 +277,7 @@ class CommitRefsUnknownRaises(MemoryManifest):
         self, session_id: str, attachment_ids: Sequence[str], at_ms: int
     ) -> None:
         for attachment_id in attachment_ids:
-            if attachment_id not in self._state.manifest:
+            if (session_id, attachment_id) not in self._state.manifest:
                 raise AttachmentNotFound(attachment_id)
         await super().stamp_committed(session_id, attachment_ids, at_ms)
 
