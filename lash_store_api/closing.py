@@ -6,7 +6,8 @@ consults the storage's :class:`Closing`. So the rule holds for every backend
 built on the kit, whatever its facets do: after ``aclose`` a call raises
 :class:`~lash_store_api.errors.StorageClosed` before it reaches the backend,
 and a wait blocked at close (``await_process``, ``wait_event_after``) ends
-with that error at once instead of never.
+with that error at once instead of never. Every call it lets through is
+observed (logs, spans, metrics: :mod:`lash_store_api.observe`).
 
 The same proxy keeps calls on the storage's event loop, the one it was opened
 on (its pools, listeners and waits belong to that loop). A call from another
@@ -26,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
 from .errors import BackendError, EventLoopMismatch, StorageClosed
+from .observe import Observer
 
 __all__ = ["WAITS", "Closing", "Guarded", "guard"]
 
@@ -150,15 +152,18 @@ class Guarded:
     """A facet object or session handle that refuses calls once its storage is closed.
 
     Attributes pass through to the wrapped object; a public method is checked
-    when called (a coroutine when awaited), a wait (:data:`WAITS`) also ends
-    at close. Private names pass through unchecked: they are the backend's own.
+    when called (a coroutine when awaited, and observed under ``role``: the
+    facet's name, or ``"session"`` for a handle), a wait (:data:`WAITS`) also
+    ends at close. Private names pass through unchecked: they are the backend's own.
     """
 
-    __slots__ = ("_closing", "_methods", "_target")
+    __slots__ = ("_closing", "_methods", "_observer", "_role", "_target")
 
-    def __init__(self, target: object, closing: Closing) -> None:
+    def __init__(self, target: object, closing: Closing, observer: Observer, role: str) -> None:
         object.__setattr__(self, "_target", target)
         object.__setattr__(self, "_closing", closing)
+        object.__setattr__(self, "_observer", observer)
+        object.__setattr__(self, "_role", role)
         object.__setattr__(self, "_methods", {})
 
     def __getattr__(self, name: str) -> Any:
@@ -168,7 +173,7 @@ class Guarded:
         methods: dict[str, Any] = self._methods
         wrapper = methods.get(name)
         if wrapper is None:
-            wrapper = methods[name] = _checked(found, self._closing, name in WAITS)
+            wrapper = methods[name] = self._checked(found, name)
         return wrapper
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -178,29 +183,26 @@ class Guarded:
     def __repr__(self) -> str:
         return repr(self._target)
 
+    def _checked(self, method: Callable[..., Any], name: str) -> Callable[..., Any]:
+        closing: Closing = self._closing
+        if inspect.iscoroutinefunction(method):
+            wait = name in WAITS
+            observer: Observer = self._observer
+            operation = observer.operation(self._role, name, wait=wait)
+            return operation.wrap(closing.wait if wait else closing.call, method, self._target)
 
-def _checked(method: Callable[..., Any], closing: Closing, wait: bool) -> Callable[..., Any]:
-    if inspect.iscoroutinefunction(method):
-        if wait:
+        @functools.wraps(method)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            closing.check()
+            return method(*args, **kwargs)
 
-            @functools.wraps(method)
-            async def checked_wait(*args: Any, **kwargs: Any) -> Any:
-                return await closing.wait(method, *args, **kwargs)
-
-            return checked_wait
-        return functools.wraps(method)(functools.partial(closing.call, method))
-
-    @functools.wraps(method)
-    def checked(*args: Any, **kwargs: Any) -> Any:
-        closing.check()
-        return method(*args, **kwargs)
-
-    return checked
+        return checked
 
 
-def guard(target: T, closing: Closing) -> T:
-    """``target`` behind a proxy consulting ``closing`` (``target`` itself if already so)."""
+def guard(target: T, closing: Closing, observer: Observer, role: str) -> T:
+    """``target`` behind a proxy consulting ``closing`` and reporting to ``observer`` as
+    ``role`` (``target`` itself if already so)."""
     if isinstance(target, Guarded):
         return target
     # Typed as what it stands in for: it has every attribute of it.
-    return cast(T, Guarded(target, closing))
+    return cast(T, Guarded(target, closing, observer, role))

@@ -37,6 +37,7 @@ import pluggy
 
 from .common import redact_url
 from .errors import BackendUnavailable, InvalidRequest, UnknownBackend
+from .observe import log_opened
 from .storage import Backend, Storage
 
 __all__ = [
@@ -260,4 +261,7 @@ def resolve_url(url: str | None) -> str:
 async def open_storage(url: str | None = None, **options: Any) -> Storage:
     """Open the storage a URL names, through the backend registered for its scheme."""
     resolved = resolve_url(url)
-    return await backend_for_url(resolved).open(resolved, **options)
+    backend = backend_for_url(resolved)
+    storage = await backend.open(resolved, **options)
+    log_opened(backend.name, redact_url(resolved))
+    return storage

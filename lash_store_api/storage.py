@@ -17,6 +17,7 @@ from .closing import Closing, guard
 from .common import DurabilityTier
 from .errors import EventLoopMismatch, UnsupportedOperation
 from .maintenance import BlobStore, Maintenance
+from .observe import DEFAULT_SLOW_OPERATION_MS, HANDLE, Observer
 from .processes import ProcessRegistry
 from .sessions import SessionFactory, SessionHandle
 from .triggers import TriggerStore
@@ -119,6 +120,10 @@ class StorageBase:
     in progress end with it at once (:mod:`lash_store_api.closing`). Then
     :meth:`_release_resources` frees what the backend holds (pools,
     listeners); a backend overrides that, not ``aclose``.
+
+    Every call through a facet or handle is logged and measured
+    (:mod:`lash_store_api.observe`); ``slow_operation_ms`` is the storage option
+    of that name, above which a call is logged as slow.
     """
 
     backend_name: str = "backend"
@@ -139,15 +144,21 @@ class StorageBase:
         processes: ProcessRegistry | None = None,
         triggers: TriggerStore | None = None,
         artifacts: ArtifactStore | None = None,
+        slow_operation_ms: float = DEFAULT_SLOW_OPERATION_MS,
     ) -> None:
         self._closing = closing = Closing(self.backend_name)
-        self._sessions = None if sessions is None else guard(sessions, closing)
-        self._maintenance = None if maintenance is None else guard(maintenance, closing)
-        self._blobs = None if blobs is None else guard(blobs, closing)
-        self._attachments = None if attachments is None else guard(attachments, closing)
-        self._processes = None if processes is None else guard(processes, closing)
-        self._triggers = None if triggers is None else guard(triggers, closing)
-        self._artifacts = None if artifacts is None else guard(artifacts, closing)
+        self._observer = observer = Observer(self.backend_name, slow_operation_ms)
+
+        def guarded(facet: _F | None, role: Facet | str) -> _F | None:
+            return None if facet is None else guard(facet, closing, observer, str(role))
+
+        self._sessions = guarded(sessions, Facet.SESSIONS)
+        self._maintenance = guarded(maintenance, Facet.MAINTENANCE)
+        self._blobs = guarded(blobs, "blobs")
+        self._attachments = guarded(attachments, Facet.ATTACHMENTS)
+        self._processes = guarded(processes, Facet.PROCESSES)
+        self._triggers = guarded(triggers, Facet.TRIGGERS)
+        self._artifacts = guarded(artifacts, Facet.ARTIFACTS)
 
     @property
     def closed(self) -> bool:
@@ -236,7 +247,7 @@ def _guarded_opener(opener: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(opener)
     def session(self: StorageBase, session_id: str | None = None) -> Any:
         self._closing.check()
-        return guard(opener(self, session_id), self._closing)
+        return guard(opener(self, session_id), self._closing, self._observer, HANDLE)
 
     return session
 

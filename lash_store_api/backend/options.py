@@ -5,11 +5,22 @@ every backend: each parser takes the option's name (for the error) and its value
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
+from typing import Any
 from urllib.parse import quote
 
 from ..errors import InvalidRequest
+from ..observe import DEFAULT_SLOW_OPERATION_MS, SLOW_OPERATION_OPTION
 
-__all__ = ["as_bool", "as_int", "as_seconds", "encode_option"]
+__all__ = [
+    "OBSERVE_OPTIONS",
+    "as_bool",
+    "as_int",
+    "as_millis",
+    "as_seconds",
+    "encode_option",
+    "slow_operation_ms",
+]
 
 
 def as_bool(name: str, value: object) -> bool:
@@ -43,6 +54,30 @@ def as_seconds(name: str, value: object) -> float:
     if isinstance(value, bool) or not (number > 0 and math.isfinite(number)):
         raise InvalidRequest(name, f"must be a positive, finite number of seconds, got {value!r}")
     return number
+
+
+def as_millis(name: str, value: object) -> float:
+    try:
+        number = float(str(value)) if not isinstance(value, int | float) else float(value)
+    except (ValueError, OverflowError):
+        raise InvalidRequest(name, f"must be a number of milliseconds, got {value!r}") from None
+    if isinstance(value, bool) or not (number > 0 and math.isfinite(number)):
+        raise InvalidRequest(
+            name, f"must be a positive, finite number of milliseconds, got {value!r}"
+        )
+    return number
+
+
+#: The options of a storage's logs and metrics (lash_store_api.observe), taken by every
+#: backend of this package as a URL parameter or keyword and passed to StorageBase.
+OBSERVE_OPTIONS: Mapping[str, Callable[[str, object], Any]] = {SLOW_OPERATION_OPTION: as_millis}
+
+
+def slow_operation_ms(options: Mapping[str, object]) -> float:
+    """The ``slow_operation_ms`` option of ``options`` (others are ignored), else its default."""
+    if SLOW_OPERATION_OPTION not in options:
+        return DEFAULT_SLOW_OPERATION_MS
+    return as_millis(SLOW_OPERATION_OPTION, options[SLOW_OPERATION_OPTION])
 
 
 def encode_option(value: object) -> str:
