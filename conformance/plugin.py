@@ -59,6 +59,7 @@ SUITE_MODULES = frozenset(
         "atomicity",
         "departures",
         "retention",
+        "check",
         "limits",
         "bad_json",
         "bad_clock",

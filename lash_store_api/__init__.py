@@ -35,6 +35,7 @@ from .attachments import (
     NoopAttachmentManifest,
     StoredAttachment,
 )
+from .backups import BackingUpBackend, BackupReport
 from .common import (
     JSON,
     AttachmentId,
@@ -85,6 +86,8 @@ from .errors import (
 )
 from .maintenance import (
     BlobStore,
+    CheckProblem,
+    CheckReport,
     GcReport,
     Maintenance,
     VacuumReport,
@@ -245,8 +248,13 @@ __all__ = [  # noqa: RUF022 (grouped by module, as imported)
     "UnsupportedOperation",
     "UnsupportedReadScope",
     "UnsupportedRecordSchemaVersion",
+    # backups
+    "BackingUpBackend",
+    "BackupReport",
     # maintenance
     "BlobStore",
+    "CheckProblem",
+    "CheckReport",
     "GcReport",
     "Maintenance",
     "VacuumReport",

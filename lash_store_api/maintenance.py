@@ -7,7 +7,7 @@ from typing import Protocol, runtime_checkable
 
 from .common import BlobRef
 
-__all__ = ["BlobStore", "GcReport", "Maintenance", "VacuumReport"]
+__all__ = ["BlobStore", "CheckProblem", "CheckReport", "GcReport", "Maintenance", "VacuumReport"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +22,44 @@ class GcReport:
     root_count: int = 0
     retained_blob_count: int = 0
     deleted_blob_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CheckProblem:
+    """One broken invariant ``check`` found (docs/operations.md, "Checking a store").
+
+    ``kind``: ``missing-checkpoint``, ``corrupt-checkpoint``, ``missing-blob``,
+    ``orphan-rows`` or ``schema``; ``place``: whose it is, as ``session:ID``,
+    ``module:REF``, ``process:ID``, ``occurrence:ID``, ``subscription:ID`` or the
+    schema's location; ``ref``: the blob ref, or the table for orphan rows.
+    """
+
+    kind: str
+    place: str
+    ref: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.place} {self.ref}: {self.detail}"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckReport:
+    """What ``check`` examined, and every problem it found (none: ``ok``)."""
+
+    head_count: int = 0
+    #: Stored turn results whose checkpoints were checked.
+    turn_result_count: int = 0
+    #: Blob refs looked up: those checkpoints' manifests and module artifacts name.
+    named_blob_count: int = 0
+    module_count: int = 0
+    #: Relations whose rows were checked for a missing owner.
+    relation_count: int = 0
+    problems: tuple[CheckProblem, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
 
 
 @runtime_checkable
@@ -50,4 +88,9 @@ class Maintenance(Protocol):
 
     async def gc_unreachable(self) -> GcReport:
         """Delete every blob no root reaches; report roots, retained and deleted counts."""
+        ...
+
+    async def check(self) -> CheckReport:
+        """Verify the store's invariants on one snapshot and report what was found;
+        changes nothing (``lash_store_api.backend.check``)."""
         ...

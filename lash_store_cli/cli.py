@@ -22,7 +22,7 @@ from lash_store_api import ProcessStatusFilter, StoreError
 from lash_store_api.paging import MAX_PAGE_LIMIT
 from lash_store_api.plugins import DEFAULT_URL, ENV_VAR, resolve_url
 
-from . import commands, render, sessions
+from . import commands, operations, render, sessions
 from .commands import PROG, CliError
 
 __all__ = ["cli", "main"]
@@ -363,6 +363,65 @@ def gc_command(url: str) -> None:
 def vacuum_command(url: str, session: str | None) -> None:
     """Delete tombstoned graph nodes, of one session or of every session."""
     commands.with_storage(resolve_url(url), commands.vacuum(session), _out(), migrate=False)
+
+
+@cli.command(
+    "check",
+    short_help="Verify a store's invariants; exit 1 if a problem is found.",
+    epilog=example("lash-store check sqlite:///agents.db", "lash-store check $URL --json"),
+)
+@url_argument
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def check_command(ctx: click.Context, url: str, as_json: bool) -> None:
+    """Verify a store's invariants on one snapshot, changing nothing: every head's and
+    stored turn result's checkpoint and the blobs it names are stored and intact, no rows
+    outlive their session, process, occurrence or subscription, and the migrations and
+    their checksums are in order. One line per problem, then a summary; exit code 0
+    when there is none, 1 otherwise."""
+    code = operations.check(resolve_url(url), _out(), as_json=as_json)
+    if code:
+        ctx.exit(code)
+
+
+@cli.command(
+    "backup",
+    short_help="Copy a live store to a file while writers go on.",
+    epilog=example(
+        "lash-store backup sqlite:///agents.db agents.backup.db",
+        "lash-store backup postgresql://localhost/agents agents.dump",
+    ),
+)
+@click.argument("url", metavar="URL")
+@click.argument("dest", metavar="DEST", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Replace DEST if it exists.")
+def backup_command(url: str, dest: str, force: bool) -> None:
+    """Copy one consistent snapshot of the store at URL to the file DEST while writers
+    go on committing: SQLite through its online backup API, PostgreSQL with pg_dump of
+    the storage's schema (custom format). memory:// keeps nothing to back up."""
+    operations.backup(resolve_url(url), dest, _out(), force=force)
+
+
+@cli.command(
+    "restore",
+    short_help="Restore a backup into URL, then check it.",
+    epilog=example(
+        "lash-store restore agents.backup.db sqlite:///restored.db",
+        "lash-store restore agents.dump postgresql://localhost/staging",
+    ),
+)
+@click.argument("src", metavar="SRC", type=click.Path(dir_okay=False))
+@click.argument("url", metavar="URL")
+@click.option("--force", is_flag=True, help="Replace the store URL already holds.")
+@click.pass_context
+def restore_command(ctx: click.Context, src: str, url: str, force: bool) -> None:
+    """Make URL hold the store the backup SRC holds, then check it (exit code 1 if the
+    check finds a problem). A target that already holds a store is refused unless
+    --force. PostgreSQL restores with pg_restore under the schema the dump was taken
+    from: the URL must name it (?schema=...), in another database or after dropping it."""
+    code = operations.restore(src, resolve_url(url), _out(), force=force)
+    if code:
+        ctx.exit(code)
 
 
 @cli.command(

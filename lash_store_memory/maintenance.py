@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from lash_store_api import BlobRef, GcReport, SessionCheckpoint
+from lash_store_api import BlobRef, CheckReport, GcReport, SessionCheckpoint
 from lash_store_api.backend.clock import now_ms
 from lash_store_api.backend.codec import decode_checkpoint
 from lash_store_api.backend.maintenance import (
@@ -14,6 +14,7 @@ from lash_store_api.backend.maintenance import (
     mark_retained,
 )
 
+from .check import check_state
 from .state import MemoryState
 
 
@@ -70,6 +71,9 @@ class MemoryMaintenance(MaintenanceBase):
         for ref in doomed:
             del state.blobs[ref]
         return GcReport(root_count, len(retained), len(doomed))
+
+    async def check(self) -> CheckReport:
+        return check_state(self._state)
 
 
 class MemoryBlobStore(BlobStoreBase):

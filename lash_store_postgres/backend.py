@@ -15,7 +15,14 @@ from functools import cache
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from lash_store_api import BackendUnavailable, Capabilities, DurabilityTier, Facet, MigrationReport
+from lash_store_api import (
+    BackendUnavailable,
+    BackupReport,
+    Capabilities,
+    DurabilityTier,
+    Facet,
+    MigrationReport,
+)
 
 from .config import SCHEMES
 
@@ -76,6 +83,18 @@ class PostgresBackend:
         from .storage import migrate_url
 
         return await migrate_url(url, **options)
+
+    async def backup(self, url: str, dest: str, *, force: bool = False) -> BackupReport:
+        require_driver()
+        from .backup import backup
+
+        return await backup(url, dest, force=force)
+
+    async def restore(self, src: str, url: str, *, force: bool = False) -> BackupReport:
+        require_driver()
+        from .backup import restore
+
+        return await restore(src, url, force=force)
 
     @asynccontextmanager
     async def isolated(self, url: str, **options: Any) -> AsyncIterator[PostgresStorage]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from lash_store_api import BlobRef, GcReport, SessionCheckpoint
+from lash_store_api import BlobRef, CheckReport, GcReport, SessionCheckpoint
 from lash_store_api.backend.codec import decode_checkpoint, decode_record
 from lash_store_api.backend.maintenance import (
     BlobStoreBase,
@@ -24,6 +24,7 @@ from lash_store_api.backend.maintenance import (
 )
 
 from .artifacts import MODULE_BLOB_ROOTS
+from .check import check
 from .db import Db
 
 _VACUUM_SESSION = "DELETE FROM {s}.nodes WHERE session_id = %(sid)s AND tombstoned"
@@ -122,6 +123,9 @@ class PostgresMaintenance(MaintenanceBase):
 
     async def gc_unreachable(self) -> GcReport:
         return await collect(self._db, self.policy)
+
+    async def check(self) -> CheckReport:
+        return await check(self._db)
 
 
 class PostgresBlobStore(BlobStoreBase):

@@ -6,6 +6,7 @@ install; the modules that use it are imported when a storage is opened.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
 import uuid
@@ -13,7 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
-from lash_store_api import Capabilities, DurabilityTier, Facet, MigrationReport
+from lash_store_api import BackupReport, Capabilities, DurabilityTier, Facet, MigrationReport
 
 from .config import MEMORY, SCHEMES, parse_url
 
@@ -43,6 +44,18 @@ class SqliteBackend:
         from .storage import migrate_url
 
         return await migrate_url(url, **options)
+
+    async def backup(self, url: str, dest: str, *, force: bool = False) -> BackupReport:
+        from .backup import backup_file
+
+        path, _ = parse_url(url)
+        return await asyncio.to_thread(backup_file, path, dest, force=force)
+
+    async def restore(self, src: str, url: str, *, force: bool = False) -> BackupReport:
+        from .backup import restore_file
+
+        path, _ = parse_url(url)
+        return await asyncio.to_thread(restore_file, src, path, force=force)
 
     @asynccontextmanager
     async def isolated(self, url: str, **options: Any) -> AsyncIterator[SqliteStorage]:

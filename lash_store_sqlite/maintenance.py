@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from lash_store_api import BlobRef, GcReport, SessionCheckpoint
+from lash_store_api import BlobRef, CheckReport, GcReport, SessionCheckpoint
 from lash_store_api.backend.clock import now_ms
 from lash_store_api.backend.codec import decode_checkpoint, decode_record
 from lash_store_api.backend.maintenance import (
@@ -21,6 +21,7 @@ from lash_store_api.backend.maintenance import (
     mark_retained,
 )
 
+from .check import check
 from .db import Conn, Db
 
 _VACUUM = "DELETE FROM nodes WHERE tombstoned = 1 AND (:sid IS NULL OR session_id = :sid)"
@@ -97,6 +98,9 @@ class SqliteMaintenance(MaintenanceBase):
             "collecting unreachable blobs",
             lambda conn: collect(conn, self.policy, self._other_roots),
         )
+
+    async def check(self) -> CheckReport:
+        return await self._db.read("checking the store", lambda c: check(c, self._db.path))
 
 
 class SqliteBlobStore(BlobStoreBase):

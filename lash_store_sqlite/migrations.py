@@ -23,7 +23,7 @@ def component(path: str) -> str:
     return f"sqlite database {path!r}"
 
 
-def _recorded(conn: Conn) -> dict[int, str] | None:
+def recorded_versions(conn: Conn) -> dict[int, str] | None:
     """``{version: checksum}``, or ``None`` when the file has no migrations table."""
     found = conn.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (TABLE,)
@@ -42,7 +42,7 @@ def migrate(conn: Conn, path: str) -> MigrationReport:
         " applied_at_ms integer NOT NULL"
         " DEFAULT (CAST((julianday('now') - 2440587.5) * 86400000 AS integer)))"
     )
-    recorded = _recorded(conn) or {}
+    recorded = recorded_versions(conn) or {}
     kit.verify(component(path), recorded, known)
     applied = []
     for migration in known:
@@ -61,7 +61,7 @@ def migrate(conn: Conn, path: str) -> MigrationReport:
 def check_current(conn: Conn, path: str) -> None:
     """Raise ``DatabaseSchemaMismatch`` unless the file is exactly at this code's version."""
     known = kit.known_migrations("lash_store_sqlite")
-    recorded = _recorded(conn)
+    recorded = recorded_versions(conn)
     if recorded is None:
         raise DatabaseSchemaMismatch(
             f"the lash-store schema of {component(path)}",

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..common import BlobRef
-from ..errors import InvalidRequest
-from ..maintenance import GcReport, VacuumReport
+from ..errors import InvalidRequest, UnsupportedOperation
+from ..maintenance import CheckReport, GcReport, VacuumReport
 from ..sessions import SessionCheckpoint
 from .codec import sha256_of_bytes
 from .commit import named_blobs
@@ -109,6 +109,11 @@ class MaintenanceBase(ABC):
         sid = None if session_id is None else check_id("session_id", session_id)
         nodes, stamps = await self._vacuum(sid)
         return VacuumReport(nodes, stamps)
+
+    async def check(self) -> CheckReport:
+        """Verify the store's invariants: a backend overrides this, feeding the kit's
+        :class:`.check.Checker` what it reads."""
+        raise UnsupportedOperation("this backend does not check its store")
 
 
 class BlobStoreBase(ABC):
