@@ -33,6 +33,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.types import StateSnapshot
 
 import lash_store_api as lash
+from lash_store_api.observe import log_retry
 
 __all__ = ["MAX_ATTEMPTS", "ainvoke_once", "invoke_once", "with_message_ids"]
 
@@ -81,6 +82,10 @@ def _missing(snapshot: StateSnapshot, channel: str, sent: list[BaseMessage]) -> 
     return [m for m in sent if m.id not in ids]
 
 
+def _thread_id(config: RunnableConfig) -> object:
+    return (config.get("configurable") or {}).get("thread_id")
+
+
 def _pause(attempt: int) -> float:
     # Jittered, so two workers that keep colliding drift apart.
     return random.uniform(0, min(MAX_BACKOFF, 0.005 * 2**attempt))
@@ -117,9 +122,10 @@ def invoke_once(
             if not missing:
                 return snapshot.values
             return graph.invoke({**full, channel: missing}, config, **kwargs)
-        except lash.ConflictError:
+        except lash.ConflictError as exc:
             if attempt == attempts - 1:
                 raise
+            log_retry("invoke_once", attempt + 2, attempts, exc, thread_id=_thread_id(config))
     return _settled(graph.get_state(config), channel, sent)
 
 
@@ -147,9 +153,10 @@ async def ainvoke_once(
             if not missing:
                 return snapshot.values
             return await graph.ainvoke({**full, channel: missing}, config, **kwargs)
-        except lash.ConflictError:
+        except lash.ConflictError as exc:
             if attempt == attempts - 1:
                 raise
+            log_retry("ainvoke_once", attempt + 2, attempts, exc, thread_id=_thread_id(config))
     return _settled(await graph.aget_state(config), channel, sent)
 
 

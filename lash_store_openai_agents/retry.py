@@ -29,6 +29,7 @@ except ImportError as exc:  # the extra is not installed
     ) from exc
 
 import lash_store_api as lash
+from lash_store_api.observe import log_retry
 
 from .session import SessionContended
 
@@ -106,11 +107,12 @@ async def run_once(
         watched = _Watched(session)
         try:
             return await Runner.run(agent, pending, session=watched, **kwargs)
-        except SessionContended:
+        except SessionContended as exc:
             if watched.stored:
                 pending = []
             if attempt == attempts - 1:
                 raise
+            log_retry("run_once", attempt + 2, attempts, exc, session_id=session.session_id)
     raise AssertionError("unreachable")  # the loop returns or raises
 
 
@@ -131,9 +133,10 @@ def run_once_sync(
         watched = _Watched(session)
         try:
             return Runner.run_sync(agent, pending, session=watched, **kwargs)
-        except SessionContended:
+        except SessionContended as exc:
             if watched.stored:
                 pending = []
             if attempt == attempts - 1:
                 raise
+            log_retry("run_once_sync", attempt + 2, attempts, exc, session_id=session.session_id)
     raise AssertionError("unreachable")

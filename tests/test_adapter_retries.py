@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import threading
 import time
 import uuid
@@ -231,7 +232,10 @@ async def test_two_tasks_racing_with_ainvoke_once_store_each_input_once(
     check_each_once(found.checkpoint["channel_values"]["messages"], [*inputs["w1"], *inputs["w2"]])
 
 
-async def test_ainvoke_once_after_a_forced_race(any_storage: lash.Storage) -> None:
+async def test_ainvoke_once_after_a_forced_race(
+    any_storage: lash.Storage, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="lash_store.retry")
     saver_a, saver_b = LashSaver(any_storage), LashSaver(any_storage)
     graph_a = chat_graph(saver_a)
     loop = asyncio.get_running_loop()
@@ -243,6 +247,12 @@ async def test_ainvoke_once_after_a_forced_race(any_storage: lash.Storage) -> No
     graph_b = chat_graph(saver_b, hooks=[send_a])
     state = await ainvoke_once(graph_b, {"messages": ["b"]}, config(), durability="sync")
     assert texts(state["messages"]) == ["b", ANSWER + "b", "a", ANSWER + "a"]
+    # B's retry is logged at info, with the thread and never the input.
+    (retry,) = [r for r in caplog.records if r.name == "lash_store.retry"]
+    assert retry.levelno == logging.INFO
+    assert retry.getMessage() == (
+        "retrying ainvoke_once after ThreadForked: attempt 2 of 8, thread_id 'chat'"
+    )
 
 
 def test_invoke_once_input_already_in_and_bad_input(url: str) -> None:
@@ -431,7 +441,10 @@ async def test_two_tasks_racing_with_run_once_store_each_input_once(
 
 
 @pytest.mark.usefixtures("no_api_key")
-async def test_run_once_gives_up_after_its_attempts(any_storage: lash.Storage) -> None:
+async def test_run_once_gives_up_after_its_attempts(
+    any_storage: lash.Storage, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="lash_store.retry")
     session = LashSession("chat", any_storage, max_attempts=1)
     other = LashSession("chat", any_storage)
 
@@ -446,6 +459,10 @@ async def test_run_once_gives_up_after_its_attempts(any_storage: lash.Storage) -
         await run_once(agent, "b", session=session, attempts=2)
     # "b" went in once; the second run went on from the history without sending it again.
     assert user_inputs(await other.get_items()) == ["b", "x", "x"]
+    # One retry, logged at info; the last failure is the caller's, not a retry.
+    assert [r.getMessage() for r in caplog.records if r.name == "lash_store.retry"] == [
+        "retrying run_once after SessionContended: attempt 2 of 2, session_id 'chat'"
+    ]
     with pytest.raises(lash.InvalidRequest) as err:
         await run_once(agent, "b", session=session, attempts=0)
     assert err.value.field == "attempts"
