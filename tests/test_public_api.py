@@ -91,7 +91,7 @@ def test_the_api_imports_no_cli_no_suite_and_no_optional_dependency() -> None:
         "import sys, lash_store_api, lash_store_api.backend;"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in"
         " {'lash_store_cli', 'lash_store_conformance', 'conformance', 'pytest', 'click',"
-        "  'psycopg', 'psycopg_pool', 'hypothesis', 'pytest_asyncio'});"
+        "  'psycopg', 'psycopg_pool', 'hypothesis', 'pytest_asyncio', 'opentelemetry'});"
         "print(','.join(bad))"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
