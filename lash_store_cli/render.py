@@ -27,6 +27,7 @@ __all__ = [
     "ASCII",
     "UNICODE",
     "Glyphs",
+    "claim_counts",
     "glyphs_for",
     "ledger_table",
     "preview",
@@ -223,11 +224,17 @@ def queue_table(
     return table(headers, rows, indent=indent)
 
 
+def claim_counts(batches: Sequence[QueuedWorkBatch], pending: set[str]) -> dict[str, int]:
+    """How many ``batches``, and of them pending and claimed (``show --json``'s counts)."""
+    claimed = sum(1 for b in batches if b.batch_id not in pending)
+    return {"batches": len(batches), "pending": len(batches) - claimed, "claimed": claimed}
+
+
 def queue_counts(batches: Sequence[QueuedWorkBatch], pending: set[str]) -> str:
     """``"3 batches: 2 pending, 1 claimed"``."""
-    claimed = sum(1 for b in batches if b.batch_id not in pending)
-    noun = "batch" if len(batches) == 1 else "batches"
-    return f"{len(batches)} {noun}: {len(batches) - claimed} pending, {claimed} claimed"
+    counts = claim_counts(batches, pending)
+    noun = "batch" if counts["batches"] == 1 else "batches"
+    return f"{counts['batches']} {noun}: {counts['pending']} pending, {counts['claimed']} claimed"
 
 
 def preview(payload: object, width: int = 60, glyphs: Glyphs = UNICODE) -> str:

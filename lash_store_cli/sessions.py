@@ -13,6 +13,7 @@ from lash_store_api.backend.clock import now_ms
 
 from . import render
 from .commands import StoreCommand, inline_hint, print_lines, say
+from .json_output import write_listing
 
 __all__ = ["DURATION", "listing", "parse_duration"]
 
@@ -53,7 +54,12 @@ def when(ms: int) -> str:
 
 
 def listing(
-    prefix: str | None, limit: int | None, after: str | None, idle_for_ms: int | None
+    prefix: str | None,
+    limit: int | None,
+    after: str | None,
+    idle_for_ms: int | None,
+    *,
+    as_json: bool = False,
 ) -> StoreCommand:
     """The command listing one page; ``idle_for_ms``: only sessions not updated within
     that long of now (the wall clock)."""
@@ -63,6 +69,9 @@ def listing(
         page = await storage.sessions.list_sessions(
             prefix=prefix, after=after, limit=limit, updated_before_ms=before
         )
+        if as_json:
+            write_listing("sessions", page, out)
+            return
         if not page:
             filtered = prefix is not None or after is not None or idle_for_ms is not None
             say(out, f"no sessions{' match' if filtered else ''} in {shown}{inline_hint(storage)}")
