@@ -10,8 +10,6 @@ restored store.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import json
 from typing import TextIO
 
 from lash_store_api import (
@@ -27,6 +25,7 @@ from lash_store_api.plugins import backend_for_url
 
 from . import render
 from .commands import CliError
+from .json_output import fields_of, write_json
 
 __all__ = ["backup", "check", "restore"]
 
@@ -42,9 +41,7 @@ def _summary(report: CheckReport) -> str:
 
 def _print(report: CheckReport, shown: str, out: TextIO, *, as_json: bool) -> int:
     if as_json:
-        body = {"url": shown, "ok": report.ok, **dataclasses.asdict(report)}
-        # ensure_ascii: a control character stored in an id is printed as \u001b, not sent.
-        print(json.dumps(body, ensure_ascii=True, indent=2), file=out)
+        write_json({"url": shown, "ok": report.ok, **fields_of(report)}, out)
     else:
         lines = [str(problem) for problem in report.problems]
         render.write_lines([*lines, f"check {shown}: {_summary(report)}"], out)
