@@ -172,7 +172,16 @@ class Observer:
 class Operation:
     """One method of one facet of one storage: its names, and what a finished call reports."""
 
-    __slots__ = ("_metric_attributes", "attributes", "backend", "facet", "name", "role", "slow")
+    __slots__ = (
+        "_metric_attributes",
+        "attributes",
+        "backend",
+        "commit",
+        "facet",
+        "name",
+        "role",
+        "slow",
+    )
 
     def __init__(self, backend: str, facet: str, name: str, slow: float | None, role: str) -> None:
         self.backend = backend
@@ -180,6 +189,7 @@ class Operation:
         self.name = name
         self.slow = slow
         self.role = role
+        self.commit = name == _COMMIT
         self.attributes: dict[str, str] = {
             "lash_store.backend": backend,
             "lash_store.facet": facet,
@@ -201,16 +211,19 @@ class Operation:
 
         @functools.wraps(method)
         async def observed(*args: Any, **kwargs: Any) -> Any:
-            otel = _OTEL
-            if otel is not None and otel.tracing():
-                return await self._traced(otel, runner, method, target, args, kwargs)
             started = perf_counter()
+            otel = _OTEL
+            if otel is not None and otel.tracing(started):
+                return await self._traced(otel, runner, method, target, args, kwargs)
             try:
                 result = await runner(method, *args, **kwargs)
             except BaseException as error:
                 self.finished(perf_counter() - started, error, target, None)
                 raise
-            self.finished(perf_counter() - started, None, target, result)
+            seconds = perf_counter() - started
+            # The common case, without a call: nothing to record, nothing to log.
+            if otel is not None or self.commit or (self.slow is not None and seconds > self.slow):
+                self.finished(seconds, None, target, result)
             return result
 
         return observed
@@ -269,7 +282,7 @@ class Operation:
         elif outcome is Outcome.OUTCOME_UNKNOWN:
             if unknown_log.isEnabledFor(logging.WARNING):
                 log_unknown(self, seconds, error, self._session_id(target, error))
-        elif self.name == _COMMIT and commit_log.isEnabledFor(logging.DEBUG):
+        elif self.commit and commit_log.isEnabledFor(logging.DEBUG):
             revision = getattr(result, "head_revision", None)
             session_id = self._session_id(target, error)
             log_commit(self, seconds, outcome.value, error, session_id, revision)
@@ -301,6 +314,7 @@ class _Otel:
         self._trace = trace
         self._explicit = tracer_provider is not None
         self._tracing = False
+        self._next_look = 0.0
         # What get_tracer_provider() returns while no provider is set.
         self._unset = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
         self.error_status = trace.Status(trace.StatusCode.ERROR)
@@ -329,13 +343,19 @@ class _Otel:
             description="lash-store operations that raised a ConflictError",
         )
 
-    def tracing(self) -> bool:
-        """Whether spans go anywhere: a tracer provider was given, or set globally."""
+    def tracing(self, now: float) -> bool:
+        """Whether spans go anywhere: a tracer provider was given, or set globally.
+
+        Asking OpenTelemetry for the global provider costs microseconds, so until one
+        is set it is asked at most once a second (``now``: ``perf_counter()``).
+        """
         if self._tracing:
             return True
         if not self._explicit:
-            provider = self._trace.get_tracer_provider()
-            if isinstance(provider, self._unset):
+            if now < self._next_look:
+                return False
+            self._next_look = now + 1.0
+            if isinstance(self._trace.get_tracer_provider(), self._unset):
                 return False  # none set yet: a span would go nowhere
         self._tracing = True  # a global provider, once set, stays
         return True
