@@ -82,8 +82,10 @@ DURATION_METRIC = "lash_store.operation.duration"
 #: Counter of calls that raised a ConflictError.
 CONFLICT_METRIC = "lash_store.operation.conflicts"
 
-#: The parent of every logger of this package (observe_logs.LOGGERS).
+#: The parent of every logger of this package (observe_logs.LOGGERS). As a library, it
+#: prints nothing until the application configures logging (not even warnings).
 logger = logging.getLogger("lash_store")
+logger.addHandler(logging.NullHandler())
 
 
 class Outcome(StrEnum):
