@@ -118,6 +118,7 @@ from .processes import (
     SessionScope,
     WaitState,
 )
+from .prune import PruneReport, RetentionPolicy
 from .queued_work import (
     ClaimBoundary,
     DeliveryPolicy,
@@ -258,6 +259,9 @@ __all__ = [  # noqa: RUF022 (grouped by module, as imported)
     "GcReport",
     "Maintenance",
     "VacuumReport",
+    # prune
+    "PruneReport",
+    "RetentionPolicy",
     # processes
     "ProcessAwaitOutput",
     "ProcessEvent",

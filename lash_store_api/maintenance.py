@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from .common import BlobRef
+from .prune import PruneReport, RetentionPolicy
 
 __all__ = ["BlobStore", "CheckProblem", "CheckReport", "GcReport", "Maintenance", "VacuumReport"]
 
@@ -22,6 +23,8 @@ class GcReport:
     root_count: int = 0
     retained_blob_count: int = 0
     deleted_blob_count: int = 0
+    #: Attachment bytes no manifest row of any session named, put before the grace period.
+    deleted_attachment_count: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +90,19 @@ class Maintenance(Protocol):
         ...
 
     async def gc_unreachable(self) -> GcReport:
-        """Delete every blob no root reaches; report roots, retained and deleted counts."""
+        """Delete every blob no root reaches, and the attachment bytes no manifest row names
+        (each past the grace period since its last put); report the counts."""
         ...
 
     async def check(self) -> CheckReport:
         """Verify the store's invariants on one snapshot and report what was found;
         changes nothing (``lash_store_api.backend.check``)."""
+        ...
+
+    async def prune(
+        self, policy: RetentionPolicy | None = None, *, dry_run: bool = False
+    ) -> PruneReport:
+        """Drop what the retention policy (the storage's ``prune_*`` options when ``None``)
+        says is old: idle sessions, terminal processes' logs, settled trigger occurrences.
+        With ``dry_run``, count and change nothing (docs/operations.md, "Retention")."""
         ...

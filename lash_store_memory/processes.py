@@ -53,6 +53,8 @@ class MemoryProcessRegistry(ProcessRegistryBase):
 
     def _store(self, record: ProcessRecord) -> None:
         self._state.processes[record.id] = encode_process(record)
+        if is_terminal(record):  # the first terminal write's time: when it became terminal
+            self._state.process_terminal_at.setdefault(record.id, record.updated_at_ms)
 
     def _notify(self, pid: str) -> None:
         for event in self._state.process_watchers.get(pid, ()):

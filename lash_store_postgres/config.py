@@ -24,9 +24,17 @@ from lash_store_api.backend.maintenance import (
     POLICY_OPTIONS,
     MaintenancePolicy,
 )
-from lash_store_api.backend.options import as_bool, as_int, as_seconds, encode_option
+from lash_store_api.backend.options import (
+    OBSERVE_OPTIONS,
+    as_bool,
+    as_int,
+    as_seconds,
+    encode_option,
+)
 from lash_store_api.backend.urls import QueryParam, join_query, split_query
 from lash_store_api.errors import InvalidRequest
+from lash_store_api.observe import DEFAULT_SLOW_OPERATION_MS
+from lash_store_api.prune import RetentionPolicy
 
 SCHEMES = ("postgresql", "postgres")
 
@@ -70,15 +78,27 @@ class PgOptions:
     blob_grace_seconds: float = DEFAULT_BLOB_GRACE_SECONDS
     #: Vacuum keeps this many of each session's latest stored turn results.
     turn_stamp_retention: int = DEFAULT_TURN_STAMP_RETENTION
+    #: ``prune()``'s default bounds, in milliseconds (``None``: keep that kind forever);
+    #: given as a duration (``30d``) or milliseconds (lash_store_api.backend.prune).
+    prune_sessions_idle_for: int | None = None
+    prune_process_logs_after: int | None = None
+    prune_occurrences_after: int | None = None
     #: How process waits learn of appends: ``listen`` (LISTEN/NOTIFY, polling as a
     #: fallback) or ``poll`` only (for PgBouncer transaction pooling: docs/operations.md).
     process_wait: str = "listen"
     #: Seconds between looks of a process wait that heard nothing (both modes).
     process_poll_interval: float = 1.0
+    #: A call slower than this many milliseconds is logged as slow (lash_store_api.observe).
+    slow_operation_ms: float = DEFAULT_SLOW_OPERATION_MS
 
     @property
     def policy(self) -> MaintenancePolicy:
-        return MaintenancePolicy(self.blob_grace_seconds, self.turn_stamp_retention)
+        retention = RetentionPolicy(
+            self.prune_sessions_idle_for,
+            self.prune_process_logs_after,
+            self.prune_occurrences_after,
+        )
+        return MaintenancePolicy(self.blob_grace_seconds, self.turn_stamp_retention, retention)
 
 
 def _as_pool_size(minimum: int) -> Callable[[str, object], int]:
@@ -150,6 +170,7 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "process_wait": _as_wait_mode,
     "process_poll_interval": as_seconds,
     **POLICY_OPTIONS,
+    **OBSERVE_OPTIONS,
 }
 assert set(_PARSERS) == {f.name for f in fields(PgOptions)}
 

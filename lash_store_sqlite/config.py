@@ -22,9 +22,17 @@ from lash_store_api.backend.maintenance import (
     POLICY_OPTIONS,
     MaintenancePolicy,
 )
-from lash_store_api.backend.options import as_bool, as_int, as_seconds, encode_option
+from lash_store_api.backend.options import (
+    OBSERVE_OPTIONS,
+    as_bool,
+    as_int,
+    as_seconds,
+    encode_option,
+)
 from lash_store_api.backend.urls import join_query, split_query
 from lash_store_api.errors import InvalidRequest
+from lash_store_api.observe import DEFAULT_SLOW_OPERATION_MS
+from lash_store_api.prune import RetentionPolicy
 
 SCHEMES = ("sqlite",)
 MEMORY = ":memory:"
@@ -57,10 +65,22 @@ class SqliteOptions:
     blob_grace_seconds: float = DEFAULT_BLOB_GRACE_SECONDS
     #: Vacuum keeps this many of each session's latest stored turn results.
     turn_stamp_retention: int = DEFAULT_TURN_STAMP_RETENTION
+    #: ``prune()``'s default bounds, in milliseconds (``None``: keep that kind forever);
+    #: given as a duration (``30d``) or milliseconds (lash_store_api.backend.prune).
+    prune_sessions_idle_for: int | None = None
+    prune_process_logs_after: int | None = None
+    prune_occurrences_after: int | None = None
+    #: A call slower than this many milliseconds is logged as slow (lash_store_api.observe).
+    slow_operation_ms: float = DEFAULT_SLOW_OPERATION_MS
 
     @property
     def policy(self) -> MaintenancePolicy:
-        return MaintenancePolicy(self.blob_grace_seconds, self.turn_stamp_retention)
+        retention = RetentionPolicy(
+            self.prune_sessions_idle_for,
+            self.prune_process_logs_after,
+            self.prune_occurrences_after,
+        )
+        return MaintenancePolicy(self.blob_grace_seconds, self.turn_stamp_retention, retention)
 
     @property
     def tier(self) -> DurabilityTier:
@@ -88,6 +108,7 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "migrate": as_bool,
     "process_poll_interval": as_seconds,
     **POLICY_OPTIONS,
+    **OBSERVE_OPTIONS,
 }
 assert set(_PARSERS) == {f.name for f in fields(SqliteOptions)}
 

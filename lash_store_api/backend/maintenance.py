@@ -9,21 +9,28 @@ blob store is kept for the grace period unless a commit names it first; once
 a checkpoint is superseded, what only it reached may go at the next GC. A
 commit whose checkpoint names a blob that is not stored fails with
 ``BlobNotFound`` (:mod:`.commit`).
+
+Attachment bytes are kept while a manifest row of any session names them
+(each session that records an intent keeps its own row, and deleting a session
+deletes its rows), and for the grace period after each put: the runtime records
+the intent before the put, but a put with no intent yet is not garbage.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..common import BlobRef
 from ..errors import InvalidRequest, UnsupportedOperation
 from ..maintenance import CheckReport, GcReport, VacuumReport
+from ..prune import PruneReport, RetentionPolicy
 from ..sessions import SessionCheckpoint
 from .codec import sha256_of_bytes
 from .commit import named_blobs
+from .prune import RETENTION_PARSERS, PruneBase, retention_from_options
 from .validation import check_id
 
 __all__ = [
@@ -33,6 +40,7 @@ __all__ = [
     "BlobStoreBase",
     "MaintenanceBase",
     "MaintenancePolicy",
+    "doomed_attachments",
     "mark_retained",
     "policy_from_options",
 ]
@@ -49,6 +57,8 @@ class MaintenancePolicy:
 
     blob_grace_seconds: float = DEFAULT_BLOB_GRACE_SECONDS
     turn_stamp_retention: int = DEFAULT_TURN_STAMP_RETENTION
+    #: What ``prune()`` applies when given no policy (the ``prune_*`` options).
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
 
     @property
     def blob_grace_ms(self) -> int:
@@ -76,16 +86,17 @@ def _retention(name: str, value: object) -> int:
 
 
 #: Option name -> parser, for backends that take these as URL or keyword options.
-POLICY_OPTIONS: Mapping[str, Callable[[str, object], Any]] = {
+_GC_OPTIONS: Mapping[str, Callable[[str, object], Any]] = {
     "blob_grace_seconds": _grace,
     "turn_stamp_retention": _retention,
 }
+POLICY_OPTIONS: Mapping[str, Callable[[str, object], Any]] = {**_GC_OPTIONS, **RETENTION_PARSERS}
 
 
 def policy_from_options(options: Mapping[str, object]) -> MaintenancePolicy:
     """The policy the options name (others are ignored); a bad value is ``InvalidRequest``."""
-    found = {k: parse(k, options[k]) for k, parse in POLICY_OPTIONS.items() if k in options}
-    return MaintenancePolicy(**found)
+    found = {k: parse(k, options[k]) for k, parse in _GC_OPTIONS.items() if k in options}
+    return MaintenancePolicy(**found, retention=retention_from_options(options))
 
 
 class MaintenanceBase(ABC):
@@ -93,6 +104,16 @@ class MaintenanceBase(ABC):
 
     def __init__(self, policy: MaintenancePolicy) -> None:
         self.policy = policy
+
+    #: The backend's retention I/O (:mod:`.prune`); ``None``: it does not prune.
+    pruner: PruneBase | None = None
+
+    async def prune(
+        self, policy: RetentionPolicy | None = None, *, dry_run: bool = False
+    ) -> PruneReport:
+        if self.pruner is None:
+            raise UnsupportedOperation("this backend's maintenance does not prune")
+        return await self.pruner.prune(policy, dry_run=dry_run)
 
     @abstractmethod
     async def _vacuum(self, session_id: str | None) -> tuple[int, int]:
@@ -165,3 +186,13 @@ def mark_retained(
     extra = set(other_roots)
     retained |= extra | set(fresh)
     return len(roots | extra), retained
+
+
+def doomed_attachments(
+    stored: Iterable[str], named: Iterable[str], fresh: Iterable[str]
+) -> list[str]:
+    """The attachment ids GC deletes, shared by every backend: ``stored`` ones that no
+    manifest row of any session names (``named``) and no put within the grace period
+    protects (``fresh``), sorted."""
+    keep = set(named) | set(fresh)
+    return sorted({a for a in stored if a not in keep})

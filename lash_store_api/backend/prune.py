@@ -209,13 +209,15 @@ class PruneBase(ABC):
             raise InvalidRequest("dry_run", f"must be True or False, got {dry_run!r}")
         now = self._clock()
         sessions = kept = logs = events = occurrences = reservations = 0
-        if policy.sessions_idle_ms is not None:
-            sessions, kept = await self._prune_sessions(now - policy.sessions_idle_ms, dry_run)
-        if policy.process_logs_after_ms is not None:
-            logs, events = await self._prune_logs(now - policy.process_logs_after_ms, dry_run)
+        # Sessions last: deleting one deletes its subscriptions' reservations, which the
+        # occurrences' count (a dry run's too) would otherwise miss.
         if policy.occurrences_after_ms is not None:
             cutoff = now - policy.occurrences_after_ms
             occurrences, reservations = await self._prune_occurrences(cutoff, dry_run)
+        if policy.process_logs_after_ms is not None:
+            logs, events = await self._prune_logs(now - policy.process_logs_after_ms, dry_run)
+        if policy.sessions_idle_ms is not None:
+            sessions, kept = await self._prune_sessions(now - policy.sessions_idle_ms, dry_run)
         return PruneReport(dry_run, sessions, kept, logs, events, occurrences, reservations)
 
     async def _prune_sessions(self, cutoff: int, dry_run: bool) -> tuple[int, int]:
