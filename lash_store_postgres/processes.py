@@ -53,11 +53,13 @@ ON CONFLICT (process_id) DO NOTHING"""
 _LOCK_RECORD = _GET + " FOR UPDATE"
 _APPEND = """
 SELECT * FROM {s}.append_process_event(
-    %(pid)s, %(key)s, %(hash)s, %(type)s, %(has_wake)s, %(event)s, %(terminal)s,
-    %(record_after)s, %(state_after)s, %(basis_md5)s, %(check_target)s, %(target)s,
-    %(reg_prefix)s, %(reg_mark)s, %(now)s::bigint, %(channel)s, %(wake_sid)s, %(wake_batch)s,
-    %(wake_key)s, %(wake_delivery)s, %(wake_slot)s, %(wake_merge)s,
-    %(wake_available)s::bigint, %(wake_payloads)s, %(wake_id_text)s)"""
+    %(pid)s::text, %(key)s::text, %(hash)s::text, %(type)s::text, %(has_wake)s::boolean,
+    %(event)s::text, %(terminal)s::boolean, %(record_after)s::text, %(state_after)s::text,
+    %(basis_md5)s::text, %(check_target)s::boolean, %(target)s::text, %(reg_prefix)s::text,
+    %(reg_mark)s::text, %(now)s::bigint, %(channel)s::text, %(wake_sid)s::text,
+    %(wake_batch)s::text, %(wake_key)s::text[], %(wake_delivery)s::text, %(wake_slot)s::text,
+    %(wake_merge)s::text, %(wake_available)s::bigint, %(wake_payloads)s::text,
+    %(wake_id_text)s::text)"""
 _UPDATE = """
 UPDATE {s}.processes
    SET state = %(state)s, waiting = %(waiting)s, wake_target_session = %(target)s,
@@ -160,7 +162,7 @@ def append_params(plan: AppendPlan, channel: str) -> dict[str, Any]:
     """The arguments of ``append_process_event`` for ``plan``, by name."""
     refused = plan.refusal is not None
     wake = plan.wake
-    row = None if wake is None else enqueue_params(wake.row)
+    row = None if wake is None else {**enqueue_params(wake.row), "key": list(wake.key_parts)}
     return {
         "pid": plan.process_id,
         "key": plan.request.replay_key,

@@ -111,9 +111,11 @@ class AppendOutcome(StrEnum):
 class WakePlan:
     """The wake's queued-work row with the sequence still open."""
 
-    #: The batch row; its ``source_key`` and ``payloads`` hold :data:`SEQ`, the payloads
-    #: :data:`WAKE_ID` too. Its batch id is random (a nonce), so it needs no sequence.
+    #: The batch row; its ``payloads`` hold :data:`SEQ` and :data:`WAKE_ID`. Its batch id
+    #: is random (a nonce), so it needs no sequence; its ``source_key`` is not used.
     row: StoredBatch
+    #: The source key, split where the sequence goes (raw text: it may hold any character).
+    key_parts: tuple[str, ...]
     #: The canonical JSON of ``[target_scope_id, dedupe_key]`` the wake id hashes.
     wake_id_text: str
 
@@ -242,11 +244,10 @@ def plan_append(
     if delivery is not None:
         row = batch_row(process_wake_batch_draft(delivery), now_ms)
         payloads = open_text(row.payloads.replace(delivery.wake_id, WAKE_ID))
-        row = dataclasses.replace(
-            row, source_key=open_text(row.source_key or ""), payloads=payloads
-        )
+        parts = tuple((row.source_key or "").split(token))
+        row = dataclasses.replace(row, source_key=None, payloads=payloads)
         pair = canon([delivery.target_scope_id, delivery.dedupe_key]).decode("utf-8")
-        wake = WakePlan(row, open_text(pair))
+        wake = WakePlan(row, parts, open_text(pair))
     check_target = request.wake_target_scope is None and has_wake(event)
     target = basis.wake_target
     after = apply_append(basis, prepared)
@@ -316,7 +317,7 @@ def append_rows(plan: AppendPlan, sequence: int, row: StoredProcessRow) -> Appen
         stored = plan.wake.row
         wake = dataclasses.replace(
             stored,
-            source_key=render(stored.source_key or "", sequence),
+            source_key=str(sequence).join(plan.wake.key_parts),
             payloads=render(stored.payloads, sequence, wake_id),
         )
     if plan.record_after is not None:

@@ -42,7 +42,7 @@ CREATE FUNCTION {s}.append_process_event(
     -- The wake's queued-work row; p_wake_sid NULL: no wake.
     p_wake_sid       text,
     p_wake_batch     text,
-    p_wake_key       text,
+    p_wake_key       text[],  -- the source key, split where the sequence goes
     p_wake_delivery  text,
     p_wake_slot      text,
     p_wake_merge     text,
@@ -118,7 +118,7 @@ BEGIN
         -- As ENQUEUE (queued_work.py): a batch still holding the key keeps it.
         INSERT INTO {s}.queued_work (session_id, batch_id, source_key, delivery_policy,
                 slot_policy, merge_key, available_at_ms, enqueued_at_ms, payloads)
-        VALUES (p_wake_sid, p_wake_batch, replace(p_wake_key, chr(1), v_seq::text),
+        VALUES (p_wake_sid, p_wake_batch, array_to_string(p_wake_key, v_seq::text),
                 p_wake_delivery, p_wake_slot, p_wake_merge, p_wake_available, p_now,
                 replace(replace(p_wake_payloads, chr(1), v_seq::text), chr(2), v_wake))
         ON CONFLICT (session_id, source_key) WHERE source_key IS NOT NULL DO NOTHING;
