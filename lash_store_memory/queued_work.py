@@ -21,6 +21,7 @@ from lash_store_api.backend.queued_work import (
     select_group,
     stamp_rows,
 )
+from lash_store_api.backend.queued_work import stale_claims as kit_stale_claims
 
 from .state import MemoryState
 
@@ -121,13 +122,7 @@ def released(row: StoredBatch) -> StoredBatch:
 
 def stale_claims(state: MemoryState, plan: CommitPlan) -> tuple[str, ...]:
     """The claim ids of ``plan.queue_checks`` whose batch is not held by that claim and token."""
-    rows = state.queue.get(plan.session_id, {})
-    stale: dict[str, None] = {}
-    for claim_id, token, batch_id in plan.queue_checks:
-        row = rows.get(batch_id)
-        if row is None or row.claim_id != claim_id or row.lease_token != token:
-            stale[claim_id] = None
-    return tuple(stale)
+    return kit_stale_claims(plan.queue_checks, state.queue.get(plan.session_id, {}))
 
 
 def settle(state: MemoryState, plan: CommitPlan) -> None:

@@ -19,7 +19,7 @@ import dataclasses
 import hashlib
 import secrets
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -61,6 +61,7 @@ __all__ = [
     "new_batch_id",
     "new_lease_token",
     "select_group",
+    "stale_claims",
     "stamp_rows",
     "stored_batch",
 ]
@@ -322,6 +323,20 @@ def claim_of(request: ClaimRequest, stamped: Sequence[StoredBatch]) -> QueuedWor
         expires_at_epoch_ms=first.expires_at_ms,
         batches=[r.batch() for r in mine],
     )
+
+
+def stale_claims(
+    checks: Iterable[tuple[str, str, str]], held: Mapping[str, StoredBatch]
+) -> tuple[str, ...]:
+    """The claim ids of ``checks`` (``(claim_id, lease_token, batch_id)``, as
+    :func:`completion_checks` gives them) whose batch is not in ``held`` (the session's
+    rows by batch id) with that claim id and token; each once, in first-seen order."""
+    stale: dict[str, None] = {}
+    for claim_id, token, batch_id in checks:
+        row = held.get(batch_id)
+        if row is None or row.claim_id != claim_id or row.lease_token != token:
+            stale[claim_id] = None
+    return tuple(stale)
 
 
 def completion_checks(
