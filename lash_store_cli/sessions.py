@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import TextIO
 
@@ -10,6 +9,7 @@ import click
 
 from lash_store_api import Storage
 from lash_store_api.backend.clock import now_ms
+from lash_store_api.backend.prune import parse_duration
 
 from . import render
 from .commands import StoreCommand, inline_hint, print_lines, say
@@ -17,21 +17,13 @@ from .json_output import write_listing
 
 __all__ = ["DURATION", "listing", "parse_duration"]
 
-_UNITS_MS = {"d": 86_400_000, "h": 3_600_000, "m": 60_000, "s": 1_000}
-_DURATION = re.compile(r"^(\d+)([dhms])$")
-
 HEADERS = ("session", "revision", "nodes", "tokens", "created", "updated")
 
 
-def parse_duration(text: str) -> int:
-    """``30d``, ``12h``, ``90m`` or ``45s`` in milliseconds; ``ValueError`` otherwise."""
-    match = _DURATION.match(text.strip())
-    if match is None:
-        raise ValueError(f"{text!r} is not a duration such as 30d, 12h, 90m or 45s")
-    return int(match[1]) * _UNITS_MS[match[2]]
-
-
 class Duration(click.ParamType[int]):
+    """A duration option (``--idle-for 30d``), parsed as the storages' retention options
+    are (lash_store_api.backend.prune)."""
+
     name = "DURATION"
 
     def convert(
