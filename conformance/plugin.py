@@ -58,6 +58,7 @@ SUITE_MODULES = frozenset(
         "errors",
         "atomicity",
         "departures",
+        "erasure",
         "retention",
         "check",
         "limits",

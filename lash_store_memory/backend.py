@@ -17,8 +17,10 @@ from lash_store_api.backend.maintenance import (
     policy_from_options,
 )
 from lash_store_api.backend.urls import split_query
+from lash_store_api.erasure import StoredValue
 from lash_store_api.errors import InvalidRequest
 
+from . import erasure
 from .artifacts import MemoryArtifactStore
 from .attachments import MemoryAttachmentStore
 from .maintenance import MemoryBlobStore, MemoryMaintenance
@@ -68,6 +70,10 @@ class MemoryStorage(StorageBase):
 
     def session(self, session_id: str | None = None) -> MemorySessionHandle:
         return MemorySessionHandle(self._state, session_id, self.maintenance, self._clock)
+
+    def stored_values(self) -> AsyncIterator[StoredValue]:
+        """Every value the state objects hold (``InspectableStorage``, erasure.py)."""
+        return erasure.stored_values(self._state)
 
 
 UNKNOWN_OPTION = f"is not an option of memory://; it takes {', '.join(sorted(POLICY_OPTIONS))}"

@@ -11,6 +11,7 @@ from lash_store_api.backend.maintenance import (
     BlobStoreBase,
     MaintenanceBase,
     MaintenancePolicy,
+    doomed_attachments,
     mark_retained,
 )
 
@@ -70,7 +71,18 @@ class MemoryMaintenance(MaintenanceBase):
         doomed = [ref for ref in state.blobs if ref not in retained]
         for ref in doomed:
             del state.blobs[ref]
-        return GcReport(root_count, len(retained), len(doomed))
+        return GcReport(root_count, len(retained), len(doomed), self._collect_attachments(cutoff))
+
+    def _collect_attachments(self, cutoff: int) -> int:
+        """Delete the attachment bytes no manifest row names, put before ``cutoff``."""
+        state = self._state
+        for aid in [a for a, at in state.attachment_puts.items() if at <= cutoff]:
+            del state.attachment_puts[aid]
+        named = {aid for _, aid in state.manifest}
+        doomed = doomed_attachments(state.attachments, named, state.attachment_puts)
+        for aid in doomed:
+            del state.attachments[aid]
+        return len(doomed)
 
     async def check(self) -> CheckReport:
         return check_state(self._state)

@@ -20,6 +20,7 @@ from lash_store_api.backend.maintenance import (
     BlobStoreBase,
     MaintenanceBase,
     MaintenancePolicy,
+    doomed_attachments,
     mark_retained,
 )
 
@@ -50,6 +51,11 @@ _NOW_MS = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
 _EXPIRE_PUTS = "DELETE FROM {s}.blob_puts WHERE put_at_ms <= " + _NOW_MS + " - %s"
 _FRESH_PUTS = "SELECT ref FROM {s}.blob_puts"
 _SWEEP = "DELETE FROM {s}.blobs WHERE ref = ANY(%s::text[])"
+_ALL_ATTACHMENTS = "SELECT attachment_id FROM {s}.attachments"
+_NAMED_ATTACHMENTS = "SELECT DISTINCT attachment_id FROM {s}.attachment_manifest"
+_EXPIRE_ATTACHMENT_PUTS = "DELETE FROM {s}.attachment_puts WHERE put_at_ms <= " + _NOW_MS + " - %s"
+_FRESH_ATTACHMENTS = "SELECT attachment_id FROM {s}.attachment_puts"
+_SWEEP_ATTACHMENTS = "DELETE FROM {s}.attachments WHERE attachment_id = ANY(%s::text[])"
 
 _LOCK_GC_SHARED = "SELECT pg_advisory_xact_lock_shared(%s, %s)"
 _PUT_BLOB = "INSERT INTO {s}.blobs (ref, data) VALUES (%s, %s) ON CONFLICT (ref) DO NOTHING"
@@ -78,7 +84,10 @@ async def collect(db: Db, policy: MaintenancePolicy) -> GcReport:
     async with db.pipelined("reading GC roots") as conn:
         refs_cur = await conn.execute(db.q(_ALL_REFS))
         roots_cur = await conn.execute(db.q(_ROOT_BLOBS))
+        attachments_cur = await conn.execute(db.q(_ALL_ATTACHMENTS))
     candidates = {str(r) for (r,) in await refs_cur.fetchall()}
+    # Attachments stored after this read are not candidates: this GC leaves them alone.
+    attachment_candidates = [str(a) for (a,) in await attachments_cur.fetchall()]
     manifests = _decode_manifests(await roots_cur.fetchall())
 
     # Sweep, holding the GC lock: commits in flight have finished, new ones wait.
@@ -101,8 +110,21 @@ async def collect(db: Db, policy: MaintenancePolicy) -> GcReport:
         )
         doomed = sorted(candidates - retained)
         sweep = await conn.execute(db.q(_SWEEP), (doomed,)) if doomed else None
+        # Attachment puts hold the GC lock shared too, so the fresh ones are all seen here.
+        await conn.execute(db.q(_EXPIRE_ATTACHMENT_PUTS), (policy.blob_grace_ms,))
+        cur = await conn.execute(db.q(_FRESH_ATTACHMENTS))
+        fresh_attachments = [str(a) for (a,) in await cur.fetchall()]
+        cur = await conn.execute(db.q(_NAMED_ATTACHMENTS))
+        named = [str(a) for (a,) in await cur.fetchall()]
+        doomed_ids = doomed_attachments(attachment_candidates, named, fresh_attachments)
+        swept = await conn.execute(db.q(_SWEEP_ATTACHMENTS), (doomed_ids,)) if doomed_ids else None
     # A pipelined statement's rowcount is known once the transaction has synced.
-    return GcReport(root_count, len(retained), 0 if sweep is None else sweep.rowcount)
+    return GcReport(
+        root_count,
+        len(retained),
+        0 if sweep is None else sweep.rowcount,
+        0 if swept is None else swept.rowcount,
+    )
 
 
 class PostgresMaintenance(MaintenanceBase):

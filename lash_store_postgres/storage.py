@@ -17,7 +17,9 @@ from lash_store_api import Capabilities, MigrationReport, ModuleVerifier
 from lash_store_api.backend import StorageBase, redact_url
 from lash_store_api.backend.artifacts import check_module_ref, module_verifier_option
 from lash_store_api.backend.clock import Clock, clock_option, now_ms
+from lash_store_api.erasure import StoredValue
 
+from . import erasure
 from .artifacts import PostgresArtifactStore
 from .attachments import PostgresAttachmentStore
 from .backend import CAPABILITIES
@@ -132,6 +134,10 @@ class PostgresStorage(StorageBase):
 
     def session(self, session_id: str | None = None) -> PostgresSessionHandle:
         return PostgresSessionHandle(self._db, session_id, self.maintenance, self._clock)
+
+    def stored_values(self) -> AsyncIterator[StoredValue]:
+        """Every value of every table of the schema (``InspectableStorage``, erasure.py)."""
+        return erasure.stored_values(self._db)
 
     async def _release_resources(self) -> None:
         # The kit has already refused new calls and ended the waits (StorageBase.aclose).

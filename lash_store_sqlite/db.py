@@ -68,6 +68,10 @@ def connect(path: str, options: SqliteOptions, *, create: bool) -> Conn:
             conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {options.synchronous.upper()}")
         conn.execute("PRAGMA foreign_keys = OFF")
+        # Deleted rows are overwritten with zeros, not left in free space, so a deleted
+        # session's bytes leave the file (docs/operations.md, "Erasure"). The cost falls
+        # on statements that delete or rewrite rows: freed space is written over.
+        conn.execute("PRAGMA secure_delete = ON")
     except BaseException:
         conn.close()
         raise

@@ -2,7 +2,7 @@
 
 GC runs in one write transaction: one writer at a time, so no commit or blob
 put runs between its mark and its sweep, and a blob a commit names or a put
-just stored is never deleted. It reads every blob ref and each root
+just stored is never deleted; attachment bytes likewise. It reads every blob ref and each root
 checkpoint's manifest while it holds the lock; a store large enough for that
 pause to matter belongs on PostgreSQL.
 """
@@ -18,6 +18,7 @@ from lash_store_api.backend.maintenance import (
     BlobStoreBase,
     MaintenanceBase,
     MaintenancePolicy,
+    doomed_attachments,
     mark_retained,
 )
 
@@ -41,6 +42,11 @@ _EXPIRE_PUTS = "DELETE FROM blob_puts WHERE put_at_ms <= ?"
 _FRESH_PUTS = "SELECT ref FROM blob_puts"
 _SWEEP = "DELETE FROM blobs WHERE ref = ?"
 _PUT_BLOB = "INSERT INTO blobs (ref, data) VALUES (?, ?) ON CONFLICT (ref) DO NOTHING"
+_ALL_ATTACHMENTS = "SELECT attachment_id FROM attachments"
+_NAMED_ATTACHMENTS = "SELECT DISTINCT attachment_id FROM attachment_manifest"
+_EXPIRE_ATTACHMENT_PUTS = "DELETE FROM attachment_puts WHERE put_at_ms <= ?"
+_FRESH_ATTACHMENTS = "SELECT attachment_id FROM attachment_puts"
+_SWEEP_ATTACHMENT = "DELETE FROM attachments WHERE attachment_id = ?"
 _TOUCH_PUT = """
 INSERT INTO blob_puts (ref, put_at_ms) VALUES (?, ?)
 ON CONFLICT (ref) DO UPDATE SET put_at_ms = excluded.put_at_ms"""
@@ -77,7 +83,20 @@ def collect(conn: Conn, policy: MaintenancePolicy, other_roots: RootReader) -> G
     root_count, retained = mark_retained(roots, other_roots(conn), load_manifest, fresh=fresh)
     doomed = [str(r) for (r,) in conn.execute(_ALL_REFS) if r not in retained]
     conn.executemany(_SWEEP, [(ref,) for ref in doomed])
-    return GcReport(root_count, len(retained), len(doomed))
+    attachments = _collect_attachments(conn, policy)
+    return GcReport(root_count, len(retained), len(doomed), attachments)
+
+
+def _collect_attachments(conn: Conn, policy: MaintenancePolicy) -> int:
+    """Delete the attachment bytes no manifest row names, past the grace since their put."""
+    conn.execute(_EXPIRE_ATTACHMENT_PUTS, (now_ms() - policy.blob_grace_ms,))
+    doomed = doomed_attachments(
+        (str(a) for (a,) in conn.execute(_ALL_ATTACHMENTS)),
+        (str(a) for (a,) in conn.execute(_NAMED_ATTACHMENTS)),
+        (str(a) for (a,) in conn.execute(_FRESH_ATTACHMENTS)),
+    )
+    conn.executemany(_SWEEP_ATTACHMENT, [(aid,) for aid in doomed])
+    return len(doomed)
 
 
 class SqliteMaintenance(MaintenanceBase):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import AsyncIterator
 from typing import Any
 
 from lash_store_api import Capabilities, MigrationReport, ModuleVerifier
@@ -11,8 +12,10 @@ from lash_store_api.backend import StorageBase
 from lash_store_api.backend.artifacts import check_module_ref, module_verifier_option
 from lash_store_api.backend.clock import Clock, clock_option, now_ms
 from lash_store_api.backend.migrations import known_migrations
+from lash_store_api.erasure import StoredValue
 from lash_store_api.errors import DatabaseSchemaMismatch
 
+from . import erasure
 from .artifacts import SqliteArtifactStore, artifact_blob_refs
 from .attachments import SqliteAttachmentStore
 from .backend import CAPABILITIES
@@ -66,6 +69,10 @@ class SqliteStorage(StorageBase):
 
     def session(self, session_id: str | None = None) -> SqliteSessionHandle:
         return SqliteSessionHandle(self._db, session_id, self.maintenance, self._clock)
+
+    def stored_values(self) -> AsyncIterator[StoredValue]:
+        """Every value of every table in the file (``InspectableStorage``, erasure.py)."""
+        return erasure.stored_values(self._db)
 
     async def _release_resources(self) -> None:
         await self._db.aclose()
