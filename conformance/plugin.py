@@ -61,6 +61,7 @@ SUITE_MODULES = frozenset(
         "erasure",
         "retention",
         "check",
+        "prune",
         "limits",
         "bad_json",
         "bad_clock",

@@ -16,15 +16,18 @@ from lash_store_api.backend.maintenance import (
     MaintenancePolicy,
     policy_from_options,
 )
+from lash_store_api.backend.options import OBSERVE_OPTIONS, slow_operation_ms
 from lash_store_api.backend.urls import split_query
 from lash_store_api.erasure import StoredValue
 from lash_store_api.errors import InvalidRequest
+from lash_store_api.observe import DEFAULT_SLOW_OPERATION_MS
 
 from . import erasure
 from .artifacts import MemoryArtifactStore
 from .attachments import MemoryAttachmentStore
 from .maintenance import MemoryBlobStore, MemoryMaintenance
 from .processes import MemoryProcessRegistry
+from .prune import MemoryPrune
 from .sessions import MemorySessionFactory, MemorySessionHandle
 from .state import MemoryState, state_for
 from .triggers import MemoryTriggerStore
@@ -46,18 +49,23 @@ class MemoryStorage(StorageBase):
         policy: MaintenancePolicy | None = None,
         clock: Clock = now_ms,
         verifier: ModuleVerifier | None = None,
+        slow_ms: float = DEFAULT_SLOW_OPERATION_MS,
     ) -> None:
         self._state = state
         self._clock = clock
         processes = MemoryProcessRegistry(state, clock)
+        sessions = MemorySessionFactory(state, self.session, processes, clock)
+        maintenance = MemoryMaintenance(state, policy or MaintenancePolicy())
+        maintenance.pruner = MemoryPrune(state, sessions, clock, maintenance.policy.retention)
         super().__init__(
-            sessions=MemorySessionFactory(state, self.session, processes, clock),
+            sessions=sessions,
             processes=processes,
-            maintenance=MemoryMaintenance(state, policy or MaintenancePolicy()),
+            maintenance=maintenance,
             blobs=MemoryBlobStore(state),
             attachments=MemoryAttachmentStore(state),
             triggers=MemoryTriggerStore(state, clock),
             artifacts=MemoryArtifactStore(state, verifier or module_verifier_option({})),
+            slow_operation_ms=slow_ms,
         )
 
     @property
@@ -76,29 +84,41 @@ class MemoryStorage(StorageBase):
         return erasure.stored_values(self._state)
 
 
-UNKNOWN_OPTION = f"is not an option of memory://; it takes {', '.join(sorted(POLICY_OPTIONS))}"
+#: What memory:// takes: the maintenance options and the observation ones of every backend.
+OPTIONS = {**POLICY_OPTIONS, **OBSERVE_OPTIONS}
+UNKNOWN_OPTION = f"is not an option of memory://; it takes {', '.join(sorted(OPTIONS))}"
 
 
 def query_options(url: str) -> dict[str, object]:
     """The options in ``url``'s query; an unknown or repeated one is ``InvalidRequest``."""
     _, params = split_query(url)  # refuses a parameter given twice
     for param in params:
-        if param.name not in POLICY_OPTIONS:
+        if param.name not in OPTIONS:
             raise InvalidRequest(param.name or "url", UNKNOWN_OPTION)
     return {param.name: param.value for param in params}
 
 
-def policy_of(url: str, options: dict[str, Any]) -> MaintenancePolicy:
-    """The policy of ``url``'s query and the keyword ``options`` (which win; the
+def options_of(url: str, options: dict[str, Any]) -> dict[str, object]:
+    """The options of ``url``'s query and the keyword ``options`` (which win; the
     ``clock`` keyword is taken by :func:`clock_option`, not here)."""
     found = query_options(url)
     for name, value in options.items():
         if name in (CLOCK_OPTION, MODULE_VERIFIER_OPTION):
             continue
-        if name not in POLICY_OPTIONS:
+        if name not in OPTIONS:
             raise InvalidRequest(name, UNKNOWN_OPTION)
         found[name] = value
-    return policy_from_options(found)
+    return found
+
+
+def policy_of(url: str, options: dict[str, Any]) -> MaintenancePolicy:
+    """The maintenance policy of ``url`` and ``options`` (:func:`options_of`)."""
+    return policy_from_options(options_of(url, options))
+
+
+def slow_ms_of(url: str, options: dict[str, Any]) -> float:
+    """The ``slow_operation_ms`` of ``url`` and ``options`` (:func:`options_of`)."""
+    return slow_operation_ms(options_of(url, options))
 
 
 def name_from_url(url: str) -> str | None:
@@ -122,14 +142,16 @@ class MemoryBackend:
         clock = clock_option(options)
         verifier = module_verifier_option(options)
         state = state_for(name_from_url(url))
-        return MemoryStorage(state, policy_of(url, options), clock, verifier)
+        policy, slow_ms = policy_of(url, options), slow_ms_of(url, options)
+        return MemoryStorage(state, policy, clock, verifier, slow_ms)
 
     @asynccontextmanager
     async def isolated(self, url: str, **options: Any) -> AsyncIterator[MemoryStorage]:
         # A fresh anonymous state: private, and gone once nothing refers to it.
         clock = clock_option(options)
         verifier = module_verifier_option(options)
-        storage = MemoryStorage(state_for(None), policy_of(url, options), clock, verifier)
+        policy, slow_ms = policy_of(url, options), slow_ms_of(url, options)
+        storage = MemoryStorage(state_for(None), policy, clock, verifier, slow_ms)
         try:
             yield storage
         finally:

@@ -30,6 +30,7 @@ from .maintenance import PostgresBlobStore, PostgresMaintenance
 from .migrations import check_current, migrate
 from .notify import ProcessNotifier, channel_of
 from .processes import PostgresProcessRegistry
+from .prune import PostgresPrune
 from .sessions import PostgresSessionFactory, PostgresSessionHandle
 from .triggers import PostgresTriggerStore
 
@@ -70,14 +71,18 @@ class PostgresStorage(StorageBase):
             interval=options.process_poll_interval,
         )
         processes = PostgresProcessRegistry(db, clock, self._notifier)
+        sessions = PostgresSessionFactory(db, self.session, processes, clock)
+        maintenance = PostgresMaintenance(db, db.options.policy)
+        maintenance.pruner = PostgresPrune(db, sessions, clock, db.options.policy.retention)
         super().__init__(
-            sessions=PostgresSessionFactory(db, self.session, processes, clock),
+            sessions=sessions,
             processes=processes,
-            maintenance=PostgresMaintenance(db, db.options.policy),
+            maintenance=maintenance,
             blobs=PostgresBlobStore(db),
             attachments=PostgresAttachmentStore(db),
             triggers=PostgresTriggerStore(db, clock),
             artifacts=PostgresArtifactStore(db, verifier),
+            slow_operation_ms=options.slow_operation_ms,
         )
         self._released = False
         self._loop_watch = asyncio.get_running_loop().create_task(

@@ -24,6 +24,7 @@ from .db import Db
 from .maintenance import SqliteBlobStore, SqliteMaintenance
 from .migrations import check_current, component, is_current, migrate
 from .processes import SqliteProcessRegistry
+from .prune import SqlitePrune
 from .sessions import SqliteSessionFactory, SqliteSessionHandle
 from .triggers import SqliteTriggerStore
 
@@ -39,14 +40,18 @@ class SqliteStorage(StorageBase):
         self._db = db
         self._clock = clock
         processes = SqliteProcessRegistry(db, clock)
+        sessions = SqliteSessionFactory(db, self.session, processes, clock)
+        maintenance = SqliteMaintenance(db, db.options.policy, artifact_blob_refs)
+        maintenance.pruner = SqlitePrune(db, sessions, clock, db.options.policy.retention)
         super().__init__(
             processes=processes,
-            sessions=SqliteSessionFactory(db, self.session, processes, clock),
-            maintenance=SqliteMaintenance(db, db.options.policy, artifact_blob_refs),
+            sessions=sessions,
+            maintenance=maintenance,
             blobs=SqliteBlobStore(db),
             attachments=SqliteAttachmentStore(db),
             triggers=SqliteTriggerStore(db, clock),
             artifacts=SqliteArtifactStore(db, verifier),
+            slow_operation_ms=db.options.slow_operation_ms,
         )
 
     @property
