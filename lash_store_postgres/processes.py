@@ -25,12 +25,8 @@ from lash_store_api.backend.process_io import (
     LostGrant,
     untargeted,
 )
-from lash_store_api.backend.process_plan import (
-    AppendOutcome,
-    AppendPlan,
-    AppendSeen,
-    PlannedAppendRegistry,
-)
+from lash_store_api.backend.process_plan import AppendOutcome, AppendPlan, AppendSeen
+from lash_store_api.backend.process_plan_registry import PlannedAppendRegistry
 from lash_store_api.backend.process_rows import (
     grant_columns,
     lease_columns,

@@ -31,22 +31,20 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import secrets
-from abc import abstractmethod
-from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from ..errors import BackendError, ProcessNotFound, StoreError
-from ..processes import ProcessEventAppendRequest, ProcessEventAppendResult, ProcessRecord
-from .clock import Clock
+from ..errors import ProcessNotFound, StoreError
+from ..processes import (
+    ProcessEventAppendRequest,
+    ProcessRecord,
+)
 from .codec import canon, encode_json
 from .process_append import (
     PreparedAppend,
     StoredReplay,
     apply_append,
-    check_append_request,
     event_payload_hash,
     prepare_append_event,
 )
@@ -56,22 +54,18 @@ from .process_codec import (
     encode_event,
     encode_process,
     has_wake,
-    is_terminal,
 )
-from .process_io import AppendDecider, AppendWrite, status_state
+from .process_io import status_state
 from .process_wakes import process_wake_batch_draft, wake_delivery
-from .processes import ProcessRegistryBase
 from .queued_work import StoredBatch, batch_row
 
 __all__ = [
-    "BASES_KEPT",
     "SEQ",
     "WAKE_ID",
     "AppendOutcome",
     "AppendPlan",
     "AppendRows",
     "AppendSeen",
-    "PlannedAppendRegistry",
     "StoredProcessRow",
     "WakePlan",
     "append_rows",
@@ -89,10 +83,6 @@ SEQ = "\x01"
 #: Where the wake id (a hash over the wake's dedupe key, which may hold the sequence) goes.
 WAKE_ID = "\x02"
 _UPDATED = '"updated_at_ms":'
-#: How many processes' bases a registry keeps.
-BASES_KEPT = 1024
-#: How often an append plans again on a record that moved under it.
-_PLAN_TRIES = 8
 _RUNNING: Any = {"state": "running"}
 
 
@@ -361,72 +351,3 @@ def decide_append(plan: AppendPlan, seen: AppendSeen) -> PreparedAppend | None:
     # replay's ``status``, when set, repairs a record its terminal event never reached.
     return prepare_append_event(pid, stored_record, request, next_sequence=0, now_ms=now,
                                 stored=stored)  # fmt: skip
-
-
-class PlannedAppendRegistry(ProcessRegistryBase):
-    """A registry whose backend appends a plan (:meth:`_append_plan`) in one round trip.
-
-    The basis of each process's plans is kept here: the registration never
-    changes, and a stale basis costs one more round trip (``stale``). The
-    first append of a process this registry has not seen reads the record first.
-    """
-
-    def __init__(self, clock: Clock) -> None:
-        super().__init__(clock)
-        self._bases: OrderedDict[str, ProcessRecord] = OrderedDict()
-
-    @abstractmethod
-    async def _append_plan(self, plan: AppendPlan) -> AppendSeen:
-        """In one transaction: lock the process row, read the event under the plan's
-        replay key, judge as :func:`judge_append`, and on ``appended`` write
-        :func:`append_rows` and wake this process's watchers."""
-
-    async def _append(self, pid: str, replay_key: str | None, decide: AppendDecider) -> AppendWrite:
-        raise NotImplementedError("a planned registry appends through _append_plan")
-
-    def _keep(self, record: ProcessRecord) -> None:
-        self._bases[record.id] = record
-        self._bases.move_to_end(record.id)
-        while len(self._bases) > BASES_KEPT:
-            self._bases.popitem(last=False)
-
-    async def append_event(
-        self, pid: str, req: ProcessEventAppendRequest
-    ) -> ProcessEventAppendResult:
-        check_append_request(pid, req)
-        basis = self._bases.get(pid) or await self._get(pid)
-        for _ in range(_PLAN_TRIES):
-            if basis is None:
-                raise ProcessNotFound(f"process {pid!r} is not registered")
-            plan = plan_append(pid, basis, req, self.clock())
-            seen = await self._append_plan(plan)
-            if seen.record is not None:
-                basis = decode_process(seen.record, record=pid)
-                self._keep(basis)
-            elif seen.outcome is AppendOutcome.MISSING:
-                self._bases.pop(pid, None)
-            prepared = decide_append(plan, seen)
-            if prepared is None:
-                continue
-            if seen.outcome is AppendOutcome.APPENDED:
-                if plan.terminal:
-                    self._bases.pop(pid, None)  # its record moved on: read it next time
-                else:
-                    self._keep(plan.basis)
-            if prepared.replayed and prepared.status is not None:
-                await self._update(pid, _repair(prepared))
-            return prepared.result
-        raise BackendError(
-            f"appending: the process record changed {_PLAN_TRIES} times while this append "
-            "was planned; retry it",
-            record=pid,
-        )
-
-
-def _repair(prepared: PreparedAppend) -> Callable[[ProcessRecord | None], ProcessRecord]:
-    def change(record: ProcessRecord | None) -> ProcessRecord:
-        if record is None:
-            raise ProcessNotFound(f"process {prepared.event.process_id!r} is not registered")
-        return record if is_terminal(record) else apply_append(record, prepared)
-
-    return change
