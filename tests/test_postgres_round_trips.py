@@ -87,3 +87,21 @@ async def test_enqueue_claim_and_settle_are_one_round_trip_each(pg: Any) -> None
     settle = commit("s", 1, completions=[claims[0].completion()])
     assert await round_trips(pg, lambda: handle.commit_runtime_state(settle)) == 1
     assert await handle.list_queued_work("s") == []
+
+
+async def test_an_append_planned_on_a_moved_record_costs_one_more_round_trip(pg: Any) -> None:
+    reg = pg.processes
+    target = lash.SessionScope("gone-session")
+    await reg.register_process(registration("p", WOKEN, wake_target=target))
+    first = await reg.append_event("p", ProcessEventAppendRequest("woken", "one"))
+    assert first.wake_delivery is not None
+    # The target's session goes: the record this registry planned from is stale now.
+    await reg.delete_session_process_state("gone-session")
+    results: list[Any] = []
+
+    async def append() -> None:
+        results.append(await reg.append_event("p", ProcessEventAppendRequest("woken", "two")))
+
+    assert await round_trips(pg, append) == 2
+    assert results[0].wake_delivery is None  # planned again on the record as stored
+    assert await round_trips(pg, append) == 1
