@@ -175,14 +175,16 @@ async def test_append_process_event_judges_and_writes_as_the_kit(
     text = encode_process(stored)
     await rows(
         pg,
+        # (terminal_at_ms given: the prune column's trigger would parse the record)
         "UPDATE {s}.processes SET state = %s, waiting = %s, wake_target_session = %s,"
-        " last_sequence = %s, record = %s WHERE process_id = %s",
+        " last_sequence = %s, record = %s, terminal_at_ms = %s WHERE process_id = %s",
         (
             "completed" if case["stored_terminal"] else "running",
             stored.wait is not None,
             None if target is None else target.session_id,
             last,
             text,
+            0 if case["stored_terminal"] else None,
             pid,
         ),
     )

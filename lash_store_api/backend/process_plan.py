@@ -54,6 +54,7 @@ from .process_codec import (
     encode_event,
     encode_process,
     has_wake,
+    is_terminal,
 )
 from .process_io import status_state
 from .process_wakes import process_wake_batch_draft, wake_delivery
@@ -73,6 +74,7 @@ __all__ = [
     "digest",
     "judge_append",
     "plan_append",
+    "registration_checks",
     "render",
     "splice_updated_at",
 ]
@@ -182,7 +184,9 @@ def digest(text: str) -> str:
     return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
-def _registration_checks(basis: ProcessRecord) -> tuple[str, str]:
+def registration_checks(basis: ProcessRecord) -> tuple[str, str]:
+    """The ``(registration_prefix, registration_mark)`` of plans made from ``basis``: the
+    same for every plan from one record, so a caller planning often keeps them."""
     # The first keys of the canonical record (sorted) are fixed at registration.
     head: dict[str, Any] = {"created_at_ms": basis.created_at_ms}
     if basis.env_ref is not None:
@@ -197,14 +201,19 @@ def _registration_checks(basis: ProcessRecord) -> tuple[str, str]:
 
 
 def plan_append(
-    process_id: str, basis: ProcessRecord, request: ProcessEventAppendRequest, now_ms: int
+    process_id: str,
+    basis: ProcessRecord,
+    request: ProcessEventAppendRequest,
+    now_ms: int,
+    checks: tuple[str, str] | None = None,
 ) -> AppendPlan:
-    """Step 2: the plan of a checked request against ``basis``."""
-    prefix, mark = _registration_checks(basis)
+    """Step 2: the plan of a checked request against ``basis`` (``checks``: its
+    :func:`registration_checks`, computed here when not given)."""
+    prefix, mark = checks or registration_checks(basis)
     token = "seq" + secrets.token_hex(16)
     sentinel: Any = token  # stands for the sequence in every text built here
     # Judged as if running: the stored state is the backend's to check.
-    running = dataclasses.replace(basis, status=_RUNNING, wait=None)
+    running = dataclasses.replace(basis, status=_RUNNING) if is_terminal(basis) else basis
     base: dict[str, Any] = {
         "process_id": process_id,
         "request": request,
@@ -240,7 +249,7 @@ def plan_append(
         wake = WakePlan(row, parts, open_text(pair))
     check_target = request.wake_target_scope is None and has_wake(event)
     target = basis.wake_target
-    after = apply_append(basis, prepared)
+    after = apply_append(basis, prepared) if terminal else basis
     return AppendPlan(
         **base,
         payload_hash=prepared.payload_hash,

@@ -28,7 +28,14 @@ from .process_append import (
 )
 from .process_codec import decode_process, is_terminal
 from .process_io import AppendDecider, AppendWrite
-from .process_plan import AppendOutcome, AppendPlan, AppendSeen, decide_append, plan_append
+from .process_plan import (
+    AppendOutcome,
+    AppendPlan,
+    AppendSeen,
+    decide_append,
+    plan_append,
+    registration_checks,
+)
 from .processes import ProcessRegistryBase
 from .validation import check_id
 
@@ -50,7 +57,8 @@ class PlannedAppendRegistry(ProcessRegistryBase):
 
     def __init__(self, clock: Clock) -> None:
         super().__init__(clock)
-        self._bases: OrderedDict[str, ProcessRecord] = OrderedDict()
+        #: Per process: the record to plan from, and its registration checks.
+        self._bases: OrderedDict[str, tuple[ProcessRecord, tuple[str, str]]] = OrderedDict()
 
     @abstractmethod
     async def _append_plan(self, plan: AppendPlan) -> AppendSeen:
@@ -61,8 +69,8 @@ class PlannedAppendRegistry(ProcessRegistryBase):
     async def _append(self, pid: str, replay_key: str | None, decide: AppendDecider) -> AppendWrite:
         raise NotImplementedError("a planned registry appends through _append_plan")
 
-    def _keep(self, record: ProcessRecord) -> None:
-        self._bases[record.id] = record
+    def _keep(self, record: ProcessRecord, checks: tuple[str, str] | None = None) -> None:
+        self._bases[record.id] = (record, checks or registration_checks(record))
         self._bases.move_to_end(record.id)
         while len(self._bases) > BASES_KEPT:
             self._bases.popitem(last=False)
@@ -85,14 +93,16 @@ class PlannedAppendRegistry(ProcessRegistryBase):
     ) -> tuple[PreparedAppend, ProcessRecord | None]:
         """The append, and the record as it left it when that is known exactly."""
         check_append_request(pid, req)
-        basis = self._bases.get(pid) or await self._get(pid)
+        kept = self._bases.get(pid)
+        basis, checks = kept if kept is not None else (await self._get(pid), None)
         for _ in range(_PLAN_TRIES):
             if basis is None:
                 raise ProcessNotFound(f"process {pid!r} is not registered")
-            plan = plan_append(pid, basis, req, self.clock())
+            checks = checks or registration_checks(basis)
+            plan = plan_append(pid, basis, req, self.clock(), checks)
             seen = await self._append_plan(plan)
             if seen.record is not None:
-                basis = decode_process(seen.record, record=pid)
+                basis, checks = decode_process(seen.record, record=pid), None
                 self._keep(basis)
             elif seen.outcome is AppendOutcome.MISSING:
                 self._bases.pop(pid, None)
@@ -106,11 +116,11 @@ class PlannedAppendRegistry(ProcessRegistryBase):
                 return prepared, basis  # as stored: the backend returned it
             if plan.record_after is not None:
                 after = decode_process(plan.record_after, record=pid)
-                self._keep(after)
+                self._keep(after, checks)
                 return prepared, after
             # Only its time moved, as far as this registry knows: a terminal append
             # planned from it next finds the record it expects, unless another wrote.
-            self._keep(dataclasses.replace(plan.basis, updated_at_ms=plan.now_ms))
+            self._keep(dataclasses.replace(plan.basis, updated_at_ms=plan.now_ms), checks)
             return prepared, None
         raise BackendError(
             f"appending: the process record changed {_PLAN_TRIES} times while this append "

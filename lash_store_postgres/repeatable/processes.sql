@@ -99,9 +99,11 @@ BEGIN
     VALUES (p_pid, v_seq, p_type, p_hash, p_key, p_has_wake,
             replace(p_event, chr(1), v_seq::text));
     IF p_terminal THEN
+        -- terminal_at_ms (migration 0010) is the record's time, p_now: set here, the
+        -- stamping trigger need not parse the record.
         UPDATE {s}.processes
            SET state = p_state_after, waiting = false, record = p_record_after,
-               last_sequence = v_seq
+               last_sequence = v_seq, terminal_at_ms = coalesce(terminal_at_ms, p_now)
          WHERE process_id = p_pid;
     ELSE
         -- Only updated_at_ms moves: its last occurrence is the top-level key
