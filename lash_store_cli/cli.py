@@ -22,7 +22,7 @@ from lash_store_api import ProcessStatusFilter, StoreError
 from lash_store_api.paging import MAX_PAGE_LIMIT
 from lash_store_api.plugins import DEFAULT_URL, ENV_VAR, resolve_url
 
-from . import commands, operations, render, sessions
+from . import commands, erasure, operations, render, sessions
 from .commands import PROG, CliError
 
 __all__ = ["cli", "main"]
@@ -342,12 +342,14 @@ def usage_command(url: str) -> None:
 
 @cli.command(
     "gc",
-    short_help="Delete blobs that no session head or stored turn reaches.",
+    short_help="Delete unreachable blobs and attachment bytes nothing names.",
     epilog=example("lash-store gc $URL"),
 )
 @url_argument
 def gc_command(url: str) -> None:
-    """Delete blobs that no session head or stored turn reaches; print the report."""
+    """Delete blobs that no session head or stored turn reaches, and attachment bytes no
+    session's manifest names (each past the grace period since its put); print the
+    report."""
     commands.with_storage(resolve_url(url), commands.gc, _out(), migrate=False)
 
 
@@ -363,6 +365,27 @@ def gc_command(url: str) -> None:
 def vacuum_command(url: str, session: str | None) -> None:
     """Delete tombstoned graph nodes, of one session or of every session."""
     commands.with_storage(resolve_url(url), commands.vacuum(session), _out(), migrate=False)
+
+
+@cli.command(
+    "delete",
+    short_help="Delete a session and everything only it owns.",
+    epilog=example("lash-store delete $URL s-1", "lash-store delete $URL s-1 --yes"),
+)
+@click.argument("url", metavar="URL")
+@click.argument("session", metavar="SESSION")
+@click.option("--yes", is_flag=True, help="Delete without asking (needed without a terminal).")
+def delete_command(url: str, session: str, yes: bool) -> None:
+    """Delete SESSION: its head, nodes, usage, metadata, turn results, attachment manifest
+    rows, queued work and trigger subscriptions, and revoke its process grants. Asks
+    first on a terminal; without one, refuses unless --yes. Prints what was removed.
+    Blobs and attachment bytes no other session names go at the next `lash-store gc`
+    (docs/operations.md, Erasure)."""
+    if not yes:
+        erasure.refuse_without_terminal(session)
+    ask = None if yes else erasure.confirm_on_terminal
+    command = erasure.delete(session, ask=ask)
+    commands.with_storage(resolve_url(url), command, _out(), migrate=False)
 
 
 @cli.command(

@@ -361,7 +361,8 @@ async def gc(storage: Storage, shown: str, out: TextIO) -> None:
     say(
         out,
         f"gc {shown}: {report.root_count} roots, "
-        f"{report.retained_blob_count} blobs retained, {report.deleted_blob_count} deleted",
+        f"{report.retained_blob_count} blobs retained, {report.deleted_blob_count} deleted; "
+        f"{report.deleted_attachment_count} unnamed attachments deleted",
     )
 
 

@@ -159,8 +159,10 @@ def test_help_lists_every_command_on_one_line_with_examples() -> None:
     assert code == 0 and err == ""
     commands = ["backends", "conformance", "migrate", "sessions", "show", "queue", "processes"]
     commands += ["process", "triggers", "artifacts", "usage", "gc", "vacuum"]
-    listed = [line.split()[0] for line in out.split("Commands:\n", 1)[1].splitlines()[:14]]
-    assert listed == [*commands, "demo"]  # in the order of the README, one line each
+    block = out.split("Commands:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    listed = [line.split()[0] for line in block]  # a wrapped help would add a line
+    # The README's order; the operations (prune, check, backup, ...) between delete and demo.
+    assert listed[:14] == [*commands, "delete"] and listed[-1] == "demo"
     assert "Examples:" in out and "LASH_STORE_URL" in out
     assert "..." not in out.split("Commands:", 1)[1].split("\n\n", 1)[0]  # no cut-off help
 
@@ -413,7 +415,7 @@ def test_vacuum_then_gc(url: str) -> None:
     code, out, _ = run("gc", url)
     assert code == 0
     # Three commits of s-alpha and one of s-beta share one empty checkpoint envelope.
-    assert out == [f"gc {url}: 1 roots, 1 blobs retained, 0 deleted"]
+    assert out == [f"gc {url}: 1 roots, 1 blobs retained, 0 deleted; 0 unnamed attachments deleted"]
 
 
 def test_demo_narrates_branch_retry_and_race() -> None:
@@ -537,6 +539,7 @@ READ_ONLY = [
     ["gc"],
     ["vacuum"],
     ["vacuum", "{url}", "--session", "s-1"],
+    ["delete", "{url}", "s-1", "--yes"],
 ]
 
 
