@@ -39,7 +39,13 @@ Shell (```` ```sh ````)
       ``STATUS`` the process status ``any``; ``PYTEST
       ARGS`` the quick selection ``-x -q -k sessions_11``, which a
       ``conformance`` run without pytest arguments gets too. A URL left out
-      comes from ``$LASH_STORE_URL``, set to the target's.
+      comes from ``$LASH_STORE_URL``, set to the target's. ``DEST`` and
+      ``SRC`` are one backup file in the page's folder, so a ``restore``
+      restores the ``backup`` before it. Two commands must fail where the
+      store says no: ``backup`` and ``restore`` on a target whose backend
+      keeps nothing to back up (memory) must be refused with that reason,
+      and ``restore`` into the target's URL, which holds the seeded store,
+      must be refused without ``--force`` (and replace it with).
     - ``pytest --pyargs lash_store_conformance ...`` runs as ``python -m
       pytest`` in an empty folder, with the same replacements, ``-x -q``,
       and ``-k sessions_11`` when the line selects no tests.
@@ -109,6 +115,8 @@ EXAMPLE_SCHEME = "mine://"
 #: What a conformance run from the docs runs: one behaviour, so each takes seconds.
 QUICK = ["-x", "-q", "-k", "sessions_11"]
 SEEDED_SESSION = "docs-session"
+#: What ``DEST`` and ``SRC`` name in the page's folder.
+BACKUP_FILE = "lash-store.backup"
 #: Seconds a whole page may take (a block that hangs fails the test instead).
 PAGE_TIMEOUT = 600
 
@@ -261,7 +269,7 @@ def variants(tokens: list[str]) -> list[list[str]]:
     return [without] if without == with_all else [without, with_all]
 
 
-def substitute(tokens: list[str], url: str) -> list[str]:
+def substitute(tokens: list[str], url: str, workdir: Path | None = None) -> list[str]:
     """Placeholders and the example backend's URLs replaced by real arguments."""
     out: list[str] = []
     i = 0
@@ -277,6 +285,8 @@ def substitute(tokens: list[str], url: str) -> list[str]:
             out.append(SEEDED_SESSION)
         elif token == "STATUS":
             out.append("any")
+        elif token in ("DEST", "SRC") and workdir is not None:
+            out.append(str(workdir / BACKUP_FILE))
         elif token == "CURSOR" and out[-1:] == ["--after"]:
             out.pop()  # a cursor comes from a page printed before: run without it
         elif PLACEHOLDER.match(token):
@@ -369,11 +379,29 @@ def run_lash_store(args: list[str], run: PageRun) -> None:
     result = cli_runner().invoke(
         cli, args, prog_name="lash-store", env={"LASH_STORE_URL": run.cli_url}
     )
-    if result.exit_code != 0:
+    reason = refusal(args, run.cli_url)
+    if reason is not None:
+        if result.exit_code != 1 or reason not in result.stderr:
+            raise AssertionError(
+                f"lash-store {shlex.join(args)}: should be refused ({reason}), got exit "
+                f"{result.exit_code}\n{result.stdout}{result.stderr}{result.exception!r}"
+            )
+    elif result.exit_code != 0:
         raise AssertionError(
             f"lash-store {shlex.join(args)}: exit {result.exit_code}\n"
             f"{result.stdout}{result.stderr}{result.exception!r}"
         )
+
+
+def refusal(args: list[str], url: str) -> str | None:
+    """What a ``backup`` or ``restore`` line must be refused with here; ``None``: it runs."""
+    if args[:1] not in (["backup"], ["restore"]):
+        return None
+    if not isinstance(lash.backend_for_url(url), lash.BackingUpBackend):
+        return "keeps nothing a backup could copy"
+    if args[0] == "restore" and "--force" not in args:
+        return "pass --force"
+    return None
 
 
 def run_pytest(args: list[str], run: PageRun) -> None:
@@ -430,7 +458,7 @@ def run_sh(block: Block, run: PageRun) -> None:
             if rule is None:
                 raise AssertionError(f"no rule for {tokens[0]!r} (see tests/test_docs.py)")
             for variant in variants(tokens):
-                rule(substitute(variant, run.cli_url)[1:], run)
+                rule(substitute(variant, run.cli_url, run.workdir)[1:], run)
         except AssertionError as exc:
             raise AssertionError(
                 f"{shown(block.page)}:{block.line + offset}: {line}\n{exc}"
