@@ -4,6 +4,11 @@
 -- their arguments and result columns may change freely; it runs inside
 -- migrate's transaction, so no commit ever sees them missing.
 --
+-- Migration 0002_commit_function.sql created the first commit_turn; its text
+-- stays as it was applied (migrations are checksummed, never edited). The drop
+-- below replaces it: on a new database in the very migrate transaction that
+-- created it, so it never serves a commit.
+--
 -- PL/pgSQL keeps its statements' plans for the life of the server connection,
 -- so a commit is planned once per connection, with no client-side prepared
 -- statements (which PgBouncer's transaction pooling cannot carry). The caller
