@@ -54,9 +54,8 @@ async def test_a_process_append_is_one_round_trip(pg: Any) -> None:
     reg = pg.processes
     target = lash.SessionScope("woken-session")
     await reg.register_process(registration("p", STEP, WOKEN, wake_target=target))
-    # The registry's first append to a process it has not read reads the record first.
-    await reg.append_event("p", ProcessEventAppendRequest("step", 0))
-
+    first = ProcessEventAppendRequest("step", 0)  # registered here: its record is known
+    assert await round_trips(pg, lambda: reg.append_event("p", first)) == 1
     plain = ProcessEventAppendRequest("step", 1)
     assert await round_trips(pg, lambda: reg.append_event("p", plain)) == 1
     keyed = ProcessEventAppendRequest("step", 2, "key-2")

@@ -18,6 +18,7 @@ from ..processes import (
     ProcessEventAppendRequest,
     ProcessEventAppendResult,
     ProcessRecord,
+    ProcessRegistration,
 )
 from .clock import Clock
 from .process_append import (
@@ -52,7 +53,8 @@ class PlannedAppendRegistry(ProcessRegistryBase):
 
     The basis of each process's plans is kept here: the registration never
     changes, and a stale basis costs one more round trip (``stale``). The
-    first append of a process this registry has not seen reads the record first.
+    first append of a process this registry has neither registered nor appended to
+    reads the record first.
     """
 
     def __init__(self, clock: Clock) -> None:
@@ -74,6 +76,11 @@ class PlannedAppendRegistry(ProcessRegistryBase):
         self._bases.move_to_end(record.id)
         while len(self._bases) > BASES_KEPT:
             self._bases.popitem(last=False)
+
+    async def register_process(self, reg: ProcessRegistration) -> ProcessRecord:
+        record = await super().register_process(reg)
+        self._keep(record)  # as stored: its first append needs no read
+        return record
 
     async def append_event(
         self, pid: str, req: ProcessEventAppendRequest
