@@ -9,9 +9,12 @@ suite (lash_store_conformance.check) covers the other half: clean stores check c
 
 from __future__ import annotations
 
+import asyncio
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -25,6 +28,7 @@ from psycopg import sql
 
 import lash_store_api as lash
 from lash_store_api import CheckProblem, Storage
+from lash_store_cli.cli import main
 from lash_store_memory.state import MemoryState
 
 SID = "s-check"
@@ -214,3 +218,25 @@ async def test_a_changed_migration_checksum_is_reported(durable: Store) -> None:
     (found,) = await problems(durable)
     assert (found.kind, found.ref) == ("schema", "migrations")
     assert "was changed after it was applied" in found.detail
+
+
+async def test_the_command_prints_each_problem_escaped_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A session id holding a terminal escape is printed escaped, as text and as JSON."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    sid = "s-\x1b[31mred"
+    async with await lash.open_storage(url) as storage:
+        await storage.session(sid).commit_runtime_state(commit(sid, None))
+    with sqlite3.connect(tmp_path / "store.db", isolation_level=None) as conn:
+        conn.execute("DELETE FROM blobs")
+    assert await asyncio.to_thread(main, ["check", url]) == 1
+    out = capsys.readouterr().out
+    assert "\x1b" not in out
+    assert out.splitlines()[0].startswith("missing-checkpoint session:s-\\x1b[31mred ")
+    assert out.splitlines()[-1].endswith(
+        "1 heads, 0 turn results, 0 named blobs, 0 modules, 9 relations checked: 1 problem"
+    )
+    assert await asyncio.to_thread(main, ["check", url, "--json"]) == 1
+    body = json.loads(capsys.readouterr().out)
+    assert body["ok"] is False and body["problems"][0]["place"] == f"session:{sid}"
