@@ -22,8 +22,9 @@ from lash_store_api import ProcessStatusFilter, StoreError
 from lash_store_api.paging import MAX_PAGE_LIMIT
 from lash_store_api.plugins import DEFAULT_URL, ENV_VAR, resolve_url
 
-from . import commands, erasure, operations, render, sessions
+from . import commands, erasure, facets, operations, prune, render, sessions
 from .commands import PROG, CliError
+from .json_output import json_option
 
 __all__ = ["cli", "main"]
 
@@ -87,6 +88,10 @@ class LashGroup(click.Group):
             result = super().invoke(ctx)
             sys.stdout.flush()  # a reader that went away fails here, not at interpreter exit
             return result
+        except click.UsageError as exc:
+            # click shows some rejected arguments as given (an extra one, say: an id a
+            # script passed on): escaped like every other line the command prints.
+            raise click.UsageError(render.visible(exc.format_message()), exc.ctx) from None
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except BrokenPipeError:
@@ -148,6 +153,11 @@ def _out() -> TextIO:
     return sys.stdout  # looked up per call: a test runner may have replaced it
 
 
+def _read(url: str, command: commands.StoreCommand) -> None:
+    """Run a command that only reads (or maintains) a store: nothing created or migrated."""
+    commands.with_storage(resolve_url(url), command, _out(), migrate=False)
+
+
 @click.group(
     cls=LashGroup,
     help=HELP,
@@ -171,11 +181,12 @@ def cli() -> None:
     short_help="List installed backends: URL schemes, facets, durability.",
     epilog=example("lash-store backends"),
 )
-def backends_command() -> None:
+@json_option
+def backends_command(as_json: bool) -> None:
     """List installed backends: URL schemes, facets, durability, and whether each
     works here (an unavailable one says what to install). Plugins that failed to
     load are listed by entry-point name, with their error."""
-    commands.backends(_out())
+    commands.backends(_out(), as_json=as_json)
 
 
 @cli.command(
@@ -220,13 +231,18 @@ def migrate_command(url: str) -> None:
     type=sessions.DURATION,
     help="Only sessions not updated for this long: 30d, 12h, 90m, 45s.",
 )
+@json_option
 def sessions_command(
-    url: str, prefix: str | None, limit: int | None, after: str | None, idle_for: int | None
+    url: str,
+    prefix: str | None,
+    limit: int | None,
+    after: str | None,
+    idle_for: int | None,
+    as_json: bool,
 ) -> None:
     """List sessions by id: head revision, nodes, tokens, created and updated times (UTC).
     With --limit, the next page's cursor is printed last: pass it as --after."""
-    command = sessions.listing(prefix, limit, after, idle_for)
-    commands.with_storage(resolve_url(url), command, _out(), migrate=False)
+    _read(url, sessions.listing(prefix, limit, after, idle_for, as_json=as_json))
 
 
 @cli.command(
@@ -237,8 +253,11 @@ def sessions_command(
 @url_argument
 @click.argument("session", required=False, metavar="SESSION")
 @click.option("--active", is_flag=True, help="Only the head leaf's ancestry.")
+@json_option
 @click.pass_context
-def show_command(ctx: click.Context, url: str, session: str | None, active: bool) -> None:
+def show_command(
+    ctx: click.Context, url: str, session: str | None, active: bool, as_json: bool
+) -> None:
     """Show one session's graph as a tree, then its token ledger and how many queued
     batches are pending and claimed. URL may be left out (then $LASH_STORE_URL, else
     memory://): a lone argument is the SESSION."""
@@ -249,12 +268,7 @@ def show_command(ctx: click.Context, url: str, session: str | None, active: bool
         # One argument: it is the session; the URL comes from the environment or the default.
         param = next(p for p in ctx.command.params if p.name == "url")
         session, url, url_given = url, param.resolve_envvar_value(ctx) or DEFAULT_URL, False
-    commands.with_storage(
-        resolve_url(url),
-        commands.show(session, active=active, url_given=url_given),
-        _out(),
-        migrate=False,
-    )
+    _read(url, commands.show(session, active=active, url_given=url_given, as_json=as_json))
 
 
 @cli.command(
@@ -264,11 +278,12 @@ def show_command(ctx: click.Context, url: str, session: str | None, active: bool
 )
 @url_argument
 @click.argument("session", metavar="SESSION")
-def queue_command(url: str, session: str) -> None:
+@json_option
+def queue_command(url: str, session: str, as_json: bool) -> None:
     """List one session's queued batches in queue order: sequence, id, claim state
     (claimed: a live lease holds it; waiting: not available yet; ready), slot and
     delivery policy, merge key, item count and source key."""
-    commands.with_storage(resolve_url(url), commands.queue(session), _out(), migrate=False)
+    _read(url, commands.queue(session, as_json=as_json))
 
 
 @cli.command(
@@ -284,9 +299,10 @@ def queue_command(url: str, session: str) -> None:
     show_default=True,
     help="Only processes in this state (any: every one).",
 )
-def processes_command(url: str, status: str) -> None:
+@json_option
+def processes_command(url: str, status: str, as_json: bool) -> None:
     """List processes by id: status, whether waiting, identity kind and label, last update."""
-    commands.with_storage(resolve_url(url), commands.processes(status), _out(), migrate=False)
+    _read(url, facets.processes(status, as_json=as_json))
 
 
 @cli.command(
@@ -296,10 +312,11 @@ def processes_command(url: str, status: str) -> None:
 )
 @url_argument
 @click.argument("process_id", metavar="ID")
-def process_command(url: str, process_id: str) -> None:
+@json_option
+def process_command(url: str, process_id: str, as_json: bool) -> None:
     """Show one process: its record, the sessions granted its handle, its lease and its
     event log as a table (sequence, type, time, wake, payload)."""
-    commands.with_storage(resolve_url(url), commands.process(process_id), _out(), migrate=False)
+    _read(url, facets.process(process_id, as_json=as_json))
 
 
 @cli.command(
@@ -311,11 +328,12 @@ def process_command(url: str, process_id: str) -> None:
 @click.option(
     "--session", metavar="SESSION", default=None, help="Only this session's (default: every one)."
 )
-def triggers_command(url: str, session: str | None) -> None:
+@json_option
+def triggers_command(url: str, session: str | None, as_json: bool) -> None:
     """List trigger subscriptions by registrant scope and handle: handle, registrant,
     name, source type and key, target, and whether each is enabled (a cancelled one is
     disabled). With --session, only the subscriptions that session registered."""
-    commands.with_storage(resolve_url(url), commands.triggers(session), _out(), migrate=False)
+    _read(url, facets.triggers(session, as_json=as_json))
 
 
 @cli.command(
@@ -324,9 +342,10 @@ def triggers_command(url: str, session: str | None) -> None:
     epilog=example("lash-store artifacts postgresql://localhost/agents"),
 )
 @url_argument
-def artifacts_command(url: str) -> None:
+@json_option
+def artifacts_command(url: str, as_json: bool) -> None:
     """List stored artifacts by kind (module, bytes, env) and ref, with their sizes."""
-    commands.with_storage(resolve_url(url), commands.artifacts, _out(), migrate=False)
+    _read(url, facets.artifacts(as_json=as_json))
 
 
 @cli.command(
@@ -335,9 +354,10 @@ def artifacts_command(url: str) -> None:
     epilog=example("lash-store usage $URL"),
 )
 @url_argument
-def usage_command(url: str) -> None:
+@json_option
+def usage_command(url: str, as_json: bool) -> None:
     """Token totals by model across every session, with a total row."""
-    commands.with_storage(resolve_url(url), commands.usage, _out(), migrate=False)
+    _read(url, commands.usage(as_json=as_json))
 
 
 @cli.command(
@@ -346,11 +366,12 @@ def usage_command(url: str) -> None:
     epilog=example("lash-store gc $URL"),
 )
 @url_argument
-def gc_command(url: str) -> None:
+@json_option
+def gc_command(url: str, as_json: bool) -> None:
     """Delete blobs that no session head or stored turn reaches, and attachment bytes no
     session's manifest names (each past the grace period since its put); print the
     report."""
-    commands.with_storage(resolve_url(url), commands.gc, _out(), migrate=False)
+    _read(url, commands.gc(as_json=as_json))
 
 
 @cli.command(
@@ -362,9 +383,10 @@ def gc_command(url: str) -> None:
 @click.option(
     "--session", metavar="SESSION", default=None, help="Only this session (default: every one)."
 )
-def vacuum_command(url: str, session: str | None) -> None:
+@json_option
+def vacuum_command(url: str, session: str | None, as_json: bool) -> None:
     """Delete tombstoned graph nodes, of one session or of every session."""
-    commands.with_storage(resolve_url(url), commands.vacuum(session), _out(), migrate=False)
+    _read(url, commands.vacuum(session, as_json=as_json))
 
 
 @cli.command(
@@ -384,8 +406,59 @@ def delete_command(url: str, session: str, yes: bool) -> None:
     if not yes:
         erasure.refuse_without_terminal(session)
     ask = None if yes else erasure.confirm_on_terminal
-    command = erasure.delete(session, ask=ask)
-    commands.with_storage(resolve_url(url), command, _out(), migrate=False)
+    _read(url, erasure.delete(session, ask=ask))
+
+
+@cli.command(
+    "prune",
+    short_help="Delete idle sessions, old process logs and trigger occurrences.",
+    epilog=example(
+        "lash-store prune $URL --sessions-idle-for 30d --process-logs-after 7d --dry-run",
+        "lash-store prune 'sqlite:///agents.db?prune_sessions_idle_for=30d'",
+    ),
+)
+@url_argument
+@click.option(
+    "--sessions-idle-for",
+    type=sessions.DURATION,
+    help="Delete sessions not updated for longer than this (30d, 12h, 90m, 45s), "
+    "with everything they own; a session with queued work or a running process is kept.",
+)
+@click.option(
+    "--process-logs-after",
+    type=sessions.DURATION,
+    help="Drop the event log of each process terminal for longer than this "
+    "(its record and output stay).",
+)
+@click.option(
+    "--occurrences-after",
+    type=sessions.DURATION,
+    help="Forget trigger occurrences older than this, with their reservations, "
+    "unless a delivery of one still runs.",
+)
+@click.option("--dry-run", is_flag=True, help="Count what would go; change nothing.")
+@json_option
+def prune_command(
+    url: str,
+    sessions_idle_for: int | None,
+    process_logs_after: int | None,
+    occurrences_after: int | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Apply a retention policy: the bounds given here, else the URL's prune_* options
+    (prune_sessions_idle_for=30d ...). A kind with no bound is kept. Ages are read on the
+    store's clock; deletes go in batches of 500, each its own short transaction. Print
+    what was removed (with --dry-run, what would be)."""
+    command = prune.pruning(
+        url,
+        sessions_idle_for,
+        process_logs_after,
+        occurrences_after,
+        dry_run=dry_run,
+        as_json=as_json,
+    )
+    _read(url, command)
 
 
 @cli.command(
@@ -394,7 +467,7 @@ def delete_command(url: str, session: str, yes: bool) -> None:
     epilog=example("lash-store check sqlite:///agents.db", "lash-store check $URL --json"),
 )
 @url_argument
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option
 @click.pass_context
 def check_command(ctx: click.Context, url: str, as_json: bool) -> None:
     """Verify a store's invariants on one snapshot, changing nothing: every head's and

@@ -1,6 +1,7 @@
 """What each ``lash-store`` command does, apart from parsing its arguments.
 
-Each function writes its lines to ``out`` and raises a
+Each function writes its lines to ``out`` (with ``as_json``, one JSON document:
+:mod:`.json_output`) and raises a
 :class:`~lash_store_api.StoreError` (or :class:`CliError`) on failure;
 :mod:`.cli` turns those into one ``lash-store: error:`` line and exit code 1.
 """
@@ -15,18 +16,16 @@ from typing import TextIO
 
 from lash_store_api import (
     ActivePath,
+    Capabilities,
     DurabilityTier,
     Facet,
     FullGraph,
     MigratingBackend,
     NotFound,
-    ProcessListFilter,
-    ProcessNotFound,
-    ProcessStatusFilter,
     QueuedWork,
     QueuedWorkBatch,
     Storage,
-    TriggerSubscriptionFilter,
+    TokenUsage,
 )
 from lash_store_api.backend import redact_url
 from lash_store_api.backend.clock import now_ms
@@ -37,21 +36,18 @@ from lash_store_api.plugins import (
     plugin_failures,
 )
 
-from . import render, render_facets
+from . import render
+from .json_output import fields_of, write_json
 
 __all__ = [
     "CliError",
-    "artifacts",
     "backends",
     "conformance",
     "demo",
     "gc",
     "migrate",
-    "process",
-    "processes",
     "queue",
     "show",
-    "triggers",
     "usage",
     "vacuum",
     "with_storage",
@@ -87,9 +83,28 @@ def inline_hint(storage: Storage) -> str:
 # --- commands that need no open storage ----------------------------------------------
 
 
-def backends(out: TextIO) -> None:
+def _facets(caps: Capabilities) -> list[str]:
+    return [f.value for f in Facet if caps.serves(f)]
+
+
+def backends(out: TextIO, *, as_json: bool = False) -> None:
     statuses = backend_statuses()
     failures = plugin_failures()
+    if as_json:
+        listed = [
+            {
+                "name": s.name,
+                "schemes": s.schemes,
+                "facets": _facets(s.backend.capabilities),
+                "durability": s.backend.capabilities.durability,
+                "available": s.available,
+                "unavailable": s.unavailable,
+            }
+            for s in statuses
+        ]
+        failed = [{"plugin": name, "error": why} for name, why in sorted(failures.items())]
+        write_json({"backends": listed, "plugin_failures": failed}, out)
+        return
     if not statuses and not failures:
         say(out, "no backends installed")
         return
@@ -97,7 +112,7 @@ def backends(out: TextIO) -> None:
         rows = []
         for status in statuses:
             caps = status.backend.capabilities
-            facets = [f.value for f in Facet if caps.serves(f)]
+            facets = _facets(caps)
             rows.append(
                 [
                     status.name,
@@ -197,7 +212,7 @@ def with_storage(url: str, command: StoreCommand, out: TextIO, *, migrate: bool 
     asyncio.run(run())
 
 
-def show(session_id: str, *, active: bool, url_given: bool) -> StoreCommand:
+def show(session_id: str, *, active: bool, url_given: bool, as_json: bool = False) -> StoreCommand:
     """The ``show`` command for one session; ``url_given``: URL was on the command line."""
 
     async def run(storage: Storage, shown: str, out: TextIO) -> None:
@@ -212,6 +227,9 @@ def show(session_id: str, *, active: bool, url_given: bool) -> StoreCommand:
             queued = await queued_work(storage, session_id)
             if queued is not None and queued[0]:
                 # Work can be queued for a session before its first commit.
+                if as_json:
+                    write_json({"session": None, "queued_work": render.claim_counts(*queued)}, out)
+                    return
                 say(out, f"session {session_id}  no head yet (nothing committed)")
                 say(out)
                 say(out, f"queued work  {render.queue_counts(*queued)}")
@@ -219,6 +237,11 @@ def show(session_id: str, *, active: bool, url_given: bool) -> StoreCommand:
             has_meta = await handle.load_session_meta() is not None
             detail = "exists but has no commits yet" if has_meta else "not found"
             raise NotFound(f"session {session_id!r} {detail} in {shown}{inline_hint(storage)}")
+        if as_json:
+            queued = await queued_work(storage, session_id)
+            counts = None if queued is None else render.claim_counts(*queued)
+            write_json({"session": read, "queued_work": counts}, out)
+            return
         glyphs = render.glyphs_for(out)
         width = shutil.get_terminal_size((100, 24)).columns
         graph = read.graph
@@ -255,7 +278,7 @@ async def queued_work(
     return batches, pending
 
 
-def queue(session_id: str) -> StoreCommand:
+def queue(session_id: str, *, as_json: bool = False) -> StoreCommand:
     """The ``queue`` command: one session's batches with their claim state."""
 
     async def run(storage: Storage, shown: str, out: TextIO) -> None:
@@ -263,6 +286,13 @@ def queue(session_id: str) -> StoreCommand:
         if queued is None:
             raise CliError(f"{shown} does not serve queued work")
         batches, pending = queued
+        if as_json:
+            now = now_ms()
+            listed = [
+                {**fields_of(b), "state": render.batch_state(b, pending, now)} for b in batches
+            ]
+            write_json({"session_id": session_id, "batches": listed, "next_cursor": None}, out)
+            return
         if not batches:
             say(
                 out,
@@ -275,103 +305,50 @@ def queue(session_id: str) -> StoreCommand:
     return run
 
 
-def require(storage: Storage, facet: Facet, shown: str) -> None:
-    if not storage.capabilities.serves(facet):
-        raise CliError(f"{shown} does not serve {facet.value}")
-
-
-def triggers(session_id: str | None) -> StoreCommand:
-    """The ``triggers`` command: subscriptions, of every registrant or of one session."""
+def usage(*, as_json: bool = False) -> StoreCommand:
+    """The ``usage`` command: token totals by model across every session."""
 
     async def run(storage: Storage, shown: str, out: TextIO) -> None:
-        require(storage, Facet.TRIGGERS, shown)
-        found = await storage.triggers.list_subscriptions(
-            TriggerSubscriptionFilter(session_id=session_id)
-        )
-        if not found:
-            whose = f" of session {session_id!r}" if session_id is not None else ""
-            say(out, f"no trigger subscriptions{whose} in {shown}{inline_hint(storage)}")
+        by_model = await storage.sessions.usage_by_model()
+        if as_json:
+            total = sum((m.usage for m in by_model), TokenUsage())
+            write_json({"models": by_model, "total": total}, out)
             return
-        enabled = sum(1 for r in found if r.enabled)
-        noun = "subscription" if len(found) == 1 else "subscriptions"
-        say(out, f"{len(found)} {noun}: {enabled} enabled, {len(found) - enabled} disabled")
-        print_lines(render_facets.triggers_table(found, indent="  "), out)
-
-    return run
-
-
-def processes(status: str) -> StoreCommand:
-    """The ``processes`` command: one line per process of one status (or ``any``)."""
-
-    async def run(storage: Storage, shown: str, out: TextIO) -> None:
-        require(storage, Facet.PROCESSES, shown)
-        found = await storage.processes.list_processes(
-            ProcessListFilter(status=ProcessStatusFilter(status))
-        )
-        if not found:
-            say(out, f"no {status} processes in {shown}{inline_hint(storage)}")
+        if not by_model:
+            say(out, f"no token usage in {shown}{inline_hint(storage)}")
             return
-        print_lines(render_facets.processes_table(found), out)
+        print_lines(render.usage_table(by_model), out)
 
     return run
 
 
-def process(process_id: str) -> StoreCommand:
-    """The ``process`` command: one process's record, grants, lease and event log."""
+def gc(*, as_json: bool = False) -> StoreCommand:
+    """The ``gc`` command: collect unreachable blobs, print the report."""
 
     async def run(storage: Storage, shown: str, out: TextIO) -> None:
-        require(storage, Facet.PROCESSES, shown)
-        registry = storage.processes
-        record = await registry.get_process(process_id)
-        if record is None:
-            raise ProcessNotFound(f"no process {process_id!r} in {shown}{inline_hint(storage)}")
-        grants = await registry.handle_grants_for_process(process_id)
-        # Only the kit's registries show a lease: the protocol has no read of one.
-        read_lease = getattr(registry, "read_process_lease", None)
-        lease = None if read_lease is None else await read_lease(process_id)
-        events = await registry.events_after(process_id, 0)
-        glyphs = render.glyphs_for(out)
-        print_lines(
-            render_facets.process_lines(record, grants, lease, events, now_ms(), glyphs=glyphs), out
+        report = await storage.maintenance.gc_unreachable()
+        if as_json:
+            write_json(report, out)
+            return
+        say(
+            out,
+            f"gc {shown}: {report.root_count} roots, "
+            f"{report.retained_blob_count} blobs retained, {report.deleted_blob_count} deleted; "
+            f"{report.deleted_attachment_count} unnamed attachments deleted",
         )
 
     return run
 
 
-async def artifacts(storage: Storage, shown: str, out: TextIO) -> None:
-    """The ``artifacts`` command: every stored module, raw artifact and execution env."""
-    require(storage, Facet.ARTIFACTS, shown)
-    found = await storage.artifacts.list_artifacts()
-    if not found:
-        say(out, f"no artifacts in {shown}{inline_hint(storage)}")
-        return
-    print_lines(render_facets.artifacts_table(found), out)
-
-
-async def usage(storage: Storage, shown: str, out: TextIO) -> None:
-    by_model = await storage.sessions.usage_by_model()
-    if not by_model:
-        say(out, f"no token usage in {shown}{inline_hint(storage)}")
-        return
-    print_lines(render.usage_table(by_model), out)
-
-
-async def gc(storage: Storage, shown: str, out: TextIO) -> None:
-    report = await storage.maintenance.gc_unreachable()
-    say(
-        out,
-        f"gc {shown}: {report.root_count} roots, "
-        f"{report.retained_blob_count} blobs retained, {report.deleted_blob_count} deleted; "
-        f"{report.deleted_attachment_count} unnamed attachments deleted",
-    )
-
-
-def vacuum(session_id: str | None) -> StoreCommand:
+def vacuum(session_id: str | None, *, as_json: bool = False) -> StoreCommand:
     """The ``vacuum`` command: one session's tombstoned nodes and old turn results, or
     every session's."""
 
     async def run(storage: Storage, shown: str, out: TextIO) -> None:
         report = await storage.maintenance.vacuum(session_id)
+        if as_json:
+            write_json(report, out)
+            return
         where = f"session {session_id!r}" if session_id else "every session"
         say(
             out,

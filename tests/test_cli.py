@@ -473,7 +473,7 @@ def test_a_multi_line_store_error_is_one_line(monkeypatch: pytest.MonkeyPatch) -
     async def fails(storage: lash.Storage, shown: str, out: object) -> None:
         raise lash.BackendError("connection lost\nDETAIL: the server went away")
 
-    monkeypatch.setattr(cli_sessions, "listing", lambda *options: fails)
+    monkeypatch.setattr(cli_sessions, "listing", lambda *options, **flags: fails)
     code, out, err = run("sessions", "memory://")
     assert (code, out, err) == (1, [], "lash-store: error: connection lost\n")
 
@@ -482,7 +482,7 @@ def test_an_unexpected_error_is_one_line_with_exit_1(monkeypatch: pytest.MonkeyP
     async def breaks(storage: lash.Storage, shown: str, out: object) -> None:
         raise RuntimeError("a bug\nsecond line")
 
-    monkeypatch.setattr(commands, "usage", breaks)
+    monkeypatch.setattr(commands, "usage", lambda **flags: breaks)
     code, out, err = run("usage", "memory://", env={"LASH_STORE_DEBUG": None})
     assert (code, out) == (1, [])
     assert err == (
@@ -497,7 +497,7 @@ def test_keyboard_interrupt_exits_130_quietly(monkeypatch: pytest.MonkeyPatch) -
     async def interrupted(storage: lash.Storage, shown: str, out: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(commands, "gc", interrupted)
+    monkeypatch.setattr(commands, "gc", lambda **flags: interrupted)
     assert run("gc", "memory://") == (130, [], "")
 
 

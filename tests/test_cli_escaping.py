@@ -20,7 +20,7 @@ from test_cli_triggers import ENV_SPEC
 import lash_store_api as lash
 from lash_store_api import ProcessEventType, ProcessHandleDescriptor, ProcessIdentity, SessionScope
 from lash_store_api.backend.process_semantics import CORE_EVENT_TYPES
-from lash_store_cli import commands
+from lash_store_cli import facets
 from lash_store_cli.render import visible
 
 #: Clear the screen, set the window title (ended by BEL), then a C1 CSI.
@@ -221,7 +221,15 @@ def test_an_error_quoting_stored_text_is_escaped(monkeypatch: pytest.MonkeyPatch
     async def fails(storage: lash.Storage, shown: str, out: object) -> None:
         raise lash.BackendError(f"duplicate key {HOSTILE_JSON}")
 
-    monkeypatch.setattr(commands, "artifacts", fails)
+    monkeypatch.setattr(facets, "artifacts", lambda **flags: fails)
     code, out, err = run("artifacts", "memory://")
     assert (code, out) == (1, [])
     assert err == f"lash-store: error: duplicate key {visible(HOSTILE_JSON)}\n"
+
+
+def test_a_usage_error_quoting_an_argument_is_escaped() -> None:
+    """A script may pass stored text on (an id it listed); click quotes an extra
+    argument as given: the usage error shows it escaped."""
+    code, out, err = run("sessions", "memory://", "extra" + HOSTILE)
+    assert (code, out) == (2, [])
+    assert CONTROL.findall(err) == [] and f"extra{visible(HOSTILE)}" in err
