@@ -6,6 +6,10 @@ what they read (``_append``, ``_update``, ``_claim_lease``) take the kit's
 decision as a callback, which they call with the locked rows and whose result
 they write, unchanged, before committing. The callback raises the contract's
 error when the operation is refused, and the backend then writes nothing.
+A backend whose append must take one round trip (the lock cannot be held
+across one) subclasses :class:`.process_plan_registry.PlannedAppendRegistry`
+instead: the kit plans the append before any I/O and decides on what the
+backend reports (:mod:`.process_plan`).
 
 An append's wake is enqueued as queued work (queued_work.md §2) in the
 append's own transaction: :attr:`AppendWrite.wake` is the queue row. A
