@@ -16,6 +16,7 @@ import lash_store_api as lash
 import lash_store_api.backend as kit
 from lash_store_api.backend import (
     attachments,
+    check,
     clock,
     codec,
     commit,
@@ -29,6 +30,7 @@ from lash_store_api.backend import (
 KIT_MODULES: list[ModuleType] = [
     kit,
     attachments,
+    check,
     clock,
     codec,
     commit,
