@@ -10,6 +10,7 @@ with exit code 0.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -397,7 +398,8 @@ def vacuum_command(url: str, session: str | None, as_json: bool) -> None:
 @click.argument("url", metavar="URL")
 @click.argument("session", metavar="SESSION")
 @click.option("--yes", is_flag=True, help="Delete without asking (needed without a terminal).")
-def delete_command(url: str, session: str, yes: bool) -> None:
+@json_option
+def delete_command(url: str, session: str, yes: bool, as_json: bool) -> None:
     """Delete SESSION: its head, nodes, usage, metadata, turn results, attachment manifest
     rows, queued work and trigger subscriptions, and revoke its process grants. Asks
     first on a terminal; without one, refuses unless --yes. Prints what was removed.
@@ -405,8 +407,8 @@ def delete_command(url: str, session: str, yes: bool) -> None:
     (docs/operations.md, Erasure)."""
     if not yes:
         erasure.refuse_without_terminal(session)
-    ask = None if yes else erasure.confirm_on_terminal
-    _read(url, erasure.delete(session, ask=ask))
+    ask = None if yes else functools.partial(erasure.confirm_on_terminal, err=as_json)
+    _read(url, erasure.delete(session, ask=ask, as_json=as_json))
 
 
 @cli.command(

@@ -26,6 +26,7 @@ from lash_store_api import (
 
 from . import render
 from .commands import PROG, CliError, StoreCommand, say
+from .json_output import fields_of, write_json
 
 __all__ = ["delete", "refuse_without_terminal"]
 
@@ -83,19 +84,26 @@ async def holdings(storage: Storage, session_id: str) -> Holdings:
     return Holdings(summary, batches, subscriptions)
 
 
-def delete(session_id: str, *, ask: Callable[[str], bool] | None) -> StoreCommand:
+def delete(
+    session_id: str, *, ask: Callable[[str], bool] | None, as_json: bool = False
+) -> StoreCommand:
     """The ``delete`` command; ``ask`` confirms on the terminal (``None``: --yes given)."""
 
     async def run(storage: Storage, shown: str, out: TextIO) -> None:
         held = await holdings(storage, session_id)
         parts = held.parts()
+        found = {"session_id": session_id, **fields_of(held)}
         if ask is not None:
             what = ", ".join(parts) if parts else "nothing the listings show"
             question = f"delete session {session_id!r} from {shown} ({what})?"
             if not ask(render.visible(question)):
+                if as_json:
+                    write_json({**found, "deleted": False, "process_state": None}, out)
+                    return
                 say(out, "nothing deleted")
                 return
         revoked: list[str] = []
+        report = None
         if storage.capabilities.serves(Facet.PROCESSES):
             # Revoked here (delete_session would too) to report what the grants were.
             report = await storage.processes.delete_session_process_state(session_id)
@@ -105,6 +113,9 @@ def delete(session_id: str, *, ask: Callable[[str], bool] | None) -> StoreComman
                 orphaned = ", ".join(report.orphaned_process_ids)
                 revoked.append(f"running processes left with no grant: {orphaned}")
         await storage.sessions.delete_session(session_id)
+        if as_json:
+            write_json({**found, "deleted": True, "process_state": report}, out)
+            return
         if not parts and not revoked:
             say(out, f"no session {session_id!r} in {shown}: nothing to delete")
             return
@@ -118,5 +129,7 @@ def delete(session_id: str, *, ask: Callable[[str], bool] | None) -> StoreComman
     return run
 
 
-def confirm_on_terminal(question: str) -> bool:
-    return click.confirm(question, default=False)
+def confirm_on_terminal(question: str, *, err: bool = False) -> bool:
+    """Ask on the terminal; ``err``: show the question on stderr (``--json`` keeps stdout
+    for its document)."""
+    return click.confirm(question, default=False, err=err)

@@ -22,12 +22,14 @@ from typing import Any, TypeVar
 
 import pytest
 from cli_seeding import seeded_url
-from test_cli import CONFIG, run
+from test_cli import CONFIG, run, runner
 from test_cli_escaping import HOSTILE, HOSTILE_JSON, PID, QUEUED_SID, REF, SID, seed, text
 
 import lash_store_api as lash
 from lash_store_api import ProcessListFilter, ProcessStatusFilter, TriggerSubscriptionFilter
 from lash_store_api.plugins import backend_statuses, plugin_failures
+from lash_store_cli import erasure
+from lash_store_cli.cli import cli
 
 T = TypeVar("T")
 
@@ -234,6 +236,37 @@ def test_check_is_its_report_and_the_url(url: str) -> None:
     report = api(url, lambda s: s.maintenance.check())
     assert report.ok and report.head_count == 2
     assert document("check", url) == {"url": url, "ok": True, **plain(report)}
+
+
+def test_delete_reports_what_the_session_held_and_the_grants_it_revoked(url: str) -> None:
+    listed = api(url, lambda s: s.sessions.list_sessions(prefix=SID))
+    deleted = document("delete", url, SID, "--yes")
+    process_state = deleted.pop("process_state")
+    assert deleted == {
+        "session_id": SID,
+        "summary": plain(listed[0]),
+        "queued_batches": 0,
+        "subscriptions": 1,
+        "deleted": True,
+    }
+    assert process_state["session_id"] == SID and process_state["revoked_handle_count"] == 1
+    assert [s.session_id for s in api(url, lambda s: s.sessions.list_sessions())] == [BYTES_SID]
+
+
+def test_delete_asks_on_stderr_and_a_no_is_a_document_too(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(erasure, "stdin_is_a_terminal", lambda: True)
+    result = runner().invoke(cli, ["delete", url, BYTES_SID, "--json"], input="n\n")
+    assert result.exit_code == 0 and "[y/N]" in result.stderr
+    assert json.loads(result.stdout) == {
+        "session_id": BYTES_SID,
+        "summary": plain(api(url, lambda s: s.sessions.list_sessions(prefix="b"))[0]),
+        "queued_batches": 0,
+        "subscriptions": 0,
+        "deleted": False,
+        "process_state": None,
+    }
 
 
 def test_backends_lists_every_backend_and_failed_plugin() -> None:
