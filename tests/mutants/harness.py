@@ -35,6 +35,7 @@ from lash_store_memory.attachments import MemoryAttachmentStore, MemoryManifest
 from lash_store_memory.backend import policy_of
 from lash_store_memory.maintenance import MemoryBlobStore, MemoryMaintenance
 from lash_store_memory.processes import MemoryProcessRegistry
+from lash_store_memory.prune import MemoryPrune
 from lash_store_memory.queued_work import MemoryQueue
 from lash_store_memory.sessions import MemorySessionFactory, MemorySessionHandle
 from lash_store_memory.state import MemoryState, state_for
@@ -59,6 +60,7 @@ class Parts:
     processes: type[MemoryProcessRegistry] = MemoryProcessRegistry
     triggers: type[MemoryTriggerStore] = MemoryTriggerStore
     artifacts: type[MemoryArtifactStore] = MemoryArtifactStore
+    prune: type[MemoryPrune] = MemoryPrune
     backend: type[MutantBackend] | None = None
 
 
@@ -99,11 +101,14 @@ class MutantStorage(MemoryStorage):
         self._clock = clock
         parts = mutant.parts
         processes = parts.processes(state, clock)
+        sessions = parts.factory(state, self.session, processes, clock)
+        maintenance = parts.maintenance(state, policy)
+        maintenance.pruner = parts.prune(state, sessions, clock, policy.retention)
         StorageBase.__init__(
             self,
-            sessions=parts.factory(state, self.session, processes, clock),
+            sessions=sessions,
             processes=processes,
-            maintenance=parts.maintenance(state, policy),
+            maintenance=maintenance,
             blobs=parts.blobs(state),
             attachments=parts.attachments(state),
             triggers=parts.triggers(state, clock),
@@ -160,6 +165,7 @@ _SLOTS: tuple[tuple[type, str], ...] = (
     (MemoryProcessRegistry, "processes"),
     (MemoryTriggerStore, "triggers"),
     (MemoryArtifactStore, "artifacts"),
+    (MemoryPrune, "prune"),
     (MutantBackend, "backend"),
 )
 
