@@ -155,7 +155,7 @@ async def test_changed_checkpoint_bytes_are_reported(store: Store) -> None:
         )
     found = await problems(store)
     assert kinds(found) == [("corrupt-checkpoint", f"session:{SID}", store.checkpoint_ref)] * 2
-    assert "bytes changed" in found[0].detail
+    assert "no longer hashes to its ref" in found[0].detail
 
 
 async def test_a_missing_named_blob_is_reported(store: Store) -> None:

@@ -117,19 +117,26 @@ class Checker:
 
     def _checkpoint(self, place: str, what: str, ref: BlobRef, data: bytes | None) -> None:
         if data is None:
-            self._problem(MISSING_CHECKPOINT, place, ref, f"{what}'s checkpoint is not stored")
+            self._problem(MISSING_CHECKPOINT, place, ref, f"the checkpoint of {what} is not stored")
             return
         if sha256_of_bytes(data) != ref:
-            self._problem(CORRUPT_CHECKPOINT, place, ref, f"{what}'s checkpoint bytes changed")
+            self._problem(
+                CORRUPT_CHECKPOINT,
+                place,
+                ref,
+                f"the checkpoint of {what} no longer hashes to its ref",
+            )
             return
         try:
             manifest = decode_checkpoint(data).manifest()
         except StoreError as exc:
-            self._problem(CORRUPT_CHECKPOINT, place, ref, f"{what}'s checkpoint: {exc}")
+            self._problem(
+                CORRUPT_CHECKPOINT, place, ref, f"the checkpoint of {what} does not decode: {exc}"
+            )
             return
         for field, named in named_blobs(manifest):
             self._named += 1
-            self._pending.setdefault(named, []).append((place, f"{what}'s {field}"))
+            self._pending.setdefault(named, []).append((place, f"{field} of {what}"))
 
     def heads(self, rows: Iterable[tuple[str, BlobRef, bytes | None]]) -> list[BlobRef]:
         """``(session id, checkpoint ref, its bytes or None)`` of a page of heads; the refs

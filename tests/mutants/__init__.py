@@ -6,6 +6,7 @@ See :mod:`.harness`; the mutants are registered by importing their modules.
 from . import (
     artifacts,
     attachments,
+    check,
     closing,
     erasure,
     factory,
@@ -37,6 +38,7 @@ __all__ = [
     "Mutant",
     "artifacts",
     "attachments",
+    "check",
     "closing",
     "erasure",
     "factory",
