@@ -14,7 +14,10 @@ page to a :class:`Checker`; the checker decides. What it verifies:
   what :func:`.migrations.verify` raised).
 
 A healthy store, whatever was written through the public API, has none of
-these; each one found is a :class:`~lash_store_api.CheckProblem`.
+these; each one found is a :class:`~lash_store_api.CheckProblem`. Rows that
+may rightly name a session with no head are not orphans: attachment manifest
+rows (an intent is recorded before the session's first commit), queued work
+(enqueued before it) and metadata.
 """
 
 from __future__ import annotations
