@@ -493,11 +493,12 @@ def check_command(ctx: click.Context, url: str, as_json: bool) -> None:
 @click.argument("url", metavar="URL")
 @click.argument("dest", metavar="DEST", type=click.Path(dir_okay=False))
 @click.option("--force", is_flag=True, help="Replace DEST if it exists.")
-def backup_command(url: str, dest: str, force: bool) -> None:
+@json_option
+def backup_command(url: str, dest: str, force: bool, as_json: bool) -> None:
     """Copy one consistent snapshot of the store at URL to the file DEST while writers
     go on committing: SQLite through its online backup API, PostgreSQL with pg_dump of
     the storage's schema (custom format). memory:// keeps nothing to back up."""
-    operations.backup(resolve_url(url), dest, _out(), force=force)
+    operations.backup(resolve_url(url), dest, _out(), force=force, as_json=as_json)
 
 
 @cli.command(
@@ -511,13 +512,14 @@ def backup_command(url: str, dest: str, force: bool) -> None:
 @click.argument("src", metavar="SRC", type=click.Path(dir_okay=False))
 @click.argument("url", metavar="URL")
 @click.option("--force", is_flag=True, help="Replace the store URL already holds.")
+@json_option
 @click.pass_context
-def restore_command(ctx: click.Context, src: str, url: str, force: bool) -> None:
+def restore_command(ctx: click.Context, src: str, url: str, force: bool, as_json: bool) -> None:
     """Make URL hold the store the backup SRC holds, then check it (exit code 1 if the
     check finds a problem). A target that already holds a store is refused unless
     --force. PostgreSQL restores with pg_restore under the schema the dump was taken
     from: the URL must name it (?schema=...), in another database or after dropping it."""
-    code = operations.restore(src, resolve_url(url), _out(), force=force)
+    code = operations.restore(src, resolve_url(url), _out(), force=force, as_json=as_json)
     if code:
         ctx.exit(code)
 

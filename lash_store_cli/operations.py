@@ -39,9 +39,13 @@ def _summary(report: CheckReport) -> str:
     )
 
 
+def _check_document(report: CheckReport, shown: str) -> dict[str, object]:
+    return {"url": shown, "ok": report.ok, **fields_of(report)}
+
+
 def _print(report: CheckReport, shown: str, out: TextIO, *, as_json: bool) -> int:
     if as_json:
-        write_json({"url": shown, "ok": report.ok, **fields_of(report)}, out)
+        write_json(_check_document(report, shown), out)
     else:
         lines = [str(problem) for problem in report.problems]
         render.write_lines([*lines, f"check {shown}: {_summary(report)}"], out)
@@ -76,17 +80,24 @@ def _backing_up(url: str) -> BackingUpBackend:
     return backend
 
 
-def backup(url: str, dest: str, out: TextIO, *, force: bool) -> None:
+def backup(url: str, dest: str, out: TextIO, *, force: bool, as_json: bool = False) -> None:
     """The ``backup`` command: copy the live store at ``url`` to the file ``dest``."""
     report = asyncio.run(_backing_up(url).backup(url, dest, force=force))
+    if as_json:
+        write_json(report, out)
+        return
     render.write_lines(
         [f"backup {redact_url(url)} -> {dest}: {report.byte_count} bytes ({report.method})"], out
     )
 
 
-def restore(src: str, url: str, out: TextIO, *, force: bool) -> int:
+def restore(src: str, url: str, out: TextIO, *, force: bool, as_json: bool = False) -> int:
     """The ``restore`` command: make ``url`` the store ``src`` holds, then check it."""
     report = asyncio.run(_backing_up(url).restore(src, url, force=force))
     shown = redact_url(url)
+    if as_json:
+        checked = asyncio.run(_check(url))
+        write_json({**fields_of(report), "check": _check_document(checked, shown)}, out)
+        return 0 if checked.ok else 1
     render.write_lines([f"restore {src} -> {shown}: {report.byte_count} bytes"], out)
     return _print(asyncio.run(_check(url)), shown, out, as_json=False)

@@ -18,6 +18,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable, Iterator
 from functools import partial
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -267,6 +268,25 @@ def test_delete_asks_on_stderr_and_a_no_is_a_document_too(
         "deleted": False,
         "process_state": None,
     }
+
+
+def test_backup_and_restore_report_the_copy_and_restore_its_check(tmp_path: Path) -> None:
+    live = f"sqlite:///{tmp_path / 'live.db'}"
+    asyncio.run(seed_all(live, close=True))
+    dest = tmp_path / "live.backup"
+    backed_up = document("backup", live, str(dest))
+    assert backed_up == {
+        "source": str(tmp_path / "live.db"),
+        "target": str(dest),
+        "byte_count": dest.stat().st_size,
+        "method": backed_up["method"],
+    }
+    restored_url = f"sqlite:///{tmp_path / 'restored.db'}"
+    restored = document("restore", str(dest), restored_url)
+    check = restored.pop("check")
+    assert restored == {**backed_up, "source": str(dest), "target": str(tmp_path / "restored.db")}
+    report = api(restored_url, lambda s: s.maintenance.check())
+    assert check == {"url": restored_url, "ok": True, **plain(report)}
 
 
 def test_backends_lists_every_backend_and_failed_plugin() -> None:
