@@ -233,3 +233,9 @@ def test_a_usage_error_quoting_an_argument_is_escaped() -> None:
     code, out, err = run("sessions", "memory://", "extra" + HOSTILE)
     assert (code, out) == (2, [])
     assert CONTROL.findall(err) == [] and f"extra{visible(HOSTILE)}" in err
+
+
+def test_delete_escapes_the_session_and_the_processes_left_without_a_grant(url: str) -> None:
+    printed = shown("delete", url, SID, "--yes")
+    assert printed.startswith(f"deleted session {SID!r} from ")
+    assert_escaped(printed, PID)
