@@ -25,7 +25,11 @@ WITH missing AS (
 up AS (
     INSERT INTO {s}.artifacts (kind, ref, data, blob_refs)
     SELECT %(kind)s, %(ref)s, %(data)s, %(refs)s::text[] WHERE NOT EXISTS (SELECT FROM missing)
-    ON CONFLICT (kind, ref) DO UPDATE SET data = EXCLUDED.data, blob_refs = EXCLUDED.blob_refs)
+    ON CONFLICT (kind, ref) DO UPDATE SET data = EXCLUDED.data, blob_refs = EXCLUDED.blob_refs),
+named AS (  -- kept by a GC in progress, whose marks may predate this put (maintenance.py)
+    INSERT INTO {s}.gc_named (ref)
+    SELECT r FROM unnest(%(refs)s::text[]) AS r
+     WHERE NOT EXISTS (SELECT FROM missing) AND EXISTS (SELECT FROM {s}.gc_runs))
 SELECT r FROM missing"""
 
 _GET = "SELECT data FROM {s}.artifacts WHERE kind = %(kind)s AND ref = %(ref)s"

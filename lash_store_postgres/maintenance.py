@@ -1,27 +1,37 @@
-"""Maintenance facet on PostgreSQL: blobs, vacuum and mark-and-sweep GC.
+"""Maintenance facet on PostgreSQL: blobs, vacuum and mark-and-sweep GC in pages.
 
-GC marks without blocking anyone, then sweeps in a short transaction that
-holds the GC advisory lock exclusively. Every commit (``commit_turn``,
-repeatable/commit_turn.sql) and every blob put holds that lock shared for its
-whole transaction, so the sweep waits for them and then re-reads the roots and
-the fresh puts: a blob a commit in flight references, or that was just put, is
-never deleted, and commits and puts wait only for the sweep. Times are the
-server's clock, so clients' clocks do not matter.
+Neither GC's client memory nor its pause on commits grows with the store:
+
+- A run registers itself in ``gc_runs`` (migration 0011) in a short transaction
+  holding the GC advisory lock exclusively. Every commit (``commit_turn``,
+  repeatable/commit_turn.sql), blob put and module put holds that lock shared
+  for its whole transaction, so each one either finished before the run began,
+  or sees the run and records every blob it names in ``gc_named``.
+- Mark, with no lock: the roots (heads, stored turn results, the blobs module
+  artifacts name) and the fresh puts go into ``gc_marks`` on the server; then
+  the checkpoint roots are read a page at a time, decoded by the kit
+  (:func:`checkpoint_marks`), and what they name is marked too. An undecodable
+  root aborts the run before anything is deleted.
+- Sweep, a page of blobs at a time, each page one short transaction holding the
+  GC lock exclusively: a blob is deleted unless marked, named since the run
+  began (``gc_named``) or freshly put (``blob_puts``). A commit waiting on the
+  lock then finds the blob gone and fails with ``BlobNotFound``; none can land
+  naming a deleted blob. Attachment bytes are swept in pages the same way.
+
+Times are the server's clock, so clients' clocks do not matter.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+import uuid
+from typing import Any, LiteralString
 
-from lash_store_api import BlobRef, CheckReport, GcReport, SessionCheckpoint
-from lash_store_api.backend.codec import decode_checkpoint, decode_record
+from lash_store_api import BlobRef, CheckReport, GcReport
 from lash_store_api.backend.maintenance import (
     BlobStoreBase,
     MaintenanceBase,
     MaintenancePolicy,
-    doomed_attachments,
-    mark_retained,
+    checkpoint_marks,
 )
 
 from .artifacts import MODULE_BLOB_ROOTS
@@ -39,23 +49,84 @@ USING (SELECT session_id, turn_id,
         WHERE %(sid)s::text IS NULL OR session_id = %(sid)s::text) AS r
 WHERE t.session_id = r.session_id AND t.turn_id = r.turn_id AND r.n > %(keep)s"""
 
-# The heads and the stored turn results (within the retention: GC forgets older ones first).
-_ROOTS = """
-SELECT checkpoint_ref FROM {s}.heads
-UNION SELECT checkpoint_ref FROM {s}.turn_stamps"""
-_ROOT_BLOBS = "SELECT ref, data FROM {s}.blobs WHERE ref IN (" + _ROOTS + ")"
-_BLOBS_BY_REF = "SELECT ref, data FROM {s}.blobs WHERE ref = ANY(%s::text[])"
-_ALL_REFS = "SELECT ref FROM {s}.blobs"
 _LOCK_GC = "SELECT pg_advisory_xact_lock(%s, %s)"
 _NOW_MS = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
 _EXPIRE_PUTS = "DELETE FROM {s}.blob_puts WHERE put_at_ms <= " + _NOW_MS + " - %s"
-_FRESH_PUTS = "SELECT ref FROM {s}.blob_puts"
-_SWEEP = "DELETE FROM {s}.blobs WHERE ref = ANY(%s::text[])"
-_ALL_ATTACHMENTS = "SELECT attachment_id FROM {s}.attachments"
-_NAMED_ATTACHMENTS = "SELECT DISTINCT attachment_id FROM {s}.attachment_manifest"
 _EXPIRE_ATTACHMENT_PUTS = "DELETE FROM {s}.attachment_puts WHERE put_at_ms <= " + _NOW_MS + " - %s"
-_FRESH_ATTACHMENTS = "SELECT attachment_id FROM {s}.attachment_puts"
-_SWEEP_ATTACHMENTS = "DELETE FROM {s}.attachments WHERE attachment_id = ANY(%s::text[])"
+
+#: Page sizes: checkpoint roots decoded per read, blobs or attachments per sweep transaction.
+MARK_PAGE = 500
+SWEEP_PAGE = 1000
+#: A run registered this long ago is taken for one whose client died (migration 0011).
+STALE_RUN_MS = 24 * 3600 * 1000
+
+_DROP_STALE_RUNS = "DELETE FROM {s}.gc_runs WHERE started_at_ms <= " + _NOW_MS + " - %s"
+_START_RUN = "INSERT INTO {s}.gc_runs (run_id, started_at_ms) VALUES (%s, " + _NOW_MS + ")"
+_OTHER_RUNS = "SELECT EXISTS (SELECT FROM {s}.gc_runs WHERE run_id <> %s)"
+_END_RUN = "DELETE FROM {s}.gc_runs WHERE run_id = %s"
+_ANY_RUN = "SELECT EXISTS (SELECT FROM {s}.gc_runs)"
+_CLEAR = "TRUNCATE {s}.gc_named, {s}.gc_marks"
+# Marks: kind 2 a checkpoint root, 1 another root, 0 kept (named, or a fresh put).
+_MARK_CHECKPOINT_ROOTS = """
+INSERT INTO {s}.gc_marks (run_id, ref, kind)
+SELECT %(run)s, ref, 2 FROM (SELECT checkpoint_ref FROM {s}.heads
+                             UNION SELECT checkpoint_ref FROM {s}.turn_stamps) AS r(ref)
+ON CONFLICT (run_id, ref) DO NOTHING"""
+_MARK_OTHER_ROOTS = (
+    "INSERT INTO {s}.gc_marks (run_id, ref, kind) SELECT %(run)s, ref, 1 FROM ("
+    + MODULE_BLOB_ROOTS
+    + ") AS r(ref) ON CONFLICT (run_id, ref) DO NOTHING"
+)
+_MARK_FRESH = """
+INSERT INTO {s}.gc_marks (run_id, ref, kind) SELECT %(run)s, ref, 0 FROM {s}.blob_puts
+ON CONFLICT (run_id, ref) DO NOTHING"""
+# A keyset page of the run's checkpoint roots with their bytes (NULL: not stored).
+_ROOT_PAGE = """
+SELECT m.ref, b.data FROM {s}.gc_marks AS m LEFT JOIN {s}.blobs AS b ON b.ref = m.ref
+ WHERE m.run_id = %(run)s AND m.kind = 2 AND m.ref > %(after)s
+ ORDER BY m.ref LIMIT %(limit)s"""
+_MARK_NAMED = """
+INSERT INTO {s}.gc_marks (run_id, ref, kind) SELECT %(run)s, unnest(%(refs)s::text[]), 0
+ON CONFLICT (run_id, ref) DO NOTHING"""
+# GcReport's counts: distinct roots, and everything kept (as the kit counts them).
+_COUNT = """
+SELECT count(*) FILTER (WHERE kind > 0), count(*)
+       + (SELECT count(DISTINCT g.ref) FROM {s}.gc_named AS g
+           WHERE NOT EXISTS (SELECT FROM {s}.gc_marks AS m
+                              WHERE m.run_id = %(run)s AND m.ref = g.ref))
+  FROM {s}.gc_marks WHERE run_id = %(run)s"""
+
+# One sweep page: of the next %(limit)s blobs after %(after)s, delete those the run
+# keeps for no reason. Returns the page's last ref (NULL: no more), how many went,
+# and whether the run is still registered (a later run may have taken it for dead).
+_SWEEP_PAGE = """
+WITH page AS (SELECT ref FROM {s}.blobs WHERE ref > %(after)s ORDER BY ref LIMIT %(limit)s),
+gone AS (
+    DELETE FROM {s}.blobs AS b USING page
+     WHERE b.ref = page.ref
+       AND EXISTS (SELECT FROM {s}.gc_runs AS r WHERE r.run_id = %(run)s)
+       AND NOT EXISTS (SELECT FROM {s}.gc_marks AS m WHERE m.run_id = %(run)s AND m.ref = b.ref)
+       AND NOT EXISTS (SELECT FROM {s}.gc_named AS g WHERE g.ref = b.ref)
+       AND NOT EXISTS (SELECT FROM {s}.blob_puts AS p WHERE p.ref = b.ref)
+    RETURNING 1)
+SELECT (SELECT max(ref) FROM page), (SELECT count(*) FROM gone),
+       EXISTS (SELECT FROM {s}.gc_runs AS r WHERE r.run_id = %(run)s)"""
+# Attachment bytes go when no manifest row of any session names them and no put
+# within the grace period protects them (the kit's doomed_attachments).
+_SWEEP_ATTACHMENT_PAGE = """
+WITH page AS (SELECT attachment_id FROM {s}.attachments WHERE attachment_id > %(after)s
+               ORDER BY attachment_id LIMIT %(limit)s),
+gone AS (
+    DELETE FROM {s}.attachments AS a USING page
+     WHERE a.attachment_id = page.attachment_id
+       AND EXISTS (SELECT FROM {s}.gc_runs AS r WHERE r.run_id = %(run)s)
+       AND NOT EXISTS (SELECT FROM {s}.attachment_manifest AS m
+                        WHERE m.attachment_id = a.attachment_id)
+       AND NOT EXISTS (SELECT FROM {s}.attachment_puts AS p
+                        WHERE p.attachment_id = a.attachment_id)
+    RETURNING 1)
+SELECT (SELECT max(attachment_id) FROM page), (SELECT count(*) FROM gone),
+       EXISTS (SELECT FROM {s}.gc_runs AS r WHERE r.run_id = %(run)s)"""
 
 _LOCK_GC_SHARED = "SELECT pg_advisory_xact_lock_shared(%s, %s)"
 _PUT_BLOB = "INSERT INTO {s}.blobs (ref, data) VALUES (%s, %s) ON CONFLICT (ref) DO NOTHING"
@@ -66,65 +137,92 @@ _TOUCH_PUT = (
 _GET_BLOB = "SELECT data FROM {s}.blobs WHERE ref = %s"
 
 
-def _decode_manifests(rows: Iterable[tuple[Any, ...]]) -> dict[BlobRef, SessionCheckpoint]:
-    """``{ref: manifest}`` of ``(ref, data)`` blob rows; an undecodable one aborts GC."""
-    return {
-        ref: decode_record(decode_checkpoint, bytes(data), session_id=None, record=ref).manifest()
-        for ref, data in rows
-    }
-
-
 def retention(session_id: str | None, policy: MaintenancePolicy) -> dict[str, object]:
     return {"sid": session_id, "keep": policy.turn_stamp_retention}
 
 
-async def collect(db: Db, policy: MaintenancePolicy) -> GcReport:
-    """Forget turn results past the retention; delete every blob no root or fresh put keeps."""
-    # Mark, without locks: every blob now, and the manifests of the roots now.
-    async with db.pipelined("reading GC roots") as conn:
-        refs_cur = await conn.execute(db.q(_ALL_REFS))
-        roots_cur = await conn.execute(db.q(_ROOT_BLOBS))
-        attachments_cur = await conn.execute(db.q(_ALL_ATTACHMENTS))
-    candidates = {str(r) for (r,) in await refs_cur.fetchall()}
-    # Attachments stored after this read are not candidates: this GC leaves them alone.
-    attachment_candidates = [str(a) for (a,) in await attachments_cur.fetchall()]
-    manifests = _decode_manifests(await roots_cur.fetchall())
-
-    # Sweep, holding the GC lock: commits in flight have finished, new ones wait.
-    async with db.transaction("sweeping unreachable blobs") as conn:
-        await conn.execute(_LOCK_GC, db.gc_lock)
+async def _start(db: Db, run: str, policy: MaintenancePolicy) -> None:
+    # Forgetting stamps and expiring puts only drop roots: no lock needed.
+    async with db.pipelined("forgetting old turn results") as conn:
         await conn.execute(db.q(_FORGET_STAMPS), retention(None, policy))
         await conn.execute(db.q(_EXPIRE_PUTS), (policy.blob_grace_ms,))
-        cur = await conn.execute(db.q(_FRESH_PUTS))
-        fresh = {str(r) for (r,) in await cur.fetchall()}
-        cur = await conn.execute(db.q(_ROOTS))
-        final_roots = {str(r) for (r,) in await cur.fetchall()}
-        new_roots = final_roots - manifests.keys()
-        if new_roots:
-            cur = await conn.execute(db.q(_BLOBS_BY_REF), (sorted(new_roots),))
-            manifests |= _decode_manifests(await cur.fetchall())
-        cur = await conn.execute(db.q(MODULE_BLOB_ROOTS))
-        artifact_roots = {str(r) for (r,) in await cur.fetchall()}
-        root_count, retained = mark_retained(
-            final_roots, artifact_roots, manifests.get, fresh=fresh
-        )
-        doomed = sorted(candidates - retained)
-        sweep = await conn.execute(db.q(_SWEEP), (doomed,)) if doomed else None
-        # Attachment puts hold the GC lock shared too, so the fresh ones are all seen here.
         await conn.execute(db.q(_EXPIRE_ATTACHMENT_PUTS), (policy.blob_grace_ms,))
-        cur = await conn.execute(db.q(_FRESH_ATTACHMENTS))
-        fresh_attachments = [str(a) for (a,) in await cur.fetchall()]
-        cur = await conn.execute(db.q(_NAMED_ATTACHMENTS))
-        named = [str(a) for (a,) in await cur.fetchall()]
-        doomed_ids = doomed_attachments(attachment_candidates, named, fresh_attachments)
-        swept = await conn.execute(db.q(_SWEEP_ATTACHMENTS), (doomed_ids,)) if doomed_ids else None
-    # A pipelined statement's rowcount is known once the transaction has synced.
-    return GcReport(
-        root_count,
-        len(retained),
-        0 if sweep is None else sweep.rowcount,
-        0 if swept is None else swept.rowcount,
-    )
+    async with db.transaction("starting a GC run") as conn:
+        await conn.execute(_LOCK_GC, db.gc_lock)
+        await conn.execute(db.q(_DROP_STALE_RUNS), (STALE_RUN_MS,))
+        cur = await conn.execute(db.q(_OTHER_RUNS), (run,))
+        alone = not (await cur.fetchone() or (False,))[0]
+        if alone:  # what ended runs left (a client that died) serves no one
+            await conn.execute(db.q(_CLEAR))
+        await conn.execute(db.q(_START_RUN), (run,))
+
+
+async def _end(db: Db, run: str) -> None:
+    async with db.transaction("ending a GC run") as conn:
+        await conn.execute(_LOCK_GC, db.gc_lock)  # no commit is writing gc_named now
+        await conn.execute(db.q(_END_RUN), (run,))
+        cur = await conn.execute(db.q(_ANY_RUN))
+        # The last run out clears both tables. A run that ends beside another leaves
+        # its marks (keyed by its id, read by no one) to be cleared so.
+        if not (await cur.fetchone() or (True,))[0]:
+            await conn.execute(db.q(_CLEAR))
+
+
+async def _mark(db: Db, run: str) -> tuple[int, int]:
+    """Mark what the run keeps; return the kit's (root count, retained count)."""
+    params: dict[str, Any] = {"run": run}
+    async with db.pipelined("marking GC roots") as conn:
+        for statement in (_MARK_CHECKPOINT_ROOTS, _MARK_OTHER_ROOTS, _MARK_FRESH):
+            await conn.execute(db.q(statement), params)
+    after = ""
+    while True:
+        async with db.pipelined("reading GC roots") as conn:
+            cur = await conn.execute(
+                db.q(_ROOT_PAGE), {**params, "after": after, "limit": MARK_PAGE}
+            )
+        page = [(str(r), None if d is None else bytes(d)) for r, d in await cur.fetchall()]
+        if not page:
+            break
+        named = checkpoint_marks(page)
+        after = page[-1][0]
+        if named:
+            async with db.pipelined("marking GC roots") as conn:
+                await conn.execute(db.q(_MARK_NAMED), {**params, "refs": sorted(named)})
+    async with db.pipelined("counting GC marks") as conn:
+        cur = await conn.execute(db.q(_COUNT), params)
+    roots, retained = await cur.fetchone() or (0, 0)
+    return int(roots), int(retained)
+
+
+async def _sweep(db: Db, run: str, statement: LiteralString, action: str) -> int:
+    """Run a sweep page statement until the table is done; how many rows went."""
+    after, deleted = "", 0
+    while True:
+        async with db.pipelined(action) as conn:
+            await conn.execute(_LOCK_GC, db.gc_lock)
+            cur = await conn.execute(
+                db.q(statement), {"run": run, "after": after, "limit": SWEEP_PAGE}
+            )
+        last, gone, live = await cur.fetchone() or (None, 0, False)
+        deleted += int(gone)
+        if last is None or not live:
+            return deleted
+        after = str(last)
+
+
+async def collect(db: Db, policy: MaintenancePolicy) -> GcReport:
+    """Forget turn results past the retention; delete every blob no root or fresh put keeps."""
+    run = uuid.uuid4().hex
+    await _start(db, run, policy)
+    try:
+        roots, retained = await _mark(db, run)
+        blobs = await _sweep(db, run, _SWEEP_PAGE, "sweeping unreachable blobs")
+        attachments = await _sweep(
+            db, run, _SWEEP_ATTACHMENT_PAGE, "sweeping unnamed attachment bytes"
+        )
+    finally:
+        await _end(db, run)
+    return GcReport(roots, retained, blobs, attachments)
 
 
 class PostgresMaintenance(MaintenanceBase):

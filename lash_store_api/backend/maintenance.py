@@ -28,7 +28,7 @@ from ..errors import InvalidRequest, UnsupportedOperation
 from ..maintenance import CheckReport, GcReport, VacuumReport
 from ..prune import PruneReport, RetentionPolicy
 from ..sessions import SessionCheckpoint
-from .codec import sha256_of_bytes
+from .codec import decode_checkpoint, decode_record, sha256_of_bytes
 from .commit import named_blobs
 from .prune import RETENTION_PARSERS, PruneBase, retention_from_options
 from .validation import check_id
@@ -40,9 +40,11 @@ __all__ = [
     "BlobStoreBase",
     "MaintenanceBase",
     "MaintenancePolicy",
+    "checkpoint_marks",
     "doomed_attachments",
     "mark_retained",
     "policy_from_options",
+    "root_manifest",
 ]
 
 #: How long a put blob that no commit has named yet is safe from GC: an hour.
@@ -186,6 +188,24 @@ def mark_retained(
     extra = set(other_roots)
     retained |= extra | set(fresh)
     return len(roots | extra), retained
+
+
+def root_manifest(ref: BlobRef, data: bytes) -> SessionCheckpoint:
+    """The manifest of the checkpoint root ``ref`` stored as ``data``; an undecodable one
+    raises ``BackendError`` naming the ref, which aborts GC before anything is deleted."""
+    return decode_record(decode_checkpoint, data, session_id=None, record=ref).manifest()
+
+
+def checkpoint_marks(rows: Iterable[tuple[BlobRef, bytes | None]]) -> set[BlobRef]:
+    """The blobs a page of checkpoint roots names, for a backend that marks in pages
+    (:func:`mark_retained`'s rule, one page at a time): each ``(ref, its stored bytes,
+    or None when absent)`` adds what its manifest names; an absent root names nothing;
+    an undecodable one raises (:func:`root_manifest`)."""
+    named: set[BlobRef] = set()
+    for ref, data in rows:
+        if data is not None:
+            named.update(r for _, r in named_blobs(root_manifest(ref, data)))
+    return named
 
 
 def doomed_attachments(

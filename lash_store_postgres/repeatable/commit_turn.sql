@@ -229,6 +229,12 @@ BEGIN
     IF cardinality(p_blob_refs) > 0 THEN  -- named now: no longer protected as fresh puts
         DELETE FROM {s}.blob_puts AS p WHERE p.ref = ANY(p_blob_refs);
     END IF;
+    -- While a GC runs, its sweep keeps what this commit names (maintenance.py): the
+    -- run's marks were read before this commit and may not hold it.
+    IF EXISTS (SELECT FROM {s}.gc_runs) THEN
+        INSERT INTO {s}.gc_named (ref)
+        SELECT r.ref FROM unnest(p_blob_refs || p_checkpoint_ref) AS r(ref);
+    END IF;
 
     IF p_replace THEN
         DELETE FROM {s}.nodes AS n
