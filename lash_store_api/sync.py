@@ -23,13 +23,16 @@ until the call returns. Async code uses the async protocol.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import inspect
+import os
+import selectors
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar, cast
 
 from .closing import Guarded
 from .errors import StorageClosed, StoreError
@@ -42,6 +45,88 @@ T = TypeVar("T")
 
 #: The longest a synchronous call polls for its result before it sleeps until woken.
 MAX_SPIN_SECONDS = 0.002
+#: The longest the portal's loop polls for the next synchronous call before it sleeps.
+MAX_LOOP_SPIN_SECONDS = 0.001
+
+
+#: A yield of the processor that took longer than this gave it to other work waiting
+#: for it: on a machine that busy, polling takes time from that work, so we sleep.
+BUSY_YIELD_SECONDS = 0.00005
+
+
+def _yield_found_others(since: float) -> bool:
+    """Yield the processor; whether it was taken for longer than :data:`BUSY_YIELD_SECONDS`."""
+    os.sched_yield()
+    return time.perf_counter() - since > BUSY_YIELD_SECONDS
+
+
+class _Polling(selectors.DefaultSelector):
+    """The portal loop's selector: until :attr:`poll_until` it polls, rather than sleeps.
+
+    A sleeping loop is woken through its self-pipe, which on an idle machine costs
+    about as much as a small call. A synchronous caller often makes its next call
+    within microseconds of the last one's return, so the loop looks for it a short
+    while first, yielding the processor between looks.
+    """
+
+    poll_until = 0.0
+
+    def select(self, timeout: float | None = None) -> list[tuple[Any, int]]:
+        if timeout is None or timeout > 0:
+            start = now = time.perf_counter()
+            limit = self.poll_until if timeout is None else min(self.poll_until, start + timeout)
+            while now < limit:
+                ready: list[tuple[Any, int]] = super().select(0)
+                if ready:
+                    return ready
+                if _yield_found_others(now):
+                    break
+                now = time.perf_counter()
+            if timeout is not None:
+                timeout = max(0.0, timeout - (now - start))
+        return super().select(timeout)
+
+
+class _Call(Generic[T]):
+    """One synchronous call: run on the portal's loop, its outcome handed to the caller.
+
+    A plain lock rather than ``run_coroutine_threadsafe``'s chained futures: the
+    caller polls :attr:`done` and sleeps on the lock only past its polling.
+    """
+
+    __slots__ = ("done", "error", "lock", "result", "submitted", "work")
+
+    def __init__(self, work: Awaitable[T]) -> None:
+        self.work = work
+        self.done = False
+        self.result: T | None = None
+        self.error: BaseException | None = None
+        self.lock = threading.Lock()
+        self.lock.acquire()  # released when done
+        self.submitted = time.perf_counter()
+
+    def finish(self, task: asyncio.Future[T]) -> None:
+        if task.cancelled():
+            self.error = concurrent.futures.CancelledError()  # as a future's result() raises
+        else:
+            self.error = task.exception()
+            if self.error is None:
+                self.result = task.result()
+        self.done = True
+        self.lock.release()
+
+    def fail(self, error: BaseException) -> None:
+        self.error = error
+        self.done = True
+        self.lock.release()
+
+    def outcome(self) -> T:
+        if not self.done:
+            self.lock.acquire()
+        error, self.error = self.error, None  # no cycle through the traceback
+        if error is not None:
+            raise error
+        return cast(T, self.result)
 
 
 class Portal:
@@ -51,9 +136,14 @@ class Portal:
     def __init__(self, name: str = "lash-store-loop") -> None:
         #: What the portal serves, for messages (a storage's backend name).
         self.label = "synchronous"
-        #: A running mean of how long calls take (seconds): how long to poll.
+        #: A running mean of how long calls take (seconds): how long a caller polls.
         self._typical = 0.0005
-        self.loop = asyncio.new_event_loop()
+        #: A running mean of the time from one call's end to the next call (seconds):
+        #: how long the loop polls for the next one.
+        self._gap = MAX_LOOP_SPIN_SECONDS
+        self._last_end = 0.0
+        self._selector = _Polling()
+        self.loop: asyncio.AbstractEventLoop = asyncio.SelectorEventLoop(self._selector)
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
@@ -63,6 +153,11 @@ class Portal:
         asyncio.set_event_loop(self.loop)
         self.loop.call_soon(self._started.set)
         self.loop.run_forever()
+
+    @property
+    def thread(self) -> threading.Thread:
+        """The thread the loop runs in."""
+        return self._thread
 
     @property
     def closed(self) -> bool:
@@ -79,20 +174,41 @@ class Portal:
         if self.closed:
             _close(work)
             raise StorageClosed(self.label)
-        started = time.perf_counter()
-        future = asyncio.run_coroutine_threadsafe(_awaited(work), self.loop)
+        call = _Call(work)
+        self.loop.call_soon_threadsafe(self._start, call)
         # Calls mostly take about as long as the last ones, often under a millisecond:
         # poll for the result that long, yielding the processor, rather than sleep on
-        # a lock, whose wake-up on an idle machine costs about as much as a small
-        # call. Past that, block as usual.
-        deadline = started + min(MAX_SPIN_SECONDS, 2 * self._typical)
-        while not future.done() and time.perf_counter() < deadline:
-            time.sleep(0)
+        # the lock, whose wake-up on an idle machine costs about as much as a small
+        # call. Past that, sleep until woken.
+        deadline = call.submitted + min(MAX_SPIN_SECONDS, 2 * self._typical)
+        now = time.perf_counter()
+        while not call.done and now < deadline and not _yield_found_others(now):
+            now = time.perf_counter()
         try:
-            return future.result()
+            return call.outcome()
         finally:
-            took = time.perf_counter() - started
+            took = time.perf_counter() - call.submitted
             self._typical += (took - self._typical) / 8
+
+    def _start(self, call: _Call[T]) -> None:
+        """On the loop: ``call``'s work started as a task."""
+        gap = min(call.submitted - self._last_end, 2 * MAX_LOOP_SPIN_SECONDS)
+        if gap > 0:  # not overlapping another call
+            self._gap += (gap - self._gap) / 8
+        try:
+            task = asyncio.ensure_future(call.work)
+        except BaseException as exc:  # not awaitable: the caller must still hear of it
+            call.fail(exc)
+            return
+        task.add_done_callback(call.finish)
+        task.add_done_callback(self._ended)
+
+    def _ended(self, _task: asyncio.Future[Any]) -> None:
+        """On the loop, after a call: poll for the next one a while, when calls come
+        close enough together for that to pay (an idle portal sleeps at once)."""
+        self._last_end = now = time.perf_counter()
+        if 2 * self._gap <= MAX_LOOP_SPIN_SECONDS:
+            self._selector.poll_until = now + 2 * self._gap
 
     def close(self) -> None:
         """Stop the loop and its thread (after what runs there has finished)."""
@@ -103,10 +219,6 @@ class Portal:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join()
         self.loop.close()
-
-
-async def _awaited(work: Awaitable[T]) -> T:
-    return await work
 
 
 def _close(work: Awaitable[Any]) -> None:
@@ -121,11 +233,14 @@ class Blocking(Generic[T]):
     and waited for; a session handle it returns comes back wrapped the same way.
     """
 
-    __slots__ = ("_portal", "_target")
+    __slots__ = ("_methods", "_portal", "_target")
 
     def __init__(self, target: T, portal: Portal) -> None:
         self._target = target
         self._portal = portal
+        #: By name, the blocking method made last and the method it wraps: remade only
+        #: when the target's method changed, not on every call.
+        self._methods: dict[str, tuple[Any, Callable[..., Any]]] = {}
 
     @property
     def aio(self) -> T:
@@ -136,7 +251,10 @@ class Blocking(Generic[T]):
         found = getattr(self._target, name)
         if name.startswith("_") or not callable(found):
             return found
-        return _blocking(found, self._portal)
+        made = self._methods.get(name)
+        if made is None or made[0] != found:
+            made = self._methods[name] = (found, _blocking(found, self._portal))
+        return made[1]
 
     def __repr__(self) -> str:
         return f"Blocking({self._target!r})"

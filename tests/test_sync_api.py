@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -176,3 +177,20 @@ def test_opening_a_bad_url_raises_and_leaves_no_loop_behind() -> None:
     with pytest.raises(lash.UnknownBackend):
         open_storage_sync("nosuch://x")
     assert portal_threads() == before
+
+
+def thread_cpu_seconds(thread: threading.Thread) -> float:
+    assert thread.ident is not None
+    return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+
+
+def test_an_idle_sync_storage_costs_no_processor_time(storage: SyncStorage) -> None:
+    # Back-to-back calls make the portal's loop poll for the next one after each;
+    # once they stop, it must go to sleep, not poll on. A generous bound, not a timing:
+    # a loop that kept polling would take most of a processor over the second.
+    for i in range(50):
+        storage.session(f"s-{i}").load_session(lash.FullGraph())
+    thread = storage.portal.thread
+    before = thread_cpu_seconds(thread)
+    time.sleep(1.0)
+    assert thread_cpu_seconds(thread) - before < 0.1
