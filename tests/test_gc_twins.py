@@ -1,0 +1,253 @@
+"""PostgreSQL's paged GC, held equal to the kit's mark and to its attachment rule.
+
+The PostgreSQL GC (lash_store_postgres/maintenance.py) restates in SQL what the
+kit decides in Python: which rows are roots (heads, stored turn results, the
+blobs module artifacts name), that fresh puts are kept, that a blob goes when
+nothing keeps it (``mark_retained``), and that attachment bytes go when no
+manifest row names them and no fresh put protects them (``doomed_attachments``).
+The property test stores the same generated rows in a fresh schema, runs GC with
+tiny pages, and compares its report and what is left with the kit's answer.
+The other tests hold the run's guarantees: a commit that names a blob after the
+marks were read keeps it, and an undecodable root deletes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, LiteralString
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from lash_store_conformance._fixtures import checkpoint, commit
+
+import lash_store_api as lash
+from lash_store_api import BackendError, FullGraph, GcReport, SessionCheckpoint
+from lash_store_api.backend.codec import encode_checkpoint
+from lash_store_api.backend.maintenance import doomed_attachments, mark_retained, root_manifest
+from lash_store_postgres import maintenance
+
+SETTINGS = settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+#: Plain blobs a checkpoint may name (a control character: SQL must bind, not splice).
+PLAIN = [f"blob\x01{i}" for i in range(6)]
+ATTACHMENTS = [f"att\x01{i}" for i in range(5)]
+_TRUNCATE = (
+    "TRUNCATE {s}.heads, {s}.turn_stamps, {s}.blobs, {s}.blob_puts, {s}.artifacts,"
+    " {s}.attachments, {s}.attachment_manifest, {s}.attachment_puts"
+)
+
+
+@pytest.fixture
+async def pg(pg_url: str) -> AsyncIterator[Any]:
+    async with lash.backend_for_url(pg_url).isolated(pg_url) as storage:
+        yield storage
+
+
+@pytest.fixture
+def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages of two and three rows, so that every store here spans several."""
+    monkeypatch.setattr(maintenance, "MARK_PAGE", 2)
+    monkeypatch.setattr(maintenance, "SWEEP_PAGE", 3)
+
+
+async def run(storage: Any, text: LiteralString, params: Any = ()) -> list[Any]:
+    db = storage._db
+    async with db.pipelined("a GC twin test") as conn:
+        cur = await conn.execute(db.q(text), params)
+    return await cur.fetchall() if cur.description else []
+
+
+ref_or_none = st.one_of(st.none(), st.sampled_from(PLAIN))
+
+
+@st.composite
+def stores(draw: st.DrawFn) -> dict[str, Any]:
+    cps = []
+    for i in range(draw(st.integers(1, 5))):
+        cp = checkpoint(
+            i,
+            tool_state_ref=draw(ref_or_none),
+            plugin_snapshot_ref=draw(ref_or_none),
+            execution_state_ref=draw(ref_or_none),
+        )
+        cps.append(encode_checkpoint(cp))
+    refs = [r for r, _ in cps]
+    attachment_ids = st.sampled_from(ATTACHMENTS)
+    some = st.lists(st.sampled_from(refs), max_size=4)
+    return {
+        "checkpoints": cps,
+        # a root whose blob is not stored names nothing (the kit's load gives None)
+        "stored_checkpoints": draw(st.sets(st.sampled_from(refs))),
+        "plain": draw(st.sets(st.sampled_from(PLAIN))),
+        "heads": draw(some),
+        "stamps": draw(some),
+        "modules": draw(st.lists(st.lists(st.sampled_from(PLAIN + refs), max_size=3), max_size=2)),
+        # per ref: no put row, a fresh put, an expired put
+        "puts": draw(st.dictionaries(st.sampled_from(PLAIN + refs), st.booleans())),
+        "attachments": draw(st.sets(st.sampled_from(ATTACHMENTS))),
+        "named": draw(st.sets(st.tuples(st.sampled_from(["s1", "s2"]), attachment_ids))),
+        "attachment_puts": draw(st.dictionaries(st.sampled_from(ATTACHMENTS), st.booleans())),
+    }
+
+
+async def fill(pg: Any, case: dict[str, Any]) -> dict[str, bytes]:
+    """Store the case's rows as the backend writes them; return the blobs stored."""
+    await run(pg, _TRUNCATE)
+    blobs = {r: d for r, d in case["checkpoints"] if r in case["stored_checkpoints"]}
+    blobs |= {r: r.encode() for r in case["plain"]}
+    stored_refs = sorted(blobs)
+    await run(
+        pg,
+        "INSERT INTO {s}.blobs (ref, data) SELECT * FROM unnest(%s::text[], %s::bytea[])",
+        (stored_refs, [blobs[r] for r in stored_refs]),
+    )
+    for i, ref in enumerate(case["heads"]):
+        await run(
+            pg,
+            "INSERT INTO {s}.heads (session_id, head_revision, config, agent_frames,"
+            " current_agent_frame_id, checkpoint_ref, graph_node_count, created_at_ms,"
+            " updated_at_ms) VALUES (%s, 1, '{{}}', '', '', %s, 0, 0, 0)",
+            (f"s\x01{i}", ref),
+        )
+    for i, ref in enumerate(case["stamps"]):
+        await run(
+            pg,
+            "INSERT INTO {s}.turn_stamps (session_id, turn_id, turn_commit_hash, head_revision,"
+            " checkpoint_ref) VALUES ('s', %s, 'h', %s, %s)",
+            (f"t{i}", i, ref),
+        )
+    for i, refs in enumerate(case["modules"]):
+        await run(
+            pg,
+            "INSERT INTO {s}.artifacts (kind, ref, data, blob_refs) VALUES ('module', %s, '', %s)",
+            (f"m{i}", refs),
+        )
+    # fresh: now; expired: long before the grace period (an hour)
+    age = "CASE WHEN %s THEN (extract(epoch FROM clock_timestamp()) * 1000)::bigint ELSE 0 END"
+    for ref, is_fresh in case["puts"].items():
+        if ref in blobs:  # a put stores its bytes
+            await run(pg, "INSERT INTO {s}.blob_puts VALUES (%s, " + age + ")", (ref, is_fresh))
+    for aid in case["attachments"]:
+        await run(pg, "INSERT INTO {s}.attachments VALUES (%s, '{{}}', '')", (aid,))
+    for sid, aid in case["named"]:
+        await run(
+            pg,
+            "INSERT INTO {s}.attachment_manifest (session_id, attachment_id, canonical_uri,"
+            " intent_at_ms) VALUES (%s, %s, 'u', 0)",
+            (sid, aid),
+        )
+    for aid, is_fresh in case["attachment_puts"].items():
+        if aid in case["attachments"]:
+            await run(
+                pg, "INSERT INTO {s}.attachment_puts VALUES (%s, " + age + ")", (aid, is_fresh)
+            )
+    return blobs
+
+
+@pytest.mark.asyncio
+@SETTINGS
+@given(case=stores())
+async def test_paged_gc_keeps_and_counts_what_the_kit_marks(
+    pg: Any, small_pages: None, case: dict[str, Any]
+) -> None:
+    """For any heads, stored turn results, module artifacts, puts and attachment rows,
+    the SQL GC deletes exactly the blobs and attachment bytes the kit dooms, and
+    reports the kit's root and retained counts."""
+    blobs = await fill(pg, case)
+
+    def load(ref: str) -> SessionCheckpoint | None:
+        return None if ref not in blobs else root_manifest(ref, blobs[ref])
+
+    fresh = [r for r, f in case["puts"].items() if f and r in blobs]
+    roots, retained = mark_retained(
+        [*case["heads"], *case["stamps"]],
+        [r for refs in case["modules"] for r in refs],
+        load,
+        fresh=fresh,
+    )
+    doomed_ids = doomed_attachments(
+        case["attachments"],
+        [aid for _, aid in case["named"]],
+        [a for a, f in case["attachment_puts"].items() if f and a in case["attachments"]],
+    )
+
+    report = await pg.maintenance.gc_unreachable()
+
+    left = {str(r) for (r,) in await run(pg, "SELECT ref FROM {s}.blobs")}
+    assert left == set(blobs) & retained
+    left_ids = {str(a) for (a,) in await run(pg, "SELECT attachment_id FROM {s}.attachments")}
+    assert left_ids == set(case["attachments"]) - set(doomed_ids)
+    assert report == GcReport(roots, len(retained), len(set(blobs) - retained), len(doomed_ids))
+    assert await run(pg, "SELECT * FROM {s}.gc_runs") == []
+
+
+@pytest.mark.asyncio
+async def test_a_commit_naming_a_blob_after_the_marks_keeps_it(
+    pg_url: str, small_pages: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A blob no root reaches when the run marks, named by a commit before the sweep,
+    is kept (the commit records it in gc_named), and the session reads whole."""
+    async with lash.backend_for_url(pg_url).isolated(pg_url, blob_grace_seconds=0) as pg:
+        handle = pg.session("s")
+        x = await pg.blobs.put(b"named, dropped, named again")
+        await handle.commit_runtime_state(commit("s", None, cp=checkpoint(1, tool_state_ref=x)))
+        await handle.commit_runtime_state(commit("s", 1, cp=checkpoint(2)))
+        revived = checkpoint(3, tool_state_ref=x)
+        mark = maintenance._mark
+
+        async def mark_then_commit(db: Any, run_id: str) -> tuple[int, int]:
+            counts = await mark(db, run_id)
+            await handle.commit_runtime_state(commit("s", 2, cp=revived))
+            return counts
+
+        monkeypatch.setattr(maintenance, "_mark", mark_then_commit)
+        report = await pg.maintenance.gc_unreachable()
+        # the first checkpoint goes; the head marked (cp 2) stays until the next run
+        assert report.deleted_blob_count == 1
+        assert await pg.blobs.get(x) is not None
+        read = await handle.load_session(FullGraph())
+        assert read is not None and read.checkpoint == revived
+        monkeypatch.setattr(maintenance, "_mark", mark)
+        again = await pg.maintenance.gc_unreachable()
+        assert (again.root_count, again.retained_blob_count, again.deleted_blob_count) == (1, 2, 1)
+        assert await run(pg, "SELECT * FROM {s}.gc_named") == []
+
+
+@pytest.mark.asyncio
+async def test_an_undecodable_root_deletes_nothing(pg: Any, small_pages: None) -> None:
+    """GC raises BackendError naming the root, every blob stays, and the run is over."""
+    junk = "junk\x01root"
+    await fill(
+        pg,
+        {
+            "checkpoints": [],
+            "stored_checkpoints": set(),
+            "plain": set(PLAIN),
+            "heads": [],
+            "stamps": [],
+            "modules": [],
+            "puts": {},
+            "attachments": set(ATTACHMENTS),
+            "named": set(),
+            "attachment_puts": {},
+        },
+    )
+    await run(pg, "INSERT INTO {s}.blobs (ref, data) VALUES (%s, 'not a checkpoint')", (junk,))
+    await run(
+        pg,
+        "INSERT INTO {s}.heads (session_id, head_revision, config, agent_frames,"
+        " current_agent_frame_id, checkpoint_ref, graph_node_count, created_at_ms,"
+        " updated_at_ms) VALUES ('s', 1, '{{}}', '', '', %s, 0, 0, 0)",
+        (junk,),
+    )
+    with pytest.raises(BackendError) as raised:
+        await pg.maintenance.gc_unreachable()
+    assert raised.value.record == junk
+    assert len(await run(pg, "SELECT ref FROM {s}.blobs")) == len(PLAIN) + 1
+    assert len(await run(pg, "SELECT 1 FROM {s}.attachments")) == len(ATTACHMENTS)
+    assert await run(pg, "SELECT * FROM {s}.gc_runs") == []
