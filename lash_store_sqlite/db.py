@@ -9,16 +9,23 @@ Operations of one storage run one after another; other processes (and other
 storages on the same file) wait for the lock up to ``busy_timeout``.
 
 A task cancelled while its operation runs does not stop it: the operation
-commits or rolls back whole in the thread, and the task just stops waiting.
+commits or rolls back whole in the thread, and the task just stops waiting (an
+operation whose task was cancelled before it started is skipped).
+
+The thread is a plain queue of jobs, each answered on its caller's loop with
+one ``call_soon_threadsafe``: an executor's futures, locks and the chaining of
+a concurrent future to an asyncio one cost a commit more than its hop does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import queue
 import sqlite3
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from lash_store_api.errors import BackendError
@@ -78,13 +85,64 @@ def connect(path: str, options: SqliteOptions, *, create: bool) -> Conn:
     return conn
 
 
+_Job = tuple[Callable[[], Any], asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
+
+
+def _answer(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.cancelled():  # its task stopped waiting
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
+
+
+class _Worker:
+    """One thread running jobs in the order they came, each answered on its caller's loop."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self.stopped = False
+        # A daemon, so that a storage left open does not hold the interpreter at exit: a
+        # transaction cut short there is rolled back by SQLite when the file is next opened.
+        self._thread = threading.Thread(target=self._serve, name="lash-store-sqlite", daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[[], T]) -> asyncio.Future[T]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put((fn, loop, future))
+        return future
+
+    def stop(self) -> None:
+        """Let the thread end once the jobs already queued have run."""
+        self.stopped = True
+        self._jobs.put(None)
+
+    def _serve(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            fn, loop, future = job
+            del job
+            if future.cancelled():
+                continue
+            result, error = None, None
+            try:
+                result = fn()
+            except BaseException as exc:  # the caller's to see, as an executor would pass it on
+                error = exc
+            # A RuntimeError: the caller's loop has closed, and nobody waits for the answer.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_answer, future, result, error)
+            del fn, loop, future, result, error
+
+
 class Db:
     """One storage's connection and thread. Facet modules call :meth:`read` and :meth:`write`."""
 
     def __init__(self, path: str, options: SqliteOptions) -> None:
         self.path = path
         self.options = options
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lash-store-sqlite")
+        self._thread = _Worker()
         self._conn: Conn | None = None
 
     async def open(self) -> None:
@@ -103,9 +161,12 @@ class Db:
         session_id: str | None = None,
         record: str | None = None,
     ) -> T:
-        loop = asyncio.get_running_loop()
+        if self._thread.stopped:
+            raise BackendError(
+                f"{action}: the database is closed", session_id=session_id, record=record
+            )
         try:
-            return await loop.run_in_executor(self._thread, fn)
+            return await self._thread.submit(fn)
         except sqlite3.Error as exc:
             if is_busy(exc):
                 raise BackendError(
@@ -183,4 +244,4 @@ class Db:
         try:
             await self._run("closing the database", close)
         finally:
-            self._thread.shutdown(wait=False)
+            self._thread.stop()
