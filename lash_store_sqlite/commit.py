@@ -22,9 +22,13 @@ from .maintenance import put_blob
 from .queued_work import settle, stale_claims
 
 _HEAD = "SELECT head_revision, graph_node_count FROM heads WHERE session_id = ?"
-_STAMP = """
-SELECT turn_commit_hash, head_revision, checkpoint_ref, manifest
-FROM turn_stamps WHERE session_id = ? AND turn_id = ?"""
+# The head and the stored stamp of the plan's turn in one statement: always one row,
+# NULLs where there is no head or no stamp (a NULL turn id matches none).
+_LOOK = """
+SELECT h.head_revision, h.graph_node_count,
+       s.turn_commit_hash, s.head_revision, s.checkpoint_ref, s.manifest
+FROM (SELECT 1) LEFT JOIN heads AS h ON h.session_id = :sid
+LEFT JOIN turn_stamps AS s ON s.session_id = :sid AND s.turn_id = :turn"""
 _BLOB_EXISTS = "SELECT 1 FROM blobs WHERE ref = ?"
 _NAMED = "DELETE FROM blob_puts WHERE ref = ?"
 _USAGE = """
@@ -62,13 +66,11 @@ VALUES (?, ?, ?, ?, ?, ?)"""
 def write_commit(conn: Conn, plan: CommitPlan) -> CommitObservation:
     """In the caller's write transaction: look, and write ``plan`` if the kit says so."""
     sid = plan.session_id
-    head = conn.execute(_HEAD, (sid,)).fetchone()
-    actual, live = (0, 0) if head is None else (int(head[0]), int(head[1]))
+    row = conn.execute(_LOOK, {"sid": sid, "turn": plan.turn_id}).fetchone()
+    actual, live = (0, 0) if row[0] is None else (int(row[0]), int(row[1]))
     stamp = None
-    if plan.turn_id is not None:
-        row = conn.execute(_STAMP, (sid, plan.turn_id)).fetchone()
-        if row is not None:
-            stamp = stored_stamp(sid, row[0], int(row[1]), row[2], row[3])
+    if row[2] is not None:
+        stamp = stored_stamp(sid, row[2], int(row[3]), row[4], row[5])
     missing = [
         ref for _, ref in plan.blob_refs if not conn.execute(_BLOB_EXISTS, (ref,)).fetchone()
     ]
@@ -89,27 +91,31 @@ def contended(conn: Conn, sid: str) -> CommitObservation:
 def _write(conn: Conn, plan: CommitPlan, live: int) -> None:
     sid, rev = plan.session_id, plan.revision
     put_blob(conn, plan.checkpoint_ref, plan.checkpoint)
-    conn.executemany(_NAMED, [(ref,) for _, ref in plan.blob_refs])
-    conn.executemany(
-        _USAGE,
-        [
-            (sid, rev, i, e.source, e.model, *_counts(e.usage))
-            for i, e in enumerate(plan.usage_deltas)
-        ],
-    )
+    # Statements with no rows to write are skipped: even empty, each costs a call.
+    if plan.blob_refs:
+        conn.executemany(_NAMED, [(ref,) for _, ref in plan.blob_refs])
+    if plan.usage_deltas:
+        conn.executemany(
+            _USAGE,
+            [
+                (sid, rev, i, e.source, e.model, *_counts(e.usage))
+                for i, e in enumerate(plan.usage_deltas)
+            ],
+        )
     if plan.replace:
         conn.execute(_DROP_NODES, (sid,))
     elif plan.nodes:  # each id once: a new or tombstoned one becomes live
         ids = json.dumps([node.node_id for node in plan.nodes])
         live -= conn.execute(_LIVE_AMONG, (sid, ids)).fetchone()[0]
     live += len(plan.nodes)
-    conn.executemany(
-        _PUT_NODE,
-        [
-            (sid, node.node_id, rev, i, node.parent_node_id, node.data)
-            for i, node in enumerate(plan.nodes)
-        ],
-    )
+    if plan.nodes:
+        conn.executemany(
+            _PUT_NODE,
+            [
+                (sid, node.node_id, rev, i, node.parent_node_id, node.data)
+                for i, node in enumerate(plan.nodes)
+            ],
+        )
     head = plan.head()
     conn.execute(
         _PUT_HEAD,
@@ -126,8 +132,10 @@ def _write(conn: Conn, plan: CommitPlan, live: int) -> None:
             plan.at_ms,
         ),
     )
-    stamp_committed(conn, sid, plan.committed_attachment_ids, now_ms())
-    settle(conn, plan)
+    if plan.committed_attachment_ids:
+        stamp_committed(conn, sid, plan.committed_attachment_ids, now_ms())
+    if plan.queue_checks:
+        settle(conn, plan)
     if plan.turn_id is not None and plan.turn_commit_hash is not None:
         conn.execute(
             _PUT_STAMP,
