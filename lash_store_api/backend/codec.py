@@ -78,11 +78,17 @@ _D = TypeVar("_D", bytes, str, str | bytes)
 RECORD_SCHEMA_VERSION = 1
 
 
+# Built once: json.dumps with options builds an encoder per call, a good part of the
+# cost of the small values a commit encodes (configs, turn options). It keeps no state
+# between calls, so threads may share it.
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
 def canon(value: JSON) -> bytes:
     """Canonical JSON: sorted keys, compact separators, UTF-8."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    return _CANONICAL.encode(value).encode("utf-8")
 
 
 def sha256_hex(value: JSON) -> str:
@@ -340,6 +346,8 @@ def decode_nodes(
 
 
 def encode_frames(frames: Sequence[AgentFrameRecord]) -> bytes:
+    if not frames:  # most heads carry none: the same bytes every time
+        return _NO_FRAMES
     return _pack(
         "agent_frames",
         {
@@ -361,6 +369,9 @@ def encode_frames(frames: Sequence[AgentFrameRecord]) -> bytes:
             ]
         },
     )
+
+
+_NO_FRAMES = _pack("agent_frames", {"frames": []})
 
 
 def decode_frames(data: bytes) -> list[AgentFrameRecord]:

@@ -32,6 +32,7 @@ from ..errors import (
 from ..queued_work import QueuedWorkCompletion
 from ..sessions import (
     Append,
+    HydratedSessionCheckpoint,
     ReplaceFull,
     RuntimeCommit,
     RuntimeCommitResult,
@@ -256,6 +257,13 @@ def accept_commit(bound: str | None, commit: object) -> RuntimeCommit:
     return commit
 
 
+_EMPTY_CHECKPOINT = HydratedSessionCheckpoint()
+_EMPTY_ENCODED = (
+    *encode_checkpoint(_EMPTY_CHECKPOINT),
+    encode_manifest(_EMPTY_CHECKPOINT.manifest()),
+)
+
+
 def plan_commit(commit: RuntimeCommit, *, serves_queued_work: bool, at_ms: int = 0) -> CommitPlan:
     """The plan of an accepted commit. A stamp naming another session fails here."""
     stamp = commit.turn_commit
@@ -276,8 +284,15 @@ def plan_commit(commit: RuntimeCommit, *, serves_queued_work: bool, at_ms: int =
         EncodedNode(n.node_id, n.parent_node_id, encode_node(n))
         for n in collapse_duplicates(records)
     )
-    ref, envelope = encode_checkpoint(commit.checkpoint)
-    manifest = commit.checkpoint.manifest()
+    checkpoint = commit.checkpoint
+    manifest = checkpoint.manifest()
+    if checkpoint == _EMPTY_CHECKPOINT:
+        # A commit that keeps no turn state (a chat history's): its encoding is computed once.
+        # Equal means the same bytes here: validation refused bools where ints go.
+        ref, envelope, encoded_manifest = _EMPTY_ENCODED
+    else:
+        ref, envelope = encode_checkpoint(checkpoint)
+        encoded_manifest = encode_manifest(manifest)
     revision = (commit.expected_head_revision or 0) + 1
     checks, foreign = completion_checks(commit.session_id, commit.completed_queue_claims)
     return CommitPlan(
@@ -288,7 +303,7 @@ def plan_commit(commit: RuntimeCommit, *, serves_queued_work: bool, at_ms: int =
         current_agent_frame_id=commit.current_agent_frame_id,
         checkpoint_ref=ref,
         checkpoint=envelope,
-        manifest=encode_manifest(manifest),
+        manifest=encoded_manifest,
         blob_refs=named_blobs(manifest),
         replace=replace,
         nodes=nodes,
