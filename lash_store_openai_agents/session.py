@@ -23,7 +23,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import random
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -89,8 +91,9 @@ class _Head:
     config: lash.PersistedSessionConfig
 
 
-def _checked_items(items: object) -> list[TResponseInputItem]:
-    """``items`` as a list of JSON dicts, or ``InvalidRequest`` naming the bad one."""
+def _item_list(items: object) -> list[TResponseInputItem]:
+    """``items`` as a list of dicts, or ``InvalidRequest`` naming the bad one. Whether
+    each is JSON is left to the commit that stores it (:func:`_named_by_item`)."""
     if not isinstance(items, list | tuple):
         raise lash.InvalidRequest("items", f"must be a list of items, got {type(items).__name__}")
     for i, item in enumerate(items):
@@ -98,8 +101,27 @@ def _checked_items(items: object) -> list[TResponseInputItem]:
             raise lash.InvalidRequest(
                 f"items[{i}]", f"must be a dict (a response input item), got {type(item).__name__}"
             )
-        check_json(f"items[{i}]", item)
     return cast(list[TResponseInputItem], list(items))
+
+
+def _checked_items(items: object) -> list[TResponseInputItem]:
+    """``items`` as a list of JSON dicts, or ``InvalidRequest`` naming the bad one."""
+    checked = _item_list(items)
+    for i, item in enumerate(checked):
+        check_json(f"items[{i}]", item)
+    return checked
+
+
+# Where a commit's validation names an item's value: item i is node i's payload's event.
+_ITEM_FIELD = re.compile(r"graph\.nodes\[(\d+)\]\.payload\['event'\]")
+
+
+def _named_by_item(exc: lash.InvalidRequest) -> lash.InvalidRequest:
+    """The commit's refusal of a node's payload, naming the item (``items[i]...``) instead."""
+    found = _ITEM_FIELD.match(exc.field)
+    if found is None:
+        return exc
+    return lash.InvalidRequest(f"items[{found[1]}]{exc.field[found.end() :]}", exc.problem)
 
 
 def _checked_limit(limit: object) -> int | None:
@@ -296,14 +318,31 @@ class LashSession:
         nothing. A non-list, an item that is not a dict, or one that is not
         JSON-compatible raises ``InvalidRequest`` naming it, before anything is written.
         """
-        checked = _checked_items(items)
+        checked = _item_list(items)
         if not checked:
             return
-        ids = [f"item-{uuid.uuid4().hex}" for _ in checked]
+        # Random ids, 128 bits each as uuid4's, from one read of the system's source.
+        drawn = os.urandom(16 * len(checked)).hex()
+        ids = [f"item-{drawn[i : i + 32]}" for i in range(0, len(drawn), 32)]
         # One stamp for the whole call: its hash covers what stays the same across
-        # reloads (the ids and the items), so a re-send after a lost reply finds
-        # the stored result even when the retry follows a reload.
-        stamp = self._stamp("add_items", [ids, checked])
+        # reloads, so a re-send after a lost reply finds the stored result even when the
+        # retry follows a reload. The ids alone: they are new to this call, so they name
+        # its items; hashing the items too would cost tens of microseconds a call.
+        stamp = self._stamp("add_items", ids)
+        try:
+            await self._add(checked, ids, stamp)
+        except lash.InvalidRequest as exc:  # nothing was written
+            named = _named_by_item(exc)
+            if named is exc:
+                raise
+            raise named from None
+
+    async def _add(
+        self,
+        checked: list[TResponseInputItem],
+        ids: list[str],
+        stamp: lash.RuntimeTurnCommitStamp,
+    ) -> None:
         async with self._lock:
             for attempt in range(self.max_attempts):
                 head = self._head or await self._load_head()
