@@ -168,12 +168,14 @@ async def finished(storage: Storage, pid: str, lines: int) -> None:
 async def test_prune_4_a_log_terminal_past_the_bound_goes_its_record_and_output_stay(
     isolated_with: Isolated,
 ) -> None:
-    """The log of a process terminal for longer than the bound is dropped; its record,
-    status and await output stay. A process terminal within the bound keeps its log,
-    and so does a running one, however old."""
+    """The log of a process terminal for longer than the bound is dropped but for its
+    last event, so an event appended later takes the next sequence; its record, status
+    and await output stay. A process terminal within the bound keeps its log, and so
+    does a running one, however old."""
     async with clocked(isolated_with) as (storage, clock):
         reg = storage.processes
         await reg.register_process(registration("p-running", LINE))
+        await reg.append_event("p-running", line("started"))
         await reg.append_event("p-running", line("still going"))
         await finished(storage, "p-old", 2)
         clock.advance(2 * DAY)
@@ -182,8 +184,10 @@ async def test_prune_4_a_log_terminal_past_the_bound_goes_its_record_and_output_
 
         report = await storage.maintenance.prune(RetentionPolicy(process_logs_after_ms=2 * DAY))
 
-        assert report == PruneReport(process_logs=1, process_events=3)
-        assert await reg.events_after("p-old", 0) == []
+        assert report == PruneReport(process_logs=1, process_events=2)
+        (last,) = await reg.events_after("p-old", 0)
+        assert (last.sequence, last.event_type) == (3, "process.completed")
+        assert (await reg.append_event("p-old", line("late"))).event.sequence == 4
         record = await reg.get_process("p-old")
         assert record is not None and record.status == {
             "state": "completed",
@@ -191,7 +195,7 @@ async def test_prune_4_a_log_terminal_past_the_bound_goes_its_record_and_output_
         }
         assert await reg.await_process("p-old") == OUTPUT
         assert len(await reg.events_after("p-young", 0)) == 2
-        assert len(await reg.events_after("p-running", 0)) == 1
+        assert len(await reg.events_after("p-running", 0)) == 2
 
 
 async def reserved(storage: Storage, key: str) -> tuple[str, str]:
@@ -273,7 +277,7 @@ async def test_prune_6_a_dry_run_writes_nothing_and_counts_what_the_run_removes(
             False, dry.sessions, dry.sessions_kept, dry.process_logs, dry.process_events,
             dry.occurrences, dry.reservations,
         )  # fmt: skip
-        assert (real.process_logs, real.occurrences, real.reservations) == (2, 1, 1)
+        assert (real.process_logs, real.occurrences, real.reservations) == (1, 1, 1)
 
 
 @behaviour("prune-7", needs=EVERYTHING)

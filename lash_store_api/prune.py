@@ -18,8 +18,8 @@ class RetentionPolicy:
     - ``sessions_idle_ms``: a session not written (``updated_at_ms``) for longer is
       deleted with everything it owns, unless it has queued work or a running process
       holds a grant on it or wakes into it.
-    - ``process_logs_after_ms``: a process terminal for longer loses its event log
-      (its record, with its output, stays).
+    - ``process_logs_after_ms``: a process terminal for longer loses its event log but
+      for the last event (its record, with its output, stays).
     - ``occurrences_after_ms``: a trigger occurrence older than this, none of whose
       deliveries is still a running process, is forgotten with its reservations.
     """

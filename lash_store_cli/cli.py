@@ -429,8 +429,8 @@ def delete_command(url: str, session: str, yes: bool, as_json: bool) -> None:
 @click.option(
     "--process-logs-after",
     type=sessions.DURATION,
-    help="Drop the event log of each process terminal for longer than this "
-    "(its record and output stay).",
+    help="Drop the event log, but for its last event, of each process terminal for "
+    "longer than this (its record and output stay).",
 )
 @click.option(
     "--occurrences-after",

@@ -74,12 +74,13 @@ class MemoryProcessRegistry(ProcessRegistryBase):
         state = self._state
         record = self._record(pid)
         log = state.process_events.get(pid, [])
+        start = state.process_log_start.get(pid, 0)  # events prune dropped
         stored = None
         seq = None if replay_key is None else state.process_replays.get((pid, replay_key))
         if seq is not None:
-            row = log[seq - 1]
+            row = log[seq - 1 - start]
             stored = StoredReplay(row.payload_hash, decode_event(row.event))
-        write = decide(record, len(log) + 1, stored)
+        write = decide(record, start + len(log) + 1, stored)
         prepared = write.prepared
         if not prepared.replayed:
             event = prepared.event
@@ -139,7 +140,10 @@ class MemoryProcessRegistry(ProcessRegistryBase):
             return None
         acks = self._state.wake_acks
         found: list[ProcessEvent] = []
-        for seq, row in enumerate(self._state.process_events.get(pid, ())[after:], after + 1):
+        dropped = self._state.process_log_start.get(pid, 0)  # the log's first sequence - 1
+        first = max(after, dropped)
+        log = self._state.process_events.get(pid, ())
+        for seq, row in enumerate(log[first - dropped :], first + 1):
             if limit is not None and len(found) >= limit:
                 break
             if event_type is not None and row.event_type != event_type:
@@ -152,7 +156,8 @@ class MemoryProcessRegistry(ProcessRegistryBase):
     async def _count(self, pid: str, event_type: str, up_to: int) -> int | None:
         if pid not in self._state.processes:
             return None
-        log = self._state.process_events.get(pid, ())[:up_to]
+        start = self._state.process_log_start.get(pid, 0)
+        log = self._state.process_events.get(pid, ())[: max(up_to - start, 0)]
         return sum(1 for row in log if row.event_type == event_type)
 
     async def _recent(self, pid: str, limit: int) -> list[ProcessEvent] | None:

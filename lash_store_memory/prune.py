@@ -50,7 +50,7 @@ class MemoryPrune(PruneBase):
         keys = [(at, pid) for pid, at in state.process_terminal_at.items()]
         found = sorted(
             k for k in keys
-            if k[0] < terminal_before_ms and state.process_events.get(k[1])
+            if k[0] < terminal_before_ms and len(state.process_events.get(k[1], ())) > 1
             and (after is None or k > after)
         )[:BATCH]  # fmt: skip
         return [LogFacts(pid, at, len(state.process_events[pid])) for at, pid in found]
@@ -62,13 +62,20 @@ class MemoryPrune(PruneBase):
         logs = events = 0
         for pid in process_ids:
             at = state.process_terminal_at.get(pid)
-            if at is None or at >= terminal_before_ms or not state.process_events.get(pid):
+            log = state.process_events.get(pid, [])
+            if at is None or at >= terminal_before_ms or len(log) < 2:
                 continue
+            start = state.process_log_start.get(pid, 0)
+            last = start + len(log)  # the sequence of the event that stays
+            state.process_events[pid] = log[-1:]
+            state.process_log_start[pid] = last - 1
             logs += 1
-            events += len(state.process_events.pop(pid))
-            for key in [k for k in state.process_replays if k[0] == pid]:
+            events += len(log) - 1
+            for key in [
+                k for k, seq in state.process_replays.items() if k[0] == pid and seq < last
+            ]:
                 del state.process_replays[key]
-            state.wake_acks.difference_update({a for a in state.wake_acks if a[0] == pid})
+            state.wake_acks -= {a for a in state.wake_acks if a[0] == pid and a[1] < last}
         return logs, events
 
     async def _occurrences(

@@ -103,8 +103,10 @@ class MemoryState:
     processes: dict[str, str] = field(default_factory=dict)
     #: When each terminal process became terminal (its record's time then), for prune.
     process_terminal_at: dict[str, int] = field(default_factory=dict)
-    #: Each process's log; sequence ``n`` is at index ``n - 1``.
+    #: Each process's log; sequence ``n`` is at index ``n - 1 - process_log_start[pid]``.
     process_events: dict[str, list[EventRow]] = field(default_factory=dict)
+    #: How many events of the start of a process's log prune dropped (0 if none).
+    process_log_start: dict[str, int] = field(default_factory=dict)
     #: ``(process id, replay key)`` -> sequence.
     process_replays: dict[tuple[str, str], int] = field(default_factory=dict)
     wake_acks: set[tuple[str, int]] = field(default_factory=set)

@@ -36,27 +36,41 @@ SELECT sid,
               JOIN {s}.processes AS p ON p.process_id = g.process_id
              WHERE g.session_id = sid AND p.state = 'running') AS live)
   FROM unnest(%(sids)s::text[]) AS sid"""
+# Logs of more than one event: dropping one keeps its last event.
 _LOGS = """
-SELECT p.process_id, p.terminal_at_ms,
-       (SELECT count(*) FROM {s}.process_events AS e WHERE e.process_id = p.process_id)
-  FROM {s}.processes AS p
- WHERE p.terminal_at_ms < %(before)s
-   AND (%(after_at)s::bigint IS NULL
-        OR (p.terminal_at_ms, p.process_id) > (%(after_at)s::bigint, %(after_id)s::text))
-   AND EXISTS (SELECT FROM {s}.process_events AS e WHERE e.process_id = p.process_id)
- ORDER BY p.terminal_at_ms, p.process_id LIMIT %(n)s"""
-# The processes of the batch still terminal since before the cutoff.
+SELECT process_id, terminal_at_ms, n FROM (
+    SELECT p.process_id, p.terminal_at_ms,
+           (SELECT count(*) FROM {s}.process_events AS e WHERE e.process_id = p.process_id) AS n
+      FROM {s}.processes AS p
+     WHERE p.terminal_at_ms < %(before)s
+       AND (%(after_at)s::bigint IS NULL
+            OR (p.terminal_at_ms, p.process_id) > (%(after_at)s::bigint, %(after_id)s::text))
+) AS logs
+ WHERE n > 1
+ ORDER BY terminal_at_ms, process_id LIMIT %(n)s"""
+# The processes of the batch still terminal since before the cutoff, each with the
+# sequence of its last event, which stays.
 _ENDED = """
-SELECT process_id FROM {s}.processes
- WHERE process_id = ANY(%(pids)s::text[]) AND terminal_at_ms < %(before)s"""
+SELECT p.process_id,
+       (SELECT max(e.sequence) FROM {s}.process_events AS e
+         WHERE e.process_id = p.process_id) AS last
+  FROM {s}.processes AS p
+ WHERE p.process_id = ANY(%(pids)s::text[]) AND p.terminal_at_ms < %(before)s"""
+_DROP_ACKS = (
+    """
+DELETE FROM {s}.process_wake_acks AS a USING ("""
+    + _ENDED
+    + """) AS p
+ WHERE a.process_id = p.process_id AND a.sequence < p.last"""
+)
 _DROP_EVENTS = (
     """
-DELETE FROM {s}.process_events WHERE process_id IN ("""
+DELETE FROM {s}.process_events AS e USING ("""
     + _ENDED
-    + """)
-RETURNING process_id"""
+    + """) AS p
+ WHERE e.process_id = p.process_id AND e.sequence < p.last
+RETURNING e.process_id"""
 )
-_DROP_ACKS = "DELETE FROM {s}.process_wake_acks WHERE process_id IN (" + _ENDED + ")"
 _OCCURRENCES = """
 SELECT o.occurrence_id, o.occurred_at_ms,
        ARRAY(SELECT r.subscription_id FROM {s}.trigger_reservations AS r
@@ -109,8 +123,8 @@ class PostgresPrune(PruneBase):
         db = self._db
         params = {"pids": list(process_ids), "before": terminal_before_ms}
         async with db.pipelined("dropping terminal processes' logs") as conn:
-            events = await conn.execute(db.q(_DROP_EVENTS), params)
             await conn.execute(db.q(_DROP_ACKS), params)
+            events = await conn.execute(db.q(_DROP_EVENTS), params)
         dropped = [pid for (pid,) in await events.fetchall()]
         return len(set(dropped)), len(dropped)
 

@@ -31,19 +31,22 @@ SELECT (SELECT count(*) FROM queued_work WHERE session_id = :sid),
             UNION
             SELECT g.process_id FROM process_grants AS g JOIN processes AS p USING (process_id)
              WHERE g.session_id = :sid AND p.state = 'running'))"""
+# Logs of more than one event: dropping one keeps its last event.
 _LOGS = """
-SELECT p.process_id, p.terminal_at_ms,
-       (SELECT count(*) FROM process_events AS e WHERE e.process_id = p.process_id)
-  FROM processes AS p
- WHERE p.terminal_at_ms IS NOT NULL AND p.terminal_at_ms < :before
-   AND (:after_at IS NULL OR (p.terminal_at_ms, p.process_id) > (:after_at, :after_id))
-   AND EXISTS (SELECT 1 FROM process_events AS e WHERE e.process_id = p.process_id)
- ORDER BY p.terminal_at_ms, p.process_id LIMIT :n"""
+SELECT process_id, terminal_at_ms, n FROM (
+    SELECT p.process_id, p.terminal_at_ms,
+           (SELECT count(*) FROM process_events AS e WHERE e.process_id = p.process_id) AS n
+      FROM processes AS p
+     WHERE p.terminal_at_ms IS NOT NULL AND p.terminal_at_ms < :before
+       AND (:after_at IS NULL OR (p.terminal_at_ms, p.process_id) > (:after_at, :after_id)))
+ WHERE n > 1
+ ORDER BY terminal_at_ms, process_id LIMIT :n"""
 _STILL_ENDED = """
 SELECT 1 FROM processes
  WHERE process_id = ? AND terminal_at_ms IS NOT NULL AND terminal_at_ms < ?"""
-_DROP_EVENTS = "DELETE FROM process_events WHERE process_id = ?"
-_DROP_ACKS = "DELETE FROM process_wake_acks WHERE process_id = ?"
+_LAST = "(SELECT max(sequence) FROM process_events WHERE process_id = :pid)"
+_DROP_EVENTS = "DELETE FROM process_events WHERE process_id = :pid AND sequence < " + _LAST
+_DROP_ACKS = "DELETE FROM process_wake_acks WHERE process_id = :pid AND sequence < " + _LAST
 _OCCURRENCES = """
 SELECT occurrence_id, occurred_at_ms FROM trigger_occurrences
  WHERE occurred_at_ms < :before
@@ -100,8 +103,8 @@ class SqlitePrune(PruneBase):
             for pid in process_ids:
                 if conn.execute(_STILL_ENDED, (pid, terminal_before_ms)).fetchone() is None:
                     continue
-                dropped = conn.execute(_DROP_EVENTS, (pid,)).rowcount
-                conn.execute(_DROP_ACKS, (pid,))
+                conn.execute(_DROP_ACKS, {"pid": pid})
+                dropped = conn.execute(_DROP_EVENTS, {"pid": pid}).rowcount
                 logs += 1 if dropped else 0
                 events += dropped
             return logs, events

@@ -24,7 +24,7 @@ DAY_MS = 86_400_000
 SUCCESS: JSON = {"type": "success", "value": None}
 REMOVED = (
     "removed 1 sessions (1 idle kept: queued work or a running process), "
-    "1 process logs (3 events), 1 trigger occurrences (1 reservations)"
+    "1 process logs (2 events), 1 trigger occurrences (1 reservations)"
 )
 
 

@@ -11,8 +11,10 @@ What is never touched:
 - a session updated within the bound, one with queued work (any batch still in
   the queue), or one a running process holds a grant on or wakes into; a session
   is deleted through the factory's ``delete_session``, so erasure stays one path;
-- a process that is not terminal, or became terminal within the bound (its record
-  and output always stay: only the log goes);
+- a process that is not terminal, or became terminal within the bound; of a log
+  that goes, its last event stays (so a later event's sequence follows it on every
+  backend, and the end of the log is still there to read), and the record and its
+  output always stay;
 - an occurrence recorded within the bound, or one a delivery of which is a
   running process.
 
@@ -136,7 +138,9 @@ class SessionFacts:
 
 @dataclass(frozen=True, slots=True)
 class LogFacts:
-    """A process with a log: when it became terminal (``None``: running), its events."""
+    """A process with a log: when it became terminal (``None``: running), its events.
+
+    Dropping a log deletes every event but its last, so a log of one event is done."""
 
     process_id: str
     terminal_at_ms: int | None
@@ -172,16 +176,16 @@ class PruneBase(ABC):
 
     @abstractmethod
     async def _logs(self, terminal_before_ms: int, after: tuple[int, str] | None) -> list[LogFacts]:
-        """Up to :data:`BATCH` processes with at least one event that became terminal
+        """Up to :data:`BATCH` processes with more than one event that became terminal
         before ``terminal_before_ms``, by ``(terminal_at_ms, process_id)`` after ``after``."""
 
     @abstractmethod
     async def _drop_logs(
         self, process_ids: Sequence[str], terminal_before_ms: int
     ) -> tuple[int, int]:
-        """In one transaction, delete the events (with their replay keys and wake acks)
-        of those of ``process_ids`` still terminal since before the cutoff; return how
-        many logs had events, and how many events went."""
+        """In one transaction, delete every event but the last (with their replay keys and
+        wake acks) of those of ``process_ids`` still terminal since before the cutoff;
+        return how many logs lost events, and how many events went."""
 
     @abstractmethod
     async def _occurrences(
@@ -260,11 +264,11 @@ class PruneBase(ABC):
             rows = await self._logs(cutoff, after)
             doomed = [
                 r for r in rows
-                if r.terminal_at_ms is not None and r.terminal_at_ms < cutoff and r.event_count
+                if r.terminal_at_ms is not None and r.terminal_at_ms < cutoff and r.event_count > 1
             ]  # fmt: skip
             if doomed and dry_run:
                 logs += len(doomed)
-                events += sum(r.event_count for r in doomed)
+                events += sum(r.event_count - 1 for r in doomed)  # the last event stays
             elif doomed:
                 dropped_logs, dropped = await self._drop_logs(
                     [r.process_id for r in doomed], cutoff
