@@ -56,7 +56,7 @@ _EXPIRE_ATTACHMENT_PUTS = "DELETE FROM {s}.attachment_puts WHERE put_at_ms <= " 
 
 #: Page sizes: checkpoint roots decoded per read, blobs or attachments per sweep transaction.
 MARK_PAGE = 500
-SWEEP_PAGE = 1000
+SWEEP_PAGE = 500
 #: A run registered this long ago is taken for one whose client died (migration 0011).
 STALE_RUN_MS = 24 * 3600 * 1000
 
@@ -81,8 +81,11 @@ _MARK_FRESH = """
 INSERT INTO {s}.gc_marks (run_id, ref, kind) SELECT %(run)s, ref, 0 FROM {s}.blob_puts
 ON CONFLICT (run_id, ref) DO NOTHING"""
 # A keyset page of the run's checkpoint roots with their bytes (NULL: not stored).
+# Each page's lookups are per-row subqueries on primary keys, never joins: a hash
+# join would read a whole table for every page, and GC would grow with the store
+# squared.
 _ROOT_PAGE = """
-SELECT m.ref, b.data FROM {s}.gc_marks AS m LEFT JOIN {s}.blobs AS b ON b.ref = m.ref
+SELECT m.ref, (SELECT b.data FROM {s}.blobs AS b WHERE b.ref = m.ref) FROM {s}.gc_marks AS m
  WHERE m.run_id = %(run)s AND m.kind = 2 AND m.ref > %(after)s
  ORDER BY m.ref LIMIT %(limit)s"""
 _MARK_NAMED = """
@@ -96,36 +99,39 @@ SELECT count(*) FILTER (WHERE kind > 0), count(*)
                               WHERE m.run_id = %(run)s AND m.ref = g.ref))
   FROM {s}.gc_marks WHERE run_id = %(run)s"""
 
-# One sweep page: of the next %(limit)s blobs after %(after)s, delete those the run
-# keeps for no reason. Returns the page's last ref (NULL: no more), how many went,
-# and whether the run is still registered (a later run may have taken it for dead).
+# One sweep page: of the next %(limit)s blobs after %(after)s (an index range), delete
+# those the run keeps for no reason. Returns the page's last ref (NULL: no more), how
+# many went, and whether the run is still registered (a later run may have taken it
+# for dead). Per-row subqueries, as in _ROOT_PAGE.
 _SWEEP_PAGE = """
-WITH page AS (SELECT ref FROM {s}.blobs WHERE ref > %(after)s ORDER BY ref LIMIT %(limit)s),
+WITH bound AS (SELECT max(ref) AS last FROM (SELECT ref FROM {s}.blobs WHERE ref > %(after)s
+                                             ORDER BY ref LIMIT %(limit)s) AS page),
 gone AS (
-    DELETE FROM {s}.blobs AS b USING page
-     WHERE b.ref = page.ref
+    DELETE FROM {s}.blobs AS b
+     WHERE b.ref > %(after)s AND b.ref <= (SELECT last FROM bound)
        AND EXISTS (SELECT FROM {s}.gc_runs AS r WHERE r.run_id = %(run)s)
-       AND NOT EXISTS (SELECT FROM {s}.gc_marks AS m WHERE m.run_id = %(run)s AND m.ref = b.ref)
-       AND NOT EXISTS (SELECT FROM {s}.gc_named AS g WHERE g.ref = b.ref)
-       AND NOT EXISTS (SELECT FROM {s}.blob_puts AS p WHERE p.ref = b.ref)
+       AND (SELECT 1 FROM {s}.gc_marks AS m WHERE m.run_id = %(run)s AND m.ref = b.ref) IS NULL
+       AND (SELECT 1 FROM {s}.gc_named AS g WHERE g.ref = b.ref LIMIT 1) IS NULL
+       AND (SELECT 1 FROM {s}.blob_puts AS p WHERE p.ref = b.ref) IS NULL
     RETURNING 1)
-SELECT (SELECT max(ref) FROM page), (SELECT count(*) FROM gone),
+SELECT (SELECT last FROM bound), (SELECT count(*) FROM gone),
        EXISTS (SELECT FROM {s}.gc_runs AS r WHERE r.run_id = %(run)s)"""
 # Attachment bytes go when no manifest row of any session names them and no put
 # within the grace period protects them (the kit's doomed_attachments).
 _SWEEP_ATTACHMENT_PAGE = """
-WITH page AS (SELECT attachment_id FROM {s}.attachments WHERE attachment_id > %(after)s
-               ORDER BY attachment_id LIMIT %(limit)s),
+WITH bound AS (SELECT max(attachment_id) AS last
+                 FROM (SELECT attachment_id FROM {s}.attachments WHERE attachment_id > %(after)s
+                        ORDER BY attachment_id LIMIT %(limit)s) AS page),
 gone AS (
-    DELETE FROM {s}.attachments AS a USING page
-     WHERE a.attachment_id = page.attachment_id
+    DELETE FROM {s}.attachments AS a
+     WHERE a.attachment_id > %(after)s AND a.attachment_id <= (SELECT last FROM bound)
        AND EXISTS (SELECT FROM {s}.gc_runs AS r WHERE r.run_id = %(run)s)
-       AND NOT EXISTS (SELECT FROM {s}.attachment_manifest AS m
-                        WHERE m.attachment_id = a.attachment_id)
-       AND NOT EXISTS (SELECT FROM {s}.attachment_puts AS p
-                        WHERE p.attachment_id = a.attachment_id)
+       AND (SELECT 1 FROM {s}.attachment_manifest AS m
+             WHERE m.attachment_id = a.attachment_id LIMIT 1) IS NULL
+       AND (SELECT 1 FROM {s}.attachment_puts AS p
+             WHERE p.attachment_id = a.attachment_id) IS NULL
     RETURNING 1)
-SELECT (SELECT max(attachment_id) FROM page), (SELECT count(*) FROM gone),
+SELECT (SELECT last FROM bound), (SELECT count(*) FROM gone),
        EXISTS (SELECT FROM {s}.gc_runs AS r WHERE r.run_id = %(run)s)"""
 
 _LOCK_GC_SHARED = "SELECT pg_advisory_xact_lock_shared(%s, %s)"
