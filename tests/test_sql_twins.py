@@ -99,6 +99,7 @@ def fresh(prefix: str) -> str:
 
 _TERMINAL: Any = {"state": "completed", "await_output": {"type": "success", "value": 1}}
 _TARGET = SessionScope("target-session", "frame-1")
+_NESTED_TIMES: Any = {"updated_at_ms": 1, "x": {"updated_at_ms": 2}}
 
 
 @st.composite
@@ -113,6 +114,8 @@ def append_cases(draw: st.DrawFn) -> dict[str, Any]:
     return {
         "event_type": event_type,
         "registered_target": draw(st.sampled_from([None, _TARGET])),
+        # user JSON holding the key the SQL rewrites: only the record's own may move
+        "definition": draw(st.sampled_from([None, _NESTED_TIMES])),
         "stored_terminal": draw(st.booleans()),
         "stored_wait": draw(st.sampled_from([None, WaitState({"kind": 'w"ait'}, 3)])),
         "target_cleared": draw(st.booleans()),
@@ -160,7 +163,10 @@ async def test_append_process_event_judges_and_writes_as_the_kit(
     rows ``append_rows`` gives, which are the kit's own event, record and wake."""
     pid = fresh("p")
     event_type: ProcessEventType = case["event_type"]
-    reg = dataclasses.replace(registration(pid, event_type), wake_target=case["registered_target"])
+    reg = dataclasses.replace(
+        registration(pid, event_type, definition=case["definition"]),
+        wake_target=case["registered_target"],
+    )
     registered = await pg.processes.register_process(reg)
     target = None if case["target_cleared"] else registered.wake_target
     stored = dataclasses.replace(
