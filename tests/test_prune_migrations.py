@@ -24,6 +24,7 @@ from lash_store_api import JSON, RetentionPolicy
 DAY = 86_400_000
 START = 1_700_000_000_000
 DONE: JSON = {"type": "success", "value": None}
+NUL: JSON = {"originator": {"type": "host"}, "note": "a\x00b"}
 
 SQLITE_UNDO = (
     "DROP TRIGGER processes_terminal_at",
@@ -47,7 +48,8 @@ async def finished_then_pruned(url: str, undo: Callable[[], None]) -> lash.Prune
     the store again (migrating it) and prune logs older than a day on day 3."""
     now = [START]
     async with await lash.open_storage(url, clock=lambda: now[0]) as storage:
-        await storage.processes.register_process(registration("job", LINE))
+        # A NUL in the record: the migration must still read the record's time.
+        await storage.processes.register_process(registration("job", LINE, provenance=NUL))
         await storage.processes.append_event("job", line("one"))
         await storage.processes.complete_process("job", DONE)
     undo()

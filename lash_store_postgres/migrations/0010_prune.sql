@@ -3,15 +3,18 @@
 -- terminal: the record's updated_at_ms (the storage's clock) when its state first
 -- left running. A trigger stamps it, so every write that ends a process does,
 -- whichever statement or function it is; the WHEN clause keeps it off every other
--- write. The record is read as json (never jsonb), for one number. Processes
--- already terminal take their record's time now, never earlier than when they ended.
+-- write. The record is read as json (never jsonb), for one number; a \u0000 escape
+-- in any of its strings would stop that parse (json cannot turn it into text), so
+-- each one is read as \u0001 instead: still valid JSON, the number untouched.
+-- Processes already terminal take their record's time now, never earlier than when
+-- they ended.
 ALTER TABLE {s}.processes ADD COLUMN terminal_at_ms bigint;
-UPDATE {s}.processes SET terminal_at_ms = (record::json ->> 'updated_at_ms')::bigint
+UPDATE {s}.processes SET terminal_at_ms = (replace(record, '\u0000', '\u0001')::json ->> 'updated_at_ms')::bigint
  WHERE state <> 'running';
 
 CREATE FUNCTION {s}.stamp_terminal_at() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    NEW.terminal_at_ms := (NEW.record::json ->> 'updated_at_ms')::bigint;
+    NEW.terminal_at_ms := (replace(NEW.record, '\u0000', '\u0001')::json ->> 'updated_at_ms')::bigint;
     RETURN NEW;
 END
 $$;
