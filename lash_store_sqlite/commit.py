@@ -22,11 +22,17 @@ from .maintenance import put_blob
 from .queued_work import settle, stale_claims
 
 _HEAD = "SELECT head_revision, graph_node_count FROM heads WHERE session_id = ?"
-# The head and the stored stamp of the plan's turn in one statement: always one row,
-# NULLs where there is no head or no stamp (a NULL turn id matches none).
+# What the commit looks at, in one statement (each costs a call into SQLite): the head,
+# the stored stamp of the plan's turn, and how many of the plan's node ids (a JSON
+# array) are live now, the others becoming live. Always one row, NULLs where there is no
+# head or no stamp (a NULL turn id matches none). The count looks each id up by its
+# index (left to itself the planner walks the session's range).
 _LOOK = """
 SELECT h.head_revision, h.graph_node_count,
-       s.turn_commit_hash, s.head_revision, s.checkpoint_ref, s.manifest
+       s.turn_commit_hash, s.head_revision, s.checkpoint_ref, s.manifest,
+       (SELECT count(*) FROM nodes INDEXED BY nodes_by_id
+        WHERE session_id = :sid AND tombstoned = 0
+          AND node_id IN (SELECT value FROM json_each(:ids)))
 FROM (SELECT 1) LEFT JOIN heads AS h ON h.session_id = :sid
 LEFT JOIN turn_stamps AS s ON s.session_id = :sid AND s.turn_id = :turn"""
 _BLOB_EXISTS = "SELECT 1 FROM blobs WHERE ref = ?"
@@ -36,15 +42,13 @@ INSERT INTO usage (session_id, rev, ord, source, model, input_tokens, output_tok
                    cached_input_tokens, reasoning_tokens)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 _DROP_NODES = "DELETE FROM nodes WHERE session_id = ?"
-# How many of the plan's node ids are live now: the others become live. One
-# lookup by id each (left to itself the planner walks the session's range).
-_LIVE_AMONG = """
-SELECT count(*) FROM nodes INDEXED BY nodes_by_id
-WHERE session_id = ? AND tombstoned = 0 AND node_id IN (SELECT value FROM json_each(?))"""
-# An existing id keeps its place in insertion order (rev, ord) and comes back to life.
-_PUT_NODE = """
+# Nodes go in by up to _NODES_AT_ONCE rows a statement (one call and one step for all
+# of them); an existing id keeps its place in insertion order (rev, ord) and comes
+# back to life. 6 parameters a row: 100 rows stay under the oldest SQLite's 999.
+_NODES_AT_ONCE = 100
+_PUT_NODES = """
 INSERT INTO nodes (session_id, node_id, rev, ord, parent_node_id, tombstoned, data)
-VALUES (?, ?, ?, ?, ?, 0, ?)
+VALUES {rows}
 ON CONFLICT (session_id, node_id) DO UPDATE
 SET parent_node_id = excluded.parent_node_id, tombstoned = 0, data = excluded.data"""
 # A head keeps its created time; every commit moves its updated time.
@@ -66,8 +70,10 @@ VALUES (?, ?, ?, ?, ?, ?)"""
 def write_commit(conn: Conn, plan: CommitPlan) -> CommitObservation:
     """In the caller's write transaction: look, and write ``plan`` if the kit says so."""
     sid = plan.session_id
-    row = conn.execute(_LOOK, {"sid": sid, "turn": plan.turn_id}).fetchone()
-    actual, live = (0, 0) if row[0] is None else (int(row[0]), int(row[1]))
+    # Each id once: a new or tombstoned one becomes live. A replace counts from nothing.
+    ids = "[]" if plan.replace else json.dumps([node.node_id for node in plan.nodes])
+    row = conn.execute(_LOOK, {"sid": sid, "turn": plan.turn_id, "ids": ids}).fetchone()
+    actual, live = (0, 0) if row[0] is None else (int(row[0]), int(row[1]) - int(row[6]))
     stamp = None
     if row[2] is not None:
         stamp = stored_stamp(sid, row[2], int(row[3]), row[4], row[5])
@@ -104,18 +110,14 @@ def _write(conn: Conn, plan: CommitPlan, live: int) -> None:
         )
     if plan.replace:
         conn.execute(_DROP_NODES, (sid,))
-    elif plan.nodes:  # each id once: a new or tombstoned one becomes live
-        ids = json.dumps([node.node_id for node in plan.nodes])
-        live -= conn.execute(_LIVE_AMONG, (sid, ids)).fetchone()[0]
     live += len(plan.nodes)
-    if plan.nodes:
-        conn.executemany(
-            _PUT_NODE,
-            [
-                (sid, node.node_id, rev, i, node.parent_node_id, node.data)
-                for i, node in enumerate(plan.nodes)
-            ],
-        )
+    for start in range(0, len(plan.nodes), _NODES_AT_ONCE):
+        chunk = plan.nodes[start : start + _NODES_AT_ONCE]
+        params: list[object] = []
+        for i, node in enumerate(chunk, start):
+            params += (sid, node.node_id, rev, i, node.parent_node_id, node.data)
+        rows = ", ".join(["(?, ?, ?, ?, ?, 0, ?)"] * len(chunk))
+        conn.execute(_PUT_NODES.format(rows=rows), params)
     head = plan.head()
     conn.execute(
         _PUT_HEAD,
