@@ -1,6 +1,8 @@
 """The ``lash-store`` command: inspect a store, run maintenance, run conformance, try a demo.
 
-Built on click; one subcommand per job (their work is in :mod:`.commands`).
+Built on click; one subcommand per job (their work is in :mod:`.commands`; the group's
+machinery is in :mod:`.group`, the commands that change or copy a store in
+:mod:`.maintenance_commands`).
 Exit codes: 0 ok; 1 for a store error (any ``StoreError``) or an unexpected
 one, printed as one ``lash-store: error:`` line on stderr; 2 for a usage
 error. A reader that goes away early (``| head``) ends the command quietly,
@@ -9,32 +11,32 @@ with exit code 0.
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import IO, Any, TextIO, TypeVar
+from collections.abc import Sequence
 
 import click
 from click.core import ParameterSource
 
-from lash_store_api import ProcessStatusFilter, StoreError
+from lash_store_api import ProcessStatusFilter
 from lash_store_api.paging import MAX_PAGE_LIMIT
 from lash_store_api.plugins import DEFAULT_URL, ENV_VAR, resolve_url
 
-from . import commands, erasure, facets, operations, prune, render, sessions
-from .commands import PROG, CliError
+from . import commands, facets, sessions
+from .commands import PROG
+from .group import (
+    PYTEST_ARGS,
+    LashGroup,
+    PassThroughCommand,
+    example,
+    print_version,
+    read_store,
+    stdout,
+    url_argument,
+)
 from .json_output import json_option
+from .maintenance_commands import MAINTENANCE_COMMANDS
 
 __all__ = ["cli", "main"]
-
-DEBUG_VAR = "LASH_STORE_DEBUG"
-DISTRIBUTION = "lash-store"
-#: Where the ``conformance`` command keeps what followed ``--``, for pytest.
-PYTEST_ARGS = "lash_store.pytest_args"
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 HELP = """Durable state for LLM agents: inspect and maintain a lash store."""
 
@@ -52,113 +54,6 @@ Examples:
 """
 
 
-def first_line(text: str) -> str:
-    stripped = text.strip()
-    return stripped.splitlines()[0] if stripped else text
-
-
-class Failure(click.ClickException):
-    """A failure shown as one ``lash-store: error:`` line, exit code 1."""
-
-    exit_code = 1
-
-    def __init__(self, message: str) -> None:
-        super().__init__(first_line(message))
-
-    def show(self, file: IO[Any] | None = None) -> None:
-        # An error may quote stored text: escaped like every other line the CLI prints.
-        click.echo(f"{PROG}: error: {render.visible(self.format_message())}", err=True)
-
-
-def _silence_stdout() -> None:
-    """After a broken pipe: point stdout at /dev/null so the exit-time flush cannot fail."""
-    with contextlib.suppress(OSError, ValueError):  # no file descriptor (e.g. captured)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-
-
-class LashGroup(click.Group):
-    """Commands listed in the order they are defined; errors become one line."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(self.commands)
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            result = super().invoke(ctx)
-            sys.stdout.flush()  # a reader that went away fails here, not at interpreter exit
-            return result
-        except click.UsageError as exc:
-            # click shows some rejected arguments as given (an extra one, say: an id a
-            # script passed on): escaped like every other line the command prints.
-            raise click.UsageError(render.visible(exc.format_message()), exc.ctx) from None
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
-            raise
-        except BrokenPipeError:
-            # The reader went away (e.g. `| head`): what it wanted was printed. Stop quietly.
-            _silence_stdout()
-            raise click.exceptions.Exit(0) from None
-        except (StoreError, CliError) as exc:
-            raise Failure(str(exc) or type(exc).__name__) from exc
-        except KeyboardInterrupt:
-            raise click.exceptions.Exit(130) from None
-        except Exception as exc:
-            if os.environ.get(DEBUG_VAR):
-                raise
-            what = f"{type(exc).__name__}: {first_line(str(exc))}".rstrip(": ")
-            raise Failure(f"unexpected {what} (set {DEBUG_VAR}=1 for a traceback)") from exc
-
-
-class PassThroughCommand(click.Command):
-    """A command whose arguments after the first ``--`` go, untouched, to pytest."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        passed: list[str] = []
-        if "--" in args:
-            cut = args.index("--")
-            args, passed = args[:cut], args[cut + 1 :]
-        ctx.meta[PYTEST_ARGS] = passed
-        return super().parse_args(ctx, args)
-
-    def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
-        return [*super().collect_usage_pieces(ctx), "[-- PYTEST_ARGS...]"]
-
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version(DISTRIBUTION)
-    except Exception:  # not installed as a distribution (e.g. run from a source tree)
-        return "unknown"
-
-
-def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
-    if not value or ctx.resilient_parsing:
-        return
-    click.echo(f"{PROG} {_version()}")
-    ctx.exit()
-
-
-def url_argument(function: F) -> F:
-    """The optional URL: the argument, else ``$LASH_STORE_URL``, else ``memory://``."""
-    return click.argument("url", required=False, default=DEFAULT_URL, envvar=ENV_VAR)(function)
-
-
-def example(*lines: str) -> str:
-    return "\b\nExample:\n" + "\n".join(f"  {line}" for line in lines)
-
-
-def _out() -> TextIO:
-    return sys.stdout  # looked up per call: a test runner may have replaced it
-
-
-def _read(url: str, command: commands.StoreCommand) -> None:
-    """Run a command that only reads (or maintains) a store: nothing created or migrated."""
-    commands.with_storage(resolve_url(url), command, _out(), migrate=False)
-
-
 @click.group(
     cls=LashGroup,
     help=HELP,
@@ -170,7 +65,7 @@ def _read(url: str, command: commands.StoreCommand) -> None:
     is_flag=True,
     expose_value=False,
     is_eager=True,
-    callback=_print_version,
+    callback=print_version,
     help="Show the installed version and exit.",
 )
 def cli() -> None:
@@ -187,7 +82,7 @@ def backends_command(as_json: bool) -> None:
     """List installed backends: URL schemes, facets, durability, and whether each
     works here (an unavailable one says what to install). Plugins that failed to
     load are listed by entry-point name, with their error."""
-    commands.backends(_out(), as_json=as_json)
+    commands.backends(stdout(), as_json=as_json)
 
 
 @cli.command(
@@ -202,7 +97,7 @@ def conformance_command(ctx: click.Context, url: str) -> None:
     """Run the conformance suite on URL's backend; print one row per facet
     (passed, failed, unsupported). Arguments after -- go to pytest. Needs the
     conformance extra: pip install 'lash-store[conformance]'."""
-    code = commands.conformance(resolve_url(url), ctx.meta.get(PYTEST_ARGS, []), _out())
+    code = commands.conformance(resolve_url(url), ctx.meta.get(PYTEST_ARGS, []), stdout())
     if code:
         ctx.exit(code)
 
@@ -215,7 +110,7 @@ def conformance_command(ctx: click.Context, url: str) -> None:
 @url_argument
 def migrate_command(url: str) -> None:
     """Apply pending schema migrations (safe to run from many processes at once)."""
-    commands.migrate(resolve_url(url), _out())
+    commands.migrate(resolve_url(url), stdout())
 
 
 @cli.command(
@@ -243,7 +138,7 @@ def sessions_command(
 ) -> None:
     """List sessions by id: head revision, nodes, tokens, created and updated times (UTC).
     With --limit, the next page's cursor is printed last: pass it as --after."""
-    _read(url, sessions.listing(prefix, limit, after, idle_for, as_json=as_json))
+    read_store(url, sessions.listing(prefix, limit, after, idle_for, as_json=as_json))
 
 
 @cli.command(
@@ -269,7 +164,7 @@ def show_command(
         # One argument: it is the session; the URL comes from the environment or the default.
         param = next(p for p in ctx.command.params if p.name == "url")
         session, url, url_given = url, param.resolve_envvar_value(ctx) or DEFAULT_URL, False
-    _read(url, commands.show(session, active=active, url_given=url_given, as_json=as_json))
+    read_store(url, commands.show(session, active=active, url_given=url_given, as_json=as_json))
 
 
 @cli.command(
@@ -284,7 +179,7 @@ def queue_command(url: str, session: str, as_json: bool) -> None:
     """List one session's queued batches in queue order: sequence, id, claim state
     (claimed: a live lease holds it; waiting: not available yet; ready), slot and
     delivery policy, merge key, item count and source key."""
-    _read(url, commands.queue(session, as_json=as_json))
+    read_store(url, commands.queue(session, as_json=as_json))
 
 
 @cli.command(
@@ -303,7 +198,7 @@ def queue_command(url: str, session: str, as_json: bool) -> None:
 @json_option
 def processes_command(url: str, status: str, as_json: bool) -> None:
     """List processes by id: status, whether waiting, identity kind and label, last update."""
-    _read(url, facets.processes(status, as_json=as_json))
+    read_store(url, facets.processes(status, as_json=as_json))
 
 
 @cli.command(
@@ -317,7 +212,7 @@ def processes_command(url: str, status: str, as_json: bool) -> None:
 def process_command(url: str, process_id: str, as_json: bool) -> None:
     """Show one process: its record, the sessions granted its handle, its lease and its
     event log as a table (sequence, type, time, wake, payload)."""
-    _read(url, facets.process(process_id, as_json=as_json))
+    read_store(url, facets.process(process_id, as_json=as_json))
 
 
 @cli.command(
@@ -334,7 +229,7 @@ def triggers_command(url: str, session: str | None, as_json: bool) -> None:
     """List trigger subscriptions by registrant scope and handle: handle, registrant,
     name, source type and key, target, and whether each is enabled (a cancelled one is
     disabled). With --session, only the subscriptions that session registered."""
-    _read(url, facets.triggers(session, as_json=as_json))
+    read_store(url, facets.triggers(session, as_json=as_json))
 
 
 @cli.command(
@@ -346,7 +241,7 @@ def triggers_command(url: str, session: str | None, as_json: bool) -> None:
 @json_option
 def artifacts_command(url: str, as_json: bool) -> None:
     """List stored artifacts by kind (module, bytes, env) and ref, with their sizes."""
-    _read(url, facets.artifacts(as_json=as_json))
+    read_store(url, facets.artifacts(as_json=as_json))
 
 
 @cli.command(
@@ -358,170 +253,11 @@ def artifacts_command(url: str, as_json: bool) -> None:
 @json_option
 def usage_command(url: str, as_json: bool) -> None:
     """Token totals by model across every session, with a total row."""
-    _read(url, commands.usage(as_json=as_json))
+    read_store(url, commands.usage(as_json=as_json))
 
 
-@cli.command(
-    "gc",
-    short_help="Delete unreachable blobs and attachment bytes nothing names.",
-    epilog=example("lash-store gc $URL"),
-)
-@url_argument
-@json_option
-def gc_command(url: str, as_json: bool) -> None:
-    """Delete blobs that no session head or stored turn reaches, and attachment bytes no
-    session's manifest names (each past the grace period since its put); print the
-    report."""
-    _read(url, commands.gc(as_json=as_json))
-
-
-@cli.command(
-    "vacuum",
-    short_help="Delete tombstoned graph nodes.",
-    epilog=example("lash-store vacuum $URL --session s-1"),
-)
-@url_argument
-@click.option(
-    "--session", metavar="SESSION", default=None, help="Only this session (default: every one)."
-)
-@json_option
-def vacuum_command(url: str, session: str | None, as_json: bool) -> None:
-    """Delete tombstoned graph nodes, of one session or of every session."""
-    _read(url, commands.vacuum(session, as_json=as_json))
-
-
-@cli.command(
-    "delete",
-    short_help="Delete a session and everything only it owns.",
-    epilog=example("lash-store delete $URL s-1", "lash-store delete $URL s-1 --yes"),
-)
-@click.argument("url", metavar="URL")
-@click.argument("session", metavar="SESSION")
-@click.option("--yes", is_flag=True, help="Delete without asking (needed without a terminal).")
-@json_option
-def delete_command(url: str, session: str, yes: bool, as_json: bool) -> None:
-    """Delete SESSION: its head, nodes, usage, metadata, turn results, attachment manifest
-    rows, queued work and trigger subscriptions, and revoke its process grants. Asks
-    first on a terminal; without one, refuses unless --yes. Prints what was removed.
-    Blobs and attachment bytes no other session names go at the next `lash-store gc`
-    (docs/operations.md, Erasure)."""
-    if not yes:
-        erasure.refuse_without_terminal(session)
-    ask = None if yes else functools.partial(erasure.confirm_on_terminal, err=as_json)
-    _read(url, erasure.delete(session, ask=ask, as_json=as_json))
-
-
-@cli.command(
-    "prune",
-    short_help="Delete idle sessions, old process logs and trigger occurrences.",
-    epilog=example(
-        "lash-store prune $URL --sessions-idle-for 30d --process-logs-after 7d --dry-run",
-        "lash-store prune 'sqlite:///agents.db?prune_sessions_idle_for=30d'",
-    ),
-)
-@url_argument
-@click.option(
-    "--sessions-idle-for",
-    type=sessions.DURATION,
-    help="Delete sessions not updated for longer than this (30d, 12h, 90m, 45s), "
-    "with everything they own; a session with queued work or a running process is kept.",
-)
-@click.option(
-    "--process-logs-after",
-    type=sessions.DURATION,
-    help="Drop the event log, but for its last event, of each process terminal for "
-    "longer than this (its record and output stay).",
-)
-@click.option(
-    "--occurrences-after",
-    type=sessions.DURATION,
-    help="Forget trigger occurrences older than this, with their reservations, "
-    "unless a delivery of one still runs.",
-)
-@click.option("--dry-run", is_flag=True, help="Count what would go; change nothing.")
-@json_option
-def prune_command(
-    url: str,
-    sessions_idle_for: int | None,
-    process_logs_after: int | None,
-    occurrences_after: int | None,
-    dry_run: bool,
-    as_json: bool,
-) -> None:
-    """Apply a retention policy: the bounds given here, else the URL's prune_* options
-    (prune_sessions_idle_for=30d ...). A kind with no bound is kept. Ages are read on the
-    store's clock; deletes go in batches of 500, each its own short transaction. Print
-    what was removed (with --dry-run, what would be)."""
-    command = prune.pruning(
-        url,
-        sessions_idle_for,
-        process_logs_after,
-        occurrences_after,
-        dry_run=dry_run,
-        as_json=as_json,
-    )
-    _read(url, command)
-
-
-@cli.command(
-    "check",
-    short_help="Verify a store's invariants; exit 1 if a problem is found.",
-    epilog=example("lash-store check sqlite:///agents.db", "lash-store check $URL --json"),
-)
-@url_argument
-@json_option
-@click.pass_context
-def check_command(ctx: click.Context, url: str, as_json: bool) -> None:
-    """Verify a store's invariants on one snapshot, changing nothing: every head's and
-    stored turn result's checkpoint and the blobs it names are stored and intact, no rows
-    outlive their session, process, occurrence or subscription, and the migrations and
-    their checksums are in order. One line per problem, then a summary; exit code 0
-    when there is none, 1 otherwise."""
-    code = operations.check(resolve_url(url), _out(), as_json=as_json)
-    if code:
-        ctx.exit(code)
-
-
-@cli.command(
-    "backup",
-    short_help="Copy a live store to a file while writers go on.",
-    epilog=example(
-        "lash-store backup sqlite:///agents.db agents.backup.db",
-        "lash-store backup postgresql://localhost/agents agents.dump",
-    ),
-)
-@click.argument("url", metavar="URL")
-@click.argument("dest", metavar="DEST", type=click.Path(dir_okay=False))
-@click.option("--force", is_flag=True, help="Replace DEST if it exists.")
-@json_option
-def backup_command(url: str, dest: str, force: bool, as_json: bool) -> None:
-    """Copy one consistent snapshot of the store at URL to the file DEST while writers
-    go on committing: SQLite through its online backup API, PostgreSQL with pg_dump of
-    the storage's schema (custom format). memory:// keeps nothing to back up."""
-    operations.backup(resolve_url(url), dest, _out(), force=force, as_json=as_json)
-
-
-@cli.command(
-    "restore",
-    short_help="Restore a backup into URL, then check it.",
-    epilog=example(
-        "lash-store restore agents.backup.db sqlite:///restored.db",
-        "lash-store restore agents.dump postgresql://localhost/staging",
-    ),
-)
-@click.argument("src", metavar="SRC", type=click.Path(dir_okay=False))
-@click.argument("url", metavar="URL")
-@click.option("--force", is_flag=True, help="Replace the store URL already holds.")
-@json_option
-@click.pass_context
-def restore_command(ctx: click.Context, src: str, url: str, force: bool, as_json: bool) -> None:
-    """Make URL hold the store the backup SRC holds, then check it (exit code 1 if the
-    check finds a problem). A target that already holds a store is refused unless
-    --force. PostgreSQL restores with pg_restore under the schema the dump was taken
-    from: the URL must name it (?schema=...), in another database or after dropping it."""
-    code = operations.restore(src, resolve_url(url), _out(), force=force, as_json=as_json)
-    if code:
-        ctx.exit(code)
+for _command in MAINTENANCE_COMMANDS:
+    cli.add_command(_command)
 
 
 @cli.command(
@@ -532,7 +268,7 @@ def restore_command(ctx: click.Context, src: str, url: str, force: bool, as_json
 @url_argument
 def demo_command(url: str) -> None:
     """Simulate agent sessions: turns, a branch, a retry, a race, narrated step by step."""
-    commands.with_storage(resolve_url(url), commands.demo, _out())
+    commands.with_storage(resolve_url(url), commands.demo, stdout())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
