@@ -2,24 +2,26 @@
 
 GC runs in one write transaction: one writer at a time, so no commit or blob
 put runs between its mark and its sweep, and a blob a commit names or a put
-just stored is never deleted; attachment bytes likewise. It reads every blob ref and each root
-checkpoint's manifest while it holds the lock; a store large enough for that
-pause to matter belongs on PostgreSQL.
+just stored is never deleted; attachment bytes likewise. Its marks live in a
+temporary table of the writer's connection: the roots and the fresh puts go
+there by SQL, the checkpoint roots are decoded a page at a time by the kit
+(``checkpoint_marks``), and the sweep is one ``DELETE`` of every blob not
+marked, so the process's memory does not grow with the store. The pause it
+puts on writers does (it holds the write lock throughout); a store large
+enough for that to matter belongs on PostgreSQL, whose GC sweeps in pages.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from lash_store_api import BlobRef, CheckReport, GcReport, SessionCheckpoint
+from lash_store_api import BlobRef, CheckReport, GcReport
 from lash_store_api.backend.clock import now_ms
-from lash_store_api.backend.codec import decode_checkpoint, decode_record
 from lash_store_api.backend.maintenance import (
     BlobStoreBase,
     MaintenanceBase,
     MaintenancePolicy,
-    doomed_attachments,
-    mark_retained,
+    checkpoint_marks,
 )
 
 from .check import check
@@ -34,19 +36,37 @@ DELETE FROM turn_stamps WHERE (session_id, turn_id) IN (
                row_number() OVER (PARTITION BY session_id ORDER BY head_revision DESC) AS n
         FROM turn_stamps WHERE :sid IS NULL OR session_id = :sid)
     WHERE n > :keep)"""
-# The heads and the stored turn results (within the retention: GC forgets older ones first).
-_ROOTS = "SELECT checkpoint_ref FROM heads UNION SELECT checkpoint_ref FROM turn_stamps"
 _BLOB = "SELECT data FROM blobs WHERE ref = ?"
-_ALL_REFS = "SELECT ref FROM blobs"
 _EXPIRE_PUTS = "DELETE FROM blob_puts WHERE put_at_ms <= ?"
-_FRESH_PUTS = "SELECT ref FROM blob_puts"
-_SWEEP = "DELETE FROM blobs WHERE ref = ?"
-_PUT_BLOB = "INSERT INTO blobs (ref, data) VALUES (?, ?) ON CONFLICT (ref) DO NOTHING"
-_ALL_ATTACHMENTS = "SELECT attachment_id FROM attachments"
-_NAMED_ATTACHMENTS = "SELECT DISTINCT attachment_id FROM attachment_manifest"
 _EXPIRE_ATTACHMENT_PUTS = "DELETE FROM attachment_puts WHERE put_at_ms <= ?"
-_FRESH_ATTACHMENTS = "SELECT attachment_id FROM attachment_puts"
-_SWEEP_ATTACHMENT = "DELETE FROM attachments WHERE attachment_id = ?"
+
+#: Checkpoint roots decoded per page.
+MARK_PAGE = 500
+# kind: 2 a checkpoint root, 1 another root (a module's blob), 0 kept otherwise
+# (named by a root, or a fresh put); a ref keeps the first kind it is marked with.
+_MARKS = "CREATE TEMP TABLE IF NOT EXISTS gc_marks (ref text PRIMARY KEY, kind integer NOT NULL)"
+_CLEAR_MARKS = "DELETE FROM temp.gc_marks"
+# The heads and the stored turn results (within the retention: GC forgets older ones first).
+_MARK_CHECKPOINT_ROOTS = """
+INSERT OR IGNORE INTO temp.gc_marks (ref, kind)
+SELECT checkpoint_ref, 2 FROM heads UNION SELECT checkpoint_ref, 2 FROM turn_stamps"""
+_MARK = "INSERT OR IGNORE INTO temp.gc_marks (ref, kind) VALUES (?, ?)"
+_MARK_FRESH = "INSERT OR IGNORE INTO temp.gc_marks (ref, kind) SELECT ref, 0 FROM blob_puts"
+_ROOT_PAGE = """
+SELECT m.ref, (SELECT b.data FROM blobs AS b WHERE b.ref = m.ref) FROM temp.gc_marks AS m
+ WHERE m.kind = 2 AND m.ref > ? ORDER BY m.ref LIMIT ?"""
+_COUNT = "SELECT coalesce(sum(kind > 0), 0), count(*) FROM temp.gc_marks"
+_SWEEP = """
+DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM temp.gc_marks AS m WHERE m.ref = blobs.ref)"""
+# Attachment bytes go when no manifest row of any session names them and no put
+# within the grace period protects them (the kit's doomed_attachments).
+_SWEEP_ATTACHMENTS = """
+DELETE FROM attachments
+ WHERE NOT EXISTS (SELECT 1 FROM attachment_manifest AS m
+                    WHERE m.attachment_id = attachments.attachment_id)
+   AND NOT EXISTS (SELECT 1 FROM attachment_puts AS p
+                    WHERE p.attachment_id = attachments.attachment_id)"""
+_PUT_BLOB = "INSERT INTO blobs (ref, data) VALUES (?, ?) ON CONFLICT (ref) DO NOTHING"
 _TOUCH_PUT = """
 INSERT INTO blob_puts (ref, put_at_ms) VALUES (?, ?)
 ON CONFLICT (ref) DO UPDATE SET put_at_ms = excluded.put_at_ms"""
@@ -69,34 +89,26 @@ def collect(conn: Conn, policy: MaintenancePolicy, other_roots: RootReader) -> G
     """Forget turn results past the retention; delete every blob no root or fresh put keeps."""
     _forget_stamps(conn, None, policy)
     conn.execute(_EXPIRE_PUTS, (now_ms() - policy.blob_grace_ms,))
-    fresh = [str(r) for (r,) in conn.execute(_FRESH_PUTS)]
-    roots = [str(r) for (r,) in conn.execute(_ROOTS)]
-
-    def load_manifest(ref: BlobRef) -> SessionCheckpoint | None:
-        row = conn.execute(_BLOB, (ref,)).fetchone()
-        if row is None:
-            return None
-        return decode_record(
-            decode_checkpoint, bytes(row[0]), session_id=None, record=ref
-        ).manifest()
-
-    root_count, retained = mark_retained(roots, other_roots(conn), load_manifest, fresh=fresh)
-    doomed = [str(r) for (r,) in conn.execute(_ALL_REFS) if r not in retained]
-    conn.executemany(_SWEEP, [(ref,) for ref in doomed])
-    attachments = _collect_attachments(conn, policy)
-    return GcReport(root_count, len(retained), len(doomed), attachments)
-
-
-def _collect_attachments(conn: Conn, policy: MaintenancePolicy) -> int:
-    """Delete the attachment bytes no manifest row names, past the grace since their put."""
+    conn.execute(_MARKS)
+    conn.execute(_CLEAR_MARKS)
+    try:
+        conn.execute(_MARK_CHECKPOINT_ROOTS)
+        conn.executemany(_MARK, ((ref, 1) for ref in other_roots(conn)))
+        conn.execute(_MARK_FRESH)
+        after = ""
+        while page := [
+            (str(r), None if d is None else bytes(d))
+            for r, d in conn.execute(_ROOT_PAGE, (after, MARK_PAGE))
+        ]:
+            conn.executemany(_MARK, ((ref, 0) for ref in sorted(checkpoint_marks(page))))
+            after = page[-1][0]
+        roots, retained = conn.execute(_COUNT).fetchone()
+        deleted = conn.execute(_SWEEP).rowcount
+    finally:
+        conn.execute(_CLEAR_MARKS)
     conn.execute(_EXPIRE_ATTACHMENT_PUTS, (now_ms() - policy.blob_grace_ms,))
-    doomed = doomed_attachments(
-        (str(a) for (a,) in conn.execute(_ALL_ATTACHMENTS)),
-        (str(a) for (a,) in conn.execute(_NAMED_ATTACHMENTS)),
-        (str(a) for (a,) in conn.execute(_FRESH_ATTACHMENTS)),
-    )
-    conn.executemany(_SWEEP_ATTACHMENT, [(aid,) for aid in doomed])
-    return len(doomed)
+    attachments = conn.execute(_SWEEP_ATTACHMENTS).rowcount
+    return GcReport(int(roots), int(retained), deleted, attachments)
 
 
 class SqliteMaintenance(MaintenanceBase):

@@ -1,14 +1,15 @@
-"""PostgreSQL's paged GC, held equal to the kit's mark and to its attachment rule.
+"""The paged GC of PostgreSQL and SQLite, held equal to the kit's mark and attachment rule.
 
-The PostgreSQL GC (lash_store_postgres/maintenance.py) restates in SQL what the
-kit decides in Python: which rows are roots (heads, stored turn results, the
-blobs module artifacts name), that fresh puts are kept, that a blob goes when
-nothing keeps it (``mark_retained``), and that attachment bytes go when no
-manifest row names them and no fresh put protects them (``doomed_attachments``).
-The property test stores the same generated rows in a fresh schema, runs GC with
-tiny pages, and compares its report and what is left with the kit's answer.
-The other tests hold the run's guarantees: a commit that names a blob after the
-marks were read keeps it, and an undecodable root deletes nothing.
+Both GCs (lash_store_postgres/maintenance.py, lash_store_sqlite/maintenance.py)
+restate in SQL what the kit decides in Python: which rows are roots (heads,
+stored turn results, the blobs module artifacts name), that fresh puts are kept,
+that a blob goes when nothing keeps it (``mark_retained``), and that attachment
+bytes go when no manifest row names them and no fresh put protects them
+(``doomed_attachments``). The property test stores the same generated rows in a
+fresh store of each, runs GC with tiny pages, and compares its report and what is
+left with the kit's answer. The other tests hold a PostgreSQL run's guarantees: a
+commit that names a blob after the marks were read keeps it, and an undecodable
+root deletes nothing.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from lash_store_conformance._fixtures import checkpoint, commit
 
 import lash_store_api as lash
 from lash_store_api import BackendError, FullGraph, GcReport, SessionCheckpoint
+from lash_store_api.backend.clock import now_ms
 from lash_store_api.backend.codec import encode_checkpoint
 from lash_store_api.backend.maintenance import doomed_attachments, mark_retained, root_manifest
 from lash_store_postgres import maintenance
+from lash_store_sqlite import maintenance as sqlite_maintenance
 
 SETTINGS = settings(
     max_examples=40,
@@ -48,11 +51,23 @@ async def pg(pg_url: str) -> AsyncIterator[Any]:
         yield storage
 
 
+@pytest.fixture(params=["postgresql", "sqlite"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """A fresh PostgreSQL schema or SQLite file."""
+    url = str(request.getfixturevalue("pg_url")) if request.param == "postgresql" else SQLITE
+    async with lash.backend_for_url(url).isolated(url) as storage:
+        yield storage
+
+
+SQLITE = "sqlite:///:memory:"
+
+
 @pytest.fixture
 def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
     """Pages of two and three rows, so that every store here spans several."""
     monkeypatch.setattr(maintenance, "MARK_PAGE", 2)
     monkeypatch.setattr(maintenance, "SWEEP_PAGE", 3)
+    monkeypatch.setattr(sqlite_maintenance, "MARK_PAGE", 2)
 
 
 async def run(storage: Any, text: LiteralString, params: Any = ()) -> list[Any]:
@@ -149,16 +164,95 @@ async def fill(pg: Any, case: dict[str, Any]) -> dict[str, bytes]:
     return blobs
 
 
+def fill_sqlite(conn: Any, case: dict[str, Any]) -> dict[str, bytes]:
+    """:func:`fill` on SQLite, in one write transaction."""
+    for table in [
+        "heads",
+        "turn_stamps",
+        "blobs",
+        "blob_puts",
+        "artifacts",
+        "artifact_blobs",
+        "attachments",
+        "attachment_manifest",
+        "attachment_puts",
+    ]:
+        conn.execute(f"DELETE FROM {table}")
+    blobs = {r: d for r, d in case["checkpoints"] if r in case["stored_checkpoints"]}
+    blobs |= {r: r.encode() for r in case["plain"]}
+    conn.executemany("INSERT INTO blobs (ref, data) VALUES (?, ?)", blobs.items())
+    conn.executemany(
+        "INSERT INTO heads (session_id, head_revision, config, agent_frames,"
+        " current_agent_frame_id, checkpoint_ref, graph_node_count, created_at_ms,"
+        " updated_at_ms) VALUES (?, 1, '{}', x'', '', ?, 0, 0, 0)",
+        [(f"s\x01{i}", ref) for i, ref in enumerate(case["heads"])],
+    )
+    conn.executemany(
+        "INSERT INTO turn_stamps (session_id, turn_id, turn_commit_hash, head_revision,"
+        " checkpoint_ref) VALUES ('s', ?, 'h', ?, ?)",
+        [(f"t{i}", i, ref) for i, ref in enumerate(case["stamps"])],
+    )
+    for i, refs in enumerate(case["modules"]):
+        conn.execute(
+            "INSERT INTO artifacts (kind, ref, data) VALUES ('module', ?, x'')", (f"m{i}",)
+        )
+        conn.executemany(
+            "INSERT OR IGNORE INTO artifact_blobs (module_ref, blob_ref) VALUES (?, ?)",
+            [(f"m{i}", r) for r in refs],
+        )
+    now = now_ms()
+    conn.executemany(
+        "INSERT INTO blob_puts (ref, put_at_ms) VALUES (?, ?)",
+        [(r, now if f else 0) for r, f in case["puts"].items() if r in blobs],
+    )
+    conn.executemany(
+        "INSERT INTO attachments (attachment_id, meta, data) VALUES (?, '{}', x'')",
+        [(a,) for a in case["attachments"]],
+    )
+    conn.executemany(
+        "INSERT INTO attachment_manifest (session_id, attachment_id, canonical_uri,"
+        " intent_at_ms) VALUES (?, ?, 'u', 0)",
+        sorted(case["named"]),
+    )
+    conn.executemany(
+        "INSERT INTO attachment_puts (attachment_id, put_at_ms) VALUES (?, ?)",
+        [
+            (a, now if f else 0)
+            for a, f in case["attachment_puts"].items()
+            if a in case["attachments"]
+        ],
+    )
+    return blobs
+
+
+async def left(storage: Any, table: str, column: str) -> set[str]:
+    """The ``column`` values left in ``table`` (blobs or attachments)."""
+    if hasattr(storage, "schema"):
+        query = (
+            "SELECT ref FROM {s}.blobs"
+            if table == "blobs"
+            else ("SELECT attachment_id FROM {s}.attachments")
+        )
+        return {str(v) for (v,) in await run(storage, query)}
+    rows = await storage._db.read(
+        "a GC twin test", lambda c: c.execute(f"SELECT {column} FROM {table}").fetchall()
+    )
+    return {str(v) for (v,) in rows}
+
+
 @pytest.mark.asyncio
 @SETTINGS
 @given(case=stores())
 async def test_paged_gc_keeps_and_counts_what_the_kit_marks(
-    pg: Any, small_pages: None, case: dict[str, Any]
+    store: Any, small_pages: None, case: dict[str, Any]
 ) -> None:
     """For any heads, stored turn results, module artifacts, puts and attachment rows,
     the SQL GC deletes exactly the blobs and attachment bytes the kit dooms, and
     reports the kit's root and retained counts."""
-    blobs = await fill(pg, case)
+    if hasattr(store, "schema"):
+        blobs = await fill(store, case)
+    else:
+        blobs = await store._db.write("a GC twin test", lambda c: fill_sqlite(c, case))
 
     def load(ref: str) -> SessionCheckpoint | None:
         return None if ref not in blobs else root_manifest(ref, blobs[ref])
@@ -176,14 +270,14 @@ async def test_paged_gc_keeps_and_counts_what_the_kit_marks(
         [a for a, f in case["attachment_puts"].items() if f and a in case["attachments"]],
     )
 
-    report = await pg.maintenance.gc_unreachable()
+    report = await store.maintenance.gc_unreachable()
 
-    left = {str(r) for (r,) in await run(pg, "SELECT ref FROM {s}.blobs")}
-    assert left == set(blobs) & retained
-    left_ids = {str(a) for (a,) in await run(pg, "SELECT attachment_id FROM {s}.attachments")}
-    assert left_ids == set(case["attachments"]) - set(doomed_ids)
+    assert await left(store, "blobs", "ref") == set(blobs) & retained
+    attachments = await left(store, "attachments", "attachment_id")
+    assert attachments == set(case["attachments"]) - set(doomed_ids)
     assert report == GcReport(roots, len(retained), len(set(blobs) - retained), len(doomed_ids))
-    assert await run(pg, "SELECT * FROM {s}.gc_runs") == []
+    if hasattr(store, "schema"):
+        assert await run(store, "SELECT * FROM {s}.gc_runs") == []
 
 
 @pytest.mark.asyncio
