@@ -206,12 +206,17 @@ def _plainly_json(item: Any, depth: int) -> bool:
     if kind is dict or kind is list:
         if depth >= MAX_JSON_DEPTH:
             return False
-        if kind is list:
-            return all(_plainly_json(v, depth + 1) for v in item)
-        for key, v in item.items():
-            if type(key) is not str or not (key.isascii() or not _bad_text(key)):
-                return False
-            if not _plainly_json(v, depth + 1):
+        values = item.values() if kind is dict else item
+        if kind is dict:
+            for key in item:
+                if type(key) is not str or not (key.isascii() or not _bad_text(key)):
+                    return False
+        for v in values:
+            # Strings, the most common leaves, are judged here rather than by a call each.
+            if type(v) is str:
+                if not (v.isascii() or not _bad_text(v)):
+                    return False
+            elif not _plainly_json(v, depth + 1):
                 return False
         return True
     if kind is int:
