@@ -180,9 +180,11 @@ async def _mark(db: Db, run: str) -> tuple[int, int]:
     async with db.pipelined("marking GC roots") as conn:
         for statement in (_MARK_CHECKPOINT_ROOTS, _MARK_OTHER_ROOTS, _MARK_FRESH):
             await conn.execute(db.q(statement), params)
-    after = ""
-    while True:
+    after, named = "", set[str]()
+    while True:  # one round trip a page: mark what the last one named, read the next
         async with db.pipelined("reading GC roots") as conn:
+            if named:
+                await conn.execute(db.q(_MARK_NAMED), {**params, "refs": sorted(named)})
             cur = await conn.execute(
                 db.q(_ROOT_PAGE), {**params, "after": after, "limit": MARK_PAGE}
             )
@@ -191,9 +193,6 @@ async def _mark(db: Db, run: str) -> tuple[int, int]:
             break
         named = checkpoint_marks(page)
         after = page[-1][0]
-        if named:
-            async with db.pipelined("marking GC roots") as conn:
-                await conn.execute(db.q(_MARK_NAMED), {**params, "refs": sorted(named)})
     async with db.pipelined("counting GC marks") as conn:
         cur = await conn.execute(db.q(_COUNT), params)
     roots, retained = await cur.fetchone() or (0, 0)
@@ -211,6 +210,7 @@ async def _sweep(db: Db, run: str, statement: LiteralString, action: str) -> int
             )
         last, gone, live = await cur.fetchone() or (None, 0, False)
         deleted += int(gone)
+        # A run a later one took for dead (migration 0011) stops: it deletes less, never more.
         if last is None or not live:
             return deleted
         after = str(last)

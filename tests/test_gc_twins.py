@@ -345,3 +345,24 @@ async def test_an_undecodable_root_deletes_nothing(pg: Any, small_pages: None) -
     assert len(await run(pg, "SELECT ref FROM {s}.blobs")) == len(PLAIN) + 1
     assert len(await run(pg, "SELECT 1 FROM {s}.attachments")) == len(ATTACHMENTS)
     assert await run(pg, "SELECT * FROM {s}.gc_runs") == []
+
+
+@pytest.mark.asyncio
+async def test_a_run_taken_for_dead_deletes_nothing_more(
+    pg_url: str, small_pages: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run whose registration a later run dropped (taking it for dead) stops before its
+    next sweep page: the commits it no longer watches may name any blob."""
+    async with lash.backend_for_url(pg_url).isolated(pg_url, blob_grace_seconds=0) as pg:
+        garbage = [await pg.blobs.put(f"garbage {i}".encode()) for i in range(5)]
+        mark = maintenance._mark
+
+        async def mark_then_drop(db: Any, run_id: str) -> tuple[int, int]:
+            counts = await mark(db, run_id)
+            await run(pg, "DELETE FROM {s}.gc_runs")
+            return counts
+
+        monkeypatch.setattr(maintenance, "_mark", mark_then_drop)
+        report = await pg.maintenance.gc_unreachable()
+        assert report.deleted_blob_count == 0
+        assert all([await pg.blobs.get(ref) is not None for ref in garbage])
