@@ -26,7 +26,6 @@ import json
 import os
 import random
 import re
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -438,7 +437,7 @@ class LashSession:
         text = json.dumps([operation, content], sort_keys=True, separators=(",", ":"))
         digest = hashlib.sha256(text.encode()).hexdigest()
         return lash.RuntimeTurnCommitStamp(
-            self.session_id, f"{operation}-{uuid.uuid4().hex}", digest
+            self.session_id, f"{operation}-{os.urandom(16).hex()}", digest
         )
 
     async def _commit(
