@@ -17,15 +17,17 @@ Each call is timed two ways, sample by sample in alternation, on the same
 store: ``sync``, the blocking call timed in the calling thread; ``async``, the
 same call of ``storage.aio`` awaited and timed on the storage's own loop (the
 portal's), as async code on that loop makes it. So ``added`` (sync minus async)
-is the sync layer alone: its wrapper, the carry to the loop and back, and the
-two thread wake-ups. ``cpu added`` is the same difference in the process's CPU
-time (every thread): what the layer costs in work, apart from waiting for a
-CPU on a busy machine.
+is the sync layer alone: its wrapper, and the carry to the loop and back, a
+hand-off between two threads each way (a thread's wake-up, where the one handed
+to was asleep). ``cpu added`` is the same difference in the process's CPU time
+(every thread): what the layer costs in work, apart from waiting for a CPU on a
+busy machine.
 
 Runs are the outer loop, with fresh sessions each. A figure is the median over
 runs of each run's median (CPU: of each run's mean). design.md's budget, "the
 sync layer adds under 100 µs per call", is printed as met or MISSED on the
-wall-clock figure; nothing is asserted.
+wall-clock figure; nothing is asserted. The 1-minute load average before and
+after is printed too: the figures depend on how busy the machine is.
 """
 
 from __future__ import annotations
@@ -276,8 +278,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"unknown backends: {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
     backends, notes = reachable_backends(cfg)
+    before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="lash-bench-sync-") as folder:
         figures = measure(cfg, backends, folder)
+    # The layer's cost depends on how busy the machine is: say how busy it was.
+    notes.append(f"load average (1 min): {before:.2f} before, {os.getloadavg()[0]:.2f} after")
     for line in [*notes, *render(figures, cfg)]:
         print(line)
     return 0
