@@ -1,9 +1,10 @@
 """The process registry in memory: the kit's decisions over the tables of a MemoryState.
 
 Every method looks and then writes without awaiting in between, so under
-asyncio each call is one transaction: an append's sequence, its record update
-and its wake's queue row land together, and concurrent appends never share a
-sequence. Waiters sleep on one ``asyncio.Event`` each, set after a change.
+asyncio each call is one transaction: an append's checks (the kit's
+``judge_append``), its sequence, its event, record and wake's queue row land
+together, and concurrent appends never share a sequence. Waiters sleep on
+one ``asyncio.Event`` each, set after a change.
 """
 
 from __future__ import annotations
@@ -15,24 +16,28 @@ from contextlib import asynccontextmanager
 
 from lash_store_api import ProcessEvent, ProcessHandleGrant, ProcessRecord
 from lash_store_api.backend.clock import Clock
-from lash_store_api.backend.process_append import StoredReplay
 from lash_store_api.backend.process_codec import (
     StoredLease,
     decode_event,
     decode_process,
-    encode_event,
     encode_process,
-    has_wake,
     is_terminal,
 )
 from lash_store_api.backend.process_io import (
-    AppendDecider,
-    AppendWrite,
     GrantRow,
     LostGrant,
     grants_by_session,
     status_state,
     untargeted,
+)
+from lash_store_api.backend.process_plan import (
+    AppendOutcome,
+    AppendPlan,
+    AppendRows,
+    AppendSeen,
+    StoredProcessRow,
+    append_rows,
+    judge_append,
 )
 from lash_store_api.backend.processes import ProcessRegistryBase
 
@@ -70,37 +75,55 @@ class MemoryProcessRegistry(ProcessRegistryBase):
         assert stored is not None
         return stored
 
-    async def _append(self, pid: str, replay_key: str | None, decide: AppendDecider) -> AppendWrite:
+    async def _append_plan(self, plan: AppendPlan) -> AppendSeen:
+        row = self._append_row(plan.process_id)
+        replay = None if row is None else self._replay(plan.process_id, plan.request.replay_key)
+        return self._apply(plan, row, replay)
+
+    def _apply(
+        self, plan: AppendPlan, row: StoredProcessRow | None, replay: tuple[str, str] | None
+    ) -> AppendSeen:
+        """Judge ``plan`` on what was read and write it: called with no await since the
+        read, so the look and the writes are one transaction."""
+        seen = judge_append(plan, row, replay)
+        if seen.outcome is AppendOutcome.APPENDED:
+            assert row is not None
+            self._write_append(plan, seen.sequence, append_rows(plan, seen.sequence, row))
+            self._notify(plan.process_id)
+        return seen
+
+    def _append_row(self, pid: str) -> StoredProcessRow | None:
+        text = self._state.processes.get(pid)
+        if text is None:
+            return None
+        record = decode_process(text, record=pid)
+        target = record.wake_target
+        start = self._state.process_log_start.get(pid, 0)  # events prune dropped
+        last = start + len(self._state.process_events.get(pid, ()))
+        return StoredProcessRow(
+            status_state(record), None if target is None else target.session_id, last, text
+        )
+
+    def _replay(self, pid: str, replay_key: str | None) -> tuple[str, str] | None:
+        """The payload hash and event text stored under ``replay_key``, if any."""
         state = self._state
-        record = self._record(pid)
-        log = state.process_events.get(pid, [])
-        start = state.process_log_start.get(pid, 0)  # events prune dropped
-        stored = None
         seq = None if replay_key is None else state.process_replays.get((pid, replay_key))
-        if seq is not None:
-            row = log[seq - 1 - start]
-            stored = StoredReplay(row.payload_hash, decode_event(row.event))
-        write = decide(record, start + len(log) + 1, stored)
-        prepared = write.prepared
-        if not prepared.replayed:
-            event = prepared.event
-            state.process_events.setdefault(pid, []).append(
-                EventRow(
-                    encode_event(event),
-                    event.event_type,
-                    prepared.payload_hash,
-                    prepared.replay_key,
-                    has_wake(event),
-                )
-            )
-            if prepared.replay_key is not None:
-                state.process_replays[(pid, prepared.replay_key)] = event.sequence
-        if write.record is not None:
-            self._store(write.record)
-        if write.wake is not None:
-            insert_batch(state, write.wake)
-        self._notify(pid)
-        return write
+        if seq is None:
+            return None
+        row = state.process_events[pid][seq - 1 - state.process_log_start.get(pid, 0)]
+        return row.payload_hash, row.event
+
+    def _write_append(self, plan: AppendPlan, sequence: int, rows: AppendRows) -> None:
+        state, pid, key = self._state, plan.process_id, plan.request.replay_key
+        event = EventRow(rows.event, plan.event_type, plan.payload_hash, key, plan.has_wake)
+        state.process_events.setdefault(pid, []).append(event)
+        if key is not None:
+            state.process_replays[(pid, key)] = sequence
+        state.processes[pid] = rows.record
+        if rows.state is not None:  # terminal now: the record's time is the plan's
+            state.process_terminal_at.setdefault(pid, plan.now_ms)
+        if rows.wake is not None:
+            insert_batch(state, rows.wake)
 
     async def _update(
         self, pid: str, change: Callable[[ProcessRecord | None], ProcessRecord]

@@ -20,19 +20,15 @@ from typing import Any, LiteralString
 from lash_store_api import ProcessEvent, ProcessHandleDescriptor, ProcessHandleGrant, ProcessRecord
 from lash_store_api.backend.clock import Clock
 from lash_store_api.backend.process_codec import StoredLease, decode_event, decode_process
-from lash_store_api.backend.process_io import (
-    GrantRow,
-    LostGrant,
-    untargeted,
-)
+from lash_store_api.backend.process_io import GrantRow, LostGrant, untargeted
 from lash_store_api.backend.process_plan import AppendOutcome, AppendPlan, AppendSeen
-from lash_store_api.backend.process_plan_registry import PlannedAppendRegistry
 from lash_store_api.backend.process_rows import (
     grant_columns,
     lease_columns,
     record_columns,
     stored_lease,
 )
+from lash_store_api.backend.processes import ProcessRegistryBase
 from lash_store_api.backend.queued_work import enqueue_params
 from lash_store_api.errors import BackendError
 
@@ -194,7 +190,7 @@ _WAKE_ARGS = {
 }
 
 
-class PostgresProcessRegistry(PlannedAppendRegistry):
+class PostgresProcessRegistry(ProcessRegistryBase):
     """The process tables of one storage's schema."""
 
     tier = CAPABILITIES.durability

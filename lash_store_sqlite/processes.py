@@ -2,11 +2,12 @@
 
 Each ``_io`` method is one transaction on the storage's connection. A write
 (``BEGIN IMMEDIATE``) holds the file's write lock from its start, so an append
-reads the record, the event under its replay key and the last sequence, lets
-the kit decide, and writes the event, the record and the wake's queued-work
-row with no other writer in between: sequences are gap-free and a replay key
-names one event. Waiters are woken as :mod:`.process_waits` describes.
-Text compares by code point, so ``ORDER BY process_id`` is the kit's order.
+reads the process row, the last sequence and the event under its replay key,
+judges the kit's plan on them (``judge_append``) and writes the event, the
+record and the wake's queued-work row (``append_rows``) with no other writer
+in between: sequences are gap-free and a replay key names one event. Waiters
+are woken as :mod:`.process_waits` describes. Text compares by code point, so
+``ORDER BY process_id`` is the kit's order.
 """
 
 from __future__ import annotations
@@ -16,17 +17,17 @@ from contextlib import asynccontextmanager
 
 from lash_store_api import ProcessEvent, ProcessHandleDescriptor, ProcessHandleGrant, ProcessRecord
 from lash_store_api.backend.clock import Clock
-from lash_store_api.backend.process_append import StoredReplay
 from lash_store_api.backend.process_codec import StoredLease, decode_event, decode_process
-from lash_store_api.backend.process_io import (
-    AppendDecider,
-    AppendWrite,
-    GrantRow,
-    LostGrant,
-    untargeted,
+from lash_store_api.backend.process_io import GrantRow, LostGrant, untargeted
+from lash_store_api.backend.process_plan import (
+    AppendOutcome,
+    AppendPlan,
+    AppendSeen,
+    StoredProcessRow,
+    append_rows,
+    judge_append,
 )
 from lash_store_api.backend.process_rows import (
-    event_columns,
     grant_columns,
     lease_columns,
     record_columns,
@@ -48,12 +49,16 @@ _UPDATE = """
 UPDATE processes SET state = :state, waiting = :waiting, wake_target_session = :target,
        record = :record
  WHERE process_id = :pid"""
+_APPEND_ROW = "SELECT state, wake_target_session, record FROM processes WHERE process_id = ?"
 _LAST_SEQUENCE = "SELECT coalesce(max(sequence), 0) FROM process_events WHERE process_id = ?"
 _REPLAY = "SELECT payload_hash, event FROM process_events WHERE process_id = ? AND replay_key = ?"
 _INSERT_EVENT = """
 INSERT INTO process_events (process_id, sequence, event_type, payload_hash, replay_key,
        has_wake, event)
-VALUES (:pid, :seq, :type, :hash, :key, :wake, :event)"""
+VALUES (?, ?, ?, ?, ?, ?, ?)"""
+_SET_RECORD = "UPDATE processes SET record = ? WHERE process_id = ?"
+# The state's change stamps terminal_at_ms (the trigger of migration 0007).
+_SET_TERMINAL = "UPDATE processes SET state = ?, waiting = 0, record = ? WHERE process_id = ?"
 
 # Listing pages: one range of the id (or (state, id)) index. The clauses a call
 # needs are appended to the first; LIMIT -1 is no limit.
@@ -137,26 +142,31 @@ def _store(conn: Conn, record: ProcessRecord) -> None:
     conn.execute(_UPDATE, record_columns(record))
 
 
-def _read_append(
-    conn: Conn, pid: str, replay_key: str | None
-) -> tuple[ProcessRecord | None, int, StoredReplay | None]:
-    """The locked record, the next sequence and the event stored under ``replay_key``."""
-    record = _record(conn, pid)
-    if record is None:
-        return None, 1, None
-    (last,) = conn.execute(_LAST_SEQUENCE, (pid,)).fetchone()
-    found = None if replay_key is None else conn.execute(_REPLAY, (pid, replay_key)).fetchone()
-    stored = None if found is None else StoredReplay(found[0], decode_event(found[1], record=pid))
-    return record, int(last) + 1, stored
-
-
-def _write_append(conn: Conn, write: AppendWrite) -> None:
-    if not write.prepared.replayed:
-        conn.execute(_INSERT_EVENT, event_columns(write.prepared))
-    if write.record is not None:
-        _store(conn, write.record)
-    if write.wake is not None:
-        insert_batch(conn, write.wake)
+def _append(conn: Conn, plan: AppendPlan) -> AppendSeen:
+    """The plan judged on the locked rows and, when appended, written."""
+    pid, key = plan.process_id, plan.request.replay_key
+    found = conn.execute(_APPEND_ROW, (pid,)).fetchone()
+    row = replay = None
+    if found is not None:
+        (last,) = conn.execute(_LAST_SEQUENCE, (pid,)).fetchone()
+        row = StoredProcessRow(found[0], found[1], int(last), found[2])
+        stored = None if key is None else conn.execute(_REPLAY, (pid, key)).fetchone()
+        replay = None if stored is None else (stored[0], stored[1])
+    seen = judge_append(plan, row, replay)
+    if seen.outcome is not AppendOutcome.APPENDED:
+        return seen
+    assert row is not None
+    seq = seen.sequence
+    rows = append_rows(plan, seq, row)
+    event = (pid, seq, plan.event_type, plan.payload_hash, key, plan.has_wake, rows.event)
+    conn.execute(_INSERT_EVENT, event)
+    if rows.state is None:
+        conn.execute(_SET_RECORD, (rows.record, pid))
+    else:
+        conn.execute(_SET_TERMINAL, (rows.state, rows.record, pid))
+    if rows.wake is not None:
+        insert_batch(conn, rows.wake)
+    return seen
 
 
 def _records_query(state: str | None, high: str | None, after: str | None) -> str:
@@ -224,15 +234,13 @@ class SqliteProcessRegistry(ProcessRegistryBase):
 
         return await self._db.write("registering a process", insert, record=record.id)
 
-    async def _append(self, pid: str, replay_key: str | None, decide: AppendDecider) -> AppendWrite:
-        def append(conn: Conn) -> AppendWrite:
-            write = decide(*_read_append(conn, pid, replay_key))
-            _write_append(conn, write)
-            return write
-
-        write = await self._db.write("appending a process event", append, record=pid)
-        self._waiters.notify(pid)
-        return write
+    async def _append_plan(self, plan: AppendPlan) -> AppendSeen:
+        pid = plan.process_id
+        action = "appending a process event"
+        seen = await self._db.write(action, lambda c: _append(c, plan), record=pid)
+        if seen.outcome is AppendOutcome.APPENDED:
+            self._waiters.notify(pid)
+        return seen
 
     async def _update(
         self, pid: str, change: Callable[[ProcessRecord | None], ProcessRecord]

@@ -20,12 +20,14 @@ from lash_store_api.backend.process_append import (
     apply_append,
     cancel_request,
     check_append_request,
-    decide_registration,
     event_payload_hash,
     prepare_append_event,
+    terminal_request,
+)
+from lash_store_api.backend.process_registration import (
+    decide_registration,
     prepare_registration,
     registration_wire,
-    terminal_request,
 )
 from lash_store_api.backend.process_semantics import CORE_EVENT_TYPE_NAMES
 from lash_store_api.backend.process_wakes import (

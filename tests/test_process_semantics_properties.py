@@ -17,12 +17,8 @@ from lash_store_conformance import strategies as ls
 
 import lash_store_api as lash
 from lash_store_api.backend.payload_schema import validate_payload
-from lash_store_api.backend.process_append import (
-    StoredReplay,
-    decide_registration,
-    prepare_append_event,
-    prepare_registration,
-)
+from lash_store_api.backend.process_append import StoredReplay, prepare_append_event
+from lash_store_api.backend.process_registration import decide_registration, prepare_registration
 from lash_store_api.backend.process_semantics import check_event_type, materialize_semantics
 from lash_store_api.backend.selectors import (
     MISSING,

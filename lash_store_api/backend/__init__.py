@@ -20,11 +20,12 @@ docs/writing-a-backend.md.
 - :mod:`.urls`: a storage URL's query parameters (each once), read alike by every backend.
 - :mod:`.processes`: the process registry base: every operation, leases, grants, waiting.
 - :mod:`.process_io`: the I/O a registry backend writes, and the rows it exchanges.
-- :mod:`.process_codec`: process records, events and leases as stored.
-- :mod:`.process_append`: every pure decision of ``register_process`` and ``append_event``.
-- :mod:`.process_plan`: an append planned before the lock, for a one-round-trip backend: the
-  plan, the checks and writes it meets (which SQL restates), the decision on what was seen.
-- :mod:`.process_plan_registry`: the registry base of such a backend.
+- :mod:`.process_codec`: process records, events and leases as stored, a planned append's texts.
+- :mod:`.process_registration`: every pure decision of ``register_process``.
+- :mod:`.process_plan`: ``append_event`` top to bottom, one flow for every backend: the plan
+  made before any I/O, the checks and writes the backend makes (which SQL may restate), the
+  decision on what it saw.
+- :mod:`.process_append`: the contract's rules of one append, which that flow applies.
 - :mod:`.process_semantics`: event-type declarations, core types, terminal and wake materialization.
 - :mod:`.process_wakes`: wake ids, deliveries and the queued work a wake becomes.
 - :mod:`.payload_schema`: the payload-schema subset an event type declares.

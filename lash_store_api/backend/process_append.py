@@ -1,30 +1,13 @@
-"""Every pure decision of ``register_process`` and ``append_event`` (spec/processes.md §2, §3).
+"""The contract's rules of one ``append_event`` (spec/processes.md §3), as pure functions.
 
-A process registry does the I/O (lock the process row, look up the replay
-key, read the next sequence, write what it is told) and calls these
-functions for the rest, so that every backend accepts, rejects, replays and
-materializes alike:
-
-``register_process(reg)``::
-
-    prepared, digest = prepare_registration(reg)       # before any I/O
-    existing = <read record prepared.id>
-    record = decide_registration(prepared, digest, existing, now_ms)
-    if record is not existing: <insert record>
-    return record
-
-``append_event(pid, req)``::
-
-    check_append_request(pid, req)                     # before any I/O
-    <transaction; lock the process row>
-    record = <read record pid, or None>
-    stored = <StoredReplay of the event under (pid, req.replay_key), or None>
-    prepared = prepare_append_event(pid, record, req, next_sequence=max_seq + 1,
-                                    now_ms=now, stored=stored)
-    if not prepared.replayed: <insert prepared.event, prepared.payload_hash, prepared.replay_key>
-    <update the record to apply_append(record, prepared)>  # status, wait, updated_at
-    <commit; if not replayed, wake wait_event_after waiters>
-    return prepared.result
+:func:`prepare_append_event` decides an append from a record, the next
+sequence and the event stored under the replay key: which event is written
+or replayed, or which error the request deserves. The append's flow, which
+plans it with these rules before any I/O and decides on what the backend saw
+(:mod:`.process_plan`), calls it twice: once to plan against the record it
+starts from, and again on the stored record when the backend reports a
+replay or a process already terminal. Registration's rules are in
+:mod:`.process_registration`.
 """
 
 from __future__ import annotations
@@ -37,11 +20,9 @@ from typing import Any
 from ..common import JSON
 from ..errors import (
     EventReplayConflict,
-    InvalidRegistration,
     InvalidRequest,
     InvalidState,
     ProcessNotFound,
-    RegistrationConflict,
     ReplayKeyRequired,
     UndeclaredEventType,
 )
@@ -50,23 +31,14 @@ from ..processes import (
     ProcessEvent,
     ProcessEventAppendRequest,
     ProcessEventAppendResult,
-    ProcessIdentity,
     ProcessRecord,
-    ProcessRegistration,
     ProcessStatus,
     ProcessWakeDelivery,
-    SessionScope,
 )
 from .codec import sha256_hex
 from .payload_schema import validate_payload
-from .process_semantics import (
-    as_registration_error,
-    check_event_types,
-    effective_event_types,
-    find_event_type,
-    is_await_output,
-    materialize_semantics,
-)
+from .process_registration import check_optional_scope
+from .process_semantics import find_event_type, is_await_output, materialize_semantics
 from .process_wakes import wake_delivery
 from .validation import check_id, check_json, check_text
 
@@ -77,15 +49,9 @@ __all__ = [
     "apply_append",
     "cancel_request",
     "check_append_request",
-    "check_identity",
-    "check_optional_scope",
-    "check_scope",
-    "decide_registration",
     "event_invocation",
     "event_payload_hash",
     "prepare_append_event",
-    "prepare_registration",
-    "registration_wire",
     "terminal_request",
 ]
 
@@ -93,128 +59,7 @@ __all__ = [
 #: keys derived from a process id of the 1024-byte limit (``process:{pid}:cancel_requested:...``).
 MAX_REPLAY_KEY_BYTES = 2048
 
-_INPUT_TYPES = {"tool_call": True, "engine": True, "session_turn": False, "external": False}
 _TERMINAL_EVENT = {"success": "completed", "failure": "failed", "cancelled": "cancelled"}
-
-
-# --- registration (processes.md §2) ------------------------------------------------
-
-
-def check_scope(field: str, scope: object) -> SessionScope:
-    """``scope`` as a well-formed ``SessionScope``, or ``InvalidRequest`` naming ``field``."""
-    if not isinstance(scope, SessionScope):
-        raise InvalidRequest(field, "must be a SessionScope")
-    check_id(f"{field}.session_id", scope.session_id)
-    if scope.agent_frame_id is not None:
-        check_text(f"{field}.agent_frame_id", scope.agent_frame_id)
-    return scope
-
-
-def check_optional_scope(field: str, scope: object) -> SessionScope | None:
-    """An optional scope of a registration or request: ``None``, or as :func:`check_scope`
-    checks it, with anything else an ``InvalidRegistration``."""
-    if scope is None:
-        return None
-    if not isinstance(scope, SessionScope):
-        raise InvalidRegistration(field, "must be a SessionScope or None")
-    return check_scope(field, scope)
-
-
-def check_identity(field: str, identity: object) -> ProcessIdentity:
-    """``identity`` as a well-formed ``ProcessIdentity``; ``InvalidRegistration`` if it is
-    not one, ``InvalidRequest`` naming the bad part otherwise."""
-    if not isinstance(identity, ProcessIdentity):
-        raise InvalidRegistration(field, "must be a ProcessIdentity")
-    check_text(f"{field}.kind", identity.kind)
-    if identity.label is not None:
-        check_text(f"{field}.label", identity.label)
-    check_json(f"{field}.definition", identity.definition)
-    return identity
-
-
-def prepare_registration(reg: ProcessRegistration) -> tuple[ProcessRegistration, str]:
-    """Validate ``reg``, append the missing core types, and hash it.
-
-    Returns the prepared registration (what is stored) and its
-    ``registration_hash``. Raises :class:`InvalidRegistration` naming the
-    field: a blank id, an ``input`` whose ``type`` is not ``tool_call``,
-    ``engine``, ``session_turn`` or ``external``, an ``env_ref`` missing for
-    ``tool_call``/``engine`` or present for the others, a malformed or
-    duplicate event type, a ``provenance`` without ``originator``.
-    """
-    with as_registration_error():
-        return _prepare_registration(reg)
-
-
-def _prepare_registration(reg: ProcessRegistration) -> tuple[ProcessRegistration, str]:
-    if not isinstance(reg, ProcessRegistration):
-        raise InvalidRegistration("registration", "must be a ProcessRegistration")
-    check_id("id", reg.id)
-    if not reg.id.strip():
-        raise InvalidRegistration("id", "must not be blank")
-    check_json("input", reg.input)
-    kind = reg.input.get("type") if isinstance(reg.input, Mapping) else None
-    if kind not in _INPUT_TYPES:
-        raise InvalidRegistration("input.type", f"must be one of {', '.join(_INPUT_TYPES)}")
-    if reg.env_ref is not None:
-        check_id("env_ref", reg.env_ref)
-    if _INPUT_TYPES[kind] and reg.env_ref is None:
-        raise InvalidRegistration("env_ref", f"is required for a {kind} input")
-    if not _INPUT_TYPES[kind] and reg.env_ref is not None:
-        raise InvalidRegistration("env_ref", f"must be None for a {kind} input")
-    check_identity("identity", reg.identity)
-    check_json("provenance", reg.provenance)
-    if not isinstance(reg.provenance, Mapping) or "originator" not in reg.provenance:
-        raise InvalidRegistration("provenance.originator", "is required")
-    check_optional_scope("wake_target", reg.wake_target)
-    declared = check_event_types("event_types", reg.event_types)
-    prepared = dataclasses.replace(reg, event_types=effective_event_types(declared))
-    return prepared, sha256_hex(registration_wire(prepared))
-
-
-def registration_wire(reg: ProcessRegistration) -> dict[str, JSON]:
-    """The dict the registration hash covers; ``None`` optionals omitted, list order kept."""
-    identity: dict[str, JSON] = {"kind": reg.identity.kind}
-    if reg.identity.label is not None:
-        identity["label"] = reg.identity.label
-    if reg.identity.definition is not None:
-        identity["definition"] = reg.identity.definition
-    wire: dict[str, JSON] = {
-        "id": reg.id,
-        "input": reg.input,
-        "identity": identity,
-        "event_types": [
-            {"name": t.name, "payload_schema": t.payload_schema, "semantics": t.semantics}
-            for t in reg.event_types
-        ],
-        "provenance": reg.provenance,
-    }
-    if reg.env_ref is not None:
-        wire["env_ref"] = reg.env_ref
-    if reg.wake_target is not None:
-        target: dict[str, JSON] = {"session_id": reg.wake_target.session_id}
-        if reg.wake_target.agent_frame_id:
-            target["agent_frame_id"] = reg.wake_target.agent_frame_id
-        wire["wake_target"] = target
-    return wire
-
-
-def decide_registration(
-    prepared: ProcessRegistration, digest: str, existing: ProcessRecord | None, now_ms: int
-) -> ProcessRecord:
-    """The record to return: ``existing`` as it is (same hash), or a new running one.
-
-    Raises :class:`RegistrationConflict` when ``existing`` has another hash.
-    A result that ``is existing`` needs no write.
-    """
-    if existing is not None:
-        if existing.registration_hash != digest:
-            raise RegistrationConflict(prepared.id, "is registered with another registration hash")
-        return existing
-    fields = {f.name: getattr(prepared, f.name) for f in dataclasses.fields(ProcessRegistration)}
-    return ProcessRecord(
-        **fields, registration_hash=digest, created_at_ms=now_ms, updated_at_ms=now_ms
-    )
 
 
 # --- append_event (processes.md §3) ------------------------------------------------

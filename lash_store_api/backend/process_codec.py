@@ -7,6 +7,7 @@ mutating what it passed in or read back cannot change what is stored.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,17 +25,23 @@ from ..processes import (
     WaitState,
 )
 from .codec import RECORD_SCHEMA_VERSION, decode_json, encode_json
-from .process_append import registration_wire
+from .process_registration import registration_wire
 
 __all__ = [
+    "SEQ",
+    "WAKE_ID",
     "StoredLease",
     "decode_event",
     "decode_process",
+    "digest",
     "encode_event",
     "encode_process",
     "has_wake",
     "is_terminal",
+    "registration_checks",
+    "render",
     "scope_of_id",
+    "splice_updated_at",
 ]
 
 
@@ -174,3 +181,48 @@ class StoredLease:
             claimed_at_epoch_ms=self.claimed_at_ms,
             expires_at_epoch_ms=self.expires_at_ms,
         )
+
+
+# --- a planned append's texts (.process_plan) -----------------------------------------
+
+#: Where the event's sequence goes in a plan's text. Canonical JSON escapes every
+#: control character, so this one appears nowhere else in the encoded text.
+SEQ = "\x01"
+#: Where the wake id (a hash over the wake's dedupe key, which may hold the sequence) goes.
+WAKE_ID = "\x02"
+_UPDATED = '"updated_at_ms":'
+
+
+def digest(text: str) -> str:
+    """The MD5 hex a backend compares a terminal append's basis by (``md5()`` in SQL)."""
+    return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+def registration_checks(basis: ProcessRecord) -> tuple[str, str]:
+    """The ``(registration_prefix, registration_mark)`` of plans made from ``basis``: the
+    same for every plan from one record, so a caller planning often keeps them."""
+    # The first keys of the canonical record (sorted) are fixed at registration.
+    head: dict[str, Any] = {"created_at_ms": basis.created_at_ms}
+    if basis.env_ref is not None:
+        head["env_ref"] = basis.env_ref
+    whole = encode_process(basis)
+    prefix = encode_json(head)[:-1]
+    events_at = whole.index('"event_types":', len(prefix))
+    end = whole.find(',"external_ref":', events_at)
+    end = whole.index(',"id":', events_at) if end < 0 else end
+    mark = f',"registration_hash":{encode_json(basis.registration_hash)},"schema_version":'
+    return whole[:end], mark
+
+
+def render(text: str, sequence: int, wake_id: str = "") -> str:
+    """A plan's text with the sequence (and the wake id) put in."""
+    return text.replace(SEQ, str(sequence)).replace(WAKE_ID, wake_id)
+
+
+def splice_updated_at(record: str, now_ms: int) -> str:
+    """``record`` with its top-level ``updated_at_ms`` set: the key's last occurrence, as
+    only ``wait`` and ``wake_target`` (fixed keys) follow it in canonical order, and a
+    quote inside a string is always escaped."""
+    head, _, tail = record.rpartition(_UPDATED)
+    digits = len(tail) - len(tail.lstrip("-0123456789"))
+    return f"{head}{_UPDATED}{now_ms}{tail[digits:]}"

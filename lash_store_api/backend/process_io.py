@@ -2,8 +2,9 @@
 
 :class:`ProcessRegistryIO` lists the ``_io`` methods of
 :class:`~.processes.ProcessRegistryBase`, one transaction each (see that
-module for how the kit calls them); the dataclasses here are what they
-exchange with the kit.
+module for how the kit calls them), but for the append, whose one method
+(``_append_plan``) is declared beside the flow it serves, in
+:mod:`.process_plan`; the dataclasses here are what they exchange with the kit.
 """
 
 from __future__ import annotations
@@ -21,13 +22,10 @@ from ..processes import (
     ProcessRecord,
     ProcessSessionDeleteReport,
 )
-from .process_append import PreparedAppend, StoredReplay, check_scope
 from .process_codec import StoredLease
-from .queued_work import StoredBatch
+from .process_registration import check_scope
 
 __all__ = [
-    "AppendDecider",
-    "AppendWrite",
     "GrantRow",
     "LostGrant",
     "ProcessRegistryIO",
@@ -37,20 +35,6 @@ __all__ = [
     "status_state",
     "untargeted",
 ]
-
-#: ``(locked record or None, next sequence, stored replay or None) -> AppendWrite``
-AppendDecider = Callable[[ProcessRecord | None, int, StoredReplay | None], "AppendWrite"]
-
-
-@dataclass(frozen=True, slots=True)
-class AppendWrite:
-    """What one append writes: the event (unless replayed), the record, the wake row."""
-
-    prepared: PreparedAppend
-    #: The record after the append; ``None`` when it does not change.
-    record: ProcessRecord | None
-    #: The queued-work row of the event's wake, to insert in the same transaction.
-    wake: StoredBatch | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,13 +90,6 @@ class ProcessRegistryIO(ABC):
     @abstractmethod
     async def _insert(self, record: ProcessRecord) -> ProcessRecord:
         """Insert ``record`` unless its id exists; return the stored record either way."""
-
-    @abstractmethod
-    async def _append(self, pid: str, replay_key: str | None, decide: AppendDecider) -> AppendWrite:
-        """Lock the process row; read the record, the event stored under ``replay_key``
-        (with its payload hash) and the next sequence; call ``decide``; write its result
-        (event unless replayed, record if changed, wake row through the queue's key rule);
-        commit; then wake this process's watchers."""
 
     @abstractmethod
     async def _update(

@@ -1,6 +1,8 @@
-"""``append_event`` planned before the lock, for a backend whose append is one round trip.
+"""``append_event``, top to bottom: the one flow every backend's append takes.
 
-The append's flow has four steps, as the commit pipeline's (``commit.py``):
+Its four steps are the commit pipeline's (``commit.py``), and
+:class:`PlannedAppends` runs them, the rules they apply being
+:mod:`.process_append`'s:
 
 1. validate the request (:func:`.process_append.check_append_request`);
 2. :func:`plan_append` decides, against a record read earlier (the *basis*),
@@ -10,11 +12,12 @@ The append's flow has four steps, as the commit pipeline's (``commit.py``):
    out to be new. The stored sequence is not known yet: wherever it goes,
    the plan's texts hold :data:`SEQ` (and the wake id, a hash over it,
    :data:`WAKE_ID`);
-3. the backend, in one transaction, locks the process row and reports what
-   it saw as an :class:`AppendSeen`: :func:`judge_append` says what, from
-   the stored row and the event under the replay key, and
-   :func:`append_rows` gives the rows it then writes. A SQL backend restates
-   both in its own language (tests/test_sql_twins.py holds them equal);
+3. the backend's :meth:`PlannedAppends._append_plan`, in one transaction,
+   locks the process row and reports what it saw as an :class:`AppendSeen`:
+   :func:`judge_append` says what, from the stored row and the event under
+   the replay key, and :func:`append_rows` gives the rows it then writes. A
+   SQL backend may restate both in its own language (PostgreSQL does, in one
+   round trip; tests/test_sql_twins.py holds them equal);
 4. :func:`decide_append` turns the observation into the result or the
    contract's error, by the rules of :func:`.process_append.prepare_append_event`.
 
@@ -23,7 +26,9 @@ request's own target, the record's wake target are taken from the basis; the
 backend checks both are still what is stored (outcome ``stale``: plan again
 on the record it returns). A terminal append rewrites the record whole, so
 its basis must be the stored record exactly; any other append only moves
-``updated_at_ms``, which the backend rewrites in the stored text.
+``updated_at_ms``, which the backend rewrites in the stored text. An
+append's wake is enqueued as queued work (queued_work.md §2) in the
+append's own transaction; a replay enqueues nothing: its original did.
 """
 
 from __future__ import annotations
@@ -31,42 +36,59 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import secrets
+from abc import abstractmethod
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from ..errors import ProcessNotFound, StoreError
+from ..errors import BackendError, ProcessNotFound, StoreError
 from ..processes import (
+    ProcessAwaitOutput,
     ProcessEventAppendRequest,
+    ProcessEventAppendResult,
     ProcessRecord,
 )
-from .codec import canon, encode_json
+from .clock import Clock
+from .codec import canon
 from .process_append import (
     PreparedAppend,
     StoredReplay,
     apply_append,
+    check_append_request,
     event_payload_hash,
     prepare_append_event,
+    terminal_request,
 )
 from .process_codec import (
+    SEQ,
+    WAKE_ID,
     decode_event,
     decode_process,
+    digest,
     encode_event,
     encode_process,
     has_wake,
     is_terminal,
+    registration_checks,
+    render,
+    splice_updated_at,
 )
-from .process_io import status_state
+from .process_io import ProcessRegistryIO, status_state
 from .process_wakes import process_wake_batch_draft, wake_delivery
 from .queued_work import StoredBatch, batch_row
+from .validation import check_id
 
 __all__ = [
+    "BASES_KEPT",
     "SEQ",
     "WAKE_ID",
     "AppendOutcome",
     "AppendPlan",
     "AppendRows",
     "AppendSeen",
+    "PlannedAppends",
     "StoredProcessRow",
     "WakePlan",
     "append_rows",
@@ -79,12 +101,10 @@ __all__ = [
     "splice_updated_at",
 ]
 
-#: Where the event's sequence goes in a plan's text. Canonical JSON escapes every
-#: control character, so this one appears nowhere else in the encoded text.
-SEQ = "\x01"
-#: Where the wake id (a hash over the wake's dedupe key, which may hold the sequence) goes.
-WAKE_ID = "\x02"
-_UPDATED = '"updated_at_ms":'
+#: How many processes' records a registry keeps to plan from.
+BASES_KEPT = 1024
+#: How often an append plans again on a record that moved under it.
+_PLAN_TRIES = 8
 _RUNNING: Any = {"state": "running"}
 
 
@@ -179,27 +199,6 @@ class AppendRows:
     wake: StoredBatch | None
 
 
-def digest(text: str) -> str:
-    """The MD5 hex a backend compares a terminal append's basis by (``md5()`` in SQL)."""
-    return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()
-
-
-def registration_checks(basis: ProcessRecord) -> tuple[str, str]:
-    """The ``(registration_prefix, registration_mark)`` of plans made from ``basis``: the
-    same for every plan from one record, so a caller planning often keeps them."""
-    # The first keys of the canonical record (sorted) are fixed at registration.
-    head: dict[str, Any] = {"created_at_ms": basis.created_at_ms}
-    if basis.env_ref is not None:
-        head["env_ref"] = basis.env_ref
-    whole = encode_process(basis)
-    prefix = encode_json(head)[:-1]
-    events_at = whole.index('"event_types":', len(prefix))
-    end = whole.find(',"external_ref":', events_at)
-    end = whole.index(',"id":', events_at) if end < 0 else end
-    mark = f',"registration_hash":{encode_json(basis.registration_hash)},"schema_version":'
-    return whole[:end], mark
-
-
 def plan_append(
     process_id: str,
     basis: ProcessRecord,
@@ -291,20 +290,6 @@ def judge_append(
     return AppendSeen(AppendOutcome.APPENDED, sequence=row.last_sequence + 1)
 
 
-def render(text: str, sequence: int, wake_id: str = "") -> str:
-    """A plan's text with the sequence (and the wake id) put in."""
-    return text.replace(SEQ, str(sequence)).replace(WAKE_ID, wake_id)
-
-
-def splice_updated_at(record: str, now_ms: int) -> str:
-    """``record`` with its top-level ``updated_at_ms`` set: the key's last occurrence, as
-    only ``wait`` and ``wake_target`` (fixed keys) follow it in canonical order, and a
-    quote inside a string is always escaped."""
-    head, _, tail = record.rpartition(_UPDATED)
-    digits = len(tail) - len(tail.lstrip("-0123456789"))
-    return f"{head}{_UPDATED}{now_ms}{tail[digits:]}"
-
-
 def append_rows(plan: AppendPlan, sequence: int, row: StoredProcessRow) -> AppendRows:
     """Step 3's writes for an ``appended`` outcome at ``sequence`` over the stored ``row``."""
     wake = None
@@ -360,3 +345,96 @@ def decide_append(plan: AppendPlan, seen: AppendSeen) -> PreparedAppend | None:
     # replay's ``status``, when set, repairs a record its terminal event never reached.
     return prepare_append_event(pid, stored_record, request, next_sequence=0, now_ms=now,
                                 stored=stored)  # fmt: skip
+
+
+class PlannedAppends(ProcessRegistryIO):
+    """``append_event`` and ``complete_process`` of every registry: the four steps
+    around the backend's one call, :meth:`_append_plan`.
+
+    The basis of each process's plans is kept here (at most :data:`BASES_KEPT`):
+    the registration never changes, and a stale basis costs one more call
+    (``stale``). The first append to a process this registry has neither
+    registered nor appended to reads the record first.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        #: Per process: the record to plan from, and its registration checks.
+        self._bases: OrderedDict[str, tuple[ProcessRecord, tuple[str, str]]] = OrderedDict()
+
+    @abstractmethod
+    async def _append_plan(self, plan: AppendPlan) -> AppendSeen:
+        """In one transaction: lock the process row, read the event under the plan's
+        replay key, judge as :func:`judge_append`, and on ``appended`` write
+        :func:`append_rows` (the wake's row by the queue's key rule) and, once
+        committed, wake this process's watchers."""
+
+    def _keep(self, record: ProcessRecord, checks: tuple[str, str] | None = None) -> None:
+        self._bases[record.id] = (record, checks or registration_checks(record))
+        self._bases.move_to_end(record.id)
+        while len(self._bases) > BASES_KEPT:
+            self._bases.popitem(last=False)
+
+    async def append_event(
+        self, pid: str, req: ProcessEventAppendRequest
+    ) -> ProcessEventAppendResult:
+        return (await self._planned(pid, req))[0].result
+
+    async def complete_process(self, pid: str, output: ProcessAwaitOutput) -> ProcessRecord:
+        check_id("process_id", pid)
+        _, record = await self._planned(pid, terminal_request(pid, output))
+        if record is None:  # the record as the append left it is not known here: read it
+            record = await self._get(pid)
+            assert record is not None  # records are never deleted
+        return record
+
+    async def _planned(
+        self, pid: str, req: ProcessEventAppendRequest
+    ) -> tuple[PreparedAppend, ProcessRecord | None]:
+        """The append, and the record as it left it when that is known exactly."""
+        check_append_request(pid, req)  # step 1
+        kept = self._bases.get(pid)
+        basis, checks = kept if kept is not None else (await self._get(pid), None)
+        for _ in range(_PLAN_TRIES):
+            if basis is None:
+                raise ProcessNotFound(f"process {pid!r} is not registered")
+            checks = checks or registration_checks(basis)
+            plan = plan_append(pid, basis, req, self.clock(), checks)  # step 2
+            seen = await self._append_plan(plan)  # step 3
+            if seen.record is not None:
+                basis, checks = decode_process(seen.record, record=pid), None
+                self._keep(basis)
+            elif seen.outcome is AppendOutcome.MISSING:
+                self._bases.pop(pid, None)
+            prepared = decide_append(plan, seen)  # step 4
+            if prepared is None:
+                continue
+            if prepared.replayed and prepared.status is not None:
+                await self._update(pid, _repair(prepared))
+                return prepared, None
+            if seen.outcome is not AppendOutcome.APPENDED:
+                return prepared, basis  # as stored: the backend returned it
+            if plan.record_after is not None:
+                after = decode_process(plan.record_after, record=pid)
+                self._keep(after, checks)
+                return prepared, after
+            # Only its time moved, as far as this registry knows: a terminal append
+            # planned from it next finds the record it expects, unless another wrote.
+            self._keep(dataclasses.replace(plan.basis, updated_at_ms=plan.now_ms), checks)
+            return prepared, None
+        raise BackendError(
+            f"appending: the process record changed {_PLAN_TRIES} times while this append "
+            "was planned; retry it",
+            record=pid,
+        )
+
+
+def _repair(prepared: PreparedAppend) -> Callable[[ProcessRecord | None], ProcessRecord]:
+    """A replayed terminal event's status for a record its append never reached."""
+
+    def change(record: ProcessRecord | None) -> ProcessRecord:
+        if record is None:
+            raise ProcessNotFound(f"process {prepared.event.process_id!r} is not registered")
+        return record if is_terminal(record) else apply_append(record, prepared)
+
+    return change

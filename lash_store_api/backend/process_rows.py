@@ -1,10 +1,10 @@
 """Process records, events, grants and leases as the columns of an SQL backend's rows.
 
 A backend on SQL stores a record's canonical text beside the few columns its
-listings, deletions and locks filter on, and an event's text beside its
-sequence, type, hash, replay key and whether it carries a wake. These
-functions give each row as named parameters (``pid``, ``state``, ...), so
-every SQL backend binds the same values under the same names.
+listings, deletions and locks filter on (an event's columns are those of a
+planned append: :class:`.process_plan.AppendPlan`). These functions give each
+row as named parameters (``pid``, ``state``, ...), so every SQL backend binds
+the same values under the same names.
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..processes import ProcessRecord
-from .process_append import PreparedAppend
-from .process_codec import StoredLease, encode_event, encode_process, has_wake
+from .process_codec import StoredLease, encode_process
 from .process_io import GrantRow, status_state
 
-__all__ = ["event_columns", "grant_columns", "lease_columns", "record_columns", "stored_lease"]
+__all__ = ["grant_columns", "lease_columns", "record_columns", "stored_lease"]
 
 
 def record_columns(record: ProcessRecord) -> dict[str, Any]:
@@ -30,21 +29,6 @@ def record_columns(record: ProcessRecord) -> dict[str, Any]:
         "waiting": record.wait is not None,
         "target": None if target is None else target.session_id,
         "record": encode_process(record),
-    }
-
-
-def event_columns(prepared: PreparedAppend) -> dict[str, Any]:
-    """The new event of ``prepared``: ``pid``, ``seq``, ``type``, ``hash``, ``key``,
-    ``wake`` and ``event`` (the encoded event)."""
-    event = prepared.event
-    return {
-        "pid": event.process_id,
-        "seq": event.sequence,
-        "type": event.event_type,
-        "hash": prepared.payload_hash,
-        "key": prepared.replay_key,
-        "wake": has_wake(event),
-        "event": encode_event(event),
     }
 
 

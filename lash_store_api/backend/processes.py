@@ -2,18 +2,12 @@
 
 A backend subclasses :class:`ProcessRegistryBase` and writes only the ``_io``
 methods (spec/processes.md). Each is one transaction; those that decide from
-what they read (``_append``, ``_update``, ``_claim_lease``) take the kit's
-decision as a callback, which they call with the locked rows and whose result
-they write, unchanged, before committing. The callback raises the contract's
-error when the operation is refused, and the backend then writes nothing.
-A backend whose append must take one round trip (the lock cannot be held
-across one) subclasses :class:`.process_plan_registry.PlannedAppendRegistry`
-instead: the kit plans the append before any I/O and decides on what the
-backend reports (:mod:`.process_plan`).
-
-An append's wake is enqueued as queued work (queued_work.md §2) in the
-append's own transaction: :attr:`AppendWrite.wake` is the queue row. A
-replay enqueues nothing: its original append enqueued it, atomically.
+what they read (``_update``, ``_claim_lease``) take the kit's decision as a
+callback, which they call with the locked rows and whose result they write,
+unchanged, before committing. The callback raises the contract's error when
+the operation is refused, and the backend then writes nothing. An append is
+planned by the kit before any I/O and decided on what the backend reports of
+it (``_append_plan``): :mod:`.process_plan` holds that flow, top to bottom.
 
 Waiting (``await_process``, ``wait_event_after``) is a loop here: arm the
 backend's notification primitive (:meth:`ProcessRegistryBase._watch`), look,
@@ -40,8 +34,6 @@ from ..paging import Page
 from ..processes import (
     ProcessAwaitOutput,
     ProcessEvent,
-    ProcessEventAppendRequest,
-    ProcessEventAppendResult,
     ProcessExternalRef,
     ProcessHandleDescriptor,
     ProcessHandleGrant,
@@ -55,28 +47,13 @@ from ..processes import (
     SessionScope,
     WaitState,
 )
-from .clock import Clock
 from .paging import check_limit, check_prefix, decode_cursor, page_of
-from .process_append import (
-    StoredReplay,
-    apply_append,
-    check_append_request,
-    decide_registration,
-    prepare_append_event,
-    prepare_registration,
-    terminal_request,
-)
 from .process_codec import StoredLease, is_terminal
-from .process_io import (
-    AppendWrite,
-    GrantRow,
-    ProcessRegistryIO,
-    check_scope,
-    delete_report,
-)
+from .process_io import GrantRow, check_scope, delete_report
+from .process_plan import PlannedAppends
+from .process_registration import decide_registration, prepare_registration
 from .process_semantics import find_event_type
-from .process_wakes import process_wake_batch_draft
-from .queued_work import batch_row, check_ttl, new_lease_token
+from .queued_work import check_ttl, new_lease_token
 from .validation import check_id, check_ids, check_int, check_json, check_text
 
 __all__ = ["ProcessRegistryBase"]
@@ -96,16 +73,14 @@ def _matches(record: ProcessRecord, filter: ProcessListFilter) -> bool:
     return True
 
 
-class ProcessRegistryBase(ProcessRegistryIO):
-    """Every operation of spec/processes.md around a backend's I/O.
+class ProcessRegistryBase(PlannedAppends):
+    """Every operation of spec/processes.md around a backend's I/O; the append's
+    (``append_event``, ``complete_process``) are :class:`.process_plan.PlannedAppends`'.
 
     ``clock`` is the time source of every record, event and lease decision.
     """
 
     tier: DurabilityTier = DurabilityTier.INLINE
-
-    def __init__(self, clock: Clock) -> None:
-        self.clock = clock
 
     def durability_tier(self) -> DurabilityTier:
         return self.tier
@@ -116,35 +91,14 @@ class ProcessRegistryBase(ProcessRegistryIO):
         prepared, digest = prepare_registration(reg)
         existing = await self._get(prepared.id)
         record = decide_registration(prepared, digest, existing, self.clock())
-        if record is existing:
-            return record
-        # A concurrent registration of the id may have won: judge what is stored.
-        return decide_registration(prepared, digest, await self._insert(record), 0)
+        if record is not existing:
+            # A concurrent registration of the id may have won: judge what is stored.
+            record = decide_registration(prepared, digest, await self._insert(record), 0)
+        self._keep(record)  # as stored: its first append needs no read
+        return record
 
     async def get_process(self, pid: str) -> ProcessRecord | None:
         return await self._get(check_id("process_id", pid))
-
-    async def append_event(
-        self, pid: str, req: ProcessEventAppendRequest
-    ) -> ProcessEventAppendResult:
-        check_append_request(pid, req)
-
-        def decide(
-            record: ProcessRecord | None, next_sequence: int, stored: StoredReplay | None
-        ) -> AppendWrite:
-            prepared = prepare_append_event(
-                pid, record, req, next_sequence=next_sequence, now_ms=self.clock(), stored=stored
-            )
-            assert record is not None
-            after = apply_append(record, prepared)
-            delivery = prepared.wake_delivery
-            wake = None
-            if delivery is not None and not prepared.replayed:
-                draft = process_wake_batch_draft(delivery)
-                wake = batch_row(draft, prepared.event.occurred_at_ms)
-            return AppendWrite(prepared, None if after is record else after, wake)
-
-        return (await self._append(pid, req.replay_key, decide)).prepared.result
 
     async def _known_events(self, pid: str, **query: Any) -> list[ProcessEvent]:
         found = await self._events(check_id("process_id", pid), **query)
@@ -201,13 +155,6 @@ class ProcessRegistryBase(ProcessRegistryIO):
             raise _not_found(pid)
 
     # --- status, wait, external ref, listing (§4) ---
-
-    async def complete_process(self, pid: str, output: ProcessAwaitOutput) -> ProcessRecord:
-        check_id("process_id", pid)
-        await self.append_event(pid, terminal_request(pid, output))
-        record = await self._get(pid)
-        assert record is not None  # records are never deleted
-        return record
 
     async def await_process(self, pid: str) -> ProcessAwaitOutput:
         check_id("process_id", pid)

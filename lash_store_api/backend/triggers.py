@@ -41,7 +41,7 @@ from ..triggers import (
 from .clock import Clock
 from .codec import encode_json, sha256_hex
 from .paging import check_limit, decode_cursor, page_of
-from .process_append import check_identity, check_optional_scope
+from .process_registration import check_identity, check_optional_scope
 from .process_semantics import as_registration_error, check_event_types
 from .trigger_rows import (
     HANDLE_PREFIX,

@@ -1,8 +1,8 @@
 """Mutants of the event language (spec/process_semantics.md): schemas, selectors, outputs.
 
 Each replaces one function of the kit while, and only while, this backend
-decides an append: the decision is synchronous, so no other storage's
-append ever runs with the replacement.
+appends: the memory registry's append never suspends (its I/O methods await
+nothing), so no other storage's append ever runs with the replacement.
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
-from lash_store_api import JSON, ProcessRecord
+from lash_store_api import JSON, ProcessEventAppendRequest, ProcessRecord
 from lash_store_api.backend import payload_schema, process_semantics, process_wakes, selectors
 from lash_store_api.backend.codec import sha256_hex
-from lash_store_api.backend.process_append import StoredReplay
-from lash_store_api.backend.process_io import AppendDecider, AppendWrite
+from lash_store_api.backend.process_append import PreparedAppend
 from lash_store_memory.processes import MemoryProcessRegistry
 
 from .harness import breaks
@@ -42,15 +41,12 @@ class _Replacing(MemoryProcessRegistry):
     def replacement(self, original: Any) -> object:
         raise NotImplementedError
 
-    async def _append(self, pid: str, replay_key: str | None, decide: AppendDecider) -> AppendWrite:
-        def replaced(
-            record: ProcessRecord | None, next_sequence: int, stored: StoredReplay | None
-        ) -> AppendWrite:
-            original = getattr(self.module, self.name)
-            with _replaced(self.module, self.name, self.replacement(original)):
-                return decide(record, next_sequence, stored)
-
-        return await super()._append(pid, replay_key, replaced)
+    async def _planned(
+        self, pid: str, req: ProcessEventAppendRequest
+    ) -> tuple[PreparedAppend, ProcessRecord | None]:
+        original = getattr(self.module, self.name)
+        with _replaced(self.module, self.name, self.replacement(original)):
+            return await super()._planned(pid, req)
 
 
 @breaks("process-8: enum members compare by Python equality, so true equals 1 and 1.0 equals 1")

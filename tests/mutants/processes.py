@@ -9,23 +9,25 @@ from collections.abc import Awaitable, Callable
 from lash_store_api import (
     JSON,
     InvalidState,
-    ProcessEventAppendRequest,
-    ProcessEventAppendResult,
     ProcessExternalRef,
     ProcessRecord,
     ProcessRegistration,
     WaitState,
 )
 from lash_store_api.backend.codec import sha256_hex
-from lash_store_api.backend.process_append import (
-    StoredReplay,
+from lash_store_api.backend.process_codec import (
+    StoredLease,
+    decode_event,
+    encode_process,
+    is_terminal,
+)
+from lash_store_api.backend.process_io import LostGrant
+from lash_store_api.backend.process_plan import AppendPlan, AppendRows, AppendSeen
+from lash_store_api.backend.process_registration import (
     decide_registration,
-    event_payload_hash,
     prepare_registration,
     registration_wire,
 )
-from lash_store_api.backend.process_codec import StoredLease, decode_event, is_terminal
-from lash_store_api.backend.process_io import AppendDecider, AppendWrite, LostGrant
 from lash_store_memory.processes import MemoryProcessRegistry
 
 from .harness import breaks
@@ -33,36 +35,29 @@ from .harness import breaks
 
 @breaks("processes-11: a known replay key is not looked up, so a replay appends anew")
 class ReplayKeyIgnored(MemoryProcessRegistry):
-    async def _append(self, pid: str, replay_key: str | None, decide: AppendDecider) -> AppendWrite:
-        return await super()._append(pid, None, decide)
+    def _replay(self, pid: str, replay_key: str | None) -> tuple[str, str] | None:
+        return None
 
 
 @breaks("process-4: concurrent appenders may be handed the same sequence")
 class SequenceFromStaleRead(MemoryProcessRegistry):
-    async def _append(self, pid: str, replay_key: str | None, decide: AppendDecider) -> AppendWrite:
-        length = len(self._state.process_events.get(pid, []))
-
-        def stale(
-            record: ProcessRecord | None, next_sequence: int, stored: StoredReplay | None
-        ) -> AppendWrite:
-            return decide(record, length + 1, stored)
-
+    async def _append_plan(self, plan: AppendPlan) -> AppendSeen:
+        pid = plan.process_id
+        stale = self._append_row(pid)
         await asyncio.sleep(0)  # another appender runs between the read and the write
-        return await super()._append(pid, replay_key, stale)
+        row = self._append_row(pid)
+        if stale is not None and row is not None:
+            row = dataclasses.replace(row, last_sequence=stale.last_sequence)
+        return self._apply(plan, row, self._replay(pid, plan.request.replay_key))
 
 
 @breaks("processes-11: the replay key is looked up before concurrent appends are serialized")
 class ReplayLookupBeforeLock(MemoryProcessRegistry):
-    async def _append(self, pid: str, replay_key: str | None, decide: AppendDecider) -> AppendWrite:
-        known = replay_key is not None and (pid, replay_key) in self._state.process_replays
-
-        def stale(
-            record: ProcessRecord | None, next_sequence: int, stored: StoredReplay | None
-        ) -> AppendWrite:
-            return decide(record, next_sequence, stored if known else None)
-
+    async def _append_plan(self, plan: AppendPlan) -> AppendSeen:
+        pid = plan.process_id
+        replay = self._replay(pid, plan.request.replay_key)
         await asyncio.sleep(0)  # another appender with the key may land here
-        return await super()._append(pid, replay_key, stale)
+        return self._apply(plan, self._append_row(pid), replay)
 
 
 @breaks("processes-2: a registration that finds no record overwrites one stored meanwhile")
@@ -75,13 +70,8 @@ class RegistrationInsertOverwrites(MemoryProcessRegistry):
 
 @breaks("process-3: an append's wake is never enqueued as queued work")
 class WakeNotEnqueued(MemoryProcessRegistry):
-    async def _append(self, pid: str, replay_key: str | None, decide: AppendDecider) -> AppendWrite:
-        def no_wake(
-            record: ProcessRecord | None, next_sequence: int, stored: StoredReplay | None
-        ) -> AppendWrite:
-            return dataclasses.replace(decide(record, next_sequence, stored), wake=None)
-
-        return await super()._append(pid, replay_key, no_wake)
+    def _write_append(self, plan: AppendPlan, sequence: int, rows: AppendRows) -> None:
+        super()._write_append(plan, sequence, dataclasses.replace(rows, wake=None))
 
 
 @breaks("processes-33: acks are not kept, so an acked wake is listed again")
@@ -184,40 +174,22 @@ class ReRegistrationResets(MemoryProcessRegistry):
 
 @breaks("processes-11: replay keys are unique across the store, not per process")
 class ReplayKeysStoreWide(MemoryProcessRegistry):
-    async def _append(self, pid: str, replay_key: str | None, decide: AppendDecider) -> AppendWrite:
-        replays = self._state.process_replays
-        owner = next((p for p, k in replays if k == replay_key and p != pid), None)
-        if owner is None or (pid, replay_key) in replays or replay_key is None:
-            return await super()._append(pid, replay_key, decide)
-        row = self._state.process_events[owner][replays[(owner, replay_key)] - 1]
-        stored = StoredReplay(row.payload_hash, decode_event(row.event))
-        write = decide(self._record(pid), len(self._state.process_events.get(pid, [])) + 1, stored)
-        if write.record is not None:
-            self._store(write.record)
-        return write
+    def _replay(self, pid: str, replay_key: str | None) -> tuple[str, str] | None:
+        own = super()._replay(pid, replay_key)
+        if own is not None or replay_key is None:
+            return own
+        owner = next((p for p, k in self._state.process_replays if k == replay_key), None)
+        return None if owner is None else super()._replay(owner, replay_key)
 
 
 @breaks("processes-11: a replay key's payload hash leaves out the event type")
 class PayloadHashOmitsType(MemoryProcessRegistry):
-    async def append_event(
-        self, pid: str, req: ProcessEventAppendRequest
-    ) -> ProcessEventAppendResult:
-        # nothing awaits between here and ``_append``, so no other append overwrites it
-        self.__dict__["request"] = req
-        return await super().append_event(pid, req)
-
-    async def _append(self, pid: str, replay_key: str | None, decide: AppendDecider) -> AppendWrite:
-        req: ProcessEventAppendRequest = self.__dict__["request"]
-
-        def typeless(
-            record: ProcessRecord | None, next_sequence: int, stored: StoredReplay | None
-        ) -> AppendWrite:
-            if stored is not None and stored.event.payload == req.payload:
-                same = event_payload_hash(req.event_type, req.payload)
-                stored = dataclasses.replace(stored, payload_hash=same)
-            return decide(record, next_sequence, stored)
-
-        return await super()._append(pid, replay_key, typeless)
+    async def _append_plan(self, plan: AppendPlan) -> AppendSeen:
+        pid, request = plan.process_id, plan.request
+        replay = self._replay(pid, request.replay_key)
+        if replay is not None and decode_event(replay[1]).payload == request.payload:
+            replay = (plan.payload_hash, replay[1])  # as if the type were not hashed
+        return self._apply(plan, self._append_row(pid), replay)
 
 
 class _KeepsUpdatedAt(MemoryProcessRegistry):
@@ -280,14 +252,10 @@ class ClearWaitOfUnknown(MemoryProcessRegistry):
 
 @breaks("process-7: an append leaves the record's updated_at as it was")
 class AppendKeepsUpdatedAt(MemoryProcessRegistry):
-    async def _append(self, pid: str, replay_key: str | None, decide: AppendDecider) -> AppendWrite:
-        def kept(
-            record: ProcessRecord | None, next_sequence: int, stored: StoredReplay | None
-        ) -> AppendWrite:
-            write = decide(record, next_sequence, stored)
-            if record is None or write.record is None:
-                return write
-            same = dataclasses.replace(write.record, updated_at_ms=record.updated_at_ms)
-            return dataclasses.replace(write, record=same)
-
-        return await super()._append(pid, replay_key, kept)
+    def _write_append(self, plan: AppendPlan, sequence: int, rows: AppendRows) -> None:
+        before = self._record(plan.process_id)
+        super()._write_append(plan, sequence, rows)
+        after = self._record(plan.process_id)
+        if before is not None and after is not None:
+            kept = dataclasses.replace(after, updated_at_ms=before.updated_at_ms)
+            self._state.processes[plan.process_id] = encode_process(kept)
