@@ -61,6 +61,7 @@ __all__ = [
     "decode_record",
     "encode_attachment_ref",
     "encode_checkpoint",
+    "encode_checkpoint_and_manifest",
     "encode_config",
     "encode_frames",
     "encode_json",
@@ -181,16 +182,28 @@ def _manifest_kwargs(m: Mapping[str, Any]) -> dict[str, Any]:
 
 def encode_checkpoint(cp: HydratedSessionCheckpoint) -> tuple[BlobRef, bytes]:
     """The deterministic envelope bytes of a checkpoint and their SHA-256 ref."""
-    data = _pack(
+    data = _envelope(cp, _manifest_fields(cp))
+    return sha256_of_bytes(data), data
+
+
+def encode_checkpoint_and_manifest(cp: HydratedSessionCheckpoint) -> tuple[BlobRef, bytes, bytes]:
+    """:func:`encode_checkpoint`'s ref and envelope, and :func:`encode_manifest` of its
+    manifest: what a commit stores, with the manifest's fields encoded once for both."""
+    fields = _manifest_fields(cp)
+    data = _envelope(cp, fields)
+    return sha256_of_bytes(data), data, _pack("manifest", fields)
+
+
+def _envelope(cp: HydratedSessionCheckpoint, manifest: dict[str, Any]) -> bytes:
+    return _pack(
         "checkpoint",
         {
-            "manifest": _manifest_fields(cp),
+            "manifest": manifest,
             "tool_state": _opt_json(cp.tool_state),
             "plugin_snapshot": _opt_json(cp.plugin_snapshot),
             "execution_state": cp.execution_state,
         },
     )
-    return sha256_of_bytes(data), data
 
 
 def decode_checkpoint(data: bytes) -> HydratedSessionCheckpoint:

@@ -44,10 +44,9 @@ from .codec import (
     decode_checkpoint,
     decode_manifest,
     decode_record,
-    encode_checkpoint,
+    encode_checkpoint_and_manifest,
     encode_config,
     encode_frames,
-    encode_manifest,
     encode_node,
 )
 from .graph import collapse_duplicates
@@ -258,10 +257,7 @@ def accept_commit(bound: str | None, commit: object) -> RuntimeCommit:
 
 
 _EMPTY_CHECKPOINT = HydratedSessionCheckpoint()
-_EMPTY_ENCODED = (
-    *encode_checkpoint(_EMPTY_CHECKPOINT),
-    encode_manifest(_EMPTY_CHECKPOINT.manifest()),
-)
+_EMPTY_ENCODED = encode_checkpoint_and_manifest(_EMPTY_CHECKPOINT)
 
 
 def plan_commit(commit: RuntimeCommit, *, serves_queued_work: bool, at_ms: int = 0) -> CommitPlan:
@@ -291,8 +287,7 @@ def plan_commit(commit: RuntimeCommit, *, serves_queued_work: bool, at_ms: int =
         # Equal means the same bytes here: validation refused bools where ints go.
         ref, envelope, encoded_manifest = _EMPTY_ENCODED
     else:
-        ref, envelope = encode_checkpoint(checkpoint)
-        encoded_manifest = encode_manifest(manifest)
+        ref, envelope, encoded_manifest = encode_checkpoint_and_manifest(checkpoint)
     revision = (commit.expected_head_revision or 0) + 1
     checks, foreign = completion_checks(commit.session_id, commit.completed_queue_claims)
     return CommitPlan(
