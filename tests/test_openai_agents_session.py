@@ -23,6 +23,7 @@ from agents.memory import Session, SessionABC, SessionSettings, SQLiteSession
 from agents_fixtures import BACKENDS, fresh_url
 
 import lash_store_api as lash
+from lash_store_api.backend.validation import MAX_JSON_DEPTH
 from lash_store_openai_agents import LashSession, SessionContended
 
 
@@ -315,6 +316,23 @@ async def test_bad_items_raise_naming_the_item_and_write_nothing(
     assert caught.value.field == field
     read = await storage.session("chat-1").load_session(lash.FullGraph())
     assert read is not None and read.head_revision == 1
+    assert texts(await session.get_items()) == ["before"]
+
+
+async def test_an_item_too_deep_once_inside_its_node_is_named_as_the_item(
+    storage: lash.Storage,
+) -> None:
+    # The item alone nests as deep as JSON may; its node's payload wraps it once more,
+    # so the commit's validation refuses it, and the error still names the item.
+    deep: object = "x"
+    for _ in range(MAX_JSON_DEPTH - 1):
+        deep = [deep]
+    session = LashSession("chat-1", storage)
+    await session.add_items([message("before")])
+    with pytest.raises(lash.InvalidRequest) as caught:
+        await session.add_items([message("ok"), cast(TResponseInputItem, {"content": deep})])
+    assert caught.value.field.startswith("items[1]['content'][0]")
+    assert "nests deeper" in caught.value.problem
     assert texts(await session.get_items()) == ["before"]
 
 
