@@ -54,9 +54,13 @@ MAX_LOOP_SPIN_SECONDS = 0.001
 BUSY_YIELD_SECONDS = 0.00005
 
 
+#: Gives up the processor to any thread waiting for it (``sched_yield`` is POSIX only).
+_yield: Callable[[], object] = getattr(os, "sched_yield", lambda: time.sleep(0))
+
+
 def _yield_found_others(since: float) -> bool:
     """Yield the processor; whether it was taken for longer than :data:`BUSY_YIELD_SECONDS`."""
-    os.sched_yield()
+    _yield()
     return time.perf_counter() - since > BUSY_YIELD_SECONDS
 
 
@@ -131,7 +135,12 @@ class _Call(Generic[T]):
 
 class Portal:
     """A private event loop running in a daemon thread; :meth:`run` waits for a coroutine
-    run there. Closed by :meth:`close` (idempotent)."""
+    run there. Closed by :meth:`close` (idempotent).
+
+    Each side of a call polls a short, bounded while before it sleeps (the caller for
+    the outcome, the loop for the next call), so calls in quick succession do not pay
+    for waking a sleeping thread; neither polls while other threads want the processor.
+    """
 
     def __init__(self, name: str = "lash-store-loop") -> None:
         #: What the portal serves, for messages (a storage's backend name).
