@@ -38,6 +38,7 @@ __all__ = [
     "encode_process",
     "has_wake",
     "is_terminal",
+    "open_sequence",
     "registration_checks",
     "render",
     "scope_of_id",
@@ -212,6 +213,11 @@ def registration_checks(basis: ProcessRecord) -> tuple[str, str]:
     end = whole.index(',"id":', events_at) if end < 0 else end
     mark = f',"registration_hash":{encode_json(basis.registration_hash)},"schema_version":'
     return whole[:end], mark
+
+
+def open_sequence(text: str, token: str) -> str:
+    """``text`` encoded with the string ``token`` for the sequence, with :data:`SEQ` there."""
+    return text.replace(f'"{token}"', SEQ).replace(token, SEQ)
 
 
 def render(text: str, sequence: int, wake_id: str = "") -> str:

@@ -10,8 +10,8 @@ Its four steps are the commit pipeline's (``commit.py``), and
    the payload schema, the materialized semantics and wake, the hashes and
    encodings, and the error the request deserves if the replay key turns
    out to be new. The stored sequence is not known yet: wherever it goes,
-   the plan's texts hold :data:`SEQ` (and the wake id, a hash over it,
-   :data:`WAKE_ID`);
+   the plan's texts hold :data:`.process_codec.SEQ` (and the wake id, a hash over
+   it, :data:`.process_codec.WAKE_ID`);
 3. the backend's :meth:`PlannedAppends._append_plan`, in one transaction,
    locks the process row and reports what it saw as an :class:`AppendSeen`:
    :func:`judge_append` says what, from the stored row and the event under
@@ -34,7 +34,6 @@ append's own transaction; a replay enqueues nothing: its original did.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import secrets
 from abc import abstractmethod
 from collections import OrderedDict
@@ -51,7 +50,6 @@ from ..processes import (
     ProcessRecord,
 )
 from .clock import Clock
-from .codec import canon
 from .process_append import (
     PreparedAppend,
     StoredReplay,
@@ -62,8 +60,6 @@ from .process_append import (
     terminal_request,
 )
 from .process_codec import (
-    SEQ,
-    WAKE_ID,
     decode_event,
     decode_process,
     digest,
@@ -71,34 +67,28 @@ from .process_codec import (
     encode_process,
     has_wake,
     is_terminal,
+    open_sequence,
     registration_checks,
     render,
     splice_updated_at,
 )
 from .process_io import ProcessRegistryIO, status_state
-from .process_wakes import process_wake_batch_draft, wake_delivery
-from .queued_work import StoredBatch, batch_row
+from .process_wakes import WakePlan, plan_wake, wake_delivery, wake_row
+from .queued_work import StoredBatch
 from .validation import check_id
 
 __all__ = [
     "BASES_KEPT",
-    "SEQ",
-    "WAKE_ID",
     "AppendOutcome",
     "AppendPlan",
     "AppendRows",
     "AppendSeen",
     "PlannedAppends",
     "StoredProcessRow",
-    "WakePlan",
     "append_rows",
     "decide_append",
-    "digest",
     "judge_append",
     "plan_append",
-    "registration_checks",
-    "render",
-    "splice_updated_at",
 ]
 
 #: How many processes' records a registry keeps to plan from.
@@ -119,19 +109,6 @@ class AppendOutcome(StrEnum):
     APPENDED = "appended"  # written, at ``sequence``
 
 
-@dataclass(frozen=True, slots=True)
-class WakePlan:
-    """The wake's queued-work row with the sequence still open."""
-
-    #: The batch row; its ``payloads`` hold :data:`SEQ` and :data:`WAKE_ID`. Its batch id
-    #: is random (a nonce), so it needs no sequence; its ``source_key`` is not used.
-    row: StoredBatch
-    #: The source key, split where the sequence goes (raw text: it may hold any character).
-    key_parts: tuple[str, ...]
-    #: The canonical JSON of ``[target_scope_id, dedupe_key]`` the wake id hashes.
-    wake_id_text: str
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AppendPlan:
     """An append decided as far as it can be before the process row is locked."""
@@ -145,7 +122,7 @@ class AppendPlan:
     #: Raised when the replay key is new (or absent): no write is planned then.
     refusal: StoreError | None = None
     event_type: str = ""
-    #: The encoded event, :data:`SEQ` where the sequence goes.
+    #: The encoded event, :data:`.process_codec.SEQ` where the sequence goes.
     event_text: str = ""
     has_wake: bool = False
     #: A terminal event: the stored state must be running, the stored record the basis.
@@ -197,154 +174,6 @@ class AppendRows:
     #: The new status state (and ``waiting`` false) of a terminal event; else unchanged.
     state: str | None
     wake: StoredBatch | None
-
-
-def plan_append(
-    process_id: str,
-    basis: ProcessRecord,
-    request: ProcessEventAppendRequest,
-    now_ms: int,
-    checks: tuple[str, str] | None = None,
-) -> AppendPlan:
-    """Step 2: the plan of a checked request against ``basis`` (``checks``: its
-    :func:`registration_checks`, computed here when not given)."""
-    prefix, mark = checks or registration_checks(basis)
-    token = "seq" + secrets.token_hex(16)
-    sentinel: Any = token  # stands for the sequence in every text built here
-    # Judged as if running: the stored state is the backend's to check.
-    running = dataclasses.replace(basis, status=_RUNNING) if is_terminal(basis) else basis
-    base: dict[str, Any] = {
-        "process_id": process_id,
-        "request": request,
-        "now_ms": now_ms,
-        "basis": basis,
-        "registration_prefix": prefix,
-        "registration_mark": mark,
-    }
-    try:
-        prepared = prepare_append_event(
-            process_id, running, request, next_sequence=sentinel, now_ms=now_ms
-        )
-    except StoreError as exc:
-        return AppendPlan(
-            **base,
-            payload_hash=event_payload_hash(request.event_type, request.payload),
-            refusal=exc,
-        )
-
-    def open_text(text: str) -> str:
-        return text.replace(f'"{token}"', SEQ).replace(token, SEQ)
-
-    event = prepared.event
-    terminal = prepared.status is not None
-    wake = None
-    delivery = prepared.wake_delivery
-    if delivery is not None:
-        row = batch_row(process_wake_batch_draft(delivery), now_ms)
-        payloads = open_text(row.payloads.replace(delivery.wake_id, WAKE_ID))
-        parts = tuple((row.source_key or "").split(token))
-        row = dataclasses.replace(row, source_key=None, payloads=payloads)
-        pair = canon([delivery.target_scope_id, delivery.dedupe_key]).decode("utf-8")
-        wake = WakePlan(row, parts, open_text(pair))
-    check_target = request.wake_target_scope is None and has_wake(event)
-    target = basis.wake_target
-    after = apply_append(basis, prepared) if terminal else basis
-    return AppendPlan(
-        **base,
-        payload_hash=prepared.payload_hash,
-        event_type=event.event_type,
-        event_text=open_text(encode_event(event)),
-        has_wake=has_wake(event),
-        terminal=terminal,
-        record_after=encode_process(after) if terminal else None,
-        state_after=status_state(after) if terminal else None,
-        basis_digest=digest(encode_process(basis)) if terminal else None,
-        wake=wake,
-        check_target=check_target,
-        target_session=None if target is None else target.session_id,
-    )
-
-
-def judge_append(
-    plan: AppendPlan, row: StoredProcessRow | None, replay: tuple[str, str] | None
-) -> AppendSeen:
-    """Step 3's checks, in order, on the locked ``row`` and the ``(payload hash, event
-    text)`` stored under the plan's replay key (``None``: none)."""
-    if row is None:
-        return AppendSeen(AppendOutcome.MISSING)
-    registered = row.record.startswith(plan.registration_prefix) and (
-        plan.registration_mark in row.record
-    )
-    moved = plan.check_target and row.target_session != plan.target_session
-    if not registered or moved:
-        return AppendSeen(AppendOutcome.STALE, record=row.record)
-    if replay is not None:
-        return AppendSeen(AppendOutcome.REPLAYED, record=row.record, replay_hash=replay[0],
-                          replay_event=replay[1])  # fmt: skip
-    if plan.refusal is not None:
-        return AppendSeen(AppendOutcome.OPEN)
-    if plan.terminal and row.state != "running":
-        return AppendSeen(AppendOutcome.TERMINAL, record=row.record)
-    if plan.terminal and digest(row.record) != plan.basis_digest:
-        return AppendSeen(AppendOutcome.STALE, record=row.record)
-    return AppendSeen(AppendOutcome.APPENDED, sequence=row.last_sequence + 1)
-
-
-def append_rows(plan: AppendPlan, sequence: int, row: StoredProcessRow) -> AppendRows:
-    """Step 3's writes for an ``appended`` outcome at ``sequence`` over the stored ``row``."""
-    wake = None
-    if plan.wake is not None:
-        wake_id = (
-            "wake:"
-            + hashlib.sha256(render(plan.wake.wake_id_text, sequence).encode("utf-8")).hexdigest()
-        )
-        stored = plan.wake.row
-        wake = dataclasses.replace(
-            stored,
-            source_key=str(sequence).join(plan.wake.key_parts),
-            payloads=render(stored.payloads, sequence, wake_id),
-        )
-    if plan.record_after is not None:
-        record, state = plan.record_after, plan.state_after
-    else:
-        record, state = splice_updated_at(row.record, plan.now_ms), None
-    return AppendRows(render(plan.event_text, sequence), record, state, wake)
-
-
-def decide_append(plan: AppendPlan, seen: AppendSeen) -> PreparedAppend | None:
-    """Step 4: the append as written or replayed, or the contract's error; ``None`` for
-    ``stale`` (plan again from ``seen.record``)."""
-    pid, request = plan.process_id, plan.request
-    if seen.outcome is AppendOutcome.MISSING:
-        raise ProcessNotFound(f"process {pid!r} is not registered")
-    if seen.outcome is AppendOutcome.STALE:
-        return None
-    if seen.outcome is AppendOutcome.OPEN:
-        assert plan.refusal is not None
-        raise plan.refusal
-    now = plan.now_ms
-    if seen.outcome is AppendOutcome.APPENDED:
-        # The event as written; its wake goes where the plan's went (checked as stored).
-        event = decode_event(render(plan.event_text, seen.sequence), record=pid)
-        target = request.wake_target_scope or plan.basis.wake_target
-        return PreparedAppend(
-            event=event,
-            payload_hash=plan.payload_hash,
-            replay_key=request.replay_key,
-            replayed=False,
-            updated_at_ms=now,
-            wake_delivery=wake_delivery(plan.basis, event, target),
-        )
-    assert seen.record is not None
-    stored_record = decode_process(seen.record, record=pid)
-    stored = None
-    if seen.outcome is AppendOutcome.REPLAYED:
-        assert seen.replay_hash is not None and seen.replay_event is not None
-        stored = StoredReplay(seen.replay_hash, decode_event(seen.replay_event, record=pid))
-    # ``terminal``: the kit's own check raises InvalidState on the stored record. A
-    # replay's ``status``, when set, repairs a record its terminal event never reached.
-    return prepare_append_event(pid, stored_record, request, next_sequence=0, now_ms=now,
-                                stored=stored)  # fmt: skip
 
 
 class PlannedAppends(ProcessRegistryIO):
@@ -438,3 +267,133 @@ def _repair(prepared: PreparedAppend) -> Callable[[ProcessRecord | None], Proces
         return record if is_terminal(record) else apply_append(record, prepared)
 
     return change
+
+
+# --- the steps ---------------------------------------------------------------------
+
+
+def plan_append(
+    process_id: str,
+    basis: ProcessRecord,
+    request: ProcessEventAppendRequest,
+    now_ms: int,
+    checks: tuple[str, str] | None = None,
+) -> AppendPlan:
+    """Step 2: the plan of a checked request against ``basis`` (``checks``: its
+    :func:`registration_checks`, computed here when not given)."""
+    prefix, mark = checks or registration_checks(basis)
+    token = "seq" + secrets.token_hex(16)
+    sentinel: Any = token  # stands for the sequence in every text built here
+    # Judged as if running: the stored state is the backend's to check.
+    running = dataclasses.replace(basis, status=_RUNNING) if is_terminal(basis) else basis
+    base: dict[str, Any] = {
+        "process_id": process_id,
+        "request": request,
+        "now_ms": now_ms,
+        "basis": basis,
+        "registration_prefix": prefix,
+        "registration_mark": mark,
+    }
+    try:
+        prepared = prepare_append_event(
+            process_id, running, request, next_sequence=sentinel, now_ms=now_ms
+        )
+    except StoreError as exc:
+        return AppendPlan(
+            **base,
+            payload_hash=event_payload_hash(request.event_type, request.payload),
+            refusal=exc,
+        )
+
+    event = prepared.event
+    terminal = prepared.status is not None
+    delivery = prepared.wake_delivery
+    wake = None if delivery is None else plan_wake(delivery, now_ms, token)
+    check_target = request.wake_target_scope is None and has_wake(event)
+    target = basis.wake_target
+    after = apply_append(basis, prepared) if terminal else basis
+    return AppendPlan(
+        **base,
+        payload_hash=prepared.payload_hash,
+        event_type=event.event_type,
+        event_text=open_sequence(encode_event(event), token),
+        has_wake=has_wake(event),
+        terminal=terminal,
+        record_after=encode_process(after) if terminal else None,
+        state_after=status_state(after) if terminal else None,
+        basis_digest=digest(encode_process(basis)) if terminal else None,
+        wake=wake,
+        check_target=check_target,
+        target_session=None if target is None else target.session_id,
+    )
+
+
+def judge_append(
+    plan: AppendPlan, row: StoredProcessRow | None, replay: tuple[str, str] | None
+) -> AppendSeen:
+    """Step 3's checks, in order, on the locked ``row`` and the ``(payload hash, event
+    text)`` stored under the plan's replay key (``None``: none)."""
+    if row is None:
+        return AppendSeen(AppendOutcome.MISSING)
+    registered = row.record.startswith(plan.registration_prefix) and (
+        plan.registration_mark in row.record
+    )
+    moved = plan.check_target and row.target_session != plan.target_session
+    if not registered or moved:
+        return AppendSeen(AppendOutcome.STALE, record=row.record)
+    if replay is not None:
+        return AppendSeen(AppendOutcome.REPLAYED, record=row.record, replay_hash=replay[0],
+                          replay_event=replay[1])  # fmt: skip
+    if plan.refusal is not None:
+        return AppendSeen(AppendOutcome.OPEN)
+    if plan.terminal and row.state != "running":
+        return AppendSeen(AppendOutcome.TERMINAL, record=row.record)
+    if plan.terminal and digest(row.record) != plan.basis_digest:
+        return AppendSeen(AppendOutcome.STALE, record=row.record)
+    return AppendSeen(AppendOutcome.APPENDED, sequence=row.last_sequence + 1)
+
+
+def append_rows(plan: AppendPlan, sequence: int, row: StoredProcessRow) -> AppendRows:
+    """Step 3's writes for an ``appended`` outcome at ``sequence`` over the stored ``row``."""
+    wake = None if plan.wake is None else wake_row(plan.wake, sequence)
+    if plan.record_after is not None:
+        record, state = plan.record_after, plan.state_after
+    else:
+        record, state = splice_updated_at(row.record, plan.now_ms), None
+    return AppendRows(render(plan.event_text, sequence), record, state, wake)
+
+
+def decide_append(plan: AppendPlan, seen: AppendSeen) -> PreparedAppend | None:
+    """Step 4: the append as written or replayed, or the contract's error; ``None`` for
+    ``stale`` (plan again from ``seen.record``)."""
+    pid, request = plan.process_id, plan.request
+    if seen.outcome is AppendOutcome.MISSING:
+        raise ProcessNotFound(f"process {pid!r} is not registered")
+    if seen.outcome is AppendOutcome.STALE:
+        return None
+    if seen.outcome is AppendOutcome.OPEN:
+        assert plan.refusal is not None
+        raise plan.refusal
+    now = plan.now_ms
+    if seen.outcome is AppendOutcome.APPENDED:
+        # The event as written; its wake goes where the plan's went (checked as stored).
+        event = decode_event(render(plan.event_text, seen.sequence), record=pid)
+        target = request.wake_target_scope or plan.basis.wake_target
+        return PreparedAppend(
+            event=event,
+            payload_hash=plan.payload_hash,
+            replay_key=request.replay_key,
+            replayed=False,
+            updated_at_ms=now,
+            wake_delivery=wake_delivery(plan.basis, event, target),
+        )
+    assert seen.record is not None
+    stored_record = decode_process(seen.record, record=pid)
+    stored = None
+    if seen.outcome is AppendOutcome.REPLAYED:
+        assert seen.replay_hash is not None and seen.replay_event is not None
+        stored = StoredReplay(seen.replay_hash, decode_event(seen.replay_event, record=pid))
+    # ``terminal``: the kit's own check raises InvalidState on the stored record. A
+    # replay's ``status``, when set, repairs a record its terminal event never reached.
+    return prepare_append_event(pid, stored_record, request, next_sequence=0, now_ms=now,
+                                stored=stored)  # fmt: skip

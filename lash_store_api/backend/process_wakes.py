@@ -8,16 +8,23 @@ two batches with equal wake ids).
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ..common import JSON
 from ..processes import ProcessEvent, ProcessRecord, ProcessWakeDelivery, SessionScope
 from ..queued_work import DeliveryPolicy, QueuedWorkBatchDraft, SlotPolicy
-from .codec import sha256_hex
+from .codec import canon, sha256_hex
+from .process_codec import WAKE_ID, open_sequence, render
+from .queued_work import StoredBatch, batch_row
 from .selectors import text
 
 __all__ = [
+    "WakePlan",
+    "plan_wake",
     "process_wake_batch_draft",
     "process_wake_input_from_event_payload",
     "process_wake_source_key",
@@ -25,6 +32,7 @@ __all__ = [
     "wake_delivery",
     "wake_delivery_wire",
     "wake_id",
+    "wake_row",
 ]
 
 
@@ -115,3 +123,40 @@ def process_wake_input_from_event_payload(payload: JSON) -> str:
         if isinstance(payload, Mapping) and key in payload:
             return text(payload[key])
     return text(payload)
+
+
+# --- a planned append's wake (.process_plan) ----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WakePlan:
+    """The wake's queued-work row with the sequence still open."""
+
+    #: The batch row; its ``payloads`` hold :data:`.process_codec.SEQ` and
+    #: :data:`.process_codec.WAKE_ID`. Its batch id is random (a nonce), so it needs no
+    #: sequence; its ``source_key`` is not used.
+    row: StoredBatch
+    #: The source key, split where the sequence goes (raw text: it may hold any character).
+    key_parts: tuple[str, ...]
+    #: The canonical JSON of ``[target_scope_id, dedupe_key]`` the wake id hashes.
+    wake_id_text: str
+
+
+def plan_wake(delivery: ProcessWakeDelivery, now_ms: int, token: str) -> WakePlan:
+    """The row of ``delivery``'s wake, planned where ``token`` stands for the sequence."""
+    row = batch_row(process_wake_batch_draft(delivery), now_ms)
+    payloads = open_sequence(row.payloads.replace(delivery.wake_id, WAKE_ID), token)
+    parts = tuple((row.source_key or "").split(token))
+    row = dataclasses.replace(row, source_key=None, payloads=payloads)
+    pair = canon([delivery.target_scope_id, delivery.dedupe_key]).decode("utf-8")
+    return WakePlan(row, parts, open_sequence(pair, token))
+
+
+def wake_row(plan: WakePlan, sequence: int) -> StoredBatch:
+    """The planned wake's row for the event at ``sequence``."""
+    hashed = hashlib.sha256(render(plan.wake_id_text, sequence).encode("utf-8")).hexdigest()
+    return dataclasses.replace(
+        plan.row,
+        source_key=str(sequence).join(plan.key_parts),
+        payloads=render(plan.row.payloads, sequence, "wake:" + hashed),
+    )
