@@ -23,8 +23,10 @@ from .queued_work import settle, stale_claims
 
 _HEAD = "SELECT head_revision, graph_node_count FROM heads WHERE session_id = ?"
 # What the commit looks at, in one statement (each costs a call into SQLite): the head,
-# the stored stamp of the plan's turn, and how many of the plan's node ids (a JSON
-# array) are live now, the others becoming live. Always one row, NULLs where there is no
+# the stored stamp of the plan's turn, how many of the plan's node ids (a JSON array)
+# are live now, the others becoming live, and whether the checkpoint's blob is stored
+# (a commit that keeps its checkpoint need not write it again; GC cannot take it before
+# the write, which holds the file's write lock). Always one row, NULLs where there is no
 # head or no stamp (a NULL turn id matches none). The count looks each id up by its
 # index (left to itself the planner walks the session's range).
 _LOOK = """
@@ -32,7 +34,8 @@ SELECT h.head_revision, h.graph_node_count,
        s.turn_commit_hash, s.head_revision, s.checkpoint_ref, s.manifest,
        (SELECT count(*) FROM nodes INDEXED BY nodes_by_id
         WHERE session_id = :sid AND tombstoned = 0
-          AND node_id IN (SELECT value FROM json_each(:ids)))
+          AND node_id IN (SELECT value FROM json_each(:ids))),
+       EXISTS (SELECT 1 FROM blobs WHERE ref = :checkpoint)
 FROM (SELECT 1) LEFT JOIN heads AS h ON h.session_id = :sid
 LEFT JOIN turn_stamps AS s ON s.session_id = :sid AND s.turn_id = :turn"""
 _BLOB_EXISTS = "SELECT 1 FROM blobs WHERE ref = ?"
@@ -72,7 +75,8 @@ def write_commit(conn: Conn, plan: CommitPlan) -> CommitObservation:
     sid = plan.session_id
     # Each id once: a new or tombstoned one becomes live. A replace counts from nothing.
     ids = "[]" if plan.replace else json.dumps([node.node_id for node in plan.nodes])
-    row = conn.execute(_LOOK, {"sid": sid, "turn": plan.turn_id, "ids": ids}).fetchone()
+    look = {"sid": sid, "turn": plan.turn_id, "ids": ids, "checkpoint": plan.checkpoint_ref}
+    row = conn.execute(_LOOK, look).fetchone()
     actual, live = (0, 0) if row[0] is None else (int(row[0]), int(row[1]) - int(row[6]))
     stamp = None
     if row[2] is not None:
@@ -83,7 +87,7 @@ def write_commit(conn: Conn, plan: CommitPlan) -> CommitObservation:
     refused = plan.refusal(actual, stamp, missing, stale_claims(conn, plan))
     if refused is not None:
         return refused
-    _write(conn, plan, 0 if plan.replace else live)
+    _write(conn, plan, 0 if plan.replace else live, checkpoint_stored=bool(row[7]))
     return CommitObservation(True, actual)
 
 
@@ -94,9 +98,10 @@ def contended(conn: Conn, sid: str) -> CommitObservation:
     return CommitObservation(False, 0 if head is None else int(head[0]), contended=True)
 
 
-def _write(conn: Conn, plan: CommitPlan, live: int) -> None:
+def _write(conn: Conn, plan: CommitPlan, live: int, *, checkpoint_stored: bool) -> None:
     sid, rev = plan.session_id, plan.revision
-    put_blob(conn, plan.checkpoint_ref, plan.checkpoint)
+    if not checkpoint_stored:
+        put_blob(conn, plan.checkpoint_ref, plan.checkpoint)
     # Statements with no rows to write are skipped: even empty, each costs a call.
     if plan.blob_refs:
         conn.executemany(_NAMED, [(ref,) for _, ref in plan.blob_refs])
