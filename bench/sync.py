@@ -21,7 +21,10 @@ is the sync layer alone: its wrapper, and the carry to the loop and back, a
 hand-off between two threads each way (a thread's wake-up, where the one handed
 to was asleep). ``cpu added`` is the same difference in the process's CPU time
 (every thread): what the layer costs in work, apart from waiting for a CPU on a
-busy machine.
+busy machine. Two reference lines put the figures in scale: a bare round trip
+between two plain threads through two locks (the least any carry to another
+thread and back costs on this machine, measured in the same run) and an empty
+sync call (a coroutine that does nothing, through the portal).
 
 Runs are the outer loop, with fresh sessions each. A figure is the median over
 runs of each run's median (CPU: of each run's mean). design.md's budget, "the
@@ -37,6 +40,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -101,6 +105,8 @@ class Figures:
 
     backend: str
     wall: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    #: Per run: the median empty sync call (ns).
+    empty: list[float] = field(default_factory=list)
     cpu: dict[tuple[str, str], list[float]] = field(default_factory=dict)
 
     def add(self, key: tuple[str, str], samples: Sequence[Sample]) -> None:
@@ -157,6 +163,44 @@ def one_run(
                     samples[mode].append(sample(storage, mode, measure_name, ids[mode][i], turns))
         for mode in MODES:
             fig.add((measure_name, mode), samples[mode])
+
+
+def bare_round_trip_ns(calls: int) -> float:
+    """The median round trip between two plain Python threads handing a turn back and
+    forth through two locks: the least any carry to another thread and back costs here."""
+    ping, pong = threading.Lock(), threading.Lock()
+    ping.acquire()
+    pong.acquire()
+
+    def echo() -> None:
+        for _ in range(calls):
+            ping.acquire()
+            pong.release()
+
+    thread = threading.Thread(target=echo, daemon=True)
+    thread.start()
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter_ns()
+        ping.release()
+        pong.acquire()
+        times.append(time.perf_counter_ns() - start)
+    thread.join()
+    return statistics.median(times)
+
+
+def empty_call_ns(storage: SyncStorage, calls: int) -> float:
+    """The median sync call of a coroutine that does nothing: the layer with no work."""
+
+    async def nothing() -> None:
+        return None
+
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter_ns()
+        storage.portal.run(nothing())
+        times.append(time.perf_counter_ns() - start)
+    return statistics.median(times)
 
 
 # --- fresh stores --------------------------------------------------------------------------
@@ -222,11 +266,12 @@ def measure(cfg: SyncConfig, backends: Sequence[str], folder: str) -> list[Figur
             one_run(storage, Figures(backend), -1, 2, turns)  # first-call costs, untimed
             for run in range(cfg.runs):
                 one_run(storage, fig, run, cfg.calls, turns)
+                fig.empty.append(empty_call_ns(storage, cfg.calls))
         figures.append(fig)
     return figures
 
 
-def render(figures: Sequence[Figures], cfg: SyncConfig) -> list[str]:
+def render(figures: Sequence[Figures], cfg: SyncConfig, bare_ns: Sequence[float]) -> list[str]:
     lines = [
         f"the sync layer per call, T={T}: median of {cfg.runs} runs of {cfg.calls} calls (µs)",
         f"{'measure':<8} {'backend':<10} {'async µs':>10} {'sync µs':>10} {'added µs':>10} "
@@ -242,6 +287,16 @@ def render(figures: Sequence[Figures], cfg: SyncConfig) -> list[str]:
                 f"{name:<8} {fig.backend:<10} {a:>10.1f} {s:>10.1f} {s - a:>10.1f} "
                 f"{s / a:>10.2f}x {cpu:>13.1f}"
             )
+    if bare_ns:
+        lines.append(
+            f"reference: a bare round trip between two threads (two locks): "
+            f"{statistics.median(bare_ns) / 1000:.1f} µs"
+        )
+    for fig in figures:
+        lines.append(
+            f"reference: an empty sync call on {fig.backend}'s portal: "
+            f"{statistics.median(fig.empty) / 1000:.1f} µs"
+        )
     if figures:
         met = "met" if worst[0] < TARGET_US else "MISSED"
         lines.append(
@@ -279,11 +334,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     backends, notes = reachable_backends(cfg)
     before = os.getloadavg()[0]
+    bare_ns = [bare_round_trip_ns(cfg.calls) for _ in range(cfg.runs)]
     with tempfile.TemporaryDirectory(prefix="lash-bench-sync-") as folder:
         figures = measure(cfg, backends, folder)
     # The layer's cost depends on how busy the machine is: say how busy it was.
     notes.append(f"load average (1 min): {before:.2f} before, {os.getloadavg()[0]:.2f} after")
-    for line in [*notes, *render(figures, cfg)]:
+    for line in [*notes, *render(figures, cfg, bare_ns)]:
         print(line)
     return 0
 

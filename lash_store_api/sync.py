@@ -26,10 +26,7 @@ import asyncio
 import concurrent.futures
 import functools
 import inspect
-import os
-import selectors
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar, cast
@@ -43,90 +40,48 @@ __all__ = ["Blocking", "Portal", "SyncStorage", "open_storage_sync"]
 
 T = TypeVar("T")
 
-#: The longest a synchronous call polls for its result before it sleeps until woken.
-MAX_SPIN_SECONDS = 0.002
-#: The longest the portal's loop polls for the next synchronous call before it sleeps.
-MAX_LOOP_SPIN_SECONDS = 0.001
-
-
-#: A yield of the processor that took longer than this gave it to other work waiting
-#: for it: on a machine that busy, polling takes time from that work, so we sleep.
-BUSY_YIELD_SECONDS = 0.00005
-
-
-#: Gives up the processor to any thread waiting for it (``sched_yield`` is POSIX only).
-_yield: Callable[[], object] = getattr(os, "sched_yield", lambda: time.sleep(0))
-
-
-def _yield_found_others(since: float) -> bool:
-    """Yield the processor; whether it was taken for longer than :data:`BUSY_YIELD_SECONDS`."""
-    _yield()
-    return time.perf_counter() - since > BUSY_YIELD_SECONDS
-
-
-class _Polling(selectors.DefaultSelector):
-    """The portal loop's selector: until :attr:`poll_until` it polls, rather than sleeps.
-
-    A sleeping loop is woken through its self-pipe, which on an idle machine costs
-    about as much as a small call. A synchronous caller often makes its next call
-    within microseconds of the last one's return, so the loop looks for it a short
-    while first, yielding the processor between looks.
-    """
-
-    poll_until = 0.0
-
-    def select(self, timeout: float | None = None) -> list[tuple[Any, int]]:
-        if timeout is None or timeout > 0:
-            start = now = time.perf_counter()
-            limit = self.poll_until if timeout is None else min(self.poll_until, start + timeout)
-            while now < limit:
-                ready: list[tuple[Any, int]] = super().select(0)
-                if ready:
-                    return ready
-                if _yield_found_others(now):
-                    break
-                now = time.perf_counter()
-            if timeout is not None:
-                timeout = max(0.0, timeout - (now - start))
-        return super().select(timeout)
-
 
 class _Call(Generic[T]):
     """One synchronous call: run on the portal's loop, its outcome handed to the caller.
 
-    A plain lock rather than ``run_coroutine_threadsafe``'s chained futures: the
-    caller polls :attr:`done` and sleeps on the lock only past its polling.
+    A plain lock rather than ``run_coroutine_threadsafe``'s task, two chained futures
+    and their callbacks: the task that runs the work releases the lock itself, as its
+    last step, so the caller is woken one loop iteration sooner.
     """
 
-    __slots__ = ("done", "error", "lock", "result", "submitted", "work")
+    __slots__ = ("error", "finished", "lock", "result", "work")
 
     def __init__(self, work: Awaitable[T]) -> None:
         self.work = work
-        self.done = False
         self.result: T | None = None
         self.error: BaseException | None = None
+        self.finished = False
         self.lock = threading.Lock()
         self.lock.acquire()  # released when done
-        self.submitted = time.perf_counter()
 
-    def finish(self, task: asyncio.Future[T]) -> None:
-        if task.cancelled():
-            self.error = concurrent.futures.CancelledError()  # as a future's result() raises
-        else:
-            self.error = task.exception()
-            if self.error is None:
-                self.result = task.result()
-        self.done = True
-        self.lock.release()
+    async def drive(self) -> None:
+        """On the loop: the work awaited, its outcome kept, the caller woken."""
+        try:
+            self.result = await self.work
+        except BaseException as exc:  # the caller re-raises it, cancellation included
+            self.error = (
+                concurrent.futures.CancelledError()  # as a future's result() raises
+                if isinstance(exc, asyncio.CancelledError)
+                else exc
+            )
+        finally:
+            self.finished = True
+            self.lock.release()
 
     def fail(self, error: BaseException) -> None:
+        if self.finished:  # its outcome is already handed over
+            return
         self.error = error
-        self.done = True
+        self.finished = True
         self.lock.release()
 
     def outcome(self) -> T:
-        if not self.done:
-            self.lock.acquire()
+        self.lock.acquire()
         error, self.error = self.error, None  # no cycle through the traceback
         if error is not None:
             raise error
@@ -137,22 +92,18 @@ class Portal:
     """A private event loop running in a daemon thread; :meth:`run` waits for a coroutine
     run there. Closed by :meth:`close` (idempotent).
 
-    Each side of a call polls a short, bounded while before it sleeps (the caller for
-    the outcome, the loop for the next call), so calls in quick succession do not pay
-    for waking a sleeping thread; neither polls while other threads want the processor.
+    The caller sleeps on a lock until its call is done, and the loop sleeps in its
+    selector until a call comes: neither polls. Two Python threads that poll take
+    the interpreter lock from each other, and the call's own work ran slower for it
+    than the wake-ups that polling saved (bench/README.md, "The sync layer").
     """
 
     def __init__(self, name: str = "lash-store-loop") -> None:
         #: What the portal serves, for messages (a storage's backend name).
         self.label = "synchronous"
-        #: A running mean of how long calls take (seconds): how long a caller polls.
-        self._typical = 0.0005
-        #: A running mean of the time from one call's end to the next call (seconds):
-        #: how long the loop polls for the next one.
-        self._gap = MAX_LOOP_SPIN_SECONDS
-        self._last_end = 0.0
-        self._selector = _Polling()
-        self.loop: asyncio.AbstractEventLoop = asyncio.SelectorEventLoop(self._selector)
+        self.loop: asyncio.AbstractEventLoop = asyncio.new_event_loop()
+        #: Calls not yet done: those a close leaves behind are told so, not left waiting.
+        self._pending: set[_Call[Any]] = set()
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
@@ -184,40 +135,24 @@ class Portal:
             _close(work)
             raise StorageClosed(self.label)
         call = _Call(work)
-        self.loop.call_soon_threadsafe(self._start, call)
-        # Calls mostly take about as long as the last ones, often under a millisecond:
-        # poll for the result that long, yielding the processor, rather than sleep on
-        # the lock, whose wake-up on an idle machine costs about as much as a small
-        # call. Past that, sleep until woken.
-        deadline = call.submitted + min(MAX_SPIN_SECONDS, 2 * self._typical)
-        now = time.perf_counter()
-        while not call.done and now < deadline and not _yield_found_others(now):
-            now = time.perf_counter()
+        self._pending.add(call)
+        try:
+            self.loop.call_soon_threadsafe(self._start, call)
+        except RuntimeError:  # closed since the check above
+            self._pending.discard(call)
+            _close(work)
+            raise StorageClosed(self.label) from None
         try:
             return call.outcome()
         finally:
-            took = time.perf_counter() - call.submitted
-            self._typical += (took - self._typical) / 8
+            self._pending.discard(call)
 
     def _start(self, call: _Call[T]) -> None:
         """On the loop: ``call``'s work started as a task."""
-        gap = min(call.submitted - self._last_end, 2 * MAX_LOOP_SPIN_SECONDS)
-        if gap > 0:  # not overlapping another call
-            self._gap += (gap - self._gap) / 8
-        try:
-            task = asyncio.ensure_future(call.work)
-        except BaseException as exc:  # not awaitable: the caller must still hear of it
-            call.fail(exc)
+        if not inspect.isawaitable(call.work):  # the caller must still hear of it
+            call.fail(TypeError(f"a portal runs awaitables, not {type(call.work).__name__}"))
             return
-        task.add_done_callback(call.finish)
-        task.add_done_callback(self._ended)
-
-    def _ended(self, _task: asyncio.Future[Any]) -> None:
-        """On the loop, after a call: poll for the next one a while, when calls come
-        close enough together for that to pay (an idle portal sleeps at once)."""
-        self._last_end = now = time.perf_counter()
-        if 2 * self._gap <= MAX_LOOP_SPIN_SECONDS:
-            self._selector.poll_until = now + 2 * self._gap
+        self.loop.create_task(call.drive())
 
     def close(self) -> None:
         """Stop the loop and its thread (after what runs there has finished)."""
@@ -228,6 +163,9 @@ class Portal:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join()
         self.loop.close()
+        for call in list(self._pending):  # started too late, or suspended for good
+            self._pending.discard(call)
+            call.fail(StorageClosed(self.label))
 
 
 def _close(work: Awaitable[Any]) -> None:
