@@ -1,9 +1,10 @@
 """The floor: raw psycopg writing the rows a turn needs, and scratch-schema helpers.
 
 The floor is the least a Postgres store of this workload can do per turn: the
-same rows lash stores, prebuilt, sent in one pipelined transaction (one round
-trip) over a pooled connection. It has no validation, no revision read and no
-decoding, so every other contender is measured as a ratio to it.
+same rows lash stores, prebuilt, written by one statement (one round trip, one
+transaction) over a pooled connection, and only if the session's head is at
+the revision the turn expects. It has no validation and no decoding, so every
+other contender is measured as a ratio to it.
 
 Tables (in a scratch schema of their own, dropped afterwards)::
 
@@ -15,13 +16,15 @@ Tables (in a scratch schema of their own, dropped afterwards)::
     turns  (session_id, turn_id, turn_hash, revision, checkpoint_ref)
                                                                     PK (session_id, turn_id)
 
-A turn is: one ``INSERT ... SELECT FROM unnest(arrays)`` of its 4 nodes (data
-is ``codec.encode_node`` of the node, the bytes lash stores), one blob insert
-of the encoded checkpoint envelope, one usage row, the turn's stamp row, and
-the head row (inserted
-by the first turn, then ``UPDATE ... WHERE revision = expected``). A load is
-``SELECT data FROM nodes WHERE session_id = %s ORDER BY seq`` fetched whole in
-binary format, not decoded.
+A turn is one statement: the head row first (inserted by the first turn, then
+``UPDATE ... WHERE revision = expected``, which locks it), and, joined to the
+head row that statement returned, so written only when the head was at the
+expected revision: the turn's 4 nodes from ``unnest(arrays)`` (data is
+``codec.encode_node`` of the node, the bytes lash stores), the blob of the
+encoded checkpoint envelope, one usage row and the turn's stamp row. A stale
+revision writes nothing and raises. A load is ``SELECT data FROM nodes WHERE
+session_id = %s ORDER BY seq`` fetched whole in binary format, each row
+decoded by msgpack alone.
 """
 
 from __future__ import annotations
@@ -72,20 +75,35 @@ _DDL = (
         PRIMARY KEY (session_id, turn_id))""",
 )
 
-_INSERT_NODES = """INSERT INTO nodes (session_id, node_id, seq, parent_node_id, data)
-    SELECT %s, n.node_id, n.seq, n.parent_node_id, n.data
-    FROM unnest(%b::text[], %b::bigint[], %b::text[], %b::bytea[])
-        AS n(node_id, seq, parent_node_id, data)"""
-_INSERT_BLOB = "INSERT INTO blobs (ref, data) VALUES (%s, %b) ON CONFLICT (ref) DO NOTHING"
-_INSERT_USAGE = """INSERT INTO usage (session_id, revision, idx, source, model, input_tokens,
-    output_tokens, cached_input_tokens, reasoning_tokens)
-    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"""
-_INSERT_TURN = """INSERT INTO turns (session_id, turn_id, turn_hash, revision, checkpoint_ref)
-    VALUES (%s, %s, %s, %s, %s)"""
-_INSERT_HEAD = """INSERT INTO heads (session_id, revision, leaf_node_id, checkpoint_ref)
-    VALUES (%s, %s, %s, %s)"""
-_UPDATE_HEAD = """UPDATE heads SET revision = %s, leaf_node_id = %s, checkpoint_ref = %s
-    WHERE session_id = %s AND revision = %s"""
+# The head is written first; every other row is joined to the head row it returned, so
+# a turn whose expected revision is stale writes nothing (as a lash commit that does
+# not apply). Data-modifying CTEs all run, once, in the statement's one snapshot.
+_WRITE_ROWS = """,
+    n AS (INSERT INTO nodes (session_id, node_id, seq, parent_node_id, data)
+        SELECT h.session_id, n.node_id, n.seq, n.parent_node_id, n.data
+        FROM head AS h, unnest(%(ids)b::text[], %(seqs)b::bigint[], %(parents)b::text[],
+            %(datas)b::bytea[]) AS n(node_id, seq, parent_node_id, data)),
+    b AS (INSERT INTO blobs (ref, data) SELECT %(ref)s, %(blob)b FROM head
+        ON CONFLICT (ref) DO NOTHING),
+    u AS (INSERT INTO usage (session_id, revision, idx, source, model, input_tokens,
+            output_tokens, cached_input_tokens, reasoning_tokens)
+        SELECT h.session_id, %(rev)s, 0, %(source)s, %(model)s, %(i)s, %(o)s, %(c)s, %(r)s
+        FROM head AS h),
+    t AS (INSERT INTO turns (session_id, turn_id, turn_hash, revision, checkpoint_ref)
+        SELECT h.session_id, %(turn_id)s, %(turn_hash)s, %(rev)s, %(ref)s FROM head AS h)
+SELECT count(*) FROM head"""
+_FIRST_TURN = (
+    """WITH head AS (INSERT INTO heads (session_id, revision, leaf_node_id, checkpoint_ref)
+        VALUES (%(sid)s, %(rev)s, %(leaf)s, %(ref)s) ON CONFLICT (session_id) DO NOTHING
+        RETURNING session_id)"""
+    + _WRITE_ROWS
+)
+_NEXT_TURN = (
+    """WITH head AS (UPDATE heads SET revision = %(rev)s, leaf_node_id = %(leaf)s,
+            checkpoint_ref = %(ref)s
+        WHERE session_id = %(sid)s AND revision = %(expected)s RETURNING session_id)"""
+    + _WRITE_ROWS
+)
 _LOAD = "SELECT data FROM nodes WHERE session_id = %s ORDER BY seq"
 
 
@@ -187,47 +205,38 @@ class FloorScratch:
     def _turn(self, sid: str, turn: Turn) -> TurnCommit:
         nodes = turn.nodes
         width = len(nodes)
-        node_args = (
-            sid,
-            [n.node_id for n in nodes],
-            [turn.index * width + k for k in range(width)],
-            [n.parent_node_id for n in nodes],
-            [encode_node(n) for n in nodes],
-        )
         ref, envelope = encode_checkpoint(turn.checkpoint)
         u = turn.usage.usage
-        usage_args = (
-            sid,
-            turn.index + 1,
-            0,
-            turn.usage.source,
-            turn.usage.model,
-            u.input_tokens,
-            u.output_tokens,
-            u.cached_input_tokens,
-            u.reasoning_tokens,
-        )
-        turn_args = (sid, turn.turn_id, turn.turn_commit_hash, turn.index + 1, ref)
-        leaf = nodes[-1].node_id
-        first = turn.index == 0
-        head_sql = _INSERT_HEAD if first else _UPDATE_HEAD
-        head_args: tuple[object, ...] = (
-            (sid, 1, leaf, ref) if first else (turn.index + 1, leaf, ref, sid, turn.index)
-        )
+        args = {
+            "sid": sid,
+            "expected": turn.index,
+            "rev": turn.index + 1,
+            "leaf": nodes[-1].node_id,
+            "ids": [n.node_id for n in nodes],
+            "seqs": [turn.index * width + k for k in range(width)],
+            "parents": [n.parent_node_id for n in nodes],
+            "datas": [encode_node(n) for n in nodes],
+            "ref": ref,
+            "blob": envelope,
+            "source": turn.usage.source,
+            "model": turn.usage.model,
+            "i": u.input_tokens,
+            "o": u.output_tokens,
+            "c": u.cached_input_tokens,
+            "r": u.reasoning_tokens,
+            "turn_id": turn.turn_id,
+            "turn_hash": turn.turn_commit_hash,
+        }
+        statement = _FIRST_TURN if turn.index == 0 else _NEXT_TURN
         pool = self._pool
 
         async def commit() -> None:
             async with pool.connection() as conn:
-                # Autocommit and no BEGIN: the statements up to the pipeline's one
-                # Sync form an implicit transaction (all or nothing) in one round trip.
-                async with conn.pipeline():
-                    await conn.execute(_INSERT_NODES, node_args)
-                    await conn.execute(_INSERT_BLOB, (ref, envelope))
-                    await conn.execute(_INSERT_USAGE, usage_args)
-                    await conn.execute(_INSERT_TURN, turn_args)
-                    head = await conn.execute(head_sql, head_args)
-                if head.rowcount != 1:  # the revision check a real store makes
-                    raise RuntimeError(f"floor head of {sid} is not at revision {turn.index}")
+                # Autocommit: the one statement is its own transaction, all or nothing.
+                cur = await conn.execute(statement, args)
+                row = await cur.fetchone()
+            if row is None or row[0] != 1:  # the head was not at the expected revision
+                raise RuntimeError(f"floor head of {sid} is not at revision {turn.index}")
 
         return commit
 
