@@ -49,17 +49,14 @@ except ImportError as exc:  # the extra is not installed
 import lash_store_api as lash
 from lash_store_api.backend.clock import now_rfc3339
 
-from .session import (
-    DEFAULT_CONFIG,
-    RESENDS,
-    LashSession,
-    SessionContended,
-    _checked_items,
-    _checked_limit,
-    _Head,
-    _item,
-    _window,
-)
+from . import commits
+from .commits import RESENDS, SessionContended
+from .commits import Head as _Head
+from .items import checked_items as _checked_items
+from .items import checked_limit as _checked_limit
+from .items import item_of as _item
+from .items import windowed as _window
+from .session import DEFAULT_CONFIG, LashSession
 
 __all__ = ["MAIN", "USAGE_SOURCE", "LashAdvancedSession"]
 
@@ -538,7 +535,7 @@ class LashAdvancedSession(LashSession):
     ) -> Any:
         """Read, let ``decide`` plan the change, commit it guarded by the revision read;
         on a conflict read and decide again. Tombstones follow the commit."""
-        stamp = self._stamp(operation, content)
+        stamp = commits.stamp(self.session_id, operation, content)
         async with self._lock:
             for attempt in range(self.max_attempts):
                 view = await self._view(scope)
@@ -551,7 +548,7 @@ class LashAdvancedSession(LashSession):
                     if plan.tombstones:
                         await self._store.tombstone_nodes(list(plan.tombstones))
                     return plan.result
-                await self._backoff(attempt)
+                await commits.backoff(attempt)
         raise SessionContended(self.session_id, operation, self.max_attempts)
 
     async def _commit_plan(

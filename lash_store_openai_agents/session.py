@@ -21,13 +21,8 @@ the conformance suite serves it.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import os
-import random
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, cast
 
@@ -43,9 +38,12 @@ except ImportError as exc:  # the extra is not installed
 
 import lash_store_api as lash
 from lash_store_api.backend.clock import now_rfc3339
-from lash_store_api.backend.validation import check_id, check_json
+from lash_store_api.backend.validation import check_id
 from lash_store_api.sync import SyncStorage, open_storage_sync
 
+from . import commits
+from .commits import MAX_ATTEMPTS, Head, SessionContended, send
+from .items import checked_limit, item_list, item_of, named_by_item, windowed
 from .turns import Turns
 
 __all__ = ["DEFAULT_CONFIG", "MAX_ATTEMPTS", "LashSession", "SessionContended"]
@@ -56,87 +54,6 @@ DEFAULT_CONFIG = lash.PersistedSessionConfig("openai-agents", {"id": "openai-age
 
 #: The read of the whole history: the session's active path.
 _HISTORY = lash.ActivePath(None)
-
-#: Commits one call attempts before giving up with :class:`SessionContended`.
-MAX_ATTEMPTS = 8
-
-#: Upper bound of the pause before a retry, in seconds (doubled per attempt from 1 ms).
-MAX_BACKOFF = 0.05
-
-#: Times a commit whose outcome is unknown is sent again, with its stamp, before the
-#: error reaches the caller.
-RESENDS = 3
-
-
-class SessionContended(lash.ConflictError):
-    """Other writers moved the session's head at every attempt; nothing was written."""
-
-    def __init__(self, session_id: str, operation: str, attempts: int):
-        self.session_id = session_id
-        self.operation = operation
-        self.attempts = attempts
-        super().__init__(
-            f"{operation} on session {session_id!r} gave up after {attempts} attempts: "
-            "another writer moved the head before each commit; nothing was written"
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class _Head:
-    """What this object last saw of the head: enough to commit the next change."""
-
-    revision: int | None  # None: the session has no head yet
-    leaf_node_id: str | None
-    config: lash.PersistedSessionConfig
-
-
-def _item_list(items: object) -> list[TResponseInputItem]:
-    """``items`` as a list of dicts, or ``InvalidRequest`` naming the bad one. Whether
-    each is JSON is left to the commit that stores it (:func:`_named_by_item`)."""
-    if not isinstance(items, list | tuple):
-        raise lash.InvalidRequest("items", f"must be a list of items, got {type(items).__name__}")
-    for i, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise lash.InvalidRequest(
-                f"items[{i}]", f"must be a dict (a response input item), got {type(item).__name__}"
-            )
-    return cast(list[TResponseInputItem], list(items))
-
-
-def _checked_items(items: object) -> list[TResponseInputItem]:
-    """``items`` as a list of JSON dicts, or ``InvalidRequest`` naming the bad one."""
-    checked = _item_list(items)
-    for i, item in enumerate(checked):
-        check_json(f"items[{i}]", item)
-    return checked
-
-
-# Where a commit's validation names an item's value: item i is node i's payload's event.
-_ITEM_FIELD = re.compile(r"graph\.nodes\[(\d+)\]\.payload\['event'\]")
-
-
-def _named_by_item(exc: lash.InvalidRequest) -> lash.InvalidRequest:
-    """The commit's refusal of a node's payload, naming the item (``items[i]...``) instead."""
-    found = _ITEM_FIELD.match(exc.field)
-    if found is None:
-        return exc
-    return lash.InvalidRequest(f"items[{found[1]}]{exc.field[found.end() :]}", exc.problem)
-
-
-def _checked_limit(limit: object) -> int | None:
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
-        raise lash.InvalidRequest("limit", f"must be an int or None, got {type(limit).__name__}")
-    return limit
-
-
-def _window(items: list[TResponseInputItem], limit: int | None) -> list[TResponseInputItem]:
-    """The SDK's ``SQLiteSession`` limit rule: ``None`` or a negative limit is everything,
-    0 is nothing, N > 0 the newest N in chronological order (all of them if fewer)."""
-    if limit is None or limit < 0:
-        return items
-    # Not items[len(items) - limit:]: past the history's length that start is negative
-    # and counts from the end, cutting the oldest items off.
-    return items[-limit:] if limit else []
 
 
 class LashSession:
@@ -183,7 +100,7 @@ class LashSession:
         self._owns_storage = False
         # The storage ``open`` made, which this session closes with its loop and thread.
         self._sync: SyncStorage | None = None
-        self._head: _Head | None = None
+        self._head: Head | None = None
         # Calls through one object take turns, so they never race each other's commits;
         # other objects and processes are kept apart by the head revision. Not an
         # asyncio.Lock: under Runner.run_sync the calls come from several loops and
@@ -298,7 +215,7 @@ class LashSession:
     async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
         """The history, oldest first; ``limit`` (else ``session_settings.limit``) keeps the
         newest N. As in ``SQLiteSession``: ``None`` or negative is all, 0 is none."""
-        window = resolve_session_limit(_checked_limit(limit), self.session_settings)
+        window = resolve_session_limit(checked_limit(limit), self.session_settings)
         # The newest N through a tail read, which costs N, not the history; a window
         # wider than a tail takes is read whole and cut.
         scope: lash.SessionReadScope = _HISTORY
@@ -306,7 +223,7 @@ class LashSession:
             scope = lash.Tail(window)
         async with self._lock:
             items, _ = await self._read(scope)
-        return _window(items, window)
+        return windowed(items, window)
 
     async def add_items(self, items: list[TResponseInputItem]) -> None:
         """Append ``items`` after the newest item, all in one commit.
@@ -317,7 +234,7 @@ class LashSession:
         nothing. A non-list, an item that is not a dict, or one that is not
         JSON-compatible raises ``InvalidRequest`` naming it, before anything is written.
         """
-        checked = _item_list(items)
+        checked = item_list(items)
         if not checked:
             return
         # Random ids, 128 bits each as uuid4's, from one read of the system's source.
@@ -327,11 +244,11 @@ class LashSession:
         # reloads, so a re-send after a lost reply finds the stored result even when the
         # retry follows a reload. The ids alone: they are new to this call, so they name
         # its items; hashing the items too would cost tens of microseconds a call.
-        stamp = self._stamp("add_items", ids)
+        stamp = commits.stamp(self.session_id, "add_items", ids)
         try:
             await self._add(checked, ids, stamp)
         except lash.InvalidRequest as exc:  # nothing was written
-            named = _named_by_item(exc)
+            named = named_by_item(exc)
             if named is exc:
                 raise
             raise named from None
@@ -359,7 +276,7 @@ class LashSession:
                 delta = lash.Append(nodes=nodes, leaf_node_id=ids[-1])
                 if await self._commit(head, delta, stamp):
                     return
-                await self._backoff(attempt)
+                await commits.backoff(attempt)
         raise SessionContended(self.session_id, "add_items", self.max_attempts)
 
     async def pop_item(self) -> TResponseInputItem | None:
@@ -379,13 +296,15 @@ class LashSession:
                     delta: lash.GraphCommitDelta = lash.ReplaceFull(lash.SessionGraph())
                 else:
                     delta = lash.Unchanged(leaf_node_id=leaf.parent_node_id)
-                if await self._commit(head, delta, self._stamp("pop_item", [leaf.node_id])):
+                if await self._commit(
+                    head, delta, commits.stamp(self.session_id, "pop_item", [leaf.node_id])
+                ):
                     if leaf.parent_node_id is not None:
                         # Off the active path already; the tombstone keeps it out of
                         # FullGraph reads and lets vacuum reclaim it.
                         await self._store.tombstone_nodes([leaf.node_id])
-                    return _item(leaf)
-                await self._backoff(attempt)
+                    return item_of(leaf)
+                await commits.backoff(attempt)
         raise SessionContended(self.session_id, "pop_item", self.max_attempts)
 
     async def clear_session(self) -> None:
@@ -398,24 +317,25 @@ class LashSession:
                 if head.revision is None:
                     return
                 cleared = lash.ReplaceFull(lash.SessionGraph())
-                if await self._commit(head, cleared, self._stamp("clear_session", [head.revision])):
+                stamp = commits.stamp(self.session_id, "clear_session", [head.revision])
+                if await self._commit(head, cleared, stamp):
                     return
-                await self._backoff(attempt)
+                await commits.backoff(attempt)
         raise SessionContended(self.session_id, "clear_session", self.max_attempts)
 
     # --- reads and guarded commits ----------------------------------------------------
 
     async def _read_path(
         self, scope: lash.SessionReadScope = _HISTORY
-    ) -> tuple[Sequence[lash.SessionNodeRecord], _Head]:
+    ) -> tuple[Sequence[lash.SessionNodeRecord], Head]:
         """The active path's nodes (or its tail's), root first, and the head they were
         read at. Each item is one node, so a tail of N nodes is the newest N items."""
         read = await self._store.load_session(scope)
         if read is None:
-            head = _Head(None, None, DEFAULT_CONFIG)
+            head = Head(None, None, DEFAULT_CONFIG)
             nodes: Sequence[lash.SessionNodeRecord] = ()
         else:
-            head = _Head(read.head_revision, read.graph.leaf_node_id, read.config)
+            head = Head(read.head_revision, read.graph.leaf_node_id, read.config)
             # No leaf means "every node" to ActivePath; this adapter never leaves
             # nodes on a head without a leaf, but a foreign session might.
             nodes = read.graph.nodes if head.leaf_node_id is not None else ()
@@ -424,30 +344,21 @@ class LashSession:
 
     async def _read(
         self, scope: lash.SessionReadScope = _HISTORY
-    ) -> tuple[list[TResponseInputItem], _Head]:
+    ) -> tuple[list[TResponseInputItem], Head]:
         nodes, head = await self._read_path(scope)
-        return [_item(node) for node in nodes], head
+        return [item_of(node) for node in nodes], head
 
-    async def _load_head(self) -> _Head:
+    async def _load_head(self) -> Head:
         _, head = await self._read_path()
         return head
 
-    def _stamp(self, operation: str, content: object) -> lash.RuntimeTurnCommitStamp:
-        """A fresh turn stamp whose hash covers ``operation`` and ``content``."""
-        text = json.dumps([operation, content], sort_keys=True, separators=(",", ":"))
-        digest = hashlib.sha256(text.encode()).hexdigest()
-        return lash.RuntimeTurnCommitStamp(
-            self.session_id, f"{operation}-{os.urandom(16).hex()}", digest
-        )
-
     async def _commit(
-        self, head: _Head, delta: lash.GraphCommitDelta, stamp: lash.RuntimeTurnCommitStamp
+        self, head: Head, delta: lash.GraphCommitDelta, stamp: lash.RuntimeTurnCommitStamp
     ) -> bool:
         """Commit ``delta`` on ``head``; False (and the head forgotten) if it moved.
 
-        A commit whose outcome is unknown is sent again, unchanged, up to
-        :data:`RESENDS` times: its stamp makes a re-send of a commit that landed
-        return the stored result.
+        A commit whose outcome is unknown is sent again with its stamp
+        (:func:`.commits.send`); an error that reaches the caller forgets the head too.
         """
         commit = lash.RuntimeCommit(
             session_id=self.session_id,
@@ -456,35 +367,17 @@ class LashSession:
             graph=delta,
             turn_commit=stamp,
         )
-        for resend in range(RESENDS + 1):
-            try:
-                result = await self._store.commit_runtime_state(commit)
-                break
-            except lash.RevisionConflict:
-                self._head = None
-                return False
-            except lash.BackendError as exc:
-                if not exc.outcome_unknown or resend == RESENDS:
-                    self._head = None
-                    raise
+        try:
+            result = await send(self._store, commit)
+        except lash.BackendError:
+            self._head = None
+            raise
+        if result is None:
+            self._head = None
+            return False
         if isinstance(delta, lash.ReplaceFull):
             leaf = delta.graph.leaf_node_id
         else:
             leaf = delta.leaf_node_id
-        self._head = _Head(result.head_revision, leaf, head.config)
+        self._head = Head(result.head_revision, leaf, head.config)
         return True
-
-    @staticmethod
-    async def _backoff(attempt: int) -> None:
-        # Jittered, so two writers that keep colliding drift apart.
-        await asyncio.sleep(random.uniform(0, min(MAX_BACKOFF, 0.001 * 2**attempt)))
-
-
-def _item(node: lash.SessionNodeRecord) -> TResponseInputItem:
-    """The item a node holds (``{"kind": "event", "event": item}``)."""
-    payload = node.payload
-    if isinstance(payload, dict) and payload.get("kind") == "event" and "event" in payload:
-        return cast(TResponseInputItem, payload["event"])
-    raise lash.InvalidState(
-        f"node {node.node_id!r} does not hold an Agents SDK item: {str(payload)[:80]}"
-    )
