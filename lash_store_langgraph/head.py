@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,11 +29,21 @@ from .layout import (
     checkpoint_node_id,
     decode_typed,
     decode_writes,
+    session_id_for,
     token_of,
 )
 from .usage import billed_keys
 
-__all__ = ["SEEN_PER_SESSION", "Head", "Held", "SessionState", "Target", "config_for", "observe"]
+__all__ = [
+    "SEEN_PER_SESSION",
+    "Head",
+    "Held",
+    "SessionState",
+    "Target",
+    "config_for",
+    "observe",
+    "target",
+]
 
 #: Checkpoints per session remembered as "seen as the head" (the fork guard).
 SEEN_PER_SESSION = 256
@@ -44,6 +55,19 @@ class Target:
     checkpoint_ns: str
     checkpoint_id: str | None
     session_id: str
+
+
+def target(config: RunnableConfig | None, field_name: str = "config") -> Target:
+    conf = (config or {}).get("configurable")
+    if not isinstance(conf, Mapping) or conf.get("thread_id") is None:
+        raise lash.InvalidRequest(f"{field_name}.configurable.thread_id", "is required")
+    thread_id, ns = str(conf["thread_id"]), conf.get("checkpoint_ns") or ""
+    if not isinstance(ns, str):
+        raise lash.InvalidRequest(f"{field_name}.configurable.checkpoint_ns", "must be a string")
+    cid = conf.get("checkpoint_id")
+    if cid is not None and not isinstance(cid, str):
+        raise lash.InvalidRequest(f"{field_name}.configurable.checkpoint_id", "must be a string")
+    return Target(thread_id, ns, cid or None, session_id_for(thread_id, ns))
 
 
 def config_for(where: Target, checkpoint_id: str) -> RunnableConfig:

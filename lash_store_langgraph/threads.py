@@ -37,6 +37,7 @@ from .layout import (
     token_record,
 )
 from .usage import BILLED, billed_keys
+from .writes import MAX_ATTEMPTS
 
 if TYPE_CHECKING:
     from .saver import LashSaver
@@ -202,8 +203,6 @@ Keep = Callable[[str, dict[str, Any], str | None], bool]
 
 async def _rebuild(saver: LashSaver, session_id: str, keep: Keep) -> None:
     """Keep the checkpoints ``keep`` accepts (and their writes), in one commit."""
-    from .saver import MAX_ATTEMPTS
-
     state = saver.state(session_id)
     async with state.lock:
         for _ in range(MAX_ATTEMPTS):
