@@ -10,8 +10,13 @@ removed on exit, with three operations (see ``Scratch``). The measures:
 - ``concurrent``: aggregate turns/s of ``sessions`` tasks each committing its own
   session through the contender's one pool.
 
-Runs are the outermost loop and the contenders' order rotates from run to run,
-so machine noise spreads over all of them instead of one contender's ratio.
+Runs are the outermost loop and the contenders' order rotates from run to run.
+Within a run the contenders take turns call by call: every contender's store is
+open at once, turn i is committed on each before turn i+1 on any, and the reads
+alternate likewise; the concurrent measure alternates rounds of a few turns per
+session. So a burst of machine noise (a neighbour's work on a shared machine)
+falls on every contender of a ratio alike, rather than on whichever contender
+happened to be running.
 """
 
 from __future__ import annotations
@@ -22,7 +27,12 @@ import math
 import statistics
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from contextlib import (
+    AbstractAsyncContextManager,
+    AsyncExitStack,
+    asynccontextmanager,
+    contextmanager,
+)
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypedDict
 
@@ -238,44 +248,67 @@ async def _run_turns(commits: Sequence[TurnCommit], timed_from: int) -> list[int
     return samples
 
 
+Samples = dict[str, list[int]]
+
+
 async def _commit_and_load(
-    c: Contender, T: int, run: int, cfg: PgConfig
-) -> tuple[list[int], list[int]]:
-    """Commit enough T-turn sessions for ``window`` timed commits, then time loads of the last."""
+    cs: Sequence[Contender], T: int, run: int, cfg: PgConfig
+) -> tuple[Samples, Samples]:
+    """Commit enough T-turn sessions for ``window`` timed commits, then time loads of the
+    last; the contenders take turns commit by commit and read by read."""
     turns = make_turns(T, cfg.spec)
     window = min(cfg.window, T)
-    commit_ns: list[int] = []
-    load_ns: list[int] = []
-    async with c.scratch() as scratch:
+    commit_ns: Samples = {c.label: [] for c in cs}
+    load_ns: Samples = {c.label: [] for c in cs}
+    async with AsyncExitStack() as stack:
+        scratches = [(c.label, await stack.enter_async_context(c.scratch())) for c in cs]
         sid = ""
         for s in range(math.ceil(cfg.window / window)):
             sid = f"bench-T{T}-r{run}-s{s}"
-            commits = scratch.commits(sid, turns)
+            plans = [(label, scratch.commits(sid, turns)) for label, scratch in scratches]
             with frozen_gc():
-                commit_ns += await _run_turns(commits, T - window)
+                for i in range(T):
+                    for label, commits in plans:
+                        start = time.perf_counter_ns()
+                        await commits[i]()
+                        if i >= T - window:
+                            commit_ns[label].append(time.perf_counter_ns() - start)
         with frozen_gc():
             for _ in range(cfg.loads):
-                start = time.perf_counter_ns()
-                count = await scratch.load(sid)
-                load_ns.append(time.perf_counter_ns() - start)
-                if count != T * cfg.spec.nodes_per_turn:  # a load that read the wrong thing
-                    raise RuntimeError(f"{c.label} loaded {count} items of a {T}-turn session")
+                for label, scratch in scratches:
+                    start = time.perf_counter_ns()
+                    count = await scratch.load(sid)
+                    load_ns[label].append(time.perf_counter_ns() - start)
+                    if count != T * cfg.spec.nodes_per_turn:  # a load that read the wrong thing
+                        raise RuntimeError(f"{label} loaded {count} items of a {T}-turn session")
     return commit_ns, load_ns
 
 
-async def _concurrent(c: Contender, run: int, cfg: PgConfig) -> float:
-    """Aggregate turns/s of ``sessions`` concurrent sessions through one scratch."""
+#: Turns per session in one round of the concurrent measure; the contenders alternate rounds.
+ROUND_TURNS = 10
+
+
+async def _concurrent(cs: Sequence[Contender], run: int, cfg: PgConfig) -> dict[str, float]:
+    """Aggregate turns/s of ``sessions`` concurrent sessions through each contender's one
+    scratch, the contenders taking turns by rounds of ``ROUND_TURNS`` turns per session."""
     turns = make_turns(cfg.session_turns, cfg.spec)
-    async with c.scratch() as scratch:
-        # Untimed: let the pool grow to the concurrency it will serve.
-        warm = [scratch.commits(f"warm-r{run}-{i}", turns[:2]) for i in range(cfg.sessions)]
-        await asyncio.gather(*(_run_turns(w, 0) for w in warm))
-        work = [scratch.commits(f"conc-r{run}-{i}", turns) for i in range(cfg.sessions)]
+    elapsed = {c.label: 0.0 for c in cs}
+    async with AsyncExitStack() as stack:
+        scratches = [(c.label, await stack.enter_async_context(c.scratch())) for c in cs]
+        work: dict[str, list[list[TurnCommit]]] = {}
+        for label, scratch in scratches:
+            # Untimed: let the pool grow to the concurrency it will serve.
+            warm = [scratch.commits(f"warm-r{run}-{i}", turns[:2]) for i in range(cfg.sessions)]
+            await asyncio.gather(*(_run_turns(w, 0) for w in warm))
+            work[label] = [scratch.commits(f"conc-r{run}-{i}", turns) for i in range(cfg.sessions)]
         with frozen_gc():
-            start = time.perf_counter()
-            await asyncio.gather(*(_run_turns(w, len(w)) for w in work))
-            elapsed = time.perf_counter() - start
-    return cfg.sessions * cfg.session_turns / elapsed
+            for first in range(0, cfg.session_turns, ROUND_TURNS):
+                for label, _ in scratches:
+                    rounds = [w[first : first + ROUND_TURNS] for w in work[label]]
+                    start = time.perf_counter()
+                    await asyncio.gather(*(_run_turns(r, len(r)) for r in rounds))
+                    elapsed[label] += time.perf_counter() - start
+    return {label: cfg.sessions * cfg.session_turns / t for label, t in elapsed.items()}
 
 
 async def _storage(c: Contender, T: int, cfg: PgConfig) -> Row:
@@ -329,16 +362,17 @@ async def measure_postgres(contenders: Sequence[Contender], cfg: PgConfig) -> li
     commit_ns: dict[tuple[str, int], list[list[int]]] = {}
     load_ns: dict[tuple[str, int], list[list[int]]] = {}
     rates: dict[str, list[float]] = {}
-    for run in range(cfg.runs):
-        shift = run % len(live) if live else 0
+    for run in range(cfg.runs if live else 0):
+        shift = run % len(live)
         order = [*live[shift:], *live[:shift]]
         for T in cfg.turns:
+            commits, loads = await _commit_and_load(order, T, run, cfg)
             for c in order:
-                commits, loads = await _commit_and_load(c, T, run, cfg)
-                commit_ns.setdefault((c.label, T), []).append(commits)
-                load_ns.setdefault((c.label, T), []).append(loads)
-        for c in order if cfg.sessions else ():  # sessions=0: no concurrent measure
-            rates.setdefault(c.label, []).append(await _concurrent(c, run, cfg))
+                commit_ns.setdefault((c.label, T), []).append(commits[c.label])
+                load_ns.setdefault((c.label, T), []).append(loads[c.label])
+        if cfg.sessions:  # sessions=0: no concurrent measure
+            for label, rate in (await _concurrent(order, run, cfg)).items():
+                rates.setdefault(label, []).append(rate)
 
     for c in live:
         for T in cfg.turns:
