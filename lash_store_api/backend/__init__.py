@@ -8,7 +8,10 @@ docs/writing-a-backend.md.
 - :mod:`.commit`: the commit pipeline (plan, observation, ``decide_commit``).
 - :mod:`.sessions`: the session handle and factory bases, reads from stored rows.
 - :mod:`.attachments`: the manifest I/O protocol, the attachment store base.
-- :mod:`.queued_work`: the claim state machine, queue validation, the queued-work base.
+- :mod:`.queued_work`: the queued-work base; re-exports the three below.
+- :mod:`.queued_work_rows`: a batch as stored, its columns, the row an enqueue inserts.
+- :mod:`.queued_work_claims`: the claim state machine, a commit's completion checks.
+- :mod:`.queued_work_validation`: queue input validation.
 - :mod:`.triggers`: trigger keys, hashes and ids, validation, the trigger store base.
 - :mod:`.trigger_rows`: a trigger's stored rows: columns, encoding, matching, order.
 - :mod:`.artifacts`: the module verifier option, blob refs, the artifact store base.

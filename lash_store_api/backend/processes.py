@@ -53,7 +53,8 @@ from .process_io import GrantRow, check_scope, delete_report
 from .process_plan import PlannedAppends
 from .process_registration import decide_registration, prepare_registration
 from .process_semantics import find_event_type
-from .queued_work import check_ttl, new_lease_token
+from .queued_work_claims import new_lease_token
+from .queued_work_validation import check_ttl
 from .validation import check_id, check_ids, check_int, check_json, check_text
 
 __all__ = ["ProcessRegistryBase"]
