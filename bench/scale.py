@@ -107,6 +107,7 @@ async def fill(storage: Any, start: int, stop: int) -> float:
         )
         tables = {str(t): [str(c) for c in cols] for t, cols in await found.fetchall()}
         head_cols, stamp_cols = tables.pop("heads"), tables.pop("turn_stamps")
+        tables.pop("session_blobs")  # each session's own checkpoints are made below
         cur = await conn.execute(
             sql.SQL("SELECT {} FROM {} WHERE session_id = %s").format(
                 sql.SQL(", ").join(map(sql.Identifier, head_cols)), table("heads")
@@ -144,7 +145,7 @@ async def fill(storage: Any, start: int, stop: int) -> float:
                     )
                 await _copy_own_rows(conn, table, ids, head, stamps)
     async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
-        for name in ("heads", "turn_stamps", "blobs", "nodes", "usage"):
+        for name in ("heads", "turn_stamps", "blobs", "session_blobs", "nodes", "usage"):
             await conn.execute(sql.SQL("ANALYZE {}").format(table(name)))
     return time.perf_counter() - began
 
@@ -156,7 +157,8 @@ async def _copy_own_rows(
     head: dict[str, Any],
     stamps: Sequence[dict[str, Any]],
 ) -> None:
-    """Each session's head, two stored turn results and blobs, by ``COPY``."""
+    """Each session's head, two stored turn results, checkpoints (its own rows) and put
+    blob, by ``COPY``."""
     from psycopg import sql
 
     def copy(name: str, cols: Sequence[str]) -> Any:
@@ -187,8 +189,10 @@ async def _copy_own_rows(
     async with copy("blobs", ("ref", "data")) as cp:
         for sid in ids:
             await cp.write_row(made[sid]["state"])
+    async with copy("session_blobs", ("session_id", "ref", "data")) as cp:
+        for sid in ids:
             for _, ref, data in made[sid]["cps"].values():
-                await cp.write_row((ref, data))
+                await cp.write_row((sid, ref, data))
 
 
 async def add_garbage(storage: Any, count: int, tag: str) -> None:

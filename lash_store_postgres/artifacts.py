@@ -17,11 +17,15 @@ from .db import Db
 
 _LOCK_GC_SHARED = "SELECT pg_advisory_xact_lock_shared(%s, %s)"
 
-# Writes only if every blob the artifact names is stored; returns the missing ones.
+# Writes only if every blob the artifact names is stored; returns the missing ones. A
+# ref only a session's checkpoint holds is copied into blobs (blobs_missing,
+# repeatable/commit_turn.sql), where GC keeps what a module names.
 _PUT = """
-WITH missing AS (
-    SELECT r FROM unnest(%(refs)s::text[]) AS r
+WITH absent AS (
+    SELECT array_agg(r) AS refs FROM unnest(%(refs)s::text[]) AS r
      WHERE NOT EXISTS (SELECT FROM {s}.blobs AS b WHERE b.ref = r)),
+missing AS (SELECT unnest({s}.blobs_missing(a.refs)) AS r FROM absent AS a
+             WHERE a.refs IS NOT NULL),
 up AS (
     INSERT INTO {s}.artifacts (kind, ref, data, blob_refs)
     SELECT %(kind)s, %(ref)s, %(data)s, %(refs)s::text[] WHERE NOT EXISTS (SELECT FROM missing)

@@ -21,17 +21,24 @@ from .db import Conn, Db
 from .migrations import check_current
 
 _BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+# A checkpoint is its session's own row of session_blobs (migration 0012), as reads find it.
 _HEADS = """
 SELECT h.session_id, h.checkpoint_ref, b.data
-FROM {s}.heads AS h LEFT JOIN {s}.blobs AS b ON b.ref = h.checkpoint_ref
+FROM {s}.heads AS h LEFT JOIN {s}.session_blobs AS b
+  ON b.session_id = h.session_id AND b.ref = h.checkpoint_ref
 ORDER BY h.session_id"""
 _TURN_RESULTS = """
 SELECT t.session_id, t.turn_id, t.checkpoint_ref, b.data
-FROM {s}.turn_stamps AS t LEFT JOIN {s}.blobs AS b ON b.ref = t.checkpoint_ref
+FROM {s}.turn_stamps AS t LEFT JOIN {s}.session_blobs AS b
+  ON b.session_id = t.session_id AND b.ref = t.checkpoint_ref
 ORDER BY t.session_id, t.turn_id"""
-_STORED = "SELECT ref FROM {s}.blobs WHERE ref = ANY(%s::text[])"
+# A named blob is stored if storage.blobs.get finds it: a put, or any session's checkpoint.
+_STORED = """
+SELECT ref FROM {s}.blobs WHERE ref = ANY(%(refs)s::text[])
+UNION SELECT ref FROM {s}.session_blobs WHERE ref = ANY(%(refs)s::text[])"""
 _MODULE_BLOBS = """
 SELECT a.ref, r.blob_ref, EXISTS (SELECT 1 FROM {s}.blobs AS b WHERE b.ref = r.blob_ref)
+    OR EXISTS (SELECT 1 FROM {s}.session_blobs AS c WHERE c.ref = r.blob_ref)
 FROM {s}.artifacts AS a CROSS JOIN LATERAL unnest(a.blob_refs) AS r (blob_ref)
 WHERE a.kind = 'module' ORDER BY a.ref, r.blob_ref"""
 # Rows of {table} whose {column} names no row of {owner}: the kit's relations.
@@ -55,7 +62,7 @@ def _data(value: Any) -> bytes | None:
 async def _found(db: Db, conn: Conn, checker: Checker, refs: list[str]) -> None:
     stored: list[str] = []
     if refs:
-        cur = await conn.execute(db.q(_STORED), (refs,))
+        cur = await conn.execute(db.q(_STORED), {"refs": refs})
         stored = [str(r) for (r,) in await cur.fetchall()]
     checker.found(stored)
 

@@ -12,11 +12,14 @@ Neither GC's client memory nor its pause on commits grows with the store:
   the checkpoint roots are read a page at a time, decoded by the kit
   (:func:`checkpoint_marks`), and what they name is marked too. An undecodable
   root aborts the run before anything is deleted.
-- Sweep, a page of blobs at a time, each page one short transaction holding the
-  GC lock exclusively: a blob is deleted unless marked, named since the run
-  began (``gc_named``) or freshly put (``blob_puts``). A commit waiting on the
-  lock then finds the blob gone and fails with ``BlobNotFound``; none can land
-  naming a deleted blob. Attachment bytes are swept in pages the same way.
+- Sweep, a page at a time, each page one short transaction holding the GC lock
+  exclusively, so no commit is in flight. A session's checkpoint (its own row
+  of ``session_blobs``, migration 0012) is deleted unless that session's head
+  or one of its stored turn results names it now. A put blob (``blobs``) is
+  deleted unless marked, named since the run began (``gc_named``) or freshly
+  put (``blob_puts``): a commit waiting on the lock then finds it gone and
+  fails with ``BlobNotFound``; none can land naming a deleted blob. Attachment
+  bytes are swept in pages the same way.
 
 Times are the server's clock, so clients' clocks do not matter.
 """
@@ -80,12 +83,14 @@ _MARK_OTHER_ROOTS = (
 _MARK_FRESH = """
 INSERT INTO {s}.gc_marks (run_id, ref, kind) SELECT %(run)s, ref, 0 FROM {s}.blob_puts
 ON CONFLICT (run_id, ref) DO NOTHING"""
-# A keyset page of the run's checkpoint roots with their bytes (NULL: not stored).
-# Each page's lookups are per-row subqueries on primary keys, never joins: a hash
-# join would read a whole table for every page, and GC would grow with the store
-# squared.
+# A keyset page of the run's checkpoint roots with their bytes (NULL: not stored):
+# any session's row of that ref (the bytes are its content), else a put's. Each
+# page's lookups are per-row subqueries on indexes, never joins: a hash join would
+# read a whole table for every page, and GC would grow with the store squared.
 _ROOT_PAGE = """
-SELECT m.ref, (SELECT b.data FROM {s}.blobs AS b WHERE b.ref = m.ref) FROM {s}.gc_marks AS m
+SELECT m.ref, coalesce((SELECT c.data FROM {s}.session_blobs AS c WHERE c.ref = m.ref LIMIT 1),
+                       (SELECT b.data FROM {s}.blobs AS b WHERE b.ref = m.ref))
+  FROM {s}.gc_marks AS m
  WHERE m.run_id = %(run)s AND m.kind = 2 AND m.ref > %(after)s
  ORDER BY m.ref LIMIT %(limit)s"""
 _MARK_NAMED = """
@@ -99,10 +104,30 @@ SELECT count(*) FILTER (WHERE kind > 0), count(*)
                               WHERE m.run_id = %(run)s AND m.ref = g.ref))
   FROM {s}.gc_marks WHERE run_id = %(run)s"""
 
-# One sweep page: of the next %(limit)s blobs after %(after)s (an index range), delete
-# those the run keeps for no reason. Returns the page's last ref (NULL: no more), how
-# many went, and whether the run is still registered (a later run may have taken it
-# for dead). Per-row subqueries, as in _ROOT_PAGE.
+# One sweep page of a session's checkpoints (migration 0012): of the next %(limit)s
+# rows after the key %(after)s (session id, ref), delete those neither the session's
+# head nor a stored turn result of it names now. No marks: the page holds the GC lock
+# exclusively, so no commit is in flight. Returns the page's last key (NULL: no
+# more), the refs deleted, and whether the run is still registered (a later run may
+# have taken it for dead). Per-row subqueries, as in _ROOT_PAGE.
+_SWEEP_CHECKPOINT_PAGE = """
+WITH page AS (SELECT session_id, ref FROM {s}.session_blobs
+               WHERE (session_id, ref) > ((%(after)s::text[])[1], (%(after)s::text[])[2])
+               ORDER BY session_id, ref LIMIT %(limit)s),
+gone AS (
+    DELETE FROM {s}.session_blobs AS b USING page AS p
+     WHERE b.session_id = p.session_id AND b.ref = p.ref
+       AND EXISTS (SELECT FROM {s}.gc_runs AS r WHERE r.run_id = %(run)s)
+       AND NOT EXISTS (SELECT FROM {s}.heads AS h
+                        WHERE h.session_id = b.session_id AND h.checkpoint_ref = b.ref)
+       AND NOT EXISTS (SELECT FROM {s}.turn_stamps AS t
+                        WHERE t.session_id = b.session_id AND t.checkpoint_ref = b.ref)
+    RETURNING b.ref)
+SELECT (SELECT ARRAY[session_id, ref] FROM page ORDER BY session_id DESC, ref DESC LIMIT 1),
+       ARRAY(SELECT ref FROM gone),
+       EXISTS (SELECT FROM {s}.gc_runs AS r WHERE r.run_id = %(run)s)"""
+# One sweep page of the put blobs: of the next %(limit)s after %(after)s (an index
+# range), delete those the run keeps for no reason; returns as the page above.
 _SWEEP_PAGE = """
 WITH bound AS (SELECT max(ref) AS last FROM (SELECT ref FROM {s}.blobs WHERE ref > %(after)s
                                              ORDER BY ref LIMIT %(limit)s) AS page),
@@ -113,9 +138,14 @@ gone AS (
        AND (SELECT 1 FROM {s}.gc_marks AS m WHERE m.run_id = %(run)s AND m.ref = b.ref) IS NULL
        AND (SELECT 1 FROM {s}.gc_named AS g WHERE g.ref = b.ref LIMIT 1) IS NULL
        AND (SELECT 1 FROM {s}.blob_puts AS p WHERE p.ref = b.ref) IS NULL
-    RETURNING 1)
-SELECT (SELECT last FROM bound), (SELECT count(*) FROM gone),
+    RETURNING b.ref)
+SELECT (SELECT last FROM bound), ARRAY(SELECT ref FROM gone),
        EXISTS (SELECT FROM {s}.gc_runs AS r WHERE r.run_id = %(run)s)"""
+# Of the refs a page deleted, those still stored: another session's row, or the other
+# table's. GC counts a blob deleted when its last row goes, as the kit counts refs.
+_STILL_STORED = """
+SELECT ref FROM {s}.session_blobs WHERE ref = ANY(%(refs)s::text[])
+UNION SELECT ref FROM {s}.blobs WHERE ref = ANY(%(refs)s::text[])"""
 # Attachment bytes go when no manifest row of any session names them and no put
 # within the grace period protects them (the kit's doomed_attachments).
 _SWEEP_ATTACHMENT_PAGE = """
@@ -140,7 +170,10 @@ _TOUCH_PUT = (
     "INSERT INTO {s}.blob_puts (ref, put_at_ms) VALUES (%s, " + _NOW_MS + ")"
     " ON CONFLICT (ref) DO UPDATE SET put_at_ms = EXCLUDED.put_at_ms"
 )
-_GET_BLOB = "SELECT data FROM {s}.blobs WHERE ref = %s"
+# A put blob, else any session's checkpoint of that ref (on every shard, by its index).
+_GET_BLOB = """
+SELECT coalesce((SELECT data FROM {s}.blobs WHERE ref = %(ref)s),
+                (SELECT data FROM {s}.session_blobs WHERE ref = %(ref)s LIMIT 1))"""
 
 
 def retention(session_id: str | None, policy: MaintenancePolicy) -> dict[str, object]:
@@ -199,18 +232,45 @@ async def _mark(db: Db, run: str) -> tuple[int, int]:
     return int(roots), int(retained)
 
 
-async def _sweep(db: Db, run: str, statement: LiteralString, action: str) -> int:
-    """Run a sweep page statement until the table is done; how many rows went."""
-    after, deleted = "", 0
+async def _sweep(db: Db, run: str, statement: LiteralString, start: object, action: str) -> int:
+    """Run a sweep page statement from the key ``start`` until the table is done; how many
+    blobs went (refs no row holds any more)."""
+    after, deleted, gone = start, 0, list[str]()
     while True:
         async with db.pipelined(action) as conn:
             await conn.execute(_LOCK_GC, db.gc_lock)
+            # The last page's refs, looked up before this page deletes: a ref whose last
+            # row this page deletes is counted once, with this page.
+            kept = await conn.execute(db.q(_STILL_STORED), {"refs": gone}) if gone else None
             cur = await conn.execute(
                 db.q(statement), {"run": run, "after": after, "limit": SWEEP_PAGE}
             )
+        if kept is not None:
+            deleted += len(set(gone) - {str(r) for (r,) in await kept.fetchall()})
+        last, refs, live = await cur.fetchone() or (None, [], False)
+        gone = [str(r) for r in refs]
+        # A run a later one took for dead (migration 0011) stops: it deletes less, never more.
+        if last is None or not live:
+            break
+        after = last
+    if gone:
+        async with db.pipelined(action) as conn:
+            kept = await conn.execute(db.q(_STILL_STORED), {"refs": gone})
+        deleted += len(set(gone) - {str(r) for (r,) in await kept.fetchall()})
+    return deleted
+
+
+async def _sweep_attachments(db: Db, run: str) -> int:
+    """Sweep attachment bytes in pages; how many went."""
+    after, deleted = "", 0
+    while True:
+        async with db.pipelined("sweeping unnamed attachment bytes") as conn:
+            await conn.execute(_LOCK_GC, db.gc_lock)
+            cur = await conn.execute(
+                db.q(_SWEEP_ATTACHMENT_PAGE), {"run": run, "after": after, "limit": SWEEP_PAGE}
+            )
         last, gone, live = await cur.fetchone() or (None, 0, False)
         deleted += int(gone)
-        # A run a later one took for dead (migration 0011) stops: it deletes less, never more.
         if last is None or not live:
             return deleted
         after = str(last)
@@ -222,10 +282,12 @@ async def collect(db: Db, policy: MaintenancePolicy) -> GcReport:
     await _start(db, run, policy)
     try:
         roots, retained = await _mark(db, run)
-        blobs = await _sweep(db, run, _SWEEP_PAGE, "sweeping unreachable blobs")
-        attachments = await _sweep(
-            db, run, _SWEEP_ATTACHMENT_PAGE, "sweeping unnamed attachment bytes"
+        # Checkpoints first: a ref both tables hold is counted when the put blob goes.
+        blobs = await _sweep(
+            db, run, _SWEEP_CHECKPOINT_PAGE, ["", ""], "sweeping superseded checkpoints"
         )
+        blobs += await _sweep(db, run, _SWEEP_PAGE, "", "sweeping unreachable blobs")
+        attachments = await _sweep_attachments(db, run)
     finally:
         await _end(db, run)
     return GcReport(roots, retained, blobs, attachments)
@@ -268,6 +330,6 @@ class PostgresBlobStore(BlobStoreBase):
     async def _get(self, ref: BlobRef) -> bytes | None:
         db = self._db
         async with db.pipelined("loading a blob", record=ref) as conn:
-            cur = await conn.execute(db.q(_GET_BLOB), (ref,))
+            cur = await conn.execute(db.q(_GET_BLOB), {"ref": ref})
         row = await cur.fetchone()
-        return None if row is None else bytes(row[0])
+        return None if row is None or row[0] is None else bytes(row[0])

@@ -133,11 +133,16 @@ def kinds(found: list[CheckProblem]) -> list[tuple[str, str, str]]:
     return [(p.kind, p.place, p.ref) for p in found]
 
 
+def checkpoints(store: Store) -> str:
+    """The table holding checkpoint blobs: PostgreSQL keeps them per session (migration 0012)."""
+    return "{s}.session_blobs" if hasattr(store.storage, "schema") else "{s}.blobs"
+
+
 async def test_a_missing_head_checkpoint_is_reported(store: Store) -> None:
     if store.memory is not None:
         del store.memory.blobs[store.checkpoint_ref]
     else:
-        await store.raw("DELETE FROM {s}.blobs WHERE ref = %s", (store.checkpoint_ref,))
+        await store.raw(f"DELETE FROM {checkpoints(store)} WHERE ref = %s", (store.checkpoint_ref,))
     # The turn result names the same checkpoint: both are reported.
     assert (
         kinds(await problems(store))
@@ -150,7 +155,7 @@ async def test_changed_checkpoint_bytes_are_reported(store: Store) -> None:
         store.memory.blobs[store.checkpoint_ref] = b"not a checkpoint"
     else:
         await store.raw(
-            "UPDATE {s}.blobs SET data = %s WHERE ref = %s",
+            f"UPDATE {checkpoints(store)} SET data = %s WHERE ref = %s",
             (b"not a checkpoint", store.checkpoint_ref),
         )
     found = await problems(store)

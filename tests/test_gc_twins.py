@@ -40,8 +40,8 @@ SETTINGS = settings(
 PLAIN = [f"blob\x01{i}" for i in range(6)]
 ATTACHMENTS = [f"att\x01{i}" for i in range(5)]
 _TRUNCATE = (
-    "TRUNCATE {s}.heads, {s}.turn_stamps, {s}.blobs, {s}.blob_puts, {s}.artifacts,"
-    " {s}.attachments, {s}.attachment_manifest, {s}.attachment_puts"
+    "TRUNCATE {s}.heads, {s}.turn_stamps, {s}.blobs, {s}.session_blobs, {s}.blob_puts,"
+    " {s}.artifacts, {s}.attachments, {s}.attachment_manifest, {s}.attachment_puts"
 )
 
 
@@ -110,16 +110,41 @@ def stores(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
+Rows = list[tuple[str, str]]
+
+
+def placed(case: dict[str, Any], blobs: dict[str, bytes]) -> tuple[list[str], Rows]:
+    """Where PostgreSQL keeps each stored blob, as its commits and puts leave it: a
+    checkpoint is a row of each session whose head or stored turn result names it (of
+    a session since gone when none does), and also a put blob when put, or named by a
+    module (a module put copies it there); plain blobs are put blobs. Returns the refs
+    in ``blobs`` and the (session, ref) rows in ``session_blobs``."""
+    checkpoints = {r for r, _ in case["checkpoints"]} & set(blobs)
+    owners = {(f"s\x01{i}", r) for i, r in enumerate(case["heads"])}
+    owners |= {("s", r) for r in case["stamps"]}
+    rows = {(sid, r) for sid, r in owners if r in checkpoints}
+    rows |= {("gone", r) for r in checkpoints if all(r != o for _, o in owners)}
+    named = {r for refs in case["modules"] for r in refs} | set(case["puts"])
+    shared = {r for r in blobs if r not in checkpoints or r in named}
+    return sorted(shared), sorted(rows)
+
+
 async def fill(pg: Any, case: dict[str, Any]) -> dict[str, bytes]:
     """Store the case's rows as the backend writes them; return the blobs stored."""
     await run(pg, _TRUNCATE)
     blobs = {r: d for r, d in case["checkpoints"] if r in case["stored_checkpoints"]}
     blobs |= {r: r.encode() for r in case["plain"]}
-    stored_refs = sorted(blobs)
+    shared, rows = placed(case, blobs)
     await run(
         pg,
         "INSERT INTO {s}.blobs (ref, data) SELECT * FROM unnest(%s::text[], %s::bytea[])",
-        (stored_refs, [blobs[r] for r in stored_refs]),
+        (shared, [blobs[r] for r in shared]),
+    )
+    await run(
+        pg,
+        "INSERT INTO {s}.session_blobs (session_id, ref, data)"
+        " SELECT * FROM unnest(%s::text[], %s::text[], %s::bytea[])",
+        ([sid for sid, _ in rows], [r for _, r in rows], [blobs[r] for _, r in rows]),
     )
     for i, ref in enumerate(case["heads"]):
         await run(
@@ -145,7 +170,7 @@ async def fill(pg: Any, case: dict[str, Any]) -> dict[str, bytes]:
     # fresh: now; expired: long before the grace period (an hour)
     age = "CASE WHEN %s THEN (extract(epoch FROM clock_timestamp()) * 1000)::bigint ELSE 0 END"
     for ref, is_fresh in case["puts"].items():
-        if ref in blobs:  # a put stores its bytes
+        if ref in shared:  # a put stores its bytes
             await run(pg, "INSERT INTO {s}.blob_puts VALUES (%s, " + age + ")", (ref, is_fresh))
     for aid in case["attachments"]:
         await run(pg, "INSERT INTO {s}.attachments VALUES (%s, '{{}}', '')", (aid,))
@@ -226,10 +251,11 @@ def fill_sqlite(conn: Any, case: dict[str, Any]) -> dict[str, bytes]:
 
 
 async def left(storage: Any, table: str, column: str) -> set[str]:
-    """The ``column`` values left in ``table`` (blobs or attachments)."""
+    """The ``column`` values left in ``table`` (blobs, of either table on PostgreSQL, or
+    attachments)."""
     if hasattr(storage, "schema"):
         query = (
-            "SELECT ref FROM {s}.blobs"
+            "SELECT ref FROM {s}.blobs UNION SELECT ref FROM {s}.session_blobs"
             if table == "blobs"
             else ("SELECT attachment_id FROM {s}.attachments")
         )
@@ -301,14 +327,15 @@ async def test_a_commit_naming_a_blob_after_the_marks_keeps_it(
 
         monkeypatch.setattr(maintenance, "_mark", mark_then_commit)
         report = await pg.maintenance.gc_unreachable()
-        # the first checkpoint goes; the head marked (cp 2) stays until the next run
-        assert report.deleted_blob_count == 1
+        # the session's checkpoints its head no longer names go, the one marked (cp 2)
+        # too: a sweep page reads the session's roots as they are, under the GC lock
+        assert report.deleted_blob_count == 2
         assert await pg.blobs.get(x) is not None
         read = await handle.load_session(FullGraph())
         assert read is not None and read.checkpoint == revived
         monkeypatch.setattr(maintenance, "_mark", mark)
         again = await pg.maintenance.gc_unreachable()
-        assert (again.root_count, again.retained_blob_count, again.deleted_blob_count) == (1, 2, 1)
+        assert (again.root_count, again.retained_blob_count, again.deleted_blob_count) == (1, 2, 0)
         assert await run(pg, "SELECT * FROM {s}.gc_named") == []
 
 
@@ -331,7 +358,12 @@ async def test_an_undecodable_root_deletes_nothing(pg: Any, small_pages: None) -
             "attachment_puts": {},
         },
     )
-    await run(pg, "INSERT INTO {s}.blobs (ref, data) VALUES (%s, 'not a checkpoint')", (junk,))
+    await run(
+        pg,
+        "INSERT INTO {s}.session_blobs (session_id, ref, data)"
+        " VALUES ('s', %s, 'not a checkpoint')",
+        (junk,),
+    )
     await run(
         pg,
         "INSERT INTO {s}.heads (session_id, head_revision, config, agent_frames,"
@@ -342,7 +374,8 @@ async def test_an_undecodable_root_deletes_nothing(pg: Any, small_pages: None) -
     with pytest.raises(BackendError) as raised:
         await pg.maintenance.gc_unreachable()
     assert raised.value.record == junk
-    assert len(await run(pg, "SELECT ref FROM {s}.blobs")) == len(PLAIN) + 1
+    assert len(await run(pg, "SELECT ref FROM {s}.blobs")) == len(PLAIN)
+    assert len(await run(pg, "SELECT ref FROM {s}.session_blobs")) == 1
     assert len(await run(pg, "SELECT 1 FROM {s}.attachments")) == len(ATTACHMENTS)
     assert await run(pg, "SELECT * FROM {s}.gc_runs") == []
 

@@ -28,7 +28,7 @@ BEGIN
     FOR f IN SELECT p.oid::regprocedure FROM pg_proc AS p
               WHERE p.pronamespace = '{s}'::regnamespace
                 AND p.proname IN ('commit_turn', 'stored_stamp', 'head_revision',
-                                  'stale_queue_claims')
+                                  'stale_queue_claims', 'blobs_missing')
     LOOP
         EXECUTE 'DROP FUNCTION ' || f;
     END LOOP;
@@ -36,14 +36,15 @@ END
 $$;
 
 -- The stamp stored for a turn: its result's manifest, or for rows stored
--- before manifests were, the checkpoint blob it comes from.
+-- before manifests were, the checkpoint blob it comes from (its session's row).
 CREATE FUNCTION {s}.stored_stamp(p_session_id text, p_turn_id text,
     OUT stamp_hash text, OUT stamp_revision bigint, OUT stamp_ref text,
     OUT stamp_manifest bytea, OUT stamp_checkpoint bytea)
 RETURNS SETOF record LANGUAGE sql STABLE AS $$
     SELECT t.turn_commit_hash, t.head_revision, t.checkpoint_ref, t.manifest,
            CASE WHEN t.manifest IS NULL THEN
-               (SELECT b.data FROM {s}.blobs AS b WHERE b.ref = t.checkpoint_ref) END
+               (SELECT b.data FROM {s}.session_blobs AS b
+                 WHERE b.session_id = t.session_id AND b.ref = t.checkpoint_ref) END
       FROM {s}.turn_stamps AS t
      WHERE t.session_id = p_session_id AND t.turn_id = p_turn_id
 $$;
@@ -57,6 +58,20 @@ CREATE FUNCTION {s}.stale_queue_claims(p_session_id text, p_claims text[], p_tok
      WHERE NOT EXISTS (SELECT FROM {s}.queued_work AS q
                         WHERE q.session_id = p_session_id AND q.batch_id = c.batch_id
                           AND q.claim_id = c.claim_id AND q.lease_token = c.token)
+$$;
+
+-- Of p_refs (none of them in blobs), those stored nowhere; NULL when none is. A
+-- checkpoint may name another checkpoint's envelope, stored only among sessions'
+-- rows (session_blobs, read by ref on every shard: this runs only when blobs
+-- lacks a ref): it is copied into blobs, where GC keeps whatever a root names,
+-- while a session's own rows go with that session's roots.
+CREATE FUNCTION {s}.blobs_missing(p_refs text[]) RETURNS text[] LANGUAGE sql AS $$
+    INSERT INTO {s}.blobs (ref, data)
+    SELECT DISTINCT ON (c.ref) c.ref, c.data FROM {s}.session_blobs AS c
+     WHERE c.ref = ANY(p_refs)
+    ON CONFLICT (ref) DO NOTHING;
+    SELECT array_agg(r.ref) FROM unnest(p_refs) AS r(ref)
+     WHERE NOT EXISTS (SELECT FROM {s}.blobs AS b WHERE b.ref = r.ref);
 $$;
 
 -- A session's head revision, 0 when it has none.
@@ -155,6 +170,9 @@ BEGIN
             SELECT array_agg(r.ref) INTO missing_blobs FROM unnest(p_blob_refs) AS r(ref)
              WHERE NOT EXISTS (SELECT FROM {s}.blobs AS b WHERE b.ref = r.ref);
             IF missing_blobs IS NOT NULL THEN
+                missing_blobs := {s}.blobs_missing(missing_blobs);
+            END IF;
+            IF missing_blobs IS NOT NULL THEN
                 -- reported too, so that the client orders the errors (queue first)
                 stale_claims := {s}.stale_queue_claims(p_session_id, p_q_claims, p_q_tokens,
                                                         p_q_batches);
@@ -224,16 +242,18 @@ BEGIN
         RETURN;
     END IF;
 
-    INSERT INTO {s}.blobs (ref, data) VALUES (p_checkpoint_ref, p_checkpoint)
-    ON CONFLICT (ref) DO NOTHING;
+    -- The checkpoint is a row of this session (migration 0012): GC keeps it while
+    -- the session's head or a stored turn result names it.
+    INSERT INTO {s}.session_blobs (session_id, ref, data)
+    VALUES (p_session_id, p_checkpoint_ref, p_checkpoint)
+    ON CONFLICT (session_id, ref) DO NOTHING;
     IF cardinality(p_blob_refs) > 0 THEN  -- named now: no longer protected as fresh puts
         DELETE FROM {s}.blob_puts AS p WHERE p.ref = ANY(p_blob_refs);
-    END IF;
-    -- While a GC runs, its sweep keeps what this commit names (maintenance.py): the
-    -- run's marks were read before this commit and may not hold it.
-    IF EXISTS (SELECT FROM {s}.gc_runs) THEN
-        INSERT INTO {s}.gc_named (ref)
-        SELECT r.ref FROM unnest(p_blob_refs || p_checkpoint_ref) AS r(ref);
+        -- While a GC runs, its sweep keeps what this commit names (maintenance.py):
+        -- the run's marks were read before this commit and may not hold it.
+        IF EXISTS (SELECT FROM {s}.gc_runs) THEN
+            INSERT INTO {s}.gc_named (ref) SELECT unnest(p_blob_refs);
+        END IF;
     END IF;
 
     IF p_replace THEN

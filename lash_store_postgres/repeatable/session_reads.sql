@@ -20,9 +20,10 @@ BEGIN
 END
 $$;
 
--- The head's row: its checkpoint blob, and its fields as one JSON text (the
--- ledger summed per (source, model) in first-seen order), so that node rows
--- beside it carry a single NULL for them. No row when the session has no head.
+-- The head's row: its checkpoint blob (the session's own row of session_blobs),
+-- and its fields as one JSON text (the ledger summed per (source, model) in
+-- first-seen order), so that node rows beside it carry a single NULL for them.
+-- No row when the session has no head.
 CREATE FUNCTION {s}.session_head(p_sid text)
 RETURNS TABLE (data bytea, head text) LANGUAGE plpgsql STABLE AS $$
 #variable_conflict use_column
@@ -40,7 +41,8 @@ BEGIN
                           FROM {s}.usage AS u WHERE u.session_id = h.session_id
                          GROUP BY u.source, u.model) AS g))::text
       FROM {s}.heads AS h
-      LEFT JOIN {s}.blobs AS b ON b.ref = h.checkpoint_ref
+      LEFT JOIN {s}.session_blobs AS b
+             ON b.session_id = h.session_id AND b.ref = h.checkpoint_ref
      WHERE h.session_id = p_sid;
 END
 $$;
