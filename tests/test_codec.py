@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from lash_store_conformance import strategies
 
 import lash_store_api as lash
-from lash_store_api.backend import codec
+from lash_store_api.backend import node_codec
 from lash_store_api.backend.codec import (
     canon,
     decode_checkpoint,
@@ -137,7 +137,7 @@ def test_bulk_decode_reads_every_node_as_decode_node_does(
 ) -> None:
     """Whichever unpacker the bulk path uses, it reads each record as decode_node does."""
     if bulk == "msgpack alone":
-        monkeypatch.setattr(codec, "_bulk_unpack", _MSGPACK_ALONE)
+        monkeypatch.setattr(node_codec, "_bulk_unpack", _MSGPACK_ALONE)
     rows = [(n.node_id, encode_node(n)) for n in [*nodes, *_SPECIAL_NODES]]
     decoded = decode_nodes(rows, session_id="s")
     assert decoded == [decode_node(data) for _, data in rows] == [*nodes, *_SPECIAL_NODES]
@@ -148,7 +148,7 @@ def test_bulk_decode_names_the_node_whose_record_is_bad(
     bulk: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if bulk == "msgpack alone":
-        monkeypatch.setattr(codec, "_bulk_unpack", _MSGPACK_ALONE)
+        monkeypatch.setattr(node_codec, "_bulk_unpack", _MSGPACK_ALONE)
     good = lash.SessionNodeRecord(node_id="ok", payload={"kind": "event", "event": 1})
     rows = [("ok", encode_node(good)), ("bad", b"\xc1 not msgpack")]
     with pytest.raises(lash.BackendError, match="node bad") as caught:
@@ -159,4 +159,4 @@ def test_bulk_decode_names_the_node_whose_record_is_bad(
 def test_bulk_decode_uses_ormsgpack_where_it_is_installed() -> None:
     import ormsgpack  # the postgres extra, so every test install, has it
 
-    assert codec._bulk_unpack is ormsgpack.unpackb
+    assert node_codec._bulk_unpack is ormsgpack.unpackb

@@ -17,7 +17,10 @@ docs/writing-a-backend.md.
 - :mod:`.artifacts`: the module verifier option, blob refs, the artifact store base.
 - :mod:`.maintenance`: the GC mark phase and policy, the vacuum and blob-store bases.
 - :mod:`.validation`: one input validator (``InvalidRequest`` naming the field).
-- :mod:`.codec`: canonical JSON, SHA-256 refs, the stored byte encodings.
+- :mod:`.codec`: the stored byte encodings under one name; re-exports the three below.
+- :mod:`.codec_base`: canonical JSON, SHA-256 refs, the record frame and its version rule.
+- :mod:`.checkpoint_codec`: a checkpoint's envelope and manifest as stored.
+- :mod:`.node_codec`: graph nodes and agent frames as stored, the bulk node decode.
 - :mod:`.graph`: read-scope selection, the token ledger merge.
 - :mod:`.clock`: the time records are stamped with, and the queue's injectable clock.
 - :mod:`.urls`: a storage URL's query parameters (each once), read alike by every backend.
