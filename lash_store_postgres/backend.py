@@ -8,7 +8,6 @@ raises :class:`~lash_store_api.BackendUnavailable` naming the install command.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cache
@@ -98,14 +97,14 @@ class PostgresBackend:
 
     @asynccontextmanager
     async def isolated(self, url: str, **options: Any) -> AsyncIterator[PostgresStorage]:
-        """A storage in a fresh schema of ``url``'s database, dropped on exit."""
+        """A storage in a schema of ``url``'s database that no one else uses, empty and
+        migrated; the schema is emptied and lent again after, and dropped when the
+        process exits (isolation.py)."""
         require_driver()
-        from .storage import drop_schema, open_postgres
+        from .isolation import open_isolated
 
-        schema = f"lash_test_{uuid.uuid4().hex[:16]}"
-        storage = await open_postgres(url, **{**options, "schema": schema})
+        storage, close = await open_isolated(url, dict(options))
         try:
             yield storage
         finally:
-            await storage.aclose()
-            await drop_schema(url, schema)
+            await close()

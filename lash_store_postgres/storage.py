@@ -1,4 +1,4 @@
-"""The PostgreSQL storage: opening it, migrating it, and a throwaway one for tests.
+"""The PostgreSQL storage: opening it and migrating it (isolation.py makes the ones tests use).
 
 Imports psycopg; :mod:`.backend` imports this module only when a storage is opened.
 """
@@ -11,7 +11,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 from lash_store_api import Capabilities, MigrationReport, ModuleVerifier
 from lash_store_api.backend import StorageBase, redact_url
@@ -170,16 +169,14 @@ async def open_postgres(url: str, **options: Any) -> PostgresStorage:
             await migrate(conn, opts.schema)
         else:
             await check_current(conn, opts.schema)
+    return await pooled_storage(conninfo, opts, clock, verifier)
+
+
+async def pooled_storage(
+    conninfo: str, opts: PgOptions, clock: Clock, verifier: ModuleVerifier
+) -> PostgresStorage:
+    """The storage of ``opts.schema``, which is at this code's version, through a new pool."""
     pool = make_pool(conninfo, opts)
     with wrapped(f"opening a connection pool to {redact_url(conninfo)}"):
         await pool.open(wait=True, timeout=opts.pool_timeout)  # no connect in flight later
     return PostgresStorage(Db(pool, opts), conninfo, clock, verifier)
-
-
-async def drop_schema(url: str, schema: str) -> None:
-    """Drop ``schema`` and everything in it from ``url``'s database (a test's storage)."""
-    conninfo, _ = parse_url(url)
-    async with direct_connection(conninfo) as conn:
-        await conn.execute(
-            sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
-        )

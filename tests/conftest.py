@@ -28,8 +28,10 @@ def pg_url() -> str:
     return url
 
 
-#: The catalogs a schema's creation and drop leave dead rows in: every PostgreSQL test makes
-#: a fresh schema (about 25 tables, their indexes and functions) and drops it after.
+#: The catalogs a schema's creation and drop leave dead rows in (about 25 tables, their
+#: indexes and functions): the tests of migrations, backups and the CLI make schemas of
+#: their own, each process migrates the schemas ``isolated()`` lends, and TRUNCATE
+#: writes pg_class rows.
 CHURNED_CATALOGS = (
     "pg_attribute",
     "pg_class",
@@ -47,9 +49,9 @@ CHURNED_CATALOGS = (
 def pytest_sessionstart(session: pytest.Session) -> None:
     """On a server whose autovacuum is off, vacuum the catalogs the last run churned.
 
-    A run creates and drops thousands of schemas; with autovacuum off their dead catalog
-    rows are never reclaimed, and every later run's DDL (each test's fresh schema) slows
-    down: runs took three times as long on such a server before this. Best effort: a
+    A run creates and drops many schemas; with autovacuum off their dead catalog
+    rows are never reclaimed, and every later run's DDL slows down: runs took three
+    times as long on such a server before this, when each test made a schema. Best effort: a
     server that is not reachable, or a role that may not vacuum the catalogs, changes
     nothing here (the pg_url fixture says what is wrong).
     """
@@ -79,8 +81,8 @@ def url_of(request: pytest.FixtureRequest, backend: str) -> str:
 
 @pytest.fixture(params=["memory", "sqlite", "postgresql"])
 async def any_storage(request: pytest.FixtureRequest) -> AsyncIterator[lash.Storage]:
-    """An empty private storage on each backend (PostgreSQL: a fresh schema, dropped after;
-    SQLite: a fresh file, deleted after)."""
+    """An empty private storage on each backend (PostgreSQL: a schema no other test holds,
+    emptied before it is lent; SQLite: a fresh file, deleted after)."""
     url = url_of(request, request.param)
     async with lash.backend_for_url(url).isolated(url) as isolated:
         yield isolated
