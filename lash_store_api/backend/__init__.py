@@ -16,7 +16,9 @@ docs/writing-a-backend.md.
 - :mod:`.trigger_rows`: a trigger's stored rows: columns, encoding, matching, order.
 - :mod:`.artifacts`: the module verifier option, blob refs, the artifact store base.
 - :mod:`.maintenance`: the GC mark phase and policy, the vacuum and blob-store bases.
-- :mod:`.validation`: one input validator (``InvalidRequest`` naming the field).
+- :mod:`.validation`: one input validator (``InvalidRequest`` naming the field); re-exports:
+- :mod:`.value_validation`: text, ids, integers, bytes, lists, JSON;
+- :mod:`.session_validation`: a runtime commit, session meta, a create request.
 - :mod:`.codec`: the stored byte encodings under one name; re-exports the three below.
 - :mod:`.codec_base`: canonical JSON, SHA-256 refs, the record frame and its version rule.
 - :mod:`.checkpoint_codec`: a checkpoint's envelope and manifest as stored.
