@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from lash_store_conformance._fixtures import (
     checkpoint,
@@ -33,6 +34,8 @@ from lash_store_conformance._fixtures import (
     usage,
 )
 from lash_store_conformance._process_fixtures import LINE, line, registration
+from pg_cluster import scratch_schema, with_query
+from psycopg import sql
 from psycopg.errors import Diagnostic
 
 import lash_store_api as lash
@@ -285,3 +288,58 @@ async def test_a_checkpoint_naming_another_sessions_checkpoint_is_the_one_cross_
     assert await pg.blobs.get(other.checkpoint_ref) is not None
     read = await handle.load_session(FullGraph())
     assert read is not None and read.checkpoint == naming.checkpoint
+
+
+# --- migration 0012 ----------------------------------------------------------------------
+
+#: A schema as it was before 0012: checkpoints in blobs, the keys it changed as they were.
+UNDO_0012 = (
+    "INSERT INTO {s}.blobs (ref, data) SELECT ref, data FROM {s}.session_blobs"
+    " ON CONFLICT (ref) DO NOTHING",
+    "DROP TABLE {s}.session_blobs",
+    "ALTER TABLE {s}.gc_marks DROP CONSTRAINT gc_marks_pkey, ADD PRIMARY KEY (run_id, ref)",
+    "DROP INDEX {s}.process_grants_scope",
+    "ALTER TABLE {s}.process_grants DROP CONSTRAINT process_grants_pkey,"
+    " ADD PRIMARY KEY (scope_id, process_id)",
+    "CREATE INDEX process_grants_process ON {s}.process_grants (process_id, session_id, scope_id)",
+    # a turn result stored before results kept their manifest reads its checkpoint
+    "UPDATE {s}.turn_stamps SET manifest = NULL WHERE turn_id = 't1'",
+    "DELETE FROM {s}.lash_migrations WHERE version = 12",
+)
+
+
+async def test_0012_moves_each_sessions_checkpoints_to_its_rows(pg_url: str) -> None:
+    """A store written before 0012 reads whole after it (the head, a replayed stamp whose
+    result has no manifest), its grants still list, and GC then keeps exactly what the
+    sessions name: the superseded checkpoint goes from both tables."""
+    with scratch_schema(pg_url) as schema:
+        url = with_query(pg_url, schema=schema, blob_grace_seconds="0")
+        async with await lash.open_storage(url) as storage:
+            handle = storage.session("s")
+            put = await storage.blobs.put(b"tool state")
+            first = commit("s", None, cp=checkpoint(1, tool_state_ref=put), turn=stamp("s", "t1"))
+            old = await handle.commit_runtime_state(first)
+            await handle.commit_runtime_state(commit("s", 1, cp=checkpoint(2)))
+            head = await handle.commit_runtime_state(commit("s", 2, cp=checkpoint(3)))
+            await storage.processes.register_process(registration("p", LINE))
+            scope = lash.SessionScope("s")
+            await storage.processes.grant_handle(
+                scope, "p", lash.ProcessHandleDescriptor("tool", "a tool")
+            )
+            before = await handle.load_session(FullGraph())
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            for statement in UNDO_0012:
+                conn.execute(sql.SQL(statement).format(s=sql.Identifier(schema)))
+        async with await lash.open_storage(url) as storage:
+            handle = storage.session("s")
+            assert await handle.load_session(FullGraph()) == before
+            assert await handle.commit_runtime_state(first) == old
+            ((grant, record),) = await storage.processes.list_handle_grants(scope)
+            assert (grant.process_id, record.id) == ("p", "p")
+            report = await storage.maintenance.gc_unreachable()
+            # roots: the head (cp 3) and the stored result (cp 1), which names the put
+            assert (report.root_count, report.retained_blob_count) == (2, 3)
+            assert report.deleted_blob_count == 1  # cp 2, from both tables
+            for kept in (old.checkpoint_ref, head.checkpoint_ref, put):
+                assert await storage.blobs.get(kept) is not None
+            assert await handle.load_session(FullGraph()) == before
