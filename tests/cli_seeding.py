@@ -1,5 +1,5 @@
 """A storage URL seeded for a CLI test: a named ``memory://`` kept open, a new SQLite file,
-or a fresh schema."""
+or a fresh schema; :func:`seeded_url_fixture` makes a test module's fixture of it."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ from pg_cluster import scratch_schema, with_query
 import lash_store_api as lash
 
 Seed = Callable[..., Coroutine[Any, Any, lash.Storage]]
+
+#: Every backend a seeded URL is made on, one fixture parameter each.
+BACKENDS = ["memory", "sqlite", "postgresql"]
 
 
 @contextmanager
@@ -46,3 +49,17 @@ def seeded_url(request: pytest.FixtureRequest, seed: Seed, prefix: str) -> Itera
         store_url = with_query(pg_url, schema=schema)
         asyncio.run(seed(store_url, close=True))
         yield store_url
+
+
+def seeded_url_fixture(seed: Seed, prefix: str, *, name: str = "url") -> object:
+    """A fixture named ``name``, made once per backend: a URL holding what ``seed`` wrote
+    (:func:`seeded_url`), with ``LASH_STORE_URL`` unset so a command reads only the URL it
+    is given. A module binds it to the name: ``url = seeded_url_fixture(seed, "cli-x")``."""
+
+    @pytest.fixture(name=name, params=BACKENDS)
+    def seeded(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+        monkeypatch.delenv("LASH_STORE_URL", raising=False)
+        with seeded_url(request, seed, prefix) as store_url:
+            yield store_url
+
+    return seeded

@@ -13,13 +13,12 @@ import inspect
 import sqlite3
 import sys
 import uuid
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_seeding import seeded_url
+from cli_seeding import seeded_url_fixture
 from click.testing import CliRunner
 from pg_cluster import scratch_schema, with_query
 
@@ -125,12 +124,7 @@ async def seed(url: str, *, close: bool = False) -> lash.Storage:
     return storage
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A storage URL holding the seeded sessions while the test runs."""
-    monkeypatch.delenv("LASH_STORE_URL", raising=False)
-    with seeded_url(request, seed, "cli") as seeded:
-        yield seeded
+url = seeded_url_fixture(seed, "cli")
 
 
 def runner() -> CliRunner:

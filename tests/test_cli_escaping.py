@@ -10,10 +10,9 @@ that each seeded field is shown in its escaped form.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
-from cli_seeding import seeded_url
+from cli_seeding import seeded_url_fixture
 from test_cli import CONFIG, run
 from test_cli_triggers import ENV_SPEC
 
@@ -124,11 +123,7 @@ async def seed(url: str, *, close: bool = False) -> lash.Storage:
     return storage
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.delenv("LASH_STORE_URL", raising=False)
-    with seeded_url(request, seed, "cli-escaping") as seeded:
-        yield seeded
+url = seeded_url_fixture(seed, "cli-escaping")
 
 
 def shown(*argv: str) -> str:

@@ -16,13 +16,13 @@ import base64
 import dataclasses
 import json
 import re
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from cli_seeding import seeded_url
+from cli_seeding import seeded_url_fixture
 from test_cli import CONFIG, run, runner
 from test_cli_escaping import HOSTILE, HOSTILE_JSON, PID, QUEUED_SID, REF, SID, seed, text
 
@@ -67,11 +67,7 @@ async def seed_all(url: str, *, close: bool = False) -> lash.Storage:
     return storage
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.delenv("LASH_STORE_URL", raising=False)
-    with seeded_url(request, seed_all, "cli-json") as seeded:
-        yield seeded
+url = seeded_url_fixture(seed_all, "cli-json")
 
 
 def api(url: str, call: Callable[[lash.Storage], Awaitable[T]]) -> T:

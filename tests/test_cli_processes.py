@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from cli_seeding import seeded_url
+from cli_seeding import seeded_url_fixture
 from lash_store_conformance._process_fixtures import LINE, line, registration
 from test_cli import invoke, run
 
@@ -34,11 +32,7 @@ async def seed(url: str, *, close: bool = False) -> lash.Storage:
     return storage
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.delenv("LASH_STORE_URL", raising=False)
-    with seeded_url(request, seed, "cli-processes") as seeded:
-        yield seeded
+url = seeded_url_fixture(seed, "cli-processes")
 
 
 def test_processes_lists_running_by_default(url: str) -> None:

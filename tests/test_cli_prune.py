@@ -7,10 +7,8 @@ days back and its young ones now.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
-import pytest
-from cli_seeding import seeded_url
+from cli_seeding import seeded_url_fixture
 from lash_store_conformance._process_fixtures import LINE, line, registration
 from lash_store_conformance.triggers import fired, registered
 from test_cli import run
@@ -57,11 +55,7 @@ async def seed(url: str, *, close: bool = False) -> lash.Storage:
     return storage
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.delenv("LASH_STORE_URL", raising=False)
-    with seeded_url(request, seed, "cli-prune") as seeded:
-        yield seeded
+url = seeded_url_fixture(seed, "cli-prune")
 
 
 def sessions(url: str) -> list[str]:

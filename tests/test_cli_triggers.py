@@ -6,10 +6,8 @@ open while the command runs, a new SQLite file, and a fresh PostgreSQL schema.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from cli_seeding import seeded_url
+from cli_seeding import seeded_url_fixture
 from test_cli import run
 
 import lash_store_api as lash
@@ -52,11 +50,7 @@ async def seed(url: str, *, close: bool = False) -> lash.Storage:
     return storage
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.delenv("LASH_STORE_URL", raising=False)
-    with seeded_url(request, seed, "cli-triggers") as seeded:
-        yield seeded
+url = seeded_url_fixture(seed, "cli-triggers")
 
 
 def test_triggers_lists_every_subscription_by_scope_and_handle(url: str) -> None:
