@@ -18,7 +18,6 @@ import click
 from click.core import ParameterSource
 
 from lash_store_api import ProcessStatusFilter
-from lash_store_api.paging import MAX_PAGE_LIMIT
 from lash_store_api.plugins import DEFAULT_URL, ENV_VAR, resolve_url
 
 from . import commands, facets, sessions
@@ -34,6 +33,7 @@ from .group import (
     url_argument,
 )
 from .json_output import json_option
+from .listing import paging_options
 from .maintenance_commands import MAINTENANCE_COMMANDS
 
 __all__ = ["cli", "main"]
@@ -120,8 +120,7 @@ def migrate_command(url: str) -> None:
 )
 @url_argument
 @click.option("--prefix", help="Only sessions whose id starts with this (literally).")
-@click.option("--limit", type=click.IntRange(1, MAX_PAGE_LIMIT), help="At most this many.")
-@click.option("--after", metavar="CURSOR", help="The page after this one's (printed below it).")
+@paging_options
 @click.option(
     "--idle-for",
     type=sessions.DURATION,
@@ -174,12 +173,16 @@ def show_command(
 )
 @url_argument
 @click.argument("session", metavar="SESSION")
+@paging_options
 @json_option
-def queue_command(url: str, session: str, as_json: bool) -> None:
+def queue_command(
+    url: str, session: str, limit: int | None, after: str | None, as_json: bool
+) -> None:
     """List one session's queued batches in queue order: sequence, id, claim state
     (claimed: a live lease holds it; waiting: not available yet; ready), slot and
-    delivery policy, merge key, item count and source key."""
-    read_store(url, commands.queue(session, as_json=as_json))
+    delivery policy, merge key, item count and source key. With --limit, the next
+    page's cursor is printed last: pass it as --after."""
+    read_store(url, facets.queue(session, limit=limit, after=after, as_json=as_json))
 
 
 @cli.command(
@@ -195,10 +198,14 @@ def queue_command(url: str, session: str, as_json: bool) -> None:
     show_default=True,
     help="Only processes in this state (any: every one).",
 )
+@paging_options
 @json_option
-def processes_command(url: str, status: str, as_json: bool) -> None:
-    """List processes by id: status, whether waiting, identity kind and label, last update."""
-    read_store(url, facets.processes(status, as_json=as_json))
+def processes_command(
+    url: str, status: str, limit: int | None, after: str | None, as_json: bool
+) -> None:
+    """List processes by id: status, whether waiting, identity kind and label, last update.
+    With --limit, the next page's cursor is printed last: pass it as --after."""
+    read_store(url, facets.processes(status, limit=limit, after=after, as_json=as_json))
 
 
 @cli.command(
@@ -224,12 +231,16 @@ def process_command(url: str, process_id: str, as_json: bool) -> None:
 @click.option(
     "--session", metavar="SESSION", default=None, help="Only this session's (default: every one)."
 )
+@paging_options
 @json_option
-def triggers_command(url: str, session: str | None, as_json: bool) -> None:
+def triggers_command(
+    url: str, session: str | None, limit: int | None, after: str | None, as_json: bool
+) -> None:
     """List trigger subscriptions by registrant scope and handle: handle, registrant,
     name, source type and key, target, and whether each is enabled (a cancelled one is
-    disabled). With --session, only the subscriptions that session registered."""
-    read_store(url, facets.triggers(session, as_json=as_json))
+    disabled). With --session, only the subscriptions that session registered. With
+    --limit, the next page's cursor is printed last: pass it as --after."""
+    read_store(url, facets.triggers(session, limit=limit, after=after, as_json=as_json))
 
 
 @cli.command(
@@ -238,10 +249,12 @@ def triggers_command(url: str, session: str | None, as_json: bool) -> None:
     epilog=example("lash-store artifacts postgresql://localhost/agents"),
 )
 @url_argument
+@paging_options
 @json_option
-def artifacts_command(url: str, as_json: bool) -> None:
-    """List stored artifacts by kind (module, bytes, env) and ref, with their sizes."""
-    read_store(url, facets.artifacts(as_json=as_json))
+def artifacts_command(url: str, limit: int | None, after: str | None, as_json: bool) -> None:
+    """List stored artifacts by kind (module, bytes, env) and ref, with their sizes.
+    With --limit, the next page's cursor is printed last: pass it as --after."""
+    read_store(url, facets.artifacts(limit=limit, after=after, as_json=as_json))
 
 
 @cli.command(

@@ -28,7 +28,6 @@ from lash_store_api import (
     TokenUsage,
 )
 from lash_store_api.backend import redact_url
-from lash_store_api.backend.clock import now_ms
 from lash_store_api.plugins import (
     ENTRY_POINT_GROUP,
     backend_for_url,
@@ -37,7 +36,7 @@ from lash_store_api.plugins import (
 )
 
 from . import render
-from .json_output import fields_of, write_json
+from .json_output import write_json
 
 __all__ = [
     "CliError",
@@ -46,7 +45,6 @@ __all__ = [
     "demo",
     "gc",
     "migrate",
-    "queue",
     "show",
     "usage",
     "vacuum",
@@ -276,33 +274,6 @@ async def queued_work(
     batches = await handle.list_queued_work(session_id)
     pending = {b.batch_id for b in await handle.list_pending_queued_work(session_id)}
     return batches, pending
-
-
-def queue(session_id: str, *, as_json: bool = False) -> StoreCommand:
-    """The ``queue`` command: one session's batches with their claim state."""
-
-    async def run(storage: Storage, shown: str, out: TextIO) -> None:
-        queued = await queued_work(storage, session_id)
-        if queued is None:
-            raise CliError(f"{shown} does not serve queued work")
-        batches, pending = queued
-        if as_json:
-            now = now_ms()
-            listed = [
-                {**fields_of(b), "state": render.batch_state(b, pending, now)} for b in batches
-            ]
-            write_json({"session_id": session_id, "batches": listed, "next_cursor": None}, out)
-            return
-        if not batches:
-            say(
-                out,
-                f"no queued work for session {session_id!r} in {shown}{inline_hint(storage)}",
-            )
-            return
-        say(out, f"session {session_id}  {render.queue_counts(batches, pending)}")
-        print_lines(render.queue_table(batches, pending, now_ms(), indent="  "), out)
-
-    return run
 
 
 def usage(*, as_json: bool = False) -> StoreCommand:

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TextIO
 
 import click
 
-from lash_store_api import Storage
+from lash_store_api import SessionSummary, Storage
 from lash_store_api.backend.clock import now_ms
 from lash_store_api.backend.prune import parse_duration
 
 from . import render
-from .commands import StoreCommand, inline_hint, print_lines, say
-from .json_output import write_listing
+from .commands import StoreCommand, inline_hint
+from .listing import show_listing
 
 __all__ = ["DURATION", "listing", "parse_duration"]
 
@@ -45,6 +46,16 @@ def when(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def table(page: Sequence[SessionSummary]) -> list[str]:
+    """One row per session: id, revision, nodes, tokens, created and updated (UTC)."""
+    rows = [
+        [s.session_id, s.head_revision, s.node_count, s.total_tokens,
+         when(s.created_at_ms), when(s.updated_at_ms)]
+        for s in page
+    ]  # fmt: skip
+    return render.table(HEADERS, rows)
+
+
 def listing(
     prefix: str | None,
     limit: int | None,
@@ -61,20 +72,8 @@ def listing(
         page = await storage.sessions.list_sessions(
             prefix=prefix, after=after, limit=limit, updated_before_ms=before
         )
-        if as_json:
-            write_listing("sessions", page, out)
-            return
-        if not page:
-            filtered = prefix is not None or after is not None or idle_for_ms is not None
-            say(out, f"no sessions{' match' if filtered else ''} in {shown}{inline_hint(storage)}")
-            return
-        rows = [
-            [s.session_id, s.head_revision, s.node_count, s.total_tokens,
-             when(s.created_at_ms), when(s.updated_at_ms)]
-            for s in page
-        ]  # fmt: skip
-        print_lines(render.table(HEADERS, rows), out)
-        if page.next_cursor is not None:
-            say(out, f"next page: --after {page.next_cursor}")
+        filtered = prefix is not None or after is not None or idle_for_ms is not None
+        empty = f"no sessions{' match' if filtered else ''} in {shown}{inline_hint(storage)}"
+        show_listing("sessions", page, out, as_json=as_json, empty=empty, lines=lambda: table(page))
 
     return run
