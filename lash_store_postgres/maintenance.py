@@ -6,7 +6,7 @@ Neither GC's client memory nor its pause on commits grows with the store:
   holding the GC advisory lock exclusively. Every commit (``commit_turn``,
   repeatable/commit_turn.sql), blob put and module put holds that lock shared
   for its whole transaction, so each one either finished before the run began,
-  or sees the run and records every blob it names in ``gc_named``.
+  or sees the run and records every put blob it names in ``gc_named``.
 - Mark, with no lock: the roots (heads, stored turn results, the blobs module
   artifacts name) and the fresh puts go into ``gc_marks`` on the server; then
   the checkpoint roots are read a page at a time, decoded by the kit
