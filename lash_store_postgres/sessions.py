@@ -93,7 +93,6 @@ _DELETE_SESSION = (
     "DELETE FROM {s}.nodes WHERE session_id = %(sid)s",
     "DELETE FROM {s}.usage WHERE session_id = %(sid)s",
     "DELETE FROM {s}.turn_stamps WHERE session_id = %(sid)s",
-    "DELETE FROM {s}.session_blobs WHERE session_id = %(sid)s",  # its checkpoints
     "DELETE FROM {s}.session_meta WHERE session_id = %(sid)s",
     "DELETE FROM {s}.attachment_manifest WHERE session_id = %(sid)s",
     "DELETE FROM {s}.queued_work WHERE session_id = %(sid)s",
