@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -10,14 +12,18 @@ import lash_store_api as lash
 from lash_store_api.backend.clock import MAX_CLOCK_MS, clock_option, now_ms
 from lash_store_api.backend.codec import canon, decode_json
 from lash_store_api.backend.validation import (
+    INT64_MAX,
     MAX_ID_BYTES,
     MAX_JSON_DEPTH,
     MAX_JSON_INT_DIGITS,
     check_commit,
     check_id,
+    check_int,
     check_json,
     check_json_bytes,
+    check_text,
 )
+from lash_store_api.backend.value_validation import plain_id, plain_int, plain_json, plain_text
 
 
 @pytest.mark.parametrize(
@@ -73,6 +79,87 @@ def test_commit_errors_name_the_nested_field() -> None:
     with pytest.raises(lash.InvalidRequest) as info:
         check_commit(commit)
     assert info.value.field == "graph.nodes[1].node_id"
+
+
+class _Text(str):
+    pass
+
+
+_TEXTS = ["", "a", "a\x00b", "é", "\ud800", "a" * MAX_ID_BYTES, "a" * (MAX_ID_BYTES + 1)]
+_VALUES: list[object] = [*_TEXTS, _Text("a"), None, 7, True, -1, 0, INT64_MAX, INT64_MAX + 1]
+_VALUES += [1.5, float("nan"), [1, (2,)], {"a": {1: 2}}, {"a": ["\udc00"]}, {"a": [None, "é"]}]
+
+
+@pytest.mark.parametrize("value", _VALUES, ids=repr)
+def test_a_plain_look_accepts_only_what_its_check_accepts(value: object) -> None:
+    """Each plain_* look is a shortcut for a valid value: when it says yes, its check
+    accepts; when the check refuses, the look said no (else the refusal would be lost)."""
+    checks: list[tuple[Callable[[object], bool], Callable[[], object]]] = [
+        (plain_text, lambda: check_text("f", value)),
+        (plain_id, lambda: check_id("f", value)),
+        (plain_int, lambda: check_int("f", value)),
+        (plain_json, lambda: check_json("f", value)),
+    ]
+    for look, check in checks:
+        try:
+            check()
+        except lash.InvalidRequest:
+            assert not look(value), look.__name__
+
+
+def _commit_with(**fields: object) -> lash.RuntimeCommit:
+    node = lash.SessionNodeRecord(node_id="n", timestamp="t", payload={"kind": "event"})
+    values: dict[str, object] = {
+        "session_id": "s",
+        "expected_head_revision": 1,
+        "config": lash.PersistedSessionConfig("p", {"id": "m"}),
+        "graph": lash.Append(nodes=[node], leaf_node_id="n"),
+        "usage_deltas": [lash.TokenLedgerEntry("agent", "m", lash.TokenUsage(1, 2))],
+        "turn_commit": lash.RuntimeTurnCommitStamp("s", "turn", "hash"),
+    }
+    values.update(fields)
+    return lash.RuntimeCommit(**values)  # type: ignore[arg-type]
+
+
+_NODE = lash.SessionNodeRecord
+_CHECKPOINT = lash.HydratedSessionCheckpoint
+_TURN = lash.PersistedTurnState
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"session_id": "a\x00"}, "session_id"),
+        ({"expected_head_revision": True}, "expected_head_revision"),
+        ({"config": lash.PersistedSessionConfig("p\x00", None)}, "config.provider_id"),
+        ({"config": lash.PersistedSessionConfig("p", (1,))}, "config.model"),
+        ({"current_agent_frame_id": "f\x00"}, "current_agent_frame_id"),
+        ({"graph": lash.Append(nodes=[_NODE(node_id="n", timestamp="\x00")])}, ".timestamp"),
+        ({"graph": lash.Append(nodes=[_NODE(node_id="n", parent_node_id="")])}, ".parent_node_id"),
+        ({"graph": lash.Append(nodes=[_NODE(node_id="n", caused_by={1: 2})])}, ".caused_by"),  # type: ignore[dict-item]
+        ({"checkpoint": _CHECKPOINT(turn_state=_TURN(turn_index=-1))}, ".turn_index"),
+        ({"checkpoint": _CHECKPOINT(tool_state_ref="")}, "checkpoint.tool_state_ref"),
+        ({"checkpoint": _CHECKPOINT(execution_state=bytearray())}, ".execution_state"),  # type: ignore[arg-type]
+        ({"checkpoint": _CHECKPOINT(tool_state={"x": float("inf")})}, "checkpoint.tool_state['x']"),
+        (
+            {"usage_deltas": [lash.TokenLedgerEntry("a", "m", lash.TokenUsage(True))]},
+            "usage_deltas[0].usage.input_tokens",
+        ),
+        ({"turn_commit": lash.RuntimeTurnCommitStamp("s", "", "h")}, "turn_commit.turn_id"),
+        ({"committed_attachment_ids": ""}, "committed_attachment_ids"),
+    ],
+)
+def test_a_commit_with_one_bad_field_is_refused_naming_it(
+    fields: dict[str, object], field: str
+) -> None:
+    with pytest.raises(lash.InvalidRequest) as info:
+        check_commit(_commit_with(**fields))
+    assert info.value.field.endswith(field)
+
+
+def test_a_commit_of_valid_fields_the_plain_looks_pass_over_is_accepted() -> None:
+    check_commit(_commit_with())
+    check_commit(_commit_with(session_id=_Text("s"), current_agent_frame_id="é"))
 
 
 def test_negative_revision_is_refused() -> None:

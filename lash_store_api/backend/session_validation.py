@@ -34,9 +34,69 @@ from .value_validation import (
     check_optional_id,
     check_revision,
     check_text,
+    plain_id,
+    plain_int,
+    plain_json,
+    plain_text,
 )
 
 __all__ = ["check_commit", "check_create_request", "check_meta", "check_node"]
+
+
+# Whether a record's check plainly accepts it (value_validation's plain_* looks, on
+# exact types): a valid commit is judged by these few calls, and a record they do not
+# plainly accept gets its full check, which decides and names the field.
+
+
+def _plain_usage(u: object) -> bool:
+    return (
+        type(u) is TokenUsage
+        and plain_int(u.input_tokens)
+        and plain_int(u.output_tokens)
+        and plain_int(u.cached_input_tokens)
+        and plain_int(u.reasoning_tokens)
+    )
+
+
+def _plain_node(n: object) -> bool:
+    return (
+        type(n) is SessionNodeRecord
+        and plain_id(n.node_id)
+        and (n.parent_node_id is None or plain_id(n.parent_node_id))
+        and (n.agent_frame_id is None or plain_id(n.agent_frame_id))
+        and plain_text(n.timestamp)
+        and plain_json(n.caused_by)
+        and plain_json(n.payload)
+    )
+
+
+def _plain_checkpoint(cp: object) -> bool:
+    if type(cp) is not HydratedSessionCheckpoint:
+        return False
+    ts = cp.turn_state
+    return (
+        type(ts) is PersistedTurnState
+        and plain_int(ts.turn_index)
+        and _plain_usage(ts.token_usage)
+        and plain_json(ts.last_prompt_usage)
+        and plain_json(ts.protocol_turn_options)
+        and (cp.tool_state_ref is None or plain_id(cp.tool_state_ref))
+        and (cp.plugin_snapshot_ref is None or plain_id(cp.plugin_snapshot_ref))
+        and (cp.execution_state_ref is None or plain_id(cp.execution_state_ref))
+        and (cp.plugin_snapshot_revision is None or plain_int(cp.plugin_snapshot_revision))
+        and plain_json(cp.tool_state)
+        and plain_json(cp.plugin_snapshot)
+        and (cp.execution_state is None or type(cp.execution_state) is bytes)
+    )
+
+
+def _plain_entry(e: object) -> bool:
+    return (
+        type(e) is TokenLedgerEntry
+        and plain_text(e.source)
+        and plain_text(e.model)
+        and _plain_usage(e.usage)
+    )
 
 
 def check_usage(field: str, usage: object) -> None:
@@ -113,14 +173,16 @@ def check_graph(field: str, delta: object) -> None:
     elif isinstance(delta, Append):
         check_optional_id(f"{field}.leaf_node_id", delta.leaf_node_id)
         for i, node in enumerate(check_items(f"{field}.nodes", delta.nodes)):
-            check_node(f"{field}.nodes[{i}]", node)
+            if not _plain_node(node):
+                check_node(f"{field}.nodes[{i}]", node)
     elif isinstance(delta, ReplaceFull):
         graph = delta.graph
         if not isinstance(graph, SessionGraph):
             raise InvalidRequest(f"{field}.graph", "must be a SessionGraph")
         check_optional_id(f"{field}.graph.leaf_node_id", graph.leaf_node_id)
         for i, node in enumerate(check_items(f"{field}.graph.nodes", graph.nodes)):
-            check_node(f"{field}.graph.nodes[{i}]", node)
+            if not _plain_node(node):
+                check_node(f"{field}.graph.nodes[{i}]", node)
     else:
         raise InvalidRequest(field, "must be Unchanged, Append or ReplaceFull")
 
@@ -146,18 +208,36 @@ def check_commit(commit: object) -> None:
     """Validate a whole :class:`RuntimeCommit`; raise on the first bad field."""
     if not isinstance(commit, RuntimeCommit):
         raise InvalidRequest("commit", "must be a RuntimeCommit")
-    check_id("session_id", commit.session_id)
-    check_revision("expected_head_revision", commit.expected_head_revision)
-    check_config("config", commit.config)
+    if not plain_id(commit.session_id):
+        check_id("session_id", commit.session_id)
+    revision = commit.expected_head_revision
+    if revision is not None and not plain_int(revision):
+        check_revision("expected_head_revision", revision)
+    config = commit.config
+    if not (
+        type(config) is PersistedSessionConfig
+        and plain_text(config.provider_id)
+        and plain_json(config.model)
+    ):
+        check_config("config", config)
     for i, frame in enumerate(check_items("agent_frames", commit.agent_frames)):
         check_frame(f"agent_frames[{i}]", frame)
-    check_text("current_agent_frame_id", commit.current_agent_frame_id)
+    if not plain_text(commit.current_agent_frame_id):
+        check_text("current_agent_frame_id", commit.current_agent_frame_id)
     check_graph("graph", commit.graph)
-    check_checkpoint("checkpoint", commit.checkpoint)
+    if not _plain_checkpoint(commit.checkpoint):
+        check_checkpoint("checkpoint", commit.checkpoint)
     for i, entry in enumerate(check_items("usage_deltas", commit.usage_deltas)):
-        check_ledger_entry(f"usage_deltas[{i}]", entry)
-    if commit.turn_commit is not None:
-        check_stamp("turn_commit", commit.turn_commit)
+        if not _plain_entry(entry):
+            check_ledger_entry(f"usage_deltas[{i}]", entry)
+    stamp = commit.turn_commit
+    if stamp is not None and not (
+        type(stamp) is RuntimeTurnCommitStamp
+        and plain_id(stamp.session_id)
+        and plain_id(stamp.turn_id)
+        and plain_text(stamp.turn_commit_hash)
+    ):
+        check_stamp("turn_commit", stamp)
     claims = check_items("completed_queue_claims", commit.completed_queue_claims)
     settled: set[str] = set()
     for i, done in enumerate(claims):
@@ -170,7 +250,9 @@ def check_commit(commit: object) -> None:
                     f"batch {batch_id!r} is listed twice in this commit",
                 )
             settled.add(batch_id)
-    check_ids("committed_attachment_ids", commit.committed_attachment_ids)
+    attachment_ids = commit.committed_attachment_ids
+    if not (type(attachment_ids) is tuple and not attachment_ids):
+        check_ids("committed_attachment_ids", attachment_ids)
 
 
 def check_meta(meta: object) -> None:

@@ -29,6 +29,10 @@ __all__ = [
     "check_optional_id",
     "check_revision",
     "check_text",
+    "plain_id",
+    "plain_int",
+    "plain_json",
+    "plain_text",
 ]
 
 MAX_ID_BYTES = 1024
@@ -64,6 +68,37 @@ def check_id(field: str, value: object) -> str:
     if size > MAX_ID_BYTES:
         raise InvalidRequest(field, f"is {size} bytes; ids are at most {MAX_ID_BYTES} UTF-8 bytes")
     return value
+
+
+# The plain_* looks: whether a check accepts a value, judged on its exact type alone,
+# with no field name built. True only for what the check accepts; False leaves the
+# verdict (and the error naming the field) to the check. A record's check asks them
+# first, so a valid commit costs a few calls rather than one per field.
+
+
+def plain_text(value: object) -> bool:
+    """Whether :func:`check_text` (NUL refused) plainly accepts ``value``: an ASCII str."""
+    return type(value) is str and value.isascii() and "\x00" not in value
+
+
+def plain_id(value: object) -> bool:
+    """Whether :func:`check_id` plainly accepts ``value``: ASCII, 1 to 1024 bytes, no NUL."""
+    return (
+        type(value) is str
+        and value.isascii()
+        and 0 < len(value) <= MAX_ID_BYTES
+        and "\x00" not in value
+    )
+
+
+def plain_int(value: object) -> bool:
+    """Whether :func:`check_int` (minimum 0) plainly accepts ``value``."""
+    return type(value) is int and 0 <= value <= INT64_MAX
+
+
+def plain_json(value: object) -> bool:
+    """Whether :func:`check_json` plainly accepts ``value``."""
+    return _plainly_json(value, 0)
 
 
 def check_optional_id(field: str, value: object) -> str | None:
