@@ -9,12 +9,15 @@ suite.
 
 With ``--named-only`` (a run with many mutants at once) each mutant runs only
 the tests of the behaviour it breaks: a quick first pass, after which a mutant
-that no test failed on gets the whole suite. :data:`URL_OF` maps each test's
-node id to the URL it ran on.
+that no test failed on gets the whole suite. Each test is then collected only
+on the URLs of the mutants that break its behaviour: every test on every URL
+was a quarter of a million items, which took longer to collect than the kept
+ones took to run. :data:`URL_OF` maps each test's node id to the URL it ran on.
 """
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from pathlib import Path
 
 import pytest
@@ -41,6 +44,38 @@ def behaviour_of(item: pytest.Item) -> str | None:
     return None if marker is None else str(marker.args[0])
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> Generator[None, None, None]:
+    """With ``--named-only``, parametrize a test only with the URLs of the mutants that
+    break its behaviour (the first URL when none does: that item is deselected)."""
+    config = metafunc.config
+    urls: list[str] = config.getoption("lash_store_urls") or []
+    if not config.getoption("named_only") or "lash_url" not in metafunc.fixturenames:
+        return (yield)
+    marker = metafunc.definition.get_closest_marker("lash_behaviour")
+    behaviour = None if marker is None else str(marker.args[0])
+    named = named_behaviours(config)
+    # The suite's fixtures parametrize lash_url with this option's URLs (storage_urls).
+    config.option.lash_store_urls = [u for u in urls if named.get(u) == behaviour] or urls[:1]
+    try:
+        return (yield)
+    finally:
+        config.option.lash_store_urls = urls
+
+
+_NAMED = pytest.StashKey[dict[str, str]]()
+
+
+def named_behaviours(config: pytest.Config) -> dict[str, str]:
+    """URL -> the behaviour its mutant breaks, for the run's mutant URLs (worked out once)."""
+    if _NAMED not in config.stash:
+        urls: list[str] = config.getoption("lash_store_urls") or []
+        config.stash[_NAMED] = {
+            url: m.behaviour for url in urls if (m := mutant_for(url)) is not None
+        }
+    return config.stash[_NAMED]
+
+
 def url_of(item: pytest.Item) -> str | None:
     callspec = getattr(item, "callspec", None)
     url = None if callspec is None else callspec.params.get("lash_url")
@@ -50,7 +85,7 @@ def url_of(item: pytest.Item) -> str | None:
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     urls: list[str] = config.getoption("lash_store_urls") or []
-    named = {url: m.behaviour for url in urls if (m := mutant_for(url)) is not None}
+    named = named_behaviours(config)
     URL_OF.clear()
     URL_OF.update({item.nodeid: url for item in items if (url := url_of(item)) is not None})
 
