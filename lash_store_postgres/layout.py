@@ -10,7 +10,8 @@ table is colocated with ``heads``, so each call's rows live on one node:
   lease;
 - ``ref``: a blob put through ``storage.blobs``, its put stamp and GC's marks and
   names for it, each on the shard of its own content address;
-  ``attachment_id``: attachment bytes and their put stamps likewise.
+  ``attachment_id``: attachment bytes, their put stamps and GC's marks of them
+  likewise.
 
 Reference tables are copied to every node, and no hot path writes one: the
 trigger tables and artifacts (each written by its own calls), ``gc_runs``
@@ -50,6 +51,7 @@ DISTRIBUTED: Mapping[str, str] = {
     "gc_named": "ref",
     "attachments": "attachment_id",
     "attachment_puts": "attachment_id",
+    "gc_attachment_marks": "attachment_id",
 }
 
 #: Tables copied to every node, referenced ones first.

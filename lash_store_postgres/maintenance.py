@@ -9,17 +9,24 @@ Neither GC's client memory nor its pause on commits grows with the store:
   or sees the run and records every put blob it names in ``gc_named``.
 - Mark, with no lock: the roots (heads, stored turn results, the blobs module
   artifacts name) and the fresh puts go into ``gc_marks`` on the server; then
-  the checkpoint roots are read a page at a time, decoded by the kit
-  (:func:`checkpoint_marks`), and what they name is marked too. An undecodable
-  root aborts the run before anything is deleted.
+  the checkpoint roots are read a page at a time by session (the heads, then
+  the stored turn results), each with its own session's row of
+  ``session_blobs``, decoded by the kit (:func:`checkpoint_marks`), and what
+  they name is marked too. An undecodable root aborts the run before anything
+  is deleted.
 - Sweep, a page at a time, each page one short transaction holding the GC lock
   exclusively, so no commit is in flight. A session's checkpoint (its own row
   of ``session_blobs``, migration 0012) is deleted unless that session's head
   or one of its stored turn results names it now. A put blob (``blobs``) is
   deleted unless marked, named since the run began (``gc_named``) or freshly
   put (``blob_puts``): a commit waiting on the lock then finds it gone and
-  fails with ``BlobNotFound``; none can land naming a deleted blob. Attachment
-  bytes are swept in pages the same way.
+  fails with ``BlobNotFound``; none can land naming a deleted blob. Then the
+  ids the attachment manifest names are marked (``gc_attachment_marks``,
+  migration 0013) and attachment bytes are swept in pages the same way.
+
+Each lookup a statement makes by row names its table's distribution column
+(layout.py); what GC reads whole, it reads by scanning (docs/operations.md,
+"Sharding by session").
 
 Times are the server's clock, so clients' clocks do not matter.
 """
@@ -68,7 +75,7 @@ _START_RUN = "INSERT INTO {s}.gc_runs (run_id, started_at_ms) VALUES (%s, " + _N
 _OTHER_RUNS = "SELECT EXISTS (SELECT FROM {s}.gc_runs WHERE run_id <> %s)"
 _END_RUN = "DELETE FROM {s}.gc_runs WHERE run_id = %s"
 _ANY_RUN = "SELECT EXISTS (SELECT FROM {s}.gc_runs)"
-_CLEAR = "TRUNCATE {s}.gc_named, {s}.gc_marks"
+_CLEAR = "TRUNCATE {s}.gc_named, {s}.gc_marks, {s}.gc_attachment_marks"
 # Marks: kind 2 a checkpoint root, 1 another root, 0 kept (named, or a fresh put).
 _MARK_CHECKPOINT_ROOTS = """
 INSERT INTO {s}.gc_marks (run_id, ref, kind)
@@ -83,16 +90,29 @@ _MARK_OTHER_ROOTS = (
 _MARK_FRESH = """
 INSERT INTO {s}.gc_marks (run_id, ref, kind) SELECT %(run)s, ref, 0 FROM {s}.blob_puts
 ON CONFLICT (run_id, ref) DO NOTHING"""
-# A keyset page of the run's checkpoint roots with their bytes (NULL: not stored):
-# any session's row of that ref (the bytes are its content), else a put's. Each
-# page's lookups are per-row subqueries on indexes, never joins: a hash join would
-# read a whole table for every page, and GC would grow with the store squared.
-_ROOT_PAGE = """
-SELECT m.ref, coalesce((SELECT c.data FROM {s}.session_blobs AS c WHERE c.ref = m.ref LIMIT 1),
-                       (SELECT b.data FROM {s}.blobs AS b WHERE b.ref = m.ref))
-  FROM {s}.gc_marks AS m
- WHERE m.run_id = %(run)s AND m.kind = 2 AND m.ref > %(after)s
- ORDER BY m.ref LIMIT %(limit)s"""
+# Keyset pages of the checkpoint roots with their bytes, read by session: each head,
+# then each stored turn result its session's head does not name, with the row of its
+# own session's checkpoints (migration 0012), where its commit wrote it (NULL: not
+# there). Every lookup names the session, so on a store distributed by session
+# (layout.py) each page joins on each shard. Per-row lookups on indexes, never hash
+# joins: one would read a whole table for every page, and GC would grow with the
+# store squared. Each returns the row's key, for the next page.
+_HEAD_ROOT_PAGE = """
+SELECT ARRAY[h.session_id], h.checkpoint_ref, c.data
+  FROM {s}.heads AS h
+  LEFT JOIN {s}.session_blobs AS c ON c.session_id = h.session_id AND c.ref = h.checkpoint_ref
+ WHERE h.session_id > (%(after)s::text[])[1]
+ ORDER BY h.session_id LIMIT %(limit)s"""
+_STAMP_ROOT_PAGE = """
+SELECT ARRAY[t.session_id, t.turn_id], t.checkpoint_ref, c.data
+  FROM {s}.turn_stamps AS t
+  LEFT JOIN {s}.session_blobs AS c ON c.session_id = t.session_id AND c.ref = t.checkpoint_ref
+ WHERE (t.session_id, t.turn_id) > ((%(after)s::text[])[1], (%(after)s::text[])[2])
+   AND NOT EXISTS (SELECT FROM {s}.heads AS h
+                    WHERE h.session_id = t.session_id AND h.checkpoint_ref = t.checkpoint_ref)
+ ORDER BY t.session_id, t.turn_id LIMIT %(limit)s"""
+# A root its session holds no row of (a store no commit wrote so) is read from blobs.
+_PUT_ROOTS = "SELECT ref, data FROM {s}.blobs WHERE ref = ANY(%(refs)s::text[])"
 _MARK_NAMED = """
 INSERT INTO {s}.gc_marks (run_id, ref, kind) SELECT %(run)s, unnest(%(refs)s::text[]), 0
 ON CONFLICT (run_id, ref) DO NOTHING"""
@@ -147,7 +167,15 @@ _STILL_STORED = """
 SELECT ref FROM {s}.session_blobs WHERE ref = ANY(%(refs)s::text[])
 UNION SELECT ref FROM {s}.blobs WHERE ref = ANY(%(refs)s::text[])"""
 # Attachment bytes go when no manifest row of any session names them and no put
-# within the grace period protects them (the kit's doomed_attachments).
+# within the grace period protects them (the kit's doomed_attachments). The ids the
+# manifest names are marked first, reading it whole (it is keyed by session); a sweep
+# page looks its ids up among the marks, keyed by attachment id (migration 0013). An
+# intent recorded after the marks is followed by its put (docs/semantics.md, Attachments), which
+# either protects the bytes for the grace period or stores them again.
+_MARK_ATTACHMENTS = """
+INSERT INTO {s}.gc_attachment_marks (attachment_id, run_id)
+SELECT DISTINCT attachment_id, %(run)s FROM {s}.attachment_manifest
+ON CONFLICT (attachment_id, run_id) DO NOTHING"""
 _SWEEP_ATTACHMENT_PAGE = """
 WITH bound AS (SELECT max(attachment_id) AS last
                  FROM (SELECT attachment_id FROM {s}.attachments WHERE attachment_id > %(after)s
@@ -156,8 +184,8 @@ gone AS (
     DELETE FROM {s}.attachments AS a
      WHERE a.attachment_id > %(after)s AND a.attachment_id <= (SELECT last FROM bound)
        AND EXISTS (SELECT FROM {s}.gc_runs AS r WHERE r.run_id = %(run)s)
-       AND (SELECT 1 FROM {s}.attachment_manifest AS m
-             WHERE m.attachment_id = a.attachment_id LIMIT 1) IS NULL
+       AND (SELECT 1 FROM {s}.gc_attachment_marks AS m
+             WHERE m.attachment_id = a.attachment_id AND m.run_id = %(run)s) IS NULL
        AND (SELECT 1 FROM {s}.attachment_puts AS p
              WHERE p.attachment_id = a.attachment_id) IS NULL
     RETURNING 1)
@@ -213,23 +241,37 @@ async def _mark(db: Db, run: str) -> tuple[int, int]:
     async with db.pipelined("marking GC roots") as conn:
         for statement in (_MARK_CHECKPOINT_ROOTS, _MARK_OTHER_ROOTS, _MARK_FRESH):
             await conn.execute(db.q(statement), params)
-    after, named = "", set[str]()
-    while True:  # one round trip a page: mark what the last one named, read the next
-        async with db.pipelined("reading GC roots") as conn:
-            if named:
-                await conn.execute(db.q(_MARK_NAMED), {**params, "refs": sorted(named)})
-            cur = await conn.execute(
-                db.q(_ROOT_PAGE), {**params, "after": after, "limit": MARK_PAGE}
-            )
-        page = [(str(r), None if d is None else bytes(d)) for r, d in await cur.fetchall()]
-        if not page:
-            break
-        named = checkpoint_marks(page)
-        after = page[-1][0]
+    await _mark_named(db, run, _HEAD_ROOT_PAGE, [""])
+    await _mark_named(db, run, _STAMP_ROOT_PAGE, ["", ""])
     async with db.pipelined("counting GC marks") as conn:
         cur = await conn.execute(db.q(_COUNT), params)
     roots, retained = await cur.fetchone() or (0, 0)
     return int(roots), int(retained)
+
+
+async def _mark_named(db: Db, run: str, statement: LiteralString, start: list[str]) -> None:
+    """Read the checkpoint roots a page at a time from the key ``start`` and mark what
+    each names (the kit decodes them, :func:`checkpoint_marks`)."""
+    after, named = start, set[str]()
+    while True:  # one round trip a page: mark what the last one named, read the next
+        async with db.pipelined("reading GC roots") as conn:
+            if named:
+                await conn.execute(db.q(_MARK_NAMED), {"run": run, "refs": sorted(named)})
+            cur = await conn.execute(db.q(statement), {"after": after, "limit": MARK_PAGE})
+        rows = await cur.fetchall()
+        if not rows:
+            return
+        page: dict[str, bytes | None] = {}
+        for _, ref, data in rows:  # a ref two sessions hold is decoded once a page
+            if data is not None or str(ref) not in page:
+                page[str(ref)] = None if data is None else bytes(data)
+        absent = [ref for ref, data in page.items() if data is None]
+        if absent:
+            async with db.pipelined("reading GC roots") as conn:
+                found = await conn.execute(db.q(_PUT_ROOTS), {"refs": absent})
+            page |= {str(ref): bytes(data) for ref, data in await found.fetchall()}
+        named = checkpoint_marks(sorted(page.items()))
+        after = [str(k) for k in rows[-1][0]]
 
 
 async def _sweep(db: Db, run: str, statement: LiteralString, start: object, action: str) -> int:
@@ -261,7 +303,10 @@ async def _sweep(db: Db, run: str, statement: LiteralString, start: object, acti
 
 
 async def _sweep_attachments(db: Db, run: str) -> int:
-    """Sweep attachment bytes in pages; how many went."""
+    """Mark the attachment ids the manifest names, then sweep their bytes in pages; how
+    many went."""
+    async with db.pipelined("marking named attachments") as conn:
+        await conn.execute(db.q(_MARK_ATTACHMENTS), {"run": run})
     after, deleted = "", 0
     while True:
         async with db.pipelined("sweeping unnamed attachment bytes") as conn:

@@ -4,19 +4,15 @@ No distributed PostgreSQL runs here, so what Citus needs is checked on a plain
 one: the migrated catalog (every table distributed by a column that leads each
 of its primary keys and unique constraints, or a reference table), and the
 plans of every statement a commit, a read, a claim and an append run, recorded
-by ``auto_explain`` on the storage's one connection (nested statements
-included: the PL/pgSQL functions' own). Each scan of a distributed table must
+by ``auto_explain`` (tests/pg_plans.py). Each scan of a distributed table must
 filter on its distribution column, and no hot statement may write a reference
-table. ``auto_explain`` is loaded by the test's connection, which needs a
-superuser (as the test server's user is).
+table. GC, whole-store work, may scan tables across shards, but each row it
+looks up from another must be found by its distribution column.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +31,12 @@ from lash_store_conformance._fixtures import (
 )
 from lash_store_conformance._process_fixtures import LINE, line, registration
 from pg_cluster import scratch_schema, with_query
+from pg_plans import explained, touched, unpinned_lookups, violations, whole_reads
 from psycopg import sql
-from psycopg.errors import Diagnostic
 
 import lash_store_api as lash
 from lash_store_api import ActivePath, FullGraph, RevisionConflict, Tail
+from lash_store_postgres import maintenance
 from lash_store_postgres.layout import DISTRIBUTED, REFERENCE, citus_commands
 
 OPERATIONS = Path(__file__).resolve().parent.parent / "docs" / "operations.md"
@@ -69,10 +66,6 @@ SELECT t.relname,
   JOIN pg_catalog.pg_class AS t ON t.oid = c.conrelid
   JOIN pg_catalog.pg_class AS r ON r.oid = c.confrelid
  WHERE c.connamespace = %s::regnamespace AND c.contype = 'f'"""
-
-#: The plan fields a scan filters by, and those a join above it matches its rows by.
-CONDITIONS = ("Index Cond", "Recheck Cond", "Filter", "TID Cond")
-JOINS = ("Hash Cond", "Merge Cond", "Join Filter")
 
 
 @pytest.fixture
@@ -121,84 +114,6 @@ def test_operations_shows_the_distribution_commands() -> None:
 
 
 # --- the hot statements ------------------------------------------------------------------
-
-
-@asynccontextmanager
-async def explained(storage: Any) -> AsyncIterator[list[dict[str, Any]]]:
-    """The plan of every statement the storage's one connection runs in the block."""
-    plans: list[dict[str, Any]] = []
-
-    def keep(notice: Diagnostic) -> None:
-        text = notice.message_primary or ""
-        if "plan:" in text:
-            plans.append(json.loads(text.split("plan:", 1)[1]))
-
-    settings = (
-        "auto_explain.log_min_duration = 0",
-        "auto_explain.log_nested_statements = on",
-        "auto_explain.log_format = json",
-        "auto_explain.log_level = notice",
-        "client_min_messages = notice",
-    )
-    async with storage._db.pool.connection() as conn:
-        await conn.execute("LOAD 'auto_explain'")
-        for setting in settings:
-            await conn.execute(f"SET {setting}")
-        conn.add_notice_handler(keep)
-    try:
-        yield plans
-    finally:
-        async with storage._db.pool.connection() as conn:
-            await conn.execute("SET auto_explain.log_min_duration = -1")
-            conn.remove_notice_handler(keep)
-
-
-Step = tuple[dict[str, Any], tuple[dict[str, Any], ...]]
-
-
-def nodes(plan: dict[str, Any], above: tuple[dict[str, Any], ...] = ()) -> Iterator[Step]:
-    """Each node of a plan, with the nodes above it."""
-    yield plan, above
-    for child in plan.get("Plans", ()):
-        yield from nodes(child, (*above, plan))
-
-
-def pinned(column: str, scan: dict[str, Any], above: tuple[dict[str, Any], ...]) -> bool:
-    """Whether the scan filters on an equality of ``column`` (with a value, an array of
-    them, or a row it is joined to): in its own conditions, or in those of a join above
-    it that names its alias."""
-    own = re.compile(rf"(?:^|[\s(.]){column} = ")
-    if any(own.search(str(scan.get(field, ""))) for field in CONDITIONS):
-        return True
-    alias = re.escape(str(scan.get("Alias", scan["Relation Name"])))
-    joined = re.compile(rf"(?:^|[\s(]){alias}\.{column} = |= {alias}\.{column}\b")
-    return any(joined.search(str(step.get(field, ""))) for step in above for field in JOINS)
-
-
-def violations(plans: list[dict[str, Any]]) -> list[str]:
-    """What in ``plans`` a sharded layout cannot route to one shard per key."""
-    found = []
-    for entry in plans:
-        for step, above in nodes(entry["Plan"]):
-            table = step.get("Relation Name")
-            if table is None:
-                continue
-            where = f"{step['Node Type']} on {table} in: {entry['Query Text'].strip()[:160]}"
-            if table in REFERENCE:
-                if step["Node Type"] == "ModifyTable":
-                    found.append("writes a reference table: " + where)
-            elif step["Node Type"] != "ModifyTable" and not pinned(DISTRIBUTED[table], step, above):
-                found.append(f"no {DISTRIBUTED[table]} condition: " + where)
-    return found
-
-
-def touched(plans: list[dict[str, Any]]) -> set[str]:
-    return {
-        str(step["Relation Name"])
-        for entry in plans
-        for step, _ in nodes(entry["Plan"])
-        if "Relation Name" in step
-    }
 
 
 async def test_every_hot_statement_filters_on_its_tables_distribution_column(pg: Any) -> None:
@@ -288,6 +203,71 @@ async def test_a_checkpoint_naming_another_sessions_checkpoint_is_the_one_cross_
     assert await pg.blobs.get(other.checkpoint_ref) is not None
     read = await handle.load_session(FullGraph())
     assert read is not None and read.checkpoint == naming.checkpoint
+
+
+# --- GC ----------------------------------------------------------------------------------
+
+#: The tables GC reads across every shard: it scans them whole, by a range of their
+#: key or by another column (docs/operations.md, "Sharding by session").
+GC_WHOLE_READS = {
+    "heads",
+    "turn_stamps",
+    "session_blobs",
+    "attachment_manifest",
+    "blobs",
+    "blob_puts",
+    "gc_marks",
+    "attachments",
+    "attachment_puts",
+}
+
+
+async def test_gc_looks_each_row_up_by_its_distribution_column(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A GC run in pages of two, over heads, stored turn results, a superseded
+    checkpoint, a root only ``blobs`` holds, put blobs named and not, attachments named
+    and not: every row a statement looks up from another (a join's inner side, a
+    correlated subquery) is found by its table's distribution column, the tables it
+    scans whole are the ones docs/operations.md names, and it deletes what no root
+    keeps."""
+    monkeypatch.setattr(maintenance, "MARK_PAGE", 2)
+    monkeypatch.setattr(maintenance, "SWEEP_PAGE", 2)
+    async with lash.backend_for_url(pg_url).isolated(
+        pg_url, pool_min_size=1, pool_max_size=1, blob_grace_seconds=0
+    ) as opened:
+        pg: Any = opened
+        put = await pg.blobs.put(b"tool state")
+        await pg.blobs.put(b"put, named by nothing")
+        named, unnamed = b"named bytes", b"bytes no session names"
+        for n, sid in enumerate(("gc-a", "gc-b", "gc-c")):
+            handle = pg.session(sid)
+            cp = checkpoint(10 * n, tool_state_ref=put)
+            await handle.commit_runtime_state(commit(sid, None, cp=cp, turn=stamp(sid, "t1")))
+            head = await handle.commit_runtime_state(commit(sid, 1, cp=checkpoint(10 * n + 1)))
+        await pg.session("gc-a").commit_runtime_state(commit("gc-a", 2, cp=checkpoint(2)))
+        await pg.session("gc-b").record_intent(intent("gc-b", content_id(named)))
+        for data in (named, unnamed):
+            await pg.attachments.put(data, PNG)
+        async with pg._db.pipelined("leaving a root in blobs only") as conn:
+            await conn.execute(
+                pg._db.q(
+                    "WITH gone AS (DELETE FROM {s}.session_blobs AS b USING {s}.heads AS h"
+                    " WHERE h.session_id = 'gc-c' AND b.session_id = h.session_id"
+                    " AND b.ref = h.checkpoint_ref RETURNING b.ref, b.data)"
+                    " INSERT INTO {s}.blobs (ref, data) SELECT * FROM gone"
+                )
+            )
+        async with explained(pg) as plans:
+            report = await pg.maintenance.gc_unreachable()
+        assert unpinned_lookups(plans) == []
+        assert whole_reads(plans) == GC_WHOLE_READS
+        assert touched(plans) >= {"session_blobs", "gc_marks", "gc_attachment_marks", "blobs"}
+        # the heads and stored results (two a session) and the put they name are kept;
+        # gc-a's superseded checkpoint, the unnamed put and attachment go
+        assert (report.root_count, report.retained_blob_count) == (6, 7)
+        assert (report.deleted_blob_count, report.deleted_attachment_count) == (2, 1)
+        assert await pg.blobs.get(head.checkpoint_ref) is not None  # gc-c's, in blobs
 
 
 # --- migration 0012 ----------------------------------------------------------------------
