@@ -47,6 +47,7 @@ from lash_store_api import (
 
 __all__ = [
     "CONFIG",
+    "SWEEP_PAUSE_S",
     "TIMESTAMP",
     "ManualClock",
     "checkpoint",
@@ -77,6 +78,12 @@ CONFIG = PersistedSessionConfig(provider_id="conformance-provider", model={"id":
 TIMESTAMP = "2024-05-01T12:00:00.000Z"
 
 _counter = itertools.count(1)
+
+#: The pause between the sweeps of a test's GC loop. Without one, on a backend that runs
+#: its calls one at a time in order (SQLite: one connection), the next sweep was queued
+#: before each writer's commit, took the blob it had just put, and the writers retried for
+#: tens of seconds; with it sweeps still land between puts and commits (dozens a run).
+SWEEP_PAUSE_S = 0.001
 
 
 def fresh_id(prefix: str = "s") -> str:

@@ -39,6 +39,7 @@ from lash_store_api import (
 )
 from lash_store_api.backend.codec import canon, sha256_hex
 
+from ._fixtures import SWEEP_PAUSE_S
 from .plugin import behaviour
 
 ARTIFACTS = (Facet.ARTIFACTS,)
@@ -295,7 +296,7 @@ async def test_artifact_2_no_module_lands_naming_a_blob_gc_deleted(
         async def collect_until_stopped() -> None:
             while not stop.is_set():
                 sweeps.append(await storage.maintenance.gc_unreachable())
-                await asyncio.sleep(0)
+                await asyncio.sleep(SWEEP_PAUSE_S)
 
         async def write(writer: int) -> None:
             for n in range(6):

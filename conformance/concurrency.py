@@ -23,7 +23,7 @@ from lash_store_api import (
     TokenLedgerEntry,
 )
 
-from ._fixtures import checkpoint, commit, fresh_id, node, stamp, usage
+from ._fixtures import SWEEP_PAUSE_S, checkpoint, commit, fresh_id, node, stamp, usage
 from .model import merged_ledger
 from .plugin import behaviour
 
@@ -251,7 +251,7 @@ async def test_concurrency_4_no_commit_lands_naming_a_blob_gc_deleted(
         async def collect_until_stopped() -> None:
             while not stop.is_set():
                 sweeps.append(await storage.maintenance.gc_unreachable())
-                await asyncio.sleep(0)
+                await asyncio.sleep(SWEEP_PAUSE_S)
 
         async def write(writer: int) -> None:
             sid = fresh_id(f"gc-put-{writer}")
