@@ -46,11 +46,12 @@ INSERT INTO usage (session_id, rev, ord, source, model, input_tokens, output_tok
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 _DROP_NODES = "DELETE FROM nodes WHERE session_id = ?"
 # Nodes go in by up to _NODES_AT_ONCE rows a statement (one call and one step for all
-# of them); an existing id keeps its place in insertion order (rev, ord) and comes
-# back to life. 6 parameters a row: 100 rows stay under the oldest SQLite's 999.
+# of them); a new row's seq (its place in insertion order) is one more than the
+# table's largest, an existing id keeps its row, so its place, and comes back to
+# life. 4 parameters a row: 100 rows stay under the oldest SQLite's 999.
 _NODES_AT_ONCE = 100
 _PUT_NODES = """
-INSERT INTO nodes (session_id, node_id, rev, ord, parent_node_id, tombstoned, data)
+INSERT INTO nodes (session_id, node_id, parent_node_id, tombstoned, data)
 VALUES {rows}
 ON CONFLICT (session_id, node_id) DO UPDATE
 SET parent_node_id = excluded.parent_node_id, tombstoned = 0, data = excluded.data"""
@@ -119,9 +120,9 @@ def _write(conn: Conn, plan: CommitPlan, live: int, *, checkpoint_stored: bool) 
     for start in range(0, len(plan.nodes), _NODES_AT_ONCE):
         chunk = plan.nodes[start : start + _NODES_AT_ONCE]
         params: list[object] = []
-        for i, node in enumerate(chunk, start):
-            params += (sid, node.node_id, rev, i, node.parent_node_id, node.data)
-        rows = ", ".join(["(?, ?, ?, ?, ?, 0, ?)"] * len(chunk))
+        for node in chunk:
+            params += (sid, node.node_id, node.parent_node_id, node.data)
+        rows = ", ".join(["(?, ?, ?, 0, ?)"] * len(chunk))
         conn.execute(_PUT_NODES.format(rows=rows), params)
     head = plan.head()
     conn.execute(

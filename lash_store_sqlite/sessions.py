@@ -37,27 +37,33 @@ WHERE h.session_id = ?"""
 _USAGE = """
 SELECT source, model, input_tokens, output_tokens, cached_input_tokens, reasoning_tokens
 FROM usage WHERE session_id = ? ORDER BY rev, ord"""
+# A session's live nodes in insertion order: its seqs from nodes_by_id (the index
+# alone), sorted as small integers, then each row by its seq in that order (no sort
+# of the rows themselves, which may be large).
 _NODES = """
-SELECT node_id, data FROM nodes WHERE session_id = ? AND tombstoned = 0 ORDER BY rev, ord"""
+SELECT node_id, data FROM nodes
+WHERE seq IN (SELECT seq FROM nodes WHERE session_id = ?) AND tombstoned = 0 ORDER BY seq"""
 # Up to :limit live nodes walking parents from the leaf, each step a primary-key
 # lookup, so the cost follows the limit and not the session. A cycle repeats
 # nodes up to the bound; the kit keeps each once.
 _TAIL = """
-WITH RECURSIVE walk (node_id, parent_node_id, rev, ord, data, depth) AS (
-    SELECT node_id, parent_node_id, rev, ord, data, 1 FROM nodes
+WITH RECURSIVE walk (node_id, parent_node_id, seq, data, depth) AS (
+    SELECT node_id, parent_node_id, seq, data, 1 FROM nodes
     WHERE session_id = :sid AND node_id = :leaf AND tombstoned = 0 AND :limit > 0
     UNION ALL
-    SELECT n.node_id, n.parent_node_id, n.rev, n.ord, n.data, w.depth + 1
+    SELECT n.node_id, n.parent_node_id, n.seq, n.data, w.depth + 1
     FROM walk AS w JOIN nodes AS n ON n.session_id = :sid AND n.node_id = w.parent_node_id
     WHERE n.tombstoned = 0 AND w.depth < :limit
 )
-SELECT node_id, data FROM walk ORDER BY rev, ord"""
-# With no leaf at all: the last :limit live nodes in insertion order.
+SELECT node_id, data FROM walk ORDER BY seq"""
+# With no leaf at all: the last :limit live nodes in insertion order (the session's
+# seqs newest first, each row read until :limit live ones are found).
 _LAST = """
 SELECT node_id, data FROM (
-    SELECT node_id, data, rev, ord FROM nodes WHERE session_id = :sid AND tombstoned = 0
-    ORDER BY rev DESC, ord DESC LIMIT :limit)
-ORDER BY rev, ord"""
+    SELECT node_id, data, seq FROM nodes
+    WHERE seq IN (SELECT seq FROM nodes WHERE session_id = :sid) AND tombstoned = 0
+    ORDER BY seq DESC LIMIT :limit)
+ORDER BY seq"""
 _NODE = "SELECT data FROM nodes WHERE session_id = ? AND node_id = ? AND tombstoned = 0"
 # A metadata row keeps its created time; each save moves its updated time.
 _SAVE_META = """
