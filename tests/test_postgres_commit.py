@@ -22,6 +22,7 @@ from psycopg import sql
 import lash_store_api as lash
 from lash_store_api.backend.commit import CONTENDED_REASON
 from lash_store_postgres.db import Db
+from lash_store_postgres.migrations import lock_key
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -154,3 +155,105 @@ async def test_every_commit_outcome_takes_one_round_trip(
         assert counts == dict.fromkeys(outcomes, 1)
         read = await store.load_session(lash.FullGraph())
         assert read is not None and read.head_revision == 2
+
+
+# --- locks another transaction holds ------------------------------------------------------
+#
+# commit_turn takes its locks at once where they are free and, only where another
+# transaction holds one, waits for it inside a block that turns a lock timeout into
+# contention: each lock below is held by another connection, and each commit must end
+# as contention (nothing written, one round trip), or, once the lock is let go, apply.
+
+
+def schema_of(url: str) -> str:
+    return dict(p.split("=", 1) for p in url.split("?", 1)[1].split("&"))["schema"]
+
+
+@asynccontextmanager
+async def holding(pg_url: str, statement: str, *params: Any) -> AsyncIterator[None]:
+    """``statement`` run by another connection, its transaction held open inside."""
+    async with await psycopg.AsyncConnection.connect(pg_url) as blocker:
+        await blocker.execute(statement, params)
+        yield
+        await blocker.rollback()
+
+
+async def test_a_commit_behind_a_running_gc_is_contention_then_applies(
+    pg_url: str, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with await lash.open_storage(with_query(url, lock_timeout="200ms")) as storage:
+        store = storage.session("s")
+        await store.commit_runtime_state(f.commit("s", None))
+        key = lock_key("gc", schema_of(url))
+        trips = RoundTrips(monkeypatch)
+        async with holding(pg_url, "SELECT pg_advisory_xact_lock(%s, %s)", *key):
+            assert await trips.of(store.commit_runtime_state(f.commit("s", 1))) == 1
+            with pytest.raises(lash.RevisionConflict) as conflict:
+                await store.commit_runtime_state(f.commit("s", 1))
+        assert (conflict.value.expected, conflict.value.actual) == (1, 1)
+        assert conflict.value.reason == CONTENDED_REASON
+        done = await store.commit_runtime_state(f.commit("s", 1))
+        assert done.head_revision == 2
+
+
+async def test_a_completion_whose_batch_another_transaction_holds_is_contention(
+    pg_url: str, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with await lash.open_storage(with_query(url, lock_timeout="200ms")) as storage:
+        store = storage.session("s")
+        await store.commit_runtime_state(f.commit("s", None))
+        await f.queue(store).enqueue_queued_work(f.draft("s", "hi"))
+        claim = await f.claim_one(f.queue(store), "s", "worker")
+        settle = f.commit("s", 1, completions=[claim.completion()])
+        held = sql.SQL("SELECT FROM {}.queued_work FOR UPDATE").format(
+            sql.Identifier(schema_of(url))
+        )
+        trips = RoundTrips(monkeypatch)
+        async with holding(pg_url, held.as_string(None)):
+            assert await trips.of(store.commit_runtime_state(settle)) == 1
+            with pytest.raises(lash.RevisionConflict) as conflict:
+                await store.commit_runtime_state(settle)
+        assert (conflict.value.expected, conflict.value.actual) == (1, 1)
+        assert conflict.value.reason == CONTENDED_REASON
+        assert len(await f.queue(store).list_queued_work("s")) == 1  # nothing was settled
+        read = await store.load_session(lash.FullGraph())
+        assert read is not None and read.head_revision == 1
+        assert (await store.commit_runtime_state(settle)).head_revision == 2
+        assert await f.queue(store).list_queued_work("s") == []
+
+
+async def test_a_completion_waits_for_its_batch_and_then_settles_it(pg_url: str, url: str) -> None:
+    async with await lash.open_storage(url) as storage:
+        store = storage.session("s")
+        await store.commit_runtime_state(f.commit("s", None))
+        await f.queue(store).enqueue_queued_work(f.draft("s", "hi"))
+        claim = await f.claim_one(f.queue(store), "s", "worker")
+        held = sql.SQL("SELECT FROM {}.queued_work FOR UPDATE").format(
+            sql.Identifier(schema_of(url))
+        )
+        async with holding(pg_url, held.as_string(None)):
+            settling = asyncio.create_task(
+                store.commit_runtime_state(f.commit("s", 1, completions=[claim.completion()]))
+            )
+            await waiting_for_locks(pg_url, 1)
+        assert (await settling).head_revision == 2
+        assert await f.queue(store).list_queued_work("s") == []
+
+
+async def test_a_first_commit_behind_another_first_commit_of_the_session_is_contention(
+    pg_url: str, url: str
+) -> None:
+    insert = sql.SQL(
+        "INSERT INTO {}.heads (session_id, head_revision, config, agent_frames,"
+        " current_agent_frame_id, checkpoint_ref, leaf_node_id, graph_node_count,"
+        " created_at_ms, updated_at_ms) VALUES ('s', 1, '{{}}', '', '', 'r', NULL, 0, 0, 0)"
+    ).format(sql.Identifier(schema_of(url)))
+    async with await lash.open_storage(with_query(url, lock_timeout="200ms")) as storage:
+        store = storage.session("s")
+        async with holding(pg_url, insert.as_string(None)):
+            with pytest.raises(lash.RevisionConflict) as conflict:
+                await store.commit_runtime_state(f.commit("s", None))
+        assert (conflict.value.expected, conflict.value.actual) == (None, 0)
+        assert conflict.value.reason == CONTENDED_REASON
+        assert await store.load_session(lash.FullGraph()) is None
+        assert (await store.commit_runtime_state(f.commit("s", None))).head_revision == 1

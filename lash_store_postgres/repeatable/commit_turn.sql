@@ -127,6 +127,7 @@ DECLARE
     v_base     bigint := coalesce(p_expected, 0);
     v_revision bigint;  -- set once the head is known to be at v_base, so never overflows
     v_count    bigint := cardinality(p_node_ids);
+    v_locked   boolean := false;
     v_written  boolean := false;
     v_settled  bigint;
 BEGIN
@@ -143,95 +144,129 @@ BEGIN
         END IF;
     END IF;
 
-    -- Take the locks and write the head. Holding the GC lock shared until the
-    -- transaction ends means a sweep never deletes a blob this commit
-    -- references; the head row lock queues the session's writers. Failing to
-    -- get either in time (lock_timeout, a deadlock) is contention, not an error.
-    BEGIN
-        PERFORM pg_advisory_xact_lock_shared(p_gc_lock[1], p_gc_lock[2]);
+    -- Take the locks: the GC lock shared until the transaction ends (a sweep never
+    -- deletes a blob this commit references), then the head row (it queues the
+    -- session's writers). Where both are free, as they nearly always are, they are
+    -- taken at once; otherwise they are waited for inside a block that turns a lock
+    -- timeout or a deadlock into contention, not an error. Only that block is a
+    -- subtransaction: one on every commit cost more server time than the commit's
+    -- writes.
+    IF pg_try_advisory_xact_lock_shared(p_gc_lock[1], p_gc_lock[2]) THEN
         SELECT h.head_revision INTO actual_revision
-          FROM {s}.heads AS h WHERE h.session_id = p_session_id FOR UPDATE;
-        actual_revision := coalesce(actual_revision, 0);
-
-        -- A commit of this turn may have landed while this one waited for the lock.
-        IF p_turn_id IS NOT NULL THEN
-            SELECT * INTO stamp_hash, stamp_revision, stamp_ref, stamp_manifest, stamp_checkpoint
-              FROM {s}.stored_stamp(p_session_id, p_turn_id);
-            IF FOUND THEN
+          FROM {s}.heads AS h WHERE h.session_id = p_session_id FOR UPDATE SKIP LOCKED;
+        v_locked := FOUND;
+    END IF;
+    IF NOT v_locked THEN  -- held by another, or no head yet
+        BEGIN
+            PERFORM pg_advisory_xact_lock_shared(p_gc_lock[1], p_gc_lock[2]);
+            SELECT h.head_revision INTO actual_revision
+              FROM {s}.heads AS h WHERE h.session_id = p_session_id FOR UPDATE;
+        EXCEPTION
+            WHEN lock_not_available OR deadlock_detected OR serialization_failure THEN
+                contended := true;
+                actual_revision := {s}.head_revision(p_session_id);
                 RETURN;
-            END IF;
-        END IF;
-        IF p_observe_only OR actual_revision <> v_base THEN
+        END;
+    END IF;
+    actual_revision := coalesce(actual_revision, 0);
+
+    -- A commit of this turn may have landed while this one waited for the lock.
+    IF p_turn_id IS NOT NULL THEN
+        SELECT * INTO stamp_hash, stamp_revision, stamp_ref, stamp_manifest, stamp_checkpoint
+          FROM {s}.stored_stamp(p_session_id, p_turn_id);
+        IF FOUND THEN
             RETURN;
         END IF;
-        -- Checked under the GC lock: a sweep cannot delete a named blob between
-        -- this check and this commit's end.
-        IF cardinality(p_blob_refs) > 0 THEN
-            SELECT array_agg(r.ref) INTO missing_blobs FROM unnest(p_blob_refs) AS r(ref)
-             WHERE NOT EXISTS (SELECT FROM {s}.blobs AS b WHERE b.ref = r.ref);
-            IF missing_blobs IS NOT NULL THEN
-                missing_blobs := {s}.blobs_missing(missing_blobs);
-            END IF;
-            IF missing_blobs IS NOT NULL THEN
-                -- reported too, so that the client orders the errors (queue first)
+    END IF;
+    IF p_observe_only OR actual_revision <> v_base THEN
+        RETURN;
+    END IF;
+    -- Checked under the GC lock: a sweep cannot delete a named blob between
+    -- this check and this commit's end.
+    IF cardinality(p_blob_refs) > 0 THEN
+        SELECT array_agg(r.ref) INTO missing_blobs FROM unnest(p_blob_refs) AS r(ref)
+         WHERE NOT EXISTS (SELECT FROM {s}.blobs AS b WHERE b.ref = r.ref);
+        IF missing_blobs IS NOT NULL THEN
+            missing_blobs := {s}.blobs_missing(missing_blobs);
+        END IF;
+        IF missing_blobs IS NOT NULL THEN
+            -- reported too, so that the client orders the errors (queue first)
+            stale_claims := {s}.stale_queue_claims(p_session_id, p_q_claims, p_q_tokens,
+                                                    p_q_batches);
+            RETURN;
+        END IF;
+    END IF;
+
+    -- The completed batches (each listed once, the kit checked) are locked before
+    -- anything is written: exactly the rows held by the listed claim and token.
+    -- Fewer than listed means a stale claim, and nothing is written. Rows another
+    -- transaction holds are waited for as the head is, above.
+    IF cardinality(p_q_batches) > 0 THEN
+        SELECT count(*) INTO v_settled FROM (
+            SELECT FROM {s}.queued_work AS q
+             WHERE q.session_id = p_session_id AND q.batch_id = ANY(p_q_batches)
+               AND EXISTS (SELECT FROM unnest(p_q_claims, p_q_tokens, p_q_batches)
+                                AS c(claim_id, token, batch_id)
+                            WHERE c.batch_id = q.batch_id AND c.claim_id = q.claim_id
+                              AND c.token = q.lease_token)
+               FOR UPDATE SKIP LOCKED) AS held;
+        IF v_settled < cardinality(p_q_batches) THEN
+            BEGIN
+                SELECT count(*) INTO v_settled FROM (
+                    SELECT FROM {s}.queued_work AS q
+                     WHERE q.session_id = p_session_id AND q.batch_id = ANY(p_q_batches)
+                       AND EXISTS (SELECT FROM unnest(p_q_claims, p_q_tokens, p_q_batches)
+                                        AS c(claim_id, token, batch_id)
+                                    WHERE c.batch_id = q.batch_id AND c.claim_id = q.claim_id
+                                      AND c.token = q.lease_token)
+                       FOR UPDATE) AS held;
+            EXCEPTION
+                WHEN lock_not_available OR deadlock_detected OR serialization_failure THEN
+                    contended := true;
+                    actual_revision := {s}.head_revision(p_session_id);
+                    RETURN;
+            END;
+            IF v_settled < cardinality(p_q_batches) THEN
                 stale_claims := {s}.stale_queue_claims(p_session_id, p_q_claims, p_q_tokens,
                                                         p_q_batches);
                 RETURN;
             END IF;
         END IF;
-        v_revision := v_base + 1;
+    END IF;
+    v_revision := v_base + 1;
 
-        -- The head keeps the live node count: ids sent that are live already do
-        -- not add to it (exact: the head row is locked, and this statement's
-        -- snapshot is taken after the lock).
-        IF v_base = 0 THEN
+    -- The head keeps the live node count: ids sent that are live already do
+    -- not add to it (exact: the head row is locked, and this statement's
+    -- snapshot is taken after the lock).
+    IF v_base = 0 THEN
+        -- A first commit racing this one may hold the id: waited for as a lock is.
+        BEGIN
             INSERT INTO {s}.heads AS h (session_id, head_revision, config, agent_frames,
                     current_agent_frame_id, checkpoint_ref, leaf_node_id, graph_node_count,
                     created_at_ms, updated_at_ms)
             VALUES (p_session_id, 1, p_config, p_agent_frames, p_frame_id, p_checkpoint_ref,
                     p_leaf, v_count, p_at_ms, p_at_ms)
             ON CONFLICT (session_id) DO NOTHING;
-        ELSE
-            UPDATE {s}.heads AS h SET
-                head_revision = v_revision, config = p_config, agent_frames = p_agent_frames,
-                current_agent_frame_id = p_frame_id, checkpoint_ref = p_checkpoint_ref,
-                leaf_node_id = p_leaf, updated_at = now(), updated_at_ms = p_at_ms,
-                graph_node_count = CASE WHEN p_replace THEN v_count ELSE
-                    h.graph_node_count + v_count - (
-                        SELECT count(*) FROM {s}.nodes AS n
-                         WHERE n.session_id = p_session_id AND NOT n.tombstoned
-                           AND n.node_id = ANY(p_node_ids)) END
-             WHERE h.session_id = p_session_id AND h.head_revision = p_expected;
-        END IF;
+            v_written := FOUND;
+        EXCEPTION
+            WHEN lock_not_available OR deadlock_detected OR serialization_failure THEN
+                contended := true;
+                actual_revision := {s}.head_revision(p_session_id);
+                RETURN;
+        END;
+    ELSE
+        UPDATE {s}.heads AS h SET
+            head_revision = v_revision, config = p_config, agent_frames = p_agent_frames,
+            current_agent_frame_id = p_frame_id, checkpoint_ref = p_checkpoint_ref,
+            leaf_node_id = p_leaf, updated_at = now(), updated_at_ms = p_at_ms,
+            graph_node_count = CASE WHEN p_replace THEN v_count ELSE
+                h.graph_node_count + v_count - (
+                    SELECT count(*) FROM {s}.nodes AS n
+                     WHERE n.session_id = p_session_id AND NOT n.tombstoned
+                       AND n.node_id = ANY(p_node_ids)) END
+         WHERE h.session_id = p_session_id AND h.head_revision = p_expected;
         v_written := FOUND;
-        -- Settle the completed batches (each listed once, the kit checked): delete
-        -- exactly the rows held by the listed claim and token. Fewer than listed
-        -- means a stale claim: raising undoes this block (the head write
-        -- included), and the handler reports it.
-        IF v_written AND cardinality(p_q_batches) > 0 THEN
-            WITH gone AS (
-                DELETE FROM {s}.queued_work AS q
-                 WHERE q.session_id = p_session_id AND q.batch_id = ANY(p_q_batches)
-                   AND EXISTS (SELECT FROM unnest(p_q_claims, p_q_tokens, p_q_batches)
-                                    AS c(claim_id, token, batch_id)
-                                WHERE c.batch_id = q.batch_id AND c.claim_id = q.claim_id
-                                  AND c.token = q.lease_token)
-                RETURNING 1)
-            SELECT count(*) INTO v_settled FROM gone;
-            IF v_settled < cardinality(p_q_batches) THEN  -- each batch listed once
-                RAISE EXCEPTION 'stale queue claim' USING ERRCODE = 'LQ001';
-            END IF;
-        END IF;
-    EXCEPTION
-        WHEN lock_not_available OR deadlock_detected OR serialization_failure THEN
-            contended := true;
-            actual_revision := {s}.head_revision(p_session_id);
-            RETURN;
-        WHEN SQLSTATE 'LQ001' THEN
-            stale_claims := {s}.stale_queue_claims(p_session_id, p_q_claims, p_q_tokens,
-                                                    p_q_batches);
-            RETURN;
-    END;
+    END IF;
     IF NOT v_written THEN
         -- A first commit raced this one and won: report what it left.
         actual_revision := {s}.head_revision(p_session_id);
@@ -240,6 +275,12 @@ BEGIN
               FROM {s}.stored_stamp(p_session_id, p_turn_id);
         END IF;
         RETURN;
+    END IF;
+    IF cardinality(p_q_batches) > 0 THEN
+        -- Settle the batches: each is the row locked above (a batch id is unique in
+        -- its session), still held by the listed claim and token.
+        DELETE FROM {s}.queued_work AS q
+         WHERE q.session_id = p_session_id AND q.batch_id = ANY(p_q_batches);
     END IF;
 
     -- The checkpoint is a row of this session (migration 0012): GC keeps it while
