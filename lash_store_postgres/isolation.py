@@ -40,7 +40,7 @@ from .db import Conn
 from .migrations import REPEATABLE_TABLE, TABLE, migrate
 from .storage import PostgresStorage, direct_connection, pooled_storage
 
-__all__ = ["open_isolated"]
+__all__ = ["give_back_schema", "lend_schema", "open_isolated"]
 
 #: The prefix of every lent schema's name.
 PREFIX = "lash_test_"
@@ -181,6 +181,21 @@ async def open_isolated(
     return storage, close_and_give_back
 
 
+async def lend_schema(url: str) -> str:
+    """The name of a migrated, empty schema of ``url``'s database that no one else is
+    lent, for a test that opens its URL itself (from other loops, threads or processes);
+    :func:`give_back_schema` returns it once nothing uses it."""
+    conninfo, _ = parse_url(url)
+    async with direct_connection(conninfo) as conn:
+        return await _lend(conn, _schemas(conninfo))
+
+
+async def give_back_schema(url: str, schema: str) -> None:
+    """Return ``schema``, which :func:`lend_schema` lent, to be lent again."""
+    conninfo, _ = parse_url(url)
+    await _give_back(conninfo, _schemas(conninfo), schema)
+
+
 async def _lend(conn: Conn, schemas: _Schemas) -> str:
     """A migrated, empty schema that no one else is lent."""
     while schemas.idle:
@@ -205,6 +220,8 @@ async def _lend(conn: Conn, schemas: _Schemas) -> str:
 
 async def _give_back(conninfo: str, schemas: _Schemas, schema: str) -> None:
     """Keep ``schema`` to lend again; drop it if enough are kept already."""
+    if schema not in schemas.definitions or schema in schemas.idle:
+        return  # not lent by this process, or given back already
     if len(schemas.idle) < KEEP:
         schemas.idle.append(schema)
         return

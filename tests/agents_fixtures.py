@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from pg_cluster import scratch_schema, with_query
+from pg_cluster import lent_schema, with_query
 
 #: The backends every Agents SDK test runs on (the ``url`` fixtures' params).
 BACKENDS = ["memory", "sqlite", "postgresql"]
@@ -17,8 +17,8 @@ BACKENDS = ["memory", "sqlite", "postgresql"]
 @contextmanager
 def fresh_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A URL every open shares, for the backend ``request.param`` names: a named
-    ``memory://`` storage, a new SQLite file in the test's temporary directory, or a fresh
-    PostgreSQL schema (dropped afterwards)."""
+    ``memory://`` storage, a new SQLite file in the test's temporary directory, or an empty
+    PostgreSQL schema lent for the test (``pg_cluster.lent_schema``)."""
     if request.param == "memory":
         yield f"memory://agents-{uuid.uuid4().hex[:12]}"
         return
@@ -27,5 +27,5 @@ def fresh_url(request: pytest.FixtureRequest) -> Iterator[str]:
         yield f"sqlite:///{folder / 'store.db'}"
         return
     pg_url: str = request.getfixturevalue("pg_url")
-    with scratch_schema(pg_url) as schema:
+    with lent_schema(pg_url) as schema:
         yield with_query(pg_url, schema=schema)

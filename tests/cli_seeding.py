@@ -1,5 +1,5 @@
 """A storage URL seeded for a CLI test: a named ``memory://`` kept open, a new SQLite file,
-or a fresh schema; :func:`seeded_url_fixture` makes a test module's fixture of it."""
+or a lent schema; :func:`seeded_url_fixture` makes a test module's fixture of it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pg_cluster import scratch_schema, with_query
+from pg_cluster import lent_schema, with_query
 
 import lash_store_api as lash
 
@@ -28,7 +28,8 @@ def seeded_url(request: pytest.FixtureRequest, seed: Seed, prefix: str) -> Itera
 
     ``request.param`` picks the backend. memory: a named storage, kept open so
     its state lives while the test runs. sqlite: a file in the test's temporary
-    directory. postgresql: a fresh schema of the test server, dropped afterwards.
+    directory. postgresql: an empty schema of the test server, lent for the test
+    (``pg_cluster.lent_schema``).
     """
     if request.param == "memory":
         name = f"memory://{prefix}-{uuid.uuid4().hex[:8]}"
@@ -45,7 +46,7 @@ def seeded_url(request: pytest.FixtureRequest, seed: Seed, prefix: str) -> Itera
         yield store_url
         return
     pg_url: str = request.getfixturevalue("pg_url")
-    with scratch_schema(pg_url) as schema:
+    with lent_schema(pg_url) as schema:
         store_url = with_query(pg_url, schema=schema)
         asyncio.run(seed(store_url, close=True))
         yield store_url

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import pytest
-from pg_cluster import scratch_schema, with_query
+from pg_cluster import lent_schema, with_query
 
 __all__ = ["BACKENDS", "WAIT_S", "Outcome", "fresh_url", "in_thread", "loop_in_thread", "on"]
 
@@ -31,15 +31,15 @@ WAIT_S = 10.0
 @contextmanager
 def fresh_url(request: pytest.FixtureRequest, backend: str, folder: Path) -> Iterator[str]:
     """An empty storage's URL on ``backend``: ``memory://`` (a private store per open), a new
-    SQLite file in ``folder`` (so two loops, or two opens, share it), or a fresh PostgreSQL
-    schema, dropped afterwards."""
+    SQLite file in ``folder`` (so two loops, or two opens, share it), or an empty PostgreSQL
+    schema lent for the test (``pg_cluster.lent_schema``)."""
     if backend == "memory":
         yield "memory://"
     elif backend == "sqlite":
         yield f"sqlite:///{folder / 'store.db'}"
     else:
         pg_url: str = request.getfixturevalue("pg_url")
-        with scratch_schema(pg_url) as schema:
+        with lent_schema(pg_url) as schema:
             yield with_query(pg_url, schema=schema)
 
 

@@ -14,6 +14,7 @@ exit; ``with_query(url, ...)`` adds query parameters (storage options) to a URL.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -31,8 +32,11 @@ import pytest
 from pgserver import free_port, server_account, server_bindir
 from psycopg import sql
 
+from lash_store_postgres.isolation import give_back_schema, lend_schema
+
 __all__ = [
     "Cluster",
+    "lent_schema",
     "postgres_bindir",
     "require_postgres_binaries",
     "scratch_schema",
@@ -197,3 +201,15 @@ def scratch_schema(pg_url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(pg_url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+
+
+@contextmanager
+def lent_schema(pg_url: str) -> Iterator[str]:
+    """The name of a migrated, empty schema no other test holds, lent as ``isolated()``
+    lends its schemas (lash_store_postgres/isolation.py) and given back on exit: for tests
+    that open its URL themselves, from loops, threads or processes of their own."""
+    schema = asyncio.run(lend_schema(pg_url))
+    try:
+        yield schema
+    finally:
+        asyncio.run(give_back_schema(pg_url, schema))
