@@ -95,3 +95,32 @@ async def test_0009_keeps_each_sessions_insertion_order(tmp_path: Path) -> None:
         }
     conn.close()
     assert indexes == {"nodes", "nodes_by_id"}
+
+
+async def test_an_append_of_live_tombstoned_and_new_ids_counts_each_once(tmp_path: Path) -> None:
+    """The commit counts the nodes that become live from the rows its insert changed (new
+    ids and revived ones); a live id sent again is rewritten in its place, not counted."""
+    url = f"sqlite:///{tmp_path / 'count.db'}"
+    async with await lash.open_storage(url) as storage:
+        handle = storage.session("s")
+        await append(storage, "s", None, "a", "b", "c")
+        await handle.tombstone_nodes(["b"])
+        again = [lash.SessionNodeRecord(node_id=i, payload={"v": 2}) for i in ("c", "b", "d")]
+        await handle.commit_runtime_state(
+            lash.RuntimeCommit(
+                session_id="s",
+                expected_head_revision=1,
+                config=CONFIG,
+                graph=lash.Append(nodes=again, leaf_node_id="d"),
+            )
+        )
+        read = await handle.load_session(lash.FullGraph())
+        assert read is not None
+        assert [(n.node_id, n.payload) for n in read.graph.nodes] == [
+            ("a", {"n": "a"}),
+            ("b", {"v": 2}),
+            ("c", {"v": 2}),
+            ("d", {"v": 2}),
+        ]
+        (summary,) = await storage.sessions.list_sessions()
+        assert summary.node_count == 4

@@ -374,8 +374,10 @@ def stored_stamp(
 ) -> StoredStamp:
     """A stored stamp from its row: the result's manifest, else its checkpoint envelope.
 
-    Stamps stored before manifests were kept in the row carry only the
-    checkpoint ref; their envelope is the fallback.
+    A row may carry only the checkpoint ref: one stored before manifests were kept
+    in rows, or one of a backend whose GC keeps every stored stamp's checkpoint (the
+    envelope holds the manifest, so the row need not repeat it). The envelope is
+    read then.
     """
     if manifest is not None:
         decoded = decode_record(
