@@ -37,21 +37,12 @@ from .queued_work import PostgresQueue
 
 TIER = DurabilityTier.DURABLE
 
-# One row for the head ("part" 0, from session_head in repeatable/session_reads.sql,
-# planned once per connection), then one per live node ("part" 1), in no order:
-# the client sorts the nodes by (rev, ord), their insertion sequence. Sorting
-# here would cost the server more than the client: a sort over the UNION copies
-# every node's data into sort memory, a third of a millisecond for 800 nodes,
-# where the client's sort of rows that mostly arrive in order is a tenth of
-# that. Plain rows, not array_agg: aggregating 800 rows costs more than sending
-# them. A tail read is session_tail, in the same file.
-_LOAD_SESSION = """
-SELECT 0, NULL::bigint, NULL::integer, NULL::text, s.data, s.head
-FROM {s}.session_head(%(sid)s) AS s
-UNION ALL
-SELECT 1, n.rev, n.ord, n.node_id, n.data, NULL
-FROM {s}.nodes AS n
-WHERE n.session_id = %(sid)s AND NOT n.tombstoned"""
+# The head's row ("part" 0), then one per live node ("part" 1), in no order: the
+# client sorts the nodes by (rev, ord), their insertion sequence. One call of
+# session_load (repeatable/session_reads.sql), whose statements are planned once
+# per connection. Plain rows, not array_agg: aggregating 800 rows costs more than
+# sending them. A tail read is session_tail, in the same file.
+_LOAD_SESSION = "SELECT * FROM {s}.session_load(%(sid)s::text)"
 
 _LOAD_TAIL = "SELECT * FROM {s}.session_tail(%(sid)s::text, %(leaf)s::text, %(limit)s::integer)"
 
