@@ -53,40 +53,39 @@ KEEP = 8
 # their fields instead, as emptying a table gives it new files (a new pg_class row).
 # And the migrations the schema records, which a test may edit.
 _DEFINITION = """
+WITH c AS MATERIALIZED (  -- the schema's relations: one scan of pg_class, which TRUNCATE churns
+    SELECT oid, relname, relkind, relowner, relacl, reloptions, relpersistence,
+           relrowsecurity, relforcerowsecurity
+    FROM pg_catalog.pg_class WHERE relnamespace = {nsp}
+)
 SELECT md5(string_agg(item, ' ' ORDER BY item)) FROM (
     SELECT format('n%s %s', n.oid, n.xmin) FROM pg_catalog.pg_namespace AS n WHERE n.oid = {nsp}
     UNION ALL
     SELECT format('c%s %s %s %s %s %s %s %s %s', c.oid, c.relname, c.relkind, c.relowner,
                   c.relacl, c.reloptions, c.relpersistence, c.relrowsecurity,
                   c.relforcerowsecurity)
-    FROM pg_catalog.pg_class AS c WHERE c.relnamespace = {nsp}
+    FROM c
     UNION ALL
     SELECT format('a%s.%s %s', a.attrelid, a.attnum, a.xmin)
-    FROM pg_catalog.pg_attribute AS a JOIN pg_catalog.pg_class AS c ON c.oid = a.attrelid
-    WHERE c.relnamespace = {nsp} AND a.attnum > 0
+    FROM c JOIN pg_catalog.pg_attribute AS a ON a.attrelid = c.oid WHERE a.attnum > 0
     UNION ALL
     SELECT format('d%s %s', d.oid, d.xmin)
-    FROM pg_catalog.pg_attrdef AS d JOIN pg_catalog.pg_class AS c ON c.oid = d.adrelid
-    WHERE c.relnamespace = {nsp}
+    FROM c JOIN pg_catalog.pg_attrdef AS d ON d.adrelid = c.oid
     UNION ALL
     SELECT format('k%s %s', k.oid, k.xmin)
     FROM pg_catalog.pg_constraint AS k WHERE k.connamespace = {nsp}
     UNION ALL
     SELECT format('i%s %s', i.indexrelid, i.xmin)
-    FROM pg_catalog.pg_index AS i JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
-    WHERE c.relnamespace = {nsp}
+    FROM c JOIN pg_catalog.pg_index AS i ON i.indexrelid = c.oid
     UNION ALL
     SELECT format('t%s %s', t.oid, t.xmin)
-    FROM pg_catalog.pg_trigger AS t JOIN pg_catalog.pg_class AS c ON c.oid = t.tgrelid
-    WHERE c.relnamespace = {nsp}
+    FROM c JOIN pg_catalog.pg_trigger AS t ON t.tgrelid = c.oid
     UNION ALL
     SELECT format('r%s %s', r.oid, r.xmin)
-    FROM pg_catalog.pg_rewrite AS r JOIN pg_catalog.pg_class AS c ON c.oid = r.ev_class
-    WHERE c.relnamespace = {nsp}
+    FROM c JOIN pg_catalog.pg_rewrite AS r ON r.ev_class = c.oid
     UNION ALL
     SELECT format('p%s %s', p.oid, p.xmin)
-    FROM pg_catalog.pg_policy AS p JOIN pg_catalog.pg_class AS c ON c.oid = p.polrelid
-    WHERE c.relnamespace = {nsp}
+    FROM c JOIN pg_catalog.pg_policy AS p ON p.polrelid = c.oid
     UNION ALL
     SELECT format('f%s %s', f.oid, f.xmin) FROM pg_catalog.pg_proc AS f
     WHERE f.pronamespace = {nsp}
@@ -95,8 +94,7 @@ SELECT md5(string_agg(item, ' ' ORDER BY item)) FROM (
     WHERE y.typnamespace = {nsp}
     UNION ALL
     SELECT format('s%s %s', q.seqrelid, q.xmin)
-    FROM pg_catalog.pg_sequence AS q JOIN pg_catalog.pg_class AS c ON c.oid = q.seqrelid
-    WHERE c.relnamespace = {nsp}
+    FROM c JOIN pg_catalog.pg_sequence AS q ON q.seqrelid = c.oid
     UNION ALL
     SELECT format('m%s %s %s', version, name, checksum) FROM {s}.{migrations}
     UNION ALL
