@@ -94,22 +94,25 @@ ON CONFLICT (run_id, ref) DO NOTHING"""
 # then each stored turn result its session's head does not name, with the row of its
 # own session's checkpoints (migration 0012), where its commit wrote it (NULL: not
 # there). Every lookup names the session, so on a store distributed by session
-# (layout.py) each page joins on each shard. Per-row lookups on indexes, never hash
-# joins: one would read a whole table for every page, and GC would grow with the
-# store squared. Each returns the row's key, for the next page.
+# (layout.py) each page stays on each shard. The lookups are per-row subqueries on
+# indexes, never joins: at 100k sessions the planner merge-joins the page with the
+# whole of session_blobs (or heads), reading it from its start for every page, and
+# GC grows with the store squared. Each returns the row's key, for the next page.
 _HEAD_ROOT_PAGE = """
-SELECT ARRAY[h.session_id], h.checkpoint_ref, c.data
+SELECT ARRAY[h.session_id], h.checkpoint_ref,
+       (SELECT c.data FROM {s}.session_blobs AS c
+         WHERE c.session_id = h.session_id AND c.ref = h.checkpoint_ref)
   FROM {s}.heads AS h
-  LEFT JOIN {s}.session_blobs AS c ON c.session_id = h.session_id AND c.ref = h.checkpoint_ref
  WHERE h.session_id > (%(after)s::text[])[1]
  ORDER BY h.session_id LIMIT %(limit)s"""
 _STAMP_ROOT_PAGE = """
-SELECT ARRAY[t.session_id, t.turn_id], t.checkpoint_ref, c.data
+SELECT ARRAY[t.session_id, t.turn_id], t.checkpoint_ref,
+       (SELECT c.data FROM {s}.session_blobs AS c
+         WHERE c.session_id = t.session_id AND c.ref = t.checkpoint_ref)
   FROM {s}.turn_stamps AS t
-  LEFT JOIN {s}.session_blobs AS c ON c.session_id = t.session_id AND c.ref = t.checkpoint_ref
  WHERE (t.session_id, t.turn_id) > ((%(after)s::text[])[1], (%(after)s::text[])[2])
-   AND NOT EXISTS (SELECT FROM {s}.heads AS h
-                    WHERE h.session_id = t.session_id AND h.checkpoint_ref = t.checkpoint_ref)
+   AND (SELECT h.checkpoint_ref FROM {s}.heads AS h WHERE h.session_id = t.session_id)
+       IS DISTINCT FROM t.checkpoint_ref
  ORDER BY t.session_id, t.turn_id LIMIT %(limit)s"""
 # A root its session holds no row of (a store no commit wrote so) is read from blobs.
 _PUT_ROOTS = "SELECT ref, data FROM {s}.blobs WHERE ref = ANY(%(refs)s::text[])"
@@ -280,10 +283,11 @@ async def _sweep(db: Db, run: str, statement: LiteralString, start: object, acti
     after, deleted, gone = start, 0, list[str]()
     while True:
         async with db.pipelined(action) as conn:
-            await conn.execute(_LOCK_GC, db.gc_lock)
             # The last page's refs, looked up before this page deletes: a ref whose last
-            # row this page deletes is counted once, with this page.
+            # row this page deletes is counted once, with this page. Looked up before
+            # the lock is taken, which commits then wait for only as long as the page.
             kept = await conn.execute(db.q(_STILL_STORED), {"refs": gone}) if gone else None
+            await conn.execute(_LOCK_GC, db.gc_lock)
             cur = await conn.execute(
                 db.q(statement), {"run": run, "after": after, "limit": SWEEP_PAGE}
             )
