@@ -13,6 +13,10 @@ that no test failed on gets the whole suite. Each test is then collected only
 on the URLs of the mutants that break its behaviour: every test on every URL
 was a quarter of a million items, which took longer to collect than the kept
 ones took to run. :data:`URL_OF` maps each test's node id to the URL it ran on.
+
+The suite's hang guards are shortened for the run (:data:`MUTANT_GUARD_S`):
+mutants are the memory backend, whose waits end within milliseconds, and each
+mutant that never ends a wait cost a full 10 s guard.
 """
 
 from __future__ import annotations
@@ -26,6 +30,11 @@ from .harness import mutant_for
 
 #: Suite modules whose tests are driven by hypothesis.
 HYPOTHESIS_MODULES = frozenset({"properties", "stateful"})
+
+#: The suite's hang guards: the seconds a wait may take, by name, in its modules.
+GUARDS = ("WAIT_S", "CLOSE_WAIT_S")
+#: Each guard's seconds on a run of mutants.
+MUTANT_GUARD_S = 2.0
 
 #: Node id -> storage URL, for the tests of the last run.
 URL_OF: dict[str, str] = {}
@@ -42,6 +51,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def behaviour_of(item: pytest.Item) -> str | None:
     marker = item.get_closest_marker("lash_behaviour")
     return None if marker is None else str(marker.args[0])
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, object]:
+    """The run's tests wait at most :data:`MUTANT_GUARD_S`; the guards are put back after
+    (pytest may have imported the suite's modules in an earlier run of the process)."""
+    modules = {id(m): m for item in session.items if (m := getattr(item, "module", None))}
+    kept = [
+        (module, name, getattr(module, name))
+        for module in modules.values()
+        for name in GUARDS
+        if isinstance(getattr(module, name, None), float)
+    ]
+    for module, name, _ in kept:
+        setattr(module, name, MUTANT_GUARD_S)
+    try:
+        return (yield)
+    finally:
+        for module, name, seconds in kept:
+            setattr(module, name, seconds)
 
 
 @pytest.hookimpl(wrapper=True)
