@@ -29,6 +29,7 @@ from lash_store_api.backend.commit import (
 )
 from lash_store_api.errors import BackendError
 
+from .arrays import BigintArray, ByteaArray, TextArray
 from .db import Db
 
 # Every argument is cast, so empty arrays and NULLs resolve to the one signature.
@@ -44,7 +45,7 @@ FROM {s}.commit_turn(
     %(cached)s::bigint[], %(reasoning)s::bigint[],
     %(turn_id)s::text, %(hash)s::text, %(now_ms)s::bigint, %(at_ms)s::bigint,
     %(attachment_ids)s::text[],
-    %(observe_only)s::boolean, %(gc_lock)s::integer[],
+    %(observe_only)s::boolean, ARRAY[%(gc1)s::integer, %(gc2)s::integer],
     %(q_claims)s::text[], %(q_tokens)s::text[], %(q_batches)s::text[])"""
 
 _HEAD_REVISION = "SELECT {s}.head_revision(%s)"
@@ -73,6 +74,7 @@ class CommitRow:
 def commit_params(plan: CommitPlan, gc_lock: tuple[int, int]) -> dict[str, Any]:
     """The arguments of ``commit_turn`` for ``plan``."""
     usage = plan.usage_deltas
+    checks = plan.queue_checks
     return {
         "sid": plan.session_id,
         "expected": plan.expected_head_revision,
@@ -82,29 +84,30 @@ def commit_params(plan: CommitPlan, gc_lock: tuple[int, int]) -> dict[str, Any]:
         "ref": plan.checkpoint_ref,
         "blob": plan.checkpoint,
         "manifest": plan.manifest,
-        "blob_refs": [ref for _, ref in plan.blob_refs],
+        "blob_refs": TextArray([ref for _, ref in plan.blob_refs]),
         "leaf": plan.leaf_node_id,
         "replace": plan.replace,
-        "ids": [n.node_id for n in plan.nodes],
-        "parents": [n.parent_node_id for n in plan.nodes],
-        "datas": [n.data for n in plan.nodes],
-        "sources": [e.source for e in usage],
-        "models": [e.model for e in usage],
-        "inputs": [e.usage.input_tokens for e in usage],
-        "outputs": [e.usage.output_tokens for e in usage],
-        "cached": [e.usage.cached_input_tokens for e in usage],
-        "reasoning": [e.usage.reasoning_tokens for e in usage],
+        "ids": TextArray([n.node_id for n in plan.nodes]),
+        "parents": TextArray([n.parent_node_id for n in plan.nodes]),
+        "datas": ByteaArray([n.data for n in plan.nodes]),
+        "sources": TextArray([e.source for e in usage]),
+        "models": TextArray([e.model for e in usage]),
+        "inputs": BigintArray([e.usage.input_tokens for e in usage]),
+        "outputs": BigintArray([e.usage.output_tokens for e in usage]),
+        "cached": BigintArray([e.usage.cached_input_tokens for e in usage]),
+        "reasoning": BigintArray([e.usage.reasoning_tokens for e in usage]),
         "turn_id": plan.turn_id,
         "hash": plan.turn_commit_hash,
         "now_ms": now_ms(),
         "at_ms": plan.at_ms,
-        "attachment_ids": list(plan.committed_attachment_ids),
+        "attachment_ids": TextArray(plan.committed_attachment_ids),
         # a completion naming another session never matches: look, write nothing
         "observe_only": plan.observe_only or bool(plan.foreign_claims),
-        "gc_lock": list(gc_lock),
-        "q_claims": [claim_id for claim_id, _, _ in plan.queue_checks],
-        "q_tokens": [token for _, token, _ in plan.queue_checks],
-        "q_batches": [batch_id for _, _, batch_id in plan.queue_checks],
+        "gc1": gc_lock[0],
+        "gc2": gc_lock[1],
+        "q_claims": TextArray([claim_id for claim_id, _, _ in checks]),
+        "q_tokens": TextArray([token for _, token, _ in checks]),
+        "q_batches": TextArray([batch_id for _, _, batch_id in checks]),
     }
 
 

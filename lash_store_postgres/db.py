@@ -13,6 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from lash_store_api.errors import BackendError
 
+from .arrays import ADAPTERS
 from .config import PgOptions
 from .errors import connection_lost, describe, wrapped
 from .migrations import lock_key
@@ -33,7 +34,11 @@ def make_pool(conninfo: str, options: PgOptions) -> AsyncConnectionPool[Conn]:
         max_idle=options.pool_max_idle,
         max_lifetime=options.pool_max_lifetime,
         check=AsyncConnectionPool.check_connection if options.pool_check else None,
-        kwargs={"autocommit": True, "prepare_threshold": options.prepare_threshold},
+        kwargs={
+            "autocommit": True,
+            "prepare_threshold": options.prepare_threshold,
+            "context": ADAPTERS,
+        },
         open=False,
         name="lash-store",
     )
