@@ -10,8 +10,9 @@ one again after putting it back as migration left it:
   types, sequences, grants, and the migrations it records) must be the one
   read when it was migrated, else it is dropped and another lent: a test that
   altered its schema never hands the change on;
-- the tables holding rows are truncated, and every sequence set back to its
-  start, so the borrower sees an empty store, numbered as a fresh one.
+- the rows of its tables are deleted (a table grown past :data:`TRUNCATE_PAST`
+  is truncated instead) and every sequence set back to its start, so the
+  borrower sees an empty store, numbered as a fresh one.
 
 This runs when a schema is lent, not when it is given back, so rows a
 straggler wrote after the hand-back are gone too. A process drops its
