@@ -32,6 +32,25 @@ def test_canon_sorts_keys_and_is_compact() -> None:
     assert canon({"b": 1, "a": [1, "é"]}) == '{"a":[1,"é"],"b":1}'.encode()
 
 
+@given(strategies.json_values(max_leaves=30))
+def test_canon_is_the_json_of_sorted_keys_compact_separators_and_utf8(value: lash.JSON) -> None:
+    expected = json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+    assert canon(value) == expected.encode("utf-8")
+
+
+def test_canon_refuses_a_cycle_and_a_float_json_cannot_hold_as_json_dumps_does() -> None:
+    cycle: dict[str, object] = {}
+    cycle["self"] = [cycle]
+    with pytest.raises(ValueError, match="Circular reference"):
+        canon(cycle)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        canon({"x": float("nan")})
+    with pytest.raises(TypeError, match="set is not JSON serializable"):
+        canon({"x": {1}})  # type: ignore[dict-item]
+
+
 def test_sha256_hex_is_hash_of_canonical_json() -> None:
     value = {"z": None, "a": "\u0000"}
     assert sha256_hex(value) == hashlib.sha256(canon(value)).hexdigest()

@@ -48,10 +48,24 @@ RECORD_SCHEMA_VERSION = 1
 _CANONICAL = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
 )
+# Its C encoder, built once too (JSONEncoder.encode builds one per call, about a
+# microsecond). Without circular-reference marks it keeps no state either: a cycle
+# recurses until RecursionError, and canon then asks _CANONICAL, which names it.
+_C_ENCODE: Callable[[Any, int], list[str]] | None = None
+_make_encoder = getattr(json.encoder, "c_make_encoder", None)  # CPython's _json
+if _make_encoder is not None:
+    _C_ENCODE = _make_encoder(
+        None, _CANONICAL.default, json.encoder.encode_basestring, None, ":", ",", True, False, False
+    )
 
 
 def canon(value: JSON) -> bytes:
     """Canonical JSON: sorted keys, compact separators, UTF-8."""
+    if _C_ENCODE is not None:
+        try:
+            return "".join(_C_ENCODE(value, 0)).encode("utf-8")
+        except RecursionError:
+            pass  # a cycle, or deeper than the limit: the checked encoder says which
     return _CANONICAL.encode(value).encode("utf-8")
 
 
