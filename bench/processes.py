@@ -18,7 +18,9 @@
 
 Contenders alternate run by run, each in a fresh scratch schema. Figures are
 medians over runs (throughput: events per second of the whole gather;
-latency: the median of ``--waits`` waits per run). Measures only.
+latency: the median of ``--waits`` waits per run). The budget (design.md) is
+lash's appends at least 0.6x the floor's with 1 and with 8 appenders. Measures
+only: a missed budget is reported, never raised.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ from bench.pg_floor import open_pool, pool_kwargs, scratch_schema
 from lash_store_api.backend.codec import encode_json
 
 DEFAULT_PG_URL = os.environ.get("LASH_STORE_PG_URL") or "postgresql://127.0.0.1:5432/test"
+#: design.md: appends at least this share of the floor's rate, with 1 and with 8 appenders.
+BUDGET = 0.6
 
 STEP = lash.ProcessEventType(
     "job.step",
@@ -204,6 +208,12 @@ def render(
     ]
     for n, (ours, floor) in sorted(rates.items()):
         lines.append(f"{n:>9}  {ours:>9.0f}  {floor:>9.0f}  {ours / floor:>9.2f}x")
+    for n in (1, 8):
+        if n in rates:
+            ratio = rates[n][0] / rates[n][1]
+            verdict = "met" if ratio >= BUDGET else "MISSED"
+            lines.append(f"budget: {n} appender(s) at least {BUDGET}x the floor: {ratio:.2f}x")
+            lines[-1] += f" {verdict}"
     lines.append("")
     lines.append("append to a waiting await_process returning, median (ms)")
     floor = latencies["floor"]
