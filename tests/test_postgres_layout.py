@@ -108,6 +108,30 @@ async def test_every_table_is_distributed_by_the_column_leading_its_keys(pg: Any
         assert joined.get(DISTRIBUTED[table]) == DISTRIBUTED[target], (table, target)
 
 
+# Each index of session_blobs with the names of its key columns.
+_CHECKPOINT_INDEXES = """
+SELECT i.relname, ARRAY(SELECT a.attname FROM unnest(x.indkey) AS k
+                          JOIN pg_catalog.pg_attribute AS a
+                            ON a.attrelid = x.indrelid AND a.attnum = k)
+  FROM pg_catalog.pg_index AS x
+  JOIN pg_catalog.pg_class AS i ON i.oid = x.indexrelid
+ WHERE x.indrelid = (%s || '.session_blobs')::regclass"""
+
+
+async def test_every_index_of_session_checkpoints_holds_the_session_and_the_ref(
+    pg: Any,
+) -> None:
+    """A read, a replay or a GC page looks a session's checkpoint up by (session, ref),
+    and the planner may take any index of session_blobs for it: one of the ref alone
+    would read every session's row of a checkpoint many sessions share (migration
+    0014), a cost that grows with the store."""
+    indexes = dict(await rows(pg, _CHECKPOINT_INDEXES))
+    assert "session_blobs_ref" in indexes
+    assert {n: set(c) >= {"session_id", "ref"} for n, c in indexes.items()} == dict.fromkeys(
+        indexes, True
+    )
+
+
 def test_operations_shows_the_distribution_commands() -> None:
     """docs/operations.md lists the commands layout.py makes, in its order."""
     assert "\n".join(citus_commands("lash")) in OPERATIONS.read_text(encoding="utf-8")
