@@ -10,8 +10,10 @@
   Bytes per step: the file's size with its WAL after a ``TRUNCATE`` checkpoint,
   after the steps minus before the first, over the steps.
 - Agents SDK: ``add_items``, ``get_items()`` and ``get_items(20)`` (the
-  harness of ``bench/clients_agents.py``) on ``agents.SQLiteSession`` on a file
-  (its own settings) and on ``LashSession`` over a lash SQLite file.
+  workload of ``bench/clients_agents.py``) on ``agents.SQLiteSession`` on a file
+  (its own settings) and on ``LashSession`` over a lash SQLite file. Both
+  sessions are open at once and take turns call by call, so a burst of the
+  machine's other work falls on both sides of the ratio.
 
 Runs are the outer loop and the contenders' order rotates between runs; a
 figure is the median over runs of each run's median.
@@ -23,6 +25,7 @@ import sqlite3
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -32,7 +35,9 @@ from bench.sqlite_floor import file_bytes, fresh_file
 
 if TYPE_CHECKING:  # imported where used: the frameworks are slow to import, and the writer
     # processes of bench/sqlite_writers.py import bench/sqlite.py, hence this module, again
-    from bench.clients_agents import AgentsConfig
+    from agents.items import TResponseInputItem
+
+    from bench.clients_agents import AgentsConfig, Opener
 
 __all__ = ["AGENTS_BASELINE", "LG_PEERS", "FigureRow", "agents_figures", "langgraph_figures"]
 
@@ -149,7 +154,7 @@ async def langgraph_figures(folder: str, steps: int, runs: int) -> list[FigureRo
 
 async def agents_figures(folder: str, cfg: AgentsConfig) -> list[FigureRow]:
     """Every Agents SDK measure on ``SQLiteSession`` (a file) and ``LashSession`` (SQLite)."""
-    from bench.clients_agents import Opener, lash_opener, one_run, sqlite_file, turn_items
+    from bench.clients_agents import lash_opener, sqlite_file, turn_items
 
     contenders: dict[str, Opener] = {
         AGENTS_BASELINE: sqlite_file,
@@ -160,10 +165,11 @@ async def agents_figures(folder: str, cfg: AgentsConfig) -> list[FigureRow]:
     medians: dict[tuple[str, str], list[float]] = {}
     p95s: dict[tuple[str, str], list[float]] = {}
     for run in range(cfg.runs):
-        for name in names[run % len(names) :] + names[: run % len(names)]:
-            for measure, samples in (await one_run(contenders[name], turns, cfg)).items():
-                medians.setdefault((measure, name), []).append(statistics.median(samples))
-                p95s.setdefault((measure, name), []).append(p95(samples))
+        order = names[run % len(names) :] + names[: run % len(names)]
+        got = await _agents_run({name: contenders[name] for name in order}, turns, cfg)
+        for key, samples in got.items():
+            medians.setdefault(key, []).append(statistics.median(samples))
+            p95s.setdefault(key, []).append(p95(samples))
     items = f"{4 * (cfg.history + cfg.window)} items"
     return [
         FigureRow(
@@ -176,3 +182,39 @@ async def agents_figures(folder: str, cfg: AgentsConfig) -> list[FigureRow]:
         )
         for measure, name in medians
     ]
+
+
+async def _agents_run(
+    contenders: dict[str, Opener], turns: list[list[TResponseInputItem]], cfg: AgentsConfig
+) -> dict[tuple[str, str], list[float]]:
+    """One run: a fresh session on each contender, open at once, filled alike, then the
+    contenders take turns call by call (so a burst of the machine's other work falls on
+    both sides of a ratio); microsecond samples per (measure, contender)."""
+    from bench.pg_rows import frozen_gc
+
+    samples: dict[tuple[str, str], list[float]] = {}
+
+    async def timed(measure: str, name: str, call: Awaitable[object]) -> None:
+        start = time.perf_counter_ns()
+        await call
+        samples.setdefault((measure, name), []).append((time.perf_counter_ns() - start) / 1000)
+
+    async with AsyncExitStack() as stack:
+        sessions = {
+            name: await stack.enter_async_context(opener("bench-agents"))
+            for name, opener in contenders.items()
+        }
+        for items in turns[: cfg.history]:
+            for session in sessions.values():
+                await session.add_items(items)
+        with frozen_gc():
+            for items in turns[cfg.history :]:
+                for name, session in sessions.items():
+                    await timed("add_items", name, session.add_items(items))
+            for measure, limit in (("get_items", None), ("get_items(20)", 20)):
+                for _ in range(cfg.reads):
+                    for name, session in sessions.items():
+                        await timed(measure, name, session.get_items(limit))
+        for name, session in sessions.items():
+            assert len(await session.get_items()) == 4 * len(turns), name
+    return samples
