@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import random
+import time
 from dataclasses import dataclass
 
 import lash_store_api as lash
@@ -24,6 +25,7 @@ __all__ = [
     "Head",
     "SessionContended",
     "backoff",
+    "fresh_ids",
     "send",
     "stamp",
 ]
@@ -61,11 +63,23 @@ class Head:
     config: lash.PersistedSessionConfig
 
 
+def fresh_ids(count: int) -> list[str]:
+    """``count`` new ids of 32 hex digits: the time in milliseconds (12 digits), then 80
+    random bits, which keep apart the ids of one millisecond.
+
+    Ids made later sort later, so a store's index on them takes each call's new ids
+    at its end, on one page, rather than each on a page of its own as random ids do.
+    """
+    prefix = f"{time.time_ns() // 1_000_000:012x}"
+    drawn = os.urandom(10 * count).hex()
+    return [prefix + drawn[i : i + 20] for i in range(0, 20 * count, 20)]
+
+
 def stamp(session_id: str, operation: str, content: object) -> lash.RuntimeTurnCommitStamp:
     """A fresh turn stamp whose hash covers ``operation`` and ``content``."""
     text = json.dumps([operation, content], sort_keys=True, separators=(",", ":"))
     digest = hashlib.sha256(text.encode()).hexdigest()
-    return lash.RuntimeTurnCommitStamp(session_id, f"{operation}-{os.urandom(16).hex()}", digest)
+    return lash.RuntimeTurnCommitStamp(session_id, f"{operation}-{fresh_ids(1)[0]}", digest)
 
 
 async def send(

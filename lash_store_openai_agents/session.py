@@ -21,7 +21,6 @@ the conformance suite serves it.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Self, cast
@@ -237,9 +236,7 @@ class LashSession:
         checked = item_list(items)
         if not checked:
             return
-        # Random ids, 128 bits each as uuid4's, from one read of the system's source.
-        drawn = os.urandom(16 * len(checked)).hex()
-        ids = [f"item-{drawn[i : i + 32]}" for i in range(0, len(drawn), 32)]
+        ids = [f"item-{i}" for i in commits.fresh_ids(len(checked))]
         # One stamp for the whole call: its hash covers what stays the same across
         # reloads, so a re-send after a lost reply finds the stored result even when the
         # retry follows a reload. The ids alone: they are new to this call, so they name

@@ -550,3 +550,20 @@ def test_without_the_sdk_the_import_error_names_the_extra() -> None:
     done = subprocess.run([sys.executable, "-c", hide], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert "pip install 'lash-store[openai-agents]'" in done.stderr.splitlines()[-1]
+
+
+def test_fresh_ids_sort_in_the_order_they_were_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ids lead with the time in milliseconds, so a later call's ids sort after an
+    earlier call's (a store's index takes them at its end); within one millisecond
+    their 80 random bits keep them apart."""
+    from lash_store_openai_agents import commits
+
+    now = [1_700_000_000_000_000_000]
+    monkeypatch.setattr("lash_store_openai_agents.commits.time.time_ns", lambda: now[0])
+    first = commits.fresh_ids(50)
+    now[0] += 1_000_000
+    second = commits.fresh_ids(3)
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in first + second)
+    assert len(set(first + second)) == 53
+    assert max(first) < min(second)
+    assert {i[:12] for i in first} == {f"{1_700_000_000_000:012x}"}
