@@ -72,10 +72,23 @@ STALE_RUN_MS = 24 * 3600 * 1000
 
 _DROP_STALE_RUNS = "DELETE FROM {s}.gc_runs WHERE started_at_ms <= " + _NOW_MS + " - %s"
 _START_RUN = "INSERT INTO {s}.gc_runs (run_id, started_at_ms) VALUES (%s, " + _NOW_MS + ")"
-_OTHER_RUNS = "SELECT EXISTS (SELECT FROM {s}.gc_runs WHERE run_id <> %s)"
 _END_RUN = "DELETE FROM {s}.gc_runs WHERE run_id = %s"
-_ANY_RUN = "SELECT EXISTS (SELECT FROM {s}.gc_runs)"
-_CLEAR = "TRUNCATE {s}.gc_named, {s}.gc_marks, {s}.gc_attachment_marks"
+# The names commits recorded, once no run is registered but %s (what a run whose
+# client died left, at the start; the last run's, at its end): they serve no one.
+_FORGET_NAMES = (
+    "DELETE FROM {s}.gc_named WHERE NOT EXISTS (SELECT FROM {s}.gc_runs WHERE run_id <> %s)"
+)
+# The marks, once no run is registered. Marks are keyed by run, so a run leaves its
+# own for the last one out to clear. No commit touches these tables: truncating
+# them holds up no commit, and outside the GC lock. A run registering meanwhile
+# either shows (and they stay) or writes its first mark after they are truncated.
+_CLEAR_MARKS = """
+DO $$ BEGIN
+    LOCK TABLE {s}.gc_marks, {s}.gc_attachment_marks IN ACCESS EXCLUSIVE MODE;
+    IF NOT EXISTS (SELECT FROM {s}.gc_runs) THEN
+        TRUNCATE {s}.gc_marks, {s}.gc_attachment_marks;
+    END IF;
+END $$"""
 # Marks: kind 2 a checkpoint root, 1 another root, 0 kept (named, or a fresh put).
 _MARK_CHECKPOINT_ROOTS = """
 INSERT INTO {s}.gc_marks (run_id, ref, kind)
@@ -217,25 +230,21 @@ async def _start(db: Db, run: str, policy: MaintenancePolicy) -> None:
         await conn.execute(db.q(_FORGET_STAMPS), retention(None, policy))
         await conn.execute(db.q(_EXPIRE_PUTS), (policy.blob_grace_ms,))
         await conn.execute(db.q(_EXPIRE_ATTACHMENT_PUTS), (policy.blob_grace_ms,))
-    async with db.transaction("starting a GC run") as conn:
+    # Registering and ending hold the GC lock exclusively, so each is one round trip.
+    async with db.pipelined("starting a GC run") as conn:
         await conn.execute(_LOCK_GC, db.gc_lock)
         await conn.execute(db.q(_DROP_STALE_RUNS), (STALE_RUN_MS,))
-        cur = await conn.execute(db.q(_OTHER_RUNS), (run,))
-        alone = not (await cur.fetchone() or (False,))[0]
-        if alone:  # what ended runs left (a client that died) serves no one
-            await conn.execute(db.q(_CLEAR))
+        await conn.execute(db.q(_FORGET_NAMES), (run,))
         await conn.execute(db.q(_START_RUN), (run,))
 
 
 async def _end(db: Db, run: str) -> None:
-    async with db.transaction("ending a GC run") as conn:
+    async with db.pipelined("ending a GC run") as conn:
         await conn.execute(_LOCK_GC, db.gc_lock)  # no commit is writing gc_named now
         await conn.execute(db.q(_END_RUN), (run,))
-        cur = await conn.execute(db.q(_ANY_RUN))
-        # The last run out clears both tables. A run that ends beside another leaves
-        # its marks (keyed by its id, read by no one) to be cleared so.
-        if not (await cur.fetchone() or (True,))[0]:
-            await conn.execute(db.q(_CLEAR))
+        await conn.execute(db.q(_FORGET_NAMES), (run,))
+    async with db.pipelined("clearing GC marks") as conn:
+        await conn.execute(db.q(_CLEAR_MARKS))
 
 
 async def _mark(db: Db, run: str) -> tuple[int, int]:

@@ -241,6 +241,7 @@ GC_WHOLE_READS = {
     "blobs",
     "blob_puts",
     "gc_marks",
+    "gc_named",
     "attachments",
     "attachment_puts",
 }
