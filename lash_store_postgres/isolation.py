@@ -38,7 +38,7 @@ from lash_store_api.backend.clock import clock_option
 
 from .config import parse_url
 from .db import Conn
-from .migrations import REPEATABLE_TABLE, TABLE, migrate
+from .migrations import REPEATABLE_TABLE, TABLE, known_migrations, known_repeatables, migrate
 from .storage import PostgresStorage, direct_connection, pooled_storage
 
 __all__ = ["give_back_schema", "lend_schema", "open_isolated"]
@@ -142,16 +142,21 @@ class _Schemas:
     idle: list[str] = field(default_factory=list)
 
 
-_databases: dict[str, _Schemas] = {}
+#: (conninfo, the checksums of the scripts its schemas were migrated with): its schemas.
+_databases: dict[tuple[str, tuple[str, ...]], _Schemas] = {}
 _owner = os.getpid()
 
 
 def _schemas(conninfo: str) -> _Schemas:
+    """This process's schemas of ``conninfo``'s database, migrated with the scripts shipped
+    now: a schema is never lent under migrations other than those it was made with (files
+    read afresh each time, as ``migrate`` reads them)."""
     global _owner
     if os.getpid() != _owner:  # a forked child: the parent's schemas are not its own
         _databases.clear()
         _owner = os.getpid()
-    return _databases.setdefault(conninfo, _Schemas())
+    scripts = tuple(s.checksum for s in (*known_migrations(), *known_repeatables()))
+    return _databases.setdefault((conninfo, scripts), _Schemas())
 
 
 async def open_isolated(
@@ -285,7 +290,7 @@ def _drop_all() -> None:
     """Drop the schemas this process still has (best effort: the server may be gone)."""
     if os.getpid() != _owner:
         return
-    for conninfo, schemas in list(_databases.items()):
+    for (conninfo, _), schemas in list(_databases.items()):
         if not schemas.definitions:
             continue
         names = sql.SQL(", ").join(sql.Identifier(s) for s in schemas.definitions)

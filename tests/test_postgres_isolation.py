@@ -7,6 +7,7 @@ schemas when it exits (lash_store_postgres/isolation.py).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -23,7 +24,9 @@ from test_check import SID, fill
 import lash_store_api as lash
 from lash_store_api import Storage
 from lash_store_api.erasure import InspectableStorage
+from lash_store_postgres import isolation
 from lash_store_postgres.isolation import TRUNCATE_PAST
+from lash_store_postgres.migrations import known_repeatables
 
 #: The two tables where the migrations record themselves: a fresh schema has rows there.
 MIGRATION_TABLES = {"lash_migrations", "lash_repeatables"}
@@ -132,6 +135,22 @@ async def test_a_schema_a_test_altered_is_dropped_not_lent_again(
         assert not exists(pg_url, schema)
         assert await data_values(again) == []
         assert (await again.maintenance.check()).ok
+
+
+async def test_a_schema_is_lent_only_under_the_scripts_it_was_migrated_with(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that finds other migration files than a schema was made with (a checkout
+    changed under it) migrates another schema rather than lend one behind."""
+    backend = lash.backend_for_url(pg_url)
+    async with backend.isolated(pg_url) as first:
+        schema = schema_of(first)
+    shipped = known_repeatables()
+    edited = [dataclasses.replace(shipped[0], text=shipped[0].text + "\n-- edited"), *shipped[1:]]
+    monkeypatch.setattr(isolation, "known_repeatables", lambda: edited)
+    async with backend.isolated(pg_url) as again:
+        assert schema_of(again) != schema
+        assert await data_values(again) == []
 
 
 async def test_storages_lent_at_once_have_schemas_of_their_own(pg_url: str) -> None:
