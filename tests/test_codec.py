@@ -51,6 +51,36 @@ def test_canon_refuses_a_cycle_and_a_float_json_cannot_hold_as_json_dumps_does()
         canon({"x": {1}})  # type: ignore[dict-item]
 
 
+def test_packb_gives_msgpacks_bytes_and_errors_and_recovers_after_an_error() -> None:
+    from lash_store_api.backend.codec_base import packb
+
+    value = [1, "node", {"b": b"x", "a": [None, 2.5, "é"]}]
+    assert packb(value) == msgpack.packb(value, use_bin_type=True)
+    with pytest.raises(OverflowError):
+        packb([1, 2**64])  # as msgpack.packb: beyond 64 bits
+    assert packb(value) == msgpack.packb(value, use_bin_type=True)  # nothing left over
+
+
+def test_packb_gives_each_thread_its_own_packer() -> None:
+    import threading
+
+    from lash_store_api.backend.codec_base import packb
+
+    values = [[i, "x" * i] for i in range(200)]
+    got: dict[int, list[bytes]] = {}
+
+    def pack_all(n: int) -> None:
+        got[n] = [packb(v) for v in values for _ in range(20)]
+
+    threads = [threading.Thread(target=pack_all, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    expected = [msgpack.packb(v, use_bin_type=True) for v in values for _ in range(20)]
+    assert all(got[n] == expected for n in range(4))
+
+
 def test_sha256_hex_is_hash_of_canonical_json() -> None:
     value = {"z": None, "a": "\u0000"}
     assert sha256_hex(value) == hashlib.sha256(canon(value)).hexdigest()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -30,6 +31,7 @@ __all__ = [
     "json_record",
     "opt_json",
     "pack_record",
+    "packb",
     "sha256_hex",
     "sha256_of_bytes",
     "unpack_record",
@@ -59,14 +61,18 @@ if _make_encoder is not None:
     )
 
 
-def canon(value: JSON) -> bytes:
-    """Canonical JSON: sorted keys, compact separators, UTF-8."""
+def _canonical(value: JSON) -> str:
     if _C_ENCODE is not None:
         try:
-            return "".join(_C_ENCODE(value, 0)).encode("utf-8")
+            return "".join(_C_ENCODE(value, 0))
         except RecursionError:
             pass  # a cycle, or deeper than the limit: the checked encoder says which
-    return _CANONICAL.encode(value).encode("utf-8")
+    return _CANONICAL.encode(value)
+
+
+def canon(value: JSON) -> bytes:
+    """Canonical JSON: sorted keys, compact separators, UTF-8."""
+    return _canonical(value).encode("utf-8")
 
 
 def sha256_hex(value: JSON) -> str:
@@ -80,16 +86,30 @@ def sha256_of_bytes(data: bytes) -> BlobRef:
 
 
 def encode_json(value: JSON) -> str:
-    return canon(value).decode("utf-8")
+    """:func:`canon` as text (its UTF-8 bytes decoded)."""
+    return _canonical(value)
 
 
 def decode_json(text: str | bytes) -> Any:
     return json.loads(text)
 
 
+# Each thread's own packer: msgpack.packb makes a packer, and its buffer, per call
+# (about half of packing a node); a packer is not to be shared between threads.
+_packers = threading.local()
+
+
+def packb(value: Any) -> bytes:
+    """``msgpack.packb(value, use_bin_type=True)``: the same bytes, or the same error."""
+    packer: msgpack.Packer | None = getattr(_packers, "packer", None)
+    if packer is None:
+        packer = _packers.packer = msgpack.Packer(use_bin_type=True)
+    return packer.pack(value)  # type: ignore[no-any-return]
+
+
 def pack_record(kind: str, fields: dict[str, Any]) -> bytes:
     body = {"schema_version": RECORD_SCHEMA_VERSION, "kind": kind, **fields}
-    return msgpack.packb(body, use_bin_type=True)  # type: ignore[no-any-return]
+    return packb(body)
 
 
 def check_version(kind: str, version: object) -> None:

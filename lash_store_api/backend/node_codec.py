@@ -29,6 +29,7 @@ from .codec_base import (
     from_opt_json,
     opt_json,
     pack_record,
+    packb,
     unpack_record,
 )
 
@@ -62,7 +63,7 @@ def encode_node(node: SessionNodeRecord) -> bytes:
         node.payload,
     ]
     try:
-        return msgpack.packb(fields, use_bin_type=True)  # type: ignore[no-any-return]
+        return packb(fields)
     except OverflowError:
         fields[1:] = [
             _NODE_JSON,
@@ -70,7 +71,7 @@ def encode_node(node: SessionNodeRecord) -> bytes:
             opt_json(node.caused_by),
             encode_json(node.payload),
         ]
-        return msgpack.packb(fields, use_bin_type=True)  # type: ignore[no-any-return]
+        return packb(fields)
 
 
 # A session read builds hundreds of nodes: setting the slots directly skips the
