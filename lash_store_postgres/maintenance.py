@@ -60,13 +60,21 @@ USING (SELECT session_id, turn_id,
 WHERE t.session_id = r.session_id AND t.turn_id = r.turn_id AND r.n > %(keep)s"""
 
 _LOCK_GC = "SELECT pg_advisory_xact_lock(%s, %s)"
+# A sweep page's lock. Its commit does not wait for its WAL to reach the disk, so the
+# commits queued on the lock do not wait for that either: a crash right after may undo
+# the page's deletes (the next run deletes those rows again), and any later commit's
+# flush makes them durable, so nothing that commit writes can depend on a lost delete.
+_LOCK_PAGE = "SELECT set_config('synchronous_commit', 'off', true), pg_advisory_xact_lock(%s, %s)"
 _NOW_MS = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
 _EXPIRE_PUTS = "DELETE FROM {s}.blob_puts WHERE put_at_ms <= " + _NOW_MS + " - %s"
 _EXPIRE_ATTACHMENT_PUTS = "DELETE FROM {s}.attachment_puts WHERE put_at_ms <= " + _NOW_MS + " - %s"
 
-#: Page sizes: checkpoint roots decoded per read, blobs or attachments per sweep transaction.
+#: Page sizes: checkpoint roots decoded per read, blobs or attachments per sweep
+#: transaction. A sweep page holds every commit up while it runs, so it is small: at
+#: 500 rows, commits during the sweeps had a p99 of 35-44 ms where at 100 they had
+#: 24-25 ms (100k sessions, a busy machine), for a run 10-20% shorter.
 MARK_PAGE = 500
-SWEEP_PAGE = 500
+SWEEP_PAGE = 100
 #: A run registered this long ago is taken for one whose client died (migration 0011).
 STALE_RUN_MS = 24 * 3600 * 1000
 
@@ -296,7 +304,7 @@ async def _sweep(db: Db, run: str, statement: LiteralString, start: object, acti
             # row this page deletes is counted once, with this page. Looked up before
             # the lock is taken, which commits then wait for only as long as the page.
             kept = await conn.execute(db.q(_STILL_STORED), {"refs": gone}) if gone else None
-            await conn.execute(_LOCK_GC, db.gc_lock)
+            await conn.execute(_LOCK_PAGE, db.gc_lock)
             cur = await conn.execute(
                 db.q(statement), {"run": run, "after": after, "limit": SWEEP_PAGE}
             )
@@ -323,7 +331,7 @@ async def _sweep_attachments(db: Db, run: str) -> int:
     after, deleted = "", 0
     while True:
         async with db.pipelined("sweeping unnamed attachment bytes") as conn:
-            await conn.execute(_LOCK_GC, db.gc_lock)
+            await conn.execute(_LOCK_PAGE, db.gc_lock)
             cur = await conn.execute(
                 db.q(_SWEEP_ATTACHMENT_PAGE), {"run": run, "after": after, "limit": SWEEP_PAGE}
             )
