@@ -404,12 +404,40 @@ def render(
         cells = "".join(f"{v:>12.3f}" for v in row)
         lines.append(name.ljust(width) + cells + f"{growth:>11.2f}x")
     lines.append(f"growth from the smallest to the largest store: {sizes[0]:,} -> {sizes[-1]:,}")
-    return "\n".join(lines)
+    return "\n".join(lines + budget(sizes, table))
+
+
+def budget(sizes: Sequence[int], table: dict[int, dict[str, float]]) -> list[str]:
+    """design.md's budget lines: each target with its figures, met or missed."""
+
+    def growth(name: str) -> float:
+        first, last = table[sizes[0]][name], table[sizes[-1]][name]
+        return last / first if first else float("nan")
+
+    def verdict(ok: bool) -> str:
+        return "MET" if ok else "MISSED"
+
+    flat = {n: growth(f"{n} median ms") for n in ("commit", "load", "claim", "append")}
+    memory = growth("gc client peak MiB")
+    during = [table[s]["commit p99 during gc ms"] / table[s]["commit p99 quiet ms"] for s in sizes]
+    span = f"from {sizes[0]:,} to {sizes[-1]:,}"
+    return [
+        f"target: commit, load, claim and append medians within 1.2x {span}: "
+        + ", ".join(f"{n} {g:.2f}x" for n, g in flat.items())
+        + f": {verdict(all(g <= 1.2 for g in flat.values()))}",
+        f"target: GC's client memory bounded (at most 1.2x {span}): {memory:.2f}x: "
+        + verdict(memory <= 1.2),
+        "target: commit p99 during GC at most 2x its p99 without, at each size: "
+        + ", ".join(f"{r:.2f}x" for r in during)
+        + f": {verdict(all(r <= 2 for r in during))}",
+    ]
 
 
 async def main_async(url: str, sizes: Sequence[int], runs: int, window: int) -> str:
     table: dict[int, dict[str, float]] = {}
     fills: dict[int, float] = {}
+    # The p99 columns mostly measure what else the machine runs: say how busy it was.
+    loads = [os.getloadavg()[0]]
     async with lash.backend_for_url(url).isolated(url) as storage:
         if not hasattr(storage, "schema"):
             raise SystemExit("bench/scale.py bulk-loads PostgreSQL: give a postgresql:// URL")
@@ -419,7 +447,10 @@ async def main_async(url: str, sizes: Sequence[int], runs: int, window: int) -> 
             filled = size
             print(f"filled {size:,} sessions in {fills[size]:.1f} s", file=sys.stderr)
             table[size] = await measure(storage, size, runs, window)
-    return render(sizes, table, fills)
+            loads.append(os.getloadavg()[0])
+    shown = ", ".join(f"{v:.2f}" for v in loads)
+    busy = f"load average (1 min) at the start and after each size: {shown}"
+    return render(sizes, table, fills) + "\n" + busy
 
 
 def main(argv: Sequence[str] | None = None) -> int:

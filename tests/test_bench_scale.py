@@ -1,5 +1,6 @@
 """``bench/scale.py`` runs as a script on PostgreSQL at a tiny size (it measures; it
-asserts no timing): the bulk fill, every measure and the growth table."""
+asserts no timing): the bulk fill, every measure, the growth table, the budget lines
+and the load average."""
 
 from __future__ import annotations
 
@@ -34,4 +35,11 @@ def test_the_scale_bench_runs_tiny_on_postgres(pg_url: str) -> None:
     ):
         assert f"\n{measure} " in out, measure
     assert "growth from the smallest to the largest store: 20 -> 40" in out
+    for target in (
+        "target: commit, load, claim and append medians within 1.2x from 20 to 40: commit ",
+        "target: GC's client memory bounded (at most 1.2x from 20 to 40): ",
+        "target: commit p99 during GC at most 2x its p99 without, at each size: ",
+    ):
+        assert f"\n{target}" in out, target
+    assert "\nload average (1 min) at the start and after each size: " in out
     assert "filled 40 sessions" in done.stderr
