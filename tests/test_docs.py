@@ -17,7 +17,7 @@ Python (```` ```python ````)
     string given as the first argument of an ``open_storage`` or
     ``open_storage_sync`` call, or of a ``from_url`` or ``open`` call: the
     framework adapters' constructors, such as ``LashSession.from_url("memory://",
-    ...)`` and ``LashSession.open("memory://", ...)``) with the scratch schema's
+    ...)`` and ``LashSession.open("memory://", ...)``) with the lent schema's
     URL, and sets ``$LASH_STORE_URL`` to the same URL, so
     ``open_storage()`` without an argument follows too. Nothing else in a
     block is changed. A block that raises fails the test, and the traceback
@@ -93,7 +93,7 @@ from typing import Any
 import click
 import pytest
 from click.testing import CliRunner
-from pg_cluster import scratch_schema, with_query
+from pg_cluster import lent_schema, with_query
 
 import lash_store_api as lash
 from lash_store_api.backend import StorageBase
@@ -177,9 +177,9 @@ def blocks(page: Path) -> list[Block]:
 class PageRun:
     """What running one page needs: its namespace, its loop, its target's URLs."""
 
-    #: The URL Python blocks open (``memory://`` as written, or the scratch schema).
+    #: The URL Python blocks open (``memory://`` as written, or the lent schema).
     python_url: str
-    #: The URL shell commands get (a named memory storage, or the scratch schema).
+    #: The URL shell commands get (a named memory storage, or the lent schema).
     cli_url: str
     workdir: Path
     loop: asyncio.AbstractEventLoop
@@ -533,7 +533,7 @@ def target(
         yield url, url
         return
     pg_url: str = request.getfixturevalue("pg_url")
-    with scratch_schema(pg_url) as schema:
+    with lent_schema(pg_url) as schema:
         url = with_query(pg_url, schema=schema)
         monkeypatch.setenv("LASH_STORE_URL", url)
         yield url, url
@@ -574,14 +574,14 @@ def test_every_block_of_the_page_runs(page: Path, target: tuple[str, str], tmp_p
 
 
 def run_twice(page: Path, backend: str, request: pytest.FixtureRequest, workdir: Path) -> None:
-    """Run ``page`` twice on one durable store of ``backend``: a file, or a scratch schema."""
+    """Run ``page`` twice on one durable store of ``backend``: a file, or a lent schema."""
     if backend == "sqlite":
         url = f"sqlite:///{workdir}/agent.db"
         for _ in range(2):
             in_worker_thread(page, url, url, workdir)
         return
     pg_url: str = request.getfixturevalue("pg_url")
-    with scratch_schema(pg_url) as schema:
+    with lent_schema(pg_url) as schema:
         url = with_query(pg_url, schema=schema)
         for _ in range(2):
             in_worker_thread(page, url, url, workdir)

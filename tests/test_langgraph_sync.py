@@ -26,7 +26,7 @@ import pytest
 from langchain_core.messages import HumanMessage
 from langgraph.types import Command
 from langgraph_agent import build, transcript
-from pg_cluster import scratch_schema, with_query
+from pg_cluster import lent_schema, with_query
 
 import lash_store_api as lash
 from lash_store_langgraph import LashSaver
@@ -52,14 +52,14 @@ def ask() -> dict[str, Any]:
 @contextmanager
 def store_url(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> Iterator[str]:
     """A URL of ``backend`` that another process can open too (memory:// aside): a SQLite
-    file, or a PostgreSQL schema dropped afterwards."""
+    file, or an empty PostgreSQL schema lent for the test (``pg_cluster.lent_schema``)."""
     if backend == "memory":
         yield "memory://"
     elif backend == "sqlite":
         yield f"sqlite:///{tmp_path / 'graph.db'}"
     else:
         pg_url = str(request.getfixturevalue("pg_url"))
-        with scratch_schema(pg_url) as schema:
+        with lent_schema(pg_url) as schema:
             yield with_query(pg_url, schema=schema)
 
 
