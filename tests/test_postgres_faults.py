@@ -534,8 +534,12 @@ async def test_a_corrupted_checkpoint_fails_the_read_naming_session_and_ref_and_
     async with await lash.open_storage(with_query(pg_url, schema=schema)) as storage:
         results = await two_sessions(storage)
         ref = results[-1].checkpoint_ref
-        await corrupt(
-            pg_url, schema, "UPDATE {}.blobs SET data = %s WHERE ref = %s", b"\xde\xad", ref
+        await corrupt(  # a commit's checkpoint is a row of its own session
+            pg_url,
+            schema,
+            "UPDATE {}.session_blobs SET data = %s WHERE session_id = 's' AND ref = %s",
+            b"\xde\xad",
+            ref,
         )
         store = storage.session("s")
         with pytest.raises(lash.BackendError) as broken:
