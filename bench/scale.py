@@ -1,23 +1,16 @@
 """How the PostgreSQL backend's costs grow with the store: 1k, 10k and 100k sessions.
 
-The store is filled in steps (each size adds to the one before) and measured at
-each: commit and load (median and p99), a claim, a process event append, the
-first page of ``list_sessions``, ``usage_by_model``, and a GC and a vacuum run
-(time, the client's peak Python memory under ``tracemalloc``, and the commit p99
-while each runs, from ``lash-store gc``/``vacuum`` in a process of its own, beside
-the p99 without). It prints a table and each measure's
-growth from the smallest size to the largest (design.md, "Performance budget":
-commit, load, claim and append within 1.2x; GC's memory bounded; commit p99
-during GC at most 2x).
-
-Filling: one template session of 5 turns (20 nodes) is committed through the
-API. Its node and usage rows are copied under each new id by one
-``INSERT ... SELECT`` per table; each new session gets its own checkpoints,
-encoded by the kit (``encode_checkpoint``, ``encode_manifest``) and written with
-``COPY``: a head and two stored turn results whose checkpoints differ per
-session, the head's checkpoint naming a small state blob of its own, and one
-superseded checkpoint no root reaches (garbage for GC). 100k sessions hold 2M
-nodes. Nothing is committed turn by turn.
+Each size is a store of its own (a scratch schema), bulk-loaded by
+bench/scale_fill.py (100k sessions hold 2M nodes; nothing is committed turn by
+turn). The per-call measures (commit and load, median and p99; a claim; a process
+event append; the first page of ``list_sessions``; ``usage_by_model``) take turns
+across the stores call by call, so that a burst of other work on the machine lands
+on every size alike. Then each store in turn runs GC and vacuum: their time, the
+client's peak Python memory under ``tracemalloc``, and the commit p99 while each
+runs in a process of its own, beside the p99 just before. It prints a table, each
+measure's growth from the smallest size to the largest, design.md's budget lines
+("Performance budget": commit, load, claim and append within 1.2x; GC's memory
+bounded; commit p99 during GC at most 2x) and the load average.
 
     python -m bench.scale --sizes 1000,10000 --runs 3
     python -m bench.scale --url postgresql://127.0.0.1:5432/test --sizes 1000,10000,100000
@@ -27,7 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
+import contextlib
 import functools
 import os
 import random
@@ -45,168 +38,11 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable, and h
 
 import lash_store_api as lash
 from bench.processes import registration
-from bench.workload import build_commit, make_turns
-from lash_store_api.backend.codec import encode_checkpoint, encode_manifest, sha256_of_bytes
+from bench.scale_fill import ALL_TURNS, TURNS, add_garbage, fill, sid_of
+from bench.workload import build_commit
 
 DEFAULT_URL = os.environ.get("LASH_STORE_PG_URL") or "postgresql://127.0.0.1:5432/test"
-#: Turns (4 nodes each) every filled session holds; the template's.
-TURNS = 5
-#: Turns committers may add to one session while measuring.
-EXTRA_TURNS = 40
-ALL_TURNS = make_turns(TURNS + EXTRA_TURNS)
-TEMPLATE = "scale-template"
 LEASE_MS = 60_000
-
-
-def sid_of(i: int) -> str:
-    return f"scale-{i:07d}"
-
-
-# --- filling -----------------------------------------------------------------------
-
-
-def session_checkpoints(sid: str) -> dict[str, Any]:
-    """The kit-encoded blobs of one session: checkpoints of turns 3 (garbage), 4 and 5."""
-    state = f"execution state of {sid}".encode()
-    state_ref = sha256_of_bytes(state)
-    cps = {}
-    for t in (3, 4, 5):
-        base = ALL_TURNS[t - 1].checkpoint
-        tool_state = {**(base.tool_state or {}), "session": sid}  # type: ignore[dict-item]
-        cp = dataclasses.replace(
-            base, tool_state=tool_state, execution_state_ref=state_ref if t == 5 else None
-        )
-        cps[t] = (cp, *encode_checkpoint(cp))
-    return {"state": (state_ref, state), "cps": cps}
-
-
-async def fill(storage: Any, start: int, stop: int) -> float:
-    """Add sessions ``start`` to ``stop - 1``; return the seconds it took."""
-    import psycopg
-    from psycopg import sql
-
-    began = time.perf_counter()
-    if start == 0:
-        handle = storage.session(TEMPLATE)
-        for turn in ALL_TURNS[:TURNS]:
-            await handle.commit_runtime_state(build_commit(TEMPLATE, turn))
-    schema = storage.schema
-    conninfo = storage.url.split("?")[0]
-
-    def table(name: str) -> sql.Composed:
-        return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(name))
-
-    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
-        found = await conn.execute(
-            """SELECT table_name, array_agg(column_name::text ORDER BY ordinal_position)
-                 FROM information_schema.columns
-                WHERE table_schema = %s AND is_generated = 'NEVER'
-                  AND identity_generation IS DISTINCT FROM 'ALWAYS'
-                GROUP BY table_name HAVING bool_or(column_name = 'session_id')""",
-            (schema,),
-        )
-        tables = {str(t): [str(c) for c in cols] for t, cols in await found.fetchall()}
-        head_cols, stamp_cols = tables.pop("heads"), tables.pop("turn_stamps")
-        tables.pop("session_blobs")  # each session's own checkpoints are made below
-        cur = await conn.execute(
-            sql.SQL("SELECT {} FROM {} WHERE session_id = %s").format(
-                sql.SQL(", ").join(map(sql.Identifier, head_cols)), table("heads")
-            ),
-            (TEMPLATE,),
-        )
-        head = dict(zip(head_cols, await cur.fetchone() or (), strict=True))
-        cur = await conn.execute(
-            sql.SQL("SELECT {} FROM {} WHERE session_id = %s ORDER BY head_revision").format(
-                sql.SQL(", ").join(map(sql.Identifier, stamp_cols)), table("turn_stamps")
-            ),
-            (TEMPLATE,),
-        )
-        stamps = [dict(zip(stamp_cols, row, strict=True)) for row in await cur.fetchall()]
-        for lo in range(start, stop, 10_000):
-            ids = [sid_of(i) for i in range(lo, min(stop, lo + 10_000))]
-            async with conn.transaction():
-                # Rows that hold nothing per session: copied from the template as written.
-                for name, cols in tables.items():
-                    picked = [
-                        sql.SQL("n.new_id") if c == "session_id" else sql.Identifier("t", c)
-                        for c in cols
-                    ]
-                    await conn.execute(
-                        sql.SQL(
-                            "INSERT INTO {} ({}) SELECT {} FROM {} AS t"
-                            " CROSS JOIN unnest(%s::text[]) AS n(new_id) WHERE t.session_id = %s"
-                        ).format(
-                            table(name),
-                            sql.SQL(", ").join(map(sql.Identifier, cols)),
-                            sql.SQL(", ").join(picked),
-                            table(name),
-                        ),
-                        (ids, TEMPLATE),
-                    )
-                await _copy_own_rows(conn, table, ids, head, stamps)
-    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
-        for name in ("heads", "turn_stamps", "blobs", "session_blobs", "nodes", "usage"):
-            await conn.execute(sql.SQL("ANALYZE {}").format(table(name)))
-    return time.perf_counter() - began
-
-
-async def _copy_own_rows(
-    conn: Any,
-    table: Callable[[str], Any],
-    ids: Sequence[str],
-    head: dict[str, Any],
-    stamps: Sequence[dict[str, Any]],
-) -> None:
-    """Each session's head, two stored turn results, checkpoints (its own rows) and put
-    blob, by ``COPY``."""
-    from psycopg import sql
-
-    def copy(name: str, cols: Sequence[str]) -> Any:
-        return conn.cursor().copy(
-            sql.SQL("COPY {} ({}) FROM STDIN").format(
-                table(name), sql.SQL(", ").join(map(sql.Identifier, cols))
-            )
-        )
-
-    made = {sid: session_checkpoints(sid) for sid in ids}
-    head_cols = list(head)
-    async with copy("heads", head_cols) as cp:
-        for sid in ids:
-            row = {**head, "session_id": sid, "checkpoint_ref": made[sid]["cps"][5][1]}
-            await cp.write_row([row[c] for c in head_cols])
-    stamp_cols = list(stamps[0])
-    async with copy("turn_stamps", stamp_cols) as cp:
-        for sid in ids:
-            for stamp in stamps[-2:]:  # turns 4 and 5, head revisions 4 and 5
-                checkpoint, ref, _ = made[sid]["cps"][stamp["head_revision"]]
-                row = {
-                    **stamp,
-                    "session_id": sid,
-                    "checkpoint_ref": ref,
-                    "manifest": encode_manifest(checkpoint.manifest()),
-                }
-                await cp.write_row([row[c] for c in stamp_cols])
-    async with copy("blobs", ("ref", "data")) as cp:
-        for sid in ids:
-            await cp.write_row(made[sid]["state"])
-    async with copy("session_blobs", ("session_id", "ref", "data")) as cp:
-        for sid in ids:
-            for _, ref, data in made[sid]["cps"].values():
-                await cp.write_row((sid, ref, data))
-
-
-async def add_garbage(storage: Any, count: int, tag: str) -> None:
-    """``count`` blobs no root reaches and no put protects: what a GC run deletes."""
-    db = storage._db
-    async with db.pipelined("adding garbage") as conn:
-        await conn.execute(
-            db.q(
-                "INSERT INTO {s}.blobs (ref, data)"
-                " SELECT %s || g, convert_to(repeat('x', 2000), 'UTF8')"
-                " FROM generate_series(1, %s) AS g ON CONFLICT DO NOTHING"
-            ),
-            (f"garbage-{tag}-", count),
-        )
 
 
 # --- measuring ---------------------------------------------------------------------
@@ -311,27 +147,26 @@ async def peak_memory(call: Callable[[], Awaitable[Any]]) -> int:
         tracemalloc.stop()
 
 
-async def measure(storage: Any, size: int, runs: int, window: int) -> dict[str, float]:
-    rng = random.Random(size)
-    picks = rng.sample(range(size), min(size, 2000))
-    committer = Committer(storage, [sid_of(i) for i in picks])
-    found: dict[str, float] = {}
+class Sized:
+    """One size's store, its committer and its random picks."""
 
-    commits = [await committer.one() for _ in range(window * runs)]
-    found["commit median ms"] = statistics.median(commits) * 1000
-    found["commit p99 ms"] = p99(commits) * 1000
+    def __init__(self, storage: Any, size: int) -> None:
+        self.storage, self.size = storage, size
+        self.rng = random.Random(size)
+        picks = self.rng.sample(range(size), min(size, 2000))
+        self.committer = Committer(storage, [sid_of(i) for i in picks])
+        self.found: dict[str, float] = {}
 
-    loads = []
-    for _ in range(window * runs):
-        handle = storage.session(sid_of(rng.randrange(size)))
-        loads.append(await timed(handle.load_session, lash.ActivePath()))
-    found["load median ms"] = statistics.median(loads) * 1000
-    found["load p99 ms"] = p99(loads) * 1000
+    def some_session(self) -> str:
+        return sid_of(self.rng.randrange(self.size))
 
-    claims = []
-    for n in range(window * runs):
-        sid = sid_of(rng.randrange(size))
-        handle = storage.session(sid)
+    async def load(self) -> float:
+        handle = self.storage.session(self.some_session())
+        return await timed(handle.load_session, lash.ActivePath())
+
+    async def claim(self, n: int) -> float:
+        sid = self.some_session()
+        handle = self.storage.session(sid)
         await handle.enqueue_queued_work(
             lash.QueuedWorkBatchDraft(
                 session_id=sid,
@@ -341,24 +176,63 @@ async def measure(storage: Any, size: int, runs: int, window: int) -> dict[str, 
             )
         )
         claim = handle.claim_ready_queued_work
-        claims.append(await timed(claim, sid, "worker", lash.ClaimBoundary.IDLE, LEASE_MS, 1))
-    found["claim median ms"] = statistics.median(claims) * 1000
+        return await timed(claim, sid, "worker", lash.ClaimBoundary.IDLE, LEASE_MS, 1)
 
-    pid = f"scale-process-{size}"
-    await storage.processes.register_process(registration(pid))
-    append = storage.processes.append_event
-    appends = [
-        await timed(append, pid, lash.ProcessEventAppendRequest("job.step", {"n": n}))
-        for n in range(window * runs)
-    ]
-    found["append median ms"] = statistics.median(appends) * 1000
+    async def append(self, n: int) -> float:
+        event = lash.ProcessEventAppendRequest("job.step", {"n": n})
+        return await timed(self.storage.processes.append_event, self.pid, event)
 
-    first_page = functools.partial(storage.sessions.list_sessions, limit=50)
-    pages = [await timed(first_page) for _ in range(runs * 5)]
-    found["list first page ms"] = statistics.median(pages) * 1000
-    usage = [await timed(storage.sessions.usage_by_model) for _ in range(runs)]
-    found["usage_by_model ms"] = statistics.median(usage) * 1000
+    @property
+    def pid(self) -> str:
+        return f"scale-process-{self.size}"
 
+    async def first_page(self) -> float:
+        return await timed(functools.partial(self.storage.sessions.list_sessions, limit=50))
+
+    async def usage(self) -> float:
+        return await timed(self.storage.sessions.usage_by_model)
+
+
+Call = Callable[["Sized", int], Awaitable[float]]
+
+
+async def in_turns(sized: Sequence[Sized], count: int, call: Call) -> list[list[float]]:
+    """``count`` timed calls on each store, the stores taking turns call by call (each
+    round starting one store further on), so that a burst of other work on the machine
+    lands on every size alike; each store's latencies."""
+    taken: list[list[float]] = [[] for _ in sized]
+    for n in range(count):
+        for k in range(len(sized)):
+            i = (n + k) % len(sized)
+            taken[i].append(await call(sized[i], n))
+    return taken
+
+
+async def measure_calls(sized: Sequence[Sized], runs: int, window: int) -> None:
+    """The per-call measures, the stores taking turns."""
+    count = window * runs
+    for name, call, p99_too in (
+        ("commit", lambda z, n: z.committer.one(), True),
+        ("load", lambda z, n: z.load(), True),
+        ("claim", Sized.claim, False),
+        ("append", Sized.append, False),
+    ):
+        for z, taken in zip(sized, await in_turns(sized, count, call), strict=True):
+            z.found[f"{name} median ms"] = statistics.median(taken) * 1000
+            if p99_too:
+                z.found[f"{name} p99 ms"] = p99(taken) * 1000
+    for name, call, count in (
+        ("list first page ms", lambda z, n: z.first_page(), runs * 5),
+        ("usage_by_model ms", lambda z, n: z.usage(), runs),
+    ):
+        for z, taken in zip(sized, await in_turns(sized, count, call), strict=True):
+            z.found[name] = statistics.median(taken) * 1000
+
+
+async def measure_maintenance(z: Sized, runs: int, window: int) -> None:
+    """GC and vacuum on one store: their time and client memory, and the commit p99 while
+    a run goes on in a process of its own beside the p99 just before."""
+    storage, size, committer, found = z.storage, z.size, z.committer, z.found
     quiet = [await committer.one() for _ in range(window * runs)]
     found["commit p99 quiet ms"] = p99(quiet) * 1000
     for name, call in (
@@ -385,7 +259,6 @@ async def measure(storage: Any, size: int, runs: int, window: int) -> dict[str, 
         found[f"{name} client peak MiB"] = max(memory) / 2**20
         found[f"commit p99 during {name} ms"] = p99(during) * 1000
         found[f"commits during {name}"] = len(during) / runs
-    return found
 
 
 def render(
@@ -394,7 +267,7 @@ def render(
     names = list(table[sizes[0]])
     width = max(len(n) for n in names) + 2
     lines = [
-        "lash-store PostgreSQL at scale (sessions of 20 nodes; each size adds to the one before)",
+        "lash-store PostgreSQL at scale (sessions of 20 nodes; a store per size)",
         "measure".ljust(width) + "".join(f"{s:>12,}" for s in sizes) + "      growth",
         "fill s".ljust(width) + "".join(f"{fills[s]:>12.1f}" for s in sizes),
     ]
@@ -434,22 +307,27 @@ def budget(sizes: Sequence[int], table: dict[int, dict[str, float]]) -> list[str
 
 
 async def main_async(url: str, sizes: Sequence[int], runs: int, window: int) -> str:
-    table: dict[int, dict[str, float]] = {}
     fills: dict[int, float] = {}
     # The p99 columns mostly measure what else the machine runs: say how busy it was.
     loads = [os.getloadavg()[0]]
-    async with lash.backend_for_url(url).isolated(url) as storage:
-        if not hasattr(storage, "schema"):
-            raise SystemExit("bench/scale.py bulk-loads PostgreSQL: give a postgresql:// URL")
-        filled = 0
+    async with contextlib.AsyncExitStack() as stack:
+        sized = []
         for size in sizes:
-            fills[size] = await fill(storage, filled, size)
-            filled = size
+            storage = await stack.enter_async_context(lash.backend_for_url(url).isolated(url))
+            if not hasattr(storage, "schema"):
+                raise SystemExit("bench/scale.py bulk-loads PostgreSQL: give a postgresql:// URL")
+            fills[size] = await fill(storage, 0, size)
             print(f"filled {size:,} sessions in {fills[size]:.1f} s", file=sys.stderr)
-            table[size] = await measure(storage, size, runs, window)
+            await storage.processes.register_process(registration(f"scale-process-{size}"))
+            sized.append(Sized(storage, size))
+        await measure_calls(sized, runs, window)
+        loads.append(os.getloadavg()[0])
+        for z in sized:
+            await measure_maintenance(z, runs, window)
             loads.append(os.getloadavg()[0])
     shown = ", ".join(f"{v:.2f}" for v in loads)
-    busy = f"load average (1 min) at the start and after each size: {shown}"
+    busy = f"load average (1 min) at the start, after the calls and after each size's GC: {shown}"
+    table = {z.size: z.found for z in sized}
     return render(sizes, table, fills) + "\n" + busy
 
 

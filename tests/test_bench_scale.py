@@ -41,5 +41,5 @@ def test_the_scale_bench_runs_tiny_on_postgres(pg_url: str) -> None:
         "target: commit p99 during GC at most 2x its p99 without, at each size: ",
     ):
         assert f"\n{target}" in out, target
-    assert "\nload average (1 min) at the start and after each size: " in out
+    assert "\nload average (1 min) at the start, after the calls and after each size" in out
     assert "filled 40 sessions" in done.stderr
