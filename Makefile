@@ -54,9 +54,9 @@ typecheck: $(VENV)/.installed-dev
 # LASH_STORE_URLS). `pgserver.py ensure` prints the PostgreSQL URL ($LASH_STORE_PG_URL, a
 # server at 127.0.0.1:5432, or a throwaway cluster in .pgtmp/) or fails with one line; pytest
 # gets it as LASH_STORE_PG_URL. A throwaway cluster started here is stopped afterwards.
-# Without PYTEST_ARGS the tests marked pgbouncer (among them the whole suite again, through
-# PgBouncer: minutes spent mostly waiting on the server) run beside the rest, their output
-# shown after.
+# Without PYTEST_ARGS two pytest processes share the work, each waiting on the server much of
+# its time: the project's tests in one; beside it the conformance suite, then the tests marked
+# pgbouncer (among them the whole suite again, through PgBouncer), their output shown after.
 pytest: $(VENV)/.installed-dev bootstrap-pgbouncer
 	@kept=$$($(PGSERVER) status 2>/dev/null); \
 	pg_url=$$($(PGSERVER) ensure) || exit 1; \
@@ -73,15 +73,17 @@ pytest: $(VENV)/.installed-dev bootstrap-pgbouncer
 		exit $$?; \
 	fi; \
 	log=$$(mktemp); \
-	echo "LASH_STORE_PG_URL=$$pg_url $(BIN)/pytest -q -rs -m pgbouncer tests &"; \
-	LASH_STORE_PG_URL=$$pg_url $(BIN)/pytest -q -rs -p no:cacheprovider -m pgbouncer \
-		tests > $$log 2>&1 & bouncer=$$!; \
-	echo "LASH_STORE_PG_URL=$$pg_url $(BIN)/pytest -q -rs -m 'not pgbouncer'" \
-		"--pyargs lash_store_conformance tests$$args"; \
-	LASH_STORE_PG_URL=$$pg_url $(BIN)/pytest -q -rs -m 'not pgbouncer' \
-		--pyargs lash_store_conformance tests $$args; main=$$?; \
-	wait $$bouncer; through=$$?; \
-	echo "--- the tests marked pgbouncer (ran beside the rest):"; cat $$log; rm -f $$log; \
+	echo "(LASH_STORE_PG_URL=$$pg_url $(BIN)/pytest -q -rs --pyargs lash_store_conformance$$args;" \
+		"$(BIN)/pytest -q -rs -m pgbouncer tests) &"; \
+	( LASH_STORE_PG_URL=$$pg_url $(BIN)/pytest -q -rs -p no:cacheprovider \
+		--pyargs lash_store_conformance $$args; suite=$$?; \
+	LASH_STORE_PG_URL=$$pg_url $(BIN)/pytest -q -rs -p no:cacheprovider -m pgbouncer tests; \
+	bouncer=$$?; [ $$suite -eq 0 ] && [ $$bouncer -eq 0 ] ) > $$log 2>&1 & beside=$$!; \
+	echo "LASH_STORE_PG_URL=$$pg_url $(BIN)/pytest -q -rs -m 'not pgbouncer' tests"; \
+	LASH_STORE_PG_URL=$$pg_url $(BIN)/pytest -q -rs -m 'not pgbouncer' tests; main=$$?; \
+	wait $$beside; through=$$?; \
+	echo "--- the conformance suite and the tests marked pgbouncer (ran beside the rest):"; \
+	cat $$log; rm -f $$log; \
 	[ $$main -eq 0 ] && [ $$through -eq 0 ]
 
 # Installs the commit at HEAD as users do, each way in a fresh venv in a temporary folder (never
