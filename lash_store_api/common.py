@@ -49,6 +49,8 @@ def freeze_sequences(obj: Any, *names: str) -> None:
     """
     for name in names:
         value = getattr(obj, name)
+        if type(value) is tuple:  # the defaults, and what was frozen already: kept, quickly
+            continue
         if isinstance(value, list) or (
             isinstance(value, Iterable)
             and not isinstance(value, tuple | str | bytes | bytearray | Mapping | AbstractSet)

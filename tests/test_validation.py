@@ -146,6 +146,7 @@ _TURN = lash.PersistedTurnState
             "usage_deltas[0].usage.input_tokens",
         ),
         ({"turn_commit": lash.RuntimeTurnCommitStamp("s", "", "h")}, "turn_commit.turn_id"),
+        ({"graph": lash.Append(nodes=[_NODE(node_id="n")], leaf_node_id="")}, "graph.leaf_node_id"),
         ({"committed_attachment_ids": ""}, "committed_attachment_ids"),
     ],
 )

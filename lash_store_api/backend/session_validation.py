@@ -171,7 +171,8 @@ def check_graph(field: str, delta: object) -> None:
     if isinstance(delta, Unchanged):
         check_optional_id(f"{field}.leaf_node_id", delta.leaf_node_id)
     elif isinstance(delta, Append):
-        check_optional_id(f"{field}.leaf_node_id", delta.leaf_node_id)
+        if delta.leaf_node_id is not None and not plain_id(delta.leaf_node_id):
+            check_id(f"{field}.leaf_node_id", delta.leaf_node_id)
         for i, node in enumerate(check_items(f"{field}.nodes", delta.nodes)):
             if not _plain_node(node):
                 check_node(f"{field}.nodes[{i}]", node)
