@@ -6,13 +6,13 @@ from collections import defaultdict
 
 from lash_store_api import BlobRef, CheckReport, GcReport, SessionCheckpoint
 from lash_store_api.backend.clock import now_ms
-from lash_store_api.backend.codec import decode_checkpoint
 from lash_store_api.backend.maintenance import (
     BlobStoreBase,
     MaintenanceBase,
     MaintenancePolicy,
     doomed_attachments,
     mark_retained,
+    root_manifest,
 )
 
 from .check import check_state
@@ -59,7 +59,7 @@ class MemoryMaintenance(MaintenanceBase):
 
         def load_manifest(ref: BlobRef) -> SessionCheckpoint | None:
             data = state.blobs.get(ref)
-            return None if data is None else decode_checkpoint(data).manifest()
+            return None if data is None else root_manifest(ref, data)
 
         cutoff = now_ms() - self.policy.blob_grace_ms
         for ref in [r for r, at in state.blob_puts.items() if at <= cutoff]:

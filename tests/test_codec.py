@@ -15,8 +15,10 @@ from lash_store_conformance import strategies
 import lash_store_api as lash
 from lash_store_api.backend import node_codec
 from lash_store_api.backend.codec import (
+    RECORD_SCHEMA_VERSION,
     canon,
     decode_checkpoint,
+    decode_checkpoint_manifest,
     decode_frames,
     decode_meta,
     decode_node,
@@ -113,6 +115,24 @@ def test_checkpoint_round_trips_every_field() -> None:
         execution_state=b"\x00\xff",
     )
     assert decode_checkpoint(encode_checkpoint(cp)[1]) == cp
+
+
+@settings(max_examples=60, deadline=None)
+@given(cp=strategies.checkpoints(checkpoint_refs=st.none() | st.sampled_from(["a" * 64, "b"])))
+def test_a_checkpoints_manifest_reads_alone_as_from_the_whole(
+    cp: lash.HydratedSessionCheckpoint,
+) -> None:
+    """GC reads only a root's manifest (the refs it names), never its opaque state."""
+    data = encode_checkpoint(cp)[1]
+    assert decode_checkpoint_manifest(data) == decode_checkpoint(data).manifest()
+
+
+def test_a_manifest_read_alone_refuses_what_is_no_checkpoint() -> None:
+    node = encode_node(lash.SessionNodeRecord(node_id="n", parent_node_id=None))
+    no_manifest = msgpack.packb({"kind": "checkpoint", "schema_version": RECORD_SCHEMA_VERSION})
+    for data in (b"\xc1 not msgpack", node, no_manifest):
+        with pytest.raises(lash.BackendError, match="checkpoint"):
+            decode_checkpoint_manifest(data)
 
 
 def test_node_and_frames_round_trip() -> None:

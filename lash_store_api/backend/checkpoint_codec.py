@@ -30,6 +30,7 @@ from .codec_base import (
 
 __all__ = [
     "decode_checkpoint",
+    "decode_checkpoint_manifest",
     "decode_manifest",
     "encode_checkpoint",
     "encode_checkpoint_and_manifest",
@@ -105,6 +106,16 @@ def decode_checkpoint(data: bytes) -> HydratedSessionCheckpoint:
             plugin_snapshot=from_opt_json(body["plugin_snapshot"]),
             execution_state=body["execution_state"],
         )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BackendError(f"cannot decode checkpoint record: {exc!r}") from exc
+
+
+def decode_checkpoint_manifest(data: bytes) -> SessionCheckpoint:
+    """The manifest of a checkpoint envelope, its opaque state left undecoded: what GC
+    reads of a root (the refs it names), at half the cost of :func:`decode_checkpoint`."""
+    body = unpack_record("checkpoint", data)
+    try:
+        return SessionCheckpoint(**_manifest_kwargs(body["manifest"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise BackendError(f"cannot decode checkpoint record: {exc!r}") from exc
 

@@ -20,6 +20,7 @@ from ..errors import BackendError
 from ..sessions import PersistedSessionConfig, SessionMeta
 from .checkpoint_codec import (
     decode_checkpoint,
+    decode_checkpoint_manifest,
     decode_manifest,
     encode_checkpoint,
     encode_checkpoint_and_manifest,
@@ -42,6 +43,7 @@ __all__ = [
     "canon",
     "decode_attachment_ref",
     "decode_checkpoint",
+    "decode_checkpoint_manifest",
     "decode_config",
     "decode_frames",
     "decode_json",

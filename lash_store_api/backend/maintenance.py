@@ -28,7 +28,7 @@ from ..errors import InvalidRequest, UnsupportedOperation
 from ..maintenance import CheckReport, GcReport, VacuumReport
 from ..prune import PruneReport, RetentionPolicy
 from ..sessions import SessionCheckpoint
-from .codec import decode_checkpoint, decode_record, sha256_of_bytes
+from .codec import decode_checkpoint_manifest, decode_record, sha256_of_bytes
 from .commit import named_blobs
 from .prune import RETENTION_PARSERS, PruneBase, retention_from_options
 from .validation import check_id
@@ -191,9 +191,11 @@ def mark_retained(
 
 
 def root_manifest(ref: BlobRef, data: bytes) -> SessionCheckpoint:
-    """The manifest of the checkpoint root ``ref`` stored as ``data``; an undecodable one
-    raises ``BackendError`` naming the ref, which aborts GC before anything is deleted."""
-    return decode_record(decode_checkpoint, data, session_id=None, record=ref).manifest()
+    """The manifest of the checkpoint root ``ref`` stored as ``data``; one whose envelope
+    or manifest does not decode raises ``BackendError`` naming the ref, which aborts GC
+    before anything is deleted. The opaque state it carries names no blob, and is not
+    decoded."""
+    return decode_record(decode_checkpoint_manifest, data, session_id=None, record=ref)
 
 
 def checkpoint_marks(rows: Iterable[tuple[BlobRef, bytes | None]]) -> set[BlobRef]:
