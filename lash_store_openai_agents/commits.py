@@ -75,11 +75,18 @@ def fresh_ids(count: int) -> list[str]:
     return [prefix + drawn[i : i + 20] for i in range(0, 20 * count, 20)]
 
 
-def stamp(session_id: str, operation: str, content: object) -> lash.RuntimeTurnCommitStamp:
-    """A fresh turn stamp whose hash covers ``operation`` and ``content``."""
-    text = json.dumps([operation, content], sort_keys=True, separators=(",", ":"))
-    digest = hashlib.sha256(text.encode()).hexdigest()
-    return lash.RuntimeTurnCommitStamp(session_id, f"{operation}-{fresh_ids(1)[0]}", digest)
+# Built once: json.dumps with options builds an encoder per call (the same text).
+_STAMP_TEXT = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
+def stamp(
+    session_id: str, operation: str, content: object, *, fresh_id: str | None = None
+) -> lash.RuntimeTurnCommitStamp:
+    """A fresh turn stamp whose hash covers ``operation`` and ``content``; its turn id
+    is ``operation`` and ``fresh_id`` (one of :func:`fresh_ids`, drawn here if not given)."""
+    digest = hashlib.sha256(_STAMP_TEXT.encode([operation, content]).encode()).hexdigest()
+    key = fresh_id if fresh_id is not None else fresh_ids(1)[0]
+    return lash.RuntimeTurnCommitStamp(session_id, f"{operation}-{key}", digest)
 
 
 async def send(

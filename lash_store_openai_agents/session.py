@@ -236,12 +236,13 @@ class LashSession:
         checked = item_list(items)
         if not checked:
             return
-        ids = [f"item-{i}" for i in commits.fresh_ids(len(checked))]
+        *drawn, key = commits.fresh_ids(len(checked) + 1)  # the items' and the stamp's
+        ids = [f"item-{i}" for i in drawn]
         # One stamp for the whole call: its hash covers what stays the same across
         # reloads, so a re-send after a lost reply finds the stored result even when the
         # retry follows a reload. The ids alone: they are new to this call, so they name
         # its items; hashing the items too would cost tens of microseconds a call.
-        stamp = commits.stamp(self.session_id, "add_items", ids)
+        stamp = commits.stamp(self.session_id, "add_items", ids, fresh_id=key)
         try:
             await self._add(checked, ids, stamp)
         except lash.InvalidRequest as exc:  # nothing was written

@@ -282,7 +282,9 @@ def plan_commit(commit: RuntimeCommit, *, serves_queued_work: bool, at_ms: int =
     )
     checkpoint = commit.checkpoint
     manifest = checkpoint.manifest()
-    if checkpoint == _EMPTY_CHECKPOINT:
+    # A tool state rules the empty checkpoint out at once (comparing whole dataclasses
+    # builds tuples of every field, both sides).
+    if checkpoint.tool_state is None and checkpoint == _EMPTY_CHECKPOINT:
         # A commit that keeps no turn state (a chat history's): its encoding is computed once.
         # Equal means the same bytes here: validation refused bools where ints go.
         ref, envelope, encoded_manifest = _EMPTY_ENCODED
