@@ -2,14 +2,15 @@
 
 Each size is a store of its own (a scratch schema), bulk-loaded by
 bench/scale_fill.py (100k sessions hold 2M nodes; nothing is committed turn by
-turn). The per-call measures (commit and load, median and p99; a claim; a process
-event append; the first page of ``list_sessions``; ``usage_by_model``) take turns
+turn). The per-call measures (commit and load, median and p99; a tail read of 20
+nodes; a claim; a process event append; the first page of ``list_sessions``;
+``usage_by_model``) take turns
 across the stores call by call, so that a burst of other work on the machine lands
 on every size alike. Then each store in turn runs GC and vacuum: their time, the
 client's peak Python memory under ``tracemalloc``, and the commit p99 while each
 runs in a process of its own, beside the p99 just before. It prints a table, each
 measure's growth from the smallest size to the largest, design.md's budget lines
-("Performance budget": commit, load, claim and append within 1.2x; GC's memory
+("Performance budget": commit, load, tail, claim and append within 1.2x; GC's memory
 bounded; commit p99 during GC at most 2x) and the load average.
 
     python -m bench.scale --sizes 1000,10000 --runs 3
@@ -164,6 +165,10 @@ class Sized:
         handle = self.storage.session(self.some_session())
         return await timed(handle.load_session, lash.ActivePath())
 
+    async def tail(self) -> float:
+        handle = self.storage.session(self.some_session())
+        return await timed(handle.load_session, lash.Tail(20))
+
     async def claim(self, n: int) -> float:
         sid = self.some_session()
         handle = self.storage.session(sid)
@@ -214,6 +219,7 @@ async def measure_calls(sized: Sequence[Sized], runs: int, window: int) -> None:
     for name, call, p99_too in (
         ("commit", lambda z, n: z.committer.one(), True),
         ("load", lambda z, n: z.load(), True),
+        ("tail(20)", lambda z, n: z.tail(), False),
         ("claim", Sized.claim, False),
         ("append", Sized.append, False),
     ):
@@ -290,12 +296,12 @@ def budget(sizes: Sequence[int], table: dict[int, dict[str, float]]) -> list[str
     def verdict(ok: bool) -> str:
         return "MET" if ok else "MISSED"
 
-    flat = {n: growth(f"{n} median ms") for n in ("commit", "load", "claim", "append")}
+    flat = {n: growth(f"{n} median ms") for n in ("commit", "load", "tail(20)", "claim", "append")}
     memory = growth("gc client peak MiB")
     during = [table[s]["commit p99 during gc ms"] / table[s]["commit p99 quiet ms"] for s in sizes]
     span = f"from {sizes[0]:,} to {sizes[-1]:,}"
     return [
-        f"target: commit, load, claim and append medians within 1.2x {span}: "
+        f"target: commit, load, tail(20), claim and append medians within 1.2x {span}: "
         + ", ".join(f"{n} {g:.2f}x" for n, g in flat.items())
         + f": {verdict(all(g <= 1.2 for g in flat.values()))}",
         f"target: GC's client memory bounded (at most 1.2x {span}): {memory:.2f}x: "
