@@ -39,7 +39,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable, and h
 
 import lash_store_api as lash
 from bench.processes import registration
-from bench.scale_fill import ALL_TURNS, TURNS, add_garbage, fill, sid_of
+from bench.scale_fill import ALL_TURNS, TURNS, add_garbage, fill, sid_of, store_bytes
 from bench.workload import build_commit
 
 DEFAULT_URL = os.environ.get("LASH_STORE_PG_URL") or "postgresql://127.0.0.1:5432/test"
@@ -325,14 +325,20 @@ async def main_async(url: str, sizes: Sequence[int], runs: int, window: int) -> 
             fills[size] = await fill(storage, 0, size)
             print(f"filled {size:,} sessions in {fills[size]:.1f} s", file=sys.stderr)
             await storage.processes.register_process(registration(f"scale-process-{size}"))
-            sized.append(Sized(storage, size))
+            z = Sized(storage, size)
+            stored, buffers = await store_bytes(storage)
+            z.found["store MiB"] = stored / 2**20
+            sized.append(z)
         await measure_calls(sized, runs, window)
         loads.append(os.getloadavg()[0])
         for z in sized:
             await measure_maintenance(z, runs, window)
             loads.append(os.getloadavg()[0])
     shown = ", ".join(f"{v:.2f}" for v in loads)
-    busy = f"load average (1 min) at the start, after the calls and after each size's GC: {shown}"
+    busy = (
+        f"load average (1 min) at the start, after the calls and after each size's GC: {shown}"
+        f"\nserver shared_buffers: {buffers}"
+    )
     table = {z.size: z.found for z in sized}
     return render(sizes, table, fills) + "\n" + busy
 

@@ -162,6 +162,24 @@ async def _copy_own_rows(
                 await cp.write_row((sid, ref, data))
 
 
+async def store_bytes(storage: Any) -> tuple[int, str]:
+    """The bytes of every table of the store's schema with their indexes and TOAST, and
+    the server's ``shared_buffers`` (how much of it the server can keep in its cache)."""
+    import psycopg
+
+    conninfo = storage.url.split("?")[0]
+    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+        cur = await conn.execute(
+            """SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint,
+                      current_setting('shared_buffers')
+                 FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+                WHERE n.nspname = %s AND c.relkind IN ('r', 'm')""",
+            (storage.schema,),
+        )
+        size, buffers = await cur.fetchone() or (0, "?")
+    return int(size), str(buffers)
+
+
 async def add_garbage(storage: Any, count: int, tag: str) -> None:
     """``count`` blobs no root reaches and no put protects: what a GC run deletes."""
     db = storage._db

@@ -23,6 +23,7 @@ def test_the_scale_bench_runs_tiny_on_postgres(pg_url: str) -> None:
     assert done.returncode == 0, done.stderr
     out = done.stdout
     for measure in (
+        "store MiB",
         "commit median ms",
         "load p99 ms",
         "tail(20) median ms",
@@ -44,4 +45,5 @@ def test_the_scale_bench_runs_tiny_on_postgres(pg_url: str) -> None:
     ):
         assert f"\n{target}" in out, target
     assert "\nload average (1 min) at the start, after the calls and after each size" in out
+    assert "\nserver shared_buffers: " in out
     assert "filled 40 sessions" in done.stderr
