@@ -24,6 +24,7 @@ from lash_store_api.backend.process_codec import (
     is_terminal,
 )
 from lash_store_api.backend.process_io import (
+    EventQuery,
     GrantRow,
     LostGrant,
     grants_by_session,
@@ -150,28 +151,21 @@ class MemoryProcessRegistry(ProcessRegistryBase):
                 found.append(record)
         return found
 
-    async def _events(
-        self,
-        pid: str,
-        after: int,
-        *,
-        event_type: str | None = None,
-        unacked_wakes: bool = False,
-        limit: int | None = None,
-    ) -> list[ProcessEvent] | None:
+    async def _events(self, query: EventQuery) -> list[ProcessEvent] | None:
+        pid, limit = query.pid, query.limit
         if pid not in self._state.processes:
             return None
         acks = self._state.wake_acks
         found: list[ProcessEvent] = []
         dropped = self._state.process_log_start.get(pid, 0)  # the log's first sequence - 1
-        first = max(after, dropped)
+        first = max(query.after, dropped)
         log = self._state.process_events.get(pid, ())
         for seq, row in enumerate(log[first - dropped :], first + 1):
             if limit is not None and len(found) >= limit:
                 break
-            if event_type is not None and row.event_type != event_type:
+            if query.event_type is not None and row.event_type != query.event_type:
                 continue
-            if unacked_wakes and (not row.has_wake or (pid, seq) in acks):
+            if query.unacked_wakes and (not row.has_wake or (pid, seq) in acks):
                 continue
             found.append(decode_event(row.event))
         return found

@@ -20,7 +20,7 @@ from typing import Any, LiteralString
 from lash_store_api import ProcessEvent, ProcessHandleDescriptor, ProcessHandleGrant, ProcessRecord
 from lash_store_api.backend.clock import Clock
 from lash_store_api.backend.process_codec import StoredLease, decode_event, decode_process
-from lash_store_api.backend.process_io import GrantRow, LostGrant, untargeted
+from lash_store_api.backend.process_io import EventQuery, GrantRow, LostGrant, untargeted
 from lash_store_api.backend.process_plan import AppendOutcome, AppendPlan, AppendSeen
 from lash_store_api.backend.process_rows import (
     grant_columns,
@@ -262,21 +262,14 @@ class PostgresProcessRegistry(ProcessRegistryBase):
         (rows,) = await self._rows("listing processes", None, (_RECORDS, params))
         return [decode_process(r[0]) for r in rows]
 
-    async def _events(
-        self,
-        pid: str,
-        after: int,
-        *,
-        event_type: str | None = None,
-        unacked_wakes: bool = False,
-        limit: int | None = None,
-    ) -> list[ProcessEvent] | None:
+    async def _events(self, query: EventQuery) -> list[ProcessEvent] | None:
+        pid = query.pid
         params = {
             "pid": pid,
-            "after": after,
-            "type": event_type,
-            "wakes": unacked_wakes,
-            "limit": limit,
+            "after": query.after,
+            "type": query.event_type,
+            "wakes": query.unacked_wakes,
+            "limit": query.limit,
         }
         rows = await self._known("reading process events", pid, _EVENTS, params)
         return None if rows is None else [decode_event(r[0], record=pid) for r in rows]

@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from lash_store_api import ProcessEvent, ProcessHandleDescriptor, ProcessHandleGrant, ProcessRecord
 from lash_store_api.backend.clock import Clock
 from lash_store_api.backend.process_codec import StoredLease, decode_event, decode_process
-from lash_store_api.backend.process_io import GrantRow, LostGrant, untargeted
+from lash_store_api.backend.process_io import EventQuery, GrantRow, LostGrant, untargeted
 from lash_store_api.backend.process_plan import (
     AppendOutcome,
     AppendPlan,
@@ -269,23 +269,15 @@ class SqliteProcessRegistry(ProcessRegistryBase):
 
         return await self._db.read("listing processes", read)
 
-    async def _events(
-        self,
-        pid: str,
-        after: int,
-        *,
-        event_type: str | None = None,
-        unacked_wakes: bool = False,
-        limit: int | None = None,
-    ) -> list[ProcessEvent] | None:
-        query = _events_query(event_type, unacked_wakes)
-        params: dict[str, object] = {"pid": pid, "after": after, "type": event_type}
-        params["limit"] = -1 if limit is None else limit
+    async def _events(self, query: EventQuery) -> list[ProcessEvent] | None:
+        pid, statement = query.pid, _events_query(query.event_type, query.unacked_wakes)
+        params: dict[str, object] = {"pid": pid, "after": query.after, "type": query.event_type}
+        params["limit"] = -1 if query.limit is None else query.limit
 
         def read(conn: Conn) -> list[ProcessEvent] | None:
             if not _exists(conn, pid):
                 return None
-            return [decode_event(r[0], record=pid) for r in conn.execute(query, params)]
+            return [decode_event(r[0], record=pid) for r in conn.execute(statement, params)]
 
         return await self._db.read("reading process events", read, record=pid)
 

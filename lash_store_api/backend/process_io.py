@@ -26,6 +26,7 @@ from .process_codec import StoredLease
 from .process_registration import check_scope
 
 __all__ = [
+    "EventQuery",
     "GrantRow",
     "LostGrant",
     "ProcessRegistryIO",
@@ -43,6 +44,19 @@ class GrantRow:
 
     scope_id: str
     grant: ProcessHandleGrant
+
+
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    """Which events of one process ``_events`` reads: those with sequence > ``after``,
+    ascending; only of ``event_type`` (any when ``None``); only unacked ones carrying
+    a wake when ``unacked_wakes``; the first ``limit`` of them (``None``: no bound)."""
+
+    pid: str
+    after: int
+    event_type: str | None = None
+    unacked_wakes: bool = False
+    limit: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,17 +125,8 @@ class ProcessRegistryIO(ABC):
         ``limit`` of them (each ``None``: no bound)."""
 
     @abstractmethod
-    async def _events(
-        self,
-        pid: str,
-        after: int,
-        *,
-        event_type: str | None = None,
-        unacked_wakes: bool = False,
-        limit: int | None = None,
-    ) -> list[ProcessEvent] | None:
-        """Events with sequence > ``after`` ascending (of one type; only unacked ones
-        carrying a wake; the first ``limit``); ``None`` for an unknown process."""
+    async def _events(self, query: EventQuery) -> list[ProcessEvent] | None:
+        """The events ``query`` selects; ``None`` for an unknown process."""
 
     @abstractmethod
     async def _count(self, pid: str, event_type: str, up_to: int) -> int | None: ...

@@ -49,7 +49,7 @@ from ..processes import (
 )
 from .paging import check_limit, check_prefix, decode_cursor, page_of
 from .process_codec import StoredLease, is_terminal
-from .process_io import GrantRow, check_scope, delete_report
+from .process_io import EventQuery, GrantRow, check_scope, delete_report
 from .process_plan import PlannedAppends
 from .process_registration import decide_registration, prepare_registration
 from .process_semantics import find_event_type
@@ -102,7 +102,7 @@ class ProcessRegistryBase(PlannedAppends):
         return await self._get(check_id("process_id", pid))
 
     async def _known_events(self, pid: str, **query: Any) -> list[ProcessEvent]:
-        found = await self._events(check_id("process_id", pid), **query)
+        found = await self._events(EventQuery(check_id("process_id", pid), **query))
         if found is None:
             raise _not_found(pid)
         return found
@@ -124,7 +124,10 @@ class ProcessRegistryBase(PlannedAppends):
     async def recent_events(self, pid: str, limit: int) -> list[ProcessEvent]:
         check_id("process_id", pid)
         limit = check_int("limit", limit)
-        found = await self._recent(pid, limit) if limit else await self._events(pid, 0, limit=0)
+        if limit:
+            found = await self._recent(pid, limit)
+        else:  # nothing to read, but an unknown process is still refused
+            found = await self._events(EventQuery(pid, 0, limit=0))
         if found is None:
             raise _not_found(pid)
         return found
