@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from lash_store_api.backend.clock import Clock
 from lash_store_api.backend.commit import CommitPlan
 from lash_store_api.backend.queued_work import (
+    BatchQuery,
     ClaimRequest,
     QueuedWorkBase,
     StoredBatch,
@@ -85,18 +86,12 @@ class MemoryQueue(QueuedWorkBase):
             return None
         return rows.pop(batch_id)
 
-    async def _list(
-        self,
-        session_id: str,
-        pending_at_ms: int | None,
-        after_seq: int = 0,
-        limit: int | None = None,
-    ) -> list[StoredBatch]:
-        rows = sorted(self._rows(session_id).values(), key=lambda r: r.enqueue_seq)
-        rows = [r for r in rows if r.enqueue_seq > after_seq]
-        if pending_at_ms is not None:
-            rows = [r for r in rows if not is_live(r, pending_at_ms)]
-        return rows[:limit]
+    async def _list(self, query: BatchQuery) -> list[StoredBatch]:
+        rows = sorted(self._rows(query.session_id).values(), key=lambda r: r.enqueue_seq)
+        rows = [r for r in rows if r.enqueue_seq > query.after_seq]
+        if query.pending_at_ms is not None:
+            rows = [r for r in rows if not is_live(r, query.pending_at_ms)]
+        return rows[: query.limit]
 
 
 def insert_batch(state: MemoryState, row: StoredBatch) -> StoredBatch:

@@ -15,6 +15,7 @@ from lash_store_api import ClaimBoundary
 from lash_store_api.backend.clock import Clock
 from lash_store_api.backend.queued_work import (
     BATCH_COLUMNS,
+    BatchQuery,
     ClaimRequest,
     QueuedWorkBase,
     StoredBatch,
@@ -171,17 +172,12 @@ class PostgresQueue(QueuedWorkBase):
         found = await self._rows("cancelling a batch", _CANCEL, params, session_id=session_id)
         return found[0] if found else None
 
-    async def _list(
-        self,
-        session_id: str,
-        pending_at_ms: int | None,
-        after_seq: int = 0,
-        limit: int | None = None,
-    ) -> list[StoredBatch]:
-        params: dict[str, Any] = {"sid": session_id, "after": after_seq, "limit": limit}
-        if pending_at_ms is None:
-            return await self._rows("listing queued work", _LIST, params, session_id=session_id)
-        params["now"] = pending_at_ms
+    async def _list(self, query: BatchQuery) -> list[StoredBatch]:
+        sid = query.session_id
+        params: dict[str, Any] = {"sid": sid, "after": query.after_seq, "limit": query.limit}
+        if query.pending_at_ms is None:
+            return await self._rows("listing queued work", _LIST, params, session_id=sid)
+        params["now"] = query.pending_at_ms
         return await self._rows(
-            "listing pending queued work", _LIST_PENDING, params, session_id=session_id
+            "listing pending queued work", _LIST_PENDING, params, session_id=sid
         )

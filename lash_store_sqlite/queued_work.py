@@ -16,6 +16,7 @@ from lash_store_api.backend.clock import Clock
 from lash_store_api.backend.commit import CommitPlan
 from lash_store_api.backend.queued_work import (
     BATCH_COLUMNS,
+    BatchQuery,
     ClaimRequest,
     QueuedWorkBase,
     StoredBatch,
@@ -174,25 +175,19 @@ class SqliteQueue(QueuedWorkBase):
         )
         return found[0] if found else None
 
-    async def _list(
-        self,
-        session_id: str,
-        pending_at_ms: int | None,
-        after_seq: int = 0,
-        limit: int | None = None,
-    ) -> list[StoredBatch]:
+    async def _list(self, query: BatchQuery) -> list[StoredBatch]:
         params: dict[str, object] = {
-            "sid": session_id,
-            "after": after_seq,
-            "limit": -1 if limit is None else limit,
+            "sid": query.session_id,
+            "after": query.after_seq,
+            "limit": -1 if query.limit is None else query.limit,
         }
-        if pending_at_ms is None:
+        if query.pending_at_ms is None:
             action, statement = "listing queued work", _LIST
         else:
             action, statement = "listing pending queued work", _LIST_PENDING
-            params["now"] = pending_at_ms
+            params["now"] = query.pending_at_ms
         return await self._db.read(
-            action, lambda c: _rows(c, statement, params), session_id=session_id
+            action, lambda c: _rows(c, statement, params), session_id=query.session_id
         )
 
 

@@ -54,6 +54,7 @@ __all__ = [
     "BATCH_COLUMNS",
     "DEFAULT_LEASE_TTL_MS",
     "MAX_CLAIM_BATCHES",
+    "BatchQuery",
     "ClaimRequest",
     "QueuedWorkBase",
     "StoredBatch",
@@ -79,6 +80,18 @@ __all__ = [
 DEFAULT_LEASE_TTL_MS = 15 * 60 * 1000
 #: The most batches one claim may ask for (durable backends keep it in an int4).
 MAX_CLAIM_BATCHES = 2**31 - 1
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BatchQuery:
+    """Which rows ``_list`` reads: the session's, by ``enqueue_seq``; with
+    ``pending_at_ms``, the live-claimed ones at that time left out; only rows past
+    ``after_seq``; at most ``limit`` of them (``None``: no bound)."""
+
+    session_id: str
+    pending_at_ms: int | None
+    after_seq: int = 0
+    limit: int | None = None
 
 
 class QueuedWorkBase(ABC):
@@ -119,15 +132,8 @@ class QueuedWorkBase(ABC):
         """Delete and return the batch unless it is live-claimed at ``now_ms``."""
 
     @abstractmethod
-    async def _list(
-        self,
-        session_id: str,
-        pending_at_ms: int | None,
-        after_seq: int = 0,
-        limit: int | None = None,
-    ) -> list[StoredBatch]:
-        """The session's rows by ``enqueue_seq``; with ``pending_at_ms``, the live-claimed
-        ones at that time left out; only rows past ``after_seq``, at most ``limit``."""
+    async def _list(self, query: BatchQuery) -> list[StoredBatch]:
+        """The rows ``query`` selects."""
 
     # --- the contract ---
 
@@ -189,6 +195,7 @@ class QueuedWorkBase(ABC):
         page_limit = check_limit("limit", limit)
         want = None if page_limit is None else page_limit + 1
         since = 0 if key is None else int(key[0])
-        rows = await self._list(session_id, self.clock() if pending else None, since, want)
+        query = BatchQuery(session_id, self.clock() if pending else None, since, want)
+        rows = await self._list(query)
         page = page_of(rows, page_limit, listing, lambda r: (r.enqueue_seq,))
         return Page([r.batch() for r in page], page.next_cursor)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 
 from lash_store_api import (
@@ -13,7 +14,7 @@ from lash_store_api import (
     TriggerSubscriptionRecord,
 )
 from lash_store_api.backend.paging import decode_cursor, encode_cursor
-from lash_store_api.backend.queued_work import StoredBatch
+from lash_store_api.backend.queued_work import BatchQuery, StoredBatch
 from lash_store_memory.processes import MemoryProcessRegistry
 from lash_store_memory.queued_work import MemoryQueue
 from lash_store_memory.triggers import MemoryTriggerStore
@@ -43,15 +44,9 @@ class ProcessCursorIsAnOffset(MemoryProcessRegistry):
 
 @breaks("paging-4: the queue reads limit rows past the cursor, not limit + 1")
 class QueuePageOffByOne(MemoryQueue):
-    async def _list(
-        self,
-        session_id: str,
-        pending_at_ms: int | None,
-        after_seq: int = 0,
-        limit: int | None = None,
-    ) -> list[StoredBatch]:
-        fewer = None if limit is None else limit - 1
-        return await super()._list(session_id, pending_at_ms, after_seq, fewer)
+    async def _list(self, query: BatchQuery) -> list[StoredBatch]:
+        fewer = None if query.limit is None else query.limit - 1
+        return await super()._list(dataclasses.replace(query, limit=fewer))
 
 
 def _as_subscriptions(cursor: str | None) -> str | None:

@@ -14,6 +14,7 @@ from lash_store_api import (
 )
 from lash_store_api.backend.queued_work import (
     DEFAULT_LEASE_TTL_MS,
+    BatchQuery,
     ClaimRequest,
     StoredBatch,
     candidates,
@@ -73,42 +74,24 @@ class KeyNeverFreed(MemoryQueue):
 
 @breaks("queued_work-2: batches are listed newest first")
 class ListsNewestFirst(MemoryQueue):
-    async def _list(
-        self,
-        session_id: str,
-        pending_at_ms: int | None,
-        after_seq: int = 0,
-        limit: int | None = None,
-    ) -> list[StoredBatch]:
-        return list(reversed(await super()._list(session_id, pending_at_ms, after_seq, limit)))
+    async def _list(self, query: BatchQuery) -> list[StoredBatch]:
+        return list(reversed(await super()._list(query)))
 
 
 @breaks("queued_work-13: the pending list leaves out batches not yet available")
 class PendingSkipsUnready(MemoryQueue):
-    async def _list(
-        self,
-        session_id: str,
-        pending_at_ms: int | None,
-        after_seq: int = 0,
-        limit: int | None = None,
-    ) -> list[StoredBatch]:
-        rows = await super()._list(session_id, pending_at_ms, after_seq, limit)
-        if pending_at_ms is None:
+    async def _list(self, query: BatchQuery) -> list[StoredBatch]:
+        rows = await super()._list(query)
+        if query.pending_at_ms is None:
             return rows
-        return [r for r in rows if r.available_at_ms <= pending_at_ms]
+        return [r for r in rows if r.available_at_ms <= query.pending_at_ms]
 
 
 @breaks("queue-1: the pending list leaves out batches whose claim expired")
 class PendingSkipsExpired(MemoryQueue):
-    async def _list(
-        self,
-        session_id: str,
-        pending_at_ms: int | None,
-        after_seq: int = 0,
-        limit: int | None = None,
-    ) -> list[StoredBatch]:
-        rows = await super()._list(session_id, pending_at_ms, after_seq, limit)
-        if pending_at_ms is None:
+    async def _list(self, query: BatchQuery) -> list[StoredBatch]:
+        rows = await super()._list(query)
+        if query.pending_at_ms is None:
             return rows
         return [r for r in rows if r.lease_token is None]
 

@@ -13,6 +13,7 @@ from lash_store_api import (
 )
 from lash_store_api.backend.commit import CommitObservation, CommitPlan
 from lash_store_api.backend.queued_work import (
+    BatchQuery,
     ClaimRequest,
     StoredBatch,
     candidates,
@@ -90,15 +91,9 @@ class ExactSkipsAhead(MemoryQueue):
 
 @breaks("queue-1: a lease is still live at its expiry millisecond")
 class LeaseOneMsLonger(MemoryQueue):
-    async def _list(
-        self,
-        session_id: str,
-        pending_at_ms: int | None,
-        after_seq: int = 0,
-        limit: int | None = None,
-    ) -> list[StoredBatch]:
-        pending_at = None if pending_at_ms is None else pending_at_ms - 1
-        return await super()._list(session_id, pending_at, after_seq, limit)
+    async def _list(self, query: BatchQuery) -> list[StoredBatch]:
+        pending_at = None if query.pending_at_ms is None else query.pending_at_ms - 1
+        return await super()._list(dataclasses.replace(query, pending_at_ms=pending_at))
 
     async def _claim(self, request: ClaimRequest) -> list[StoredBatch]:
         return await super()._claim(dataclasses.replace(request, now_ms=request.now_ms - 1))
