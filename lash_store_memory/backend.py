@@ -11,12 +11,9 @@ from lash_store_api import Capabilities, DurabilityTier, Facet, ModuleVerifier
 from lash_store_api.backend import StorageBase, redact_url
 from lash_store_api.backend.artifacts import MODULE_VERIFIER_OPTION, module_verifier_option
 from lash_store_api.backend.clock import CLOCK_OPTION, Clock, clock_option, now_ms
-from lash_store_api.backend.maintenance import (
-    POLICY_OPTIONS,
-    MaintenancePolicy,
-    policy_from_options,
-)
-from lash_store_api.backend.options import OBSERVE_OPTIONS, slow_operation_ms
+from lash_store_api.backend.maintenance import MaintenancePolicy, policy_from_options
+from lash_store_api.backend.options import slow_operation_ms
+from lash_store_api.backend.storage_options import STORAGE_OPTIONS
 from lash_store_api.backend.urls import split_query
 from lash_store_api.erasure import StoredValue
 from lash_store_api.errors import InvalidRequest
@@ -85,7 +82,7 @@ class MemoryStorage(StorageBase):
 
 
 #: What memory:// takes: the maintenance options and the observation ones of every backend.
-OPTIONS = {**POLICY_OPTIONS, **OBSERVE_OPTIONS}
+OPTIONS = STORAGE_OPTIONS
 UNKNOWN_OPTION = f"is not an option of memory://; it takes {', '.join(sorted(OPTIONS))}"
 
 

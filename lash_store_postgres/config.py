@@ -18,23 +18,16 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from lash_store_api.backend import redact_url
-from lash_store_api.backend.maintenance import (
-    DEFAULT_BLOB_GRACE_SECONDS,
-    DEFAULT_TURN_STAMP_RETENTION,
-    POLICY_OPTIONS,
-    MaintenancePolicy,
-)
-from lash_store_api.backend.options import (
-    OBSERVE_OPTIONS,
-    as_bool,
-    as_int,
-    as_seconds,
-    encode_option,
+from lash_store_api.backend.options import as_bool, as_int, as_seconds
+from lash_store_api.backend.storage_options import (
+    STORAGE_OPTIONS,
+    StorageOptions,
+    changed_options,
+    keyword_options,
+    url_rest,
 )
 from lash_store_api.backend.urls import QueryParam, join_query, split_query
 from lash_store_api.errors import InvalidRequest
-from lash_store_api.observe import DEFAULT_SLOW_OPERATION_MS
-from lash_store_api.prune import RetentionPolicy
 
 SCHEMES = ("postgresql", "postgres")
 
@@ -50,8 +43,9 @@ _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
 @dataclass(frozen=True, slots=True)
-class PgOptions:
-    """Everything about a PostgreSQL storage that is not the libpq conninfo."""
+class PgOptions(StorageOptions):
+    """Everything about a PostgreSQL storage that is not the libpq conninfo (the kit's
+    options, and these)."""
 
     #: Postgres schema holding every table.
     schema: str = "lash"
@@ -74,31 +68,11 @@ class PgOptions:
     migrate: bool = True
     #: psycopg's prepare_threshold; ``None`` never prepares (PgBouncer transaction pooling).
     prepare_threshold: int | None = None
-    #: GC keeps a put blob no commit has named yet this long (seconds).
-    blob_grace_seconds: float = DEFAULT_BLOB_GRACE_SECONDS
-    #: Vacuum keeps this many of each session's latest stored turn results.
-    turn_stamp_retention: int = DEFAULT_TURN_STAMP_RETENTION
-    #: ``prune()``'s default bounds, in milliseconds (``None``: keep that kind forever);
-    #: given as a duration (``30d``) or milliseconds (lash_store_api.backend.prune).
-    prune_sessions_idle_for: int | None = None
-    prune_process_logs_after: int | None = None
-    prune_occurrences_after: int | None = None
     #: How process waits learn of appends: ``listen`` (LISTEN/NOTIFY, polling as a
     #: fallback) or ``poll`` only (for PgBouncer transaction pooling: docs/operations.md).
     process_wait: str = "listen"
     #: Seconds between looks of a process wait that heard nothing (both modes).
     process_poll_interval: float = 1.0
-    #: A call slower than this many milliseconds is logged as slow (lash_store_api.observe).
-    slow_operation_ms: float = DEFAULT_SLOW_OPERATION_MS
-
-    @property
-    def policy(self) -> MaintenancePolicy:
-        retention = RetentionPolicy(
-            self.prune_sessions_idle_for,
-            self.prune_process_logs_after,
-            self.prune_occurrences_after,
-        )
-        return MaintenancePolicy(self.blob_grace_seconds, self.turn_stamp_retention, retention)
 
 
 def _as_pool_size(minimum: int) -> Callable[[str, object], int]:
@@ -169,8 +143,7 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "prepare_threshold": _as_threshold,
     "process_wait": _as_wait_mode,
     "process_poll_interval": as_seconds,
-    **POLICY_OPTIONS,
-    **OBSERVE_OPTIONS,
+    **STORAGE_OPTIONS,
 }
 assert set(_PARSERS) == {f.name for f in fields(PgOptions)}
 
@@ -218,11 +191,7 @@ def parse_url(url: str, overrides: Mapping[str, object] | None = None) -> tuple[
     lash-store options. Raises ``InvalidRequest`` naming the parameter or
     option at fault; connects to nothing. Needs psycopg (libpq checks the rest).
     """
-    if not isinstance(url, str):
-        raise InvalidRequest("url", f"must be a string, got {type(url).__name__}")
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme.lower() not in SCHEMES:
-        raise InvalidRequest("url", f"{redact_url(url)!r} is not a postgresql:// URL")
+    scheme, rest = url_rest(url, SCHEMES)
     base, params = split_query(f"{scheme.lower()}://{rest}")  # libpq wants it lower-case
     found: dict[str, Any] = {}
     passthrough: list[QueryParam] = []
@@ -231,12 +200,7 @@ def parse_url(url: str, overrides: Mapping[str, object] | None = None) -> tuple[
             found[param.name] = _PARSERS[param.name](param.name, param.value)
         else:
             passthrough.append(param)
-    for name, option in (overrides or {}).items():
-        if name not in _PARSERS:
-            raise InvalidRequest(
-                name, f"unknown option; the PostgreSQL backend takes {sorted(_PARSERS)}"
-            )
-        found[name] = _PARSERS[name](name, option)
+    found.update(keyword_options(overrides, _PARSERS, "PostgreSQL"))
     options = replace(PgOptions(), **found)
     if options.pool_min_size > options.pool_max_size:
         raise InvalidRequest(
@@ -252,11 +216,5 @@ def parse_url(url: str, overrides: Mapping[str, object] | None = None) -> tuple[
 
 def storage_url(conninfo: str, options: PgOptions) -> str:
     """A URL that opens the same data again: the conninfo plus every non-default option."""
-    default = PgOptions()
-    extra = [
-        f"{f.name}={encode_option(getattr(options, f.name))}"
-        for f in fields(PgOptions)
-        if getattr(options, f.name) != getattr(default, f.name)
-    ]
     base, params = split_query(conninfo)
-    return join_query(base, [*(p.raw for p in params), *extra])
+    return join_query(base, [*(p.raw for p in params), *changed_options(options)])

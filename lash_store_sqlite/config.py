@@ -16,23 +16,16 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from lash_store_api import DurabilityTier
-from lash_store_api.backend.maintenance import (
-    DEFAULT_BLOB_GRACE_SECONDS,
-    DEFAULT_TURN_STAMP_RETENTION,
-    POLICY_OPTIONS,
-    MaintenancePolicy,
-)
-from lash_store_api.backend.options import (
-    OBSERVE_OPTIONS,
-    as_bool,
-    as_int,
-    as_seconds,
-    encode_option,
+from lash_store_api.backend.options import as_bool, as_int, as_seconds
+from lash_store_api.backend.storage_options import (
+    STORAGE_OPTIONS,
+    StorageOptions,
+    changed_options,
+    keyword_options,
+    url_rest,
 )
 from lash_store_api.backend.urls import join_query, split_query
 from lash_store_api.errors import InvalidRequest
-from lash_store_api.observe import DEFAULT_SLOW_OPERATION_MS
-from lash_store_api.prune import RetentionPolicy
 
 SCHEMES = ("sqlite",)
 MEMORY = ":memory:"
@@ -50,8 +43,8 @@ SYNCHRONOUS = {
 
 
 @dataclass(frozen=True, slots=True)
-class SqliteOptions:
-    """Everything about a SQLite storage but its file."""
+class SqliteOptions(StorageOptions):
+    """Everything about a SQLite storage but its file (the kit's options, and these)."""
 
     #: PRAGMA synchronous: ``full`` (default), ``extra``, ``normal`` or ``off``.
     synchronous: str = "full"
@@ -61,26 +54,6 @@ class SqliteOptions:
     migrate: bool = True
     #: Seconds between looks of a process wait for another process's appends.
     process_poll_interval: float = 0.05
-    #: GC keeps a put blob no commit has named yet this long (seconds).
-    blob_grace_seconds: float = DEFAULT_BLOB_GRACE_SECONDS
-    #: Vacuum keeps this many of each session's latest stored turn results.
-    turn_stamp_retention: int = DEFAULT_TURN_STAMP_RETENTION
-    #: ``prune()``'s default bounds, in milliseconds (``None``: keep that kind forever);
-    #: given as a duration (``30d``) or milliseconds (lash_store_api.backend.prune).
-    prune_sessions_idle_for: int | None = None
-    prune_process_logs_after: int | None = None
-    prune_occurrences_after: int | None = None
-    #: A call slower than this many milliseconds is logged as slow (lash_store_api.observe).
-    slow_operation_ms: float = DEFAULT_SLOW_OPERATION_MS
-
-    @property
-    def policy(self) -> MaintenancePolicy:
-        retention = RetentionPolicy(
-            self.prune_sessions_idle_for,
-            self.prune_process_logs_after,
-            self.prune_occurrences_after,
-        )
-        return MaintenancePolicy(self.blob_grace_seconds, self.turn_stamp_retention, retention)
 
     @property
     def tier(self) -> DurabilityTier:
@@ -107,8 +80,7 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "busy_timeout": _as_busy_timeout,
     "migrate": as_bool,
     "process_poll_interval": as_seconds,
-    **POLICY_OPTIONS,
-    **OBSERVE_OPTIONS,
+    **STORAGE_OPTIONS,
 }
 assert set(_PARSERS) == {f.name for f in fields(SqliteOptions)}
 
@@ -118,11 +90,7 @@ def parse_url(url: str, overrides: Mapping[str, object] | None = None) -> tuple[
 
     Raises ``InvalidRequest`` naming the part at fault; touches no file.
     """
-    if not isinstance(url, str):
-        raise InvalidRequest("url", f"must be a string, got {type(url).__name__}")
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme.lower() not in SCHEMES:
-        raise InvalidRequest("url", f"{url!r} is not a sqlite:// URL")
+    _, rest = url_rest(url, SCHEMES)
     base, params = split_query(rest)
     if not base.startswith("/") or base == "/":
         raise InvalidRequest(
@@ -141,21 +109,10 @@ def parse_url(url: str, overrides: Mapping[str, object] | None = None) -> tuple[
                 f"unknown URL parameter; the SQLite backend takes {', '.join(_PARSERS)}",
             )
         found[param.name] = _PARSERS[param.name](param.name, param.value)
-    for name, option in (overrides or {}).items():
-        if name not in _PARSERS:
-            raise InvalidRequest(
-                name, f"unknown option; the SQLite backend takes {sorted(_PARSERS)}"
-            )
-        found[name] = _PARSERS[name](name, option)
+    found.update(keyword_options(overrides, _PARSERS, "SQLite"))
     return path, replace(SqliteOptions(), **found)
 
 
 def storage_url(path: str, options: SqliteOptions) -> str:
     """A URL that opens the same file again: the path plus every non-default option."""
-    default = SqliteOptions()
-    extra = [
-        f"{f.name}={encode_option(getattr(options, f.name))}"
-        for f in fields(SqliteOptions)
-        if getattr(options, f.name) != getattr(default, f.name)
-    ]
-    return join_query(f"sqlite:///{quote(path, safe='/:')}", extra)
+    return join_query(f"sqlite:///{quote(path, safe='/:')}", changed_options(options))
