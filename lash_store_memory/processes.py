@@ -27,6 +27,7 @@ from lash_store_api.backend.process_io import (
     EventQuery,
     GrantRow,
     LostGrant,
+    RecordQuery,
     grants_by_session,
     status_state,
     untargeted,
@@ -132,22 +133,16 @@ class MemoryProcessRegistry(ProcessRegistryBase):
         self._store(change(self._record(pid)))
         self._notify(pid)
 
-    async def _records(
-        self,
-        state: str | None,
-        *,
-        prefix: str | None = None,
-        after: str | None = None,
-        limit: int | None = None,
-    ) -> list[ProcessRecord]:
+    async def _records(self, query: RecordQuery) -> list[ProcessRecord]:
+        after, limit = query.after, query.limit
         found: list[ProcessRecord] = []
         for pid, text in sorted(self._state.processes.items()):
             if limit is not None and len(found) >= limit:
                 break
-            if (after is not None and pid <= after) or not pid.startswith(prefix or ""):
+            if (after is not None and pid <= after) or not pid.startswith(query.prefix or ""):
                 continue
             record = decode_process(text, record=pid)
-            if state is None or status_state(record) == state:
+            if query.state is None or status_state(record) == query.state:
                 found.append(record)
         return found
 

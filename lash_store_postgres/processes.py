@@ -20,7 +20,13 @@ from typing import Any, LiteralString
 from lash_store_api import ProcessEvent, ProcessHandleDescriptor, ProcessHandleGrant, ProcessRecord
 from lash_store_api.backend.clock import Clock
 from lash_store_api.backend.process_codec import StoredLease, decode_event, decode_process
-from lash_store_api.backend.process_io import EventQuery, GrantRow, LostGrant, untargeted
+from lash_store_api.backend.process_io import (
+    EventQuery,
+    GrantRow,
+    LostGrant,
+    RecordQuery,
+    untargeted,
+)
 from lash_store_api.backend.process_plan import AppendOutcome, AppendPlan, AppendSeen
 from lash_store_api.backend.process_rows import (
     grant_columns,
@@ -250,15 +256,13 @@ class PostgresProcessRegistry(ProcessRegistryBase):
             await conn.execute(db.q(_UPDATE), {**record_columns(after), "seq": 0})
             await self._notify(conn, pid)
 
-    async def _records(
-        self,
-        state: str | None,
-        *,
-        prefix: str | None = None,
-        after: str | None = None,
-        limit: int | None = None,
-    ) -> list[ProcessRecord]:
-        params = {"state": state, "after": after, "prefix": prefix, "limit": limit}
+    async def _records(self, query: RecordQuery) -> list[ProcessRecord]:
+        params = {
+            "state": query.state,
+            "after": query.after,
+            "prefix": query.prefix,
+            "limit": query.limit,
+        }
         (rows,) = await self._rows("listing processes", None, (_RECORDS, params))
         return [decode_process(r[0]) for r in rows]
 

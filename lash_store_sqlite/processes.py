@@ -18,7 +18,13 @@ from contextlib import asynccontextmanager
 from lash_store_api import ProcessEvent, ProcessHandleDescriptor, ProcessHandleGrant, ProcessRecord
 from lash_store_api.backend.clock import Clock
 from lash_store_api.backend.process_codec import StoredLease, decode_event, decode_process
-from lash_store_api.backend.process_io import EventQuery, GrantRow, LostGrant, untargeted
+from lash_store_api.backend.process_io import (
+    EventQuery,
+    GrantRow,
+    LostGrant,
+    RecordQuery,
+    untargeted,
+)
 from lash_store_api.backend.process_plan import (
     AppendOutcome,
     AppendPlan,
@@ -251,21 +257,15 @@ class SqliteProcessRegistry(ProcessRegistryBase):
         await self._db.write("updating a process", update, record=pid)
         self._waiters.notify(pid)
 
-    async def _records(
-        self,
-        state: str | None,
-        *,
-        prefix: str | None = None,
-        after: str | None = None,
-        limit: int | None = None,
-    ) -> list[ProcessRecord]:
+    async def _records(self, query: RecordQuery) -> list[ProcessRecord]:
+        prefix, after = query.prefix, query.after
         high = None if prefix is None else _prefix_end(prefix)
-        query = _records_query(state, high, after)
+        statement = _records_query(query.state, high, after)
         params: dict[str, object] = {"low": prefix or "", "high": high, "after": after}
-        params.update(state=state, limit=-1 if limit is None else limit)
+        params.update(state=query.state, limit=-1 if query.limit is None else query.limit)
 
         def read(conn: Conn) -> list[ProcessRecord]:
-            return [decode_process(r[0]) for r in conn.execute(query, params)]
+            return [decode_process(r[0]) for r in conn.execute(statement, params)]
 
         return await self._db.read("listing processes", read)
 

@@ -30,6 +30,7 @@ __all__ = [
     "GrantRow",
     "LostGrant",
     "ProcessRegistryIO",
+    "RecordQuery",
     "check_scope",
     "delete_report",
     "grants_by_session",
@@ -56,6 +57,18 @@ class EventQuery:
     after: int
     event_type: str | None = None
     unacked_wakes: bool = False
+    limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordQuery:
+    """Which process records ``_records`` reads: those whose status state is ``state``
+    (any when ``None``), by id in code point order; only ids starting with ``prefix``
+    and greater than ``after``; at most ``limit`` of them (each ``None``: no bound)."""
+
+    state: str | None
+    prefix: str | None = None
+    after: str | None = None
     limit: int | None = None
 
 
@@ -112,17 +125,8 @@ class ProcessRegistryIO(ABC):
         """Lock the process row, store ``change(record or None)``, wake its watchers."""
 
     @abstractmethod
-    async def _records(
-        self,
-        state: str | None,
-        *,
-        prefix: str | None = None,
-        after: str | None = None,
-        limit: int | None = None,
-    ) -> list[ProcessRecord]:
-        """Records whose status state is ``state`` (any when ``None``) by id in code point
-        order: only ids starting with ``prefix`` and greater than ``after``, at most
-        ``limit`` of them (each ``None``: no bound)."""
+    async def _records(self, query: RecordQuery) -> list[ProcessRecord]:
+        """The records ``query`` selects."""
 
     @abstractmethod
     async def _events(self, query: EventQuery) -> list[ProcessEvent] | None:

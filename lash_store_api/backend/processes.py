@@ -49,7 +49,7 @@ from ..processes import (
 )
 from .paging import check_limit, check_prefix, decode_cursor, page_of
 from .process_codec import StoredLease, is_terminal
-from .process_io import EventQuery, GrantRow, check_scope, delete_report
+from .process_io import EventQuery, GrantRow, RecordQuery, check_scope, delete_report
 from .process_plan import PlannedAppends
 from .process_registration import decide_registration, prepare_registration
 from .process_semantics import find_event_type
@@ -233,7 +233,7 @@ class ProcessRegistryBase(PlannedAppends):
         want = None if limit is None else limit + 1
         found: list[ProcessRecord] = []
         while True:
-            rows = await self._records(state, prefix=prefix, after=last, limit=want)
+            rows = await self._records(RecordQuery(state, prefix, last, want))
             found += [r for r in rows if _matches(r, filter)]
             if want is None or len(rows) < want or len(found) >= want:
                 break
@@ -241,7 +241,7 @@ class ProcessRegistryBase(PlannedAppends):
         return page_of(found[:want], limit, "processes", lambda r: (r.id,))
 
     async def list_non_terminal(self) -> list[ProcessRecord]:
-        return await self._records("running")
+        return await self._records(RecordQuery("running"))
 
     # --- handle grants (§5) ---
 
