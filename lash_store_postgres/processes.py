@@ -13,6 +13,7 @@ order, as every backend lists.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, LiteralString
@@ -257,12 +258,7 @@ class PostgresProcessRegistry(ProcessRegistryBase):
             await self._notify(conn, pid)
 
     async def _records(self, query: RecordQuery) -> list[ProcessRecord]:
-        params = {
-            "state": query.state,
-            "after": query.after,
-            "prefix": query.prefix,
-            "limit": query.limit,
-        }
+        params = dataclasses.asdict(query)  # its fields are _RECORDS's parameters
         (rows,) = await self._rows("listing processes", None, (_RECORDS, params))
         return [decode_process(r[0]) for r in rows]
 
