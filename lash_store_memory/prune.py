@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from lash_store_api import RetentionPolicy, SessionFactory
-from lash_store_api.backend.clock import Clock
 from lash_store_api.backend.process_codec import decode_process, is_terminal
 from lash_store_api.backend.prune import (
     BATCH,
@@ -18,19 +16,13 @@ from lash_store_api.backend.prune import (
 from .state import MemoryState
 
 
-class MemoryPrune(PruneBase):
-    def __init__(
-        self, state: MemoryState, sessions: SessionFactory, clock: Clock, policy: RetentionPolicy
-    ) -> None:
-        super().__init__(sessions, clock, policy)
-        self._state = state
-
+class MemoryPrune(PruneBase[MemoryState]):
     def _is_running(self, pid: str) -> bool:
-        text = self._state.processes.get(pid)
+        text = self._store.processes.get(pid)
         return text is not None and not is_terminal(decode_process(text, record=pid))
 
     async def _session_facts(self, session_ids: Sequence[str]) -> list[SessionFacts]:
-        state = self._state
+        state = self._store
         wanted = set(session_ids)
         live: dict[str, set[str]] = {sid: set() for sid in wanted}
         for (_, pid), (sid, _) in state.grants.items():
@@ -46,7 +38,7 @@ class MemoryPrune(PruneBase):
         ]
 
     async def _logs(self, terminal_before_ms: int, after: tuple[int, str] | None) -> list[LogFacts]:
-        state = self._state
+        state = self._store
         keys = [(at, pid) for pid, at in state.process_terminal_at.items()]
         found = sorted(
             k for k in keys
@@ -58,7 +50,7 @@ class MemoryPrune(PruneBase):
     async def _drop_logs(
         self, process_ids: Sequence[str], terminal_before_ms: int
     ) -> tuple[int, int]:
-        state = self._state
+        state = self._store
         logs = events = 0
         for pid in process_ids:
             at = state.process_terminal_at.get(pid)
@@ -81,7 +73,7 @@ class MemoryPrune(PruneBase):
     async def _occurrences(
         self, before_ms: int, after: tuple[int, str] | None
     ) -> list[OccurrenceFacts]:
-        state = self._state
+        state = self._store
         keys = [(o.occurred_at_ms, o.occurrence_id) for o in state.occurrences.values()]
         found = sorted(k for k in keys if k[0] < before_ms and (after is None or k > after))[:BATCH]
         subscriptions: dict[str, list[str]] = {oid: [] for _, oid in found}
@@ -96,7 +88,7 @@ class MemoryPrune(PruneBase):
     async def _forget_occurrences(
         self, occurrence_ids: Sequence[str], before_ms: int
     ) -> tuple[int, int]:
-        state = self._state
+        state = self._store
         doomed = set(occurrence_ids)
         keys = [
             key for key, o in state.occurrences.items()

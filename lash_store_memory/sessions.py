@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from lash_store_api import DurabilityTier, Maintenance, ModelUsage, SessionSummary
 from lash_store_api.backend.clock import Clock, now_ms
@@ -20,7 +20,6 @@ from lash_store_api.backend.sessions import (
     SessionHandleBase,
     SessionRows,
 )
-from lash_store_api.processes import ProcessRegistry
 
 from .attachments import MemoryManifest
 from .queued_work import MemoryQueue, settle, stale_claims
@@ -196,29 +195,19 @@ def tail_rows(nodes: SessionNodes, leaf: str | None, limit: int) -> list[tuple[s
     return [(i, r.data) for i, r in sorted(taken.items(), key=lambda item: item[1].seq)]
 
 
-class MemorySessionFactory(SessionFactoryBase):
+class MemorySessionFactory(SessionFactoryBase[MemoryState]):
     tier = TIER
 
-    def __init__(
-        self,
-        state: MemoryState,
-        handle: Callable[[str], MemorySessionHandle],
-        processes: ProcessRegistry | None = None,
-        clock: Clock = now_ms,
-    ) -> None:
-        super().__init__(handle, processes, clock)
-        self._state = state
-
     async def _seed_meta(self, sid: str, meta: str, at_ms: int) -> None:
-        if sid not in self._state.meta:
-            self._state.meta[sid] = meta
-            touch(self._state, sid, at_ms)
+        if sid not in self._store.meta:
+            self._store.meta[sid] = meta
+            touch(self._store, sid, at_ms)
 
     async def _exists(self, sid: str) -> bool:
-        return sid in self._state.meta or sid in self._state.heads
+        return sid in self._store.meta or sid in self._store.heads
 
     async def _delete(self, sid: str) -> None:
-        state = self._state
+        state = self._store
         state.heads.pop(sid, None)
         state.nodes.pop(sid, None)
         state.usage.pop(sid, None)
@@ -233,7 +222,7 @@ class MemorySessionFactory(SessionFactoryBase):
         delete_session_subscriptions(state, sid)
 
     async def _list_sessions(self, query: SessionQuery) -> list[SessionSummary]:
-        state = self._state
+        state = self._store
         ids = state.session_ids
         # Start at the later of the cursor and the prefix; ids are sorted, so the
         # prefix's ids are one run and the walk stops where it ends.
@@ -254,5 +243,5 @@ class MemorySessionFactory(SessionFactoryBase):
 
     async def usage_by_model(self) -> list[ModelUsage]:
         return usage_by_model(
-            (e.model, sid, e.usage) for sid, deltas in self._state.usage.items() for e in deltas
+            (e.model, sid, e.usage) for sid, deltas in self._store.usage.items() for e in deltas
         )

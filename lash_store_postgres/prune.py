@@ -11,14 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from lash_store_api import RetentionPolicy, SessionFactory
-from lash_store_api.backend.clock import Clock
 from lash_store_api.backend.prune import (
-    BATCH,
     LogFacts,
     OccurrenceFacts,
     PruneBase,
     SessionFacts,
+    batch_params,
 )
 
 from .db import Db
@@ -92,27 +90,17 @@ DELETE FROM {s}.trigger_occurrences
  WHERE occurrence_id = ANY(%(ids)s::text[]) AND occurred_at_ms < %(before)s"""
 
 
-def _cursor(after: tuple[int, str] | None) -> dict[str, object]:
-    return {"after_at": None if after is None else after[0], "after_id": after and after[1]}
-
-
-class PostgresPrune(PruneBase):
-    def __init__(
-        self, db: Db, sessions: SessionFactory, clock: Clock, policy: RetentionPolicy
-    ) -> None:
-        super().__init__(sessions, clock, policy)
-        self._db = db
-
+class PostgresPrune(PruneBase[Db]):
     async def _session_facts(self, session_ids: Sequence[str]) -> list[SessionFacts]:
-        db = self._db
+        db = self._store
         async with db.pipelined("reading what holds idle sessions") as conn:
             cur = await conn.execute(db.q(_SESSION_FACTS), {"sids": list(session_ids)})
         rows = await cur.fetchall()
         return [SessionFacts(str(sid), int(q), int(live)) for sid, q, live in rows]
 
     async def _logs(self, terminal_before_ms: int, after: tuple[int, str] | None) -> list[LogFacts]:
-        db = self._db
-        params = {"before": terminal_before_ms, "n": BATCH, **_cursor(after)}
+        db = self._store
+        params = batch_params(terminal_before_ms, after)
         async with db.pipelined("reading terminal processes' logs") as conn:
             cur = await conn.execute(db.q(_LOGS), params)
         return [LogFacts(str(pid), int(at), int(n)) for pid, at, n in await cur.fetchall()]
@@ -120,7 +108,7 @@ class PostgresPrune(PruneBase):
     async def _drop_logs(
         self, process_ids: Sequence[str], terminal_before_ms: int
     ) -> tuple[int, int]:
-        db = self._db
+        db = self._store
         params = {"pids": list(process_ids), "before": terminal_before_ms}
         async with db.pipelined("dropping terminal processes' logs") as conn:
             await conn.execute(db.q(_DROP_ACKS), params)
@@ -131,8 +119,8 @@ class PostgresPrune(PruneBase):
     async def _occurrences(
         self, before_ms: int, after: tuple[int, str] | None
     ) -> list[OccurrenceFacts]:
-        db = self._db
-        params = {"before": before_ms, "n": BATCH, **_cursor(after)}
+        db = self._store
+        params = batch_params(before_ms, after)
         async with db.pipelined("reading old trigger occurrences") as conn:
             cur = await conn.execute(db.q(_OCCURRENCES), params)
         return [
@@ -141,7 +129,7 @@ class PostgresPrune(PruneBase):
         ]
 
     async def _running(self, process_ids: Sequence[str]) -> set[str]:
-        db = self._db
+        db = self._store
         async with db.pipelined("reading delivery processes") as conn:
             cur = await conn.execute(db.q(_RUNNING), {"pids": list(process_ids)})
         return {str(pid) for (pid,) in await cur.fetchall()}
@@ -149,7 +137,7 @@ class PostgresPrune(PruneBase):
     async def _forget_occurrences(
         self, occurrence_ids: Sequence[str], before_ms: int
     ) -> tuple[int, int]:
-        db = self._db
+        db = self._store
         params = {"ids": list(occurrence_ids), "before": before_ms}
         async with db.pipelined("forgetting old trigger occurrences") as conn:
             reservations = await conn.execute(db.q(_FORGET_RESERVATIONS), params)

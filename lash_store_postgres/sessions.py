@@ -11,7 +11,7 @@ millisecond of an 800-node read.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -28,7 +28,6 @@ from lash_store_api.backend.codec import decode_json
 from lash_store_api.backend.commit import CommitObservation, CommitPlan, StoredHead
 from lash_store_api.backend.session_listing import SessionQuery
 from lash_store_api.backend.sessions import SessionFactoryBase, SessionHandleBase, SessionRows
-from lash_store_api.processes import ProcessRegistry
 
 from .attachments import PostgresManifest
 from .commit import write_commit
@@ -238,39 +237,29 @@ class PostgresSessionHandle(SessionHandleBase):
             await conn.execute(db.q(_TOMBSTONE), {"sid": sid, "ids": list(node_ids)})
 
 
-class PostgresSessionFactory(SessionFactoryBase):
+class PostgresSessionFactory(SessionFactoryBase[Db]):
     tier = TIER
 
-    def __init__(
-        self,
-        db: Db,
-        handle: Callable[[str], PostgresSessionHandle],
-        processes: ProcessRegistry | None = None,
-        clock: Clock = now_ms,
-    ) -> None:
-        super().__init__(handle, processes, clock)
-        self._db = db
-
     async def _seed_meta(self, sid: str, meta: str, at_ms: int) -> None:
-        db = self._db
+        db = self._store
         async with db.pipelined("creating a session", session_id=sid) as conn:
             await conn.execute(db.q(_SEED_META), {"sid": sid, "meta": meta, "at": at_ms})
 
     async def _exists(self, sid: str) -> bool:
-        db = self._db
+        db = self._store
         async with db.pipelined("opening a session", session_id=sid) as conn:
             cur = await conn.execute(db.q(_EXISTS), {"sid": sid})
         row = await cur.fetchone()
         return row is not None and bool(row[0])
 
     async def _delete(self, sid: str) -> None:
-        db = self._db
+        db = self._store
         async with db.pipelined("deleting a session", session_id=sid) as conn:
             for statement in _DELETE_SESSION:
                 await conn.execute(db.q(statement), {"sid": sid})
 
     async def _list_sessions(self, query: SessionQuery) -> list[SessionSummary]:
-        db = self._db
+        db = self._store
         params = {
             "after": query.after_id,
             "low": query.prefix,
@@ -287,7 +276,7 @@ class PostgresSessionFactory(SessionFactoryBase):
         ]
 
     async def usage_by_model(self) -> list[ModelUsage]:
-        db = self._db
+        db = self._store
         async with db.pipelined("summing usage by model") as conn:
             cur = await conn.execute(db.q(_USAGE_BY_MODEL))
         return [

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from lash_store_api import RetentionPolicy, SessionFactory
-from lash_store_api.backend.clock import Clock
 from lash_store_api.backend.prune import (
-    BATCH,
     LogFacts,
     OccurrenceFacts,
     PruneBase,
     SessionFacts,
+    batch_params,
 )
 
 from .db import Conn, Db
@@ -64,17 +62,7 @@ _FORGET_OCCURRENCE = (
 )
 
 
-def _cursor(after: tuple[int, str] | None) -> dict[str, object]:
-    return {"after_at": None if after is None else after[0], "after_id": after and after[1]}
-
-
-class SqlitePrune(PruneBase):
-    def __init__(
-        self, db: Db, sessions: SessionFactory, clock: Clock, policy: RetentionPolicy
-    ) -> None:
-        super().__init__(sessions, clock, policy)
-        self._db = db
-
+class SqlitePrune(PruneBase[Db]):
     async def _session_facts(self, session_ids: Sequence[str]) -> list[SessionFacts]:
         def read(conn: Conn) -> list[SessionFacts]:
             facts = []
@@ -83,17 +71,17 @@ class SqlitePrune(PruneBase):
                 facts.append(SessionFacts(sid, int(queued), int(live)))
             return facts
 
-        return await self._db.read("reading what holds idle sessions", read)
+        return await self._store.read("reading what holds idle sessions", read)
 
     async def _logs(self, terminal_before_ms: int, after: tuple[int, str] | None) -> list[LogFacts]:
-        params = {"before": terminal_before_ms, "n": BATCH, **_cursor(after)}
+        params = batch_params(terminal_before_ms, after)
 
         def read(conn: Conn) -> list[LogFacts]:
             return [
                 LogFacts(str(pid), int(at), int(n)) for pid, at, n in conn.execute(_LOGS, params)
             ]
 
-        return await self._db.read("reading terminal processes' logs", read)
+        return await self._store.read("reading terminal processes' logs", read)
 
     async def _drop_logs(
         self, process_ids: Sequence[str], terminal_before_ms: int
@@ -109,12 +97,12 @@ class SqlitePrune(PruneBase):
                 events += dropped
             return logs, events
 
-        return await self._db.write("dropping terminal processes' logs", drop)
+        return await self._store.write("dropping terminal processes' logs", drop)
 
     async def _occurrences(
         self, before_ms: int, after: tuple[int, str] | None
     ) -> list[OccurrenceFacts]:
-        params = {"before": before_ms, "n": BATCH, **_cursor(after)}
+        params = batch_params(before_ms, after)
 
         def read(conn: Conn) -> list[OccurrenceFacts]:
             return [
@@ -124,13 +112,13 @@ class SqlitePrune(PruneBase):
                 for oid, at in conn.execute(_OCCURRENCES, params).fetchall()
             ]
 
-        return await self._db.read("reading old trigger occurrences", read)
+        return await self._store.read("reading old trigger occurrences", read)
 
     async def _running(self, process_ids: Sequence[str]) -> set[str]:
         def read(conn: Conn) -> set[str]:
             return {p for p in process_ids if conn.execute(_RUNNING, (p,)).fetchone() is not None}
 
-        return await self._db.read("reading delivery processes", read)
+        return await self._store.read("reading delivery processes", read)
 
     async def _forget_occurrences(
         self, occurrence_ids: Sequence[str], before_ms: int
@@ -142,4 +130,4 @@ class SqlitePrune(PruneBase):
                 occurrences += conn.execute(_FORGET_OCCURRENCE, (oid, before_ms)).rowcount
             return occurrences, reservations
 
-        return await self._db.write("forgetting old trigger occurrences", forget)
+        return await self._store.write("forgetting old trigger occurrences", forget)

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from lash_store_api import (
+    DurabilityTier,
     Maintenance,
     ModelUsage,
     SessionSummary,
@@ -21,7 +22,6 @@ from lash_store_api.backend.commit import CommitObservation, CommitPlan, StoredH
 from lash_store_api.backend.session_listing import SessionQuery, usage_by_model
 from lash_store_api.backend.sessions import SessionFactoryBase, SessionHandleBase, SessionRows
 from lash_store_api.errors import BackendError
-from lash_store_api.processes import ProcessRegistry
 
 from .attachments import SqliteManifest
 from .commit import contended, write_commit
@@ -221,27 +221,19 @@ class SqliteSessionHandle(SessionHandleBase):
         await self._db.write("tombstoning nodes", tombstone, session_id=sid)
 
 
-class SqliteSessionFactory(SessionFactoryBase):
-    def __init__(
-        self,
-        db: Db,
-        handle: Callable[[str], SqliteSessionHandle],
-        processes: ProcessRegistry | None = None,
-        clock: Clock = now_ms,
-    ) -> None:
-        super().__init__(handle, processes, clock)
-        self._db = db
-        self.tier = db.options.tier
+class SqliteSessionFactory(SessionFactoryBase[Db]):
+    def durability_tier(self) -> DurabilityTier:
+        return self._store.options.tier  # what this file's synchronous setting survives
 
     async def _seed_meta(self, sid: str, meta: str, at_ms: int) -> None:
-        await self._db.write(
+        await self._store.write(
             "creating a session",
             lambda conn: conn.execute(_SEED_META, (sid, meta, at_ms, at_ms)),
             session_id=sid,
         )
 
     async def _exists(self, sid: str) -> bool:
-        row = await self._db.read(
+        row = await self._store.read(
             "opening a session",
             lambda conn: conn.execute(_EXISTS, {"sid": sid}).fetchone(),
             session_id=sid,
@@ -254,7 +246,7 @@ class SqliteSessionFactory(SessionFactoryBase):
                 conn.execute(statement, (sid,))
             delete_session_subscriptions(conn, sid)  # and their reservations
 
-        await self._db.write("deleting a session", delete, session_id=sid)
+        await self._store.write("deleting a session", delete, session_id=sid)
 
     async def _list_sessions(self, query: SessionQuery) -> list[SessionSummary]:
         params = {
@@ -279,7 +271,7 @@ class SqliteSessionFactory(SessionFactoryBase):
                 for sid, rev, count, created, updated in conn.execute(_LIST_SESSIONS, params)
             ]
 
-        return await self._db.read("listing sessions", listed)
+        return await self._store.read("listing sessions", listed)
 
     async def usage_by_model(self) -> list[ModelUsage]:
         def rows(conn: Conn) -> list[ModelUsage]:
@@ -288,4 +280,4 @@ class SqliteSessionFactory(SessionFactoryBase):
                 for model, sid, i, o, c, r in conn.execute(_ALL_USAGE)
             )
 
-        return await self._db.read("summing usage by model", rows)
+        return await self._store.read("summing usage by model", rows)

@@ -108,7 +108,7 @@ class MaintenanceBase(ABC):
         self.policy = policy
 
     #: The backend's retention I/O (:mod:`.prune`); ``None``: it does not prune.
-    pruner: PruneBase | None = None
+    pruner: PruneBase[Any] | None = None
 
     async def prune(
         self, policy: RetentionPolicy | None = None, *, dry_run: bool = False

@@ -28,6 +28,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
+from typing import Generic, TypeVar
 
 from ..errors import InvalidRequest
 from ..prune import PruneReport, RetentionPolicy
@@ -42,6 +43,7 @@ __all__ = [
     "OccurrenceFacts",
     "PruneBase",
     "SessionFacts",
+    "batch_params",
     "check_policy",
     "parse_duration",
     "retention_from_options",
@@ -49,6 +51,9 @@ __all__ = [
 
 #: At most this many sessions, processes or occurrences are read, or deleted, at once.
 BATCH = 500
+
+#: What a backend's retention I/O goes through (a database, a state object).
+Store = TypeVar("Store")
 
 _UNITS_MS = {"d": 86_400_000, "h": 3_600_000, "m": 60_000, "s": 1_000}
 _DURATION = re.compile(r"^(\d+)([dhms])$")
@@ -156,15 +161,27 @@ class OccurrenceFacts:
     subscription_ids: tuple[str, ...]
 
 
+def batch_params(before_ms: int, after: tuple[int, str] | None) -> dict[str, object]:
+    """The parameters of a SQL backend's batch read (``_logs``, ``_occurrences``): rows
+    older than ``before`` past the keyset cursor ``(after_at, after_id)`` (both ``None``
+    at the start), at most ``n`` (:data:`BATCH`)."""
+    after_at, after_id = (None, None) if after is None else after
+    return {"before": before_ms, "n": BATCH, "after_at": after_at, "after_id": after_id}
+
+
 def _deliveries(row: OccurrenceFacts) -> set[str]:
     """The ids of the processes the occurrence's reservations start."""
     return {delivery_process_id(row.occurrence_id, sub) for sub in row.subscription_ids}
 
 
-class PruneBase(ABC):
-    """``prune`` around a backend's reads and deletes (see the module)."""
+class PruneBase(ABC, Generic[Store]):
+    """``prune`` around a backend's reads and deletes (see the module), which it makes
+    through ``store``: its database, or whatever else holds its rows."""
 
-    def __init__(self, sessions: SessionFactory, clock: Clock, policy: RetentionPolicy) -> None:
+    def __init__(
+        self, store: Store, sessions: SessionFactory, clock: Clock, policy: RetentionPolicy
+    ) -> None:
+        self._store = store
         self._sessions = sessions
         self._clock = clock
         #: The storage's policy: what ``prune()`` applies without one.

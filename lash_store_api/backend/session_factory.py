@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from typing import Generic, TypeVar
 
 from ..common import DurabilityTier
 from ..errors import InvalidRequest
@@ -28,6 +29,9 @@ from .validation import check_create_request, check_id
 
 __all__ = ["SessionFactoryBase", "seed_meta"]
 
+#: What a backend's session factory does its I/O through (a database, a state object).
+Store = TypeVar("Store")
+
 
 def seed_meta(request: SessionStoreCreateRequest, created_at: str) -> SessionMeta:
     """The metadata ``create_store`` writes for a session that has none (request validated)."""
@@ -45,17 +49,20 @@ def seed_meta(request: SessionStoreCreateRequest, created_at: str) -> SessionMet
     )
 
 
-class SessionFactoryBase(ABC):
-    """Create, open, delete and list sessions (``SessionFactory``), around a backend's I/O."""
+class SessionFactoryBase(ABC, Generic[Store]):
+    """Create, open, delete and list sessions (``SessionFactory``), around a backend's I/O,
+    which it makes through ``store``: its database, or whatever else holds its rows."""
 
     tier: DurabilityTier = DurabilityTier.INLINE
 
     def __init__(
         self,
+        store: Store,
         handle: Callable[[str], SessionHandle],
         processes: ProcessRegistry | None = None,
         clock: Clock = now_ms,
     ) -> None:
+        self._store = store
         #: Makes a handle bound to a session id: the storage's ``session``.
         self._handle = handle
         #: Stamps the times of the metadata ``create_store`` seeds.

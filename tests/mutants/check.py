@@ -28,9 +28,9 @@ class CheckSkipsTurnResults(MemoryMaintenance):
 @breaks("check-3: delete_session leaves the session's graph nodes behind")
 class DeleteLeavesOrphanNodes(MemorySessionFactory):
     async def _delete(self, sid: str) -> None:
-        nodes = self._state.nodes.get(sid, SessionNodes())
+        nodes = self._store.nodes.get(sid, SessionNodes())
         await super()._delete(sid)
-        self._state.nodes[sid] = nodes
+        self._store.nodes[sid] = nodes
 
 
 @breaks("check-4: GC deletes the blobs the kept turn results' checkpoints name")

@@ -24,15 +24,15 @@ class AttachmentsHaveNoGrace(MemoryMaintenance):
 @breaks("erasure-3: delete_session deletes the bytes its manifest rows name, shared or not")
 class DeleteTakesAttachmentBytes(MemorySessionFactory):
     async def _delete(self, sid: str) -> None:
-        named = [aid for owner, aid in self._state.manifest if owner == sid]
+        named = [aid for owner, aid in self._store.manifest if owner == sid]
         await super()._delete(sid)
         for aid in named:
-            self._state.attachments.pop(aid, None)
+            self._store.attachments.pop(aid, None)
 
 
 @breaks("erasure-6: delete_session keeps the trigger subscriptions the session registered")
 class DeleteKeepsSubscriptions(MemorySessionFactory):
     async def _delete(self, sid: str) -> None:
-        subscriptions = dict(self._state.subscriptions)
+        subscriptions = dict(self._store.subscriptions)
         await super()._delete(sid)
-        self._state.subscriptions.update(subscriptions)
+        self._store.subscriptions.update(subscriptions)

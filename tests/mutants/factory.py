@@ -44,16 +44,16 @@ class SeedsNoCreatedAt(MemorySessionFactory):
 @breaks("sessions-29: create_store on an existing session replaces its metadata")
 class CreateOverwritesMeta(MemorySessionFactory):
     async def _seed_meta(self, sid: str, meta: str, at_ms: int) -> None:
-        self._state.meta[sid] = meta
+        self._store.meta[sid] = meta
 
 
 @breaks("sessions-30: delete_session keeps the session's metadata")
 class DeleteKeepsMeta(MemorySessionFactory):
     async def _delete(self, sid: str) -> None:
-        meta = self._state.meta.get(sid)
+        meta = self._store.meta.get(sid)
         await super()._delete(sid)
         if meta is not None:
-            self._state.meta[sid] = meta
+            self._store.meta[sid] = meta
 
 
 @breaks("sessions-30: deleting a session that is gone fails")
@@ -67,10 +67,10 @@ class DeleteTwiceFails(MemorySessionFactory):
 @breaks("sessions-30: delete_session keeps the session's head")
 class DeleteKeepsHead(MemorySessionFactory):
     async def _delete(self, sid: str) -> None:
-        head = self._state.heads.get(sid)
+        head = self._store.heads.get(sid)
         await super()._delete(sid)
         if head is not None:
-            self._state.heads[sid] = head
+            self._store.heads[sid] = head
 
 
 # --- factory: open and delete (spec/sessions.md §4; docs/semantics.md) ------------------
@@ -79,54 +79,54 @@ class DeleteKeepsHead(MemorySessionFactory):
 @breaks("factory-1: open_existing_store misses a session that has a head but no metadata")
 class OpenNeedsMeta(MemorySessionFactory):
     async def _exists(self, sid: str) -> bool:
-        return sid in self._state.meta
+        return sid in self._store.meta
 
 
 @breaks("factory-2: delete_session keeps the session's usage deltas")
 class DeleteKeepsUsage(MemorySessionFactory):
     async def _delete(self, sid: str) -> None:
-        usage = self._state.usage.get(sid)
+        usage = self._store.usage.get(sid)
         await super()._delete(sid)
         if usage is not None:
-            self._state.usage[sid] = usage
+            self._store.usage[sid] = usage
 
 
 @breaks("factory-2: delete_session keeps the session's stored turn results")
 class DeleteKeepsStamps(MemorySessionFactory):
     async def _delete(self, sid: str) -> None:
-        stamps = {k: v for k, v in self._state.stamps.items() if k[0] == sid}
+        stamps = {k: v for k, v in self._store.stamps.items() if k[0] == sid}
         await super()._delete(sid)
-        self._state.stamps.update(stamps)
+        self._store.stamps.update(stamps)
 
 
 @breaks("factory-2: delete_session keeps the session's attachment manifest rows")
 class DeleteKeepsManifest(MemorySessionFactory):
     async def _delete(self, sid: str) -> None:
-        rows = {k: e for k, e in self._state.manifest.items() if e.session_id == sid}
+        rows = {k: e for k, e in self._store.manifest.items() if e.session_id == sid}
         await super()._delete(sid)
-        self._state.manifest.update(rows)
+        self._store.manifest.update(rows)
 
 
 @breaks("factory-2: delete_session keeps the session's nodes")
 class DeleteKeepsNodes(MemorySessionFactory):
     async def _delete(self, sid: str) -> None:
-        nodes = self._state.nodes.get(sid)
+        nodes = self._store.nodes.get(sid)
         await super()._delete(sid)
         if nodes is not None:
-            self._state.nodes[sid] = nodes
+            self._store.nodes[sid] = nodes
 
 
 @breaks("factory-3: delete_session removes every session's attachment manifest rows")
 class DeleteTakesEveryManifest(MemorySessionFactory):
     async def _delete(self, sid: str) -> None:
         await super()._delete(sid)
-        self._state.manifest.clear()
+        self._store.manifest.clear()
 
 
 @breaks("factory-3: delete_session removes every session whose id starts with the id given")
 class DeleteByPrefix(MemorySessionFactory):
     async def _delete(self, sid: str) -> None:
-        state = self._state
+        state = self._store
         known = state.heads.keys() | state.meta.keys() | state.nodes.keys() | state.usage.keys()
         for other in sorted(known):
             if other.startswith(sid):
@@ -136,10 +136,10 @@ class DeleteByPrefix(MemorySessionFactory):
 @breaks("departures-4: delete_session deletes the session's head checkpoint blob, shared or not")
 class DeleteTakesCheckpoint(MemorySessionFactory):
     async def _delete(self, sid: str) -> None:
-        head = self._state.heads.get(sid)
+        head = self._store.heads.get(sid)
         await super()._delete(sid)
         if head is not None:
-            self._state.blobs.pop(head.head.checkpoint_ref, None)
+            self._store.blobs.pop(head.head.checkpoint_ref, None)
 
 
 @breaks("sessions-28: create_store hands back a handle bound to another session")

@@ -41,7 +41,7 @@ class OffsetCursor(MemorySessionFactory):
     async def _list_sessions(self, query: SessionQuery) -> list[SessionSummary]:
         if self._offsets is None:
             self._offsets = {}
-        state = self._state
+        state = self._store
         ids = state.session_ids
         start = 0 if query.after_id is None else self._offsets.get(query.after_id, 0)
         unkeyed = SessionQuery(query.prefix, None, query.read, query.updated_after_ms,
@@ -63,7 +63,7 @@ class PageRepeatsItsCursor(MemorySessionFactory):
     async def _list_sessions(self, query: SessionQuery) -> list[SessionSummary]:
         after = query.after_id
         if after is not None:
-            ids = self._state.session_ids
+            ids = self._store.session_ids
             at = bisect.bisect_left(ids, after)
             after = ids[at - 1] if at > 0 else None  # one session too early
         moved = SessionQuery(query.prefix, after, query.read, query.updated_after_ms,
