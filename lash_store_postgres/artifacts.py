@@ -1,7 +1,7 @@
 """Artifacts on PostgreSQL: one ``artifacts`` table keyed by kind and ref.
 
 A put of a module artifact holds the GC lock shared (as commits and blob puts
-do, maintenance.py) while it checks that its blobs are stored and upserts: GC's
+do, gc_run.py) while it checks that its blobs are stored and upserts: GC's
 sweep waits for it and then sees the module's ``blob_refs`` as roots, so a
 blob a module names is never collected under it.
 """
@@ -30,7 +30,7 @@ up AS (
     INSERT INTO {s}.artifacts (kind, ref, data, blob_refs)
     SELECT %(kind)s, %(ref)s, %(data)s, %(refs)s::text[] WHERE NOT EXISTS (SELECT FROM missing)
     ON CONFLICT (kind, ref) DO UPDATE SET data = EXCLUDED.data, blob_refs = EXCLUDED.blob_refs),
-named AS (  -- kept by a GC in progress, whose marks may predate this put (maintenance.py)
+named AS (  -- kept by a GC in progress, whose marks may predate this put (gc_run.py)
     INSERT INTO {s}.gc_named (ref)
     SELECT r FROM unnest(%(refs)s::text[]) AS r
      WHERE NOT EXISTS (SELECT FROM missing) AND EXISTS (SELECT FROM {s}.gc_runs))
@@ -43,7 +43,7 @@ SELECT ref, length(data) FROM {s}.artifacts
  WHERE kind = %(kind)s AND (%(after)s::text IS NULL OR ref COLLATE "C" > %(after)s::text)
  ORDER BY ref COLLATE "C" LIMIT %(limit)s"""
 
-#: The blobs stored module artifacts name: GC roots (maintenance.py).
+#: The blobs stored module artifacts name: GC roots (gc_run.py).
 MODULE_BLOB_ROOTS = "SELECT DISTINCT unnest(blob_refs) FROM {s}.artifacts WHERE kind = 'module'"
 
 

@@ -1,6 +1,6 @@
 """The paged GC of PostgreSQL and SQLite, held equal to the kit's mark and attachment rule.
 
-Both GCs (lash_store_postgres/maintenance.py, lash_store_sqlite/maintenance.py)
+Both GCs (lash_store_postgres/gc_run.py, lash_store_sqlite/maintenance.py)
 restate in SQL what the kit decides in Python: which rows are roots (heads,
 stored turn results, the blobs module artifacts name), that fresh puts are kept,
 that a blob goes when nothing keeps it (``mark_retained``), and that attachment
@@ -27,7 +27,7 @@ from lash_store_api import BackendError, FullGraph, GcReport, SessionCheckpoint
 from lash_store_api.backend.clock import now_ms
 from lash_store_api.backend.codec import encode_checkpoint
 from lash_store_api.backend.maintenance import doomed_attachments, mark_retained, root_manifest
-from lash_store_postgres import maintenance
+from lash_store_postgres import gc_run
 from lash_store_sqlite import maintenance as sqlite_maintenance
 
 SETTINGS = settings(
@@ -65,8 +65,8 @@ SQLITE = "sqlite:///:memory:"
 @pytest.fixture
 def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
     """Pages of two and three rows, so that every store here spans several."""
-    monkeypatch.setattr(maintenance, "MARK_PAGE", 2)
-    monkeypatch.setattr(maintenance, "SWEEP_PAGE", 3)
+    monkeypatch.setattr(gc_run, "MARK_PAGE", 2)
+    monkeypatch.setattr(gc_run, "SWEEP_PAGE", 3)
     monkeypatch.setattr(sqlite_maintenance, "MARK_PAGE", 2)
 
 
@@ -318,14 +318,14 @@ async def test_a_commit_naming_a_blob_after_the_marks_keeps_it(
         await handle.commit_runtime_state(commit("s", None, cp=checkpoint(1, tool_state_ref=x)))
         await handle.commit_runtime_state(commit("s", 1, cp=checkpoint(2)))
         revived = checkpoint(3, tool_state_ref=x)
-        mark = maintenance._mark
+        mark = gc_run._mark
 
         async def mark_then_commit(db: Any, run_id: str) -> tuple[int, int]:
             counts = await mark(db, run_id)
             await handle.commit_runtime_state(commit("s", 2, cp=revived))
             return counts
 
-        monkeypatch.setattr(maintenance, "_mark", mark_then_commit)
+        monkeypatch.setattr(gc_run, "_mark", mark_then_commit)
         report = await pg.maintenance.gc_unreachable()
         # the session's checkpoints its head no longer names go, the one marked (cp 2)
         # too: a sweep page reads the session's roots as they are, under the GC lock
@@ -333,7 +333,7 @@ async def test_a_commit_naming_a_blob_after_the_marks_keeps_it(
         assert await pg.blobs.get(x) is not None
         read = await handle.load_session(FullGraph())
         assert read is not None and read.checkpoint == revived
-        monkeypatch.setattr(maintenance, "_mark", mark)
+        monkeypatch.setattr(gc_run, "_mark", mark)
         again = await pg.maintenance.gc_unreachable()
         assert (again.root_count, again.retained_blob_count, again.deleted_blob_count) == (1, 2, 0)
         assert await run(pg, "SELECT * FROM {s}.gc_named") == []
@@ -388,14 +388,14 @@ async def test_a_run_taken_for_dead_deletes_nothing_more(
     next sweep page: the commits it no longer watches may name any blob."""
     async with lash.backend_for_url(pg_url).isolated(pg_url, blob_grace_seconds=0) as pg:
         garbage = [await pg.blobs.put(f"garbage {i}".encode()) for i in range(5)]
-        mark = maintenance._mark
+        mark = gc_run._mark
 
         async def mark_then_drop(db: Any, run_id: str) -> tuple[int, int]:
             counts = await mark(db, run_id)
             await run(pg, "DELETE FROM {s}.gc_runs")
             return counts
 
-        monkeypatch.setattr(maintenance, "_mark", mark_then_drop)
+        monkeypatch.setattr(gc_run, "_mark", mark_then_drop)
         report = await pg.maintenance.gc_unreachable()
         assert report.deleted_blob_count == 0
         assert all([await pg.blobs.get(ref) is not None for ref in garbage])
