@@ -17,6 +17,7 @@ from lash_store_api.backend import StorageBase, redact_url
 from lash_store_api.backend.artifacts import check_module_ref, module_verifier_option
 from lash_store_api.backend.clock import Clock, clock_option, now_ms
 from lash_store_api.erasure import StoredValue
+from lash_store_api.errors import BackendError
 
 from . import erasure
 from .artifacts import PostgresArtifactStore
@@ -44,6 +45,27 @@ async def direct_connection(conninfo: str) -> AsyncIterator[Conn]:
     with wrapped(f"talking to {redact_url(conninfo)}"):
         async with conn:  # its exit (close) may fail too: inside the wrapper
             yield conn
+
+
+# Every transaction reads what was committed before each of its statements began: a
+# commit's checks after it waits for a row lock, and a GC sweep's re-check after it
+# takes the GC lock, see what the writers before them wrote. A stronger default takes
+# each transaction's snapshot at its first statement, before those waits.
+_ISOLATION = "SELECT current_setting('default_transaction_isolation')"
+
+
+async def require_read_committed(conn: Conn, conninfo: str) -> None:
+    """Refuse a server (or role, or database) whose transactions default to an isolation
+    level other than READ COMMITTED, PostgreSQL's default, which lash-store relies on."""
+    cur = await conn.execute(_ISOLATION)
+    row = await cur.fetchone()
+    level = None if row is None else str(row[0])
+    if level != "read committed":
+        raise BackendError(
+            f"{redact_url(conninfo)}: transactions default to {level!r} isolation; lash-store "
+            "needs 'read committed' (PostgreSQL's default): reset "
+            "default_transaction_isolation for this role, database or server"
+        )
 
 
 class PostgresStorage(StorageBase):
@@ -165,6 +187,7 @@ async def open_postgres(url: str, **options: Any) -> PostgresStorage:
     # Connect once directly first: a wrong host or database fails now, with
     # libpq's own message, instead of as a pool timeout later.
     async with direct_connection(conninfo) as conn:
+        await require_read_committed(conn, conninfo)
         if opts.migrate:
             await migrate(conn, opts.schema)
         else:

@@ -11,7 +11,7 @@ import getpass
 import uuid
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import psycopg
 import pytest
@@ -221,3 +221,23 @@ async def test_sessions_22_lock_timeout_from_the_url_turns_a_held_head_lock_into
         assert (await waiting).head_revision == 2
         retried = await quick.session("quick").commit_runtime_state(f.commit("quick", 1))
         assert retried.head_revision == 2
+
+
+async def test_a_server_whose_transactions_default_to_another_isolation_is_refused_at_open(
+    pg_url: str, schema: str
+) -> None:
+    """Commits and GC's sweep rely on READ COMMITTED: each statement after a lock wait
+    sees what the writers before it committed. Opening refuses anything else, naming
+    the level, before it creates anything."""
+    # libpq's URL parser reads %20 as a space, not urlencode's "+".
+    options = quote("-c default_transaction_isolation=serializable", safe="")
+    url = with_query(pg_url, schema=schema) + f"&options={options}"
+    with pytest.raises(lash.BackendError) as refused:
+        await lash.open_storage(url)
+    assert "'serializable'" in str(refused.value)
+    assert "read committed" in str(refused.value)
+    async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
+        cur = await conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s", (schema,)
+        )
+        assert await cur.fetchone() == (0,)
