@@ -10,8 +10,7 @@ import bisect
 import dataclasses
 from collections.abc import Sequence
 
-from lash_store_api import DurabilityTier, Maintenance, ModelUsage, SessionSummary
-from lash_store_api.backend.clock import Clock, now_ms
+from lash_store_api import DurabilityTier, ModelUsage, SessionSummary
 from lash_store_api.backend.commit import CommitObservation, CommitPlan, stored_stamp
 from lash_store_api.backend.graph import merge_ledger
 from lash_store_api.backend.session_listing import SessionQuery, usage_by_model
@@ -52,29 +51,15 @@ def summary(state: MemoryState, sid: str, created_at_ms: int, updated_at_ms: int
     )
 
 
-class MemorySessionHandle(SessionHandleBase):
+class MemorySessionHandle(SessionHandleBase[MemoryState]):
     """A handle on one session of a :class:`MemoryState`."""
 
     tier = TIER
-
-    def __init__(
-        self,
-        state: MemoryState,
-        session_id: str | None,
-        maintenance: Maintenance,
-        clock: Clock = now_ms,
-    ):
-        super().__init__(
-            session_id,
-            manifest=MemoryManifest(state),
-            maintenance=maintenance,
-            queue=MemoryQueue(state, clock),
-            clock=clock,
-        )
-        self._state = state
+    manifest_io = MemoryManifest
+    queue_io = MemoryQueue
 
     async def _write_commit(self, plan: CommitPlan) -> CommitObservation:
-        state = self._state
+        state = self._store
         sid = plan.session_id
         head = state.heads.get(sid)
         actual = 0 if head is None else head.head.head_revision
@@ -118,10 +103,10 @@ class MemorySessionHandle(SessionHandleBase):
         return CommitObservation(True, actual)
 
     async def _read_session(self, sid: str) -> SessionRows | None:
-        row = self._state.heads.get(sid)
+        row = self._store.heads.get(sid)
         if row is None:
             return None
-        nodes = self._state.nodes.get(sid)
+        nodes = self._store.nodes.get(sid)
         live = (
             []
             if nodes is None
@@ -129,38 +114,38 @@ class MemorySessionHandle(SessionHandleBase):
         )
         return SessionRows(
             head=row.head,
-            checkpoint=self._state.blobs.get(row.head.checkpoint_ref),
+            checkpoint=self._store.blobs.get(row.head.checkpoint_ref),
             nodes=live,
-            usage=list(self._state.usage.get(sid, ())),
+            usage=list(self._store.usage.get(sid, ())),
         )
 
     async def _read_tail(self, sid: str, leaf: str | None, limit: int) -> SessionRows | None:
-        row = self._state.heads.get(sid)
+        row = self._store.heads.get(sid)
         if row is None:
             return None
-        nodes = self._state.nodes.get(sid)
+        nodes = self._store.nodes.get(sid)
         start = leaf if leaf is not None else row.head.leaf_node_id
         return SessionRows(
             head=row.head,
-            checkpoint=self._state.blobs.get(row.head.checkpoint_ref),
+            checkpoint=self._store.blobs.get(row.head.checkpoint_ref),
             nodes=[] if nodes is None else tail_rows(nodes, start, limit),
-            usage=list(self._state.usage.get(sid, ())),
+            usage=list(self._store.usage.get(sid, ())),
         )
 
     async def _read_node(self, sid: str, node_id: str) -> bytes | None:
-        nodes = self._state.nodes.get(sid)
+        nodes = self._store.nodes.get(sid)
         row = None if nodes is None else nodes.rows.get(node_id)
         return None if row is None or row.tombstoned else row.data
 
     async def _write_meta(self, sid: str, meta: str, at_ms: int) -> None:
-        self._state.meta[sid] = meta
-        touch(self._state, sid, at_ms)
+        self._store.meta[sid] = meta
+        touch(self._store, sid, at_ms)
 
     async def _read_meta(self, sid: str) -> str | None:
-        return self._state.meta.get(sid)
+        return self._store.meta.get(sid)
 
     async def _tombstone(self, sid: str, node_ids: Sequence[str]) -> None:
-        nodes = self._state.nodes.get(sid)
+        nodes = self._store.nodes.get(sid)
         if nodes is None:
             return
         for node_id in node_ids:
@@ -168,9 +153,9 @@ class MemorySessionHandle(SessionHandleBase):
             if row is not None and not row.tombstoned:
                 row.tombstoned = True
                 nodes.live_count -= 1
-        head = self._state.heads.get(sid)
+        head = self._store.heads.get(sid)
         if head is not None:  # the head's count follows tombstones at once
-            self._state.heads[sid] = dataclasses.replace(head, graph_node_count=nodes.live_count)
+            self._store.heads[sid] = dataclasses.replace(head, graph_node_count=nodes.live_count)
 
 
 def tail_rows(nodes: SessionNodes, leaf: str | None, limit: int) -> list[tuple[str, bytes]]:

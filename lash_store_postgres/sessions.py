@@ -17,13 +17,11 @@ from typing import Any
 
 from lash_store_api import (
     DurabilityTier,
-    Maintenance,
     ModelUsage,
     SessionSummary,
     TokenLedgerEntry,
     TokenUsage,
 )
-from lash_store_api.backend.clock import Clock, now_ms
 from lash_store_api.backend.codec import decode_json
 from lash_store_api.backend.commit import CommitObservation, CommitPlan, StoredHead
 from lash_store_api.backend.session_listing import SessionQuery
@@ -184,34 +182,24 @@ def session_rows(rows: Sequence[tuple[Any, ...]]) -> SessionRows | None:
     return SessionRows(head, checkpoint, [(row[3], row[4]) for row in nodes], ledger)
 
 
-class PostgresSessionHandle(SessionHandleBase):
+class PostgresSessionHandle(SessionHandleBase[Db]):
     """A handle on one session; every operation follows its binding."""
 
     tier = TIER
-
-    def __init__(
-        self, db: Db, session_id: str | None, maintenance: Maintenance, clock: Clock = now_ms
-    ) -> None:
-        super().__init__(
-            session_id,
-            manifest=PostgresManifest(db),
-            maintenance=maintenance,
-            queue=PostgresQueue(db, clock),
-            clock=clock,
-        )
-        self._db = db
+    manifest_io = PostgresManifest
+    queue_io = PostgresQueue
 
     async def _write_commit(self, plan: CommitPlan) -> CommitObservation:
-        return await write_commit(self._db, plan)
+        return await write_commit(self._store, plan)
 
     async def _read_session(self, sid: str) -> SessionRows | None:
-        return session_rows(await read_session_rows(self._db, sid))
+        return session_rows(await read_session_rows(self._store, sid))
 
     async def _read_tail(self, sid: str, leaf: str | None, limit: int) -> SessionRows | None:
-        return session_rows(await read_tail_rows(self._db, sid, leaf, limit))
+        return session_rows(await read_tail_rows(self._store, sid, leaf, limit))
 
     async def _read_node(self, sid: str, node_id: str) -> bytes | None:
-        db = self._db
+        db = self._store
         record = f"node {node_id}"
         async with db.pipelined("loading a node", session_id=sid, record=record) as conn:
             cur = await conn.execute(db.q(_LOAD_NODE), (sid, node_id))
@@ -219,19 +207,19 @@ class PostgresSessionHandle(SessionHandleBase):
         return None if row is None else bytes(row[0])
 
     async def _write_meta(self, sid: str, meta: str, at_ms: int) -> None:
-        db = self._db
+        db = self._store
         async with db.pipelined("saving session meta", session_id=sid) as conn:
             await conn.execute(db.q(_SAVE_META), {"sid": sid, "meta": meta, "at": at_ms})
 
     async def _read_meta(self, sid: str) -> str | None:
-        db = self._db
+        db = self._store
         async with db.pipelined("loading session meta", session_id=sid) as conn:
             cur = await conn.execute(db.q(_LOAD_META), (sid,))
         row = await cur.fetchone()
         return None if row is None else str(row[0])
 
     async def _tombstone(self, sid: str, node_ids: Sequence[str]) -> None:
-        db = self._db
+        db = self._store
         async with db.pipelined("tombstoning nodes", session_id=sid) as conn:
             await conn.execute(db.q(_LOCK_HEAD), {"sid": sid})
             await conn.execute(db.q(_TOMBSTONE), {"sid": sid, "ids": list(node_ids)})

@@ -11,13 +11,11 @@ from typing import Any
 
 from lash_store_api import (
     DurabilityTier,
-    Maintenance,
     ModelUsage,
     SessionSummary,
     TokenLedgerEntry,
     TokenUsage,
 )
-from lash_store_api.backend.clock import Clock, now_ms
 from lash_store_api.backend.commit import CommitObservation, CommitPlan, StoredHead
 from lash_store_api.backend.session_listing import SessionQuery, usage_by_model
 from lash_store_api.backend.sessions import SessionFactoryBase, SessionHandleBase, SessionRows
@@ -145,35 +143,31 @@ def read_rows(
     return SessionRows(head, checkpoint, found, _ledger(conn, sid))
 
 
-class SqliteSessionHandle(SessionHandleBase):
+class SqliteSessionHandle(SessionHandleBase[Db]):
     """A handle on one session of a SQLite file."""
 
-    def __init__(
-        self, db: Db, session_id: str | None, maintenance: Maintenance, clock: Clock = now_ms
-    ) -> None:
-        self._db = db
-        self.tier = db.options.tier  # what this file's synchronous setting survives
-        manifest, queue = SqliteManifest(db), SqliteQueue(db, clock)
-        super().__init__(
-            session_id, manifest=manifest, maintenance=maintenance, queue=queue, clock=clock
-        )
+    manifest_io = SqliteManifest
+    queue_io = SqliteQueue
+
+    def durability_tier(self) -> DurabilityTier:
+        return self._store.options.tier  # what this file's synchronous setting survives
 
     async def _write_commit(self, plan: CommitPlan) -> CommitObservation:
         sid = plan.session_id
         try:
-            return await self._db.write(
+            return await self._store.write(
                 "committing", lambda conn: write_commit(conn, plan), session_id=sid
             )
         except BackendError as exc:
             if exc.__cause__ is None or not is_busy(exc.__cause__):
                 raise
-        return await self._db.read("reading the head", lambda conn: contended(conn, sid))
+        return await self._store.read("reading the head", lambda conn: contended(conn, sid))
 
     async def _read_session(self, sid: str) -> SessionRows | None:
         def nodes(conn: Conn, head: StoredHead) -> list[tuple[Any, ...]]:
             return conn.execute(_NODES, (sid,)).fetchall()
 
-        return await self._db.read(
+        return await self._store.read(
             "loading the session", lambda conn: read_rows(conn, sid, nodes), session_id=sid
         )
 
@@ -183,14 +177,14 @@ class SqliteSessionHandle(SessionHandleBase):
             params = {"sid": sid, "leaf": start, "limit": limit}
             return conn.execute(_LAST if start is None else _TAIL, params).fetchall()
 
-        return await self._db.read(
+        return await self._store.read(
             "loading the session's tail",
             lambda conn: read_rows(conn, sid, nodes),
             session_id=sid,
         )
 
     async def _read_node(self, sid: str, node_id: str) -> bytes | None:
-        row = await self._db.read(
+        row = await self._store.read(
             "loading a node",
             lambda conn: conn.execute(_NODE, (sid, node_id)).fetchone(),
             session_id=sid,
@@ -199,14 +193,14 @@ class SqliteSessionHandle(SessionHandleBase):
         return None if row is None else bytes(row[0])
 
     async def _write_meta(self, sid: str, meta: str, at_ms: int) -> None:
-        await self._db.write(
+        await self._store.write(
             "saving session meta",
             lambda conn: conn.execute(_SAVE_META, (sid, meta, at_ms, at_ms)),
             session_id=sid,
         )
 
     async def _read_meta(self, sid: str) -> str | None:
-        row = await self._db.read(
+        row = await self._store.read(
             "loading session meta",
             lambda conn: conn.execute(_META, (sid,)).fetchone(),
             session_id=sid,
@@ -218,12 +212,12 @@ class SqliteSessionHandle(SessionHandleBase):
             flipped = sum(conn.execute(_TOMBSTONE, (sid, i)).rowcount for i in node_ids)
             conn.execute(_COUNT_DOWN, (flipped, sid))
 
-        await self._db.write("tombstoning nodes", tombstone, session_id=sid)
+        await self._store.write("tombstoning nodes", tombstone, session_id=sid)
 
 
 class SqliteSessionFactory(SessionFactoryBase[Db]):
     def durability_tier(self) -> DurabilityTier:
-        return self._store.options.tier  # what this file's synchronous setting survives
+        return self._store.options.tier
 
     async def _seed_meta(self, sid: str, meta: str, at_ms: int) -> None:
         await self._store.write(

@@ -14,6 +14,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, Protocol
 
 from ..attachments import AttachmentIntent, AttachmentManifestEntry
 from ..common import DurabilityTier
@@ -60,7 +61,7 @@ from .commit import (
 )
 from .graph import check_scope, merge_ledger, select_graph
 from .queued_work import MAX_CLAIM_BATCHES, QueuedWorkBase, check_claim, check_draft
-from .session_factory import SessionFactoryBase, seed_meta
+from .session_factory import SessionFactoryBase, Store, seed_meta
 from .validation import (
     check_id,
     check_ids,
@@ -217,35 +218,54 @@ class QueuedWorkHandle:
         return await self._queue.list(sid, pending=True, after=after, limit=limit)
 
 
-class SessionHandleBase(QueuedWorkHandle, ABC):
+class ManifestBuilder(Protocol):
+    """A backend's manifest I/O class: built from the backend's store."""
+
+    def __call__(self, store: Any, /) -> ManifestIO: ...
+
+
+class QueueBuilder(Protocol):
+    """A backend's queue class: built from the backend's store and the storage's clock."""
+
+    def __call__(self, store: Any, clock: Clock, /) -> QueuedWorkBase: ...
+
+
+class SessionHandleBase(QueuedWorkHandle, ABC, Generic[Store]):
     """A handle on one session (``SessionHandle``); every operation follows its binding.
 
     Bound to a session id, or unbound (``None``) until the first commit it
     attempts latches that commit's session, even if the commit then fails.
     Reads of an unbound handle return nothing; its writes do nothing.
+
+    It does its I/O through ``store`` (the backend's database, or whatever else holds
+    its rows), and so do the manifest I/O and the queue it builds from the store
+    with the backend's ``manifest_io`` and ``queue_io``.
     """
 
     #: The tier the backend declares (spec/sessions.md behaviour 1).
     tier: DurabilityTier = DurabilityTier.INLINE
     #: Whether the backend settles ``completed_queue_claims`` inside commits.
     serves_queued_work: bool = False
+    #: Builds the manifest I/O (:mod:`.attachments`) from the store.
+    manifest_io: ClassVar[ManifestBuilder]
+    #: Builds the queue from the store and the clock; ``None``: no queued work is served.
+    queue_io: ClassVar[QueueBuilder | None] = None
 
     def __init__(
         self,
+        store: Store,
         session_id: str | None,
-        *,
-        manifest: ManifestIO,
         maintenance: Maintenance,
-        queue: QueuedWorkBase | None = None,
         clock: Clock = now_ms,
     ) -> None:
+        self._store = store
         self._bound = None if session_id is None else check_id("session_id", session_id)
         #: Stamps the session's times (commits and metadata saves).
         self._clock = clock
-        self._manifest = manifest
+        self._manifest = self.manifest_io(store)
         self._maintenance = maintenance
-        self._queue = queue
-        if queue is not None:
+        self._queue = None if self.queue_io is None else self.queue_io(store, clock)
+        if self._queue is not None:
             self.serves_queued_work = True
 
     @property

@@ -254,7 +254,7 @@ class UnboundListsEverything(MemorySessionHandle):
     async def list_uncommitted(self, older_than_epoch_ms: int) -> list[AttachmentManifestEntry]:
         if self._bound is not None:
             return await super().list_uncommitted(older_than_epoch_ms)
-        sessions = sorted({e.session_id for e in self._state.manifest.values()})
+        sessions = sorted({e.session_id for e in self._store.manifest.values()})
         rows = [
             r
             for s in sessions

@@ -155,27 +155,27 @@ class CreateBindsElsewhere(MemorySessionFactory):
 @breaks("listing-1: tombstoned nodes are still counted in list_sessions")
 class TombstonesStayCounted(MemorySessionHandle):
     async def _tombstone(self, sid: str, node_ids: Sequence[str]) -> None:
-        nodes = self._state.nodes.get(sid)
+        nodes = self._store.nodes.get(sid)
         before = None if nodes is None else nodes.live_count
         await super()._tombstone(sid, node_ids)
-        head = self._state.heads.get(sid)
+        head = self._store.heads.get(sid)
         if nodes is not None and before is not None and head is not None:
             nodes.live_count = before
-            self._state.heads[sid] = dataclasses.replace(head, graph_node_count=before)
+            self._store.heads[sid] = dataclasses.replace(head, graph_node_count=before)
 
 
 @breaks("listing-1: re-sending a live node id counts it again in list_sessions")
 class ResentNodesCountAgain(MemorySessionHandle):
     async def _write_commit(self, plan: CommitPlan) -> CommitObservation:
-        nodes = self._state.nodes.get(plan.session_id)
+        nodes = self._store.nodes.get(plan.session_id)
         live = set() if nodes is None else {i for i, r in nodes.rows.items() if not r.tombstoned}
         seen = await super()._write_commit(plan)
         resent = sum(n.node_id in live for n in plan.nodes)
         if seen.written and resent and not plan.replace:
-            nodes = self._state.nodes[plan.session_id]
+            nodes = self._store.nodes[plan.session_id]
             nodes.live_count += resent
-            head = self._state.heads[plan.session_id]
-            self._state.heads[plan.session_id] = dataclasses.replace(
+            head = self._store.heads[plan.session_id]
+            self._store.heads[plan.session_id] = dataclasses.replace(
                 head, graph_node_count=nodes.live_count
             )
         return seen

@@ -34,7 +34,7 @@ class LoadNodeFindsNothing(MemorySessionHandle):
 @breaks("maintenance-2: load_node returns tombstoned nodes")
 class LoadNodeReadsTombstoned(MemorySessionHandle):
     async def _read_node(self, sid: str, node_id: str) -> bytes | None:
-        nodes = self._state.nodes.get(sid)
+        nodes = self._store.nodes.get(sid)
         row = None if nodes is None else nodes.rows.get(node_id)
         return None if row is None else row.data
 
@@ -86,7 +86,7 @@ class RefPerSession(Handle):
 @breaks("maintenance-7: re-sending a tombstoned id in an Append leaves it tombstoned")
 class AppendDoesNotRevive(MemorySessionHandle):
     async def _write_commit(self, plan: CommitPlan) -> CommitObservation:
-        rows = self._state.nodes.get(plan.session_id)
+        rows = self._store.nodes.get(plan.session_id)
         dead = set() if rows is None else {i for i, r in rows.rows.items() if r.tombstoned}
         seen = await super()._write_commit(plan)
         if seen.written and not plan.replace and rows is not None:
@@ -112,7 +112,7 @@ class VacuumKeepsRows(MemoryMaintenance):
 @breaks("maintenance-9: tombstoning an unknown id stores a tombstoned row for it")
 class TombstoneAddsRows(MemorySessionHandle):
     async def _tombstone(self, sid: str, node_ids: Sequence[str]) -> None:
-        rows = self._state.nodes.setdefault(sid, SessionNodes())
+        rows = self._store.nodes.setdefault(sid, SessionNodes())
         for node_id in node_ids:
             rows.rows.setdefault(node_id, NodeRow(None, b"", tombstoned=True))
         await super()._tombstone(sid, node_ids)
@@ -122,10 +122,10 @@ class TombstoneAddsRows(MemorySessionHandle):
 class TombstoneMovesRevision(MemorySessionHandle):
     async def _tombstone(self, sid: str, node_ids: Sequence[str]) -> None:
         await super()._tombstone(sid, node_ids)
-        row = self._state.heads.get(sid)
+        row = self._store.heads.get(sid)
         if row is not None:
             moved = dataclasses.replace(row.head, head_revision=row.head.head_revision + 1)
-            self._state.heads[sid] = dataclasses.replace(row, head=moved)
+            self._store.heads[sid] = dataclasses.replace(row, head=moved)
 
 
 class Collector(MemoryMaintenance):
@@ -232,20 +232,20 @@ class GcDropsPluginSnapshot(Collector):
 @breaks("maintenance-7: re-sending a tombstoned id in a ReplaceFull leaves it tombstoned")
 class ReplaceDoesNotRevive(MemorySessionHandle):
     async def _write_commit(self, plan: CommitPlan) -> CommitObservation:
-        rows = self._state.nodes.get(plan.session_id)
+        rows = self._store.nodes.get(plan.session_id)
         dead = (
             set()
             if rows is None or not plan.replace
             else {i for i, row in rows.rows.items() if row.tombstoned}
         )
         seen = await super()._write_commit(plan)
-        rows = self._state.nodes.get(plan.session_id)
+        rows = self._store.nodes.get(plan.session_id)
         if seen.written and rows is not None:
             for node_id in dead & rows.rows.keys():
                 rows.rows[node_id].tombstoned = True
                 rows.live_count -= 1
-            head = self._state.heads[plan.session_id]
-            self._state.heads[plan.session_id] = dataclasses.replace(
+            head = self._store.heads[plan.session_id]
+            self._store.heads[plan.session_id] = dataclasses.replace(
                 head, graph_node_count=rows.live_count
             )
         return seen
@@ -259,9 +259,9 @@ def tombstoned(state: MemoryState, sid: str) -> set[str]:
 @breaks("maintenance-9: tombstoning a node that is tombstoned already revives it")
 class TombstoneToggles(MemorySessionHandle):
     async def _tombstone(self, sid: str, node_ids: Sequence[str]) -> None:
-        dead = tombstoned(self._state, sid)
+        dead = tombstoned(self._store, sid)
         await super()._tombstone(sid, node_ids)
-        rows = self._state.nodes.get(sid)
+        rows = self._store.nodes.get(sid)
         for node_id in dead & set(node_ids):
             assert rows is not None
             rows.rows[node_id].tombstoned = False
@@ -271,9 +271,9 @@ class TombstoneToggles(MemorySessionHandle):
 @breaks("maintenance-9: tombstoning an id tombstoned earlier counts it out of the live nodes again")
 class TombstoneCountsRepeats(MemorySessionHandle):
     async def _tombstone(self, sid: str, node_ids: Sequence[str]) -> None:
-        dead = tombstoned(self._state, sid)
+        dead = tombstoned(self._store, sid)
         await super()._tombstone(sid, node_ids)
-        rows = self._state.nodes.get(sid)
+        rows = self._store.nodes.get(sid)
         if rows is not None:  # an id tombstoned by an earlier call counts out once more
             rows.live_count -= len(set(node_ids) & dead)
 

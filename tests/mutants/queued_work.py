@@ -137,7 +137,7 @@ class NoNonce(MemoryQueue):
 @breaks("queued_work-19: a completion is checked by claim id, not lease token")
 class CompletionIgnoresToken(MemorySessionHandle):
     async def _write_commit(self, plan: CommitPlan) -> CommitObservation:
-        rows = self._state.queue.get(plan.session_id, {})
+        rows = self._store.queue.get(plan.session_id, {})
         checks = tuple(
             (claim_id, rows[b].lease_token or token if b in rows else token, b)
             for claim_id, token, b in plan.queue_checks
@@ -150,7 +150,7 @@ class SettlesFailedCommits(MemorySessionHandle):
     async def _write_commit(self, plan: CommitPlan) -> CommitObservation:
         seen = await super()._write_commit(plan)
         if not seen.written and not seen.stale_claims:
-            rows = self._state.queue.get(plan.session_id, {})
+            rows = self._store.queue.get(plan.session_id, {})
             for _, _, batch_id in plan.queue_checks:
                 rows.pop(batch_id, None)
         return seen
@@ -191,7 +191,7 @@ class GroupSkipsMisfits(MemoryQueue):
 @breaks("queue-5: a completion settles every batch of its claim, listed or not")
 class SettlesWholeClaim(MemorySessionHandle):
     async def _write_commit(self, plan: CommitPlan) -> CommitObservation:
-        rows = self._state.queue.get(plan.session_id, {})
+        rows = self._store.queue.get(plan.session_id, {})
         claims = {claim_id: token for claim_id, token, _ in plan.queue_checks}
         seen = await super()._write_commit(plan)
         if seen.written:
@@ -204,7 +204,7 @@ class SettlesWholeClaim(MemorySessionHandle):
 @breaks("queue-14: a completion of a claim whose lease expired is refused, though unreclaimed")
 class CompletionChecksExpiry(MemorySessionHandle):
     async def _write_commit(self, plan: CommitPlan) -> CommitObservation:
-        rows = self._state.queue.get(plan.session_id, {})
+        rows = self._store.queue.get(plan.session_id, {})
         assert self._queue is not None
         now = self._queue.clock()
         checks = tuple(
@@ -219,7 +219,7 @@ class StaleCommitSettlesOthers(MemorySessionHandle):
     async def _write_commit(self, plan: CommitPlan) -> CommitObservation:
         seen = await super()._write_commit(plan)
         if seen.stale_claims:
-            rows = self._state.queue.get(plan.session_id, {})
+            rows = self._store.queue.get(plan.session_id, {})
             for claim_id, _, batch_id in plan.queue_checks:
                 if claim_id not in seen.stale_claims:
                     rows.pop(batch_id, None)
@@ -247,8 +247,8 @@ class EmptyCompletionChecked(MemorySessionHandle):
 @breaks("sessions-16: a replayed stamped commit checks its completions before its stamp")
 class ReplayChecksClaims(MemorySessionHandle):
     async def _write_commit(self, plan: CommitPlan) -> CommitObservation:
-        stale = stale_claims(self._state, plan)
-        head = self._state.heads.get(plan.session_id)
+        stale = stale_claims(self._store, plan)
+        head = self._store.heads.get(plan.session_id)
         if stale and plan.turn_id is not None:
             actual = 0 if head is None else head.head.head_revision
             return CommitObservation(False, actual, stale_claims=stale)

@@ -74,8 +74,8 @@ class PageRepeatsItsCursor(MemorySessionFactory):
 @breaks("listing-5: a commit leaves the session's updated time where it was")
 class CommitKeepsUpdatedTime(MemorySessionHandle):
     async def _write_commit(self, plan: CommitPlan) -> CommitObservation:
-        before = self._state.session_times.get(plan.session_id)
+        before = self._store.session_times.get(plan.session_id)
         seen = await super()._write_commit(plan)
         if seen.written and before is not None:
-            self._state.session_times[plan.session_id] = before
+            self._store.session_times[plan.session_id] = before
         return seen

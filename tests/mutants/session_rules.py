@@ -31,7 +31,7 @@ def with_frames(
 @breaks("head-1: a later commit leaves the head's config as the first commit set it")
 class HeadKeepsFirstConfig(MemorySessionHandle):
     async def _write_commit(self, plan: CommitPlan) -> CommitObservation:
-        head = self._state.heads.get(plan.session_id)
+        head = self._store.heads.get(plan.session_id)
         if head is not None:
             plan = dataclasses.replace(plan, config=str(head.head.config))
         return await super()._write_commit(plan)
@@ -40,7 +40,7 @@ class HeadKeepsFirstConfig(MemorySessionHandle):
 @breaks("head-1: a commit without agent frames keeps the head's previous frames")
 class EmptyFramesKeepPrevious(MemorySessionHandle):
     async def _write_commit(self, plan: CommitPlan) -> CommitObservation:
-        head = self._state.heads.get(plan.session_id)
+        head = self._store.heads.get(plan.session_id)
         if head is not None and not decode_frames(plan.agent_frames):
             plan = dataclasses.replace(plan, agent_frames=head.head.agent_frames)
         return await super()._write_commit(plan)
@@ -79,7 +79,7 @@ class NodesLoseFrameId(MemorySessionHandle):
 @breaks("graph-6: a commit whose leaf names no live node is refused as bad input")
 class LeafMustExist(MemorySessionHandle):
     async def _write_commit(self, plan: CommitPlan) -> CommitObservation:
-        rows = self._state.nodes.get(plan.session_id)
+        rows = self._store.nodes.get(plan.session_id)
         stored = (
             set()
             if rows is None or plan.replace

@@ -64,7 +64,7 @@ class Handle(MemorySessionHandle):
 
     @property
     def state(self) -> MemoryState:
-        return self._state
+        return self._store
 
     def actual(self, sid: str) -> int:
         head = self.state.heads.get(sid)
@@ -167,7 +167,7 @@ class FullGraphById(MemorySessionHandle):
 class ReadsTombstonedNodes(MemorySessionHandle):
     async def _read_session(self, sid: str) -> SessionRows | None:
         rows = await super()._read_session(sid)
-        stored = self._state.nodes.get(sid)
+        stored = self._store.nodes.get(sid)
         if rows is None or stored is None:
             return rows
         return dataclasses.replace(rows, nodes=[(i, r.data) for i, r in stored.rows.items()])
@@ -510,7 +510,7 @@ class ActivePathThroughTombstones(PathHandle):
 @breaks("graph-1: Append moves a known id to the end instead of keeping its place")
 class AppendMovesKnownIds(MemorySessionHandle):
     async def _write_commit(self, plan: CommitPlan) -> CommitObservation:
-        rows = self._state.nodes.get(plan.session_id)
+        rows = self._store.nodes.get(plan.session_id)
         known = set() if rows is None else set(rows.rows)
         seen = await super()._write_commit(plan)
         if seen.written and not plan.replace and rows is not None:
@@ -523,7 +523,7 @@ class AppendMovesKnownIds(MemorySessionHandle):
 @breaks("graph-1: Append leaves known ids with their old record (a revived node comes back old)")
 class AppendKeepsOldRecords(MemorySessionHandle):
     async def _write_commit(self, plan: CommitPlan) -> CommitObservation:
-        rows = self._state.nodes.get(plan.session_id)
+        rows = self._store.nodes.get(plan.session_id)
         old = {} if rows is None else {i: r.data for i, r in rows.rows.items()}
         seen = await super()._write_commit(plan)
         if seen.written and not plan.replace and rows is not None:
@@ -536,7 +536,7 @@ class AppendKeepsOldRecords(MemorySessionHandle):
 @breaks("graph-2: ReplaceFull keeps the nodes it does not name")
 class ReplaceKeepsOldNodes(MemorySessionHandle):
     async def _write_commit(self, plan: CommitPlan) -> CommitObservation:
-        rows = self._state.nodes.get(plan.session_id)
+        rows = self._store.nodes.get(plan.session_id)
         old = {} if rows is None else dict(rows.rows)
         seen = await super()._write_commit(plan)
         if seen.written and plan.replace and rows is not None:
@@ -549,7 +549,7 @@ class ReplaceKeepsOldNodes(MemorySessionHandle):
 @breaks("graph-2: ReplaceFull keeps the session's tombstoned rows")
 class ReplaceKeepsTombstones(MemorySessionHandle):
     async def _write_commit(self, plan: CommitPlan) -> CommitObservation:
-        rows = self._state.nodes.get(plan.session_id)
+        rows = self._store.nodes.get(plan.session_id)
         dead = {} if rows is None else {i: r for i, r in rows.rows.items() if r.tombstoned}
         seen = await super()._write_commit(plan)
         if seen.written and plan.replace and rows is not None:
@@ -563,7 +563,7 @@ class ReplaceKeepsTombstones(MemorySessionHandle):
 @breaks("graph-2: ReplaceFull keeps known ids at their old positions instead of the order sent")
 class ReplaceKeepsPositions(MemorySessionHandle):
     async def _write_commit(self, plan: CommitPlan) -> CommitObservation:
-        rows = self._state.nodes.get(plan.session_id)
+        rows = self._store.nodes.get(plan.session_id)
         order = [] if rows is None else list(rows.rows)
         seen = await super()._write_commit(plan)
         if seen.written and plan.replace and rows is not None:
@@ -653,7 +653,7 @@ class MetaUnderBinding(MemorySessionHandle):
 @breaks("meta-1: save_session_meta keeps the first metadata saved (no upsert)")
 class MetaKeepsFirst(MemorySessionHandle):
     async def _write_meta(self, sid: str, meta: str, at_ms: int) -> None:
-        self._state.meta.setdefault(sid, meta)
+        self._store.meta.setdefault(sid, meta)
 
 
 # --- rejected commits write nothing (spec/sessions.md §2: all-or-nothing) ------------------
@@ -871,7 +871,7 @@ class UnboundLoadsFirstSessionsNodes(FirstSessionHandle):
 @breaks("departures-3: load_node finds a node of any session")
 class LoadNodeAnySession(MemorySessionHandle):
     async def _read_node(self, sid: str, node_id: str) -> bytes | None:
-        for nodes in self._state.nodes.values():
+        for nodes in self._store.nodes.values():
             row = nodes.rows.get(node_id)
             if row is not None and not row.tombstoned:
                 return row.data
@@ -882,7 +882,7 @@ class LoadNodeAnySession(MemorySessionHandle):
 class TombstonesEverywhere(MemorySessionHandle):
     async def tombstone_nodes(self, node_ids: Sequence[str]) -> None:
         ids = check_ids("node_ids", node_ids)
-        for sid in list(self._state.nodes):
+        for sid in list(self._store.nodes):
             await self._tombstone(sid, ids)
 
 

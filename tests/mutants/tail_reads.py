@@ -21,7 +21,7 @@ class TailHandle(MemorySessionHandle):
 
     async def _read_tail(self, sid: str, leaf: str | None, limit: int) -> SessionRows | None:
         rows = await super()._read_tail(sid, leaf, 0)
-        head = self._state.heads.get(sid)
+        head = self._store.heads.get(sid)
         if rows is None or head is None:
             return rows
         start = leaf if leaf is not None else head.head.leaf_node_id
@@ -29,7 +29,7 @@ class TailHandle(MemorySessionHandle):
         return dataclasses.replace(rows, nodes=[(i, r.data) for i, r in picked])
 
     def all_rows(self, sid: str) -> dict[str, NodeRow]:
-        nodes = self._state.nodes.get(sid)
+        nodes = self._store.nodes.get(sid)
         return {} if nodes is None else nodes.rows
 
 
@@ -95,7 +95,7 @@ class UnknownLeafTailFromTheHead(MemorySessionHandle):
         return await super().load_session(scope)
 
     def known(self, sid: str) -> set[str]:
-        nodes = self._state.nodes.get(sid)
+        nodes = self._store.nodes.get(sid)
         return set() if nodes is None else set(nodes.rows)
 
 
