@@ -248,16 +248,8 @@ class PostgresSessionFactory(SessionFactoryBase[Db]):
 
     async def _list_sessions(self, query: SessionQuery) -> list[SessionSummary]:
         db = self._store
-        params = {
-            "after": query.after_id,
-            "low": query.prefix,
-            "high": query.prefix_end,
-            "updated_after": query.updated_after_ms,
-            "updated_before": query.updated_before_ms,
-            "n": query.read,
-        }
         async with db.pipelined("listing sessions") as conn:
-            cur = await conn.execute(db.q(_LIST_SESSIONS), params)
+            cur = await conn.execute(db.q(_LIST_SESSIONS), query.params())
         return [
             SessionSummary(sid, int(rev), int(count), int(tokens), int(created), int(updated))
             for sid, rev, count, tokens, created, updated in await cur.fetchall()

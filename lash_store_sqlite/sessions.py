@@ -243,14 +243,7 @@ class SqliteSessionFactory(SessionFactoryBase[Db]):
         await self._store.write("deleting a session", delete, session_id=sid)
 
     async def _list_sessions(self, query: SessionQuery) -> list[SessionSummary]:
-        params = {
-            "after": query.after_id,
-            "low": query.prefix,
-            "high": query.prefix_end,
-            "updated_after": query.updated_after_ms,
-            "updated_before": query.updated_before_ms,
-            "n": -1 if query.read is None else query.read,
-        }
+        params = query.params(no_bound=-1)  # SQLite reads LIMIT -1 as none
 
         def listed(conn: Conn) -> list[SessionSummary]:
             return [

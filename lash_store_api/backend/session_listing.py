@@ -71,6 +71,20 @@ class SessionQuery:
         """The exclusive upper end of the prefix's id range (``None``: unbounded)."""
         return None if self.prefix is None else prefix_end(self.prefix)
 
+    def params(self, no_bound: int | None = None) -> dict[str, object]:
+        """The query as the named parameters of a SQL backend's listing statement:
+        ``after``, the id range ``low``/``high`` (the prefix and its end), the
+        ``updated_after``/``updated_before`` bounds, and ``n`` rows at most (``no_bound``,
+        what the database reads as no limit, when ``read`` is ``None``)."""
+        return {
+            "after": self.after_id,
+            "low": self.prefix,
+            "high": self.prefix_end,
+            "updated_after": self.updated_after_ms,
+            "updated_before": self.updated_before_ms,
+            "n": no_bound if self.read is None else self.read,
+        }
+
     def admits(self, session_id: str, updated_at_ms: int) -> bool:
         """Whether a session is in this query's range and bounds (for backends that filter
         in Python)."""
