@@ -11,13 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from lash_store_api.backend.prune import (
-    LogFacts,
-    OccurrenceFacts,
-    PruneBase,
-    SessionFacts,
-    batch_params,
-)
+from lash_store_api.backend.prune import LogFacts, OccurrenceFacts, PruneBase, SessionFacts
 
 from .db import Db
 
@@ -100,7 +94,7 @@ class PostgresPrune(PruneBase[Db]):
 
     async def _logs(self, terminal_before_ms: int, after: tuple[int, str] | None) -> list[LogFacts]:
         db = self._store
-        params = batch_params(terminal_before_ms, after)
+        params = self.batch_params(terminal_before_ms, after)
         async with db.pipelined("reading terminal processes' logs") as conn:
             cur = await conn.execute(db.q(_LOGS), params)
         return [LogFacts(str(pid), int(at), int(n)) for pid, at, n in await cur.fetchall()]
@@ -120,7 +114,7 @@ class PostgresPrune(PruneBase[Db]):
         self, before_ms: int, after: tuple[int, str] | None
     ) -> list[OccurrenceFacts]:
         db = self._store
-        params = batch_params(before_ms, after)
+        params = self.batch_params(before_ms, after)
         async with db.pipelined("reading old trigger occurrences") as conn:
             cur = await conn.execute(db.q(_OCCURRENCES), params)
         return [

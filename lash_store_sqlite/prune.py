@@ -10,13 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from lash_store_api.backend.prune import (
-    LogFacts,
-    OccurrenceFacts,
-    PruneBase,
-    SessionFacts,
-    batch_params,
-)
+from lash_store_api.backend.prune import LogFacts, OccurrenceFacts, PruneBase, SessionFacts
 
 from .db import Conn, Db
 
@@ -74,7 +68,7 @@ class SqlitePrune(PruneBase[Db]):
         return await self._store.read("reading what holds idle sessions", read)
 
     async def _logs(self, terminal_before_ms: int, after: tuple[int, str] | None) -> list[LogFacts]:
-        params = batch_params(terminal_before_ms, after)
+        params = self.batch_params(terminal_before_ms, after)
 
         def read(conn: Conn) -> list[LogFacts]:
             return [
@@ -102,7 +96,7 @@ class SqlitePrune(PruneBase[Db]):
     async def _occurrences(
         self, before_ms: int, after: tuple[int, str] | None
     ) -> list[OccurrenceFacts]:
-        params = batch_params(before_ms, after)
+        params = self.batch_params(before_ms, after)
 
         def read(conn: Conn) -> list[OccurrenceFacts]:
             return [

@@ -43,7 +43,6 @@ __all__ = [
     "OccurrenceFacts",
     "PruneBase",
     "SessionFacts",
-    "batch_params",
     "check_policy",
     "parse_duration",
     "retention_from_options",
@@ -161,14 +160,6 @@ class OccurrenceFacts:
     subscription_ids: tuple[str, ...]
 
 
-def batch_params(before_ms: int, after: tuple[int, str] | None) -> dict[str, object]:
-    """The parameters of a SQL backend's batch read (``_logs``, ``_occurrences``): rows
-    older than ``before`` past the keyset cursor ``(after_at, after_id)`` (both ``None``
-    at the start), at most ``n`` (:data:`BATCH`)."""
-    after_at, after_id = (None, None) if after is None else after
-    return {"before": before_ms, "n": BATCH, "after_at": after_at, "after_id": after_id}
-
-
 def _deliveries(row: OccurrenceFacts) -> set[str]:
     """The ids of the processes the occurrence's reservations start."""
     return {delivery_process_id(row.occurrence_id, sub) for sub in row.subscription_ids}
@@ -186,6 +177,14 @@ class PruneBase(ABC, Generic[Store]):
         self._clock = clock
         #: The storage's policy: what ``prune()`` applies without one.
         self.policy = policy
+
+    @staticmethod
+    def batch_params(before_ms: int, after: tuple[int, str] | None) -> dict[str, object]:
+        """The parameters of a SQL backend's batch read (``_logs``, ``_occurrences``): rows
+        older than ``before`` past the keyset cursor ``(after_at, after_id)`` (both
+        ``None`` at the start), at most ``n`` (:data:`BATCH`)."""
+        after_at, after_id = (None, None) if after is None else after
+        return {"before": before_ms, "n": BATCH, "after_at": after_at, "after_id": after_id}
 
     @abstractmethod
     async def _session_facts(self, session_ids: Sequence[str]) -> list[SessionFacts]:
