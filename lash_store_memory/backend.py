@@ -8,12 +8,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from lash_store_api import Capabilities, DurabilityTier, Facet, ModuleVerifier
-from lash_store_api.backend import StorageBase, redact_url
+from lash_store_api.backend import redact_url
 from lash_store_api.backend.artifacts import MODULE_VERIFIER_OPTION, module_verifier_option
 from lash_store_api.backend.clock import CLOCK_OPTION, Clock, clock_option, now_ms
 from lash_store_api.backend.maintenance import MaintenancePolicy, policy_from_options
 from lash_store_api.backend.options import slow_operation_ms
 from lash_store_api.backend.storage_options import STORAGE_OPTIONS
+from lash_store_api.backend.store_storage import StoreStorage
 from lash_store_api.backend.urls import split_query
 from lash_store_api.erasure import StoredValue
 from lash_store_api.errors import InvalidRequest
@@ -35,10 +36,17 @@ CAPABILITIES = Capabilities(
 )
 
 
-class MemoryStorage(StorageBase):
+class MemoryStorage(StoreStorage[MemoryState]):
     """Python objects, no I/O. ``memory://NAME`` opened twice in one process shares data."""
 
     backend_name = "memory"
+    handle_class = MemorySessionHandle
+    factory_class = MemorySessionFactory
+    prune_class = MemoryPrune
+    blob_store_class = MemoryBlobStore
+    attachment_store_class = MemoryAttachmentStore
+    trigger_store_class = MemoryTriggerStore
+    artifact_store_class = MemoryArtifactStore
 
     def __init__(
         self,
@@ -49,19 +57,12 @@ class MemoryStorage(StorageBase):
         slow_ms: float = DEFAULT_SLOW_OPERATION_MS,
     ) -> None:
         self._state = state
-        self._clock = clock
-        processes = MemoryProcessRegistry(state, clock)
-        sessions = MemorySessionFactory(state, self.session, processes, clock)
-        maintenance = MemoryMaintenance(state, policy or MaintenancePolicy())
-        maintenance.pruner = MemoryPrune(state, sessions, clock, maintenance.policy.retention)
         super().__init__(
-            sessions=sessions,
-            processes=processes,
-            maintenance=maintenance,
-            blobs=MemoryBlobStore(state),
-            attachments=MemoryAttachmentStore(state),
-            triggers=MemoryTriggerStore(state, clock),
-            artifacts=MemoryArtifactStore(state, verifier or module_verifier_option({})),
+            state,
+            clock,
+            verifier or module_verifier_option({}),
+            processes=MemoryProcessRegistry(state, clock),
+            maintenance=MemoryMaintenance(state, policy or MaintenancePolicy()),
             slow_operation_ms=slow_ms,
         )
 
@@ -72,9 +73,6 @@ class MemoryStorage(StorageBase):
     @property
     def capabilities(self) -> Capabilities:
         return CAPABILITIES
-
-    def session(self, session_id: str | None = None) -> MemorySessionHandle:
-        return MemorySessionHandle(self._state, session_id, self.maintenance, self._clock)
 
     def stored_values(self) -> AsyncIterator[StoredValue]:
         """Every value the state objects hold (``InspectableStorage``, erasure.py)."""

@@ -13,9 +13,10 @@ from typing import Any
 import psycopg
 
 from lash_store_api import Capabilities, MigrationReport, ModuleVerifier
-from lash_store_api.backend import StorageBase, redact_url
+from lash_store_api.backend import redact_url
 from lash_store_api.backend.artifacts import check_module_ref, module_verifier_option
 from lash_store_api.backend.clock import Clock, clock_option, now_ms
+from lash_store_api.backend.store_storage import StoreStorage
 from lash_store_api.erasure import StoredValue
 from lash_store_api.errors import BackendError
 
@@ -68,11 +69,18 @@ async def require_read_committed(conn: Conn, conninfo: str) -> None:
         )
 
 
-class PostgresStorage(StorageBase):
+class PostgresStorage(StoreStorage[Db]):
     """Every facet's tables in one Postgres schema, through one pool (and one listening
     connection while a process wait runs)."""
 
     backend_name = "postgres"
+    handle_class = PostgresSessionHandle
+    factory_class = PostgresSessionFactory
+    prune_class = PostgresPrune
+    blob_store_class = PostgresBlobStore
+    attachment_store_class = PostgresAttachmentStore
+    trigger_store_class = PostgresTriggerStore
+    artifact_store_class = PostgresArtifactStore
 
     def __init__(
         self,
@@ -83,7 +91,6 @@ class PostgresStorage(StorageBase):
     ) -> None:
         self._db = db
         self._conninfo = conninfo
-        self._clock = clock
         options = db.options
         self._notifier = ProcessNotifier(
             conninfo,
@@ -91,18 +98,12 @@ class PostgresStorage(StorageBase):
             listen=options.process_wait == "listen",
             interval=options.process_poll_interval,
         )
-        processes = PostgresProcessRegistry(db, clock, self._notifier)
-        sessions = PostgresSessionFactory(db, self.session, processes, clock)
-        maintenance = PostgresMaintenance(db, db.options.policy)
-        maintenance.pruner = PostgresPrune(db, sessions, clock, db.options.policy.retention)
         super().__init__(
-            sessions=sessions,
-            processes=processes,
-            maintenance=maintenance,
-            blobs=PostgresBlobStore(db),
-            attachments=PostgresAttachmentStore(db),
-            triggers=PostgresTriggerStore(db, clock),
-            artifacts=PostgresArtifactStore(db, verifier),
+            db,
+            clock,
+            verifier,
+            processes=PostgresProcessRegistry(db, clock, self._notifier),
+            maintenance=PostgresMaintenance(db, options.policy),
             slow_operation_ms=options.slow_operation_ms,
         )
         self._released = False
@@ -157,9 +158,6 @@ class PostgresStorage(StorageBase):
     def pool_stats(self) -> dict[str, int]:
         """The connection pool's counters (psycopg_pool ``get_stats``), for monitoring."""
         return self._db.pool.get_stats()
-
-    def session(self, session_id: str | None = None) -> PostgresSessionHandle:
-        return PostgresSessionHandle(self._db, session_id, self.maintenance, self._clock)
 
     def stored_values(self) -> AsyncIterator[StoredValue]:
         """Every value of every table of the schema (``InspectableStorage``, erasure.py)."""

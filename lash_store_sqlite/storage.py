@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from lash_store_api import Capabilities, MigrationReport, ModuleVerifier
-from lash_store_api.backend import StorageBase
 from lash_store_api.backend.artifacts import check_module_ref, module_verifier_option
 from lash_store_api.backend.clock import Clock, clock_option, now_ms
 from lash_store_api.backend.migrations import known_migrations
+from lash_store_api.backend.store_storage import StoreStorage
 from lash_store_api.erasure import StoredValue
 from lash_store_api.errors import DatabaseSchemaMismatch
 
@@ -29,28 +29,28 @@ from .sessions import SqliteSessionFactory, SqliteSessionHandle
 from .triggers import SqliteTriggerStore
 
 
-class SqliteStorage(StorageBase):
+class SqliteStorage(StoreStorage[Db]):
     """Every facet's tables in one SQLite file, through one connection and its thread."""
 
     backend_name = "sqlite"
+    handle_class = SqliteSessionHandle
+    factory_class = SqliteSessionFactory
+    prune_class = SqlitePrune
+    blob_store_class = SqliteBlobStore
+    attachment_store_class = SqliteAttachmentStore
+    trigger_store_class = SqliteTriggerStore
+    artifact_store_class = SqliteArtifactStore
 
     def __init__(
         self, db: Db, clock: Clock = now_ms, verifier: ModuleVerifier = check_module_ref
     ) -> None:
         self._db = db
-        self._clock = clock
-        processes = SqliteProcessRegistry(db, clock)
-        sessions = SqliteSessionFactory(db, self.session, processes, clock)
-        maintenance = SqliteMaintenance(db, db.options.policy, artifact_blob_refs)
-        maintenance.pruner = SqlitePrune(db, sessions, clock, db.options.policy.retention)
         super().__init__(
-            processes=processes,
-            sessions=sessions,
-            maintenance=maintenance,
-            blobs=SqliteBlobStore(db),
-            attachments=SqliteAttachmentStore(db),
-            triggers=SqliteTriggerStore(db, clock),
-            artifacts=SqliteArtifactStore(db, verifier),
+            db,
+            clock,
+            verifier,
+            processes=SqliteProcessRegistry(db, clock),
+            maintenance=SqliteMaintenance(db, db.options.policy, artifact_blob_refs),
             slow_operation_ms=db.options.slow_operation_ms,
         )
 
@@ -71,9 +71,6 @@ class SqliteStorage(StorageBase):
     def capabilities(self) -> Capabilities:
         # The tier follows the synchronous setting (config.SYNCHRONOUS).
         return dataclasses.replace(CAPABILITIES, durability=self._db.options.tier)
-
-    def session(self, session_id: str | None = None) -> SqliteSessionHandle:
-        return SqliteSessionHandle(self._db, session_id, self.maintenance, self._clock)
 
     def stored_values(self) -> AsyncIterator[StoredValue]:
         """Every value of every table in the file (``InspectableStorage``, erasure.py)."""
