@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 from operator import itemgetter
-from typing import Any
+from typing import Any, LiteralString
 
 from lash_store_api import (
     DurabilityTier,
@@ -88,6 +88,7 @@ _DELETE_SESSION = (
     "DELETE FROM {s}.trigger_subscriptions WHERE registrant_session_id = %(sid)s",
 )
 
+
 # One page of sessions. A session has a head, metadata or both, so each table's
 # ids are walked on their own "C"-ordered index (code point order: Python's),
 # from the cursor or the prefix (a literal range, no pattern) for at most n rows
@@ -96,35 +97,38 @@ _DELETE_SESSION = (
 # holds. A NULL parameter leaves its condition out (folded when planned: the
 # statement is unnamed, so planned with its values). numeric: a session's
 # counters, each within 64 bits, may sum beyond them.
-_LIST_SESSIONS = """
+def _walk(own: LiteralString, other: LiteralString) -> LiteralString:
+    """The walk of one table (``h``: heads, ``m``: session_meta) for a page of sessions,
+    the other joined for the session's times."""
+    table = {"h": "heads", "m": "session_meta"}
+    return f"""
+      (SELECT {own}.session_id FROM {{s}}.{table[own]} AS {own}
+        LEFT JOIN {{s}}.{table[other]} AS {other} ON {other}.session_id = {own}.session_id
+       WHERE ({own}.session_id COLLATE "C" > %(after)s OR %(after)s::text IS NULL)
+         AND ({own}.session_id COLLATE "C" >= %(low)s OR %(low)s::text IS NULL)
+         AND ({own}.session_id COLLATE "C" < %(high)s OR %(high)s::text IS NULL)
+         AND (greatest(h.updated_at_ms, m.updated_at_ms) > %(updated_after)s
+              OR %(updated_after)s::bigint IS NULL)
+         AND (greatest(h.updated_at_ms, m.updated_at_ms) < %(updated_before)s
+              OR %(updated_before)s::bigint IS NULL)
+       ORDER BY {own}.session_id COLLATE "C" LIMIT %(n)s)"""
+
+
+_LIST_SESSIONS = (
+    """
 SELECT k.session_id, coalesce(h.head_revision, 0), coalesce(h.graph_node_count, 0),
        coalesce((SELECT sum(input_tokens::numeric + output_tokens + reasoning_tokens)
                  FROM {s}.usage AS u WHERE u.session_id = k.session_id), 0),
        least(h.created_at_ms, m.created_at_ms), greatest(h.updated_at_ms, m.updated_at_ms)
-FROM ((SELECT h.session_id FROM {s}.heads AS h
-        LEFT JOIN {s}.session_meta AS m ON m.session_id = h.session_id
-       WHERE (h.session_id COLLATE "C" > %(after)s OR %(after)s::text IS NULL)
-         AND (h.session_id COLLATE "C" >= %(low)s OR %(low)s::text IS NULL)
-         AND (h.session_id COLLATE "C" < %(high)s OR %(high)s::text IS NULL)
-         AND (greatest(h.updated_at_ms, m.updated_at_ms) > %(updated_after)s
-              OR %(updated_after)s::bigint IS NULL)
-         AND (greatest(h.updated_at_ms, m.updated_at_ms) < %(updated_before)s
-              OR %(updated_before)s::bigint IS NULL)
-       ORDER BY h.session_id COLLATE "C" LIMIT %(n)s)
-      UNION
-      (SELECT m.session_id FROM {s}.session_meta AS m
-        LEFT JOIN {s}.heads AS h ON h.session_id = m.session_id
-       WHERE (m.session_id COLLATE "C" > %(after)s OR %(after)s::text IS NULL)
-         AND (m.session_id COLLATE "C" >= %(low)s OR %(low)s::text IS NULL)
-         AND (m.session_id COLLATE "C" < %(high)s OR %(high)s::text IS NULL)
-         AND (greatest(h.updated_at_ms, m.updated_at_ms) > %(updated_after)s
-              OR %(updated_after)s::bigint IS NULL)
-         AND (greatest(h.updated_at_ms, m.updated_at_ms) < %(updated_before)s
-              OR %(updated_before)s::bigint IS NULL)
-       ORDER BY m.session_id COLLATE "C" LIMIT %(n)s)) AS k
+FROM ("""
+    + _walk("h", "m")
+    + "\n      UNION"
+    + _walk("m", "h")
+    + """) AS k
 LEFT JOIN {s}.heads AS h ON h.session_id = k.session_id
 LEFT JOIN {s}.session_meta AS m ON m.session_id = k.session_id
 ORDER BY k.session_id COLLATE "C" LIMIT %(n)s"""
+)
 
 _USAGE_BY_MODEL = """
 SELECT model, sum(input_tokens), sum(output_tokens), sum(cached_input_tokens),
