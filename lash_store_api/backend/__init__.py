@@ -26,6 +26,9 @@ docs/writing-a-backend.md.
 - :mod:`.graph`: read-scope selection, the token ledger merge.
 - :mod:`.clock`: the time records are stamped with, and the queue's injectable clock.
 - :mod:`.urls`: a storage URL's query parameters (each once), read alike by every backend.
+- :mod:`.storage_options`: the options every backend takes, its scheme check, keyword options
+  and the query of the URL a storage reports.
+- :mod:`.store_storage`: a storage whose facets and handles are all built on one store object.
 - :mod:`.processes`: the process registry base: every operation, leases, grants, waiting.
 - :mod:`.process_io`: the I/O a registry backend writes, and the rows it exchanges.
 - :mod:`.process_codec`: process records, events and leases as stored, a planned append's texts.
