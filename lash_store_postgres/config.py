@@ -24,7 +24,7 @@ from lash_store_api.backend.storage_options import (
     StorageOptions,
     changed_options,
     keyword_options,
-    url_rest,
+    split_scheme,
 )
 from lash_store_api.backend.urls import QueryParam, join_query, split_query
 from lash_store_api.errors import InvalidRequest
@@ -191,7 +191,7 @@ def parse_url(url: str, overrides: Mapping[str, object] | None = None) -> tuple[
     lash-store options. Raises ``InvalidRequest`` naming the parameter or
     option at fault; connects to nothing. Needs psycopg (libpq checks the rest).
     """
-    scheme, rest = url_rest(url, SCHEMES)
+    scheme, rest = split_scheme(url, SCHEMES)
     base, params = split_query(f"{scheme.lower()}://{rest}")  # libpq wants it lower-case
     found: dict[str, Any] = {}
     passthrough: list[QueryParam] = []

@@ -22,7 +22,7 @@ from lash_store_api.backend.storage_options import (
     StorageOptions,
     changed_options,
     keyword_options,
-    url_rest,
+    split_scheme,
 )
 from lash_store_api.backend.urls import join_query, split_query
 from lash_store_api.errors import InvalidRequest
@@ -90,7 +90,7 @@ def parse_url(url: str, overrides: Mapping[str, object] | None = None) -> tuple[
 
     Raises ``InvalidRequest`` naming the part at fault; touches no file.
     """
-    _, rest = url_rest(url, SCHEMES)
+    _, rest = split_scheme(url, SCHEMES)
     base, params = split_query(rest)
     if not base.startswith("/") or base == "/":
         raise InvalidRequest(

@@ -30,7 +30,7 @@ __all__ = [
     "StorageOptions",
     "changed_options",
     "keyword_options",
-    "url_rest",
+    "split_scheme",
 ]
 
 Parsers = Mapping[str, Callable[[str, object], Any]]
@@ -67,7 +67,7 @@ STORAGE_OPTIONS: Parsers = {**POLICY_OPTIONS, **OBSERVE_OPTIONS}
 assert set(STORAGE_OPTIONS) == {f.name for f in fields(StorageOptions)}
 
 
-def url_rest(url: object, schemes: tuple[str, ...]) -> tuple[str, str]:
+def split_scheme(url: object, schemes: tuple[str, ...]) -> tuple[str, str]:
     """The scheme of ``url`` and what follows its ``://``; ``InvalidRequest`` for a value
     that is not a string or a URL of none of ``schemes`` (the first names it)."""
     if not isinstance(url, str):
