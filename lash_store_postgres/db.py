@@ -22,7 +22,16 @@ Conn = AsyncConnection[tuple[Any, ...]]
 
 # Timeouts are set per transaction (SET LOCAL semantics), so nothing outlives
 # the transaction: the same code works through PgBouncer in transaction mode.
-_PRELUDE = "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)"
+
+
+def prelude(lock_timeout: int, statement_timeout: int) -> bytes:
+    """The statement that sets a transaction's timeouts, their values written into it:
+    both are integers (milliseconds, checked by the options' parser), and a statement
+    without parameters skips psycopg's adaptation of them on every operation."""
+    return (
+        f"SELECT set_config('lock_timeout', '{int(lock_timeout)}', true),"
+        f" set_config('statement_timeout', '{int(statement_timeout)}', true)"
+    ).encode()
 
 
 def make_pool(conninfo: str, options: PgOptions) -> AsyncConnectionPool[Conn]:
@@ -53,7 +62,7 @@ class Db:
         self.schema = options.schema
         self._schema_id = sql.Identifier(options.schema)
         self._statements: dict[str, sql.Composed] = {}
-        self._prelude = (str(options.lock_timeout), str(options.statement_timeout))
+        self._prelude = prelude(options.lock_timeout, options.statement_timeout)
         self.gc_lock = lock_key("gc", options.schema)
         self._checks: set[asyncio.Task[None]] = set()
 
@@ -119,7 +128,7 @@ class Db:
             ) as conn,
             conn.pipeline(),
         ):
-            await conn.execute(_PRELUDE, self._prelude)
+            await conn.execute(self._prelude)
             yield conn
 
     @asynccontextmanager
@@ -131,7 +140,7 @@ class Db:
             self.connection(action, session_id=session_id, record=record) as conn,
             conn.transaction(),
         ):
-            await conn.execute(_PRELUDE, self._prelude)
+            await conn.execute(self._prelude)
             yield conn
 
     @asynccontextmanager
@@ -149,7 +158,7 @@ class Db:
             conn.pipeline(),
             conn.transaction(),
         ):
-            await conn.execute(_PRELUDE, self._prelude)
+            await conn.execute(self._prelude)
             yield conn
 
     def _check_pool_soon(self) -> None:
