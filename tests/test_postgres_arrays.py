@@ -36,27 +36,21 @@ async def round_trip(conn: psycopg.AsyncConnection[Any], sql: str, value: list[A
     return row
 
 
-@pytest.mark.parametrize("items", TEXTS)
-async def test_a_text_array_is_the_text_list_it_wraps(
-    conn: psycopg.AsyncConnection[Any], items: list[str | None]
+# (wrapper, its SQL type, the placeholder of the plain list, items): the plain list of
+# bytes is sent in binary (%b).
+CASES = [
+    *((TextArray, "text", "%s", items) for items in TEXTS),
+    *((ByteaArray, "bytea", "%b", items) for items in BYTES),
+    *((BigintArray, "bigint", "%s", items) for items in BIGINTS),
+]
+
+
+@pytest.mark.parametrize(("wrapper", "sql_type", "plain", "items"), CASES)
+async def test_an_array_is_the_list_it_wraps(
+    conn: psycopg.AsyncConnection[Any], wrapper: Any, sql_type: str, plain: str, items: list[Any]
 ) -> None:
-    ours, theirs = await round_trip(conn, "SELECT %s::text[], %s::text[]", TextArray(items))
-    assert ours == theirs == items
-
-
-@pytest.mark.parametrize("items", BYTES)
-async def test_a_bytea_array_is_the_bytes_list_it_wraps(
-    conn: psycopg.AsyncConnection[Any], items: list[bytes]
-) -> None:
-    ours, theirs = await round_trip(conn, "SELECT %s::bytea[], %b::bytea[]", ByteaArray(items))
-    assert ours == theirs == items
-
-
-@pytest.mark.parametrize("items", BIGINTS)
-async def test_a_bigint_array_is_the_int_list_it_wraps(
-    conn: psycopg.AsyncConnection[Any], items: list[int]
-) -> None:
-    ours, theirs = await round_trip(conn, "SELECT %s::bigint[], %s::bigint[]", BigintArray(items))
+    sql = f"SELECT %s::{sql_type}[], {plain}::{sql_type}[]"
+    ours, theirs = await round_trip(conn, sql, wrapper(items))
     assert ours == theirs == items
 
 
