@@ -56,7 +56,6 @@ class MemoryStorage(StoreStorage[MemoryState]):
         verifier: ModuleVerifier | None = None,
         slow_ms: float = DEFAULT_SLOW_OPERATION_MS,
     ) -> None:
-        self._state = state
         super().__init__(
             state,
             clock,
@@ -65,6 +64,11 @@ class MemoryStorage(StoreStorage[MemoryState]):
             maintenance=MemoryMaintenance(state, policy or MaintenancePolicy()),
             slow_operation_ms=slow_ms,
         )
+
+    @property
+    def _state(self) -> MemoryState:
+        """The store every facet does its I/O through (``StoreStorage``'s)."""
+        return self._store
 
     @property
     def url(self) -> str:

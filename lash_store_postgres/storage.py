@@ -89,7 +89,6 @@ class PostgresStorage(StoreStorage[Db]):
         clock: Clock = now_ms,
         verifier: ModuleVerifier = check_module_ref,
     ) -> None:
-        self._db = db
         self._conninfo = conninfo
         options = db.options
         self._notifier = ProcessNotifier(
@@ -132,6 +131,11 @@ class PostgresStorage(StoreStorage[Db]):
         self._released = True
         await self._notifier.aclose()
         await self._db.aclose()
+
+    @property
+    def _db(self) -> Db:
+        """The store every facet does its I/O through (``StoreStorage``'s)."""
+        return self._store
 
     @property
     def url(self) -> str:

@@ -44,7 +44,6 @@ class SqliteStorage(StoreStorage[Db]):
     def __init__(
         self, db: Db, clock: Clock = now_ms, verifier: ModuleVerifier = check_module_ref
     ) -> None:
-        self._db = db
         super().__init__(
             db,
             clock,
@@ -53,6 +52,11 @@ class SqliteStorage(StoreStorage[Db]):
             maintenance=SqliteMaintenance(db, db.options.policy, artifact_blob_refs),
             slow_operation_ms=db.options.slow_operation_ms,
         )
+
+    @property
+    def _db(self) -> Db:
+        """The store every facet does its I/O through (``StoreStorage``'s)."""
+        return self._store
 
     @property
     def url(self) -> str:
