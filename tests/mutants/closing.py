@@ -22,4 +22,5 @@ class IgnoresClose(MutantBackend):
     def storage(self, state: MemoryState, url: str, options: dict[str, Any]) -> MutantStorage:
         clock = clock_option(dict(options))
         verifier = module_verifier_option(dict(options))
-        return DeafStorage(state, self.mutant, policy_of(url, options), clock, verifier)
+        storage = DeafStorage.of(self.mutant)
+        return storage(state, self.mutant, policy_of(url, options), clock, verifier)

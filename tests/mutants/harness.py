@@ -20,14 +20,15 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 import lash_store_api as lash
-from lash_store_api.backend import StorageBase
 from lash_store_api.backend.artifacts import module_verifier_option
 from lash_store_api.backend.clock import Clock, clock_option
 from lash_store_api.backend.maintenance import MaintenancePolicy
+from lash_store_api.backend.store_storage import StoreStorage
+from lash_store_api.observe import DEFAULT_SLOW_OPERATION_MS
 from lash_store_api.plugins import plugin_manager, reset_plugins
 from lash_store_memory import MemoryBackend, MemoryStorage
 from lash_store_memory.artifacts import MemoryArtifactStore
@@ -86,7 +87,35 @@ class Mutant:
 
 
 class MutantStorage(MemoryStorage):
-    """A memory storage assembled from a mutant's parts, reopened under the mutant's scheme."""
+    """A memory storage assembled from a mutant's parts, reopened under the mutant's scheme.
+
+    Its facets are wired by ``StoreStorage`` as the memory backend's are, from the class
+    attributes of the subclass :meth:`of` makes for the mutant.
+    """
+
+    _made: ClassVar[dict[tuple[type[MutantStorage], Mutant], type[MutantStorage]]] = {}
+
+    @classmethod
+    def of(cls, mutant: Mutant) -> type[MutantStorage]:
+        """This class with ``mutant``'s parts as its facet classes (made once per mutant)."""
+        made = cls._made.get((cls, mutant))
+        if made is None:
+            parts = mutant.parts
+            handle: type[MemorySessionHandle] = parts.handle
+            if (parts.manifest, parts.queue) != (handle.manifest_io, handle.queue_io):
+                wiring = {"manifest_io": parts.manifest, "queue_io": parts.queue}
+                handle = type(handle.__name__, (handle,), wiring)
+            classes = {
+                "handle_class": handle,
+                "factory_class": parts.factory,
+                "prune_class": parts.prune,
+                "blob_store_class": parts.blobs,
+                "attachment_store_class": parts.attachments,
+                "trigger_store_class": parts.triggers,
+                "artifact_store_class": parts.artifacts,
+            }
+            made = cls._made[(cls, mutant)] = type(cls.__name__, (cls,), classes)
+        return made
 
     def __init__(
         self,
@@ -96,34 +125,20 @@ class MutantStorage(MemoryStorage):
         clock: Clock,
         verifier: lash.ModuleVerifier,
     ) -> None:
-        self._state = state
         self._mutant = mutant
-        self._clock = clock
-        parts = mutant.parts
-        processes = parts.processes(state, clock)
-        sessions = parts.factory(state, self.session, processes, clock)
-        maintenance = parts.maintenance(state, policy)
-        maintenance.pruner = parts.prune(state, sessions, clock, policy.retention)
-        StorageBase.__init__(
+        StoreStorage.__init__(
             self,
-            sessions=sessions,
-            processes=processes,
-            maintenance=maintenance,
-            blobs=parts.blobs(state),
-            attachments=parts.attachments(state),
-            triggers=parts.triggers(state, clock),
-            artifacts=parts.artifacts(state, verifier),
+            state,
+            clock,
+            verifier,
+            processes=mutant.parts.processes(state, clock),
+            maintenance=mutant.parts.maintenance(state, policy),
+            slow_operation_ms=DEFAULT_SLOW_OPERATION_MS,
         )
 
     @property
     def url(self) -> str:
         return f"{self._mutant.scheme}://{self._state.name}"
-
-    def session(self, session_id: str | None = None) -> MemorySessionHandle:
-        handle = self._mutant.parts.handle(self._state, session_id, self.maintenance, self._clock)
-        handle._manifest = self._mutant.parts.manifest(self._state)
-        handle._queue = self._mutant.parts.queue(self._state, self._clock)
-        return handle
 
 
 class MutantBackend(MemoryBackend):
@@ -137,7 +152,8 @@ class MutantBackend(MemoryBackend):
     def storage(self, state: MemoryState, url: str, options: dict[str, Any]) -> MutantStorage:
         clock = clock_option(dict(options))
         verifier = module_verifier_option(dict(options))
-        return MutantStorage(state, self.mutant, policy_of(url, options), clock, verifier)
+        storage = MutantStorage.of(self.mutant)
+        return storage(state, self.mutant, policy_of(url, options), clock, verifier)
 
     async def open(self, url: str, **options: Any) -> MemoryStorage:
         parts = urlsplit(url)

@@ -37,4 +37,5 @@ class TrustsItsClock(MutantBackend):
     def storage(self, state: MemoryState, url: str, options: dict[str, Any]) -> MutantStorage:
         clock = options.get(CLOCK_OPTION) or now_ms
         verifier = module_verifier_option(dict(options))
-        return MutantStorage(state, self.mutant, policy_of(url, options), clock, verifier)
+        storage = MutantStorage.of(self.mutant)
+        return storage(state, self.mutant, policy_of(url, options), clock, verifier)
