@@ -24,6 +24,7 @@ import contextlib
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -72,7 +73,7 @@ def connect(path: str, options: SqliteOptions, *, create: bool) -> Conn:
     try:
         conn.execute(f"PRAGMA busy_timeout = {options.busy_timeout}")
         if create and path != MEMORY:
-            conn.execute("PRAGMA journal_mode = WAL")
+            _use_wal(conn, options.busy_timeout)
         conn.execute(f"PRAGMA synchronous = {options.synchronous.upper()}")
         conn.execute("PRAGMA foreign_keys = OFF")
         # Deleted rows are overwritten with zeros, not left in free space, so a deleted
@@ -83,6 +84,29 @@ def connect(path: str, options: SqliteOptions, *, create: bool) -> Conn:
         conn.close()
         raise
     return conn
+
+
+def _use_wal(conn: Conn, busy_timeout: int) -> None:
+    """Put the file in WAL mode, waiting up to ``busy_timeout`` ms for the lock it needs.
+
+    The switch takes the file's exclusive lock, and when connections race to open a
+    new file SQLite answers "database is locked" at once instead of calling the busy
+    handler (waiting could deadlock two readers each wanting the lock), so the wait
+    is ours. A file already in WAL mode is left alone, with no lock taken.
+    """
+    deadline = time.monotonic() + busy_timeout / 1000
+    pause = 0.001
+    while True:
+        try:
+            (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
+            if str(mode).lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 _Job = tuple[Callable[[], Any], asyncio.AbstractEventLoop, "asyncio.Future[Any]"]

@@ -202,3 +202,22 @@ async def test_a_commit_waits_for_a_lock_held_shorter_than_busy_timeout(tmp_path
         result = await handle.commit_runtime_state(link("s", "n-0", None, None))
         assert result.head_revision == 1
         assert time.monotonic() - started >= 0.25
+
+
+async def test_storages_opening_a_new_file_at_once_all_open_it(tmp_path: Path) -> None:
+    # Each storage connects in a thread of its own, so these race to put the new file in
+    # WAL mode; SQLite refuses the losers at once unless the opening waits its turn.
+    for attempt in range(80):
+        url = url_of(tmp_path / f"new-{attempt}.db")
+        opened = await asyncio.gather(
+            *(lash.open_storage(url) for _ in range(6)), return_exceptions=True
+        )
+        failed = [o for o in opened if isinstance(o, BaseException)]
+        for storage in opened:
+            if not isinstance(storage, BaseException):
+                await storage.aclose()
+        assert not failed, f"attempt {attempt}: {failed[0]!r}"
+    async with await lash.open_storage(url) as storage:
+        await storage.session("s").save_session_meta(f.meta("s"))
+    with sqlite3.connect(tmp_path / "new-0.db") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
