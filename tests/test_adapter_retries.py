@@ -57,6 +57,30 @@ def url(request: pytest.FixtureRequest) -> Iterator[str]:
         yield fresh
 
 
+def side_by_side(work: Callable[[str, threading.Barrier], None], names: list[str]) -> None:
+    """``work(name, start)`` in a thread per name, all let go at once by ``start``; every
+    one must finish without an error. A worker that fails breaks the barrier, so the
+    others stop waiting for it, and the threads are daemons: a stuck one fails this
+    test after ``JOIN_TIMEOUT`` and cannot hold the interpreter at exit."""
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(names), timeout=JOIN_TIMEOUT)
+
+    def run(name: str) -> None:
+        try:
+            work(name, start)
+        except BaseException as exc:
+            errors.append(exc)
+            start.abort()
+
+    threads = [threading.Thread(target=run, args=(name,), daemon=True) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(JOIN_TIMEOUT)
+    assert not any(t.is_alive() for t in threads), f"a worker still runs after {JOIN_TIMEOUT} s"
+    assert not errors, errors
+
+
 # --- LangGraph -------------------------------------------------------------------------
 
 
@@ -77,7 +101,7 @@ def chat_graph(saver: LashSaver, hooks: list[Callable[[], None]] | None = None) 
     def reply(state: State) -> dict[str, Any]:
         if hooks:
             hook = hooks.pop(0)
-            thread = threading.Thread(target=hook)
+            thread = threading.Thread(target=hook, daemon=True)
             thread.start()
             thread.join(JOIN_TIMEOUT)
             assert not thread.is_alive()
@@ -191,25 +215,15 @@ def test_invoke_once_retries_inside_itself(url: str) -> None:
 
 def test_two_threads_racing_with_invoke_once_store_each_input_once(url: str) -> None:
     inputs = {worker: [f"{worker}-{i}" for i in range(3)] for worker in ("w1", "w2")}
-    errors: list[BaseException] = []
-    start = threading.Barrier(2)
 
-    def worker(name: str) -> None:
-        try:
-            with LashSaver.from_url(url) as saver:
-                graph = chat_graph(saver)
-                start.wait()
-                for text in inputs[name]:
-                    invoke_once(graph, {"messages": [HumanMessage(text)]}, config(), attempts=50)
-        except BaseException as exc:
-            errors.append(exc)
+    def worker(name: str, start: threading.Barrier) -> None:
+        with LashSaver.from_url(url) as saver:
+            graph = chat_graph(saver)
+            start.wait()
+            for text in inputs[name]:
+                invoke_once(graph, {"messages": [HumanMessage(text)]}, config(), attempts=50)
 
-    threads = [threading.Thread(target=worker, args=(name,)) for name in inputs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(JOIN_TIMEOUT)
-    assert not errors and not any(t.is_alive() for t in threads)
+    side_by_side(worker, list(inputs))
     with LashSaver.from_url(url) as saver:
         check_each_once(state_messages(saver), [*inputs["w1"], *inputs["w2"]])
 
@@ -401,25 +415,15 @@ def test_run_once_after_session_contended_stores_each_input_and_answer_once(url:
 @pytest.mark.usefixtures("no_api_key")
 def test_two_threads_racing_with_run_once_sync_store_each_input_once(url: str) -> None:
     inputs = {worker: [f"{worker}-{i}" for i in range(3)] for worker in ("w1", "w2")}
-    errors: list[BaseException] = []
-    start = threading.Barrier(2)
 
-    def worker(name: str) -> None:
-        try:
-            with LashSession.open(url, "chat", max_attempts=1) as session:
-                start.wait()
-                for text in inputs[name]:
-                    result = run_once_sync(answering_agent(), text, session=session, attempts=50)
-                    assert result.final_output.startswith(ANSWER)
-        except BaseException as exc:
-            errors.append(exc)
+    def worker(name: str, start: threading.Barrier) -> None:
+        with LashSession.open(url, "chat", max_attempts=1) as session:
+            start.wait()
+            for text in inputs[name]:
+                result = run_once_sync(answering_agent(), text, session=session, attempts=50)
+                assert result.final_output.startswith(ANSWER)
 
-    threads = [threading.Thread(target=worker, args=(name,)) for name in inputs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(JOIN_TIMEOUT)
-    assert not errors and not any(t.is_alive() for t in threads)
+    side_by_side(worker, list(inputs))
     with LashSession.open(url, "chat") as session:
         check_items_once(asyncio.run(session.get_items()), [*inputs["w1"], *inputs["w2"]])
 

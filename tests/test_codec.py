@@ -74,7 +74,7 @@ def test_packb_gives_each_thread_its_own_packer() -> None:
     def pack_all(n: int) -> None:
         got[n] = [packb(v) for v in values for _ in range(20)]
 
-    threads = [threading.Thread(target=pack_all, args=(n,)) for n in range(4)]
+    threads = [threading.Thread(target=pack_all, args=(n,), daemon=True) for n in range(4)]
     for t in threads:
         t.start()
     for t in threads:

@@ -156,7 +156,7 @@ def test_calls_from_several_loops_and_threads_take_turns(url: str) -> None:
         asyncio.run(add_at_once(session, range(0, 3)))
         asyncio.run(add_at_once(session, range(3, 6)))
         threads = [
-            threading.Thread(target=asyncio.run, args=(add_at_once(session, calls),))
+            threading.Thread(target=asyncio.run, args=(add_at_once(session, calls),), daemon=True)
             for calls in (range(6, 9), range(9, 12), range(12, 15), range(15, 18))
         ]
         for thread in threads:
@@ -269,12 +269,12 @@ def test_turns_pass_between_threads_first_come_first_served() -> None:
         async with turns:
             order.append(n)
 
-    holder = threading.Thread(target=asyncio.run, args=(hold(),))
+    holder = threading.Thread(target=asyncio.run, args=(hold(),), daemon=True)
     holder.start()
     held.wait(WAIT_S)
     takers = []
     for n in range(3):
-        taker = threading.Thread(target=asyncio.run, args=(take(n),))
+        taker = threading.Thread(target=asyncio.run, args=(take(n),), daemon=True)
         taker.start()
         takers.append(taker)
         while len(turns._waiters) < n + 1:  # queued before the next one comes
