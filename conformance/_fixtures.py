@@ -41,6 +41,7 @@ from lash_store_api import (
     SessionStoreCreateRequest,
     SessionSummary,
     SlotPolicy,
+    Storage,
     TokenLedgerEntry,
     TokenUsage,
 )
@@ -270,6 +271,13 @@ def intent(session_id: str, attachment_id: str = "a" * 64, **fields: Any) -> Att
 
 async def full(handle: SessionHandle) -> PersistedSessionRead | None:
     return await handle.load_session(FullGraph())
+
+
+async def read(storage: Storage, sid: str) -> PersistedSessionRead:
+    """The whole of session ``sid``, which must have a head."""
+    loaded = await full(storage.session(sid))
+    assert loaded is not None, f"session {sid!r} has no head"
+    return loaded
 
 
 def untimed(summaries: Sequence[SessionSummary]) -> list[SessionSummary]:

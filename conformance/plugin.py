@@ -68,6 +68,7 @@ SUITE_MODULES = frozenset(
         "bad_shapes",
         "concurrency",
         "bad_input",
+        "bad_integers",
         "properties",
         "stateful",
     }
