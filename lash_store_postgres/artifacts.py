@@ -15,8 +15,6 @@ from lash_store_api.backend.artifacts import ArtifactStoreBase
 
 from .db import Db
 
-_LOCK_GC_SHARED = "SELECT pg_advisory_xact_lock_shared(%s, %s)"
-
 # Writes only if every blob the artifact names is stored; returns the missing ones. A
 # ref only a session's checkpoint holds is copied into blobs (blobs_missing,
 # repeatable/commit_turn.sql), where GC keeps what a module names.
@@ -59,7 +57,7 @@ class PostgresArtifactStore(ArtifactStoreBase):
         params = {"kind": kind.value, "ref": ref, "data": data, "refs": list(blob_refs)}
         async with db.pipelined(f"storing a {kind.value} artifact", record=ref) as conn:
             if blob_refs:
-                await conn.execute(_LOCK_GC_SHARED, db.gc_lock)
+                await db.hold_gc_shared(conn)
             cur = await conn.execute(db.q(_PUT), params)
         return [str(r) for (r,) in await cur.fetchall()]
 

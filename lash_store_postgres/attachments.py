@@ -16,8 +16,6 @@ from lash_store_api.backend.codec import decode_attachment_ref, decode_record, e
 
 from .db import Db
 
-_LOCK_GC_SHARED = "SELECT pg_advisory_xact_lock_shared(%s, %s)"
-
 # One row per session and id; a re-recorded intent keeps the row's commit stamp, as
 # the manifest is write-ahead.
 _RECORD_INTENT = """
@@ -111,7 +109,7 @@ class PostgresAttachmentStore(AttachmentStoreBase):
         db = self._db
         async with db.pipelined("storing an attachment", record=ref.id) as conn:
             # Held shared, as by a blob put: GC's sweep waits for the put, then sees it fresh.
-            await conn.execute(_LOCK_GC_SHARED, db.gc_lock)
+            await db.hold_gc_shared(conn)
             await conn.execute(db.q(_PUT), (ref.id, encode_attachment_ref(ref), data))
             await conn.execute(db.q(_TOUCH_PUT), (ref.id,))
 

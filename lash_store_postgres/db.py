@@ -20,6 +20,8 @@ from .migrations import lock_key
 
 Conn = AsyncConnection[tuple[Any, ...]]
 
+_LOCK_GC_SHARED = "SELECT pg_advisory_xact_lock_shared(%s, %s)"
+
 # Timeouts are set per transaction (SET LOCAL semantics), so nothing outlives
 # the transaction: the same code works through PgBouncer in transaction mode.
 
@@ -160,6 +162,11 @@ class Db:
         ):
             await conn.execute(self._prelude)
             yield conn
+
+    async def hold_gc_shared(self, conn: Conn) -> None:
+        """Take GC's lock shared for the rest of ``conn``'s transaction: a writer of blob
+        references holds it so that GC's sweep waits for the write, then sees it."""
+        await conn.execute(_LOCK_GC_SHARED, self.gc_lock)
 
     def _check_pool_soon(self) -> None:
         """After a lost connection (say, a server restart), drop the pool's other dead ones."""

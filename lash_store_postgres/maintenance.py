@@ -16,7 +16,6 @@ from .gc_run import FORGET_STAMPS, NOW_MS, collect, retention
 _VACUUM_SESSION = "DELETE FROM {s}.nodes WHERE session_id = %(sid)s AND tombstoned"
 _VACUUM_ALL = "DELETE FROM {s}.nodes WHERE tombstoned"
 
-_LOCK_GC_SHARED = "SELECT pg_advisory_xact_lock_shared(%s, %s)"
 _PUT_BLOB = "INSERT INTO {s}.blobs (ref, data) VALUES (%s, %s) ON CONFLICT (ref) DO NOTHING"
 _TOUCH_PUT = (
     "INSERT INTO {s}.blob_puts (ref, put_at_ms) VALUES (%s, " + NOW_MS + ")"
@@ -58,7 +57,7 @@ class PostgresBlobStore(BlobStoreBase):
     async def _put(self, ref: BlobRef, data: bytes) -> None:
         db = self._db
         async with db.pipelined("storing a blob", record=ref) as conn:
-            await conn.execute(_LOCK_GC_SHARED, db.gc_lock)
+            await db.hold_gc_shared(conn)
             await conn.execute(db.q(_PUT_BLOB), (ref, data))
             await conn.execute(db.q(_TOUCH_PUT), (ref,))
 
