@@ -22,10 +22,9 @@ Conn = AsyncConnection[tuple[Any, ...]]
 
 _LOCK_GC_SHARED = "SELECT pg_advisory_xact_lock_shared(%s, %s)"
 
+
 # Timeouts are set per transaction (SET LOCAL semantics), so nothing outlives
 # the transaction: the same code works through PgBouncer in transaction mode.
-
-
 def prelude(lock_timeout: int, statement_timeout: int) -> bytes:
     """The statement that sets a transaction's timeouts, their values written into it:
     both are integers (milliseconds, checked by the options' parser), and a statement

@@ -208,7 +208,8 @@ async def test_storages_opening_a_new_file_at_once_all_open_it(tmp_path: Path) -
     # Each storage connects in a thread of its own, so these race to put the new file in
     # WAL mode; SQLite refuses the losers at once unless the opening waits its turn.
     for attempt in range(80):
-        url = url_of(tmp_path / f"new-{attempt}.db")
+        path = tmp_path / f"new-{attempt}.db"
+        url = url_of(path)
         opened = await asyncio.gather(
             *(lash.open_storage(url) for _ in range(6)), return_exceptions=True
         )
@@ -217,7 +218,8 @@ async def test_storages_opening_a_new_file_at_once_all_open_it(tmp_path: Path) -
             if not isinstance(storage, BaseException):
                 await storage.aclose()
         assert not failed, f"attempt {attempt}: {failed[0]!r}"
+    # The last file raced for is a working store in WAL mode.
     async with await lash.open_storage(url) as storage:
         await storage.session("s").save_session_meta(f.meta("s"))
-    with sqlite3.connect(tmp_path / "new-0.db") as conn:
+    with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
