@@ -28,6 +28,7 @@ from typing import Any, TypeVar, cast
 
 from .errors import BackendError, EventLoopMismatch, StorageClosed
 from .observe import Observer
+from .portal import portal_of
 
 __all__ = ["WAITS", "Closing", "Guarded", "guard"]
 
@@ -79,17 +80,22 @@ class Closing:
             return None
         if owner is running:
             return None
-        if owner.is_closed():
+        portal = portal_of(owner)
+        if owner.is_closed() or (portal is not None and portal.closed):
             raise EventLoopMismatch(self.backend_name, "has since closed")
-        if not owner.is_running():
+        if portal is None and not owner.is_running():  # a portal's loop runs when asked
             raise EventLoopMismatch(self.backend_name, "is not running")
         return owner
 
     async def carry(self, owner: asyncio.AbstractEventLoop, work: Awaitable[T]) -> T:
         """``work`` run on ``owner`` (in its thread), awaited here."""
+        portal = portal_of(owner)
         try:
-            future = asyncio.run_coroutine_threadsafe(_awaited(work), owner)
-        except RuntimeError:  # it closed a moment ago
+            if portal is not None:
+                future = portal.submit(_awaited(work))
+            else:
+                future = asyncio.run_coroutine_threadsafe(_awaited(work), owner)
+        except (RuntimeError, StorageClosed):  # it closed a moment ago
             if inspect.iscoroutine(work):
                 work.close()
             raise EventLoopMismatch(self.backend_name, "has since closed") from None

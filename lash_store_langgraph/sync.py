@@ -10,8 +10,8 @@ under ``graph.invoke`` used to hang).
 
 ``LashSaver.from_url(url)`` returns an :class:`Opening`: an ``async with``
 block opens the storage on the running loop; a ``with`` block opens it on a
-private loop in a thread of its own (:func:`lash_store_api.open_storage_sync`)
-and gives the saver that loop, so ``graph.invoke`` works from plain code.
+private loop (:func:`lash_store_api.open_storage_sync`), which each sync call
+runs in its own thread, and gives the saver that loop, so ``graph.invoke`` works from plain code.
 
 The async methods keep to that loop too (:func:`carried`): called from another
 loop while the saver's runs in another thread (async code beside a ``with``
@@ -38,6 +38,7 @@ from langgraph.checkpoint.base import (
 )
 
 import lash_store_api as lash
+from lash_store_api.portal import portal_of
 from lash_store_api.sync import SyncStorage, open_storage_sync
 
 __all__ = ["Opening", "SyncBridge", "carried", "collected", "storage_loop"]
@@ -71,10 +72,11 @@ class SyncBridge:
                 "which loop it belongs to and the saver was made outside any loop; use "
                 "`with LashSaver.from_url(url) as saver:` in synchronous code"
             )
-        if loop.is_closed() or not loop.is_running():
-            raise lash.EventLoopMismatch(
-                self._backend_name(), "has since closed" if loop.is_closed() else "is not running"
-            )
+        portal = portal_of(loop)
+        if loop.is_closed() or (portal is not None and portal.closed):
+            raise lash.EventLoopMismatch(self._backend_name(), "has since closed")
+        if portal is None and not loop.is_running():  # a portal's loop runs when asked
+            raise lash.EventLoopMismatch(self._backend_name(), "is not running")
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
@@ -93,13 +95,20 @@ class SyncBridge:
         home = self.loop
         if home is None or home is asyncio.get_running_loop():
             return None
+        portal = portal_of(home)
+        if portal is not None:
+            return None if portal.closed else home
         return home if home.is_running() else None
 
     async def _carry(self, home: asyncio.AbstractEventLoop, work: Coroutine[Any, Any, _T]) -> _T:
         """``work`` run on ``home`` (in its thread), awaited here; an error if ``home`` ends."""
+        portal = portal_of(home)
         try:
-            future = asyncio.run_coroutine_threadsafe(work, home)
-        except RuntimeError:  # it closed a moment ago
+            if portal is not None:
+                future = portal.submit(work)
+            else:
+                future = asyncio.run_coroutine_threadsafe(work, home)
+        except (RuntimeError, lash.StorageClosed):  # it closed a moment ago
             work.close()
             raise lash.EventLoopMismatch(self._backend_name(), "has since closed") from None
         waiting = asyncio.wrap_future(future)
@@ -108,7 +117,7 @@ class SyncBridge:
             done, _ = await asyncio.wait((waiting,), timeout=LOOP_CHECK_INTERVAL)
             if done:
                 return waiting.result()
-            if not home.is_running():
+            if portal is None and not home.is_running():  # a portal answers even its close
                 waiting.cancel()
                 raise lash.EventLoopMismatch(self._backend_name(), "stopped while the call ran")
 
@@ -118,6 +127,13 @@ class SyncBridge:
     def _run(self, coro: Coroutine[Any, Any, _T], name: str) -> _T:
         try:
             loop = self._sync_loop(name)
+        except BaseException:
+            coro.close()  # never scheduled: no "never awaited" warning
+            raise
+        portal = portal_of(loop)
+        if portal is not None:  # run in this thread, as any sync call of the store
+            return portal.run(coro)
+        try:
             future = asyncio.run_coroutine_threadsafe(coro, loop)
         except RuntimeError:  # the loop closed since it was looked at
             coro.close()
@@ -255,7 +271,7 @@ class Opening(Generic[S]):
     """What ``LashSaver.from_url`` returns: a saver over a storage it opens and closes.
 
     ``async with`` opens the storage on the running loop (for ``ainvoke``);
-    ``with`` opens it on a private loop in a daemon thread and makes that the
+    ``with`` opens it on a private loop (a portal's) and makes that the
     saver's loop (for ``invoke``, ``stream``, ``get_state``... from plain code).
     Either closes the storage on exit. Each block opens the storage anew.
     """

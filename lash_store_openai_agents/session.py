@@ -140,8 +140,8 @@ class LashSession:
         **options: Any,
     ) -> LashSession:
         """For synchronous code: a session on a storage opened from ``url``
-        (``open_storage``'s rules and options) on a private event loop in a thread of its
-        own (``open_storage_sync``), owned by the session and closed by :meth:`close`.
+        (``open_storage``'s rules and options) on a private event loop
+        (``open_storage_sync``), owned by the session and closed by :meth:`close`.
 
         Any event loop may call it, so ``Runner.run_sync`` may use it again and again,
         from any thread; each call is carried to the storage's loop.

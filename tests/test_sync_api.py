@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -177,41 +176,3 @@ def test_opening_a_bad_url_raises_and_leaves_no_loop_behind() -> None:
     with pytest.raises(lash.UnknownBackend):
         open_storage_sync("nosuch://x")
     assert portal_threads() == before
-
-
-def thread_cpu_seconds(thread: threading.Thread) -> float:
-    assert thread.ident is not None
-    return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
-
-
-def test_an_idle_sync_storage_costs_no_processor_time(storage: SyncStorage) -> None:
-    # After back-to-back calls the portal's loop must sleep in its selector, not poll
-    # for the next one. A generous bound, not a timing: a loop that kept polling would
-    # take most of a processor over the second.
-    for i in range(50):
-        storage.session(f"s-{i}").load_session(lash.FullGraph())
-    thread = storage.portal.thread
-    before = thread_cpu_seconds(thread)
-    time.sleep(1.0)
-    assert thread_cpu_seconds(thread) - before < 0.1
-
-
-def test_a_call_waiting_when_the_portal_closes_is_told_it_closed() -> None:
-    # A call suspended on the loop when the loop stops would otherwise wait for ever.
-    from lash_store_api.sync import Portal
-
-    portal = Portal()
-    portal.label = "memory"
-    started = threading.Event()
-
-    async def forever() -> None:
-        started.set()
-        await asyncio.Event().wait()
-
-    waiting = Outcome(lambda: portal.run(forever()))
-    assert started.wait(5)
-    portal.close()
-    with pytest.raises(lash.StorageClosed):
-        waiting.result()
-    with pytest.raises(lash.StorageClosed):  # and a call after the close fails at once
-        portal.run(forever())

@@ -1,0 +1,204 @@
+"""The portal under the sync layer (``lash_store_api.portal``): a lone caller runs the
+loop itself; calls it cannot run are run by the portal's thread; no call is ever left
+on a loop that nobody runs; a close ends what is in progress.
+
+Every call that could hang runs in a thread joined with a generous guard
+(``loop_helpers.WAIT_S``), so a hang fails the test instead of hanging the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from lash_store_conformance._process_fixtures import LINE, line, registration
+from loop_helpers import BACKENDS, WAIT_S, Outcome, fresh_url, in_thread
+
+import lash_store_api as lash
+from lash_store_api.portal import Portal, portal_of
+from lash_store_api.sync import open_storage_sync
+
+#: How long a wait is given to start before what it waits for happens. Not a timing
+#: assertion: were it later, the wait would find the event at once.
+WAIT_START_S = 0.1
+
+
+@pytest.fixture
+def portal() -> Iterator[Portal]:
+    made = Portal()
+    made.label = "memory"
+    yield made
+    made.close()
+
+
+async def thread_ident() -> int:
+    return threading.get_ident()
+
+
+def assert_drives_again(portal: Portal) -> None:
+    """Once the portal's thread has finished the calls it took over, it lets go of the
+    loop: a lone caller runs it again (the first call may still find it busy)."""
+    deadline = time.monotonic() + WAIT_S
+    while portal.run(thread_ident()) != threading.get_ident():
+        assert time.monotonic() < deadline, "the portal's thread kept the loop"
+        time.sleep(0.001)
+
+
+def test_a_lone_sync_call_runs_the_loop_in_the_calling_thread(portal: Portal) -> None:
+    # No hand-off to another thread and back: the point of the portal.
+    assert portal.run(thread_ident()) == threading.get_ident()
+    assert in_thread(lambda: portal.run(thread_ident())) != threading.get_ident()
+    assert not portal.loop.is_running()  # between calls nobody runs it
+    assert portal_of(portal.loop) is portal
+
+
+def test_a_call_from_a_thread_with_its_own_loop_is_run_by_the_portals_thread(
+    portal: Portal,
+) -> None:
+    async def from_a_coroutine() -> int:
+        return portal.run(thread_ident())  # blocks this loop, but answers
+
+    assert in_thread(lambda: asyncio.run(from_a_coroutine())) == portal.thread.ident
+
+
+def test_errors_come_through_as_themselves_runtime_errors_included(portal: Portal) -> None:
+    async def fails(error: BaseException) -> None:
+        raise error
+
+    for error in (RuntimeError("boom"), ValueError("bad"), lash.StoreError("store")):
+        with pytest.raises(type(error)) as raised:
+            portal.run(fails(error))
+        assert raised.value is error
+    with pytest.raises(TypeError, match="awaitables"):
+        portal.run(42)  # type: ignore[arg-type]
+    assert portal.run(thread_ident()) == threading.get_ident()  # still serves
+
+
+def test_a_call_left_running_by_an_interrupted_caller_is_finished_by_the_portals_thread(
+    portal: Portal,
+) -> None:
+    finished = threading.Event()
+
+    def interrupt() -> None:
+        raise KeyboardInterrupt  # as Ctrl-C would, out of the loop's run
+
+    async def interrupted() -> None:
+        asyncio.get_running_loop().call_soon(interrupt)
+        await asyncio.sleep(0.05)
+        finished.set()
+
+    with pytest.raises(KeyboardInterrupt):
+        portal.run(interrupted())
+    assert finished.wait(WAIT_S), "the interrupted call was left on a loop nobody runs"
+    assert_drives_again(portal)
+
+
+def test_calls_from_many_threads_and_loops_at_once_all_return(portal: Portal) -> None:
+    # Drivers finish while others' calls are in progress, over and over: each must be
+    # carried on by someone. A call stranded on a loop nobody runs hangs a worker.
+    async def echo(value: int) -> int:
+        await asyncio.sleep(0)
+        return value
+
+    def sync_worker(base: int) -> list[int]:
+        return [portal.run(echo(base + i)) for i in range(200)]
+
+    async def async_worker(base: int) -> list[int]:
+        return [await asyncio.wrap_future(portal.submit(echo(base + i))) for i in range(200)]
+
+    def async_worker_run(base: int) -> list[int]:
+        return asyncio.run(async_worker(base))
+
+    workers = [Outcome(functools.partial(sync_worker, 1000 * n)) for n in range(6)]
+    workers += [Outcome(functools.partial(async_worker_run, 1000 * n)) for n in (6, 7)]
+    for n, worker in enumerate(workers):
+        assert worker.result() == [1000 * n + i for i in range(200)]
+    assert_drives_again(portal)
+
+
+def test_an_async_caller_cancelled_cancels_its_call_on_the_portal(portal: Portal) -> None:
+    started, cancelled = threading.Event(), threading.Event()
+
+    async def forever() -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    async def give_up() -> None:
+        waiting = asyncio.ensure_future(asyncio.wrap_future(portal.submit(forever())))
+        while not started.is_set():
+            await asyncio.sleep(0.01)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+
+    in_thread(lambda: asyncio.run(give_up()))
+    assert cancelled.wait(WAIT_S)
+
+
+def test_a_call_waiting_when_the_portal_closes_is_told_it_closed(portal: Portal) -> None:
+    # The caller drives the loop; the close stops it and ends the call, not the caller.
+    started = threading.Event()
+
+    async def forever() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    waiting = Outcome(lambda: portal.run(forever()))
+    assert started.wait(WAIT_S)
+    in_thread(portal.close)
+    with pytest.raises(lash.StorageClosed):
+        waiting.result()
+    assert portal.loop.is_closed() and not portal.thread.is_alive()
+    with pytest.raises(lash.StorageClosed):  # and a call after the close fails at once
+        portal.run(forever())
+    with pytest.raises(lash.StorageClosed):
+        portal.submit(forever())
+    portal.close()  # a second close is a no-op
+
+
+def test_a_portal_cannot_be_closed_from_its_own_loop(portal: Portal) -> None:
+    async def close_here() -> None:
+        portal.close()
+
+    with pytest.raises(lash.StoreError, match="its own event loop"):
+        portal.run(close_here())
+    assert portal.run(thread_ident()) == threading.get_ident()
+
+
+@pytest.fixture(params=BACKENDS)
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with fresh_url(request, request.param, tmp_path) as found:
+        yield found
+
+
+def test_a_sync_wait_in_one_thread_wakes_on_a_sync_append_from_another(url: str) -> None:
+    # The waiting thread drives the loop; the appending one hands its call to that run.
+    with open_storage_sync(url) as storage:
+        storage.processes.register_process(registration("p", LINE))
+        waiter = Outcome(lambda: storage.processes.wait_event_after("p", "producer.line", 0))
+        time.sleep(WAIT_START_S)
+        assert waiter.running  # nothing to find yet: it waits
+        in_thread(lambda: storage.processes.append_event("p", line("hello")))
+        found = waiter.result()
+        assert (found.sequence, found.payload) == (1, {"line": "hello"})
+
+
+def test_an_idle_sync_storage_costs_no_processor_time(url: str) -> None:
+    # Between calls nobody runs the loop: a loop left polling would take most of a
+    # processor over the second. A generous bound, not a timing.
+    with open_storage_sync(url) as storage:
+        for i in range(50):
+            storage.session(f"s-{i}").load_session(lash.FullGraph())
+        assert not storage.portal.loop.is_running()
+        before = time.process_time()
+        time.sleep(1.0)
+        assert time.process_time() - before < 0.1
