@@ -10,14 +10,17 @@ caller pays for no hand-off at all. The loop runs only while someone drives it:
 - a synchronous caller with no loop of its own drives it for its call;
 - a caller that cannot (another call is driving, or its thread runs a loop of
   its own) hands its call to the loop and waits, and whoever drives runs it;
-- when a driver's own call is done while other calls are still in progress, or
-  a caller is interrupted (Ctrl-C), the portal's own thread takes over the
-  loop until no call is left, so no call is stranded on a loop nobody runs.
+- work scheduled on the loop from another thread while nobody drives it
+  (``asyncio.run_coroutine_threadsafe(..., portal.loop)``, a worker thread's
+  answer) wakes the portal's own thread, which drives it;
+- when a driver stops while work is left (other calls in progress, a caller
+  interrupted by Ctrl-C, callbacks still to run), the portal's thread takes
+  over until none is left. So no work is stranded on a loop nobody runs.
 
-Async code on other loops reaches the loop with :meth:`Portal.submit` (the
-storage's guard, :mod:`lash_store_api.closing`, does it for every call), which
-the portal's thread drives for them. Between calls the loop is idle and costs
-nothing: its background tasks (a pool's upkeep) resume at the next call.
+"Work" is every task made outside any other task (a call's own task, the one
+``run_coroutine_threadsafe`` makes): a task that a call starts and leaves
+running (a pool's upkeep) is background, and waits for the next call. So
+between calls the loop is idle and costs nothing.
 """
 
 from __future__ import annotations
@@ -25,10 +28,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
 import inspect
 import threading
-import weakref
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any, Generic, TypeVar
 
 from .errors import StorageClosed, StoreError
@@ -37,21 +40,38 @@ __all__ = ["Portal", "portal_of"]
 
 T = TypeVar("T")
 
-#: Seconds a closing portal gives the calls still in progress to end once cancelled.
+#: Seconds a closing portal gives the work still in progress to end once cancelled.
 CANCEL_GRACE_S = 1.0
-
-_PORTALS: weakref.WeakValueDictionary[asyncio.AbstractEventLoop, Portal] = (
-    weakref.WeakValueDictionary()
-)
 
 
 def portal_of(loop: asyncio.AbstractEventLoop) -> Portal | None:
     """The portal whose loop ``loop`` is, if it is one (it runs only while driven)."""
-    return _PORTALS.get(loop)
+    return loop.portal if isinstance(loop, _PortalLoop) else None
+
+
+class _PortalLoop(asyncio.SelectorEventLoop):
+    """The portal's loop: a callback scheduled from another thread while nobody runs
+    it wakes the portal's thread, instead of waiting for the next call."""
+
+    portal: Portal | None = None
+
+    def call_soon_threadsafe(  # type: ignore[override]
+        self,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.Handle:
+        handle = super().call_soon_threadsafe(callback, *args, context=context)
+        if self.portal is not None:
+            self.portal._nudge()
+        return handle
+
+    def has_ready_callbacks(self) -> bool:
+        return bool(self._ready)  # type: ignore[attr-defined]
 
 
 class _Call(Generic[T]):
-    """One call carried by a portal: its work, the task running it, its outcome."""
+    """One call handed to the loop by :meth:`Portal.submit`: its work, task and outcome."""
 
     __slots__ = ("future", "portal", "task", "work")
 
@@ -63,8 +83,8 @@ class _Call(Generic[T]):
 
     def start(self) -> None:
         """On the loop: the work started as a task, unless its caller gave up already."""
+        self.portal._started(self)
         if self.future.done():  # cancelled by an async caller, or failed by a close
-            self.portal._finished(self)
             _close(self.work)
             return
         self.task = self.portal.loop.create_task(self.drive())
@@ -74,17 +94,16 @@ class _Call(Generic[T]):
         """On the loop: the work awaited, its outcome handed to the caller."""
         try:
             result = await self.work
-        except BaseException as exc:  # the caller re-raises it, cancellation included
+        except asyncio.CancelledError:  # by the caller (as its future says it), or a close
+            closed = self.portal.closed
             self.fail(
-                concurrent.futures.CancelledError()  # as a future's result() raises
-                if isinstance(exc, asyncio.CancelledError)
-                else exc
+                StorageClosed(self.portal.label) if closed else concurrent.futures.CancelledError()
             )
+        except BaseException as exc:  # the caller re-raises it
+            self.fail(exc)
         else:
             if not self.future.done():
                 self.future.set_result(result)
-        finally:
-            self.portal._finished(self)
 
     def fail(self, error: BaseException) -> None:
         if not self.future.done():
@@ -110,16 +129,20 @@ class Portal:
     def __init__(self, name: str = "lash-store-loop") -> None:
         #: What the portal serves, for messages (a storage's backend name).
         self.label = "synchronous"
-        self.loop: asyncio.AbstractEventLoop = asyncio.new_event_loop()
-        _PORTALS[self.loop] = self
         self._state = threading.Condition(threading.Lock())
-        #: Calls handed over and not yet done: the loop must be driven while any is left.
-        self._outstanding: set[_Call[Any] | asyncio.Future[Any]] = set()
+        #: Calls handed to the loop whose task has not started yet.
+        self._unstarted: set[_Call[Any]] = set()
+        #: Tasks made outside any task and not done: the loop must run while any is left.
+        self._work: set[asyncio.Task[Any]] = set()
         self._driving = False  # someone runs the loop (or is about to)
         self._takeover = False  # the portal's thread is asked to drive
-        self._serving = False  # the portal's thread drives, until no call is left
+        self._serving = False  # the portal's thread drives, until no work is left
         self._closing = False
         self._shutting_down = False  # the last run of the loop: nothing may stop it
+        self._loop = _PortalLoop()
+        self._loop.set_task_factory(self._make_task)
+        self._loop.portal = self
+        self.loop: asyncio.AbstractEventLoop = self._loop
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
 
@@ -163,11 +186,9 @@ class Portal:
         call = _Call(work, self)
         with self._state:
             self._refuse_if_closed(work)
-            self._outstanding.add(call)
-            if not self._driving:
-                self._driving = self._takeover = True
-                self._state.notify_all()
-        with contextlib.suppress(RuntimeError):  # the loop closed since: the close fails it
+            self._unstarted.add(call)
+        # A RuntimeError: the loop closed since; the close has failed the call.
+        with contextlib.suppress(RuntimeError):
             self.loop.call_soon_threadsafe(call.start)
         return call.future
 
@@ -190,12 +211,16 @@ class Portal:
 
     def _drive(self, work: Awaitable[T]) -> T:
         """``work`` run to its end by running the loop in this thread."""
-        task = asyncio.ensure_future(work, loop=self.loop)
         try:
-            return self.loop.run_until_complete(task)
+            task = asyncio.ensure_future(work, loop=self._loop)
+        except BaseException:
+            self._hand_back()
+            raise
+        try:
+            return self._loop.run_until_complete(task)
         except BaseException as exc:
             if not task.done():  # interrupted, or stopped by a close: it goes on
-                self._adopt(task)
+                task.add_done_callback(_retrieve)  # with nobody to hear how it ends
                 if isinstance(exc, RuntimeError) and self._closing:
                     raise StorageClosed(self.label) from None
                 raise
@@ -205,41 +230,57 @@ class Portal:
         finally:
             self._hand_back()
 
-    def _adopt(self, task: asyncio.Future[Any]) -> None:
-        """A task its caller left running: the loop is driven on until it ends."""
-        with self._state:
-            self._outstanding.add(task)
-        task.add_done_callback(self._adopted_done)
+    def _make_task(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        coro: Coroutine[Any, Any, Any] | Generator[Any, None, Any],
+        context: contextvars.Context | None = None,
+    ) -> asyncio.Task[Any]:
+        """The loop's task factory: a task made outside any task is work to drive."""
+        task = asyncio.Task(coro, loop=loop, context=context)
+        if asyncio.current_task(loop) is None:
+            with self._state:
+                self._work.add(task)
+            task.add_done_callback(self._work_done)
+        return task
 
-    def _adopted_done(self, task: asyncio.Future[Any]) -> None:
-        if not task.cancelled():
-            task.exception()  # nobody waits for it: no "never retrieved" report
-        self._finished(task)
+    def _work_done(self, task: asyncio.Task[Any]) -> None:
+        with self._state:
+            self._work.discard(task)
+            if self._serving and self._idle():
+                self.loop.stop()  # the portal's thread lets go of the loop
+
+    def _started(self, call: _Call[Any]) -> None:
+        with self._state:
+            self._unstarted.discard(call)
+
+    def _idle(self) -> bool:
+        return not self._work and not self._unstarted
+
+    def _nudge(self) -> None:
+        """A callback was scheduled from some thread: if nobody runs the loop, the
+        portal's thread does (else whoever runs it will, or hands it on)."""
+        with self._state:
+            if not self._driving and not self._closing:
+                self._driving = self._takeover = True
+                self._state.notify_all()
 
     def _hand_back(self) -> None:
-        """A driver has stopped: the portal's thread drives on if calls are left."""
+        """A driver has stopped: the portal's thread drives on if work is left."""
         with self._state:
-            if self._outstanding and not self._closing:
+            left = not self._idle() or self._loop.has_ready_callbacks()
+            if left and not self._closing:
                 self._takeover = True  # still driving: by the portal's thread, now
             else:
                 self._driving = False
             if self._takeover or self._closing:  # else its thread sleeps on: no wake-up
                 self._state.notify_all()
 
-    def _finished(self, entry: _Call[Any] | asyncio.Future[Any]) -> None:
-        """On the loop, as a call ends: the portal's thread stops when none is left."""
-        with self._state:
-            self._outstanding.discard(entry)
-            if not self._outstanding and self._serving:
-                self.loop.stop()
-
     def _stop_if_idle(self) -> None:
-        """On the loop: stop it when no call is left or the portal closes (a close
+        """On the loop: stop it when no work is left or the portal closes (a close
         stops a driving caller this way, after the step the loop is on)."""
         with self._state:
-            if self._shutting_down:
-                return
-            if not self._outstanding or self._closing:
+            if not self._shutting_down and (self._idle() or self._closing):
                 self.loop.stop()
 
     def _serve(self) -> None:
@@ -251,13 +292,13 @@ class Portal:
                 if not self._takeover:
                     break  # closing, and nobody drives
                 self._takeover = False
-            # Calls end only while the loop runs, so some are left to run: the last
-            # one's end stops the loop (``_finished``).
-            self._serving = True
+                self._serving = True
             try:
+                self.loop.call_soon(self._stop_if_idle)  # after the callbacks already due
                 self.loop.run_forever()
             finally:
-                self._serving = False
+                with self._state:
+                    self._serving = False
                 self._hand_back()
         self._shut_down()
 
@@ -265,36 +306,35 @@ class Portal:
         """On the portal's thread, nobody else driving: end what is left, close the loop."""
         with self._state:
             self._shutting_down = True
-            left, self._outstanding = list(self._outstanding), set()
-        tasks: list[asyncio.Future[Any]] = []
-        for entry in left:  # started too late, or suspended for good
-            task = entry.task if isinstance(entry, _Call) else entry
-            if isinstance(entry, _Call):
-                entry.fail(StorageClosed(self.label))
-            if task is not None and not task.done():
-                task.cancel()
-                tasks.append(task)
+            calls, self._unstarted = list(self._unstarted), set()
+            work = [task for task in self._work if not task.done()]
+        error = StorageClosed(self.label)
+        for call in calls:  # their start, still due, finds them failed
+            call.fail(error)
+        for task in work:  # a call's task fails its caller with the error just the same
+            task.cancel()
         try:
-            if tasks:
-                self.loop.run_until_complete(asyncio.wait(tasks, timeout=CANCEL_GRACE_S))
+            if work:
+                self.loop.run_until_complete(asyncio.wait(work, timeout=CANCEL_GRACE_S))
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())
         finally:
             self.loop.close()
 
     def close(self) -> None:
-        """Stop whoever drives the loop (after the step it is on), end the calls still
-        in progress with :class:`StorageClosed`, and close the loop."""
+        """Stop whoever drives the loop (after the step it is on), end the work still
+        in progress (a waiting call raises :class:`StorageClosed`), close the loop."""
         if asyncio._get_running_loop() is self.loop or self._on_own_thread():
             raise StoreError(
                 "a lash-store portal cannot be closed from its own event loop: close it "
                 "from the code that opened it"
             )
         with self._state:
-            if not self._closing:
-                self._closing = True
-                if self._driving:
-                    self.loop.call_soon_threadsafe(self._stop_if_idle)
-                self._state.notify_all()
+            closing, self._closing = self._closing, True
+            driving = self._driving
+            self._state.notify_all()
+        if not closing and driving:
+            with contextlib.suppress(RuntimeError):  # already closed
+                self.loop.call_soon_threadsafe(self._stop_if_idle)
         self._thread.join()
 
 
@@ -306,3 +346,8 @@ def _check_awaitable(work: object) -> None:
 def _close(work: Awaitable[Any]) -> None:
     if inspect.iscoroutine(work):
         work.close()  # never awaited: say so quietly, not with a warning
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # nobody waits for it: no "never retrieved" report

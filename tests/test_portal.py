@@ -66,6 +66,61 @@ def test_a_call_from_a_thread_with_its_own_loop_is_run_by_the_portals_thread(
     assert in_thread(lambda: asyncio.run(from_a_coroutine())) == portal.thread.ident
 
 
+def test_work_scheduled_on_the_loop_from_another_thread_runs_while_nobody_drives(
+    portal: Portal,
+) -> None:
+    # asyncio.run_coroutine_threadsafe(..., portal.loop), as LangGraph users do with a
+    # saver's loop: the portal's thread wakes for it instead of leaving it to a next call.
+    async def answer() -> int:
+        await asyncio.sleep(0.01)
+        return threading.get_ident()
+
+    scheduled = asyncio.run_coroutine_threadsafe(answer(), portal.loop)
+    assert scheduled.result(WAIT_S) == portal.thread.ident
+    called = threading.Event()
+    portal.loop.call_soon_threadsafe(called.set)
+    assert called.wait(WAIT_S)
+    assert_drives_again(portal)
+
+
+def test_callbacks_still_due_when_a_call_ends_are_run_by_the_portals_thread(
+    portal: Portal,
+) -> None:
+    # The loop stops one step after the call's end; what that step schedules is run
+    # anyway, not left for a next call that may never come.
+    done = threading.Event()
+
+    async def leaves_a_callback() -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_soon(loop.call_soon, done.set)  # due the step after the call's end
+
+    portal.run(leaves_a_callback())
+    assert done.wait(WAIT_S)
+    assert_drives_again(portal)
+
+
+def test_a_task_a_call_leaves_running_waits_for_the_next_call(portal: Portal) -> None:
+    # A storage's background tasks (a pool's upkeep) do not keep a thread running the loop.
+    ticks: list[float] = []
+    kept: list[asyncio.Task[None]] = []
+
+    async def tick() -> None:
+        while True:
+            ticks.append(time.monotonic())
+            await asyncio.sleep(0.005)
+
+    async def start_ticking() -> None:
+        kept.append(asyncio.get_running_loop().create_task(tick()))
+        await asyncio.sleep(0.02)
+
+    portal.run(start_ticking())
+    seen = len(ticks)
+    time.sleep(0.2)
+    assert len(ticks) == seen  # nobody ran the loop between calls
+    assert portal.run(thread_ident()) == threading.get_ident()
+    assert not kept[0].done()
+
+
 def test_errors_come_through_as_themselves_runtime_errors_included(portal: Portal) -> None:
     async def fails(error: BaseException) -> None:
         raise error
