@@ -20,11 +20,12 @@ portal's), as async code on that loop makes it. So ``added`` (sync minus async)
 is the sync layer alone: its wrapper, and the portal's run of its loop for the
 call in the calling thread (a task made, the loop entered and left). ``cpu
 added`` is the same difference in the process's CPU time (every thread): what
-the layer costs in work, apart from waiting for a CPU on a busy machine. Two reference lines put the figures in scale: a bare round trip
-between two plain threads through two locks (what a carry to another thread
-and back, which the portal no longer makes for a lone caller, would cost at
-least on this machine, measured in the same run) and an empty sync call (a
-coroutine that does nothing, through the portal).
+the layer costs in work, apart from waiting for a CPU on a busy machine. Two
+reference lines put the figures in scale: a bare round trip between two plain
+threads through two locks (what a carry to another thread and back, which the
+portal no longer makes for a lone caller, would cost at least on this machine,
+measured in the same run) and an empty sync call (a coroutine that does
+nothing, through the portal).
 
 Runs are the outer loop, with fresh sessions each. A figure is the median over
 runs of each run's median (CPU: of each run's mean). design.md's budget, "the

@@ -133,7 +133,7 @@ class Portal:
         #: Calls handed to the loop whose task has not started yet.
         self._unstarted: set[_Call[Any]] = set()
         #: Tasks made outside any task and not done: the loop must run while any is left.
-        self._work: set[asyncio.Task[Any]] = set()
+        self._work: set[asyncio.Future[Any]] = set()
         self._driving = False  # someone runs the loop (or is about to)
         self._takeover = False  # the portal's thread is asked to drive
         self._serving = False  # the portal's thread drives, until no work is left
@@ -212,7 +212,12 @@ class Portal:
     def _drive(self, work: Awaitable[T]) -> T:
         """``work`` run to its end by running the loop in this thread."""
         try:
-            task = asyncio.ensure_future(work, loop=self._loop)
+            # Made directly, not by the loop's factory: this thread drives it to its end,
+            # and it becomes the portal's work only if it is left running.
+            if inspect.iscoroutine(work):
+                task: asyncio.Future[T] = asyncio.Task(work, loop=self._loop)
+            else:
+                task = asyncio.ensure_future(work, loop=self._loop)
         except BaseException:
             self._hand_back()
             raise
@@ -220,7 +225,7 @@ class Portal:
             return self._loop.run_until_complete(task)
         except BaseException as exc:
             if not task.done():  # interrupted, or stopped by a close: it goes on
-                task.add_done_callback(_retrieve)  # with nobody to hear how it ends
+                self._adopt(task)
                 if isinstance(exc, RuntimeError) and self._closing:
                     raise StorageClosed(self.label) from None
                 raise
@@ -244,7 +249,15 @@ class Portal:
             task.add_done_callback(self._work_done)
         return task
 
-    def _work_done(self, task: asyncio.Task[Any]) -> None:
+    def _adopt(self, task: asyncio.Future[Any]) -> None:
+        """A task its caller left running: the loop is driven on until it ends, and how
+        it ends is nobody's to hear."""
+        with self._state:
+            self._work.add(task)
+        task.add_done_callback(self._work_done)
+        task.add_done_callback(_retrieve)
+
+    def _work_done(self, task: asyncio.Future[Any]) -> None:
         with self._state:
             self._work.discard(task)
             if self._serving and self._idle():

@@ -22,7 +22,6 @@ until the call returns. Async code uses the async protocol.
 
 from __future__ import annotations
 
-import functools
 import inspect
 from collections.abc import Callable
 from types import TracebackType
@@ -73,7 +72,6 @@ class Blocking(Generic[T]):
 
 
 def _blocking(method: Callable[..., Any], portal: Portal) -> Callable[..., Any]:
-    @functools.wraps(method)
     def call(*args: Any, **kwargs: Any) -> Any:
         result = method(*args, **kwargs)
         if inspect.isawaitable(result):
@@ -82,6 +80,10 @@ def _blocking(method: Callable[..., Any], portal: Portal) -> Callable[..., Any]:
             return Blocking(result, portal)
         return result
 
+    # What help() shows, without functools.wraps's copying, made for every new handle.
+    call.__name__ = call.__qualname__ = getattr(method, "__name__", "call")
+    call.__doc__ = method.__doc__
+    call.__wrapped__ = method  # type: ignore[attr-defined]
     return call
 
 
