@@ -211,29 +211,36 @@ class Portal:
 
     def _drive(self, work: Awaitable[T]) -> T:
         """``work`` run to its end by running the loop in this thread."""
+        # Made directly, not by the loop's factory: this thread drives it to its end, and
+        # it becomes the portal's work only if it is left running.
+        task = asyncio.Task(self._then_stop(work, threading.get_ident()), loop=self._loop)
         try:
-            # Made directly, not by the loop's factory: this thread drives it to its end,
-            # and it becomes the portal's work only if it is left running.
-            if inspect.iscoroutine(work):
-                task: asyncio.Future[T] = asyncio.Task(work, loop=self._loop)
-            else:
-                task = asyncio.ensure_future(work, loop=self._loop)
+            self._loop.run_forever()
         except BaseException:
-            self._hand_back()
-            raise
-        try:
-            return self._loop.run_until_complete(task)
-        except BaseException as exc:
-            if not task.done():  # interrupted, or stopped by a close: it goes on
+            if not task.done():  # interrupted (Ctrl-C): it goes on without its caller
                 self._adopt(task)
-                if isinstance(exc, RuntimeError) and self._closing:
-                    raise StorageClosed(self.label) from None
-                raise
-            if task.cancelled():  # as a future's result() says it
-                raise concurrent.futures.CancelledError() from None
-            raise
-        finally:
             self._hand_back()
+            raise
+        left = not task.done()
+        if left:  # the loop was stopped under it
+            self._adopt(task)
+        self._hand_back()
+        if left:
+            if self._closing:
+                raise StorageClosed(self.label)
+            raise StoreError("the event loop of a synchronous lash-store call was stopped")
+        if task.cancelled():  # as a future's result() says it
+            raise concurrent.futures.CancelledError()
+        return task.result()
+
+    async def _then_stop(self, work: Awaitable[T], driver: int) -> T:
+        """``work``, then the loop stopped at the end of this step, if the caller still
+        runs it: one step sooner than ``run_until_complete``'s done callback."""
+        try:
+            return await work
+        finally:
+            if threading.get_ident() == driver:
+                self._loop.stop()
 
     def _make_task(
         self,

@@ -153,6 +153,22 @@ def test_a_call_left_running_by_an_interrupted_caller_is_finished_by_the_portals
     assert_drives_again(portal)
 
 
+def test_a_call_whose_loop_is_stopped_under_it_raises_and_its_work_is_finished(
+    portal: Portal,
+) -> None:
+    finished = threading.Event()
+
+    async def stops_its_loop() -> None:
+        asyncio.get_running_loop().stop()
+        await asyncio.sleep(0.01)
+        finished.set()
+
+    with pytest.raises(lash.StoreError, match="stopped"):
+        portal.run(stops_its_loop())
+    assert finished.wait(WAIT_S)
+    assert_drives_again(portal)
+
+
 def test_calls_from_many_threads_and_loops_at_once_all_return(portal: Portal) -> None:
     # Drivers finish while others' calls are in progress, over and over: each must be
     # carried on by someone. A call stranded on a loop nobody runs hangs a worker.
