@@ -246,10 +246,11 @@ class Portal:
         self,
         loop: asyncio.AbstractEventLoop,
         coro: Coroutine[Any, Any, Any] | Generator[Any, None, Any],
-        context: contextvars.Context | None = None,
+        **options: Any,
     ) -> asyncio.Task[Any]:
-        """The loop's task factory: a task made outside any task is work to drive."""
-        task = asyncio.Task(coro, loop=loop, context=context)
+        """The loop's task factory: a task made outside any task is work to drive.
+        ``options`` are the Task's own (``context``; newer Pythons pass ``name``...)."""
+        task = asyncio.Task(coro, loop=loop, **options)
         if asyncio.current_task(loop) is None:
             with self._state:
                 self._work.add(task)
