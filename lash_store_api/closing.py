@@ -28,7 +28,7 @@ from typing import Any, TypeVar, cast
 
 from .errors import BackendError, EventLoopMismatch, StorageClosed
 from .observe import Observer
-from .portal import portal_of
+from .portal import hand_to, unreachable
 
 __all__ = ["WAITS", "Closing", "Guarded", "guard"]
 
@@ -80,21 +80,15 @@ class Closing:
             return None
         if owner is running:
             return None
-        portal = portal_of(owner)
-        if owner.is_closed() or (portal is not None and portal.closed):
-            raise EventLoopMismatch(self.backend_name, "has since closed")
-        if portal is None and not owner.is_running():  # a portal's loop runs when asked
-            raise EventLoopMismatch(self.backend_name, "is not running")
+        why = unreachable(owner)
+        if why is not None:
+            raise EventLoopMismatch(self.backend_name, why)
         return owner
 
     async def carry(self, owner: asyncio.AbstractEventLoop, work: Awaitable[T]) -> T:
         """``work`` run on ``owner`` (in its thread), awaited here."""
-        portal = portal_of(owner)
         try:
-            if portal is not None:
-                future = portal.submit(_awaited(work))
-            else:
-                future = asyncio.run_coroutine_threadsafe(_awaited(work), owner)
+            future = hand_to(owner, work)
         except (RuntimeError, StorageClosed):  # it closed a moment ago
             if inspect.iscoroutine(work):
                 work.close()
@@ -142,10 +136,6 @@ class Closing:
             if waiting.cancelled() or waiting.exception() is not None:
                 raise self.error()
         return waiting.result()
-
-
-async def _awaited(work: Awaitable[T]) -> T:
-    return await work
 
 
 def _cancelling() -> bool:

@@ -4,8 +4,8 @@ A blocking call used to be handed to a loop running for ever in a thread of its
 own, and its result handed back: two wake-ups of a sleeping thread per call,
 each one costing tens of microseconds when the thread sleeps on another core
 (bench/README.md, "The sync layer"). Instead, the thread that makes a call runs
-the loop itself until its call is done (``run_until_complete``), so a lone
-caller pays for no hand-off at all. The loop runs only while someone drives it:
+the loop itself until its call is done (its task stops the loop in its last
+step), so a lone caller pays for no hand-off at all. The loop runs only while someone drives it:
 
 - a synchronous caller with no loop of its own drives it for its call;
 - a caller that cannot (another call is driving, or its thread runs a loop of
@@ -36,7 +36,7 @@ from typing import Any, Generic, TypeVar
 
 from .errors import StorageClosed, StoreError
 
-__all__ = ["Portal", "portal_of"]
+__all__ = ["Portal", "hand_to", "portal_of", "unreachable"]
 
 T = TypeVar("T")
 
@@ -47,6 +47,36 @@ CANCEL_GRACE_S = 1.0
 def portal_of(loop: asyncio.AbstractEventLoop) -> Portal | None:
     """The portal whose loop ``loop`` is, if it is one (it runs only while driven)."""
     return loop.portal if isinstance(loop, _PortalLoop) else None
+
+
+def unreachable(loop: asyncio.AbstractEventLoop) -> str | None:
+    """Why work handed to ``loop`` from another thread would never run ("has since
+    closed", "is not running"); ``None`` if it will (a portal's loop runs when asked)."""
+    portal = portal_of(loop)
+    if loop.is_closed() or (portal is not None and portal.closed):
+        return "has since closed"
+    if portal is None and not loop.is_running():
+        return "is not running"
+    return None
+
+
+def hand_to(loop: asyncio.AbstractEventLoop, work: Awaitable[T]) -> concurrent.futures.Future[T]:
+    """``work`` run on ``loop`` for a caller in another thread: by the loop's portal if
+    it has one, else with ``run_coroutine_threadsafe``. Raises ``RuntimeError`` or
+    :class:`StorageClosed` when the loop has closed."""
+    portal = portal_of(loop)
+    if portal is not None:
+        return portal.submit(work)
+    coro = work if inspect.iscoroutine(work) else _as_coroutine(work)
+    try:
+        return asyncio.run_coroutine_threadsafe(coro, loop)
+    except BaseException:
+        _close(coro)  # never scheduled: no "never awaited" warning
+        raise
+
+
+async def _as_coroutine(work: Awaitable[T]) -> T:
+    return await work
 
 
 class _PortalLoop(asyncio.SelectorEventLoop):
@@ -168,7 +198,7 @@ class Portal:
         # A thread that runs a loop of its own cannot run this one too.
         if running is None and not self._on_own_thread() and self._claim(work):
             return self._drive(work)
-        future = self.submit(work)
+        future = self._hand_over(work)
         del work
         try:
             return future.result()
@@ -183,6 +213,9 @@ class Portal:
         nobody does, the portal's thread is woken to.
         """
         _check_awaitable(work)
+        return self._hand_over(work)
+
+    def _hand_over(self, work: Awaitable[T]) -> concurrent.futures.Future[T]:
         call = _Call(work, self)
         with self._state:
             self._refuse_if_closed(work)

@@ -10,8 +10,9 @@ under ``graph.invoke`` used to hang).
 
 ``LashSaver.from_url(url)`` returns an :class:`Opening`: an ``async with``
 block opens the storage on the running loop; a ``with`` block opens it on a
-private loop (:func:`lash_store_api.open_storage_sync`), which each sync call
-runs in its own thread, and gives the saver that loop, so ``graph.invoke`` works from plain code.
+private loop (:func:`lash_store_api.open_storage_sync`), which a sync call runs
+in the calling thread, and gives the saver that loop, so ``graph.invoke`` works
+from plain code.
 
 The async methods keep to that loop too (:func:`carried`): called from another
 loop while the saver's runs in another thread (async code beside a ``with``
@@ -38,7 +39,7 @@ from langgraph.checkpoint.base import (
 )
 
 import lash_store_api as lash
-from lash_store_api.portal import portal_of
+from lash_store_api.portal import hand_to, portal_of, unreachable
 from lash_store_api.sync import SyncStorage, open_storage_sync
 
 __all__ = ["Opening", "SyncBridge", "carried", "collected", "storage_loop"]
@@ -72,11 +73,9 @@ class SyncBridge:
                 "which loop it belongs to and the saver was made outside any loop; use "
                 "`with LashSaver.from_url(url) as saver:` in synchronous code"
             )
-        portal = portal_of(loop)
-        if loop.is_closed() or (portal is not None and portal.closed):
-            raise lash.EventLoopMismatch(self._backend_name(), "has since closed")
-        if portal is None and not loop.is_running():  # a portal's loop runs when asked
-            raise lash.EventLoopMismatch(self._backend_name(), "is not running")
+        why = unreachable(loop)
+        if why is not None:
+            raise lash.EventLoopMismatch(self._backend_name(), why)
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
@@ -95,19 +94,12 @@ class SyncBridge:
         home = self.loop
         if home is None or home is asyncio.get_running_loop():
             return None
-        portal = portal_of(home)
-        if portal is not None:
-            return None if portal.closed else home
-        return home if home.is_running() else None
+        return home if unreachable(home) is None else None
 
     async def _carry(self, home: asyncio.AbstractEventLoop, work: Coroutine[Any, Any, _T]) -> _T:
         """``work`` run on ``home`` (in its thread), awaited here; an error if ``home`` ends."""
-        portal = portal_of(home)
         try:
-            if portal is not None:
-                future = portal.submit(work)
-            else:
-                future = asyncio.run_coroutine_threadsafe(work, home)
+            future = hand_to(home, work)
         except (RuntimeError, lash.StorageClosed):  # it closed a moment ago
             work.close()
             raise lash.EventLoopMismatch(self._backend_name(), "has since closed") from None
@@ -117,7 +109,8 @@ class SyncBridge:
             done, _ = await asyncio.wait((waiting,), timeout=LOOP_CHECK_INTERVAL)
             if done:
                 return waiting.result()
-            if portal is None and not home.is_running():  # a portal answers even its close
+            # A portal answers the call even when it closes; a plain loop that stops does not.
+            if portal_of(home) is None and not home.is_running():
                 waiting.cancel()
                 raise lash.EventLoopMismatch(self._backend_name(), "stopped while the call ran")
 
