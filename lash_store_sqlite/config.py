@@ -54,6 +54,10 @@ class SqliteOptions(StorageOptions):
     migrate: bool = True
     #: Seconds between looks of a process wait for another process's appends.
     process_poll_interval: float = 0.05
+    #: Run a small write (a commit, an append, a claim) on the event loop's thread
+    #: when the storage's thread is idle and the write lock is free, rather than
+    #: handing it to the thread and back (docs/operations.md, "SQLite").
+    inline_writes: bool = True
 
     @property
     def tier(self) -> DurabilityTier:
@@ -80,6 +84,7 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "busy_timeout": _as_busy_timeout,
     "migrate": as_bool,
     "process_poll_interval": as_seconds,
+    "inline_writes": as_bool,
     **STORAGE_OPTIONS,
 }
 assert set(_PARSERS) == {f.name for f in fields(SqliteOptions)}

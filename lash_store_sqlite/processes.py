@@ -243,7 +243,7 @@ class SqliteProcessRegistry(ProcessRegistryBase):
     async def _append_plan(self, plan: AppendPlan) -> AppendSeen:
         pid = plan.process_id
         action = "appending a process event"
-        seen = await self._db.write(action, lambda c: _append(c, plan), record=pid)
+        seen = await self._db.write(action, lambda c: _append(c, plan), record=pid, bounded=True)
         if seen.outcome is AppendOutcome.APPENDED:
             self._waiters.notify(pid)
         return seen
@@ -304,7 +304,7 @@ class SqliteProcessRegistry(ProcessRegistryBase):
             conn.execute(_ACK, (pid, sequence))
             return True
 
-        return await self._db.write("acking a wake", ack, record=pid)
+        return await self._db.write("acking a wake", ack, record=pid, bounded=True)
 
     async def _grant(self, row: GrantRow) -> bool:
         pid = row.grant.process_id

@@ -139,7 +139,10 @@ class SqliteQueue(QueuedWorkBase):
 
     async def _insert(self, row: StoredBatch) -> StoredBatch:
         return await self._db.write(
-            "enqueueing queued work", lambda c: insert_batch(c, row), session_id=row.session_id
+            "enqueueing queued work",
+            lambda c: insert_batch(c, row),
+            session_id=row.session_id,
+            bounded=True,
         )
 
     async def _claim(self, request: ClaimRequest) -> list[StoredBatch]:
@@ -147,6 +150,7 @@ class SqliteQueue(QueuedWorkBase):
             "claiming queued work",
             lambda c: _claim_rows(c, request),
             session_id=request.session_id,
+            bounded=True,
         )
 
     async def _renew(

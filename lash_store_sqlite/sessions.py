@@ -156,7 +156,10 @@ class SqliteSessionHandle(SessionHandleBase[Db]):
         sid = plan.session_id
         try:
             return await self._store.write(
-                "committing", lambda conn: write_commit(conn, plan), session_id=sid
+                "committing",
+                lambda conn: write_commit(conn, plan),
+                session_id=sid,
+                bounded=True,
             )
         except BackendError as exc:
             if exc.__cause__ is None or not is_busy(exc.__cause__):

@@ -109,6 +109,7 @@ async def test_an_unknown_option_is_refused_naming_it_before_any_file_is_made(
         ("busy_timeout", str(2**31)),
         ("migrate", "maybe"),
         ("process_poll_interval", "0"),
+        ("inline_writes", "sometimes"),
         ("blob_grace_seconds", "forever"),
         ("turn_stamp_retention", "-3"),
     ],
@@ -137,7 +138,10 @@ def test_an_option_given_twice_in_the_url_is_refused_naming_it() -> None:
 
 
 def test_url_parameters_are_parsed_and_keywords_override_them() -> None:
-    url = "sqlite:///x.db?synchronous=OFF&busy_timeout=250&migrate=no&process_poll_interval=0.5"
+    url = (
+        "sqlite:///x.db?synchronous=OFF&busy_timeout=250&migrate=no&process_poll_interval=0.5"
+        "&inline_writes=off"
+    )
     path, options = parse_url(url, {"synchronous": "extra", "turn_stamp_retention": 7})
     assert path == "x.db"
     assert options == SqliteOptions(
@@ -145,6 +149,7 @@ def test_url_parameters_are_parsed_and_keywords_override_them() -> None:
         busy_timeout=250,
         migrate=False,
         process_poll_interval=0.5,
+        inline_writes=False,
         turn_stamp_retention=7,
     )
 
