@@ -21,6 +21,7 @@ from .db import Conn, Db
 from .migrations import check_current
 
 _BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+_UNBOUNDED = "SELECT set_config('statement_timeout', '0', true)"
 # A checkpoint is its session's own row of session_blobs (migration 0012), as reads find it.
 _HEADS = """
 SELECT h.session_id, h.checkpoint_ref, b.data
@@ -112,6 +113,9 @@ async def check(db: Db) -> CheckReport:
             checker.schema(f"postgres schema {db.schema!r}", exc)
             return checker.report()
         await conn.execute(_BEGIN)
+        # The check reads the whole store: a statement of it may run longer than the
+        # storage's statement_timeout (timeouts.py), which bounds operations, allows.
+        await conn.execute(_UNBOUNDED)
         try:
             await _check(db, conn, checker)
         finally:

@@ -4,12 +4,13 @@ A connection lost once the commit may have been sent raises the kit's
 ``commit_outcome_unknown`` error: the transaction either committed whole or not
 at all, and re-sending the same stamped commit is the safe way to find out.
 
-The prelude (``db.pipelined``) sets the timeouts; then one call of
-``commit_turn`` (repeatable/commit_turn.sql) looks at the stamp and the head,
-writes the plan if and only if it applies, and returns what it saw. The kit's
-``decide_commit`` turns that into the result or the error, so a replay, a stale
-revision, a race on a stamp and a lock timeout are all answered from this one
-row, with no second query.
+One call of ``commit_turn`` (repeatable/commit_turn.sql) looks at the stamp
+and the head, writes the plan if and only if it applies, and returns what it
+saw. It goes through ``db.single``: alone where the connection carries the
+timeouts, else after their prelude (timeouts.py). The kit's ``decide_commit``
+turns that into the result or the error, so a replay, a stale revision, a race
+on a stamp and a lock timeout are all answered from this one row, with no
+second query.
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ async def write_commit(db: Db, plan: CommitPlan) -> CommitObservation:
         return commit_outcome_unknown(detail, session_id=sid)
 
     try:
-        async with db.pipelined(
+        async with db.single(
             "committing", session_id=sid, passthrough=CONTENTION, lost=lost
         ) as conn:
             cur = conn.cursor(row_factory=class_row(CommitRow))
@@ -145,7 +146,7 @@ async def write_commit(db: Db, plan: CommitPlan) -> CommitObservation:
     except CONTENTION:
         # A lock wait past lock_timeout outside the head write (a node row held by a
         # vacuum, say): nothing was written; report the head as it is now.
-        async with db.pipelined("reading the head", session_id=sid) as conn:
+        async with db.single("reading the head", session_id=sid) as conn:
             head = await conn.execute(db.q(_HEAD_REVISION), (sid,))
         found = await head.fetchone()
         return CommitObservation(False, int(found[0]) if found else 0, contended=True)

@@ -64,6 +64,10 @@ class PgOptions(StorageOptions):
     lock_timeout: int = 10_000
     #: Milliseconds a statement may run (0: forever). ``30s``/``500ms`` accepted.
     statement_timeout: int = 30_000
+    #: Where the two timeouts are set: ``auto`` at each connection's start when the
+    #: server takes them there (checked per connection), else per transaction;
+    #: ``transaction``: always per transaction (timeouts.py).
+    timeout_scope: str = "auto"
     #: Apply pending migrations when the storage opens.
     migrate: bool = True
     #: psycopg's prepare_threshold; ``None`` never prepares (PgBouncer transaction pooling).
@@ -123,6 +127,13 @@ def _as_wait_mode(name: str, value: object) -> str:
     return text
 
 
+def _as_timeout_scope(name: str, value: object) -> str:
+    text = str(value).strip().lower()
+    if text not in ("auto", "transaction"):
+        raise InvalidRequest(name, f"must be auto or transaction, got {value!r}")
+    return text
+
+
 def _as_threshold(name: str, value: object) -> int | None:
     if value is None or str(value).lower() in ("none", "null", ""):
         return None
@@ -139,6 +150,7 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "pool_check": as_bool,
     "lock_timeout": _as_millis,
     "statement_timeout": _as_millis,
+    "timeout_scope": _as_timeout_scope,
     "migrate": as_bool,
     "prepare_threshold": _as_threshold,
     "process_wait": _as_wait_mode,

@@ -17,14 +17,16 @@ from .arrays import ADAPTERS
 from .config import PgOptions
 from .errors import connection_lost, describe, wrapped
 from .migrations import lock_key
+from .timeouts import TimedConnections
 
 Conn = AsyncConnection[tuple[Any, ...]]
 
 _LOCK_GC_SHARED = "SELECT pg_advisory_xact_lock_shared(%s, %s)"
 
 
-# Timeouts are set per transaction (SET LOCAL semantics), so nothing outlives
-# the transaction: the same code works through PgBouncer in transaction mode.
+# Where a connection was not seen to run under the timeouts from its start
+# (timeouts.py), they are set per transaction (SET LOCAL semantics), so nothing
+# outlives the transaction: the same code works through PgBouncer in transaction mode.
 def prelude(lock_timeout: int, statement_timeout: int) -> bytes:
     """The statement that sets a transaction's timeouts, their values written into it:
     both are integers (milliseconds, checked by the options' parser), and a statement
@@ -35,7 +37,18 @@ def prelude(lock_timeout: int, statement_timeout: int) -> bytes:
     ).encode()
 
 
-def make_pool(conninfo: str, options: PgOptions) -> AsyncConnectionPool[Conn]:
+def make_pool(
+    conninfo: str, options: PgOptions, timed: TimedConnections, startup: str | None
+) -> AsyncConnectionPool[Conn]:
+    """The storage's pool; ``startup`` is libpq's ``options`` for its connections (the
+    timeouts, timeouts.py), each of which ``timed`` checks as it opens."""
+    kwargs: dict[str, Any] = {
+        "autocommit": True,
+        "prepare_threshold": options.prepare_threshold,
+        "context": ADAPTERS,
+    }
+    if startup is not None:
+        kwargs["options"] = startup
     return AsyncConnectionPool(
         conninfo,
         min_size=options.pool_min_size,
@@ -44,11 +57,8 @@ def make_pool(conninfo: str, options: PgOptions) -> AsyncConnectionPool[Conn]:
         max_idle=options.pool_max_idle,
         max_lifetime=options.pool_max_lifetime,
         check=AsyncConnectionPool.check_connection if options.pool_check else None,
-        kwargs={
-            "autocommit": True,
-            "prepare_threshold": options.prepare_threshold,
-            "context": ADAPTERS,
-        },
+        configure=None if startup is None else timed.configure,
+        kwargs=kwargs,
         open=False,
         name="lash-store",
     )
@@ -57,8 +67,11 @@ def make_pool(conninfo: str, options: PgOptions) -> AsyncConnectionPool[Conn]:
 class Db:
     """One storage's pool and schema. Statements name tables as ``{s}.table``."""
 
-    def __init__(self, pool: AsyncConnectionPool[Conn], options: PgOptions) -> None:
+    def __init__(
+        self, pool: AsyncConnectionPool[Conn], options: PgOptions, timed: TimedConnections
+    ) -> None:
         self.pool = pool
+        self.timed = timed
         self.options = options
         self.schema = options.schema
         self._schema_id = sql.Identifier(options.schema)
@@ -129,8 +142,35 @@ class Db:
             ) as conn,
             conn.pipeline(),
         ):
-            await conn.execute(self._prelude)
+            if conn not in self.timed:
+                await conn.execute(self._prelude)
             yield conn
+
+    @asynccontextmanager
+    async def single(
+        self,
+        action: str,
+        *,
+        session_id: str | None = None,
+        record: str | None = None,
+        passthrough: tuple[type[psycopg.Error], ...] = (),
+        lost: Callable[[str], BackendError] | None = None,
+    ) -> AsyncIterator[Conn]:
+        """For a block that runs one statement: its own transaction, in one round trip.
+
+        On a connection that runs under the timeouts from its start, the statement
+        is sent alone (autocommit makes it a transaction); on any other, it follows
+        the prelude in a pipeline, as :meth:`pipelined`. Fetch after the block.
+        """
+        async with self.connection(
+            action, session_id=session_id, record=record, passthrough=passthrough, lost=lost
+        ) as conn:
+            if conn in self.timed:
+                yield conn
+            else:
+                async with conn.pipeline():
+                    await conn.execute(self._prelude)
+                    yield conn
 
     @asynccontextmanager
     async def transaction(
@@ -141,7 +181,8 @@ class Db:
             self.connection(action, session_id=session_id, record=record) as conn,
             conn.transaction(),
         ):
-            await conn.execute(self._prelude)
+            if conn not in self.timed:
+                await conn.execute(self._prelude)
             yield conn
 
     @asynccontextmanager
@@ -159,7 +200,8 @@ class Db:
             conn.pipeline(),
             conn.transaction(),
         ):
-            await conn.execute(self._prelude)
+            if conn not in self.timed:
+                await conn.execute(self._prelude)
             yield conn
 
     async def hold_gc_shared(self, conn: Conn) -> None:

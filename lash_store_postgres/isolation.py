@@ -40,6 +40,7 @@ from .config import parse_url
 from .db import Conn
 from .migrations import REPEATABLE_TABLE, TABLE, known_migrations, known_repeatables, migrate
 from .storage import PostgresStorage, direct_connection, pooled_storage
+from .timeouts import effective_options
 
 __all__ = ["give_back_schema", "lend_schema", "open_isolated"]
 
@@ -170,8 +171,11 @@ async def open_isolated(
     schemas = _schemas(conninfo)
     async with direct_connection(conninfo) as conn:
         schema = await _lend(conn, schemas)
+        base = effective_options(conn)
     try:
-        storage = await pooled_storage(conninfo, replace(opts, schema=schema), clock, verifier)
+        storage = await pooled_storage(
+            conninfo, replace(opts, schema=schema), clock, verifier, base
+        )
     except BaseException:
         await _give_back(conninfo, schemas, schema)
         raise

@@ -210,9 +210,10 @@ class PostgresProcessRegistry(ProcessRegistryBase):
     async def _rows(
         self, action: str, pid: str | None, *statements: tuple[LiteralString, dict[str, Any]]
     ) -> list[list[tuple[Any, ...]]]:
-        """Run ``statements`` in one pipelined transaction; each one's rows."""
+        """Run ``statements`` in one transaction, in one round trip; each one's rows."""
         db = self._db
-        async with db.pipelined(action, record=pid) as conn:
+        block = db.single if len(statements) == 1 else db.pipelined
+        async with block(action, record=pid) as conn:
             cursors = [await conn.execute(db.q(text), params) for text, params in statements]
         return [await cur.fetchall() if cur.description else [] for cur in cursors]
 

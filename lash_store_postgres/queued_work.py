@@ -108,7 +108,7 @@ class PostgresQueue(QueuedWorkBase):
         self, action: str, statement: str, params: dict[str, Any], *, session_id: str
     ) -> list[StoredBatch]:
         db = self._db
-        async with db.pipelined(action, session_id=session_id) as conn:
+        async with db.single(action, session_id=session_id) as conn:
             cur = await conn.execute(db.q(statement), params)
         return [stored_batch(row) for row in await cur.fetchall()]
 
@@ -156,7 +156,7 @@ class PostgresQueue(QueuedWorkBase):
             "expires": expires_at_ms,
             "count": count,
         }
-        async with db.pipelined("renewing a claim", session_id=session_id) as conn:
+        async with db.single("renewing a claim", session_id=session_id) as conn:
             cur = await conn.execute(db.q(_RENEW), params)
         row = await cur.fetchone()
         return 0 if row is None else int(row[0])
@@ -164,7 +164,7 @@ class PostgresQueue(QueuedWorkBase):
     async def _abandon(self, session_id: str, claim_id: str, lease_token: str) -> None:
         db = self._db
         params = {"sid": session_id, "claim": claim_id, "token": lease_token}
-        async with db.pipelined("abandoning a claim", session_id=session_id) as conn:
+        async with db.single("abandoning a claim", session_id=session_id) as conn:
             await conn.execute(db.q(_ABANDON), params)
 
     async def _cancel(self, session_id: str, batch_id: str, now_ms: int) -> StoredBatch | None:

@@ -156,7 +156,7 @@ def head_of(row: Sequence[Any]) -> tuple[StoredHead, bytes | None, list[TokenLed
 
 async def read_session_rows(db: Db, sid: str) -> list[tuple[Any, ...]]:
     """The rows of ``_LOAD_SESSION`` for ``sid``: the head's first, then the nodes'."""
-    async with db.pipelined("loading the session", session_id=sid) as conn:
+    async with db.single("loading the session", session_id=sid) as conn:
         cur = conn.cursor(binary=True)
         await cur.execute(db.q(_LOAD_SESSION), {"sid": sid})
     return await cur.fetchall()
@@ -164,7 +164,7 @@ async def read_session_rows(db: Db, sid: str) -> list[tuple[Any, ...]]:
 
 async def read_tail_rows(db: Db, sid: str, leaf: str | None, limit: int) -> list[tuple[Any, ...]]:
     """The rows of ``_LOAD_TAIL``: the head's row and those of the tail's nodes."""
-    async with db.pipelined("loading the session's tail", session_id=sid) as conn:
+    async with db.single("loading the session's tail", session_id=sid) as conn:
         cur = conn.cursor(binary=True)
         await cur.execute(db.q(_LOAD_TAIL), {"sid": sid, "leaf": leaf, "limit": limit})
     return await cur.fetchall()
@@ -205,19 +205,19 @@ class PostgresSessionHandle(SessionHandleBase[Db]):
     async def _read_node(self, sid: str, node_id: str) -> bytes | None:
         db = self._store
         record = f"node {node_id}"
-        async with db.pipelined("loading a node", session_id=sid, record=record) as conn:
+        async with db.single("loading a node", session_id=sid, record=record) as conn:
             cur = await conn.execute(db.q(_LOAD_NODE), (sid, node_id))
         row = await cur.fetchone()
         return None if row is None else bytes(row[0])
 
     async def _write_meta(self, sid: str, meta: str, at_ms: int) -> None:
         db = self._store
-        async with db.pipelined("saving session meta", session_id=sid) as conn:
+        async with db.single("saving session meta", session_id=sid) as conn:
             await conn.execute(db.q(_SAVE_META), {"sid": sid, "meta": meta, "at": at_ms})
 
     async def _read_meta(self, sid: str) -> str | None:
         db = self._store
-        async with db.pipelined("loading session meta", session_id=sid) as conn:
+        async with db.single("loading session meta", session_id=sid) as conn:
             cur = await conn.execute(db.q(_LOAD_META), (sid,))
         row = await cur.fetchone()
         return None if row is None else str(row[0])
@@ -234,12 +234,12 @@ class PostgresSessionFactory(SessionFactoryBase[Db]):
 
     async def _seed_meta(self, sid: str, meta: str, at_ms: int) -> None:
         db = self._store
-        async with db.pipelined("creating a session", session_id=sid) as conn:
+        async with db.single("creating a session", session_id=sid) as conn:
             await conn.execute(db.q(_SEED_META), {"sid": sid, "meta": meta, "at": at_ms})
 
     async def _exists(self, sid: str) -> bool:
         db = self._store
-        async with db.pipelined("opening a session", session_id=sid) as conn:
+        async with db.single("opening a session", session_id=sid) as conn:
             cur = await conn.execute(db.q(_EXISTS), {"sid": sid})
         row = await cur.fetchone()
         return row is not None and bool(row[0])
@@ -252,7 +252,7 @@ class PostgresSessionFactory(SessionFactoryBase[Db]):
 
     async def _list_sessions(self, query: SessionQuery) -> list[SessionSummary]:
         db = self._store
-        async with db.pipelined("listing sessions") as conn:
+        async with db.single("listing sessions") as conn:
             cur = await conn.execute(db.q(_LIST_SESSIONS), query.params())
         return [
             SessionSummary(sid, int(rev), int(count), int(tokens), int(created), int(updated))
@@ -261,7 +261,7 @@ class PostgresSessionFactory(SessionFactoryBase[Db]):
 
     async def usage_by_model(self) -> list[ModelUsage]:
         db = self._store
-        async with db.pipelined("summing usage by model") as conn:
+        async with db.single("summing usage by model") as conn:
             cur = await conn.execute(db.q(_USAGE_BY_MODEL))
         return [
             ModelUsage(model, TokenUsage(int(i), int(o), int(c), int(r)), int(n))

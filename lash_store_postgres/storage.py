@@ -33,6 +33,7 @@ from .notify import ProcessNotifier, channel_of
 from .processes import PostgresProcessRegistry
 from .prune import PostgresPrune
 from .sessions import PostgresSessionFactory, PostgresSessionHandle
+from .timeouts import TimedConnections, effective_options, startup_options
 from .triggers import PostgresTriggerStore
 
 
@@ -194,14 +195,18 @@ async def open_postgres(url: str, **options: Any) -> PostgresStorage:
             await migrate(conn, opts.schema)
         else:
             await check_current(conn, opts.schema)
-    return await pooled_storage(conninfo, opts, clock, verifier)
+        base = effective_options(conn)
+    return await pooled_storage(conninfo, opts, clock, verifier, base)
 
 
 async def pooled_storage(
-    conninfo: str, opts: PgOptions, clock: Clock, verifier: ModuleVerifier
+    conninfo: str, opts: PgOptions, clock: Clock, verifier: ModuleVerifier, base_options: str
 ) -> PostgresStorage:
-    """The storage of ``opts.schema``, which is at this code's version, through a new pool."""
-    pool = make_pool(conninfo, opts)
+    """The storage of ``opts.schema``, which is at this code's version, through a new pool.
+    ``base_options`` is libpq's ``options`` as a plain connection found it (timeouts.py)."""
+    timed = TimedConnections(opts)
+    startup = await startup_options(conninfo, opts, base_options)
+    pool = make_pool(conninfo, opts, timed, startup)
     with wrapped(f"opening a connection pool to {redact_url(conninfo)}"):
         await pool.open(wait=True, timeout=opts.pool_timeout)  # no connect in flight later
-    return PostgresStorage(Db(pool, opts), conninfo, clock, verifier)
+    return PostgresStorage(Db(pool, opts, timed), conninfo, clock, verifier)

@@ -118,17 +118,29 @@ async def test_two_commits_of_one_stamp_racing_both_get_the_one_result(
 
 
 class RoundTrips:
-    """Counts the pipelined transactions (one round trip each) a storage runs."""
+    """Counts the one-round-trip blocks (``Db.single``, ``Db.pipelined``) a storage runs,
+    and fails on any block that takes more (an explicit transaction)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
-        original = Db.pipelined
+        for name in ("single", "pipelined"):
+            monkeypatch.setattr(Db, name, self._counting(getattr(Db, name)))
+        for name in ("transaction", "pipelined_transaction"):
+            monkeypatch.setattr(Db, name, self._refused(name))
 
+    def _counting(self, original: Any) -> Any:
         def counting(db: Db, *args: Any, **kwargs: Any) -> Any:
             self.count += 1
             return original(db, *args, **kwargs)
 
-        monkeypatch.setattr(Db, "pipelined", counting)
+        return counting
+
+    @staticmethod
+    def _refused(name: str) -> Any:
+        def refused(db: Db, *args: Any, **kwargs: Any) -> Any:
+            raise AssertionError(f"Db.{name} takes more than one round trip")
+
+        return refused
 
     async def of(self, work: Any) -> int:
         before = self.count

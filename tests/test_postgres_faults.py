@@ -341,27 +341,49 @@ async def test_commits_killed_at_random_points_say_the_outcome_is_unknown_and_wr
     print(f"{lost} commits lost their connection, {landed_anyway} of them had landed")
 
 
+def lose_the_next_reply(monkeypatch: pytest.MonkeyPatch, storage: Any) -> str:
+    """Make the next statement's reply be lost after the server ran it; what libpq says.
+
+    Where the statement goes alone (a connection that carries the timeouts,
+    timeouts.py) its execute fails once it returned; after the per-transaction
+    prelude, in a pipeline, the pipeline's exit does."""
+    if storage._db.timed:
+        said = "server closed the connection unexpectedly"
+        execute = psycopg.AsyncCursor.execute
+
+        async def execute_then_fail(cur: psycopg.AsyncCursor[Any], *a: Any, **k: Any) -> Any:
+            monkeypatch.setattr(psycopg.AsyncCursor, "execute", execute)  # once
+            await execute(cur, *a, **k)
+            raise psycopg.OperationalError(said)
+
+        monkeypatch.setattr(psycopg.AsyncCursor, "execute", execute_then_fail)
+        return said
+    said = "cannot exit pipeline mode while busy"
+    exit_pipeline = psycopg.AsyncPipeline.__aexit__
+
+    async def exit_then_fail_as_busy(pipeline: psycopg.AsyncPipeline, *exc: Any) -> None:
+        monkeypatch.setattr(psycopg.AsyncPipeline, "__aexit__", exit_pipeline)  # once
+        await exit_pipeline(pipeline, *exc)
+        raise psycopg.OperationalError(said)
+
+    monkeypatch.setattr(psycopg.AsyncPipeline, "__aexit__", exit_then_fail_as_busy)
+    return said
+
+
+@pytest.mark.parametrize("scope", ["auto", "transaction"])
 async def test_a_reply_lost_after_the_commit_landed_says_unknown_and_the_stamped_retry_returns_it(
-    pg_url: str, schema: str, monkeypatch: pytest.MonkeyPatch
+    pg_url: str, schema: str, monkeypatch: pytest.MonkeyPatch, scope: str
 ) -> None:
-    async with await lash.open_storage(with_query(pg_url, schema=schema)) as storage:
+    url = with_query(pg_url, schema=schema, timeout_scope=scope)
+    async with await lash.open_storage(url) as storage:
+        assert bool(storage._db.timed) == (scope == "auto")  # type: ignore[attr-defined]
         store = storage.session("s")
         await store.commit_runtime_state(turn("s", 1))
-        exit_pipeline = psycopg.AsyncPipeline.__aexit__
-
-        async def exit_then_fail_as_busy(pipeline: psycopg.AsyncPipeline, *exc: Any) -> None:
-            monkeypatch.setattr(psycopg.AsyncPipeline, "__aexit__", exit_pipeline)  # once
-            await exit_pipeline(pipeline, *exc)
-            raise psycopg.OperationalError("cannot exit pipeline mode while busy")
-
-        monkeypatch.setattr(psycopg.AsyncPipeline, "__aexit__", exit_then_fail_as_busy)
+        said = lose_the_next_reply(monkeypatch, storage)
         with pytest.raises(lash.BackendError) as lost:
             await store.commit_runtime_state(turn("s", 2))
         assert not isinstance(lost.value, psycopg.Error)
-        assert str(lost.value) == (
-            f"committing: {OUTCOME_UNKNOWN} [driver: cannot exit pipeline mode while busy]"
-            " (session='s')"
-        )
+        assert str(lost.value) == (f"committing: {OUTCOME_UNKNOWN} [driver: {said}] (session='s')")
         assert lost.value.outcome_unknown
         landed = await store.load_session(lash.FullGraph())
         assert landed is not None and landed.head_revision == 2

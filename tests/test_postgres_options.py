@@ -61,6 +61,7 @@ async def test_an_unknown_keyword_option_is_refused_naming_it() -> None:
         ("schema", "Bad-Name"),
         ("statement_timeout", "-5s"),
         ("migrate", "perhaps"),
+        ("timeout_scope", "connection"),
     ],
 )
 async def test_a_bad_option_value_is_refused_naming_the_field_before_connecting(
@@ -241,23 +242,3 @@ async def test_a_server_whose_transactions_default_to_another_isolation_is_refus
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s", (schema,)
         )
         assert await cur.fetchone() == (0,)
-
-
-async def test_every_transaction_runs_under_the_storage_timeouts(pg_url: str, schema: str) -> None:
-    """The prelude sets both timeouts for the transaction alone: inside an operation they
-    are the storage's, and a statement past statement_timeout is cancelled."""
-    url = with_query(pg_url, schema=schema, lock_timeout="1234ms", statement_timeout="300ms")
-    async with await lash.open_storage(url) as storage:
-        db = storage._db  # type: ignore[attr-defined]
-        async with db.pipelined("reading the timeouts") as conn:
-            cur = await conn.execute(
-                "SELECT current_setting('lock_timeout'), current_setting('statement_timeout')"
-            )
-        assert await cur.fetchone() == ("1234ms", "300ms")
-        with pytest.raises(lash.BackendError) as cancelled:
-            async with db.pipelined("sleeping") as conn:
-                await conn.execute("SELECT pg_sleep(2)")
-        assert "statement timeout" in str(cancelled.value)
-        async with db.connection("reading the session's timeouts") as conn:
-            cur = await conn.execute("SHOW statement_timeout")
-            assert await cur.fetchone() != ("300ms",)  # nothing outlives the transaction
