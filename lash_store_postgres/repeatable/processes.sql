@@ -56,6 +56,7 @@ DECLARE
     r       record;
     v_seq   bigint;
     v_wake  text;
+    v_at    integer;
 BEGIN
     -- Concurrent appends to one process queue up here and take last_sequence + 1 in turn.
     SELECT p.state, p.wake_target_session, p.last_sequence, p.record INTO r
@@ -106,11 +107,14 @@ BEGIN
                last_sequence = v_seq, terminal_at_ms = coalesce(terminal_at_ms, p_now)
          WHERE process_id = p_pid;
     ELSE
-        -- Only updated_at_ms moves: its last occurrence is the top-level key
-        -- (splice_updated_at; the greedy prefix takes every earlier one).
+        -- Only updated_at_ms moves: its last occurrence is the top-level key, and the
+        -- digits after it are replaced (splice_updated_at). The last occurrence is
+        -- found from the end (a greedy regular expression cost more than the rest of
+        -- the append's SQL).
+        v_at := strpos(reverse(r.record), reverse('"updated_at_ms":'));
         UPDATE {s}.processes
-           SET record = regexp_replace(r.record, '^(.*)"updated_at_ms":-?[0-9]+',
-                                       '\1"updated_at_ms":' || p_now),
+           SET record = left(r.record, length(r.record) - v_at + 1) || p_now
+                        || ltrim(right(r.record, v_at - 1), '-0123456789'),
                last_sequence = v_seq
          WHERE process_id = p_pid;
     END IF;
