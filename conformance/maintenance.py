@@ -123,6 +123,24 @@ async def test_maintenance_7_append_revives_tombstoned_node(storage: Storage) ->
     await handle.commit_runtime_state(commit("m7-revive", 1, graph=Append([revived], "n2")))
     assert await handle.load_node("n2") == revived
     assert list((await read(handle)).graph.nodes) == [node("n1"), revived]
+    assert await live_count(storage, "m7-revive") == 2  # counted again
+
+
+@behaviour("maintenance-7", needs=MAINTENANCE)
+@pytest.mark.asyncio
+async def test_maintenance_7c_an_append_counts_only_the_ids_not_live_before(
+    storage: Storage,
+) -> None:
+    """One `Append` re-sending a live id, reviving a tombstoned one and adding a new one:
+    the live count grows by two, and every row holds what was sent last."""
+    sid = "m7c-mixed"
+    handle = await replaced(storage, sid, "n1", "n2", "n3")
+    await handle.tombstone_nodes(["n3"])
+    sent = [node("n2", "n1", text="again"), node("n3", "n2", text="back"), node("n4", "n3")]
+    await handle.commit_runtime_state(commit(sid, 1, graph=Append(sent, "n4")))
+    assert await live_count(storage, sid) == 4
+    assert [await handle.load_node(n.node_id) for n in sent] == sent
+    assert list((await read(handle)).graph.nodes) == [node("n1"), *sent]
 
 
 @behaviour("maintenance-8", needs=MAINTENANCE)

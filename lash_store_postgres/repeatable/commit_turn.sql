@@ -11,8 +11,8 @@
 --
 -- PL/pgSQL keeps its statements' plans for the life of the server connection,
 -- so a commit is planned once per connection, with no client-side prepared
--- statements (which PgBouncer's transaction pooling cannot carry). The caller
--- has set the transaction's timeouts (db.py, the prelude).
+-- statements (which PgBouncer's transaction pooling cannot carry). The call runs
+-- under the storage's timeouts (timeouts.py).
 --
 -- It looks, then writes if and only if the plan applies (lash_store_api.backend.commit:
 -- CommitPlan.applies), and returns what it saw: whether it wrote, the head
@@ -130,6 +130,8 @@ DECLARE
     v_locked   boolean := false;
     v_written  boolean := false;
     v_settled  bigint;
+    v_fresh    bigint;
+    v_live     bigint := 0;  -- of the ids sent, those live before this commit
 BEGIN
     applied := false;
     contended := false;
@@ -236,8 +238,8 @@ BEGIN
     v_revision := v_base + 1;
 
     -- The head keeps the live node count: ids sent that are live already do
-    -- not add to it (exact: the head row is locked, and this statement's
-    -- snapshot is taken after the lock).
+    -- not add to it (exact: the head row is locked, and these statements'
+    -- snapshots are taken after the lock).
     IF v_base = 0 THEN
         -- A first commit racing this one may hold the id: waited for as a lock is.
         BEGIN
@@ -255,17 +257,40 @@ BEGIN
                 RETURN;
         END;
     ELSE
+        -- An Append's nodes go in here, before the head: new ids are inserted, and
+        -- only when some id was stored already (rare: a re-sent or revived node)
+        -- are those rows counted and updated. Rows stored before this commit have
+        -- a lower rev than its revision. The head row is locked at v_base, so its
+        -- update below cannot miss.
+        IF v_count > 0 AND NOT p_replace THEN
+            INSERT INTO {s}.nodes (session_id, node_id, rev, ord, parent_node_id, data)
+            SELECT p_session_id, u.node_id, v_revision, u.ord, u.parent, u.data
+              FROM unnest(p_node_ids, p_parents, p_node_data) WITH ORDINALITY
+                   AS u(node_id, parent, data, ord)
+            ON CONFLICT (session_id, node_id) DO NOTHING;
+            GET DIAGNOSTICS v_fresh = ROW_COUNT;
+            IF v_fresh < v_count THEN
+                SELECT count(*) INTO v_live FROM {s}.nodes AS n
+                 WHERE n.session_id = p_session_id AND NOT n.tombstoned
+                   AND n.node_id = ANY(p_node_ids) AND n.rev < v_revision;
+                UPDATE {s}.nodes AS n
+                   SET parent_node_id = u.parent, data = u.data, tombstoned = false
+                  FROM unnest(p_node_ids, p_parents, p_node_data) AS u(node_id, parent, data)
+                 WHERE n.session_id = p_session_id AND n.node_id = u.node_id
+                   AND n.rev < v_revision;
+            END IF;
+        END IF;
         UPDATE {s}.heads AS h SET
             head_revision = v_revision, config = p_config, agent_frames = p_agent_frames,
             current_agent_frame_id = p_frame_id, checkpoint_ref = p_checkpoint_ref,
             leaf_node_id = p_leaf, updated_at = now(), updated_at_ms = p_at_ms,
-            graph_node_count = CASE WHEN p_replace THEN v_count ELSE
-                h.graph_node_count + v_count - (
-                    SELECT count(*) FROM {s}.nodes AS n
-                     WHERE n.session_id = p_session_id AND NOT n.tombstoned
-                       AND n.node_id = ANY(p_node_ids)) END
+            graph_node_count = CASE WHEN p_replace THEN v_count
+                                    ELSE h.graph_node_count + v_count - v_live END
          WHERE h.session_id = p_session_id AND h.head_revision = p_expected;
-        v_written := FOUND;
+        IF NOT FOUND THEN  -- cannot happen (locked above): write nothing rather than half
+            RAISE EXCEPTION 'commit_turn: the head of % moved under its lock', p_session_id;
+        END IF;
+        v_written := true;
     END IF;
     IF NOT v_written THEN
         -- A first commit raced this one and won: report what it left.
@@ -301,7 +326,7 @@ BEGIN
         DELETE FROM {s}.nodes AS n
          WHERE n.session_id = p_session_id AND n.node_id <> ALL(p_node_ids);
     END IF;
-    IF v_count > 0 THEN
+    IF v_count > 0 AND (v_base = 0 OR p_replace) THEN  -- (an Append's went in above)
         -- (rev, ord) is the insertion order: a known id keeps its place, unless
         -- ReplaceFull re-sequences the graph in the order sent.
         INSERT INTO {s}.nodes AS n (session_id, node_id, rev, ord, parent_node_id, data)
