@@ -172,15 +172,14 @@ BEGIN
     END IF;
     actual_revision := coalesce(actual_revision, 0);
 
-    -- A commit of this turn may have landed while this one waited for the lock.
-    IF p_turn_id IS NOT NULL THEN
-        SELECT * INTO stamp_hash, stamp_revision, stamp_ref, stamp_manifest, stamp_checkpoint
-          FROM {s}.stored_stamp(p_session_id, p_turn_id);
-        IF FOUND THEN
-            RETURN;
-        END IF;
-    END IF;
     IF p_observe_only OR actual_revision <> v_base THEN
+        -- A commit of this turn may have landed since the look above. Any commit
+        -- that lands moves the head, so a head still at v_base needs no second look.
+        IF p_turn_id IS NOT NULL AND actual_revision <> v_base THEN
+            SELECT * INTO stamp_hash, stamp_revision, stamp_ref, stamp_manifest,
+                          stamp_checkpoint
+              FROM {s}.stored_stamp(p_session_id, p_turn_id);
+        END IF;
         RETURN;
     END IF;
     -- Checked under the GC lock: a sweep cannot delete a named blob between
