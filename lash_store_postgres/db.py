@@ -75,16 +75,19 @@ class Db:
         self.options = options
         self.schema = options.schema
         self._schema_id = sql.Identifier(options.schema)
-        self._statements: dict[str, sql.Composed] = {}
+        self._statements: dict[str, bytes] = {}
         self._prelude = prelude(options.lock_timeout, options.statement_timeout)
         self.gc_lock = lock_key("gc", options.schema)
         self._checks: set[asyncio.Task[None]] = set()
 
-    def q(self, text: LiteralString) -> sql.Composed:
-        """``text`` with ``{s}`` bound to this storage's schema (built once, then cached)."""
+    def q(self, text: LiteralString) -> bytes:
+        """``text`` with ``{s}`` bound to this storage's schema, rendered once and cached
+        as bytes: psycopg would render a composed statement again on every execute."""
         statement = self._statements.get(text)
         if statement is None:
-            statement = sql.SQL(text).format(s=self._schema_id)
+            # The schema is a plain lower-case identifier (config.py): its quoting needs
+            # no connection's encoding.
+            statement = sql.SQL(text).format(s=self._schema_id).as_bytes(None)
             self._statements[text] = statement
         return statement
 
