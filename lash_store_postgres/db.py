@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, LiteralString
+from typing import Any, LiteralString, TypedDict, Unpack
 
 import psycopg
 from psycopg import AsyncConnection, sql
@@ -20,6 +20,16 @@ from .migrations import lock_key
 from .timeouts import TimedConnections
 
 Conn = AsyncConnection[tuple[Any, ...]]
+
+
+class Where(TypedDict, total=False):
+    """What a failure names, and how it is told (:meth:`Db.connection`'s keywords)."""
+
+    session_id: str | None
+    record: str | None
+    passthrough: tuple[type[psycopg.Error], ...]
+    lost: Callable[[str], BackendError] | None
+
 
 _LOCK_GC_SHARED = "SELECT pg_advisory_xact_lock_shared(%s, %s)"
 
@@ -122,52 +132,29 @@ class Db:
             raise
 
     @asynccontextmanager
-    async def pipelined(
-        self,
-        action: str,
-        *,
-        session_id: str | None = None,
-        record: str | None = None,
-        passthrough: tuple[type[psycopg.Error], ...] = (),
-        lost: Callable[[str], BackendError] | None = None,
-    ) -> AsyncIterator[Conn]:
+    async def pipelined(self, action: str, **where: Unpack[Where]) -> AsyncIterator[Conn]:
         """Statements queued in the block run as one transaction, in one round trip.
 
         In pipeline mode the server runs everything up to the next Sync as one
         implicit transaction, and psycopg sends that Sync when the block exits:
         so no BEGIN/COMMIT round trips, and all or nothing. Fetch results after
         the block: a fetch inside it would sync early and split the transaction.
-        ``lost`` is as for :meth:`connection`.
+        ``where`` is as for :meth:`connection`.
         """
-        async with (
-            self.connection(
-                action, session_id=session_id, record=record, passthrough=passthrough, lost=lost
-            ) as conn,
-            conn.pipeline(),
-        ):
+        async with self.connection(action, **where) as conn, conn.pipeline():
             if conn not in self.timed:
                 await conn.execute(self._prelude)
             yield conn
 
     @asynccontextmanager
-    async def single(
-        self,
-        action: str,
-        *,
-        session_id: str | None = None,
-        record: str | None = None,
-        passthrough: tuple[type[psycopg.Error], ...] = (),
-        lost: Callable[[str], BackendError] | None = None,
-    ) -> AsyncIterator[Conn]:
+    async def single(self, action: str, **where: Unpack[Where]) -> AsyncIterator[Conn]:
         """For a block that runs one statement: its own transaction, in one round trip.
 
         On a connection that runs under the timeouts from its start, the statement
         is sent alone (autocommit makes it a transaction); on any other, it follows
         the prelude in a pipeline, as :meth:`pipelined`. Fetch after the block.
         """
-        async with self.connection(
-            action, session_id=session_id, record=record, passthrough=passthrough, lost=lost
-        ) as conn:
+        async with self.connection(action, **where) as conn:
             if conn in self.timed:
                 yield conn
             else:
