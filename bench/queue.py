@@ -137,15 +137,21 @@ async def floor_rate(url: str, workers: int, cycles: int, pool_size: int) -> flo
 
 
 async def measure(
-    url: str, workers: Sequence[int], cycles: int, runs: int, pool_size: int
+    url: str,
+    workers: Sequence[int],
+    cycles: int,
+    runs: int,
+    pool_size: int,
+    lash_url: str | None = None,
 ) -> dict[int, tuple[float, float]]:
-    """``{workers: (lash median, floor median)}`` in cycles per second."""
+    """``{workers: (lash median, floor median)}`` in cycles per second; lash opens
+    ``lash_url`` (default ``url``, the floor's server), which may carry its options."""
     found: dict[int, tuple[float, float]] = {}
     for n in workers:
         lash_runs: list[float] = []
         floor_runs: list[float] = []
         for _ in range(runs):  # alternate, so drift on a shared machine hits both alike
-            lash_runs.append(await lash_rate(url, n, cycles))
+            lash_runs.append(await lash_rate(lash_url or url, n, cycles))
             floor_runs.append(await floor_rate(url, n, cycles, pool_size))
         found[n] = (statistics.median(lash_runs), statistics.median(floor_runs))
     return found
@@ -183,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.runs < 1 or args.cycles < 1 or not workers or min(workers) < 1:
         parser.error("--runs, --cycles and every --workers count must be at least 1")
     found = asyncio.run(
-        measure(args.lash_url or args.pg_url, workers, args.cycles, args.runs, args.pool_size)
+        measure(args.pg_url, workers, args.cycles, args.runs, args.pool_size, args.lash_url)
     )
     for line in render(found, args.cycles, args.runs):
         print(line)
