@@ -171,6 +171,21 @@ async def test_listing_1b_resent_live_ids_are_counted_once(storage: Storage) -> 
     assert untimed(await storage.sessions.list_sessions()) == [SessionSummary("l1b", 3, 2, 0)]
 
 
+@behaviour("listing-1")
+@pytest.mark.asyncio
+async def test_listing_1c_an_id_listed_twice_in_one_append_is_one_node(storage: Storage) -> None:
+    """An `Append` listing an id twice stores it once, at its first place with the record
+    sent last, and counts it once."""
+    handle = storage.session("l1c")
+    await handle.commit_runtime_state(commit("l1c", None, nodes=[node("a")], leaf="a"))
+    sent = [node("b", "a", text="one"), node("c", "b"), node("b", "a", text="two")]
+    await handle.commit_runtime_state(commit("l1c", 1, nodes=sent, leaf="c"))
+    read = await handle.load_session(FullGraph())
+    assert read is not None
+    assert list(read.graph.nodes) == [node("a"), node("b", "a", text="two"), node("c", "b")]
+    assert untimed(await storage.sessions.list_sessions()) == [SessionSummary("l1c", 2, 3, 0)]
+
+
 # factory-N: what open and delete see of a session (spec/sessions.md §4; docs/semantics.md,
 # "Sessions factory").
 
