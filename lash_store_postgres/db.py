@@ -142,8 +142,7 @@ class Db:
         ``where`` is as for :meth:`connection`.
         """
         async with self.connection(action, **where) as conn, conn.pipeline():
-            if conn not in self.timed:
-                await conn.execute(self._prelude)
+            await self._bound(conn)
             yield conn
 
     @asynccontextmanager
@@ -159,7 +158,7 @@ class Db:
                 yield conn
             else:
                 async with conn.pipeline():
-                    await conn.execute(self._prelude)
+                    await self._bound(conn)
                     yield conn
 
     @asynccontextmanager
@@ -171,8 +170,7 @@ class Db:
             self.connection(action, session_id=session_id, record=record) as conn,
             conn.transaction(),
         ):
-            if conn not in self.timed:
-                await conn.execute(self._prelude)
+            await self._bound(conn)
             yield conn
 
     @asynccontextmanager
@@ -190,9 +188,14 @@ class Db:
             conn.pipeline(),
             conn.transaction(),
         ):
-            if conn not in self.timed:
-                await conn.execute(self._prelude)
+            await self._bound(conn)
             yield conn
+
+    async def _bound(self, conn: Conn) -> None:
+        """Put the transaction under the storage's timeouts, unless ``conn`` carries them
+        from its start (timeouts.py)."""
+        if conn not in self.timed:
+            await conn.execute(self._prelude)
 
     async def hold_gc_shared(self, conn: Conn) -> None:
         """Take GC's lock shared for the rest of ``conn``'s transaction: a writer of blob
