@@ -243,13 +243,9 @@ class PostgresProcessRegistry(ProcessRegistryBase):
         return decode_process(rows[0][0], record=record.id)
 
     async def _append_plan(self, plan: AppendPlan) -> AppendSeen:
-        db = self._db
         params = append_params(plan, self._notifier.channel)
-        async with db.single("appending a process event", record=plan.process_id) as conn:
-            cur = await conn.execute(db.q(_APPEND), params)
-        row = await cur.fetchone()
-        assert row is not None  # the function returns one row whatever it decides
-        outcome, seq, record, replay_hash, replay_event = row
+        (rows,) = await self._rows("appending a process event", plan.process_id, (_APPEND, params))
+        outcome, seq, record, replay_hash, replay_event = rows[0]
         return AppendSeen(AppendOutcome(outcome), int(seq), record, replay_hash, replay_event)
 
     async def _update(
