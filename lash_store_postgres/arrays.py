@@ -11,14 +11,24 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.abc import AdaptContext
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
 
-__all__ = ["ADAPTERS", "BigintArray", "ByteaArray", "TextArray", "encode_array"]
+__all__ = [
+    "ADAPTERS",
+    "ARRAY_TYPES",
+    "BigintArray",
+    "ByteaArray",
+    "TextArray",
+    "bigint_array",
+    "bytea_array",
+    "encode_array",
+    "text_array",
+]
 
 
 class TextArray(list[str | None]):
@@ -63,50 +73,70 @@ def encode_array(items: Sequence[T | None], oid: int, encode: Callable[[T], byte
 
 
 _TYPES = psycopg.adapters.types
+TEXT_OID = _TYPES["text"].oid
+BYTEA_OID = _TYPES["bytea"].oid
+INT8_OID = _TYPES["int8"].oid
+
+
+def text_array(items: TextArray, encoding: str = "utf-8") -> bytes:
+    """A ``text[]`` in binary, its items in ``encoding`` (the connection's)."""
+    return encode_array(items, TEXT_OID, lambda text: text.encode(encoding))
+
+
+def bytea_array(items: ByteaArray) -> bytes:
+    """A ``bytea[]`` in binary."""
+    return encode_array(items, BYTEA_OID, bytes)
+
+
+def bigint_array(items: BigintArray) -> bytes:
+    """A ``bigint[]`` in binary."""
+    if not items:
+        return _EMPTY.pack(0, 0, INT8_OID)
+    pack = _BIGINT.pack
+    head = _HEADER.pack(1, 0, INT8_OID, len(items), 1)
+    return head + b"".join([pack(8, item) for item in items])
+
+
+#: Each array class, the oid of its array type and its encoder (wire.py sends them so).
+ARRAY_TYPES: dict[type, tuple[int, Callable[[Any], bytes]]] = {
+    TextArray: (_TYPES["text"].array_oid, text_array),
+    ByteaArray: (_TYPES["bytea"].array_oid, bytea_array),
+    BigintArray: (_TYPES["int8"].array_oid, bigint_array),
+}
 
 
 class _ArrayDumper(Dumper):
     format = Format.BINARY
-    element = ""
+
+
+class _TextArrayDumper(_ArrayDumper):
+    oid = _TYPES["text"].array_oid
 
     def __init__(self, cls: type, context: AdaptContext | None = None) -> None:
         super().__init__(cls, context)
         conn = self.connection
         # Text goes in the connection's client encoding, as psycopg's own dumpers send it.
         self._encoding = conn.info.encoding if conn is not None else "utf-8"
-        self._element_oid = _TYPES[self.element].oid
-
-
-class _TextArrayDumper(_ArrayDumper):
-    element = "text"
-    oid = _TYPES["text"].array_oid
 
     def dump(self, obj: object) -> bytes:
         assert isinstance(obj, TextArray)
-        encoding = self._encoding
-        return encode_array(obj, self._element_oid, lambda text: text.encode(encoding))
+        return text_array(obj, self._encoding)
 
 
 class _ByteaArrayDumper(_ArrayDumper):
-    element = "bytea"
     oid = _TYPES["bytea"].array_oid
 
     def dump(self, obj: object) -> bytes:
         assert isinstance(obj, ByteaArray)
-        return encode_array(obj, self._element_oid, bytes)
+        return bytea_array(obj)
 
 
 class _BigintArrayDumper(_ArrayDumper):
-    element = "int8"
     oid = _TYPES["int8"].array_oid
 
     def dump(self, obj: object) -> bytes:
         assert isinstance(obj, BigintArray)
-        if not obj:
-            return _EMPTY.pack(0, 0, self._element_oid)
-        pack = _BIGINT.pack
-        head = _HEADER.pack(1, 0, self._element_oid, len(obj), 1)
-        return head + b"".join([pack(8, item) for item in obj])
+        return bigint_array(obj)
 
 
 ADAPTERS = psycopg.adapt.AdaptersMap(psycopg.adapters)

@@ -6,7 +6,7 @@ at all, and re-sending the same stamped commit is the safe way to find out.
 
 One call of ``commit_turn`` (repeatable/commit_turn.sql) looks at the stamp
 and the head, writes the plan if and only if it applies, and returns what it
-saw. It goes through ``db.single``: alone where the connection carries the
+saw. It goes through ``db.rows``: alone where the connection carries the
 timeouts, else after their prelude (timeouts.py). The kit's ``decide_commit``
 turns that into the result or the error, so a replay, a stale revision, a race
 on a stamp and a lock timeout are all answered from this one row, with no
@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from psycopg import errors
-from psycopg.rows import class_row
 
 from lash_store_api.backend.clock import now_ms
 from lash_store_api.backend.commit import (
@@ -137,18 +136,18 @@ async def write_commit(db: Db, plan: CommitPlan) -> CommitObservation:
         return commit_outcome_unknown(detail, session_id=sid)
 
     try:
-        async with db.single(
-            "committing", session_id=sid, passthrough=CONTENTION, lost=lost
-        ) as conn:
-            cur = conn.cursor(row_factory=class_row(CommitRow))
-            await cur.execute(db.q(_COMMIT), commit_params(plan, db.gc_lock))
-        row = await cur.fetchone()
+        rows = await db.rows(
+            "committing",
+            _COMMIT,
+            commit_params(plan, db.gc_lock),
+            session_id=sid,
+            passthrough=CONTENTION,
+            lost=lost,
+        )
     except CONTENTION:
         # A lock wait past lock_timeout outside the head write (a node row held by a
         # vacuum, say): nothing was written; report the head as it is now.
-        async with db.single("reading the head", session_id=sid) as conn:
-            head = await conn.execute(db.q(_HEAD_REVISION), (sid,))
-        found = await head.fetchone()
-        return CommitObservation(False, int(found[0]) if found else 0, contended=True)
-    assert row is not None
-    return observation(sid, row)
+        found = await db.rows("reading the head", _HEAD_REVISION, (sid,), session_id=sid)
+        return CommitObservation(False, int(found[0][0]) if found else 0, contended=True)
+    (row,) = rows
+    return observation(sid, CommitRow(*row))

@@ -18,6 +18,7 @@ from .config import PgOptions
 from .errors import connection_lost, describe, wrapped
 from .migrations import lock_key
 from .timeouts import TimedConnections
+from .wire import Params, WireStatement, compile_statement, fetch
 
 Conn = AsyncConnection[tuple[Any, ...]]
 
@@ -74,6 +75,11 @@ def make_pool(
     )
 
 
+def _in_utf8(conn: Conn) -> bool:
+    """Whether ``conn`` talks UTF-8 (wire.py encodes text so)."""
+    return conn.pgconn.parameter_status(b"client_encoding") == b"UTF8"
+
+
 class Db:
     """One storage's pool and schema. Statements name tables as ``{s}.table``."""
 
@@ -86,6 +92,10 @@ class Db:
         self.schema = options.schema
         self._schema_id = sql.Identifier(options.schema)
         self._statements: dict[str, bytes] = {}
+        self._wire: dict[str, WireStatement] = {}
+        # psycopg prepares statements only through its cursor: with prepare_threshold
+        # set, every statement goes through it.
+        self._direct = options.prepare_threshold is None
         self._prelude = prelude(options.lock_timeout, options.statement_timeout)
         self.gc_lock = lock_key("gc", options.schema)
         self._checks: set[asyncio.Task[None]] = set()
@@ -160,6 +170,36 @@ class Db:
                 async with conn.pipeline():
                     await self._bound(conn)
                     yield conn
+
+    async def rows(
+        self,
+        action: str,
+        text: LiteralString,
+        params: Params = None,
+        *,
+        binary: bool = False,
+        **where: Unpack[Where],
+    ) -> list[tuple[Any, ...]]:
+        """Run one statement in its own transaction, in one round trip (:meth:`single`):
+        its rows, ``[]`` when it returns none. ``binary`` asks for binary results.
+
+        On a connection that runs under the timeouts from its start, in UTF-8, the
+        statement goes straight to libpq (wire.py); elsewhere through psycopg's cursor.
+        """
+        async with self.single(action, **where) as conn:
+            if self._direct and conn in self.timed and _in_utf8(conn):
+                return await fetch(conn, self._wire_statement(text), params, binary=binary)
+            cur = conn.cursor(binary=binary)
+            await cur.execute(self.q(text), params)
+        result = cur.pgresult
+        return await cur.fetchall() if result is not None and result.ntuples else []
+
+    def _wire_statement(self, text: LiteralString) -> WireStatement:
+        statement = self._wire.get(text)
+        if statement is None:
+            statement = compile_statement(self.q(text))
+            self._wire[text] = statement
+        return statement
 
     @asynccontextmanager
     async def transaction(

@@ -39,6 +39,7 @@ from lash_store_api.backend.processes import ProcessRegistryBase
 from lash_store_api.backend.queued_work import enqueue_params
 from lash_store_api.errors import BackendError
 
+from .arrays import TextArray
 from .backend import CAPABILITIES
 from .db import Conn, Db
 from .notify import ProcessNotifier
@@ -161,7 +162,7 @@ def append_params(plan: AppendPlan, channel: str) -> dict[str, Any]:
     """The arguments of ``append_process_event`` for ``plan``, by name."""
     refused = plan.refusal is not None
     wake = plan.wake
-    row = None if wake is None else {**enqueue_params(wake.row), "key": list(wake.key_parts)}
+    row = None if wake is None else {**enqueue_params(wake.row), "key": TextArray(wake.key_parts)}
     return {
         "pid": plan.process_id,
         "key": plan.request.replay_key,
@@ -212,10 +213,14 @@ class PostgresProcessRegistry(ProcessRegistryBase):
     ) -> list[list[tuple[Any, ...]]]:
         """Run ``statements`` in one transaction, in one round trip; each one's rows."""
         db = self._db
-        block = db.single if len(statements) == 1 else db.pipelined
-        async with block(action, record=pid) as conn:
+        if len(statements) == 1:
+            ((text, params),) = statements
+            return [await db.rows(action, text, params, record=pid)]
+        async with db.pipelined(action, record=pid) as conn:
             cursors = [await conn.execute(db.q(text), params) for text, params in statements]
-        return [await cur.fetchall() if cur.description else [] for cur in cursors]
+        return [
+            await cur.fetchall() if cur.pgresult and cur.pgresult.ntuples else [] for cur in cursors
+        ]
 
     async def _known(
         self, action: str, pid: str, text: LiteralString, params: dict[str, Any]

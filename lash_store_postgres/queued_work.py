@@ -9,7 +9,7 @@ Time is the storage's clock (the ``clock`` option), sent with each call.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, LiteralString
 
 from lash_store_api import ClaimBoundary
 from lash_store_api.backend.clock import Clock
@@ -24,6 +24,7 @@ from lash_store_api.backend.queued_work import (
 )
 from lash_store_api.errors import BackendError
 
+from .arrays import TextArray
 from .db import Db
 
 __all__ = ["PostgresQueue"]
@@ -105,12 +106,10 @@ class PostgresQueue(QueuedWorkBase):
         self._db = db
 
     async def _rows(
-        self, action: str, statement: str, params: dict[str, Any], *, session_id: str
+        self, action: str, statement: LiteralString, params: dict[str, Any], *, session_id: str
     ) -> list[StoredBatch]:
-        db = self._db
-        async with db.single(action, session_id=session_id) as conn:
-            cur = await conn.execute(db.q(statement), params)
-        return [stored_batch(row) for row in await cur.fetchall()]
+        rows = await self._db.rows(action, statement, params, session_id=session_id)
+        return [stored_batch(row) for row in rows]
 
     async def _insert(self, row: StoredBatch) -> StoredBatch:
         params = enqueue_params(row)
@@ -136,7 +135,7 @@ class PostgresQueue(QueuedWorkBase):
             "owner": request.owner_id,
             "idle": request.boundary == ClaimBoundary.IDLE,
             "max": request.max_batches,
-            "exact": None if request.exact is None else list(request.exact),
+            "exact": None if request.exact is None else TextArray(request.exact),
             "token": request.lease_token,
             "now": request.now_ms,
             "ttl": request.lease_ttl_ms,
@@ -148,7 +147,6 @@ class PostgresQueue(QueuedWorkBase):
     async def _renew(
         self, session_id: str, claim_id: str, lease_token: str, expires_at_ms: int, count: int
     ) -> int:
-        db = self._db
         params = {
             "sid": session_id,
             "claim": claim_id,
@@ -156,16 +154,12 @@ class PostgresQueue(QueuedWorkBase):
             "expires": expires_at_ms,
             "count": count,
         }
-        async with db.single("renewing a claim", session_id=session_id) as conn:
-            cur = await conn.execute(db.q(_RENEW), params)
-        row = await cur.fetchone()
-        return 0 if row is None else int(row[0])
+        rows = await self._db.rows("renewing a claim", _RENEW, params, session_id=session_id)
+        return int(rows[0][0]) if rows else 0
 
     async def _abandon(self, session_id: str, claim_id: str, lease_token: str) -> None:
-        db = self._db
         params = {"sid": session_id, "claim": claim_id, "token": lease_token}
-        async with db.single("abandoning a claim", session_id=session_id) as conn:
-            await conn.execute(db.q(_ABANDON), params)
+        await self._db.rows("abandoning a claim", _ABANDON, params, session_id=session_id)
 
     async def _cancel(self, session_id: str, batch_id: str, now_ms: int) -> StoredBatch | None:
         params = {"sid": session_id, "batch_id": batch_id, "now": now_ms}

@@ -156,18 +156,17 @@ def head_of(row: Sequence[Any]) -> tuple[StoredHead, bytes | None, list[TokenLed
 
 async def read_session_rows(db: Db, sid: str) -> list[tuple[Any, ...]]:
     """The rows of ``_LOAD_SESSION`` for ``sid``: the head's first, then the nodes'."""
-    async with db.single("loading the session", session_id=sid) as conn:
-        cur = conn.cursor(binary=True)
-        await cur.execute(db.q(_LOAD_SESSION), {"sid": sid})
-    return await cur.fetchall()
+    return await db.rows(
+        "loading the session", _LOAD_SESSION, {"sid": sid}, binary=True, session_id=sid
+    )
 
 
 async def read_tail_rows(db: Db, sid: str, leaf: str | None, limit: int) -> list[tuple[Any, ...]]:
     """The rows of ``_LOAD_TAIL``: the head's row and those of the tail's nodes."""
-    async with db.single("loading the session's tail", session_id=sid) as conn:
-        cur = conn.cursor(binary=True)
-        await cur.execute(db.q(_LOAD_TAIL), {"sid": sid, "leaf": leaf, "limit": limit})
-    return await cur.fetchall()
+    params = {"sid": sid, "leaf": leaf, "limit": limit}
+    return await db.rows(
+        "loading the session's tail", _LOAD_TAIL, params, binary=True, session_id=sid
+    )
 
 
 def session_rows(rows: Sequence[tuple[Any, ...]]) -> SessionRows | None:
@@ -205,22 +204,20 @@ class PostgresSessionHandle(SessionHandleBase[Db]):
     async def _read_node(self, sid: str, node_id: str) -> bytes | None:
         db = self._store
         record = f"node {node_id}"
-        async with db.single("loading a node", session_id=sid, record=record) as conn:
-            cur = await conn.execute(db.q(_LOAD_NODE), (sid, node_id))
-        row = await cur.fetchone()
-        return None if row is None else bytes(row[0])
+        rows = await db.rows(
+            "loading a node", _LOAD_NODE, (sid, node_id), session_id=sid, record=record
+        )
+        return bytes(rows[0][0]) if rows else None
 
     async def _write_meta(self, sid: str, meta: str, at_ms: int) -> None:
         db = self._store
-        async with db.single("saving session meta", session_id=sid) as conn:
-            await conn.execute(db.q(_SAVE_META), {"sid": sid, "meta": meta, "at": at_ms})
+        params = {"sid": sid, "meta": meta, "at": at_ms}
+        await db.rows("saving session meta", _SAVE_META, params, session_id=sid)
 
     async def _read_meta(self, sid: str) -> str | None:
         db = self._store
-        async with db.single("loading session meta", session_id=sid) as conn:
-            cur = await conn.execute(db.q(_LOAD_META), (sid,))
-        row = await cur.fetchone()
-        return None if row is None else str(row[0])
+        rows = await db.rows("loading session meta", _LOAD_META, (sid,), session_id=sid)
+        return str(rows[0][0]) if rows else None
 
     async def _tombstone(self, sid: str, node_ids: Sequence[str]) -> None:
         db = self._store
@@ -234,15 +231,13 @@ class PostgresSessionFactory(SessionFactoryBase[Db]):
 
     async def _seed_meta(self, sid: str, meta: str, at_ms: int) -> None:
         db = self._store
-        async with db.single("creating a session", session_id=sid) as conn:
-            await conn.execute(db.q(_SEED_META), {"sid": sid, "meta": meta, "at": at_ms})
+        params = {"sid": sid, "meta": meta, "at": at_ms}
+        await db.rows("creating a session", _SEED_META, params, session_id=sid)
 
     async def _exists(self, sid: str) -> bool:
         db = self._store
-        async with db.single("opening a session", session_id=sid) as conn:
-            cur = await conn.execute(db.q(_EXISTS), {"sid": sid})
-        row = await cur.fetchone()
-        return row is not None and bool(row[0])
+        rows = await db.rows("opening a session", _EXISTS, {"sid": sid}, session_id=sid)
+        return bool(rows) and bool(rows[0][0])
 
     async def _delete(self, sid: str) -> None:
         db = self._store
@@ -252,18 +247,16 @@ class PostgresSessionFactory(SessionFactoryBase[Db]):
 
     async def _list_sessions(self, query: SessionQuery) -> list[SessionSummary]:
         db = self._store
-        async with db.single("listing sessions") as conn:
-            cur = await conn.execute(db.q(_LIST_SESSIONS), query.params())
+        rows = await db.rows("listing sessions", _LIST_SESSIONS, query.params())
         return [
             SessionSummary(sid, int(rev), int(count), int(tokens), int(created), int(updated))
-            for sid, rev, count, tokens, created, updated in await cur.fetchall()
+            for sid, rev, count, tokens, created, updated in rows
         ]
 
     async def usage_by_model(self) -> list[ModelUsage]:
         db = self._store
-        async with db.single("summing usage by model") as conn:
-            cur = await conn.execute(db.q(_USAGE_BY_MODEL))
+        rows = await db.rows("summing usage by model", _USAGE_BY_MODEL)
         return [
             ModelUsage(model, TokenUsage(int(i), int(o), int(c), int(r)), int(n))
-            for model, i, o, c, r, n in await cur.fetchall()
+            for model, i, o, c, r, n in rows
         ]

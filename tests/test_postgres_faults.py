@@ -345,18 +345,18 @@ def lose_the_next_reply(monkeypatch: pytest.MonkeyPatch, storage: Any) -> str:
     """Make the next statement's reply be lost after the server ran it; what libpq says.
 
     Where the statement goes alone (a connection that carries the timeouts,
-    timeouts.py) its execute fails once it returned; after the per-transaction
-    prelude, in a pipeline, the pipeline's exit does."""
+    timeouts.py) the wait for its reply fails once the reply came; after the
+    per-transaction prelude, in a pipeline, the pipeline's exit does."""
     if storage._db.timed:
         said = "server closed the connection unexpectedly"
-        execute = psycopg.AsyncCursor.execute
+        wait = psycopg.AsyncConnection.wait
 
-        async def execute_then_fail(cur: psycopg.AsyncCursor[Any], *a: Any, **k: Any) -> Any:
-            monkeypatch.setattr(psycopg.AsyncCursor, "execute", execute)  # once
-            await execute(cur, *a, **k)
+        async def wait_then_fail(conn: psycopg.AsyncConnection[Any], *a: Any, **k: Any) -> Any:
+            monkeypatch.setattr(psycopg.AsyncConnection, "wait", wait)  # once
+            await wait(conn, *a, **k)
             raise psycopg.OperationalError(said)
 
-        monkeypatch.setattr(psycopg.AsyncCursor, "execute", execute_then_fail)
+        monkeypatch.setattr(psycopg.AsyncConnection, "wait", wait_then_fail)
         return said
     said = "cannot exit pipeline mode while busy"
     exit_pipeline = psycopg.AsyncPipeline.__aexit__
