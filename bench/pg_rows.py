@@ -17,12 +17,19 @@ alternate likewise; the concurrent measure alternates rounds of a few turns per
 session. So a burst of machine noise (a neighbour's work on a shared machine)
 falls on every contender of a ratio alike, rather than on whichever contender
 happened to be running.
+
+The order of those turns runs through every permutation of the contenders, call
+after call (``orders``): a contender's call is slower right after a heavy one
+(the peer's, whose 20 ms commits leave the CPU's caches cold), and with one
+order rotated, a contender would follow the same neighbour every time: lash's
+commit followed the peer's in every call of every run, the floor's never did.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import math
 import statistics
 import time
@@ -34,7 +41,7 @@ from contextlib import (
     contextmanager,
 )
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypedDict
+from typing import Any, Protocol, TypedDict, TypeVar
 
 import lash_store_api as lash
 from bench.workload import DEFAULT_SPEC, Turn, WorkloadSpec, build_commit, make_turns
@@ -237,6 +244,15 @@ class PgConfig:
     spec: WorkloadSpec = field(default_factory=lambda: DEFAULT_SPEC)
 
 
+Item = TypeVar("Item")
+
+
+def orders(items: Sequence[Item]) -> list[list[Item]]:
+    """Every order of ``items``, the given one first: taken call after call, each item
+    follows each other as often as any."""
+    return [list(order) for order in itertools.permutations(items)]
+
+
 async def _run_turns(commits: Sequence[TurnCommit], timed_from: int) -> list[int]:
     samples: list[int] = []
     for i, commit in enumerate(commits):
@@ -265,17 +281,18 @@ async def _commit_and_load(
         sid = ""
         for s in range(math.ceil(cfg.window / window)):
             sid = f"bench-T{T}-r{run}-s{s}"
-            plans = [(label, scratch.commits(sid, turns)) for label, scratch in scratches]
+            plans = orders([(label, scratch.commits(sid, turns)) for label, scratch in scratches])
             with frozen_gc():
                 for i in range(T):
-                    for label, commits in plans:
+                    for label, commits in plans[i % len(plans)]:
                         start = time.perf_counter_ns()
                         await commits[i]()
                         if i >= T - window:
                             commit_ns[label].append(time.perf_counter_ns() - start)
+        reads = orders(scratches)
         with frozen_gc():
-            for _ in range(cfg.loads):
-                for label, scratch in scratches:
+            for n in range(cfg.loads):
+                for label, scratch in reads[n % len(reads)]:
                     start = time.perf_counter_ns()
                     count = await scratch.load(sid)
                     load_ns[label].append(time.perf_counter_ns() - start)
@@ -301,9 +318,10 @@ async def _concurrent(cs: Sequence[Contender], run: int, cfg: PgConfig) -> dict[
             warm = [scratch.commits(f"warm-r{run}-{i}", turns[:2]) for i in range(cfg.sessions)]
             await asyncio.gather(*(_run_turns(w, 0) for w in warm))
             work[label] = [scratch.commits(f"conc-r{run}-{i}", turns) for i in range(cfg.sessions)]
+        rounds_order = orders([label for label, _ in scratches])
         with frozen_gc():
-            for first in range(0, cfg.session_turns, ROUND_TURNS):
-                for label, _ in scratches:
+            for n, first in enumerate(range(0, cfg.session_turns, ROUND_TURNS)):
+                for label in rounds_order[n % len(rounds_order)]:
                     rounds = [w[first : first + ROUND_TURNS] for w in work[label]]
                     start = time.perf_counter()
                     await asyncio.gather(*(_run_turns(r, len(r)) for r in rounds))

@@ -70,8 +70,21 @@ def json_equal(a: JSON, b: JSON) -> bool:
     return False
 
 
+# Payloads are mostly plain JSON: their exact types answer before the ABCs are asked.
+_NOT_ARRAYS = frozenset({str, bytes, dict, int, float, bool, type(None)})
+
+
 def _is_array(v: object) -> TypeGuard[Sequence[Any]]:
+    kind = type(v)
+    if kind is list or kind is tuple:
+        return True
+    if kind in _NOT_ARRAYS:
+        return False
     return isinstance(v, Sequence) and not isinstance(v, str | bytes)
+
+
+def _is_mapping(v: object) -> TypeGuard[Mapping[str, Any]]:
+    return type(v) is dict or isinstance(v, Mapping)
 
 
 def _is_number(v: object) -> TypeGuard[int | float]:
@@ -102,7 +115,7 @@ def _type_matches(name: object, v: object) -> bool:
     if name == "array":
         return _is_array(v)
     if name == "object":
-        return isinstance(v, Mapping)
+        return _is_mapping(v)
     return True  # unknown type names match everything
 
 
@@ -111,7 +124,7 @@ def _key_path(path: str, key: str) -> str:
 
 
 def _check(schema: JSON, v: Any, path: str) -> _Failure:
-    if not isinstance(schema, Mapping):
+    if not _is_mapping(schema):
         return None
     branches = schema["anyOf"] if "anyOf" in schema else schema.get("oneOf")
     if _is_array(branches):
@@ -126,7 +139,7 @@ def _check(schema: JSON, v: Any, path: str) -> _Failure:
         return failure
     if _is_array(v):
         return _check_array(schema, v, path)
-    if isinstance(v, Mapping):
+    if _is_mapping(v):
         return _check_object(schema, v, path)
     return None
 
@@ -159,7 +172,7 @@ def _check_array(schema: Mapping[str, Any], v: Sequence[Any], path: str) -> _Fai
     if _is_count(least) and len(v) < least:
         return path, f"has fewer than {least} items"
     items = schema.get("items")
-    if isinstance(items, Mapping):  # tuple-form (a list) accepts anything
+    if _is_mapping(items):  # tuple-form (a list) accepts anything
         for i, item in enumerate(v):
             failure = _check(items, item, f"{path}[{i}]")
             if failure is not None:
@@ -174,7 +187,7 @@ def _check_object(schema: Mapping[str, Any], v: Mapping[str, Any], path: str) ->
             if isinstance(name, str) and name not in v:
                 return _key_path(path, name), "is required"
     properties = schema.get("properties")
-    if not isinstance(properties, Mapping):
+    if not _is_mapping(properties):
         return None  # without properties extra keys are always allowed
     for name in sorted(properties):
         if name in v:
