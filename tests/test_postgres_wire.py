@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from enum import IntEnum, StrEnum
 from typing import Any
 
 import psycopg
@@ -123,6 +124,24 @@ async def test_a_value_sent_on_the_wire_is_the_value_the_cursor_sends(
     assert ours[0][0] == value
 
 
+class Policy(StrEnum):
+    EXCLUSIVE = "exclusive"
+
+
+class Level(IntEnum):
+    HIGH = 7
+
+
+async def test_an_enum_member_goes_as_the_value_it_holds_as_the_cursor_sends_it(
+    conn: Conn,
+) -> None:
+    statement = "SELECT %(p)s::text, %(n)s::bigint"
+    params = {"p": Policy.EXCLUSIVE, "n": Level.HIGH}
+    ours = await wire.fetch(conn, wire.compile_statement(statement.encode()), params, binary=False)
+    cur = await conn.execute(statement, params)
+    assert ours == await cur.fetchall() == [("exclusive", 7)]
+
+
 async def test_none_is_null_and_a_statement_without_rows_returns_none(conn: Conn) -> None:
     got = await wire.fetch(
         conn, wire.compile_statement(b"SELECT %s::text IS NULL"), (None,), binary=False
@@ -230,3 +249,26 @@ async def test_a_connection_in_another_encoding_goes_through_the_cursor(
 
 async def refuse_fetch(*args: Any, **kwargs: Any) -> Any:
     raise AssertionError("wire.fetch was used")
+
+
+async def test_a_statement_past_the_timeout_is_cancelled_on_the_wire_too(
+    pg_url: str, schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The timeouts set at the connection's start bound a statement sent by the wire:
+    it ends as a ``BackendError`` naming the action, caused by the server's cancel."""
+    url = with_query(pg_url, schema=schema, statement_timeout="300ms")
+    async with await lash.open_storage(url) as storage:
+        db = db_of(storage)
+        assert db.timed
+        sent: list[bytes] = []
+
+        async def recording(conn: Conn, statement: wire.WireStatement, *a: Any, **k: Any) -> Any:
+            sent.append(statement.query)
+            return await wire.fetch(conn, statement, *a, **k)
+
+        monkeypatch.setattr("lash_store_postgres.db.fetch", recording)
+        with pytest.raises(lash.BackendError, match="sleeping") as raised:
+            await db.rows("sleeping", "SELECT pg_sleep(5)")
+        assert isinstance(raised.value.__cause__, psycopg.errors.QueryCanceled)
+        assert sent == [b"SELECT pg_sleep(5)"]
+        assert await db.rows("waking", "SELECT 1") == [(1,)]
