@@ -21,11 +21,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pg_cluster import scratch_schema, with_query
+from test_postgres_timeouts import db_of
 
 import lash_store_api as lash
 from lash_store_postgres import wire
 from lash_store_postgres.arrays import ADAPTERS, BigintArray, ByteaArray, TextArray
-from lash_store_postgres.db import Db
 
 Conn = psycopg.AsyncConnection[Any]
 
@@ -42,12 +42,6 @@ async def conn(pg_url: str) -> AsyncIterator[Conn]:
 def schema(pg_url: str) -> Iterator[str]:
     with scratch_schema(pg_url) as name:
         yield name
-
-
-def db_of(storage: lash.Storage) -> Db:
-    db = storage._db  # type: ignore[attr-defined]
-    assert isinstance(db, Db)
-    return db
 
 
 # --- placeholders ---------------------------------------------------------------------
