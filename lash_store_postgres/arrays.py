@@ -110,7 +110,7 @@ class _ArrayDumper(Dumper):
 
 
 class _TextArrayDumper(_ArrayDumper):
-    oid = _TYPES["text"].array_oid
+    oid = ARRAY_TYPES[TextArray][0]
 
     def __init__(self, cls: type, context: AdaptContext | None = None) -> None:
         super().__init__(cls, context)
@@ -124,7 +124,7 @@ class _TextArrayDumper(_ArrayDumper):
 
 
 class _ByteaArrayDumper(_ArrayDumper):
-    oid = _TYPES["bytea"].array_oid
+    oid = ARRAY_TYPES[ByteaArray][0]
 
     def dump(self, obj: object) -> bytes:
         assert isinstance(obj, ByteaArray)
@@ -132,7 +132,7 @@ class _ByteaArrayDumper(_ArrayDumper):
 
 
 class _BigintArrayDumper(_ArrayDumper):
-    oid = _TYPES["int8"].array_oid
+    oid = ARRAY_TYPES[BigintArray][0]
 
     def dump(self, obj: object) -> bytes:
         assert isinstance(obj, BigintArray)

@@ -75,6 +75,13 @@ def make_pool(
     )
 
 
+async def fetched(cur: psycopg.AsyncCursor[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The rows of ``cur``'s statement, ``[]`` when it returned none (fetchall would raise
+    for a statement without a result set)."""
+    result = cur.pgresult
+    return await cur.fetchall() if result is not None and result.ntuples else []
+
+
 def _in_utf8(conn: Conn) -> bool:
     """Whether ``conn`` talks UTF-8 (wire.py encodes text so)."""
     return conn.pgconn.parameter_status(b"client_encoding") == b"UTF8"
@@ -191,8 +198,7 @@ class Db:
                 return await fetch(conn, self._wire_statement(text), params, binary=binary)
             cur = conn.cursor(binary=binary)
             await cur.execute(self.q(text), params)
-        result = cur.pgresult
-        return await cur.fetchall() if result is not None and result.ntuples else []
+        return await fetched(cur)
 
     def _wire_statement(self, text: LiteralString) -> WireStatement:
         statement = self._wire.get(text)

@@ -41,7 +41,7 @@ from lash_store_api.errors import BackendError
 
 from .arrays import TextArray
 from .backend import CAPABILITIES
-from .db import Conn, Db
+from .db import Conn, Db, fetched
 from .notify import ProcessNotifier
 
 _EXISTS = "SELECT EXISTS (SELECT FROM {s}.processes WHERE process_id = %(pid)s)"
@@ -218,9 +218,7 @@ class PostgresProcessRegistry(ProcessRegistryBase):
             return [await db.rows(action, text, params, record=pid)]
         async with db.pipelined(action, record=pid) as conn:
             cursors = [await conn.execute(db.q(text), params) for text, params in statements]
-        return [
-            await cur.fetchall() if cur.pgresult and cur.pgresult.ntuples else [] for cur in cursors
-        ]
+        return [await fetched(cur) for cur in cursors]
 
     async def _known(
         self, action: str, pid: str, text: LiteralString, params: dict[str, Any]

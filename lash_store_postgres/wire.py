@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from psycopg import AsyncConnection, errors, generators, pq
 from psycopg.adapt import Transformer
 
@@ -32,8 +33,8 @@ __all__ = ["Params", "WireStatement", "compile_statement", "fetch"]
 
 Params = Mapping[str, Any] | Sequence[Any] | None
 
-_BOOL_OID = 16
-_NUMERIC_OID = 1700
+_BOOL_OID = psycopg.adapters.types["bool"].oid
+_NUMERIC_OID = psycopg.adapters.types["numeric"].oid
 _INT8_MIN, _INT8_MAX = -(2**63), 2**63 - 1
 _TEXT, _BINARY = pq.Format.TEXT, pq.Format.BINARY
 _TUPLES_OK, _COMMAND_OK = pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK
