@@ -48,49 +48,50 @@ CREATE FUNCTION {s}.append_process_event(
     p_wake_merge     text,
     p_wake_available bigint,
     p_wake_payloads  text,
-    p_wake_id_text   text     -- what the wake id hashes
-) RETURNS TABLE (o_outcome text, o_sequence bigint, o_record text, o_replay_hash text,
-                 o_replay_event text)
-LANGUAGE plpgsql AS $$
+    p_wake_id_text   text,    -- what the wake id hashes
+    OUT o_outcome text, OUT o_sequence bigint, OUT o_record text, OUT o_replay_hash text,
+    OUT o_replay_event text
+) LANGUAGE plpgsql AS $$
 DECLARE
     r       record;
     v_seq   bigint;
     v_wake  text;
     v_at    integer;
 BEGIN
+    o_sequence := 0;  -- the sequence taken; 0 for every outcome but 'appended'
     -- Concurrent appends to one process queue up here and take last_sequence + 1 in turn.
     SELECT p.state, p.wake_target_session, p.last_sequence, p.record INTO r
       FROM {s}.processes AS p WHERE p.process_id = p_pid FOR UPDATE;
     IF NOT FOUND THEN
-        RETURN QUERY SELECT 'missing', 0::bigint, NULL::text, NULL::text, NULL::text;
+        o_outcome := 'missing';
         RETURN;
     END IF;
     IF NOT starts_with(r.record, p_reg_prefix) OR strpos(r.record, p_reg_mark) = 0
        OR (p_check_target AND r.wake_target_session IS DISTINCT FROM p_target) THEN
-        RETURN QUERY SELECT 'stale', 0::bigint, r.record, NULL::text, NULL::text;
+        o_outcome := 'stale'; o_record := r.record;
         RETURN;
     END IF;
     IF p_key IS NOT NULL THEN
         -- A statement of its own, after the lock: its snapshot sees the event an
         -- appender this one waited for committed under the key.
-        RETURN QUERY
-        SELECT 'replayed', 0::bigint, r.record, e.payload_hash, e.event
+        SELECT e.payload_hash, e.event INTO o_replay_hash, o_replay_event
           FROM {s}.process_events AS e
          WHERE e.process_id = p_pid AND e.replay_key = p_key;
         IF FOUND THEN
+            o_outcome := 'replayed'; o_record := r.record;
             RETURN;
         END IF;
     END IF;
     IF p_event IS NULL THEN
-        RETURN QUERY SELECT 'open', 0::bigint, NULL::text, NULL::text, NULL::text;
+        o_outcome := 'open';
         RETURN;
     END IF;
     IF p_terminal AND r.state <> 'running' THEN
-        RETURN QUERY SELECT 'terminal', 0::bigint, r.record, NULL::text, NULL::text;
+        o_outcome := 'terminal'; o_record := r.record;
         RETURN;
     END IF;
     IF p_terminal AND md5(r.record) <> p_basis_md5 THEN
-        RETURN QUERY SELECT 'stale', 0::bigint, r.record, NULL::text, NULL::text;
+        o_outcome := 'stale'; o_record := r.record;
         RETURN;
     END IF;
 
@@ -130,6 +131,6 @@ BEGIN
         ON CONFLICT (session_id, source_key) WHERE source_key IS NOT NULL DO NOTHING;
     END IF;
     PERFORM pg_notify(p_channel, p_pid);
-    RETURN QUERY SELECT 'appended', v_seq, NULL::text, NULL::text, NULL::text;
+    o_outcome := 'appended'; o_sequence := v_seq;
 END
 $$;
