@@ -6,7 +6,9 @@ in one round trip: the kit plans it before any I/O
 row (``FOR UPDATE``, so concurrent appends to one process queue up and take
 ``last_sequence + 1`` in turn), makes the checks only stored state can
 answer, writes the event, the record, the wake's queued-work batch and the
-``pg_notify``, and reports an outcome the kit decides on. Reads are one
+``pg_notify``, and reports an outcome the kit decides on. Appends to one process
+that arrive while one is in flight go together, in one transaction and one round
+trip (process_appends.py). Reads are one
 pipelined round trip. Every ordering by id uses the "C" collation: code-point
 order, as every backend lists.
 """
@@ -28,7 +30,7 @@ from lash_store_api.backend.process_io import (
     RecordQuery,
     untargeted,
 )
-from lash_store_api.backend.process_plan import AppendOutcome, AppendPlan, AppendSeen
+from lash_store_api.backend.process_plan import AppendPlan, AppendSeen
 from lash_store_api.backend.process_rows import (
     grant_columns,
     lease_columns,
@@ -36,13 +38,12 @@ from lash_store_api.backend.process_rows import (
     stored_lease,
 )
 from lash_store_api.backend.processes import ProcessRegistryBase
-from lash_store_api.backend.queued_work import enqueue_params
 from lash_store_api.errors import BackendError
 
-from .arrays import TextArray
 from .backend import CAPABILITIES
 from .db import Conn, Db, fetched
 from .notify import ProcessNotifier
+from .process_appends import ProcessAppends
 
 _EXISTS = "SELECT EXISTS (SELECT FROM {s}.processes WHERE process_id = %(pid)s)"
 _GET = "SELECT record FROM {s}.processes WHERE process_id = %(pid)s"
@@ -51,18 +52,6 @@ INSERT INTO {s}.processes (process_id, state, waiting, wake_target_session, reco
 VALUES (%(pid)s, %(state)s, %(waiting)s, %(target)s, %(record)s)
 ON CONFLICT (process_id) DO NOTHING"""
 _LOCK_RECORD = _GET + " FOR UPDATE"
-# Called in the select list, not in FROM: the server plans no function scan and keeps
-# no tuplestore, and the outcome comes back as one composite value, read in binary as
-# a tuple. That is a twentieth of an append's server time.
-_APPEND = """
-SELECT {s}.append_process_event(
-    %(pid)s::text, %(key)s::text, %(hash)s::text, %(type)s::text, %(has_wake)s::boolean,
-    %(event)s::text, %(terminal)s::boolean, %(record_after)s::text, %(state_after)s::text,
-    %(basis_md5)s::text, %(check_target)s::boolean, %(target)s::text, %(reg_prefix)s::text,
-    %(reg_mark)s::text, %(now)s::bigint, %(channel)s::text, %(wake_sid)s::text,
-    %(wake_batch)s::text, %(wake_key)s::text[], %(wake_delivery)s::text, %(wake_slot)s::text,
-    %(wake_merge)s::text, %(wake_available)s::bigint, %(wake_payloads)s::text,
-    %(wake_id_text)s::text)"""
 _UPDATE = """
 UPDATE {s}.processes
    SET state = %(state)s, waiting = %(waiting)s, wake_target_session = %(target)s,
@@ -161,46 +150,6 @@ UPDATE {s}.process_leases
  WHERE process_id = %(pid)s AND lease_token = %(token)s"""
 
 
-def append_params(plan: AppendPlan, channel: str) -> dict[str, Any]:
-    """The arguments of ``append_process_event`` for ``plan``, by name."""
-    refused = plan.refusal is not None
-    wake = plan.wake
-    row = None if wake is None else {**enqueue_params(wake.row), "key": TextArray(wake.key_parts)}
-    return {
-        "pid": plan.process_id,
-        "key": plan.request.replay_key,
-        "hash": plan.payload_hash,
-        "type": plan.event_type,
-        "has_wake": plan.has_wake,
-        "event": None if refused else plan.event_text,
-        "terminal": plan.terminal,
-        "record_after": plan.record_after,
-        "state_after": plan.state_after,
-        "basis_md5": plan.basis_digest,
-        "check_target": plan.check_target,
-        "target": plan.target_session,
-        "reg_prefix": plan.registration_prefix,
-        "reg_mark": plan.registration_mark,
-        "now": plan.now_ms,
-        "channel": channel,
-        **{f"wake_{k}": None if row is None else row[v] for k, v in _WAKE_ARGS.items()},
-        "wake_id_text": None if wake is None else wake.wake_id_text,
-    }
-
-
-#: The wake's arguments of ``append_process_event`` and the enqueue parameters they take.
-_WAKE_ARGS = {
-    "sid": "sid",
-    "batch": "batch_id",
-    "key": "key",
-    "delivery": "delivery",
-    "slot": "slot",
-    "merge": "merge",
-    "available": "available",
-    "payloads": "payloads",
-}
-
-
 class PostgresProcessRegistry(ProcessRegistryBase):
     """The process tables of one storage's schema."""
 
@@ -210,6 +159,7 @@ class PostgresProcessRegistry(ProcessRegistryBase):
         super().__init__(clock)
         self._db = db
         self._notifier = notifier
+        self._appends = ProcessAppends(db, notifier.channel)
 
     async def _rows(
         self, action: str, pid: str | None, *statements: tuple[LiteralString, dict[str, Any]]
@@ -249,12 +199,7 @@ class PostgresProcessRegistry(ProcessRegistryBase):
         return decode_process(rows[0][0], record=record.id)
 
     async def _append_plan(self, plan: AppendPlan) -> AppendSeen:
-        params = append_params(plan, self._notifier.channel)
-        rows = await self._db.rows(
-            "appending a process event", _APPEND, params, binary=True, record=plan.process_id
-        )
-        outcome, seq, record, replay_hash, replay_event = rows[0][0]
-        return AppendSeen(AppendOutcome(outcome), int(seq), record, replay_hash, replay_event)
+        return await self._appends.append(plan)
 
     async def _update(
         self, pid: str, change: Callable[[ProcessRecord | None], ProcessRecord]
