@@ -32,11 +32,11 @@ from lash_store_api.errors import BackendError
 from .arrays import BigintArray, ByteaArray, TextArray
 from .db import Db
 
-# Every argument is cast, so empty arrays and NULLs resolve to the one signature. Called
-# in the select list, not in FROM (as the append is, processes.py): its OUT parameters
-# come back as one composite value, read in binary as a tuple.
+# Every argument is cast, so empty arrays and NULLs resolve to the one signature.
 _COMMIT = """
-SELECT {s}.commit_turn(
+SELECT applied, contended, actual_revision, stamp_hash, stamp_revision, stamp_ref,
+       stamp_manifest, stamp_checkpoint, missing_blobs, stale_claims
+FROM {s}.commit_turn(
     %(sid)s::text, %(expected)s::bigint, %(config)s::text, %(frames)b::bytea,
     %(frame_id)s::text, %(ref)s::text, %(blob)b::bytea, %(manifest)b::bytea,
     %(blob_refs)s::text[], %(leaf)s::text, %(replace)s::boolean,
@@ -140,7 +140,6 @@ async def write_commit(db: Db, plan: CommitPlan) -> CommitObservation:
             "committing",
             _COMMIT,
             commit_params(plan, db.gc_lock),
-            binary=True,
             session_id=sid,
             passthrough=CONTENTION,
             lost=lost,
@@ -150,5 +149,5 @@ async def write_commit(db: Db, plan: CommitPlan) -> CommitObservation:
         # vacuum, say): nothing was written; report the head as it is now.
         found = await db.rows("reading the head", _HEAD_REVISION, (sid,), session_id=sid)
         return CommitObservation(False, int(found[0][0]) if found else 0, contended=True)
-    ((row,),) = rows
+    (row,) = rows
     return observation(sid, CommitRow(*row))
