@@ -46,6 +46,7 @@ FROM {s}.commit_turn(
     %(turn_id)s::text, %(hash)s::text, %(now_ms)s::bigint, %(at_ms)s::bigint,
     %(attachment_ids)s::text[],
     %(observe_only)s::boolean, ARRAY[%(gc1)s::integer, %(gc2)s::integer],
+    %(session_lock)s::integer,
     %(q_claims)s::text[], %(q_tokens)s::text[], %(q_batches)s::text[])"""
 
 _HEAD_REVISION = "SELECT {s}.head_revision(%s)"
@@ -71,7 +72,7 @@ class CommitRow:
     stale_claims: list[str] | None
 
 
-def commit_params(plan: CommitPlan, gc_lock: tuple[int, int]) -> dict[str, Any]:
+def commit_params(plan: CommitPlan, gc_lock: tuple[int, int], session_lock: int) -> dict[str, Any]:
     """The arguments of ``commit_turn`` for ``plan``."""
     usage = plan.usage_deltas
     checks = plan.queue_checks
@@ -105,6 +106,7 @@ def commit_params(plan: CommitPlan, gc_lock: tuple[int, int]) -> dict[str, Any]:
         "observe_only": plan.observe_only or bool(plan.foreign_claims),
         "gc1": gc_lock[0],
         "gc2": gc_lock[1],
+        "session_lock": session_lock,
         "q_claims": TextArray([claim_id for claim_id, _, _ in checks]),
         "q_tokens": TextArray([token for _, token, _ in checks]),
         "q_batches": TextArray([batch_id for _, _, batch_id in checks]),
@@ -139,7 +141,7 @@ async def write_commit(db: Db, plan: CommitPlan) -> CommitObservation:
         rows = await db.rows(
             "committing",
             _COMMIT,
-            commit_params(plan, db.gc_lock),
+            commit_params(plan, db.gc_lock, db.session_lock),
             session_id=sid,
             passthrough=CONTENTION,
             lost=lost,

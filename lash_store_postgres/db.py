@@ -16,7 +16,7 @@ from lash_store_api.errors import BackendError
 from .arrays import ADAPTERS
 from .config import PgOptions
 from .errors import connection_lost, describe, wrapped
-from .migrations import lock_key
+from .migrations import lock_class, lock_key
 from .timeouts import TimedConnections
 from .wire import Params, WireStatement, compile_statement, fetch
 
@@ -105,6 +105,8 @@ class Db:
         self._direct = options.prepare_threshold is None
         self._prelude = prelude(options.lock_timeout, options.statement_timeout)
         self.gc_lock = lock_key("gc", options.schema)
+        # A session's lock: (session_lock, hashtext(session_id)) (commit_turn, gc_run.py).
+        self.session_lock = lock_class("session", options.schema)
         self._checks: set[asyncio.Task[None]] = set()
 
     def q(self, text: LiteralString) -> bytes:

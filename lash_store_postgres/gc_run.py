@@ -15,11 +15,14 @@ Neither GC's client memory nor its pause on commits grows with the store:
   they name is marked too. An undecodable root aborts the run before anything
   is deleted.
 - Sweep, a page at a time: a page is scanned with no lock for the rows
-  deletable now, then a short transaction holding the GC lock exclusively (so
-  no commit is in flight) deletes those of them it still finds deletable (a
-  commit may have named one since the scan). A session's checkpoint
-  (its own row of ``session_blobs``, migration 0012) is deleted unless that
-  session's head or one of its stored turn results names it now. A put blob
+  deletable now, then a short transaction deletes those of them it still finds
+  deletable (a commit may have named one since the scan). A session's
+  checkpoint (its own row of ``session_blobs``, migration 0012) is deleted
+  unless that session's head or one of its stored turn results names it now;
+  that transaction holds the locks of the page's sessions exclusively, which
+  every commit to one of them holds shared, so no commit to those sessions is
+  in flight and commits to other sessions go on. The other pages hold the GC
+  lock exclusively, so no commit at all is in flight. A put blob
   (``blobs``) is deleted unless marked, named since the run began
   (``gc_named``) or freshly put (``blob_puts``): a commit waiting on the lock
   then finds it gone and fails with ``BlobNotFound``; none can land naming a
@@ -37,7 +40,6 @@ Times are the server's clock, so clients' clocks do not matter.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from typing import Any, LiteralString
 
 from lash_store_api import GcReport
@@ -45,6 +47,7 @@ from lash_store_api.backend.maintenance import MaintenancePolicy, checkpoint_mar
 
 from .artifacts import MODULE_BLOB_ROOTS
 from .db import Db
+from .gc_sweep import ATTACHMENTS, BLOBS, CHECKPOINTS, sweep
 
 # Each session keeps its latest %(keep)s stored turn results (one per revision).
 FORGET_STAMPS = """
@@ -56,23 +59,12 @@ USING (SELECT session_id, turn_id,
 WHERE t.session_id = r.session_id AND t.turn_id = r.turn_id AND r.n > %(keep)s"""
 
 _LOCK_GC = "SELECT pg_advisory_xact_lock(%s, %s)"
-# The lock of a sweep page's delete. Its commit does not wait for its WAL to reach the
-# disk, so the commits queued on the lock do not wait for that either: a crash right
-# after may undo the page's deletes (the next run deletes those rows again), and any
-# later commit's flush makes them durable, so nothing it writes can depend on a lost
-# delete.
-_LOCK_PAGE = "SELECT set_config('synchronous_commit', 'off', true), pg_advisory_xact_lock(%s, %s)"
 NOW_MS = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
 _EXPIRE_PUTS = "DELETE FROM {s}.blob_puts WHERE put_at_ms <= " + NOW_MS + " - %s"
 _EXPIRE_ATTACHMENT_PUTS = "DELETE FROM {s}.attachment_puts WHERE put_at_ms <= " + NOW_MS + " - %s"
 
-#: Page sizes: checkpoint roots decoded per read, blobs or attachments per sweep
-#: page. A sweep page's delete holds every commit up while it runs, so pages are small:
-#: at 500 rows (when a page's scan ran under the lock too), commits during the sweeps
-#: had a p99 of 35-44 ms where at 100 they had 24-25 ms (100k sessions, a busy
-#: machine), for a run 10-20% shorter.
+#: Checkpoint roots decoded per read (sweep pages: gc_sweep.py).
 MARK_PAGE = 500
-SWEEP_PAGE = 100
 #: A run registered this long ago is taken for one whose client died (migration 0011).
 STALE_RUN_MS = 24 * 3600 * 1000
 
@@ -146,76 +138,6 @@ SELECT count(*) FILTER (WHERE kind > 0), count(*)
                               WHERE m.run_id = %(run)s AND m.ref = g.ref))
   FROM {s}.gc_marks WHERE run_id = %(run)s"""
 
-# A sweep page is scanned with no lock for the rows deletable now (its candidates),
-# which a later transaction deletes holding the GC lock exclusively: commits wait
-# only for the delete. The delete tests each candidate again by the scan's conditions,
-# as a commit may have named it since; under the lock no commit is in flight.
-# Per-row subqueries, as in _HEAD_ROOT_PAGE.
-_REGISTERED = "EXISTS (SELECT FROM {s}.gc_runs AS r WHERE r.run_id = %(run)s)"
-
-
-def _scan(
-    page: LiteralString, last: LiteralString, key: LiteralString, doomed: LiteralString
-) -> LiteralString:
-    """A page's scan: its ``last`` key (NULL: no more), the keys (arrays of ``key``) of
-    the rows b that ``doomed`` dooms, and whether the run is still registered (a later
-    run may have taken it for dead)."""
-    return (
-        f"WITH page AS ({page})\nSELECT ({last}),"
-        f" ARRAY(SELECT ARRAY[{key}] FROM page AS b WHERE {doomed}), {_REGISTERED}"
-    )
-
-
-def _delete(
-    table: LiteralString, key: LiteralString, rows: LiteralString, doomed: LiteralString
-) -> LiteralString:
-    """A page's delete: of the candidates (``rows``), those ``doomed`` still dooms;
-    returns their ``key`` and whether the run is still registered."""
-    return (
-        f"WITH gone AS (DELETE FROM {table} AS b {rows}\n AND {_REGISTERED} AND {doomed}"
-        f" RETURNING b.{key})\nSELECT ARRAY(SELECT {key} FROM gone), {_REGISTERED}"
-    )
-
-
-# A session's checkpoint row (migration 0012) goes unless the session's head or one of
-# its stored turn results names it now. No marks: they are read under the lock.
-_CHECKPOINT_UNNAMED = """
-NOT EXISTS (SELECT FROM {s}.heads AS h
-             WHERE h.session_id = b.session_id AND h.checkpoint_ref = b.ref)
-AND NOT EXISTS (SELECT FROM {s}.turn_stamps AS t
-                 WHERE t.session_id = b.session_id AND t.checkpoint_ref = b.ref)"""
-_SCAN_CHECKPOINTS = _scan(
-    "SELECT session_id, ref FROM {s}.session_blobs"
-    " WHERE (session_id, ref) > ((%(after)s::text[])[1], (%(after)s::text[])[2])"
-    " ORDER BY session_id, ref LIMIT %(limit)s",
-    "SELECT ARRAY[session_id, ref] FROM page ORDER BY session_id DESC, ref DESC LIMIT 1",
-    "b.session_id, b.ref",
-    _CHECKPOINT_UNNAMED,
-)
-_DELETE_CHECKPOINTS = _delete(
-    "{s}.session_blobs",
-    "ref",
-    "USING unnest(%(sids)s::text[], %(keys)s::text[]) AS k(session_id, ref)"
-    " WHERE b.session_id = k.session_id AND b.ref = k.ref",
-    _CHECKPOINT_UNNAMED,
-)
-# A put blob goes unless marked, named since the run began, or freshly put.
-_BLOB_UNKEPT = """
-(SELECT 1 FROM {s}.gc_marks AS m WHERE m.run_id = %(run)s AND m.ref = b.ref) IS NULL
-AND (SELECT 1 FROM {s}.gc_named AS g WHERE g.ref = b.ref LIMIT 1) IS NULL
-AND (SELECT 1 FROM {s}.blob_puts AS p WHERE p.ref = b.ref) IS NULL"""
-_SCAN_BLOBS = _scan(
-    "SELECT ref FROM {s}.blobs WHERE ref > %(after)s ORDER BY ref LIMIT %(limit)s",
-    "SELECT max(ref) FROM page",
-    "b.ref",
-    _BLOB_UNKEPT,
-)
-_DELETE_BLOBS = _delete("{s}.blobs", "ref", "WHERE b.ref = ANY(%(keys)s::text[])", _BLOB_UNKEPT)
-# Of the refs a page deleted, those still stored: another session's row, or the other
-# table's. GC counts a blob deleted when its last row goes, as the kit counts refs.
-_STILL_STORED = """
-SELECT ref FROM {s}.session_blobs WHERE ref = ANY(%(refs)s::text[])
-UNION SELECT ref FROM {s}.blobs WHERE ref = ANY(%(refs)s::text[])"""
 # Attachment bytes go when no manifest row of any session names them and no put
 # within the grace period protects them (the kit's doomed_attachments). The ids the
 # manifest names are marked first, reading it whole (it is keyed by session); a sweep
@@ -226,23 +148,6 @@ _MARK_ATTACHMENTS = """
 INSERT INTO {s}.gc_attachment_marks (attachment_id, run_id)
 SELECT DISTINCT attachment_id, %(run)s FROM {s}.attachment_manifest
 ON CONFLICT (attachment_id, run_id) DO NOTHING"""
-_ATTACHMENT_UNKEPT = """
-(SELECT 1 FROM {s}.gc_attachment_marks AS m
-  WHERE m.attachment_id = b.attachment_id AND m.run_id = %(run)s) IS NULL
-AND (SELECT 1 FROM {s}.attachment_puts AS p WHERE p.attachment_id = b.attachment_id) IS NULL"""
-_SCAN_ATTACHMENTS = _scan(
-    "SELECT attachment_id FROM {s}.attachments WHERE attachment_id > %(after)s"
-    " ORDER BY attachment_id LIMIT %(limit)s",
-    "SELECT max(attachment_id) FROM page",
-    "b.attachment_id",
-    _ATTACHMENT_UNKEPT,
-)
-_DELETE_ATTACHMENTS = _delete(
-    "{s}.attachments",
-    "attachment_id",
-    "WHERE b.attachment_id = ANY(%(keys)s::text[])",
-    _ATTACHMENT_UNKEPT,
-)
 
 
 def retention(session_id: str | None, policy: MaintenancePolicy) -> dict[str, object]:
@@ -314,73 +219,6 @@ async def _mark_named(db: Db, run: str, statement: LiteralString, start: list[st
         after = [str(k) for k in rows[-1][0]]
 
 
-@dataclass(frozen=True)
-class _Sweep:
-    """A table's sweep: its page scan and locked delete, the key its pages start after,
-    and whether a key is a ref another row may hold (counted when its last row goes)."""
-
-    action: str
-    scan: LiteralString
-    delete: LiteralString
-    start: object
-    refs: bool = True
-
-
-_CHECKPOINTS = _Sweep(
-    "sweeping superseded checkpoints", _SCAN_CHECKPOINTS, _DELETE_CHECKPOINTS, ["", ""]
-)
-_BLOBS = _Sweep("sweeping unreachable blobs", _SCAN_BLOBS, _DELETE_BLOBS, "")
-_ATTACHMENTS = _Sweep(
-    "sweeping unnamed attachment bytes", _SCAN_ATTACHMENTS, _DELETE_ATTACHMENTS, "", False
-)
-
-
-async def _sweep(db: Db, run: str, sweep: _Sweep) -> int:
-    """Sweep a table a page at a time until it is done; how many blobs (refs no row
-    holds any more) or attachments went."""
-    after, candidates, gone, deleted = sweep.start, list[Any](), list[str](), 0
-    while after is not None or candidates or gone:
-        after, candidates, gone, went = await _sweep_step(db, run, sweep, after, candidates, gone)
-        deleted += went
-    return deleted
-
-
-async def _sweep_step(
-    db: Db, run: str, sweep: _Sweep, after: object, candidates: list[Any], gone: list[str]
-) -> tuple[object, list[Any], list[str], int]:
-    """One round trip of a sweep: scan the page after the key ``after`` (None: none),
-    then delete the last page's ``candidates`` under the GC lock. Returns the next
-    page's key and candidates, the refs deleted, and how many of the refs ``gone`` the
-    last step deleted went for good (0 for attachments, counted as they go)."""
-    async with db.pipelined(sweep.action) as conn:
-        # Looked up before this step deletes: a ref whose last row it deletes is
-        # counted once, by the next step.
-        kept = await conn.execute(db.q(_STILL_STORED), {"refs": gone}) if gone else None
-        # The scan runs before the lock is taken: commits wait only for the delete.
-        params = {"run": run, "after": after, "limit": SWEEP_PAGE}
-        scan = None if after is None else await conn.execute(db.q(sweep.scan), params)
-        if candidates:
-            await conn.execute(_LOCK_PAGE, db.gc_lock)
-            keys, sids = [k[-1] for k in candidates], [k[0] for k in candidates]
-            params = {"run": run, "keys": keys, "sids": sids}
-            cur = await conn.execute(db.q(sweep.delete), params)
-    went = 0
-    if kept is not None:
-        went = len(set(gone) - {str(r) for (r,) in await kept.fetchall()})
-    gone, live = [], True
-    if candidates:
-        refs, live = await cur.fetchone() or ([], False)
-        gone = [str(r) for r in refs]
-        if not sweep.refs:
-            went, gone = went + len(gone), []
-    last, candidates = None, []
-    if scan is not None:
-        last, candidates, registered = await scan.fetchone() or (None, [], False)
-        live = live and registered
-    # A run a later one took for dead (migration 0011) stops: it deletes less, never more.
-    return (last, candidates, gone, went) if live else (None, [], gone, went)
-
-
 async def collect(db: Db, policy: MaintenancePolicy) -> GcReport:
     """Forget turn results past the retention; delete every blob no root or fresh put keeps."""
     run = uuid.uuid4().hex
@@ -388,11 +226,11 @@ async def collect(db: Db, policy: MaintenancePolicy) -> GcReport:
     try:
         roots, retained = await _mark(db, run)
         # Checkpoints first: a ref both tables hold is counted when the put blob goes.
-        blobs = await _sweep(db, run, _CHECKPOINTS)
-        blobs += await _sweep(db, run, _BLOBS)
+        blobs = await sweep(db, run, CHECKPOINTS)
+        blobs += await sweep(db, run, BLOBS)
         async with db.pipelined("marking named attachments") as conn:
             await conn.execute(db.q(_MARK_ATTACHMENTS), {"run": run})
-        attachments = await _sweep(db, run, _ATTACHMENTS)
+        attachments = await sweep(db, run, ATTACHMENTS)
     finally:
         await _end(db, run)
     return GcReport(roots, retained, blobs, attachments)

@@ -30,14 +30,20 @@ TABLE = "lash_migrations"
 REPEATABLE_TABLE = "lash_repeatables"
 
 
+def _int4(text: str) -> int:
+    value = zlib.crc32(text.encode("utf-8"))
+    return value - 2**32 if value >= 2**31 else value
+
+
 def lock_key(namespace: str, schema: str) -> tuple[int, int]:
     """Two int4 advisory-lock keys: what is locked, and for which schema."""
+    return _int4(f"lash_store.{namespace}"), _int4(schema)
 
-    def int4(text: str) -> int:
-        value = zlib.crc32(text.encode("utf-8"))
-        return value - 2**32 if value >= 2**31 else value
 
-    return int4(f"lash_store.{namespace}"), int4(schema)
+def lock_class(namespace: str, schema: str) -> int:
+    """The first key of a family of advisory locks of ``schema``, one per session, say:
+    the second key is the server's ``hashtext`` of the member's id."""
+    return _int4(f"lash_store.{namespace}.{schema}")
 
 
 def known_migrations() -> list[Script]:

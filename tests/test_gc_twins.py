@@ -27,7 +27,7 @@ from lash_store_api import BackendError, FullGraph, GcReport, SessionCheckpoint
 from lash_store_api.backend.clock import now_ms
 from lash_store_api.backend.codec import encode_checkpoint
 from lash_store_api.backend.maintenance import doomed_attachments, mark_retained, root_manifest
-from lash_store_postgres import gc_run
+from lash_store_postgres import gc_run, gc_sweep
 from lash_store_sqlite import maintenance as sqlite_maintenance
 
 SETTINGS = settings(
@@ -66,7 +66,7 @@ SQLITE = "sqlite:///:memory:"
 def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
     """Pages of two and three rows, so that every store here spans several."""
     monkeypatch.setattr(gc_run, "MARK_PAGE", 2)
-    monkeypatch.setattr(gc_run, "SWEEP_PAGE", 3)
+    monkeypatch.setattr(gc_sweep, "SWEEP_PAGE", 3)
     monkeypatch.setattr(sqlite_maintenance, "MARK_PAGE", 2)
 
 

@@ -36,7 +36,7 @@ from psycopg import sql
 
 import lash_store_api as lash
 from lash_store_api import ActivePath, FullGraph, RevisionConflict, Tail
-from lash_store_postgres import gc_run
+from lash_store_postgres import gc_run, gc_sweep
 from lash_store_postgres.layout import DISTRIBUTED, REFERENCE, citus_commands
 
 OPERATIONS = Path(__file__).resolve().parent.parent / "docs" / "operations.md"
@@ -257,7 +257,7 @@ async def test_gc_looks_each_row_up_by_its_distribution_column(
     scans whole are the ones docs/operations.md names, and it deletes what no root
     keeps."""
     monkeypatch.setattr(gc_run, "MARK_PAGE", 2)
-    monkeypatch.setattr(gc_run, "SWEEP_PAGE", 2)
+    monkeypatch.setattr(gc_sweep, "SWEEP_PAGE", 2)
     async with lash.backend_for_url(pg_url).isolated(
         pg_url, pool_min_size=1, pool_max_size=1, blob_grace_seconds=0
     ) as opened:

@@ -109,6 +109,8 @@ CREATE FUNCTION {s}.commit_turn(
     p_attachment_ids text[],
     p_observe_only   boolean,    -- look, write nothing (completions that can never match)
     p_gc_lock        integer[],  -- the GC advisory lock's two keys (maintenance.py)
+    p_session_lock   integer,    -- the first key of the session's lock (gc_run.py); the
+                                 -- second is hashtext(p_session_id)
     p_q_claims       text[],     -- queue completions, one entry per listed batch:
     p_q_tokens       text[],     --   its claim id, lease token and batch id; each must be
     p_q_batches      text[],     --   stored so, and is deleted by the write
@@ -147,13 +149,16 @@ BEGIN
     END IF;
 
     -- Take the locks: the GC lock shared until the transaction ends (a sweep never
-    -- deletes a blob this commit references), then the head row (it queues the
-    -- session's writers). Where both are free, as they nearly always are, they are
+    -- deletes a put blob this commit references), the session's lock shared likewise
+    -- (a sweep of its checkpoints holds it while it deletes: commits to other sessions
+    -- go on), then the head row (it queues the session's writers). Where all are
+    -- free, as they nearly always are, they are
     -- taken at once; otherwise they are waited for inside a block that turns a lock
     -- timeout or a deadlock into contention, not an error. Only that block is a
     -- subtransaction: one on every commit cost more server time than the commit's
     -- writes.
-    IF pg_try_advisory_xact_lock_shared(p_gc_lock[1], p_gc_lock[2]) THEN
+    IF pg_try_advisory_xact_lock_shared(p_gc_lock[1], p_gc_lock[2])
+       AND pg_try_advisory_xact_lock_shared(p_session_lock, hashtext(p_session_id)) THEN
         SELECT h.head_revision INTO actual_revision
           FROM {s}.heads AS h WHERE h.session_id = p_session_id FOR UPDATE SKIP LOCKED;
         v_locked := FOUND;
@@ -161,6 +166,7 @@ BEGIN
     IF NOT v_locked THEN  -- held by another, or no head yet
         BEGIN
             PERFORM pg_advisory_xact_lock_shared(p_gc_lock[1], p_gc_lock[2]);
+            PERFORM pg_advisory_xact_lock_shared(p_session_lock, hashtext(p_session_id));
             SELECT h.head_revision INTO actual_revision
               FROM {s}.heads AS h WHERE h.session_id = p_session_id FOR UPDATE;
         EXCEPTION
