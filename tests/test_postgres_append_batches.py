@@ -15,6 +15,8 @@ from typing import Any
 import psycopg
 import pytest
 from lash_store_conformance._process_fixtures import registration
+from pg_harness import start_pgbouncer
+from test_pgbouncer import require_pgbouncer
 from test_postgres_round_trips import round_trips
 
 import lash_store_api as lash
@@ -63,6 +65,25 @@ async def test_appends_waiting_on_one_in_flight_go_in_one_round_trip_in_order(pg
     assert await stored(pg) == [(n + 1, n) for n in range(9)]
     assert [r.event.sequence for r in results] == list(range(1, 10))
     assert [r.event.payload for r in results] == list(range(9))
+
+
+@pytest.mark.pgbouncer
+async def test_appends_go_together_through_pgbouncer_in_transaction_mode(pg_url: str) -> None:
+    """Behind PgBouncer each transaction starts with the timeouts' prelude (timeouts.py):
+    a batch is still one round trip, and all or nothing."""
+    require_pgbouncer()
+    with start_pgbouncer(pg_url) as bouncer_url:
+        async with lash.backend_for_url(bouncer_url).isolated(
+            bouncer_url, pool_min_size=1, pool_max_size=1
+        ) as storage:
+            reg: Any = storage.processes
+            await reg.register_process(registration("p", STEP))
+
+            async def appends() -> None:
+                await asyncio.gather(*(reg.append_event("p", step(n)) for n in range(6)))
+
+            assert await round_trips(storage, appends) == 2
+            assert await stored(storage) == [(n + 1, n) for n in range(6)]
 
 
 async def test_each_append_of_a_batch_gets_its_own_outcome(pg: Any) -> None:
