@@ -40,11 +40,7 @@ SELECT set_config('synchronous_commit', 'off', true),
           FROM (SELECT DISTINCT hashtext(sid) AS h FROM unnest(%(sids)s::text[]) AS sid
                  ORDER BY h) AS k)"""
 
-# A sweep page is scanned with no lock for the rows deletable now (its candidates),
-# which a later transaction deletes holding the GC lock exclusively: commits wait
-# only for the delete. The delete tests each candidate again by the scan's conditions,
-# as a commit may have named it since; under the lock no commit is in flight.
-# Per-row subqueries, as in _HEAD_ROOT_PAGE.
+# Scans and deletes look rows up by per-row subqueries, as gc_run.py's _HEAD_ROOT_PAGE.
 _REGISTERED = "EXISTS (SELECT FROM {s}.gc_runs AS r WHERE r.run_id = %(run)s)"
 
 
@@ -72,7 +68,7 @@ def _delete(
 
 
 # A session's checkpoint row (migration 0012) goes unless the session's head or one of
-# its stored turn results names it now. No marks: they are read under the lock.
+# its stored turn results names it now, read under the session's lock: no marks needed.
 _CHECKPOINT_UNNAMED = """
 NOT EXISTS (SELECT FROM {s}.heads AS h
              WHERE h.session_id = b.session_id AND h.checkpoint_ref = b.ref)
