@@ -167,6 +167,28 @@ def test_sync_calls_from_many_threads_share_one_storage(storage: SyncStorage) ->
     assert len(storage.sessions.list_sessions()) == 8
 
 
+def test_appends_to_one_process_from_many_threads_all_land_in_order(
+    storage: SyncStorage,
+) -> None:
+    """Each thread's appends keep their order and the sequences have no gap, while
+    appends that meet on PostgreSQL go together (process_appends.py), driven by
+    whichever caller runs the portal's loop."""
+    step = lash.ProcessEventType("step", {"schema": {}})
+    storage.processes.register_process(registration("p", step))
+
+    def appends(thread: int) -> list[int]:
+        requests = (lash.ProcessEventAppendRequest("step", [thread, n]) for n in range(25))
+        return [storage.processes.append_event("p", r).event.sequence for r in requests]
+
+    outcomes = [Outcome(functools.partial(appends, t)) for t in range(8)]
+    sequences = [o.result() for o in outcomes]
+    events = storage.processes.events_after("p", 0)
+    assert [e.sequence for e in events] == list(range(1, 201))
+    for thread, seqs in enumerate(sequences):
+        assert seqs == sorted(seqs)
+        assert [events[q - 1].payload for q in seqs] == [[thread, n] for n in range(25)]
+
+
 def portal_threads() -> int:
     return sum(t.name == "lash-store-loop" for t in threading.enumerate())
 
