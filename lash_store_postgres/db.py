@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, LiteralString, TypedDict, Unpack
 
@@ -105,7 +105,7 @@ class Db:
         self._direct = options.prepare_threshold is None
         self._prelude = prelude(options.lock_timeout, options.statement_timeout)
         self.gc_lock = lock_key("gc", options.schema)
-        # A session's lock: (session_lock, hashtext(session_id)) (commit_turn, gc_run.py).
+        # A session's lock: (session_lock, hashtext(session_id)) (commit_turn, gc_sweep.py).
         self.session_lock = lock_class("session", options.schema)
         self._checks: set[asyncio.Task[None]] = set()
 
@@ -201,6 +201,27 @@ class Db:
             cur = conn.cursor(binary=binary)
             await cur.execute(self.q(text), params)
         return await fetched(cur)
+
+    async def rows_each(
+        self,
+        action: str,
+        statements: Sequence[tuple[LiteralString, Params]],
+        *,
+        binary: bool = False,
+        **where: Unpack[Where],
+    ) -> list[list[tuple[Any, ...]]]:
+        """Run ``statements`` in one transaction, in one round trip: each one's rows. One
+        statement goes as :meth:`rows` sends it; several, in a pipeline (:meth:`pipelined`)."""
+        if len(statements) == 1:
+            ((text, params),) = statements
+            return [await self.rows(action, text, params, binary=binary, **where)]
+        async with self.pipelined(action, **where) as conn:
+            cursors = []
+            for text, params in statements:
+                cur = conn.cursor(binary=binary)
+                await cur.execute(self.q(text), params)
+                cursors.append(cur)
+        return [await fetched(cur) for cur in cursors]
 
     def _wire_statement(self, text: LiteralString) -> WireStatement:
         statement = self._wire.get(text)

@@ -165,7 +165,7 @@ async def _sweep_step(
     db: Db, run: str, sweep: _Sweep, after: object, candidates: list[Any], gone: list[str]
 ) -> tuple[object, list[Any], list[str], int]:
     """One round trip of a sweep: scan the page after the key ``after`` (None: none),
-    then delete the last page's ``candidates`` under the GC lock. Returns the next
+    then delete the last page's ``candidates`` under the page's lock. Returns the next
     page's key and candidates, the refs deleted, and how many of the refs ``gone`` the
     last step deleted went for good (0 for attachments, counted as they go)."""
     async with db.pipelined(sweep.action) as conn:

@@ -28,7 +28,7 @@ from lash_store_api.backend.process_plan import AppendOutcome, AppendPlan, Appen
 from lash_store_api.backend.queued_work import enqueue_params
 
 from .arrays import TextArray
-from .db import Db, fetched
+from .db import Db
 
 __all__ = ["MAX_BATCH", "ProcessAppends", "append_params"]
 
@@ -112,12 +112,13 @@ class ProcessAppends:
         pid = plan.process_id
         waiting = self._waiting.get(pid)
         if waiting is not None:
-            seen: asyncio.Future[AppendSeen] = asyncio.get_running_loop().create_future()
-            waiting.append((plan, seen))
-            return await seen
+            future: asyncio.Future[AppendSeen] = asyncio.get_running_loop().create_future()
+            waiting.append((plan, future))
+            return await future
         self._waiting[pid] = []
         try:
-            return await self._one(plan)
+            (seen,) = await self._call([plan])
+            return seen
         finally:
             self._next(pid)
 
@@ -134,10 +135,7 @@ class ProcessAppends:
 
     async def _send(self, pid: str, batch: list[_Waiter]) -> None:
         try:
-            if len(batch) == 1:
-                found = [await self._one(batch[0][0])]
-            else:
-                found = await self._many([plan for plan, _ in batch])
+            found = await self._call([plan for plan, _ in batch])
         except Exception as exc:  # each caller gets it, as if its append went alone
             for _, seen in batch:
                 if not seen.done():
@@ -153,23 +151,10 @@ class ProcessAppends:
         finally:
             self._next(pid)
 
-    async def _one(self, plan: AppendPlan) -> AppendSeen:
-        rows = await self._db.rows(
-            "appending a process event",
-            _APPEND,
-            append_params(plan, self._channel),
-            binary=True,
-            record=plan.process_id,
-        )
-        return _seen(rows[0][0])
-
-    async def _many(self, plans: Sequence[AppendPlan]) -> list[AppendSeen]:
+    async def _call(self, plans: Sequence[AppendPlan]) -> list[AppendSeen]:
         """``plans`` (to one process) in one transaction, in one round trip."""
-        db = self._db
-        async with db.pipelined("appending process events", record=plans[0].process_id) as conn:
-            cursors = []
-            for plan in plans:
-                cur = conn.cursor(binary=True)
-                await cur.execute(db.q(_APPEND), append_params(plan, self._channel))
-                cursors.append(cur)
-        return [_seen((await fetched(cur))[0][0]) for cur in cursors]
+        statements = [(_APPEND, append_params(plan, self._channel)) for plan in plans]
+        found = await self._db.rows_each(
+            "appending process events", statements, binary=True, record=plans[0].process_id
+        )
+        return [_seen(rows[0][0]) for rows in found]

@@ -41,7 +41,7 @@ from lash_store_api.backend.processes import ProcessRegistryBase
 from lash_store_api.errors import BackendError
 
 from .backend import CAPABILITIES
-from .db import Conn, Db, fetched
+from .db import Conn, Db
 from .notify import ProcessNotifier
 from .process_appends import ProcessAppends
 
@@ -165,13 +165,7 @@ class PostgresProcessRegistry(ProcessRegistryBase):
         self, action: str, pid: str | None, *statements: tuple[LiteralString, dict[str, Any]]
     ) -> list[list[tuple[Any, ...]]]:
         """Run ``statements`` in one transaction, in one round trip; each one's rows."""
-        db = self._db
-        if len(statements) == 1:
-            ((text, params),) = statements
-            return [await db.rows(action, text, params, record=pid)]
-        async with db.pipelined(action, record=pid) as conn:
-            cursors = [await conn.execute(db.q(text), params) for text, params in statements]
-        return [await fetched(cur) for cur in cursors]
+        return await self._db.rows_each(action, statements, record=pid)
 
     async def _known(
         self, action: str, pid: str, text: LiteralString, params: dict[str, Any]

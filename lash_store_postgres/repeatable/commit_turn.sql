@@ -109,7 +109,7 @@ CREATE FUNCTION {s}.commit_turn(
     p_attachment_ids text[],
     p_observe_only   boolean,    -- look, write nothing (completions that can never match)
     p_gc_lock        integer[],  -- the GC advisory lock's two keys (maintenance.py)
-    p_session_lock   integer,    -- the first key of the session's lock (gc_run.py); the
+    p_session_lock   integer,    -- the first key of the session's lock (gc_sweep.py); the
                                  -- second is hashtext(p_session_id)
     p_q_claims       text[],     -- queue completions, one entry per listed batch:
     p_q_tokens       text[],     --   its claim id, lease token and batch id; each must be
