@@ -35,6 +35,8 @@ SCHEMES = ("postgresql", "postgres")
 MAX_TIMEOUT_MS = 2**31 - 1
 #: The most connections a PostgreSQL server can be configured to accept (max_connections).
 MAX_POOL_SIZE = 2**18 - 1
+#: A GC run works flat out unless told to rest (docs/operations.md, "GC beside commits").
+DEFAULT_GC_DUTY = 1.0
 #: Query parameters whose values are secrets: never quoted in a message.
 _SECRET_PARAMS = frozenset({"password", "sslpassword"})
 
@@ -77,6 +79,9 @@ class PgOptions(StorageOptions):
     process_wait: str = "listen"
     #: Seconds between looks of a process wait that heard nothing (both modes).
     process_poll_interval: float = 1.0
+    #: The share of a GC run's wall time it works; it rests the rest, between round
+    #: trips, so that commits beside it keep their latency (gc_pace.py). 1: flat out.
+    gc_duty: float = DEFAULT_GC_DUTY
 
 
 def _as_pool_size(minimum: int) -> Callable[[str, object], int]:
@@ -134,6 +139,17 @@ def _as_timeout_scope(name: str, value: object) -> str:
     return text
 
 
+def _as_duty(name: str, value: object) -> float:
+    refused = InvalidRequest(name, f"must be a number above 0 and at most 1, got {value!r}")
+    try:
+        number = float(str(value)) if not isinstance(value, int | float) else float(value)
+    except (ValueError, OverflowError):
+        raise refused from None
+    if isinstance(value, bool) or not 0 < number <= 1:
+        raise refused
+    return number
+
+
 def _as_threshold(name: str, value: object) -> int | None:
     if value is None or str(value).lower() in ("none", "null", ""):
         return None
@@ -155,6 +171,7 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "prepare_threshold": _as_threshold,
     "process_wait": _as_wait_mode,
     "process_poll_interval": as_seconds,
+    "gc_duty": _as_duty,
     **STORAGE_OPTIONS,
 }
 assert set(_PARSERS) == {f.name for f in fields(PgOptions)}

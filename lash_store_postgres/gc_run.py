@@ -47,6 +47,7 @@ from lash_store_api.backend.maintenance import MaintenancePolicy, checkpoint_mar
 
 from .artifacts import MODULE_BLOB_ROOTS
 from .db import Db
+from .gc_pace import Pace
 from .gc_sweep import ATTACHMENTS, BLOBS, CHECKPOINTS, sweep
 
 # Each session keeps its latest %(keep)s stored turn results (one per revision).
@@ -177,23 +178,26 @@ async def _end(db: Db, run: str) -> None:
         await conn.execute(db.q(_CLEAR_MARKS))
 
 
-async def _mark(db: Db, run: str) -> tuple[int, int]:
+async def _mark(db: Db, run: str, pace: Pace) -> tuple[int, int]:
     """Mark what the run keeps; return the kit's (root count, retained count)."""
     params: dict[str, Any] = {"run": run}
     async with db.pipelined("marking GC roots") as conn:
         for statement in (_MARK_CHECKPOINT_ROOTS, _MARK_OTHER_ROOTS, _MARK_FRESH):
             await conn.execute(db.q(statement), params)
-    await _mark_named(db, run, _HEAD_ROOT_PAGE, [""])
-    await _mark_named(db, run, _STAMP_ROOT_PAGE, ["", ""])
+    await pace.rest()
+    await _mark_named(db, run, _HEAD_ROOT_PAGE, [""], pace)
+    await _mark_named(db, run, _STAMP_ROOT_PAGE, ["", ""], pace)
     async with db.pipelined("counting GC marks") as conn:
         cur = await conn.execute(db.q(_COUNT), params)
     roots, retained = await cur.fetchone() or (0, 0)
     return int(roots), int(retained)
 
 
-async def _mark_named(db: Db, run: str, statement: LiteralString, start: list[str]) -> None:
+async def _mark_named(
+    db: Db, run: str, statement: LiteralString, start: list[str], pace: Pace
+) -> None:
     """Read the checkpoint roots a page at a time from the key ``start`` and mark what
-    each names (the kit decodes them, :func:`checkpoint_marks`)."""
+    each names (the kit decodes them, :func:`checkpoint_marks`), resting after each."""
     after, named = start, set[str]()
     while True:  # one round trip a page: mark what the last one named, read the next
         async with db.pipelined("reading GC roots") as conn:
@@ -217,20 +221,22 @@ async def _mark_named(db: Db, run: str, statement: LiteralString, start: list[st
             page |= {str(ref): bytes(data) for ref, data in await found.fetchall()}
         named = checkpoint_marks(sorted(page.items()))
         after = [str(k) for k in rows[-1][0]]
+        await pace.rest()
 
 
 async def collect(db: Db, policy: MaintenancePolicy) -> GcReport:
     """Forget turn results past the retention; delete every blob no root or fresh put keeps."""
-    run = uuid.uuid4().hex
+    run, pace = uuid.uuid4().hex, Pace(db.options.gc_duty)
     await _start(db, run, policy)
     try:
-        roots, retained = await _mark(db, run)
+        roots, retained = await _mark(db, run, pace)
         # Checkpoints first: a ref both tables hold is counted when the put blob goes.
-        blobs = await sweep(db, run, CHECKPOINTS)
-        blobs += await sweep(db, run, BLOBS)
+        blobs = await sweep(db, run, CHECKPOINTS, pace)
+        blobs += await sweep(db, run, BLOBS, pace)
         async with db.pipelined("marking named attachments") as conn:
             await conn.execute(db.q(_MARK_ATTACHMENTS), {"run": run})
-        attachments = await sweep(db, run, ATTACHMENTS)
+        await pace.rest()
+        attachments = await sweep(db, run, ATTACHMENTS, pace)
     finally:
         await _end(db, run)
     return GcReport(roots, retained, blobs, attachments)

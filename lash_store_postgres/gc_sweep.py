@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, LiteralString
 
 from .db import Db
+from .gc_pace import Pace
 
 __all__ = ["ATTACHMENTS", "BLOBS", "CHECKPOINTS", "SWEEP_PAGE", "sweep"]
 
@@ -151,13 +152,14 @@ ATTACHMENTS = _Sweep(
 )
 
 
-async def sweep(db: Db, run: str, sweep: _Sweep) -> int:
-    """Sweep a table a page at a time until it is done; how many blobs (refs no row
-    holds any more) or attachments went."""
+async def sweep(db: Db, run: str, sweep: _Sweep, pace: Pace) -> int:
+    """Sweep a table a page at a time until it is done, resting after each step
+    (``pace``); how many blobs (refs no row holds any more) or attachments went."""
     after, candidates, gone, deleted = sweep.start, list[Any](), list[str](), 0
     while after is not None or candidates or gone:
         after, candidates, gone, went = await _sweep_step(db, run, sweep, after, candidates, gone)
         deleted += went
+        await pace.rest()
     return deleted
 
 

@@ -320,8 +320,8 @@ async def test_a_commit_naming_a_blob_after_the_marks_keeps_it(
         revived = checkpoint(3, tool_state_ref=x)
         mark = gc_run._mark
 
-        async def mark_then_commit(db: Any, run_id: str) -> tuple[int, int]:
-            counts = await mark(db, run_id)
+        async def mark_then_commit(db: Any, run_id: str, pace: Any) -> tuple[int, int]:
+            counts = await mark(db, run_id, pace)
             await handle.commit_runtime_state(commit("s", 2, cp=revived))
             return counts
 
@@ -390,8 +390,8 @@ async def test_a_run_taken_for_dead_deletes_nothing_more(
         garbage = [await pg.blobs.put(f"garbage {i}".encode()) for i in range(5)]
         mark = gc_run._mark
 
-        async def mark_then_drop(db: Any, run_id: str) -> tuple[int, int]:
-            counts = await mark(db, run_id)
+        async def mark_then_drop(db: Any, run_id: str, pace: Any) -> tuple[int, int]:
+            counts = await mark(db, run_id, pace)
             await run(pg, "DELETE FROM {s}.gc_runs")
             return counts
 
