@@ -8,12 +8,13 @@ nodes; a claim; a process event append; the first page of ``list_sessions``;
 across the stores call by call, so that a burst of other work on the machine lands
 on every size alike. Then each store in turn runs GC and vacuum: their time, the
 client's peak Python memory under ``tracemalloc``, and the commit p99 while each
-runs in a process of its own, beside the p99 just before (on a small store a run is
-short, so runs are added until at least as many commits ran during them as were
-counted quiet; "commits during" is that total). It prints a table, each
-measure's growth from the smallest size to the largest, design.md's budget lines
-("Performance budget": commit, load, tail, claim and append within 1.2x; GC's memory
-bounded; commit p99 during GC at most 2x) and the load average.
+runs in a process of its own beside the p99 of as many commits with nothing running,
+timed in alternation with the runs (on a small store a run is short, so runs are
+added until at least 1,000 commits ran during them; "commits during" is that total).
+It prints a table, each measure's growth from the smallest size to the largest,
+design.md's budget lines ("Performance budget": commit, load, tail, claim and append
+within 1.2x; GC's memory bounded; commit p99 during GC at most 2x) and the load
+average.
 
     python -m bench.scale --sizes 1000,10000 --runs 3
     python -m bench.scale --url postgresql://127.0.0.1:5432/test --sizes 1000,10000,100000
@@ -66,8 +67,11 @@ class Committer:
             self.next += 1
             if self.revision[sid] < len(ALL_TURNS):
                 break
-        else:
-            raise RuntimeError("the committers' sessions are full: give them more")
+        else:  # every session is full (a long GC run): go on in new ones
+            fresh = [f"scale-more-{len(self.revision) + k}" for k in range(len(self.order))]
+            self.revision.update(dict.fromkeys(fresh, 0))
+            self.order, self.next = fresh, 1
+            sid = fresh[0]
         commit = build_commit(sid, ALL_TURNS[self.revision[sid]])
         began = time.perf_counter()
         await self.storage.session(sid).commit_runtime_state(commit)
@@ -237,8 +241,11 @@ async def measure_calls(sized: Sequence[Sized], runs: int, window: int) -> None:
             z.found[name] = statistics.median(taken) * 1000
 
 
-#: The most runs of GC or vacuum added to gather as many commits during them as quiet.
-_MAX_EXTRA_RUNS = 60
+#: The fewest commits timed during each of GC and vacuum: a p99 of a few hundred
+#: samples is nearly their maximum, so a short run (a small store's) runs again.
+MIN_COMMITS = 1_000
+#: The most runs of GC or vacuum timed for that.
+_MAX_TIMED_RUNS = 60
 
 
 async def commits_during(z: Sized, name: str, run: int) -> list[float]:
@@ -251,17 +258,17 @@ async def commits_during(z: Sized, name: str, run: int) -> list[float]:
     return taken
 
 
-async def measure_maintenance(z: Sized, runs: int, window: int) -> None:
+async def measure_maintenance(z: Sized, runs: int) -> None:
     """GC and vacuum on one store: their time and client memory, and the commit p99 while
-    a run goes on in a process of its own beside the p99 just before."""
+    a run goes on in a process of its own beside the p99 of as many commits with nothing
+    running, timed beside the runs (before each, as many as ran during the one before;
+    after the first), so that drift on the machine hits both alike."""
     storage, size, committer, found = z.storage, z.size, z.committer, z.found
-    quiet = [await committer.one() for _ in range(window * runs)]
-    found["commit p99 quiet ms"] = p99(quiet) * 1000
     for name, call in (
         ("gc", storage.maintenance.gc_unreachable),
         ("vacuum", storage.maintenance.vacuum),
     ):
-        times, during, memory = [], [], []
+        times, memory = [], []
         for run in range(runs):
             if name == "gc":
                 await add_garbage(storage, max(size // 10, 10), f"{size}-{run}")
@@ -269,19 +276,23 @@ async def measure_maintenance(z: Sized, runs: int, window: int) -> None:
             if name == "gc":
                 await add_garbage(storage, max(size // 10, 10), f"{size}-{run}-m")
             memory.append(await peak_memory(call))
+        quiet: list[float] = []
+        during: list[float] = []
+        window = 0  # quiet commits before a run: as many as ran during the last one
+        for run in range(_MAX_TIMED_RUNS):
+            if run >= runs and len(during) >= MIN_COMMITS:
+                break
             if name == "gc":
                 await add_garbage(storage, max(size // 10, 10), f"{size}-{run}-c")
-            during += await commits_during(z, name, run)
-        # A p99 of fewer samples than the quiet one's is nearly their maximum: on a
-        # small store a run is short, so it runs again until as many commits ran.
-        extra = 0
-        while len(during) < len(quiet) and extra < _MAX_EXTRA_RUNS:
-            if name == "gc":
-                await add_garbage(storage, max(size // 10, 10), f"{size}-x{extra}")
-            during += await commits_during(z, name, runs + extra)
-            extra += 1
+            quiet += [await committer.one() for _ in range(window)]
+            taken = await commits_during(z, name, run)
+            if not window:  # the first run's commits: as many quiet ones after it
+                quiet += [await committer.one() for _ in taken]
+            during += taken
+            window = len(taken)
         found[f"{name} s"] = statistics.median(times)
         found[f"{name} client peak MiB"] = max(memory) / 2**20
+        found[f"commit p99 quiet beside {name} ms"] = p99(quiet) * 1000
         found[f"commit p99 during {name} ms"] = p99(during) * 1000
         found[f"commits during {name}"] = len(during)
 
@@ -317,7 +328,10 @@ def budget(sizes: Sequence[int], table: dict[int, dict[str, float]]) -> list[str
 
     flat = {n: growth(f"{n} median ms") for n in ("commit", "load", "tail(20)", "claim", "append")}
     memory = growth("gc client peak MiB")
-    during = [table[s]["commit p99 during gc ms"] / table[s]["commit p99 quiet ms"] for s in sizes]
+    during = [
+        table[s]["commit p99 during gc ms"] / table[s]["commit p99 quiet beside gc ms"]
+        for s in sizes
+    ]
     span = f"from {sizes[0]:,} to {sizes[-1]:,}"
     return [
         f"target: commit, load, tail(20), claim and append medians within 1.2x {span}: "
@@ -351,7 +365,7 @@ async def main_async(url: str, sizes: Sequence[int], runs: int, window: int) -> 
         await measure_calls(sized, runs, window)
         loads.append(os.getloadavg()[0])
         for z in sized:
-            await measure_maintenance(z, runs, window)
+            await measure_maintenance(z, runs)
             loads.append(os.getloadavg()[0])
     shown = ", ".join(f"{v:.2f}" for v in loads)
     busy = (
