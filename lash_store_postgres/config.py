@@ -80,7 +80,7 @@ class PgOptions(StorageOptions):
     #: Seconds between looks of a process wait that heard nothing (both modes).
     process_poll_interval: float = 1.0
     #: The share of a GC run's wall time it works; it rests the rest, between round
-    #: trips, so that commits beside it keep their latency (gc_pace.py). 1: flat out.
+    #: trips, leaving more of the machine to commits beside it (gc_pace.py). 1: flat out.
     gc_duty: float = DEFAULT_GC_DUTY
 
 

@@ -3,7 +3,7 @@
 A run is many short round trips (pages of roots read and decoded, pages swept),
 each a transaction of its own. Flat out, its client and its server process take
 cores that commits need: on a two-core server the commit p99 beside a run was
-three to four times its p99 without (docs/operations.md, "GC beside commits").
+up to four times its p99 without (docs/operations.md, "GC beside commits").
 With the ``gc_duty`` option below 1, after each round trip, and the client's
 work on what it brought back, the run rests ``(1 - duty) / duty`` times as long
 as that took, as autovacuum's cost delay does: it keeps to ``duty`` of the wall
